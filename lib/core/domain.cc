@@ -1,5 +1,7 @@
 #include "lib/core/domain.h"
 
+#include "lib/core/enum_names.h"
+
 #include <array>
 #include <cctype>
 #include <cstdio>
@@ -13,10 +15,6 @@
 
 namespace xenctl::core {
 namespace {
-
-// One table per enum keeps toString and parse in step.
-template <class E, size_t N>
-using NameTable = std::array<std::pair<E, std::string_view>, N>;
 
 constexpr NameTable<DomainType, 3> kTypeNames{{
     {DomainType::kPv, "pv"}, {DomainType::kPvh, "pvh"}, {DomainType::kHvm, "hvm"}}};
@@ -36,23 +34,6 @@ constexpr NameTable<LifecycleAction, 6> kActionNames{{
     {LifecycleAction::kRenameRestart, "rename-restart"},
     {LifecycleAction::kCoredumpDestroy, "coredump-destroy"},
     {LifecycleAction::kCoredumpRestart, "coredump-restart"}}};
-
-template <class E, size_t N>
-std::string_view nameOf(const NameTable<E, N>& table, E value) {
-  for (const auto& [v, name] : table)
-    if (v == value) return name;
-  return "unknown";
-}
-
-template <class E, size_t N>
-Result<E> valueOf(const NameTable<E, N>& table, std::string_view what, std::string_view text) {
-  for (const auto& [v, name] : table)
-    if (name == text) return v;
-  std::string allowed;
-  for (const auto& [v, name] : table) absl::StrAppend(&allowed, allowed.empty() ? "" : ", ", av(name));
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown ", av(what), " '", av(text), "': expected one of ", allowed));
-}
 
 }  // namespace
 
