@@ -22,15 +22,12 @@ class CreateCommand : public Command {
     app.add_option("--disk", f_.disks, "TARGET[,VDEV[,MODE]], e.g. /dev/vg0/web1,xvda,w or vol:pool/web1")
         ->type_name("SPEC")
         ->allow_extra_args(false);
-    app.add_option("--vif", f_.vifs, "bridge=BR[,mac=MAC][,ip=IP]")
-        ->type_name("SPEC")
-        ->allow_extra_args(false);
+    app.add_option("--vif", f_.vifs, "bridge=BR[,mac=MAC][,ip=IP]")->type_name("SPEC")->allow_extra_args(false);
     app.add_option("--on-poweroff", f_.on_poweroff, "destroy, restart, preserve, rename-restart, ...")
         ->type_name("ACTION");
     app.add_option("--on-reboot", f_.on_reboot, "Action when the guest reboots (default: restart)")
         ->type_name("ACTION");
-    app.add_option("--on-crash", f_.on_crash, "Action when the guest crashes (default: destroy)")
-        ->type_name("ACTION");
+    app.add_option("--on-crash", f_.on_crash, "Action when the guest crashes (default: destroy)")->type_name("ACTION");
     app.add_flag("--define-only", f_.define_only, "Define the domain; do not start it");
     app.add_flag("--paused", f_.paused, "Start it paused");
     addMutationOptions(app, m_);

@@ -16,7 +16,8 @@ class DeleteCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    return s.finishMutation((*c)->deleteDomain(Session::requestId(m_), name_, force_, delete_volumes_), m_, name_, Session::Then::kReportDeleted);
+    return s.finishMutation((*c)->deleteDomain(Session::requestId(m_), name_, force_, delete_volumes_), m_, name_,
+                            Session::Then::kReportDeleted);
   }
 
  private:

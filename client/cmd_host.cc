@@ -14,8 +14,10 @@ class HostCommand : public Command {
     if (!c.ok()) return s.fail(c.status());
     Result<HostInfo> h = (*c)->hostInfo();
     if (!h.ok()) return s.fail(h.status());
-    if (s.json()) s.printJson(toJson(*h));
-    else s.print(hostDetails(*h));
+    if (s.json())
+      s.printJson(toJson(*h));
+    else
+      s.print(hostDetails(*h));
     return kExitOk;
   }
 };

@@ -14,8 +14,10 @@ class InfoCommand : public Command {
     if (!c.ok()) return s.fail(c.status());
     Result<Domain> d = (*c)->getDomain(name_);
     if (!d.ok()) return s.fail(d.status());
-    if (s.json()) s.printJson(toJson(*d));
-    else s.print(domainDetails(*d));
+    if (s.json())
+      s.printJson(toJson(*d));
+    else
+      s.print(domainDetails(*d));
     return kExitOk;
   }
 

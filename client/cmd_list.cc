@@ -16,8 +16,10 @@ class ListCommand : public Command {
     if (!c.ok()) return s.fail(c.status());
     Result<std::vector<Domain>> domains = (*c)->listDomains(include_foreign_);
     if (!domains.ok()) return s.fail(domains.status());
-    if (s.json()) s.printJson(toJson(*domains));
-    else s.print(domainTable(*domains));
+    if (s.json())
+      s.printJson(toJson(*domains));
+    else
+      s.print(domainTable(*domains));
     return kExitOk;
   }
 

@@ -18,8 +18,10 @@ class OpsCommand : public Command {
     if (!c.ok()) return s.fail(c.status());
     Result<std::vector<Operation>> ops = (*c)->listOperations(target_, !all_, limit_);
     if (!ops.ok()) return s.fail(ops.status());
-    if (s.json()) s.printJson(toJson(*ops));
-    else s.print(operationTable(*ops));
+    if (s.json())
+      s.printJson(toJson(*ops));
+    else
+      s.print(operationTable(*ops));
     return kExitOk;
   }
 

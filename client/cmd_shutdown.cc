@@ -8,8 +8,7 @@ class ShutdownCommand : public Command {
  public:
   void setup(CLI::App& app) override {
     app.add_option("NAME", name_, "Domain name")->type_name("")->required();
-    app.add_option("--timeout", timeout_, "Seconds to wait for the guest to go down (default: 60)")
-        ->type_name("S");
+    app.add_option("--timeout", timeout_, "Seconds to wait for the guest to go down (default: 60)")->type_name("S");
     app.add_flag("--force", force_, "Destroy the domain when it has not gone down in time");
     addMutationOptions(app, m_);
   }
@@ -17,7 +16,8 @@ class ShutdownCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    return s.finishMutation((*c)->shutdownDomain(Session::requestId(m_), name_, timeout_, force_), m_, name_, Session::Then::kShowDomain);
+    return s.finishMutation((*c)->shutdownDomain(Session::requestId(m_), name_, timeout_, force_), m_, name_,
+                            Session::Then::kShowDomain);
   }
 
  private:

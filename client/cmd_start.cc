@@ -15,7 +15,8 @@ class StartCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    return s.finishMutation((*c)->startDomain(Session::requestId(m_), name_, paused_), m_, name_, Session::Then::kShowDomain);
+    return s.finishMutation((*c)->startDomain(Session::requestId(m_), name_, paused_), m_, name_,
+                            Session::Then::kShowDomain);
   }
 
  private:

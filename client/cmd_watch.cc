@@ -8,14 +8,18 @@ namespace {
 
 class WatchCommand : public Command {
  public:
-  void setup(CLI::App& app) override { app.add_option("OP-ID", id_, "Operation id (op-...), as --no-wait and vmm ops print it")->type_name("")->required(); }
+  void setup(CLI::App& app) override {
+    app.add_option("OP-ID", id_, "Operation id (op-...), as --no-wait and vmm ops print it")->type_name("")->required();
+  }
 
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
     Result<Operation> last = (*c)->watchOperation(id_, [&](const Operation& op) {
-      if (s.json()) s.print(toJson(op).dump() + "\n");
-      else s.print(operationLine(op) + "\n");
+      if (s.json())
+        s.print(toJson(op).dump() + "\n");
+      else
+        s.print(operationLine(op) + "\n");
     });
     if (!last.ok()) return s.fail(last.status());
     if (Status st = operationStatus(*last); !st.ok()) return s.fail(st);

@@ -1,5 +1,6 @@
 #include "client/lib/client.h"
 
+#include <grpcpp/grpcpp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -8,8 +9,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/lib/convert.h"
@@ -35,8 +34,7 @@ std::chrono::system_clock::time_point deadlineIn(absl::Duration d) {
 }
 
 std::string connectAdvice(const Target& t) {
-  std::string where = t.source == "default" ? "the default address"
-                                            : absl::StrCat("the address from ", t.source);
+  std::string where = t.source == "default" ? "the default address" : absl::StrCat("the address from ", t.source);
   return absl::StrCat("is xenctld running? Start it (systemctl start xenctld, or xenctld --listen ", t.address,
                       ") or give its address with --connect or ", kConnectEnv, " (", where, " was used)");
 }
@@ -112,8 +110,8 @@ Status fromGrpc(const grpc::Status& s, grpc::Channel& channel, const Target& t) 
   Status status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
   // A transport failure, not the server's answer: the daemon went away.
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE && channel.GetState(false) != GRPC_CHANNEL_READY)
-    return markConnectError(absl::UnavailableError(
-        absl::StrCat("lost the connection to xenctld at ", t.address, ": ", s.error_message())));
+    return markConnectError(
+        absl::UnavailableError(absl::StrCat("lost the connection to xenctld at ", t.address, ": ", s.error_message())));
   return status;
 }
 
@@ -233,8 +231,8 @@ Result<Operation> Client::unpauseDomain(const std::string& request_id, const std
   return fromProto(resp);
 }
 
-Result<Operation> Client::setDomainResources(const std::string& request_id, const std::string& name,
-                                             uint32_t vcpus, uint64_t memory_mib) {
+Result<Operation> Client::setDomainResources(const std::string& request_id, const std::string& name, uint32_t vcpus,
+                                             uint64_t memory_mib) {
   v1::SetDomainResourcesRequest req;
   req.set_request_id(request_id);
   req.set_name(name);
@@ -253,8 +251,7 @@ Result<Operation> Client::getOperation(const std::string& id) {
   return fromProto(resp);
 }
 
-Result<std::vector<Operation>> Client::listOperations(const std::string& target, bool active_only,
-                                                      uint32_t limit) {
+Result<std::vector<Operation>> Client::listOperations(const std::string& target, bool active_only, uint32_t limit) {
   v1::ListOperationsRequest req;
   req.set_target(target);
   req.set_active_only(active_only);
@@ -280,8 +277,8 @@ Result<Operation> Client::watchOperation(const std::string& id, const OperationS
   }
   XENCTL_RETURN_IF_ERROR(fromGrpc(reader->Finish(), *impl_->channel, target_));
   if (!last || !last->finished())
-    return absl::UnavailableError(absl::StrCat("the daemon ended the watch of operation ", id,
-                                               " before it finished; see `vmm watch ", id, "`"));
+    return absl::UnavailableError(
+        absl::StrCat("the daemon ended the watch of operation ", id, " before it finished; see `vmm watch ", id, "`"));
   return *last;
 }
 
@@ -299,8 +296,8 @@ Status operationStatus(const Operation& op) {
       return Status(code, message);
     }
     default:
-      return absl::FailedPreconditionError(absl::StrCat("operation ", op.id, " has not finished (",
-                                                        av(toString(op.state)), ")"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("operation ", op.id, " has not finished (", av(toString(op.state)), ")"));
   }
 }
 

@@ -37,8 +37,8 @@ class Client {
   // Mutations: each returns the operation the daemon started.
   Result<Operation> createDomain(const CreateDomainArgs& args);
   Result<Operation> startDomain(const std::string& request_id, const std::string& name, bool paused);
-  Result<Operation> shutdownDomain(const std::string& request_id, const std::string& name,
-                                   uint32_t timeout_seconds, bool force);
+  Result<Operation> shutdownDomain(const std::string& request_id, const std::string& name, uint32_t timeout_seconds,
+                                   bool force);
   Result<Operation> rebootDomain(const std::string& request_id, const std::string& name);
   Result<Operation> destroyDomain(const std::string& request_id, const std::string& name);
   Result<Operation> deleteDomain(const std::string& request_id, const std::string& name, bool force,

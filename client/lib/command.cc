@@ -15,8 +15,8 @@ namespace xenctl::client {
 namespace {
 
 std::string footer() {
-  return absl::StrCat("The daemon's address: --connect, else $", kConnectEnv, ", else ", av(kDefaultConnect),
-                      ".\n\n", exitCodesHelp());
+  return absl::StrCat("The daemon's address: --connect, else $", kConnectEnv, ", else ", av(kDefaultConnect), ".\n\n",
+                      exitCodesHelp());
 }
 
 /// One status line on a terminal's stderr, redrawn in place.
@@ -45,8 +45,7 @@ class ProgressLine {
 
 }  // namespace
 
-Session::Session(std::string program, const CommonOptions& options)
-    : program_(std::move(program)), options_(options) {}
+Session::Session(std::string program, const CommonOptions& options) : program_(std::move(program)), options_(options) {}
 
 Result<Client*> Session::client() {
   if (client_) return client_.get();
@@ -82,30 +81,35 @@ int Session::finishMutation(const Result<Operation>& started, const MutationOpti
                             Then then) {
   if (!started.ok()) return fail(started.status());
   if (m.no_wait) {
-    if (json()) printJson(toJson(*started));
-    else print(started->id + "\n");
+    if (json())
+      printJson(toJson(*started));
+    else
+      print(started->id + "\n");
     return kExitOk;
   }
   Result<Operation> done = wait(*started);
   if (!done.ok()) return fail(done.status());
   if (Status s = operationStatus(*done); !s.ok()) return fail(s);
   if (then == Then::kReportDeleted) {
-    if (json()) printJson(toJson(*done));
-    else print(absl::StrCat("deleted domain '", domain, "'\n"));
+    if (json())
+      printJson(toJson(*done));
+    else
+      print(absl::StrCat("deleted domain '", domain, "'\n"));
     return kExitOk;
   }
   Result<Client*> c = client();
   if (!c.ok()) return fail(c.status());
   Result<Domain> d = (*c)->getDomain(domain);
   if (!d.ok()) return fail(d.status());
-  if (json()) printJson(toJson(*d));
-  else print(domainTable({*d}));
+  if (json())
+    printJson(toJson(*d));
+  else
+    print(domainTable({*d}));
   return kExitOk;
 }
 
 void addCommonOptions(CLI::App& app, CommonOptions& options) {
-  app.add_option("--connect", options.connect, "xenctld's address: unix:PATH or tcp:HOST:PORT")
-      ->type_name("ADDR");
+  app.add_option("--connect", options.connect, "xenctld's address: unix:PATH or tcp:HOST:PORT")->type_name("ADDR");
   app.add_flag("--json", options.json, "Print JSON for scripts instead of tables");
   app.add_option("--call-timeout", options.call_timeout, "Deadline of each call to the daemon, in seconds")
       ->type_name("SECONDS")

@@ -3,13 +3,12 @@
 // its operation, then show the result). Commands stay a few lines each.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "client/lib/client.h"
 #include "client/lib/exit_codes.h"
@@ -20,15 +19,15 @@ namespace xenctl::client {
 
 /// Flags every command takes.
 struct CommonOptions {
-  std::string connect;        ///< --connect
-  bool json = false;          ///< --json
-  double call_timeout = 30;   ///< --call-timeout, seconds
+  std::string connect;       ///< --connect
+  bool json = false;         ///< --json
+  double call_timeout = 30;  ///< --call-timeout, seconds
 };
 
 /// Flags every mutating command takes.
 struct MutationOptions {
-  bool no_wait = false;       ///< --no-wait: print the operation id and return
-  std::string request_id;     ///< --request-id: fixed idempotency key (default: a fresh random one)
+  bool no_wait = false;    ///< --no-wait: print the operation id and return
+  std::string request_id;  ///< --request-id: fixed idempotency key (default: a fresh random one)
 };
 
 class Session {
@@ -63,8 +62,7 @@ class Session {
   /// The end of every mutating command: report an RPC error; with --no-wait
   /// print the operation id (the operation with --json); else wait, report a
   /// failed operation, and show the result as `then` says.
-  int finishMutation(const Result<Operation>& started, const MutationOptions& m, const std::string& domain,
-                     Then then);
+  int finishMutation(const Result<Operation>& started, const MutationOptions& m, const std::string& domain, Then then);
 
  private:
   std::string program_;

@@ -157,8 +157,13 @@ json toJson(const HostInfo& h) {
 
 std::string domainTable(const std::vector<Domain>& ds) {
   using A = Table::Align;
-  Table t({{"Name"}, {"ID", A::kRight}, {"Mem", A::kRight}, {"VCPUs", A::kRight}, {"State"},
-           {"Time(s)", A::kRight}, {"UUID"}});
+  Table t({{"Name"},
+           {"ID", A::kRight},
+           {"Mem", A::kRight},
+           {"VCPUs", A::kRight},
+           {"State"},
+           {"Time(s)", A::kRight},
+           {"UUID"}});
   for (const auto& d : ds) {
     // Like xl list: what the hypervisor reports while the domain is present,
     // the configured values while it is not.
@@ -222,10 +227,14 @@ std::string operationLine(const Operation& op) {
   std::string line = absl::StrCat(op.id, " ", op.kind, " ", op.target, ": ", av(toString(op.state)));
   if (!op.phase.empty()) absl::StrAppend(&line, ", ", op.phase);
   absl::StrAppend(&line, " ", op.percent, "%");
-  if (op.bytes_total > 0) absl::StrAppend(&line, " (", op.bytes_done, "/", op.bytes_total, " bytes)");
-  else if (op.bytes_done > 0) absl::StrAppend(&line, " (", op.bytes_done, " bytes)");
-  if (op.finished() && op.status_code != 0) absl::StrAppend(&line, ": ", op.status_message);
-  else if (!op.message.empty()) absl::StrAppend(&line, ": ", op.message);
+  if (op.bytes_total > 0)
+    absl::StrAppend(&line, " (", op.bytes_done, "/", op.bytes_total, " bytes)");
+  else if (op.bytes_done > 0)
+    absl::StrAppend(&line, " (", op.bytes_done, " bytes)");
+  if (op.finished() && op.status_code != 0)
+    absl::StrAppend(&line, ": ", op.status_message);
+  else if (!op.message.empty())
+    absl::StrAppend(&line, ": ", op.message);
   return line;
 }
 
@@ -242,8 +251,8 @@ std::string hostDetails(const HostInfo& h) {
   out.add("operations", absl::StrCat(h.operations_active, " active, limit ", h.operations_limit));
   out.add("daemon_version", h.daemon_version);
   for (const auto& p : h.pools) {
-    std::string v = absl::StrCat(p.name, " (", p.driver, "): ", p.used_bytes >> 20, " of ", p.size_bytes >> 20,
-                                 " MiB used");
+    std::string v =
+        absl::StrCat(p.name, " (", p.driver, "): ", p.used_bytes >> 20, " of ", p.size_bytes >> 20, " MiB used");
     if (p.driver == "lvm-thin") absl::StrAppend(&v, absl::StrFormat(", metadata %.1f%%", p.metadata_percent));
     out.add("pool", v);
   }

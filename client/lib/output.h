@@ -2,10 +2,9 @@
 // tables and "key: value" blocks for people.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "client/lib/types.h"
 

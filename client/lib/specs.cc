@@ -53,11 +53,14 @@ Result<core::DiskSpec> parseDiskSpec(std::string_view text) {
       if (eq == std::string_view::npos)
         return bad("--disk", text, absl::StrCat("'", av(field), "' is not key=value"), kDiskForms);
       std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
-      if (key == "target") disk.target = std::string(value);
-      else if (key == "vdev") disk.vdev = std::string(value);
+      if (key == "target")
+        disk.target = std::string(value);
+      else if (key == "vdev")
+        disk.vdev = std::string(value);
       else if (key == "access" || key == "mode") {
         XENCTL_ASSIGN_OR_RETURN(disk.mode, diskMode(text, value));
-      } else if (key == "format") disk.format = std::string(value);
+      } else if (key == "format")
+        disk.format = std::string(value);
       else
         return bad("--disk", text, absl::StrCat("key '", av(key), "' is not supported"), kDiskForms);
     }
@@ -74,9 +77,12 @@ Result<core::VifSpec> parseVifSpec(std::string_view text) {
     if (eq == std::string_view::npos)
       return bad("--vif", text, absl::StrCat("'", av(field), "' is not key=value"), kVifForms);
     std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
-    if (key == "bridge") vif.bridge = std::string(value);
-    else if (key == "mac") vif.mac = std::string(value);
-    else if (key == "ip") vif.ip = std::string(value);
+    if (key == "bridge")
+      vif.bridge = std::string(value);
+    else if (key == "mac")
+      vif.mac = std::string(value);
+    else if (key == "ip")
+      vif.ip = std::string(value);
     else
       return bad("--vif", text, absl::StrCat("key '", av(key), "' is not supported"), kVifForms);
   }

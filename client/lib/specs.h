@@ -31,7 +31,7 @@ struct CreateFlags {
   std::string name;
   std::string memory, maxmem;  ///< SIZE; maxmem may be empty
   uint32_t vcpus = 0, maxvcpus = 0;
-  std::string type;            ///< pv | pvh | hvm, or empty
+  std::string type;  ///< pv | pvh | hvm, or empty
   std::string kernel, ramdisk, cmdline;
   std::vector<std::string> disks, vifs;
   std::string on_poweroff, on_reboot, on_crash;  ///< xl action names, or empty

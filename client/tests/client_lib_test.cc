@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
-
 #include "client/lib/client.h"
 #include "client/lib/convert.h"
 #include "client/lib/exit_codes.h"
@@ -307,7 +306,8 @@ TEST(OutputTest, OperationJsonAndLine) {
   nlohmann::json j = toJson(op);
   EXPECT_EQ(j["state"], "failed");
   EXPECT_EQ(j["status_code"], 6);
-  EXPECT_EQ(operationLine(op), "op-00000000000000ab create-domain web1: failed, define 10%: domain 'web1' already exists");
+  EXPECT_EQ(operationLine(op),
+            "op-00000000000000ab create-domain web1: failed, define 10%: domain 'web1' already exists");
 }
 
 TEST(OutputTest, HostJson) {
