@@ -294,11 +294,7 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
 }
 
 Result<OperationRecord> DomainManager::shutdown(const std::string& name, ShutdownRequest req, const Caller& caller) {
-  auto precheck = [&]() -> Status {
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
-    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
-    return absl::OkStatus();
-  };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "shutdown-domain", name, precheck, [this, name, req](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
@@ -336,11 +332,7 @@ Result<OperationRecord> DomainManager::shutdown(const std::string& name, Shutdow
 }
 
 Result<OperationRecord> DomainManager::reboot(const std::string& name, const Caller& caller) {
-  auto precheck = [&]() -> Status {
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
-    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
-    return absl::OkStatus();
-  };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "reboot-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
@@ -351,11 +343,7 @@ Result<OperationRecord> DomainManager::reboot(const std::string& name, const Cal
 }
 
 Result<OperationRecord> DomainManager::destroy(const std::string& name, const Caller& caller) {
-  auto precheck = [&]() -> Status {
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
-    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
-    return absl::OkStatus();
-  };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "destroy-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
@@ -401,8 +389,14 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
   });
 }
 
+Status DomainManager::requirePresent(const std::string& name) {
+  XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
+  return absl::OkStatus();
+}
+
 Result<OperationRecord> DomainManager::pause(const std::string& name, const Caller& caller) {
-  auto precheck = [&]() -> Status { return definition(name).status(); };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "pause-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
@@ -413,7 +407,7 @@ Result<OperationRecord> DomainManager::pause(const std::string& name, const Call
 }
 
 Result<OperationRecord> DomainManager::unpause(const std::string& name, const Caller& caller) {
-  auto precheck = [&]() -> Status { return definition(name).status(); };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "unpause-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
