@@ -1,4 +1,5 @@
-// proto <-> lib types, and Status -> grpc::Status. The only place both kinds meet.
+// lib types -> the daemon's own messages, and Status -> grpc::Status. The
+// contract's shared types go through proto/convert.
 #pragma once
 
 #include <grpcpp/support/status.h>
@@ -16,12 +17,8 @@ namespace xenctl::daemon {
 
 grpc::Status toGrpc(const Status& st);
 
-/// INVALID_ARGUMENT for enum values this daemon does not know.
-Result<core::DomainSpec> fromProto(const v1::DomainSpec& p);
-void toProto(const core::DomainSpec& s, v1::DomainSpec* p);
 void toProto(const provision::DomainView& v, v1::Domain* p);
 void toProto(const core::OperationRecord& r, v1::Operation* p);
 void toProto(const core::DomainEvent& e, v1::DomainEvent* p);
-v1::DomainState toProto(core::DomainState s);
 
 }  // namespace xenctl::daemon

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/convert.h"
+#include "proto/convert/convert.h"
 
 namespace xenctl::daemon {
 namespace {
@@ -44,7 +45,7 @@ grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1:
   auto caller = callerOf(c_, ctx, req->request_id());
   if (req->has_root() || req->customizations_size() > 0)
     return notBuilt("CreateDomain with a root image or customizations", "images and customization");
-  auto spec = fromProto(req->spec());
+  auto spec = protoconv::fromProto(req->spec());
   if (!spec.ok()) return toGrpc(spec.status());
   provision::DomainManager::CreateRequest cr{*std::move(spec), req->define_only(), req->paused()};
   return answer("CreateDomain", req->spec().name(), caller, c_.domains.create(std::move(cr), caller), out);

@@ -297,20 +297,8 @@ Status operationStatus(const Operation& op) {
     }
     default:
       return absl::FailedPreconditionError(
-          absl::StrCat("operation ", op.id, " has not finished (", av(toString(op.state)), ")"));
+          absl::StrCat("operation ", op.id, " has not finished (", av(core::toString(op.state)), ")"));
   }
-}
-
-std::string_view toString(OperationState s) {
-  switch (s) {
-    case OperationState::kPending: return "pending";
-    case OperationState::kRunning: return "running";
-    case OperationState::kSucceeded: return "succeeded";
-    case OperationState::kFailed: return "failed";
-    case OperationState::kCancelled: return "cancelled";
-    case OperationState::kUnknown: break;
-  }
-  return "unknown";
 }
 
 }  // namespace xenctl::client

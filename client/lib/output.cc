@@ -110,7 +110,7 @@ json toJson(const Operation& op) {
       {"kind", op.kind},
       {"target", op.target},
       {"request_id", op.request_id},
-      {"state", std::string(toString(op.state))},
+      {"state", std::string(core::toString(op.state))},
       {"phase", op.phase},
       {"percent", op.percent},
       {"bytes_done", op.bytes_done},

@@ -101,38 +101,39 @@ Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& f, std::string r
   };
   CreateDomainArgs a;
   a.request_id = std::move(request_id);
-  a.name = f.name;
-  XENCTL_ASSIGN_OR_RETURN(a.memory_mib, parseSizeFlag("--memory", f.memory));
+  core::DomainSpec& s = a.spec;
+  s.name = f.name;
+  XENCTL_ASSIGN_OR_RETURN(s.memory_mib, parseSizeFlag("--memory", f.memory));
   if (!f.maxmem.empty()) {
-    XENCTL_ASSIGN_OR_RETURN(a.maxmem_mib, parseSizeFlag("--maxmem", f.maxmem));
+    XENCTL_ASSIGN_OR_RETURN(s.maxmem_mib, parseSizeFlag("--maxmem", f.maxmem));
   }
-  a.vcpus = f.vcpus;
-  a.maxvcpus = f.maxvcpus;
+  s.vcpus = f.vcpus;
+  s.maxvcpus = f.maxvcpus;
   if (!f.type.empty()) {
     Result<core::DomainType> t = core::parseDomainType(f.type);
     if (!t.ok()) return flagError("--type", t.status());
-    a.type = *t;
+    s.type = *t;
   }
-  const std::pair<std::string_view, std::pair<const std::string*, std::optional<core::LifecycleAction>*>> actions[] = {
-      {"--on-poweroff", {&f.on_poweroff, &a.on_poweroff}},
-      {"--on-reboot", {&f.on_reboot, &a.on_reboot}},
-      {"--on-crash", {&f.on_crash, &a.on_crash}}};
+  const std::pair<std::string_view, std::pair<const std::string*, core::LifecycleAction*>> actions[] = {
+      {"--on-poweroff", {&f.on_poweroff, &s.on_poweroff}},
+      {"--on-reboot", {&f.on_reboot, &s.on_reboot}},
+      {"--on-crash", {&f.on_crash, &s.on_crash}}};
   for (const auto& [flag, io] : actions) {
     if (io.first->empty()) continue;
     Result<core::LifecycleAction> act = core::parseLifecycleAction(*io.first);
     if (!act.ok()) return flagError(flag, act.status());
     *io.second = *act;
   }
-  a.kernel = f.kernel;
-  a.ramdisk = f.ramdisk;
-  a.cmdline = f.cmdline;
+  s.kernel = f.kernel;
+  s.ramdisk = f.ramdisk;
+  s.cmdline = f.cmdline;
   for (const std::string& d : f.disks) {
     XENCTL_ASSIGN_OR_RETURN(core::DiskSpec disk, parseDiskSpec(d));
-    a.disks.push_back(std::move(disk));
+    s.disks.push_back(std::move(disk));
   }
   for (const std::string& v : f.vifs) {
     XENCTL_ASSIGN_OR_RETURN(core::VifSpec vif, parseVifSpec(v));
-    a.vifs.push_back(std::move(vif));
+    s.vifs.push_back(std::move(vif));
   }
   a.define_only = f.define_only;
   a.paused = f.paused;

@@ -9,6 +9,7 @@
 
 #include "absl/time/time.h"
 #include "lib/core/domain.h"
+#include "lib/core/operation.h"
 
 namespace xenctl::client {
 
@@ -28,10 +29,7 @@ struct Domain {
   int64_t owner_uid = -1;
 };
 
-enum class OperationState { kUnknown, kPending, kRunning, kSucceeded, kFailed, kCancelled };
-
-/// "pending", "running", "succeeded", "failed", "cancelled" ("unknown").
-std::string_view toString(OperationState s);
+using core::OperationState;
 
 /// A long-running task in the daemon.
 struct Operation {
@@ -39,7 +37,7 @@ struct Operation {
   std::string kind;
   std::string target;
   std::string request_id;
-  OperationState state = OperationState::kUnknown;
+  OperationState state = OperationState::kPending;
   std::string phase;
   uint32_t percent = 0;
   uint64_t bytes_done = 0;
@@ -51,10 +49,7 @@ struct Operation {
   std::string status_message;
   int64_t caller_uid = -1;
 
-  bool finished() const {
-    return state == OperationState::kSucceeded || state == OperationState::kFailed ||
-           state == OperationState::kCancelled;
-  }
+  bool finished() const { return core::isFinished(state); }
 };
 
 struct PoolCapacity {
@@ -84,16 +79,9 @@ struct HostInfo {
 /// documented defaults (pvh; destroy / restart / destroy).
 struct CreateDomainArgs {
   std::string request_id;
-  std::string name;
-  uint64_t memory_mib = 0;
-  uint64_t maxmem_mib = 0;
-  uint32_t vcpus = 0;
-  uint32_t maxvcpus = 0;
-  std::optional<core::DomainType> type;
-  std::string kernel, ramdisk, cmdline;
-  std::vector<core::DiskSpec> disks;
-  std::vector<core::VifSpec> vifs;
-  std::optional<core::LifecycleAction> on_poweroff, on_reboot, on_crash;
+  /// What the flags said; core's defaults (PVH; destroy, restart, destroy)
+  /// are the daemon's defaults.
+  core::DomainSpec spec;
   bool define_only = false;
   bool paused = false;
 };

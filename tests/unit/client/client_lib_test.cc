@@ -112,7 +112,7 @@ TEST(SpecsTest, ParsesVif) {
   EXPECT_FALSE(parseVifSpec("xenbr0").ok());
 }
 
-// Flag values become the request; unset choices stay unset for the daemon's defaults.
+// Flag values become the request; unset choices carry core's defaults, which are the daemon's.
 TEST(SpecsTest, BuildsCreateArgs) {
   CreateFlags f;
   f.name = "web1";
@@ -125,22 +125,22 @@ TEST(SpecsTest, BuildsCreateArgs) {
   auto a = createArgsFromFlags(f, "req-1");
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->request_id, "req-1");
-  EXPECT_EQ(a->memory_mib, 1024u);
-  EXPECT_EQ(a->maxmem_mib, 2048u);
-  EXPECT_EQ(a->vcpus, 2u);
-  EXPECT_FALSE(a->type.has_value());
-  EXPECT_FALSE(a->on_poweroff.has_value());
-  EXPECT_EQ(a->on_crash, core::LifecycleAction::kPreserve);
-  ASSERT_EQ(a->disks.size(), 1u);
-  ASSERT_EQ(a->vifs.size(), 1u);
+  EXPECT_EQ(a->spec.memory_mib, 1024u);
+  EXPECT_EQ(a->spec.maxmem_mib, 2048u);
+  EXPECT_EQ(a->spec.vcpus, 2u);
+  EXPECT_EQ(a->spec.type, core::DomainType::kPvh);
+  EXPECT_EQ(a->spec.on_poweroff, core::LifecycleAction::kDestroy);
+  EXPECT_EQ(a->spec.on_crash, core::LifecycleAction::kPreserve);
+  ASSERT_EQ(a->spec.disks.size(), 1u);
+  ASSERT_EQ(a->spec.vifs.size(), 1u);
 
   v1::CreateDomainRequest req = toProto(*a);
   EXPECT_EQ(req.request_id(), "req-1");
   EXPECT_EQ(req.spec().name(), "web1");
   EXPECT_EQ(req.spec().memory_mib(), 1024u);
-  EXPECT_EQ(req.spec().type(), v1::DOMAIN_TYPE_UNSPECIFIED);
+  EXPECT_EQ(req.spec().type(), v1::DOMAIN_TYPE_PVH);
   EXPECT_EQ(req.spec().on_crash(), v1::LIFECYCLE_ACTION_PRESERVE);
-  EXPECT_EQ(req.spec().on_reboot(), v1::LIFECYCLE_ACTION_UNSPECIFIED);
+  EXPECT_EQ(req.spec().on_reboot(), v1::LIFECYCLE_ACTION_RESTART);
   EXPECT_EQ(req.spec().disks(0).vdev(), "xvda");
   EXPECT_EQ(req.spec().vifs(0).bridge(), "xenbr0");
 }
