@@ -28,7 +28,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-operations", max_operations, "operations running at once")->check(CLI::Range(1, 1024));
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
   app.set_version_flag("--version", XENCTL_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help and --version are not errors
+  }
 
   // Under systemd stderr goes to the journal, which stamps time itself.
   auto logger = spdlog::stderr_logger_mt("xenctld");
