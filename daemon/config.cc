@@ -1,0 +1,99 @@
+#include "daemon/config.h"
+
+#include <toml++/toml.h>
+
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace xenctl::daemon {
+namespace {
+
+std::string where(const std::string& path, const toml::source_region& r) {
+  return absl::StrCat(path, ":", r.begin.line);
+}
+
+}  // namespace
+
+Result<Config> loadConfig(const std::string& path, Config c) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& err) {
+    if (!err.source().path)  // not even opened
+      return absl::InvalidArgumentError(absl::StrCat("config ", path, ": ", av(err.description())));
+    return absl::InvalidArgumentError(absl::StrCat("config ", where(path, err.source()), ":",
+                                                   err.source().begin.column, ": ", av(err.description())));
+  }
+  for (auto&& [key, node] : root)
+    if (key.str() != "daemon" && key.str() != "test-hypervisor")
+      return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown section '",
+                                                     av(key.str()), "'; known: [daemon], [test-hypervisor]"));
+
+  auto bad_type = [&](const toml::node& n, std::string_view key, std::string_view want) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", where(path, n.source()), ": '", av(key), "' must be ", av(want)));
+  };
+  if (toml::table* d = root["daemon"].as_table()) {
+    const std::set<std::string> known = {"listen", "state_dir", "hypervisor", "max_operations", "log_level"};
+    for (auto&& [key, node] : *d) {
+      const std::string k(key.str());
+      if (!known.count(k))
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config ", where(path, node.source()), ": unknown key '", k,
+            "' in [daemon]; known: listen, state_dir, hypervisor, max_operations, log_level"));
+      if (k == "listen") {
+        const toml::array* arr = node.as_array();
+        if (!arr) return bad_type(node, k, "an array of strings");
+        c.listen.clear();
+        for (const auto& el : *arr) {
+          if (!el.is_string()) return bad_type(el, k, "an array of strings");
+          c.listen.push_back(std::string(*el.value<std::string_view>()));
+        }
+      } else if (k == "max_operations") {
+        auto v = node.value<int64_t>();
+        if (!v || *v < 1 || *v > 1024) return bad_type(node, k, "a whole number from 1 to 1024");
+        c.max_operations = static_cast<uint32_t>(*v);
+      } else {
+        auto v = node.value<std::string>();
+        if (!v) return bad_type(node, k, "a string");
+        (k == "state_dir" ? c.state_dir : k == "hypervisor" ? c.hypervisor : c.log_level) = *v;
+      }
+    }
+  }
+  if (toml::table* t = root["test-hypervisor"].as_table()) {
+    for (auto&& [key, node] : *t) {
+      const std::string k(key.str());
+      auto v = node.value<int64_t>();
+      if (k != "cpus" && k != "memory_mib")
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
+                                                       "' in [test-hypervisor]; known: cpus, memory_mib"));
+      if (!v || *v < 1) return bad_type(node, k, "a positive whole number");
+      if (k == "cpus")
+        c.test_cpus = static_cast<uint32_t>(*v);
+      else
+        c.test_memory_mib = static_cast<uint64_t>(*v);
+    }
+  }
+  return c;
+}
+
+Status validateConfig(const Config& c) {
+  if (c.hypervisor != "test" && c.hypervisor != "libxl")
+    return absl::InvalidArgumentError(
+        absl::StrCat("hypervisor '", c.hypervisor, "' is unknown; use \"libxl\" (real Xen) or \"test\" (in memory)"));
+  if (c.listen.empty()) return absl::InvalidArgumentError("nothing to listen on; give --listen unix:PATH");
+  for (const auto& l : c.listen)
+    if (!absl::StartsWith(l, "unix:/") && !absl::StartsWith(l, "tcp:"))
+      return absl::InvalidArgumentError(
+          absl::StrCat("listen address '", l, "' is not unix:/ABSOLUTE/PATH or tcp:HOST:PORT"));
+  if (c.state_dir.empty()) return absl::InvalidArgumentError("state_dir is empty; give --state-dir DIR");
+  static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error"};
+  if (!levels.count(c.log_level))
+    return absl::InvalidArgumentError(
+        absl::StrCat("log_level '", c.log_level, "' is unknown; use trace, debug, info, warn or error"));
+  return absl::OkStatus();
+}
+
+}  // namespace xenctl::daemon

@@ -1,0 +1,34 @@
+// xenctld's configuration: a TOML file (--config) whose values command-line
+// flags override. Unknown keys are errors, so a typo never goes unnoticed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lib/core/status.h"
+
+namespace xenctl::daemon {
+
+struct Config {
+  /// "unix:PATH" or "tcp:HOST:PORT", one or more.
+  std::vector<std::string> listen = {"unix:/run/xenctld/xenctld.sock"};
+  std::string state_dir = "/var/lib/xenctld";
+  /// "test" (in-memory) or "libxl".
+  std::string hypervisor = "libxl";
+  uint32_t max_operations = 16;
+  /// trace, debug, info, warn, error.
+  std::string log_level = "info";
+  /// The test hypervisor's host size.
+  uint32_t test_cpus = 8;
+  uint64_t test_memory_mib = 65536;
+};
+
+/// Reads `path` over the defaults. INVALID_ARGUMENT names the file, line
+/// and key for a syntax error, an unknown key or a value of the wrong type.
+Result<Config> loadConfig(const std::string& path, Config base = {});
+
+/// Checks values that flags and the file can both set.
+Status validateConfig(const Config& c);
+
+}  // namespace xenctl::daemon

@@ -1,0 +1,84 @@
+// xenctld: configuration, wiring, signals, sd_notify. Nothing else.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/server.h"
+
+#ifndef XENCTL_VERSION
+#define XENCTL_VERSION "0.0.0"
+#endif
+
+int main(int argc, char** argv) {
+  using namespace xenctl;
+  CLI::App app{"xenctld: the xenctl provisioning daemon for a Xen Dom0"};
+  std::string config_file;
+  std::vector<std::string> listen;
+  std::string state_dir, hypervisor, log_level;
+  uint32_t max_operations = 0;
+  app.add_option("--config", config_file, "TOML configuration file (flags override it)");
+  app.add_option("--listen", listen, "unix:PATH or tcp:HOST:PORT (repeatable)");
+  app.add_option("--state-dir", state_dir, "directory for the state database");
+  app.add_option("--hypervisor", hypervisor, "libxl (real Xen) or test (in memory)");
+  app.add_option("--max-operations", max_operations, "operations running at once")->check(CLI::Range(1, 1024));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  app.set_version_flag("--version", XENCTL_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  // Under systemd stderr goes to the journal, which stamps time itself.
+  auto logger = spdlog::stderr_logger_mt("xenctld");
+  logger->set_pattern(std::getenv("JOURNAL_STREAM") ? "%l: %v" : "%Y-%m-%dT%H:%M:%S.%e %l: %v");
+  spdlog::set_default_logger(logger);
+
+  daemon::Config config;
+  if (!config_file.empty()) {
+    auto loaded = daemon::loadConfig(config_file);
+    if (!loaded.ok()) {
+      spdlog::critical("{}", std::string(loaded.status().message()));
+      return 2;
+    }
+    config = *std::move(loaded);
+  }
+  if (!listen.empty()) config.listen = listen;
+  if (!state_dir.empty()) config.state_dir = state_dir;
+  if (!hypervisor.empty()) config.hypervisor = hypervisor;
+  if (max_operations) config.max_operations = max_operations;
+  if (!log_level.empty()) config.log_level = log_level;
+  if (auto st = daemon::validateConfig(config); !st.ok()) {
+    spdlog::critical("{}", std::string(st.message()));
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  // Signals are taken by sigwait below; every thread started from here on inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = daemon::Server::start(config, XENCTL_VERSION);
+  if (!server.ok()) {
+    spdlog::critical("{}", std::string(server.status().message()));
+    return 1;
+  }
+  std::string where;
+  for (const auto& l : config.listen) where += (where.empty() ? "" : ", ") + l;
+  spdlog::info("xenctld {} serving on {} (hypervisor {}, state {})", XENCTL_VERSION, where, config.hypervisor,
+               config.state_dir);
+  sys::notifySystemd("READY=1");
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  spdlog::info("signal {}: stopping", sig);
+  sys::notifySystemd("STOPPING=1");
+  (*server)->stop(absl::Seconds(5));
+  spdlog::info("stopped");
+  return 0;
+}

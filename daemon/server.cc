@@ -1,0 +1,140 @@
+#include "daemon/server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/server_posix.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "lib/testhv/test_hypervisor.h"
+
+namespace xenctl::daemon {
+
+Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string version) {
+  XENCTL_RETURN_IF_ERROR(validateConfig(config));
+  std::unique_ptr<Server> s(new Server());
+
+  std::error_code ec;
+  std::filesystem::create_directories(config.state_dir, ec);
+  if (ec)
+    return absl::FailedPreconditionError(
+        absl::StrCat("creating state directory ", config.state_dir, ": ", ec.message()));
+  XENCTL_ASSIGN_OR_RETURN(s->store_, state::Store::open(config.state_dir + "/xenctld.db"));
+
+  if (config.hypervisor == "test") {
+    s->hv_ = std::make_unique<testhv::TestHypervisor>(
+        testhv::TestHypervisor::Options{config.test_cpus, config.test_memory_mib, version});
+  } else {
+    return absl::UnimplementedError(
+        "the libxl hypervisor backend is not built yet in this xenctld; use --hypervisor test");
+  }
+
+  s->ops_ = std::make_unique<provision::OperationRegistry>(
+      s->clock_, s->store_.get(), provision::OperationRegistry::Options{config.max_operations, 1000});
+  XENCTL_RETURN_IF_ERROR(s->ops_->load());
+  s->events_ = std::make_unique<provision::EventBus>();
+  s->domains_ =
+      std::make_unique<provision::DomainManager>(*s->hv_, *s->store_, *s->ops_, *s->events_, s->clock_);
+  XENCTL_RETURN_IF_ERROR(s->domains_->load());
+
+  s->context_.reset(new ServiceContext{*s->domains_, *s->ops_, *s->events_, *s->hv_, s->peers_, s->stopping_});
+  s->services_.push_back(std::make_unique<DomainServiceImpl>(*s->context_));
+  s->services_.push_back(std::make_unique<OperationServiceImpl>(*s->context_));
+  s->services_.push_back(std::make_unique<HostServiceImpl>(*s->context_, version));
+  s->services_.push_back(std::make_unique<VolumeServiceImpl>());
+  s->services_.push_back(std::make_unique<ImageServiceImpl>());
+  s->services_.push_back(std::make_unique<ContainerServiceImpl>());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  for (auto& svc : s->services_) builder.RegisterService(svc.get());
+  // Unix sockets are accepted by us (for SO_PEERCRED); TCP goes to gRPC.
+  for (const auto& l : config.listen) {
+    if (absl::StartsWith(l, "unix:")) {
+      auto u = std::make_unique<UnixListener>();
+      u->path = l.substr(5);
+      auto fd = sys::listenUnix(u->path, 0660);
+      if (!fd.ok()) return Status(fd.status().code(), absl::StrCat("listening on ", l, ": ", fd.status().message()));
+      u->fd = *std::move(fd);
+      s->unix_.push_back(std::move(u));
+    } else {
+      spdlog::warn("listening on {} without TLS: anyone who can reach it controls this host's domains", l);
+      builder.AddListeningPort(l.substr(4), grpc::InsecureServerCredentials());
+    }
+  }
+  s->grpc_ = builder.BuildAndStart();
+  if (!s->grpc_) return absl::UnavailableError("gRPC server did not start (is a TCP listen address in use?)");
+  s->wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  for (auto& u : s->unix_) {
+    Server* self = s.get();
+    int fd = u->fd.get();
+    std::string path = u->path;
+    u->thread = std::jthread([self, fd, path](std::stop_token st) { self->acceptLoop(st, fd, path); });
+  }
+  return s;
+}
+
+void Server::acceptLoop(std::stop_token stop, int listen_fd, const std::string& path) {
+  while (!stop.stop_requested()) {
+    pollfd fds[2] = {{listen_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("poll on {}: {}", path, std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents) return;
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        spdlog::warn("accept on {}: {}", path, std::strerror(errno));
+      continue;
+    }
+    auto creds = sys::peerCredentials(fd);
+    if (!creds.ok()) {
+      spdlog::warn("dropping a connection on {}: {}", path, creds.status().ToString());
+      ::close(fd);
+      continue;
+    }
+    spdlog::debug("connection on {} from pid={} uid={} gid={}", path, creds->pid, creds->uid, creds->gid);
+    peers_.add(fd, *creds);
+    grpc::AddInsecureChannelFromFd(grpc_.get(), fd);  // gRPC owns fd from here
+  }
+}
+
+void Server::stop(absl::Duration grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  stopping_ = true;
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)::write(wake_fd_, &one, sizeof(one));
+  }
+  for (auto& u : unix_) {
+    if (u->thread.joinable()) u->thread.join();
+    u->fd = sys::UniqueFd();
+    ::unlink(u->path.c_str());
+  }
+  events_->close();
+  ops_->shutdown();  // cancels running work, so watchers see the end
+  grpc_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  grpc_->Wait();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  wake_fd_ = -1;
+}
+
+Server::~Server() {
+  if (grpc_) stop(absl::Seconds(2));
+}
+
+}  // namespace xenctl::daemon

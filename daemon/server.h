@@ -1,0 +1,55 @@
+// The daemon assembled: store, hypervisor, registry, services, listeners.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "daemon/config.h"
+#include "daemon/peers.h"
+#include "daemon/services.h"
+#include "lib/sys/system_clock.h"
+#include "lib/sys/unix_socket.h"
+
+namespace xenctl::daemon {
+
+class Server {
+ public:
+  /// Opens the store, loads the state, binds every listener and starts
+  /// serving. Errors name what failed (the socket path, the state dir).
+  static Result<std::unique_ptr<Server>> start(const Config& config, std::string version);
+  ~Server();
+
+  /// Stops accepting, lets in-flight calls finish (or cancels them after
+  /// `grace`), cancels running operations and removes the socket files.
+  void stop(absl::Duration grace);
+
+ private:
+  Server() = default;
+  struct UnixListener {
+    std::string path;
+    sys::UniqueFd fd;
+    std::jthread thread;
+  };
+  void acceptLoop(std::stop_token stop, int listen_fd, const std::string& path);
+
+  sys::SystemClock clock_;
+  std::unique_ptr<state::Store> store_;
+  std::unique_ptr<core::Hypervisor> hv_;
+  std::unique_ptr<provision::OperationRegistry> ops_;
+  std::unique_ptr<provision::EventBus> events_;
+  std::unique_ptr<provision::DomainManager> domains_;
+  PeerRegistry peers_;
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<ServiceContext> context_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<grpc::Server> grpc_;
+  std::vector<std::unique_ptr<UnixListener>> unix_;
+  int wake_fd_ = -1;  // eventfd that ends the accept loops
+  bool stopped_ = false;
+};
+
+}  // namespace xenctl::daemon

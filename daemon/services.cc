@@ -1,0 +1,222 @@
+#include "daemon/services.h"
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/convert.h"
+
+namespace xenctl::daemon {
+namespace {
+
+// How often a waiting stream looks at whether its client has gone: the sync
+// API tells a handler only when it asks.
+constexpr absl::Duration kStreamCheck = absl::Seconds(1);
+
+provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, const std::string& request_id) {
+  return {request_id, static_cast<int64_t>(static_cast<int32_t>(c.peers.lookup(ctx->peer()).uid))};
+}
+
+// Answers a mutating call with its operation, and audits it once.
+grpc::Status answer(const char* call, const std::string& target, const provision::Caller& caller,
+                    const Result<core::OperationRecord>& r, v1::Operation* out) {
+  if (!r.ok()) {
+    spdlog::info("audit call={} target={} uid={} request_id={} result=\"{}\"", call, target, caller.uid,
+                 caller.request_id, r.status().ToString());
+    return toGrpc(r.status());
+  }
+  spdlog::info("audit call={} target={} uid={} request_id={} operation={}", call, target, caller.uid,
+               caller.request_id, r->id);
+  toProto(*r, out);
+  return grpc::Status::OK;
+}
+
+grpc::Status notBuilt(const char* method, const char* what) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      absl::StrCat(method, " is not built yet in this xenctld: ", what, " come in a later release"));
+}
+
+}  // namespace
+
+grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1::CreateDomainRequest* req,
+                                             v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  if (req->has_root() || req->customizations_size() > 0)
+    return notBuilt("CreateDomain with a root image or customizations", "images and customization");
+  auto spec = fromProto(req->spec());
+  if (!spec.ok()) return toGrpc(spec.status());
+  provision::DomainManager::CreateRequest cr{*std::move(spec), req->define_only(), req->paused()};
+  return answer("CreateDomain", req->spec().name(), caller, c_.domains.create(std::move(cr), caller), out);
+}
+
+grpc::Status DomainServiceImpl::GetDomain(grpc::ServerContext*, const v1::GetDomainRequest* req, v1::Domain* out) {
+  auto v = c_.domains.get(req->name());
+  if (!v.ok()) return toGrpc(v.status());
+  toProto(*v, out);
+  return grpc::Status::OK;
+}
+
+grpc::Status DomainServiceImpl::ListDomains(grpc::ServerContext*, const v1::ListDomainsRequest* req,
+                                            v1::ListDomainsResponse* out) {
+  auto views = c_.domains.list(req->include_foreign());
+  if (!views.ok()) return toGrpc(views.status());
+  out->mutable_domains()->Reserve(static_cast<int>(views->size()));
+  for (const auto& v : *views) toProto(v, out->add_domains());
+  return grpc::Status::OK;
+}
+
+grpc::Status DomainServiceImpl::StartDomain(grpc::ServerContext* ctx, const v1::StartDomainRequest* req,
+                                            v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("StartDomain", req->name(), caller, c_.domains.start(req->name(), req->paused(), caller), out);
+}
+
+grpc::Status DomainServiceImpl::ShutdownDomain(grpc::ServerContext* ctx, const v1::ShutdownDomainRequest* req,
+                                               v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  provision::DomainManager::ShutdownRequest sr;
+  if (req->timeout_seconds() > 0) sr.timeout = absl::Seconds(req->timeout_seconds());
+  sr.force = req->force();
+  return answer("ShutdownDomain", req->name(), caller, c_.domains.shutdown(req->name(), sr, caller), out);
+}
+
+grpc::Status DomainServiceImpl::RebootDomain(grpc::ServerContext* ctx, const v1::RebootDomainRequest* req,
+                                             v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("RebootDomain", req->name(), caller, c_.domains.reboot(req->name(), caller), out);
+}
+
+grpc::Status DomainServiceImpl::DestroyDomain(grpc::ServerContext* ctx, const v1::DestroyDomainRequest* req,
+                                              v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("DestroyDomain", req->name(), caller, c_.domains.destroy(req->name(), caller), out);
+}
+
+grpc::Status DomainServiceImpl::DeleteDomain(grpc::ServerContext* ctx, const v1::DeleteDomainRequest* req,
+                                             v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("DeleteDomain", req->name(), caller,
+                c_.domains.remove(req->name(), req->force(), req->delete_volumes(), caller), out);
+}
+
+grpc::Status DomainServiceImpl::PauseDomain(grpc::ServerContext* ctx, const v1::PauseDomainRequest* req,
+                                            v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("PauseDomain", req->name(), caller, c_.domains.pause(req->name(), caller), out);
+}
+
+grpc::Status DomainServiceImpl::UnpauseDomain(grpc::ServerContext* ctx, const v1::UnpauseDomainRequest* req,
+                                              v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("UnpauseDomain", req->name(), caller, c_.domains.unpause(req->name(), caller), out);
+}
+
+grpc::Status DomainServiceImpl::SetDomainResources(grpc::ServerContext* ctx, const v1::SetDomainResourcesRequest* req,
+                                                   v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("SetDomainResources", req->name(), caller,
+                c_.domains.setResources(req->name(), {req->vcpus(), req->memory_mib()}, caller), out);
+}
+
+grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext*,
+                                              grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>*) {
+  return notBuilt("AttachConsole", "guest consoles (with the libxl backend)");
+}
+
+grpc::Status DomainServiceImpl::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
+                                            grpc::ServerWriter<v1::DomainEvent>* writer) {
+  auto sub = c_.events.subscribe();
+  while (!ctx->IsCancelled() && !c_.stopping) {
+    auto e = sub->next(absl::Now() + kStreamCheck);
+    if (!e) continue;
+    if (!req->name().empty() && e->name != req->name() && e->kind != core::DomainEventKind::kEventsLost) continue;
+    v1::DomainEvent out;
+    toProto(*e, &out);
+    if (!writer->Write(out)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status OperationServiceImpl::GetOperation(grpc::ServerContext*, const v1::GetOperationRequest* req,
+                                                v1::Operation* out) {
+  auto r = c_.ops.get(req->id());
+  if (!r.ok()) return toGrpc(r.status());
+  toProto(*r, out);
+  return grpc::Status::OK;
+}
+
+grpc::Status OperationServiceImpl::ListOperations(grpc::ServerContext*, const v1::ListOperationsRequest* req,
+                                                  v1::ListOperationsResponse* out) {
+  for (const auto& r : c_.ops.list(req->target(), req->active_only(), req->limit() ? req->limit() : 100))
+    toProto(r, out->add_operations());
+  return grpc::Status::OK;
+}
+
+grpc::Status OperationServiceImpl::WatchOperation(grpc::ServerContext* ctx, const v1::WatchOperationRequest* req,
+                                                  grpc::ServerWriter<v1::Operation>* writer) {
+  uint64_t sent = 0;
+  for (;;) {
+    auto r = c_.ops.waitChange(req->id(), sent, absl::Now() + kStreamCheck);
+    if (!r.ok()) return toGrpc(r.status());
+    if (r->version != sent) {
+      v1::Operation out;
+      toProto(*r, &out);
+      if (!writer->Write(out)) return grpc::Status::OK;  // the client left
+      sent = r->version;
+    }
+    if (core::isFinished(r->state)) return grpc::Status::OK;
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    if (c_.stopping)
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("xenctld is stopping; operation ", req->id(), " was cancelled"));
+  }
+}
+
+grpc::Status OperationServiceImpl::CancelOperation(grpc::ServerContext* ctx, const v1::CancelOperationRequest* req,
+                                                   v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("CancelOperation", req->id(), caller, c_.ops.cancel(req->id()), out);
+}
+
+grpc::Status HostServiceImpl::GetHostInfo(grpc::ServerContext*, const v1::GetHostInfoRequest*, v1::HostInfo* out) {
+  auto info = c_.hv.hostInfo();
+  if (!info.ok()) return toGrpc(info.status());
+  out->set_hypervisor(info->name);
+  out->set_hypervisor_version(info->version);
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) == 0) out->set_hostname(host);
+  out->set_cpus(info->cpus);
+  out->set_memory_total_mib(info->memory_total_mib);
+  out->set_memory_free_mib(info->memory_free_mib);
+  auto counts = c_.domains.counts();
+  out->set_domains_defined(static_cast<uint32_t>(counts.defined));
+  out->set_domains_running(static_cast<uint32_t>(counts.present));
+  out->set_daemon_version(version_);
+  out->set_operations_active(static_cast<uint32_t>(c_.ops.active()));
+  out->set_operations_limit(static_cast<uint32_t>(c_.ops.limit()));
+  return grpc::Status::OK;
+}
+
+#define XENCTL_NOT_BUILT(Svc, Method, Req, Resp, what)                                   \
+  grpc::Status Svc::Method(grpc::ServerContext*, const v1::Req*, v1::Resp*) {            \
+    return notBuilt(#Method, what);                                                      \
+  }
+XENCTL_NOT_BUILT(VolumeServiceImpl, CreateVolume, CreateVolumeRequest, Operation, "storage pools")
+XENCTL_NOT_BUILT(VolumeServiceImpl, CloneVolume, CloneVolumeRequest, Operation, "storage pools")
+XENCTL_NOT_BUILT(VolumeServiceImpl, SnapshotVolume, SnapshotVolumeRequest, Operation, "storage pools")
+XENCTL_NOT_BUILT(VolumeServiceImpl, RollbackVolume, RollbackVolumeRequest, Operation, "storage pools")
+XENCTL_NOT_BUILT(VolumeServiceImpl, ResizeVolume, ResizeVolumeRequest, Operation, "storage pools")
+XENCTL_NOT_BUILT(VolumeServiceImpl, DeleteVolume, DeleteVolumeRequest, Operation, "storage pools")
+XENCTL_NOT_BUILT(VolumeServiceImpl, ListVolumes, ListVolumesRequest, ListVolumesResponse, "storage pools")
+XENCTL_NOT_BUILT(VolumeServiceImpl, ListPools, ListPoolsRequest, ListPoolsResponse, "storage pools")
+XENCTL_NOT_BUILT(ImageServiceImpl, ImportImage, ImportImageRequest, Operation, "golden images")
+XENCTL_NOT_BUILT(ImageServiceImpl, ListImages, ListImagesRequest, ListImagesResponse, "golden images")
+XENCTL_NOT_BUILT(ImageServiceImpl, DeleteImage, DeleteImageRequest, Operation, "golden images")
+XENCTL_NOT_BUILT(ImageServiceImpl, ExportImage, ExportImageRequest, Operation, "golden images")
+XENCTL_NOT_BUILT(ContainerServiceImpl, ApplyContainer, ApplyContainerRequest, Operation, "container files")
+XENCTL_NOT_BUILT(ContainerServiceImpl, StripContainer, StripContainerRequest, StripContainerResponse,
+                 "container files")
+#undef XENCTL_NOT_BUILT
+
+}  // namespace xenctl::daemon

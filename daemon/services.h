@@ -1,0 +1,110 @@
+// The gRPC services: translate protobuf to lib calls and back, map errors
+// to gRPC codes, audit mutating calls. No logic of their own.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "daemon/peers.h"
+#include "lib/core/hypervisor.h"
+#include "lib/provision/domain_manager.h"
+#include "lib/provision/event_bus.h"
+#include "lib/provision/operation_registry.h"
+#include "xenctl/v1/container.grpc.pb.h"
+#include "xenctl/v1/domain.grpc.pb.h"
+#include "xenctl/v1/host.grpc.pb.h"
+#include "xenctl/v1/image.grpc.pb.h"
+#include "xenctl/v1/operation.grpc.pb.h"
+#include "xenctl/v1/volume.grpc.pb.h"
+
+namespace xenctl::daemon {
+
+/// What the services share; owned by the Server.
+struct ServiceContext {
+  provision::DomainManager& domains;
+  provision::OperationRegistry& ops;
+  provision::EventBus& events;
+  core::Hypervisor& hv;
+  const PeerRegistry& peers;
+  /// Set when the daemon is stopping: streams end.
+  const std::atomic<bool>& stopping;
+};
+
+class DomainServiceImpl final : public v1::DomainService::Service {
+ public:
+  explicit DomainServiceImpl(ServiceContext& c) : c_(c) {}
+  grpc::Status CreateDomain(grpc::ServerContext*, const v1::CreateDomainRequest*, v1::Operation*) override;
+  grpc::Status GetDomain(grpc::ServerContext*, const v1::GetDomainRequest*, v1::Domain*) override;
+  grpc::Status ListDomains(grpc::ServerContext*, const v1::ListDomainsRequest*, v1::ListDomainsResponse*) override;
+  grpc::Status StartDomain(grpc::ServerContext*, const v1::StartDomainRequest*, v1::Operation*) override;
+  grpc::Status ShutdownDomain(grpc::ServerContext*, const v1::ShutdownDomainRequest*, v1::Operation*) override;
+  grpc::Status RebootDomain(grpc::ServerContext*, const v1::RebootDomainRequest*, v1::Operation*) override;
+  grpc::Status DestroyDomain(grpc::ServerContext*, const v1::DestroyDomainRequest*, v1::Operation*) override;
+  grpc::Status DeleteDomain(grpc::ServerContext*, const v1::DeleteDomainRequest*, v1::Operation*) override;
+  grpc::Status PauseDomain(grpc::ServerContext*, const v1::PauseDomainRequest*, v1::Operation*) override;
+  grpc::Status UnpauseDomain(grpc::ServerContext*, const v1::UnpauseDomainRequest*, v1::Operation*) override;
+  grpc::Status SetDomainResources(grpc::ServerContext*, const v1::SetDomainResourcesRequest*,
+                                  v1::Operation*) override;
+  grpc::Status AttachConsole(grpc::ServerContext*,
+                             grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>*) override;
+  grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
+                           grpc::ServerWriter<v1::DomainEvent>*) override;
+
+ private:
+  ServiceContext& c_;
+};
+
+class OperationServiceImpl final : public v1::OperationService::Service {
+ public:
+  explicit OperationServiceImpl(ServiceContext& c) : c_(c) {}
+  grpc::Status GetOperation(grpc::ServerContext*, const v1::GetOperationRequest*, v1::Operation*) override;
+  grpc::Status ListOperations(grpc::ServerContext*, const v1::ListOperationsRequest*,
+                              v1::ListOperationsResponse*) override;
+  grpc::Status WatchOperation(grpc::ServerContext*, const v1::WatchOperationRequest*,
+                              grpc::ServerWriter<v1::Operation>*) override;
+  grpc::Status CancelOperation(grpc::ServerContext*, const v1::CancelOperationRequest*, v1::Operation*) override;
+
+ private:
+  ServiceContext& c_;
+};
+
+class HostServiceImpl final : public v1::HostService::Service {
+ public:
+  HostServiceImpl(ServiceContext& c, std::string daemon_version) : c_(c), version_(std::move(daemon_version)) {}
+  grpc::Status GetHostInfo(grpc::ServerContext*, const v1::GetHostInfoRequest*, v1::HostInfo*) override;
+
+ private:
+  ServiceContext& c_;
+  std::string version_;
+};
+
+// Services of the v1 contract whose backends are not built yet: every
+// method answers UNIMPLEMENTED and says so.
+class VolumeServiceImpl final : public v1::VolumeService::Service {
+ public:
+  grpc::Status CreateVolume(grpc::ServerContext*, const v1::CreateVolumeRequest*, v1::Operation*) override;
+  grpc::Status CloneVolume(grpc::ServerContext*, const v1::CloneVolumeRequest*, v1::Operation*) override;
+  grpc::Status SnapshotVolume(grpc::ServerContext*, const v1::SnapshotVolumeRequest*, v1::Operation*) override;
+  grpc::Status RollbackVolume(grpc::ServerContext*, const v1::RollbackVolumeRequest*, v1::Operation*) override;
+  grpc::Status ResizeVolume(grpc::ServerContext*, const v1::ResizeVolumeRequest*, v1::Operation*) override;
+  grpc::Status DeleteVolume(grpc::ServerContext*, const v1::DeleteVolumeRequest*, v1::Operation*) override;
+  grpc::Status ListVolumes(grpc::ServerContext*, const v1::ListVolumesRequest*, v1::ListVolumesResponse*) override;
+  grpc::Status ListPools(grpc::ServerContext*, const v1::ListPoolsRequest*, v1::ListPoolsResponse*) override;
+};
+
+class ImageServiceImpl final : public v1::ImageService::Service {
+ public:
+  grpc::Status ImportImage(grpc::ServerContext*, const v1::ImportImageRequest*, v1::Operation*) override;
+  grpc::Status ListImages(grpc::ServerContext*, const v1::ListImagesRequest*, v1::ListImagesResponse*) override;
+  grpc::Status DeleteImage(grpc::ServerContext*, const v1::DeleteImageRequest*, v1::Operation*) override;
+  grpc::Status ExportImage(grpc::ServerContext*, const v1::ExportImageRequest*, v1::Operation*) override;
+};
+
+class ContainerServiceImpl final : public v1::ContainerService::Service {
+ public:
+  grpc::Status ApplyContainer(grpc::ServerContext*, const v1::ApplyContainerRequest*, v1::Operation*) override;
+  grpc::Status StripContainer(grpc::ServerContext*, const v1::StripContainerRequest*,
+                              v1::StripContainerResponse*) override;
+};
+
+}  // namespace xenctl::daemon

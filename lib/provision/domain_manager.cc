@@ -1,0 +1,458 @@
+#include "lib/provision/domain_manager.h"
+
+#include <stop_token>
+
+#include "absl/strings/str_cat.h"
+
+namespace xenctl::provision {
+
+using core::DomainState;
+using core::OperationRecord;
+
+namespace {
+
+std::string quoted(const std::string& name) { return absl::StrCat("domain '", name, "'"); }
+
+// Prefixes a failure with the step and object, keeping its code.
+Status context(const Status& st, const std::string& what) {
+  return st.ok() ? st : Status(st.code(), absl::StrCat(what, ": ", st.message()));
+}
+
+core::DomainEventKind eventKindFor(core::HypervisorEvent::Kind k) {
+  using H = core::HypervisorEvent::Kind;
+  using D = core::DomainEventKind;
+  switch (k) {
+    case H::kStarted: return D::kStarted;
+    case H::kPaused: return D::kPaused;
+    case H::kUnpaused: return D::kUnpaused;
+    case H::kShutdown: return D::kShutdown;
+    case H::kRebooted: return D::kRebooted;
+    case H::kCrashed: return D::kCrashed;
+    case H::kDestroyed: return D::kDestroyed;
+    case H::kResourcesChanged: return D::kResourcesChanged;
+  }
+  return D::kResourcesChanged;
+}
+
+}  // namespace
+
+DomainManager::DomainManager(core::Hypervisor& hv, state::Store& store, OperationRegistry& ops, EventBus& events,
+                             const core::Clock& clock)
+    : hv_(hv), store_(store), ops_(ops), events_(events), clock_(clock) {}
+
+DomainManager::~DomainManager() { hv_.setEventSink(nullptr); }
+
+Status DomainManager::load() {
+  XENCTL_ASSIGN_OR_RETURN(core::HypervisorInfo host, hv_.hostInfo());
+  hv_name_ = host.name;
+  XENCTL_ASSIGN_OR_RETURN(auto records, store_.listDomains());
+  {
+    std::lock_guard lock(mu_);
+    for (auto& r : records) {
+      names_by_uuid_[r.spec.uuid] = r.spec.name;
+      defs_[r.spec.name] = std::move(r);
+    }
+  }
+  hv_.setEventSink([this](const core::HypervisorEvent& e) { onHypervisorEvent(e); });
+  return absl::OkStatus();
+}
+
+std::string DomainManager::vanishedReason() const {
+  if (hv_name_ == "test")
+    return "it was running when xenctld stopped; the test hypervisor keeps no running state across daemon restarts";
+  return "it was running and is gone from the hypervisor without xenctld stopping it (destroyed outside xenctld?)";
+}
+
+void DomainManager::publish(core::DomainEventKind kind, const core::DomainSpec& spec, int64_t domid,
+                            DomainState state, std::string message) {
+  events_.publish({kind, spec.name, spec.uuid, domid, state, clock_.now(), std::move(message)});
+}
+
+void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
+  {
+    std::lock_guard lock(mu_);
+    ++hv_event_count_;
+    auto n = names_by_uuid_.find(e.uuid);
+    if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kDestroyed) {
+      state::DomainRecord& rec = defs_.at(n->second);
+      if (rec.running_expected) {
+        rec.running_expected = false;
+        rec.updated_at = clock_.now();
+        (void)store_.updateDomain(rec);  // on failure the next start fixes it; state comes from the hypervisor
+      }
+    }
+  }
+  hv_changed_.notify_all();
+  events_.publish({eventKindFor(e.kind), e.name, e.uuid, e.domid, e.state, clock_.now(), e.message});
+}
+
+std::shared_ptr<std::mutex> DomainManager::domainLock(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto& m = op_locks_[name];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
+Result<state::DomainRecord> DomainManager::definition(const std::string& name) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = defs_.find(name);
+    if (it != defs_.end()) return it->second;
+  }
+  XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
+  for (const auto& d : present)
+    if (d.name == name)
+      return absl::FailedPreconditionError(
+          absl::StrCat(quoted(name), " was created outside xenctld (foreign) and is read-only here"));
+  return absl::NotFoundError(absl::StrCat(quoted(name), " not found; `vm-list` shows the defined domains"));
+}
+
+Status DomainManager::saveDefinition(const state::DomainRecord& rec) {
+  std::lock_guard lock(mu_);
+  state::DomainRecord updated = rec;
+  updated.updated_at = clock_.now();
+  XENCTL_RETURN_IF_ERROR(store_.updateDomain(updated));
+  defs_[rec.spec.name] = std::move(updated);
+  return absl::OkStatus();
+}
+
+Status DomainManager::setRunningExpected(const std::string& name, bool running) {
+  XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  if (rec.running_expected == running) return absl::OkStatus();
+  rec.running_expected = running;
+  return saveDefinition(rec);
+}
+
+Result<core::DomainInfo> DomainManager::presentInfo(const state::DomainRecord& rec) {
+  return hv_.domainInfo(rec.spec.uuid);
+}
+
+Result<DomainView> DomainManager::view(const state::DomainRecord& rec, const std::vector<core::DomainInfo>& present) {
+  DomainView v;
+  v.spec = rec.spec;
+  v.created_at = rec.created_at;
+  v.owner_uid = rec.owner_uid;
+  for (const auto& info : present) {
+    if (info.uuid != rec.spec.uuid) continue;
+    v.live = info;
+    v.state = info.state;
+    return v;
+  }
+  v.state = rec.running_expected ? DomainState::kVanished : DomainState::kStopped;
+  if (rec.running_expected) v.state_reason = vanishedReason();
+  return v;
+}
+
+Result<DomainView> DomainManager::get(const std::string& name) {
+  XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
+  {
+    std::unique_lock lock(mu_);
+    auto it = defs_.find(name);
+    if (it != defs_.end()) {
+      state::DomainRecord rec = it->second;
+      lock.unlock();
+      return view(rec, present);
+    }
+  }
+  for (const auto& info : present) {
+    if (info.name != name) continue;
+    DomainView v;
+    v.spec.name = info.name;
+    v.spec.uuid = info.uuid;
+    v.live = info;
+    v.state = info.state;
+    v.foreign = true;
+    return v;
+  }
+  return absl::NotFoundError(absl::StrCat(quoted(name), " not found; `vm-list` shows the defined domains"));
+}
+
+Result<std::vector<DomainView>> DomainManager::list(bool include_foreign) {
+  XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
+  std::vector<state::DomainRecord> recs;
+  {
+    std::lock_guard lock(mu_);
+    recs.reserve(defs_.size());
+    for (const auto& [name, r] : defs_) recs.push_back(r);
+  }
+  std::map<std::string, const core::DomainInfo*> by_uuid;
+  for (const auto& info : present) by_uuid[info.uuid] = &info;
+  std::vector<DomainView> out;
+  out.reserve(recs.size());
+  for (const auto& r : recs) {
+    DomainView v;
+    v.spec = r.spec;
+    v.created_at = r.created_at;
+    v.owner_uid = r.owner_uid;
+    if (auto it = by_uuid.find(r.spec.uuid); it != by_uuid.end()) {
+      v.live = *it->second;
+      v.state = v.live.state;
+      by_uuid.erase(it);
+    } else {
+      v.state = r.running_expected ? DomainState::kVanished : DomainState::kStopped;
+      if (r.running_expected) v.state_reason = vanishedReason();
+    }
+    out.push_back(std::move(v));
+  }
+  if (include_foreign)
+    for (const auto& [uuid, info] : by_uuid) {
+      DomainView v;
+      v.spec.name = info->name;
+      v.spec.uuid = uuid;
+      v.live = *info;
+      v.state = info->state;
+      v.foreign = true;
+      out.push_back(std::move(v));
+    }
+  return out;
+}
+
+DomainManager::Counts DomainManager::counts() {
+  Counts c;
+  {
+    std::lock_guard lock(mu_);
+    c.defined = defs_.size();
+  }
+  if (auto present = hv_.listDomains(); present.ok()) c.present = present->size();
+  return c;
+}
+
+Result<OperationRecord> DomainManager::runOp(const Caller& caller, const std::string& kind, const std::string& name,
+                                             const std::function<Status()>& precheck, Work work) {
+  if (auto existing = ops_.findByRequest(caller.request_id)) return *existing;
+  XENCTL_RETURN_IF_ERROR(precheck());
+  return ops_.start({kind, name, caller.request_id, caller.uid}, std::move(work));
+}
+
+Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& caller) {
+  auto spec = std::make_shared<core::DomainSpec>(std::move(req.spec));
+  auto precheck = [&]() -> Status {
+    if (spec->uuid.empty()) spec->uuid = core::newUuid();
+    XENCTL_ASSIGN_OR_RETURN(*spec, core::normalizeSpec(std::move(*spec)));
+    std::lock_guard lock(mu_);
+    if (defs_.count(spec->name)) return absl::AlreadyExistsError(absl::StrCat(quoted(spec->name), " already exists"));
+    if (names_by_uuid_.count(spec->uuid))
+      return absl::AlreadyExistsError(absl::StrCat("uuid ", spec->uuid, " is already used by ",
+                                                   quoted(names_by_uuid_.at(spec->uuid))));
+    return absl::OkStatus();
+  };
+  return runOp(caller, "create-domain", spec->name, precheck,
+               [this, spec, req, uid = caller.uid](OperationContext& ctx) -> Status {
+                 auto guard = domainLock(spec->name);
+                 std::lock_guard op_lock(*guard);
+                 ctx.phase("define", 5, "storing the definition");
+                 const absl::Time now = clock_.now();
+                 state::DomainRecord rec{*spec, now, now, uid, false};
+                 {
+                   std::lock_guard lock(mu_);
+                   if (defs_.count(spec->name))
+                     return absl::AlreadyExistsError(absl::StrCat(quoted(spec->name), " already exists"));
+                   XENCTL_RETURN_IF_ERROR(store_.insertDomain(rec));
+                   defs_[spec->name] = rec;
+                   names_by_uuid_[spec->uuid] = spec->name;
+                 }
+                 publish(core::DomainEventKind::kDefined, *spec, -1, DomainState::kStopped);
+                 if (req.define_only) return absl::OkStatus();
+
+                 // Undo: a failed or cancelled create leaves nothing behind.
+                 auto undefine = [&](Status why) {
+                   std::lock_guard lock(mu_);
+                   if (store_.deleteDomain(spec->name).ok()) {
+                     defs_.erase(spec->name);
+                     names_by_uuid_.erase(spec->uuid);
+                   }
+                   return why;
+                 };
+                 if (ctx.cancelled()) return undefine(absl::CancelledError("cancelled before the domain was created"));
+                 ctx.phase("create", 30, "creating the domain in the hypervisor");
+                 auto info = hv_.createDomain(*spec, req.paused);
+                 if (!info.ok()) {
+                   Status why = undefine(context(info.status(), absl::StrCat("creating ", quoted(spec->name))));
+                   publish(core::DomainEventKind::kDeleted, *spec, -1, DomainState::kStopped, "create failed");
+                   return why;
+                 }
+                 ctx.phase("finalize", 90, absl::StrCat("running as domid ", info->domid));
+                 return setRunningExpected(spec->name, true);
+               });
+}
+
+Result<OperationRecord> DomainManager::start(const std::string& name, bool paused, const Caller& caller) {
+  auto precheck = [&]() -> Status {
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    if (presentInfo(rec).ok())
+      return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is already running"));
+    return absl::OkStatus();
+  };
+  return runOp(caller, "start-domain", name, precheck, [this, name, paused](OperationContext& ctx) -> Status {
+    auto guard = domainLock(name);
+    std::lock_guard op_lock(*guard);
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    ctx.phase("create", 10, "creating the domain in the hypervisor");
+    auto info = hv_.createDomain(rec.spec, paused);
+    XENCTL_RETURN_IF_ERROR(context(info.status(), absl::StrCat("starting ", quoted(name))));
+    return setRunningExpected(name, true);
+  });
+}
+
+Result<OperationRecord> DomainManager::shutdown(const std::string& name, ShutdownRequest req, const Caller& caller) {
+  auto precheck = [&]() -> Status {
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
+    return absl::OkStatus();
+  };
+  return runOp(caller, "shutdown-domain", name, precheck, [this, name, req](OperationContext& ctx) -> Status {
+    auto guard = domainLock(name);
+    std::lock_guard op_lock(*guard);
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    ctx.phase("shutdown", 10, "asking the guest to shut down");
+    XENCTL_RETURN_IF_ERROR(
+        context(hv_.shutdownDomain(rec.spec.uuid), absl::StrCat("shutting down ", quoted(name))));
+    ctx.phase("wait", 20, absl::StrCat("waiting up to ", absl::FormatDuration(req.timeout), " for the guest"));
+    // Wait on hypervisor events (and cancellation), never on a timer tick.
+    const absl::Time deadline = absl::Now() + req.timeout;
+    std::stop_callback wake(ctx.stopToken(), [this] { hv_changed_.notify_all(); });
+    for (;;) {
+      uint64_t seen;
+      {
+        std::lock_guard lock(mu_);
+        seen = hv_event_count_;
+      }
+      auto info = hv_.domainInfo(rec.spec.uuid);
+      if (absl::IsNotFound(info.status())) return setRunningExpected(name, false);
+      if (info.ok() && info->state == DomainState::kShutdown) return absl::OkStatus();  // on_poweroff=preserve
+      if (ctx.cancelled()) return absl::CancelledError(absl::StrCat("stopped waiting for ", quoted(name)));
+      std::unique_lock lock(mu_);
+      if (!hv_changed_.wait_until(lock, absl::ToChronoTime(deadline),
+                                  [&] { return hv_event_count_ != seen || ctx.cancelled(); }))
+        break;
+    }
+    if (!req.force)
+      return absl::DeadlineExceededError(absl::StrCat(quoted(name), " did not shut down within ",
+                                                      absl::FormatDuration(req.timeout),
+                                                      "; use --force to destroy it, or a longer --timeout"));
+    ctx.phase("destroy", 80, "timed out; destroying");
+    XENCTL_RETURN_IF_ERROR(context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(name))));
+    return setRunningExpected(name, false);
+  });
+}
+
+Result<OperationRecord> DomainManager::reboot(const std::string& name, const Caller& caller) {
+  auto precheck = [&]() -> Status {
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
+    return absl::OkStatus();
+  };
+  return runOp(caller, "reboot-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+    auto guard = domainLock(name);
+    std::lock_guard op_lock(*guard);
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    ctx.phase("reboot", 10, "asking the guest to reboot");
+    return context(hv_.rebootDomain(rec.spec.uuid), absl::StrCat("rebooting ", quoted(name)));
+  });
+}
+
+Result<OperationRecord> DomainManager::destroy(const std::string& name, const Caller& caller) {
+  auto precheck = [&]() -> Status {
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
+    return absl::OkStatus();
+  };
+  return runOp(caller, "destroy-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+    auto guard = domainLock(name);
+    std::lock_guard op_lock(*guard);
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    ctx.phase("destroy", 10, "destroying the domain");
+    XENCTL_RETURN_IF_ERROR(context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(name))));
+    return setRunningExpected(name, false);
+  });
+}
+
+Result<OperationRecord> DomainManager::remove(const std::string& name, bool force, bool delete_volumes,
+                                              const Caller& caller) {
+  auto precheck = [&]() -> Status {
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    if (presentInfo(rec).ok() && !force)
+      return absl::FailedPreconditionError(
+          absl::StrCat(quoted(name), " is running; shut it down or destroy it first, or delete with --force"));
+    if (delete_volumes)
+      for (const auto& d : rec.spec.disks)
+        if (d.target.rfind("vol:", 0) == 0)
+          return absl::UnimplementedError(absl::StrCat(
+              quoted(name), " uses volume ", d.target,
+              ": managed volumes are not built yet, so --delete-volumes cannot delete it; delete without it"));
+    return absl::OkStatus();
+  };
+  return runOp(caller, "delete-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+    auto guard = domainLock(name);
+    std::lock_guard op_lock(*guard);
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    if (presentInfo(rec).ok()) {
+      ctx.phase("destroy", 10, "destroying the running domain");
+      XENCTL_RETURN_IF_ERROR(context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(name))));
+    }
+    ctx.phase("undefine", 60, "removing the definition");
+    {
+      std::lock_guard lock(mu_);
+      XENCTL_RETURN_IF_ERROR(store_.deleteDomain(name));
+      defs_.erase(name);
+      names_by_uuid_.erase(rec.spec.uuid);
+    }
+    publish(core::DomainEventKind::kDeleted, rec.spec, -1, DomainState::kStopped);
+    return absl::OkStatus();
+  });
+}
+
+Result<OperationRecord> DomainManager::pause(const std::string& name, const Caller& caller) {
+  auto precheck = [&]() -> Status { return definition(name).status(); };
+  return runOp(caller, "pause-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+    auto guard = domainLock(name);
+    std::lock_guard op_lock(*guard);
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    ctx.phase("pause", 10);
+    return context(hv_.pauseDomain(rec.spec.uuid), absl::StrCat("pausing ", quoted(name)));
+  });
+}
+
+Result<OperationRecord> DomainManager::unpause(const std::string& name, const Caller& caller) {
+  auto precheck = [&]() -> Status { return definition(name).status(); };
+  return runOp(caller, "unpause-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+    auto guard = domainLock(name);
+    std::lock_guard op_lock(*guard);
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    ctx.phase("unpause", 10);
+    return context(hv_.unpauseDomain(rec.spec.uuid), absl::StrCat("unpausing ", quoted(name)));
+  });
+}
+
+Result<OperationRecord> DomainManager::setResources(const std::string& name, Resources r, const Caller& caller) {
+  auto precheck = [&]() -> Status {
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    if (r.vcpus == 0 && r.memory_mib == 0)
+      return absl::InvalidArgumentError(absl::StrCat(quoted(name), ": nothing to change; give vcpus or memory"));
+    if (r.vcpus != 0 && r.vcpus > rec.spec.maxvcpus)
+      return absl::InvalidArgumentError(absl::StrCat(quoted(name), ": vcpus ", r.vcpus, " is out of range; use 1 to ",
+                                                     rec.spec.maxvcpus, " (maxvcpus)"));
+    if (r.memory_mib != 0 && (r.memory_mib < core::kMinMemoryMib || r.memory_mib > rec.spec.maxmem_mib))
+      return absl::InvalidArgumentError(absl::StrCat(quoted(name), ": memory ", r.memory_mib,
+                                                     " MiB is out of range; use ", core::kMinMemoryMib, " to ",
+                                                     rec.spec.maxmem_mib, " MiB (maxmem)"));
+    return absl::OkStatus();
+  };
+  return runOp(caller, "set-domain-resources", name, precheck, [this, name, r](OperationContext& ctx) -> Status {
+    auto guard = domainLock(name);
+    std::lock_guard op_lock(*guard);
+    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    if (presentInfo(rec).ok()) {
+      ctx.phase("apply", 10, "changing the running domain");
+      if (r.vcpus) XENCTL_RETURN_IF_ERROR(context(hv_.setVcpus(rec.spec.uuid, r.vcpus), "setting vcpus"));
+      if (r.memory_mib)
+        XENCTL_RETURN_IF_ERROR(context(hv_.setMemory(rec.spec.uuid, r.memory_mib), "setting memory"));
+    }
+    ctx.phase("store", 80, "keeping the new values in the definition");
+    if (r.vcpus) rec.spec.vcpus = r.vcpus;
+    if (r.memory_mib) rec.spec.memory_mib = r.memory_mib;
+    return saveDefinition(rec);
+  });
+}
+
+}  // namespace xenctl::provision

@@ -1,0 +1,116 @@
+// DomainManager: the use cases on domains. Definitions live in the store
+// (and a write-through cache here); observed state always comes from the
+// hypervisor. Every change runs as an operation.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lib/core/clock.h"
+#include "lib/core/hypervisor.h"
+#include "lib/provision/event_bus.h"
+#include "lib/provision/operation_registry.h"
+#include "lib/state/store.h"
+
+namespace xenctl::provision {
+
+/// Who asks, and the idempotency key of the request.
+struct Caller {
+  std::string request_id;
+  int64_t uid = -1;
+};
+
+/// A domain as the API shows it.
+struct DomainView {
+  core::DomainSpec spec;
+  core::DomainState state = core::DomainState::kStopped;
+  core::DomainInfo live;  ///< domid -1 when not present in the hypervisor
+  bool foreign = false;   ///< present in the hypervisor, not defined by xenctld
+  std::string state_reason;
+  absl::Time created_at = absl::UnixEpoch();
+  int64_t owner_uid = -1;
+};
+
+class DomainManager {
+ public:
+  struct CreateRequest {
+    core::DomainSpec spec;  ///< uuid is assigned here when empty
+    bool define_only = false;
+    bool paused = false;
+  };
+  struct ShutdownRequest {
+    absl::Duration timeout = absl::Seconds(60);
+    bool force = false;  ///< destroy when it has not gone down in time
+  };
+  struct Resources {
+    uint32_t vcpus = 0;       ///< 0: unchanged
+    uint64_t memory_mib = 0;  ///< 0: unchanged
+  };
+  struct Counts {
+    size_t defined = 0, present = 0;
+  };
+
+  DomainManager(core::Hypervisor& hv, state::Store& store, OperationRegistry& ops, EventBus& events,
+                const core::Clock& clock);
+  ~DomainManager();
+
+  /// Loads the definitions and subscribes to the hypervisor's events.
+  Status load();
+
+  /// INVALID_ARGUMENT for a bad spec and ALREADY_EXISTS for a taken name
+  /// are returned at once; what can only fail later fails the operation,
+  /// which then leaves nothing behind.
+  Result<core::OperationRecord> create(CreateRequest req, const Caller& caller);
+  /// NOT_FOUND when no domain (ours or foreign) has that name.
+  Result<DomainView> get(const std::string& name);
+  /// Ours by name; foreign ones after them when asked for.
+  Result<std::vector<DomainView>> list(bool include_foreign);
+  Result<core::OperationRecord> start(const std::string& name, bool paused, const Caller& caller);
+  Result<core::OperationRecord> shutdown(const std::string& name, ShutdownRequest req, const Caller& caller);
+  Result<core::OperationRecord> reboot(const std::string& name, const Caller& caller);
+  Result<core::OperationRecord> destroy(const std::string& name, const Caller& caller);
+  /// Removes the definition; FAILED_PRECONDITION while present unless `force`.
+  Result<core::OperationRecord> remove(const std::string& name, bool force, bool delete_volumes,
+                                       const Caller& caller);
+  Result<core::OperationRecord> pause(const std::string& name, const Caller& caller);
+  Result<core::OperationRecord> unpause(const std::string& name, const Caller& caller);
+  /// Live when present, and kept in the spec for the next start.
+  Result<core::OperationRecord> setResources(const std::string& name, Resources r, const Caller& caller);
+  Counts counts();
+
+ private:
+  using Work = OperationRegistry::Work;
+  // Dedup by request_id first, then the synchronous checks, then the work.
+  Result<core::OperationRecord> runOp(const Caller& caller, const std::string& kind, const std::string& name,
+                                      const std::function<Status()>& precheck, Work work);
+  Result<state::DomainRecord> definition(const std::string& name);
+  Status saveDefinition(const state::DomainRecord& rec);
+  Result<DomainView> view(const state::DomainRecord& rec, const std::vector<core::DomainInfo>& present);
+  Result<core::DomainInfo> presentInfo(const state::DomainRecord& rec);  // NOT_FOUND if not present
+  Status setRunningExpected(const std::string& name, bool running);
+  void onHypervisorEvent(const core::HypervisorEvent& e);
+  void publish(core::DomainEventKind kind, const core::DomainSpec& spec, int64_t domid, core::DomainState state,
+               std::string message = "");
+  std::shared_ptr<std::mutex> domainLock(const std::string& name);
+  std::string vanishedReason() const;
+
+  core::Hypervisor& hv_;
+  state::Store& store_;
+  OperationRegistry& ops_;
+  EventBus& events_;
+  const core::Clock& clock_;
+  std::string hv_name_;
+
+  std::mutex mu_;                                     // guards the maps below
+  std::condition_variable hv_changed_;                // any hypervisor event
+  std::map<std::string, state::DomainRecord> defs_;   // by name
+  std::map<std::string, std::string> names_by_uuid_;  // uuid -> name
+  std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;  // one change at a time per domain
+  uint64_t hv_event_count_ = 0;
+};
+
+}  // namespace xenctl::provision

@@ -1,0 +1,271 @@
+#include "lib/provision/operation_registry.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace xenctl::provision {
+
+using core::OperationRecord;
+using core::OperationState;
+
+namespace {
+constexpr absl::Duration kNotifyInterval = absl::Milliseconds(100);
+}  // namespace
+
+void OperationContext::phase(const std::string& name, uint32_t percent, const std::string& message) {
+  registry_.update(
+      id_,
+      [&](OperationRecord& r) {
+        r.state = OperationState::kRunning;
+        r.phase = name;
+        r.percent = std::max(r.percent, std::min(percent, 100u));
+        r.bytes_done = r.bytes_total = 0;
+        r.message = message;
+      },
+      /*throttle=*/false);
+}
+
+void OperationContext::progress(uint32_t percent, uint64_t bytes_done, uint64_t bytes_total,
+                                const std::string& message) {
+  registry_.update(
+      id_,
+      [&](OperationRecord& r) {
+        r.percent = std::max(r.percent, std::min(percent, 100u));
+        r.bytes_done = bytes_done;
+        r.bytes_total = bytes_total;
+        if (!message.empty()) r.message = message;
+      },
+      /*throttle=*/true);
+}
+
+OperationRegistry::OperationRegistry(const core::Clock& clock, state::Store* store, Options options)
+    : clock_(clock), store_(store), options_(options) {}
+
+OperationRegistry::~OperationRegistry() { shutdown(); }
+
+Status OperationRegistry::load() {
+  if (!store_) return absl::OkStatus();
+  XENCTL_ASSIGN_OR_RETURN(auto history, store_->listOperations(options_.history));
+  std::lock_guard lock(mu_);
+  for (auto& rec : history) {
+    if (!core::isFinished(rec.state)) {
+      // Nothing runs it any more: say so rather than show it running forever.
+      rec.state = OperationState::kFailed;
+      rec.finished_at = rec.updated_at = clock_.now();
+      rec.status = absl::AbortedError(absl::StrCat(rec.kind, " of '", rec.target, "' was interrupted by a daemon ",
+                                                   "restart in phase '", rec.phase, "'; check the object and retry"));
+      XENCTL_RETURN_IF_ERROR(store_->putOperation(rec));
+    }
+    if (!rec.request_id.empty()) by_request_[rec.request_id] = rec.id;
+    ops_[rec.id].rec = std::move(rec);
+  }
+  return absl::OkStatus();
+}
+
+std::string OperationRegistry::newId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id;
+  do id = absl::StrFormat("op-%016x", rng());
+  while (ops_.count(id));
+  return id;
+}
+
+std::optional<OperationRecord> OperationRegistry::findByRequest(const std::string& request_id) const {
+  if (request_id.empty()) return std::nullopt;
+  std::lock_guard lock(mu_);
+  auto it = by_request_.find(request_id);
+  if (it == by_request_.end()) return std::nullopt;
+  return ops_.at(it->second).rec;
+}
+
+Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
+  std::unique_lock lock(mu_);
+  reapLocked();
+  if (!req.request_id.empty()) {
+    if (auto it = by_request_.find(req.request_id); it != by_request_.end()) {
+      const OperationRecord& prev = ops_.at(it->second).rec;
+      if (prev.kind != req.kind || prev.target != req.target)
+        return absl::InvalidArgumentError(absl::StrCat("request_id '", req.request_id, "' was already used for ",
+                                                       prev.kind, " of '", prev.target, "' (", prev.id,
+                                                       "); use a new request_id for a new request"));
+      return prev;
+    }
+  }
+  if (shutting_down_) return absl::UnavailableError("xenctld is shutting down; retry when it is back");
+  if (active_ >= options_.max_active)
+    return absl::ResourceExhaustedError(absl::StrCat(active_, " operations are running, the limit is ",
+                                                     options_.max_active, "; retry when one has finished"));
+  OperationRecord rec;
+  rec.id = newId();
+  rec.kind = std::move(req.kind);
+  rec.target = std::move(req.target);
+  rec.request_id = std::move(req.request_id);
+  rec.caller_uid = req.caller_uid;
+  rec.state = OperationState::kPending;
+  rec.created_at = rec.updated_at = clock_.now();
+  rec.version = 1;
+  if (store_) XENCTL_RETURN_IF_ERROR(store_->putOperation(rec));
+  Entry& e = ops_[rec.id];
+  e.rec = rec;
+  if (!rec.request_id.empty()) by_request_[rec.request_id] = rec.id;
+  ++active_;
+  std::stop_token token = e.stop.get_token();
+  threads_.emplace(rec.id, std::jthread([this, id = rec.id, w = std::move(work), token]() mutable {
+                     run(std::move(id), std::move(w), std::move(token));
+                   }));
+  trimHistoryLocked();
+  return rec;
+}
+
+void OperationRegistry::run(std::string id, Work work, std::stop_token stop) {
+  OperationContext ctx(*this, id, std::move(stop));
+  Status st;
+  if (ctx.cancelled())
+    st = absl::CancelledError("cancelled before it started");
+  else
+    st = work(ctx);
+  finish(id, std::move(st));
+}
+
+void OperationRegistry::update(const std::string& id, const std::function<void(OperationRecord&)>& change,
+                               bool throttle) {
+  std::lock_guard lock(mu_);
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return;
+  Entry& e = it->second;
+  change(e.rec);
+  const absl::Time now = clock_.now();
+  e.rec.updated_at = now;
+  if (throttle && now - e.last_notify < kNotifyInterval) return;
+  e.last_notify = now;
+  ++e.rec.version;
+  changed_.notify_all();
+}
+
+void OperationRegistry::finish(const std::string& id, Status status) {
+  OperationRecord snapshot;
+  {
+    std::lock_guard lock(mu_);
+    Entry& e = ops_.at(id);
+    e.rec.state = status.ok()                 ? OperationState::kSucceeded
+                  : absl::IsCancelled(status) ? OperationState::kCancelled
+                                              : OperationState::kFailed;
+    if (status.ok()) e.rec.percent = 100;
+    e.rec.finished_at = e.rec.updated_at = clock_.now();
+    e.rec.status = std::move(status);
+    ++e.rec.version;
+    snapshot = e.rec;
+  }
+  // Persist before anyone can see the operation as finished: a watcher that
+  // reads the history after the end must find it there.
+  if (store_) (void)store_->putOperation(snapshot);  // the in-memory record stays authoritative
+  std::lock_guard lock(mu_);
+  --active_;
+  done_threads_.push_back(id);
+  changed_.notify_all();
+}
+
+void OperationRegistry::reapLocked() {
+  for (const auto& id : done_threads_) {
+    auto it = threads_.find(id);
+    if (it == threads_.end()) continue;
+    it->second.join();  // has returned from run() or is about to
+    threads_.erase(it);
+  }
+  done_threads_.clear();
+}
+
+void OperationRegistry::trimHistoryLocked() {
+  if (ops_.size() <= options_.history) return;
+  // Drop the oldest finished operations from memory; the store keeps its own bound.
+  std::vector<std::pair<absl::Time, std::string>> finished;
+  for (const auto& [id, e] : ops_)
+    if (core::isFinished(e.rec.state)) finished.emplace_back(e.rec.created_at, id);
+  std::sort(finished.begin(), finished.end());
+  for (size_t i = 0; i < finished.size() && ops_.size() > options_.history; ++i) {
+    const auto& rec = ops_.at(finished[i].second).rec;
+    if (!rec.request_id.empty()) by_request_.erase(rec.request_id);
+    ops_.erase(finished[i].second);
+  }
+  if (store_) (void)store_->pruneOperations(options_.history);
+}
+
+Result<OperationRecord> OperationRegistry::get(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = ops_.find(id);
+  if (it == ops_.end())
+    return absl::NotFoundError(absl::StrCat("operation '", id, "' not found; `vmm ops --all` lists them"));
+  return it->second.rec;
+}
+
+std::vector<OperationRecord> OperationRegistry::list(const std::string& target, bool active_only,
+                                                     size_t limit) const {
+  std::vector<OperationRecord> out;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, e] : ops_) {
+      if (!target.empty() && e.rec.target != target) continue;
+      if (active_only && core::isFinished(e.rec.state)) continue;
+      out.push_back(e.rec);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const OperationRecord& a, const OperationRecord& b) {
+    return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
+  });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+Result<OperationRecord> OperationRegistry::cancel(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));
+  Entry& e = it->second;
+  if (core::isFinished(e.rec.state))
+    return absl::FailedPreconditionError(
+        absl::StrCat("operation ", id, " has already ", av(core::toString(e.rec.state))));
+  e.stop.request_stop();
+  e.rec.message = "cancel requested";
+  ++e.rec.version;
+  changed_.notify_all();
+  return e.rec;
+}
+
+Result<OperationRecord> OperationRegistry::waitChange(const std::string& id, uint64_t after_version,
+                                                      absl::Time deadline) const {
+  std::unique_lock lock(mu_);
+  auto find = [&]() -> const Entry* {
+    auto it = ops_.find(id);
+    return it == ops_.end() ? nullptr : &it->second;
+  };
+  changed_.wait_until(lock, absl::ToChronoTime(deadline), [&] {
+    const Entry* e = find();
+    return !e || e->rec.version > after_version;
+  });
+  const Entry* e = find();
+  if (!e) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));
+  return e->rec;
+}
+
+size_t OperationRegistry::active() const {
+  std::lock_guard lock(mu_);
+  return active_;
+}
+
+void OperationRegistry::shutdown() {
+  std::map<std::string, std::jthread> threads;
+  {
+    std::lock_guard lock(mu_);
+    shutting_down_ = true;
+    for (auto& [id, e] : ops_)
+      if (!core::isFinished(e.rec.state)) e.stop.request_stop();
+    threads.swap(threads_);
+    done_threads_.clear();
+  }
+  threads.clear();  // joins each
+}
+
+}  // namespace xenctl::provision

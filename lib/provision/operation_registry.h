@@ -1,0 +1,117 @@
+// The operation registry: runs long tasks on their own threads, tracks their
+// phase and progress, lets clients watch and cancel them, deduplicates
+// retries by request_id, bounds how many run at once, and keeps a history in
+// the store.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lib/core/clock.h"
+#include "lib/core/operation.h"
+#include "lib/state/store.h"
+
+namespace xenctl::provision {
+
+class OperationRegistry;
+
+/// Handed to an operation's work: reports progress, tells about cancellation.
+class OperationContext {
+ public:
+  /// Enters a phase; `percent` is the overall progress at its start.
+  void phase(const std::string& name, uint32_t percent, const std::string& message = "");
+  /// Progress within the current phase. Watchers hear of it at most every
+  /// 100 ms; phase changes and the end are always sent at once.
+  void progress(uint32_t percent, uint64_t bytes_done, uint64_t bytes_total, const std::string& message = "");
+  /// True once CancelOperation (or daemon shutdown) asked the work to stop.
+  bool cancelled() const { return stop_.stop_requested(); }
+  std::stop_token stopToken() const { return stop_; }
+  const std::string& id() const { return id_; }
+
+ private:
+  friend class OperationRegistry;
+  OperationContext(OperationRegistry& r, std::string id, std::stop_token stop)
+      : registry_(r), id_(std::move(id)), stop_(std::move(stop)) {}
+  OperationRegistry& registry_;
+  std::string id_;
+  std::stop_token stop_;
+};
+
+class OperationRegistry {
+ public:
+  struct Options {
+    size_t max_active = 16;  ///< operations running at once
+    size_t history = 1000;   ///< finished operations kept
+  };
+  struct Request {
+    std::string kind, target, request_id;
+    int64_t caller_uid = -1;
+  };
+  /// The work of an operation. Return CANCELLED after undoing, when
+  /// ctx.cancelled() stopped it.
+  using Work = std::function<Status(OperationContext&)>;
+
+  /// `store` may be null (no history kept).
+  OperationRegistry(const core::Clock& clock, state::Store* store, Options options);
+  ~OperationRegistry();
+
+  /// Loads the history from the store. Operations that were running when
+  /// the daemon stopped are marked failed (ABORTED) and say so.
+  Status load();
+
+  /// The operation started earlier with this request_id, if any.
+  std::optional<core::OperationRecord> findByRequest(const std::string& request_id) const;
+  /// Starts `work` as a new operation, or returns the existing one when
+  /// request_id was seen before (INVALID_ARGUMENT if that one was of another
+  /// kind or target). RESOURCE_EXHAUSTED when max_active are running.
+  Result<core::OperationRecord> start(Request req, Work work);
+  /// NOT_FOUND for an unknown id.
+  Result<core::OperationRecord> get(const std::string& id) const;
+  /// Newest first.
+  std::vector<core::OperationRecord> list(const std::string& target, bool active_only, size_t limit) const;
+  /// Asks a running operation to stop. FAILED_PRECONDITION once finished.
+  Result<core::OperationRecord> cancel(const std::string& id);
+  /// Blocks until the operation's version passes `after_version` or
+  /// `deadline` comes, and returns it as it is then.
+  Result<core::OperationRecord> waitChange(const std::string& id, uint64_t after_version, absl::Time deadline) const;
+
+  size_t active() const;
+  size_t limit() const { return options_.max_active; }
+  /// Cancels everything running and waits for it to finish.
+  void shutdown();
+
+ private:
+  friend class OperationContext;
+  struct Entry {
+    core::OperationRecord rec;
+    std::stop_source stop;
+    absl::Time last_notify = absl::InfinitePast();
+  };
+  void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);
+  void finish(const std::string& id, Status status);
+  void run(std::string id, Work work, std::stop_token stop);
+  void reapLocked();
+  void trimHistoryLocked();
+  std::string newId();
+
+  const core::Clock& clock_;
+  state::Store* store_;
+  const Options options_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
+  std::map<std::string, Entry> ops_;
+  std::map<std::string, std::string> by_request_;  // request_id -> op id
+  std::map<std::string, std::jthread> threads_;    // running or not yet joined
+  std::vector<std::string> done_threads_;          // finished, to join
+  size_t active_ = 0;
+  bool shutting_down_ = false;
+};
+
+}  // namespace xenctl::provision

@@ -1,0 +1,315 @@
+#include "lib/state/store.h"
+
+#include <sqlite3.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace xenctl::state {
+namespace {
+
+using nlohmann::json;
+
+// Each entry moves the schema from version i to i+1. Append only.
+const char* const kMigrations[] = {
+    // 0 -> 1
+    R"sql(
+    CREATE TABLE domains (
+      name TEXT PRIMARY KEY,
+      uuid TEXT NOT NULL UNIQUE,
+      spec TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      owner_uid INTEGER NOT NULL,
+      running_expected INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE operations (
+      id TEXT PRIMARY KEY,
+      kind TEXT NOT NULL,
+      target TEXT NOT NULL,
+      request_id TEXT NOT NULL,
+      state TEXT NOT NULL,
+      phase TEXT NOT NULL,
+      percent INTEGER NOT NULL,
+      message TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      finished_at INTEGER,
+      status_code INTEGER NOT NULL,
+      status_message TEXT NOT NULL,
+      caller_uid INTEGER NOT NULL
+    );
+    CREATE INDEX operations_by_time ON operations(created_at);
+    )sql",
+};
+static_assert(std::size(kMigrations) == Store::kSchemaVersion);
+
+int64_t toMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+absl::Time fromMicros(int64_t us) { return absl::FromUnixMicros(us); }
+
+// A prepared statement that finalizes itself.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
+  ~Stmt() { sqlite3_finalize(st_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  Stmt& bindNull(int i) {
+    sqlite3_bind_null(st_, i);
+    return *this;
+  }
+  /// SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() { return rc_ = sqlite3_step(st_); }
+  std::string text(int col) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st_, col));
+    return p ? std::string(p, sqlite3_column_bytes(st_, col)) : std::string();
+  }
+  int64_t integer(int col) const { return sqlite3_column_int64(st_, col); }
+  bool isNull(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
+  Status error(const std::string& what) const {
+    const int code = rc_ & 0xff;
+    std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db_));
+    if (code == SQLITE_CONSTRAINT) return absl::AlreadyExistsError(msg);
+    if (code == SQLITE_FULL) return absl::ResourceExhaustedError(msg + "; free space in the state directory");
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) return absl::UnavailableError(msg);
+    return absl::InternalError(msg);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  int rc_;
+};
+
+Status expectDone(Stmt& st, const std::string& what) {
+  if (!st.ok()) return st.error(what);
+  if (st.step() != SQLITE_DONE) return st.error(what);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string encodeSpec(const core::DomainSpec& s) {
+  json disks = json::array(), vifs = json::array();
+  for (const auto& d : s.disks)
+    disks.push_back({{"target", d.target}, {"vdev", d.vdev}, {"mode", d.mode}, {"format", d.format}});
+  for (const auto& v : s.vifs) vifs.push_back({{"bridge", v.bridge}, {"mac", v.mac}, {"ip", v.ip}});
+  json j = {{"name", s.name},
+            {"uuid", s.uuid},
+            {"type", core::toString(s.type)},
+            {"kernel", s.kernel},
+            {"ramdisk", s.ramdisk},
+            {"cmdline", s.cmdline},
+            {"bootloader", s.bootloader},
+            {"bootloader_args", s.bootloader_args},
+            {"memory", s.memory_mib},
+            {"maxmem", s.maxmem_mib},
+            {"vcpus", s.vcpus},
+            {"maxvcpus", s.maxvcpus},
+            {"disks", disks},
+            {"vifs", vifs},
+            {"on_poweroff", core::toString(s.on_poweroff)},
+            {"on_reboot", core::toString(s.on_reboot)},
+            {"on_crash", core::toString(s.on_crash)}};
+  return j.dump();
+}
+
+Result<core::DomainSpec> decodeSpec(const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return absl::DataLossError("stored domain spec is not a JSON object");
+  core::DomainSpec s;
+  try {
+    s.name = j.at("name").get<std::string>();
+    s.uuid = j.at("uuid").get<std::string>();
+    XENCTL_ASSIGN_OR_RETURN(s.type, core::parseDomainType(j.at("type").get<std::string>()));
+    s.kernel = j.value("kernel", "");
+    s.ramdisk = j.value("ramdisk", "");
+    s.cmdline = j.value("cmdline", "");
+    s.bootloader = j.value("bootloader", "");
+    s.bootloader_args = j.value("bootloader_args", std::vector<std::string>{});
+    s.memory_mib = j.at("memory").get<uint64_t>();
+    s.maxmem_mib = j.at("maxmem").get<uint64_t>();
+    s.vcpus = j.at("vcpus").get<uint32_t>();
+    s.maxvcpus = j.at("maxvcpus").get<uint32_t>();
+    for (const auto& d : j.value("disks", json::array()))
+      s.disks.push_back({d.at("target"), d.at("vdev"), d.at("mode"), d.value("format", "")});
+    for (const auto& v : j.value("vifs", json::array())) s.vifs.push_back({v.at("bridge"), v.at("mac"), v.at("ip")});
+    XENCTL_ASSIGN_OR_RETURN(s.on_poweroff, core::parseLifecycleAction(j.at("on_poweroff").get<std::string>()));
+    XENCTL_ASSIGN_OR_RETURN(s.on_reboot, core::parseLifecycleAction(j.at("on_reboot").get<std::string>()));
+    XENCTL_ASSIGN_OR_RETURN(s.on_crash, core::parseLifecycleAction(j.at("on_crash").get<std::string>()));
+  } catch (const json::exception& e) {
+    return absl::DataLossError(absl::StrCat("stored domain spec is malformed: ", e.what()));
+  }
+  return s;
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(
+        absl::StrCat("opening state database ", path, ": ", msg, "; check --state-dir and its permissions"));
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  sqlite3_busy_timeout(db, 5000);
+  XENCTL_RETURN_IF_ERROR(store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
+  if (Status st = store->migrate(); !st.ok())
+    return Status(st.code(), absl::StrCat("state database ", path, ": ", st.message()));
+  return store;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+Status Store::exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return absl::InternalError(absl::StrCat("sqlite: ", msg));
+  }
+  return absl::OkStatus();
+}
+
+int Store::schemaVersion() {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "PRAGMA user_version");
+  return st.step() == SQLITE_ROW ? static_cast<int>(st.integer(0)) : -1;
+}
+
+Status Store::migrate() {
+  int version;
+  {
+    Stmt st(db_, "PRAGMA user_version");
+    if (st.step() != SQLITE_ROW) return st.error("reading schema version");
+    version = static_cast<int>(st.integer(0));
+  }
+  if (version > kSchemaVersion)
+    return absl::FailedPreconditionError(absl::StrCat("schema version ", version, " is newer than this xenctld (",
+                                                      kSchemaVersion, "); run a newer xenctld"));
+  for (int v = version; v < kSchemaVersion; ++v) {
+    // One transaction per step: a crash leaves the schema at a known version.
+    XENCTL_RETURN_IF_ERROR(exec(absl::StrCat("BEGIN IMMEDIATE; ", kMigrations[v], "; PRAGMA user_version = ", v + 1,
+                                             "; COMMIT;")));
+  }
+  return absl::OkStatus();
+}
+
+Status Store::insertDomain(const DomainRecord& r) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_,
+          "INSERT INTO domains(name, uuid, spec, created_at, updated_at, owner_uid, running_expected) "
+          "VALUES(?,?,?,?,?,?,?)");
+  st.bind(1, r.spec.name).bind(2, r.spec.uuid).bind(3, encodeSpec(r.spec)).bind(4, toMicros(r.created_at));
+  st.bind(5, toMicros(r.updated_at)).bind(6, r.owner_uid).bind(7, int64_t{r.running_expected});
+  Status s = expectDone(st, absl::StrCat("storing domain '", r.spec.name, "'"));
+  if (absl::IsAlreadyExists(s))
+    return absl::AlreadyExistsError(absl::StrCat("domain '", r.spec.name, "' already exists"));
+  return s;
+}
+
+Status Store::updateDomain(const DomainRecord& r) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "UPDATE domains SET spec=?, updated_at=?, running_expected=? WHERE name=?");
+  st.bind(1, encodeSpec(r.spec)).bind(2, toMicros(r.updated_at)).bind(3, int64_t{r.running_expected});
+  st.bind(4, r.spec.name);
+  XENCTL_RETURN_IF_ERROR(expectDone(st, absl::StrCat("updating domain '", r.spec.name, "'")));
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("domain '", r.spec.name, "' not found"));
+  return absl::OkStatus();
+}
+
+Status Store::deleteDomain(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "DELETE FROM domains WHERE name=?");
+  st.bind(1, name);
+  XENCTL_RETURN_IF_ERROR(expectDone(st, absl::StrCat("deleting domain '", name, "'")));
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("domain '", name, "' not found"));
+  return absl::OkStatus();
+}
+
+Result<std::vector<DomainRecord>> Store::listDomains() {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "SELECT spec, created_at, updated_at, owner_uid, running_expected FROM domains ORDER BY name");
+  std::vector<DomainRecord> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    DomainRecord r;
+    XENCTL_ASSIGN_OR_RETURN(r.spec, decodeSpec(st.text(0)));
+    r.created_at = fromMicros(st.integer(1));
+    r.updated_at = fromMicros(st.integer(2));
+    r.owner_uid = st.integer(3);
+    r.running_expected = st.integer(4) != 0;
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return st.error("listing domains");
+  return out;
+}
+
+Status Store::putOperation(const core::OperationRecord& op) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_,
+          "INSERT OR REPLACE INTO operations(id, kind, target, request_id, state, phase, percent, message, "
+          "created_at, updated_at, finished_at, status_code, status_message, caller_uid) "
+          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  st.bind(1, op.id).bind(2, op.kind).bind(3, op.target).bind(4, op.request_id);
+  st.bind(5, std::string(core::toString(op.state))).bind(6, op.phase).bind(7, int64_t{op.percent});
+  st.bind(8, op.message).bind(9, toMicros(op.created_at)).bind(10, toMicros(op.updated_at));
+  if (core::isFinished(op.state))
+    st.bind(11, toMicros(op.finished_at));
+  else
+    st.bindNull(11);
+  st.bind(12, static_cast<int64_t>(op.status.code())).bind(13, std::string(op.status.message()));
+  st.bind(14, op.caller_uid);
+  return expectDone(st, absl::StrCat("storing operation ", op.id));
+}
+
+Result<std::vector<core::OperationRecord>> Store::listOperations(size_t limit) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_,
+          "SELECT id, kind, target, request_id, state, phase, percent, message, created_at, updated_at, "
+          "finished_at, status_code, status_message, caller_uid FROM operations "
+          "ORDER BY created_at DESC, id DESC LIMIT ?");
+  st.bind(1, static_cast<int64_t>(limit));
+  std::vector<core::OperationRecord> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    core::OperationRecord op;
+    op.id = st.text(0);
+    op.kind = st.text(1);
+    op.target = st.text(2);
+    op.request_id = st.text(3);
+    XENCTL_ASSIGN_OR_RETURN(op.state, core::parseOperationState(st.text(4)));
+    op.phase = st.text(5);
+    op.percent = static_cast<uint32_t>(st.integer(6));
+    op.message = st.text(7);
+    op.created_at = fromMicros(st.integer(8));
+    op.updated_at = fromMicros(st.integer(9));
+    if (!st.isNull(10)) op.finished_at = fromMicros(st.integer(10));
+    op.status = Status(static_cast<absl::StatusCode>(st.integer(11)), st.text(12));
+    op.caller_uid = st.integer(13);
+    out.push_back(std::move(op));
+  }
+  if (rc != SQLITE_DONE) return st.error("listing operations");
+  return out;
+}
+
+Status Store::pruneOperations(size_t keep) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_,
+          "DELETE FROM operations WHERE finished_at IS NOT NULL AND id NOT IN "
+          "(SELECT id FROM operations ORDER BY created_at DESC, id DESC LIMIT ?)");
+  st.bind(1, static_cast<int64_t>(keep));
+  return expectDone(st, "pruning operations");
+}
+
+}  // namespace xenctl::state

@@ -1,0 +1,71 @@
+// The durable store: SQLite in WAL mode under the state directory, with a
+// versioned schema migrated forward on open. It keeps what must survive a
+// daemon restart: domain definitions and the history of operations.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "lib/core/domain.h"
+#include "lib/core/operation.h"
+#include "lib/core/status.h"
+
+struct sqlite3;
+
+namespace xenctl::state {
+
+/// A domain as xenctld defined it.
+struct DomainRecord {
+  core::DomainSpec spec;
+  absl::Time created_at = absl::UnixEpoch();
+  absl::Time updated_at = absl::UnixEpoch();
+  int64_t owner_uid = -1;
+  /// True from the moment xenctld starts the domain until it sees it stop;
+  /// a domain missing from the hypervisor with this set has vanished.
+  bool running_expected = false;
+};
+
+class Store {
+ public:
+  /// Opens (creating) the database at `path`, or an in-memory one for
+  /// ":memory:", and migrates its schema to kSchemaVersion.
+  /// FAILED_PRECONDITION when the file has a newer schema than this build knows.
+  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  static constexpr int kSchemaVersion = 1;
+  int schemaVersion();
+
+  /// ALREADY_EXISTS when the name or uuid is taken.
+  Status insertDomain(const DomainRecord& rec);
+  /// NOT_FOUND when no domain has that name.
+  Status updateDomain(const DomainRecord& rec);
+  Status deleteDomain(const std::string& name);
+  Result<std::vector<DomainRecord>> listDomains();
+
+  /// Inserts or replaces the operation with this id.
+  Status putOperation(const core::OperationRecord& op);
+  /// Newest first, at most `limit`.
+  Result<std::vector<core::OperationRecord>> listOperations(size_t limit);
+  /// Deletes finished operations beyond the newest `keep`.
+  Status pruneOperations(size_t keep);
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  Status exec(const std::string& sql);
+  Status migrate();
+
+  std::mutex mu_;
+  sqlite3* db_;
+};
+
+/// The spec as stored: JSON with xl's key names. Exposed for tests.
+std::string encodeSpec(const core::DomainSpec& spec);
+Result<core::DomainSpec> decodeSpec(const std::string& json);
+
+}  // namespace xenctl::state

@@ -1,0 +1,53 @@
+// Unix-socket helpers for the daemon's local listener: an owned fd, a
+// listening socket that refuses to steal a live daemon's path, and the
+// peer's credentials (SO_PEERCRED).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+
+#include "lib/core/status.h"
+
+namespace xenctl::sys {
+
+/// Owns a file descriptor; closes it once.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd();
+  int get() const { return fd_; }
+  /// Gives up ownership.
+  int release() { return std::exchange(fd_, -1); }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+struct PeerCredentials {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+/// Binds and listens on a Unix stream socket at `path` with permissions
+/// `mode`, creating the parent directory. A stale socket file (nobody
+/// accepting) is replaced; a live one is ALREADY_EXISTS, so a second daemon
+/// never steals the first one's socket.
+Result<UniqueFd> listenUnix(const std::string& path, mode_t mode);
+
+/// The credentials of the process at the other end of a connected Unix socket.
+Result<PeerCredentials> peerCredentials(int fd);
+
+/// Tells systemd about the daemon's state ("READY=1", "STOPPING=1"); does
+/// nothing when not started by systemd (no NOTIFY_SOCKET).
+void notifySystemd(const std::string& state);
+
+}  // namespace xenctl::sys

@@ -1,0 +1,238 @@
+#include "lib/testhv/test_hypervisor.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace xenctl::testhv {
+
+using core::DomainState;
+using Kind = core::HypervisorEvent::Kind;
+
+namespace {
+std::string who(const core::DomainSpec& s) { return absl::StrCat("domain '", s.name, "'"); }
+}  // namespace
+
+core::HypervisorEvent TestHypervisor::eventFor(const Dom& d, Kind kind) {
+  return {kind, d.spec.uuid, d.spec.name, d.info.domid, d.info.state, ""};
+}
+
+void TestHypervisor::emit(const Events& events) {
+  EventSink sink;
+  {
+    std::lock_guard lock(mu_);
+    sink = sink_;
+  }
+  if (!sink) return;
+  for (const auto& e : events) sink(e);
+}
+
+void TestHypervisor::setEventSink(EventSink sink) {
+  std::lock_guard lock(mu_);
+  sink_ = std::move(sink);
+}
+
+uint64_t TestHypervisor::usedMemoryMib() const {
+  uint64_t used = 0;
+  for (const auto& [uuid, d] : domains_) used += d.info.memory_mib;
+  return used;
+}
+
+Result<TestHypervisor::Dom*> TestHypervisor::find(const std::string& uuid) {
+  auto it = domains_.find(uuid);
+  if (it == domains_.end())
+    return absl::NotFoundError(absl::StrCat("no domain with uuid ", uuid, " is present in the test hypervisor"));
+  return &it->second;
+}
+
+Result<core::HypervisorInfo> TestHypervisor::hostInfo() {
+  std::lock_guard lock(mu_);
+  return core::HypervisorInfo{"test", options_.version, options_.cpus, options_.memory_mib,
+                              options_.memory_mib - usedMemoryMib()};
+}
+
+Result<core::DomainInfo> TestHypervisor::createDomain(const core::DomainSpec& spec, bool paused) {
+  Events events;
+  core::DomainInfo info;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [uuid, d] : domains_)
+      if (uuid == spec.uuid || d.spec.name == spec.name)
+        return absl::AlreadyExistsError(absl::StrCat(who(spec), " is already present in the hypervisor"));
+    const uint64_t free = options_.memory_mib - usedMemoryMib();
+    if (spec.memory_mib > free)
+      return absl::ResourceExhaustedError(absl::StrCat("creating ", who(spec), ": it needs ", spec.memory_mib,
+                                                       " MiB but the host has ", free, " MiB free"));
+    Dom d{spec, {spec.name, spec.uuid, next_domid_++, paused ? DomainState::kPaused : DomainState::kRunning,
+                 spec.vcpus, spec.memory_mib, 0.0}};
+    events.push_back(eventFor(d, Kind::kStarted));
+    info = d.info;
+    domains_.emplace(spec.uuid, std::move(d));
+  }
+  emit(events);
+  return info;
+}
+
+Result<std::vector<core::DomainInfo>> TestHypervisor::listDomains() {
+  std::lock_guard lock(mu_);
+  std::vector<core::DomainInfo> out;
+  out.reserve(domains_.size());
+  for (const auto& [uuid, d] : domains_) out.push_back(d.info);
+  return out;
+}
+
+Result<core::DomainInfo> TestHypervisor::domainInfo(const std::string& uuid) {
+  std::lock_guard lock(mu_);
+  XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+  return d->info;
+}
+
+void TestHypervisor::applyAction(Dom& d, core::LifecycleAction action, Kind why, Events& events) {
+  using core::LifecycleAction;
+  switch (action) {
+    case LifecycleAction::kDestroy:
+    case LifecycleAction::kCoredumpDestroy:
+      d.info.state = DomainState::kDying;
+      events.push_back(eventFor(d, Kind::kDestroyed));
+      events.back().state = DomainState::kStopped;
+      domains_.erase(d.spec.uuid);  // d is gone from here on
+      return;
+    case LifecycleAction::kRestart:
+    case LifecycleAction::kRenameRestart:
+    case LifecycleAction::kCoredumpRestart:
+      // Xen builds a new domain for a restart: a new domid, the spec's resources.
+      d.info.domid = next_domid_++;
+      d.info.state = DomainState::kRunning;
+      d.info.vcpus_online = d.spec.vcpus;
+      d.info.memory_mib = d.spec.memory_mib;
+      events.push_back(eventFor(d, Kind::kRebooted));
+      return;
+    case LifecycleAction::kPreserve:
+      d.info.state = why == Kind::kCrashed ? DomainState::kCrashed : DomainState::kShutdown;
+      events.push_back(eventFor(d, why));
+      return;
+  }
+}
+
+Status TestHypervisor::shutdownDomain(const std::string& uuid) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+    if (d->info.state != DomainState::kRunning && d->info.state != DomainState::kBlocked)
+      return absl::FailedPreconditionError(absl::StrCat(who(d->spec), " is ", av(core::toString(d->info.state)),
+                                                        ", a guest can only shut down while running; ",
+                                                        d->info.state == DomainState::kPaused
+                                                            ? "unpause it first, or destroy it"
+                                                            : "destroy it instead"));
+    d->info.state = DomainState::kShutdown;
+    events.push_back(eventFor(*d, Kind::kShutdown));
+    if (d->spec.on_poweroff != core::LifecycleAction::kPreserve)
+      applyAction(*d, d->spec.on_poweroff, Kind::kShutdown, events);
+  }
+  emit(events);
+  return absl::OkStatus();
+}
+
+Status TestHypervisor::rebootDomain(const std::string& uuid) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+    if (d->info.state != DomainState::kRunning && d->info.state != DomainState::kBlocked)
+      return absl::FailedPreconditionError(absl::StrCat(who(d->spec), " is ", av(core::toString(d->info.state)),
+                                                        "; only a running guest can reboot"));
+    applyAction(*d, d->spec.on_reboot, Kind::kShutdown, events);
+  }
+  emit(events);
+  return absl::OkStatus();
+}
+
+Status TestHypervisor::crashDomain(const std::string& uuid) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+    d->info.state = DomainState::kCrashed;
+    events.push_back(eventFor(*d, Kind::kCrashed));
+    if (d->spec.on_crash != core::LifecycleAction::kPreserve) applyAction(*d, d->spec.on_crash, Kind::kCrashed, events);
+  }
+  emit(events);
+  return absl::OkStatus();
+}
+
+Status TestHypervisor::destroyDomain(const std::string& uuid) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+    applyAction(*d, core::LifecycleAction::kDestroy, Kind::kDestroyed, events);
+  }
+  emit(events);
+  return absl::OkStatus();
+}
+
+Status TestHypervisor::pauseDomain(const std::string& uuid) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+    if (d->info.state != DomainState::kRunning && d->info.state != DomainState::kBlocked)
+      return absl::FailedPreconditionError(
+          absl::StrCat(who(d->spec), " is ", av(core::toString(d->info.state)), "; only a running domain can be paused"));
+    d->info.state = DomainState::kPaused;
+    events.push_back(eventFor(*d, Kind::kPaused));
+  }
+  emit(events);
+  return absl::OkStatus();
+}
+
+Status TestHypervisor::unpauseDomain(const std::string& uuid) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+    if (d->info.state != DomainState::kPaused)
+      return absl::FailedPreconditionError(
+          absl::StrCat(who(d->spec), " is ", av(core::toString(d->info.state)), ", not paused"));
+    d->info.state = DomainState::kRunning;
+    events.push_back(eventFor(*d, Kind::kUnpaused));
+  }
+  emit(events);
+  return absl::OkStatus();
+}
+
+Status TestHypervisor::setVcpus(const std::string& uuid, uint32_t vcpus) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+    if (vcpus < 1 || vcpus > d->spec.maxvcpus)
+      return absl::InvalidArgumentError(absl::StrCat(who(d->spec), ": vcpus ", vcpus, " is out of range; use 1 to ",
+                                                     d->spec.maxvcpus, " (maxvcpus)"));
+    d->info.vcpus_online = vcpus;
+    events.push_back(eventFor(*d, Kind::kResourcesChanged));
+  }
+  emit(events);
+  return absl::OkStatus();
+}
+
+Status TestHypervisor::setMemory(const std::string& uuid, uint64_t memory_mib) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+    if (memory_mib < core::kMinMemoryMib || memory_mib > d->spec.maxmem_mib)
+      return absl::InvalidArgumentError(absl::StrCat(who(d->spec), ": memory ", memory_mib,
+                                                     " MiB is out of range; use ", core::kMinMemoryMib, " to ",
+                                                     d->spec.maxmem_mib, " MiB (maxmem)"));
+    const uint64_t free = options_.memory_mib - usedMemoryMib();
+    if (memory_mib > d->info.memory_mib && memory_mib - d->info.memory_mib > free)
+      return absl::ResourceExhaustedError(absl::StrCat(who(d->spec), ": growing to ", memory_mib,
+                                                       " MiB needs more than the host's ", free, " MiB free"));
+    d->info.memory_mib = memory_mib;
+    events.push_back(eventFor(*d, Kind::kResourcesChanged));
+  }
+  emit(events);
+  return absl::OkStatus();
+}
+
+}  // namespace xenctl::testhv

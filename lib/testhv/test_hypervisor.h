@@ -1,0 +1,62 @@
+// The `test` hypervisor: an in-memory Xen with the real lifecycle state
+// machine, for trying the API and for tests where no Xen runs (as libvirt's
+// test:///default driver is). Nothing it holds survives the process.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lib/core/hypervisor.h"
+
+namespace xenctl::testhv {
+
+class TestHypervisor final : public core::Hypervisor {
+ public:
+  struct Options {
+    uint32_t cpus = 8;
+    uint64_t memory_mib = 65536;
+    std::string version = "test";
+  };
+  TestHypervisor() : TestHypervisor(Options{}) {}
+  explicit TestHypervisor(Options options) : options_(std::move(options)) {}
+
+  Result<core::HypervisorInfo> hostInfo() override;
+  Result<core::DomainInfo> createDomain(const core::DomainSpec& spec, bool paused) override;
+  Result<std::vector<core::DomainInfo>> listDomains() override;
+  Result<core::DomainInfo> domainInfo(const std::string& uuid) override;
+  Status shutdownDomain(const std::string& uuid) override;
+  Status rebootDomain(const std::string& uuid) override;
+  Status destroyDomain(const std::string& uuid) override;
+  Status pauseDomain(const std::string& uuid) override;
+  Status unpauseDomain(const std::string& uuid) override;
+  Status setVcpus(const std::string& uuid, uint32_t vcpus) override;
+  Status setMemory(const std::string& uuid, uint64_t memory_mib) override;
+  void setEventSink(EventSink sink) override;
+
+  /// Makes the guest crash, as a kernel panic would; on_crash decides what follows.
+  Status crashDomain(const std::string& uuid);
+
+ private:
+  struct Dom {
+    core::DomainSpec spec;
+    core::DomainInfo info;
+  };
+  using Events = std::vector<core::HypervisorEvent>;
+
+  // The guest went down for `why`: apply the spec's action for it.
+  void applyAction(Dom& d, core::LifecycleAction action, core::HypervisorEvent::Kind why, Events& events);
+  Result<Dom*> find(const std::string& uuid);
+  uint64_t usedMemoryMib() const;
+  void emit(const Events& events);
+  static core::HypervisorEvent eventFor(const Dom& d, core::HypervisorEvent::Kind kind);
+
+  const Options options_;
+  std::mutex mu_;
+  std::map<std::string, Dom> domains_;  // by uuid
+  int64_t next_domid_ = 1;
+  EventSink sink_;
+};
+
+}  // namespace xenctl::testhv

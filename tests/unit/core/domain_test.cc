@@ -1,0 +1,134 @@
+#include "lib/core/domain.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+
+namespace xenctl::core {
+namespace {
+
+// Every enum value survives toString -> parse.
+TEST(DomainEnums, RoundTrip) {
+  for (auto t : {DomainType::kPv, DomainType::kPvh, DomainType::kHvm}) EXPECT_EQ(*parseDomainType(toString(t)), t);
+  for (int i = 0; i <= static_cast<int>(DomainState::kVanished); ++i) {
+    auto s = static_cast<DomainState>(i);
+    EXPECT_EQ(*parseDomainState(toString(s)), s);
+  }
+  for (int i = 0; i <= static_cast<int>(LifecycleAction::kCoredumpRestart); ++i) {
+    auto a = static_cast<LifecycleAction>(i);
+    EXPECT_EQ(*parseLifecycleAction(toString(a)), a);
+  }
+  EXPECT_EQ(toString(LifecycleAction::kRenameRestart), "rename-restart");
+}
+
+// An unknown name is rejected with the allowed values listed.
+TEST(DomainEnums, UnknownNameListsChoices) {
+  auto r = parseDomainType("kvm");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("pv, pvh, hvm"), absl::string_view::npos);
+}
+
+// Names follow [a-z0-9][a-z0-9-_.]{0,62}.
+TEST(DomainName, Validation) {
+  for (const std::string& ok : std::vector<std::string>{"web1", "a", "0db", "web-1_x.y", std::string(63, 'a')})
+    EXPECT_TRUE(validateDomainName(ok).ok()) << ok;
+  for (const std::string& bad : std::vector<std::string>{"", "Web1", "-web", ".web", "web 1", "web/1", "Web_1!", std::string(64, 'a')})
+    EXPECT_EQ(validateDomainName(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  EXPECT_NE(validateDomainName("web!").message().find("'!'"), absl::string_view::npos);
+}
+
+DomainSpec minimal() {
+  DomainSpec s;
+  s.name = "web1";
+  s.uuid = "8a1c7c3e-8a7b-4a55-9d6e-1b2c3d4e5f60";
+  s.memory_mib = 512;
+  s.vcpus = 2;
+  return s;
+}
+
+// Defaults: maxmem/maxvcpus follow memory/vcpus, disks get vdevs, vifs get stable Xen MACs.
+TEST(NormalizeSpec, FillsDefaults) {
+  DomainSpec s = minimal();
+  s.disks = {{"/dev/vg0/web1", "", "", ""}, {"/srv/data.img", "", "r", ""}};
+  s.vifs = {{"xenbr0", "", ""}, {"xenbr1", "00:16:3E:AA:BB:CC", ""}};
+  auto n = normalizeSpec(s);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->maxmem_mib, 512u);
+  EXPECT_EQ(n->maxvcpus, 2u);
+  EXPECT_EQ(n->disks[0].vdev, "xvda");
+  EXPECT_EQ(n->disks[0].mode, "w");
+  EXPECT_EQ(n->disks[1].vdev, "xvdb");
+  EXPECT_EQ(n->disks[1].mode, "r");
+  EXPECT_EQ(n->vifs[0].mac, xenMacFor(s.uuid, 0));
+  EXPECT_EQ(n->vifs[1].mac, "00:16:3e:aa:bb:cc");
+  EXPECT_EQ(*normalizeSpec(*n), *n);  // idempotent
+}
+
+// Out-of-range or contradictory values name the field.
+TEST(NormalizeSpec, RejectsBadValues) {
+  auto expectBad = [](DomainSpec s, const char* needle) {
+    auto r = normalizeSpec(std::move(s));
+    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << needle;
+    EXPECT_NE(r.status().message().find(needle), absl::string_view::npos) << r.status();
+  };
+  DomainSpec s = minimal();
+  s.memory_mib = 16;
+  expectBad(s, "memory 16 MiB is out of range");
+  s = minimal();
+  s.memory_mib = kMaxMemoryMib + 1;
+  expectBad(s, "out of range");
+  s = minimal();
+  s.maxmem_mib = 256;
+  expectBad(s, "maxmem 256");
+  s = minimal();
+  s.vcpus = 0;
+  expectBad(s, "vcpus 0");
+  s = minimal();
+  s.maxvcpus = 1;
+  expectBad(s, "maxvcpus 1");
+  s = minimal();
+  s.kernel = "/boot/vmlinuz";
+  s.bootloader = "pygrub";
+  expectBad(s, "either a kernel or a bootloader");
+  s = minimal();
+  s.disks = {{"/a", "xvda", "w", ""}, {"/b", "xvda", "w", ""}};
+  expectBad(s, "two disks use vdev xvda");
+  s = minimal();
+  s.vifs = {{"xenbr0", "01:16:3e:00:00:01", ""}};
+  expectBad(s, "multicast");
+  s = minimal();
+  s.vifs = {{"xenbr0", "00:16:3e:00:00", ""}};
+  expectBad(s, "is not a MAC address");
+}
+
+// MACs are in the Xen OUI, unicast, stable per (uuid, index), different across both.
+TEST(XenMac, StableAndInOui) {
+  const std::string a = xenMacFor("u1", 0);
+  EXPECT_EQ(a, xenMacFor("u1", 0));
+  EXPECT_NE(a, xenMacFor("u1", 1));
+  EXPECT_NE(a, xenMacFor("u2", 0));
+  EXPECT_TRUE(std::regex_match(a, std::regex("00:16:3e:[0-7][0-9a-f]:[0-9a-f]{2}:[0-9a-f]{2}"))) << a;
+}
+
+// UUIDs are canonical version-4 text and do not repeat.
+TEST(Uuid, Version4) {
+  const std::string u = newUuid();
+  EXPECT_TRUE(std::regex_match(u, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")))
+      << u;
+  EXPECT_NE(u, newUuid());
+}
+
+// Sizes: MiB by default, K/M/G/T units, whole MiB only.
+TEST(ParseSize, UnitsAndErrors) {
+  EXPECT_EQ(*parseSizeMib("512"), 512u);
+  EXPECT_EQ(*parseSizeMib("512M"), 512u);
+  EXPECT_EQ(*parseSizeMib("2G"), 2048u);
+  EXPECT_EQ(*parseSizeMib("2g"), 2048u);
+  EXPECT_EQ(*parseSizeMib("1T"), 1048576u);
+  EXPECT_EQ(*parseSizeMib("1048576K"), 1024u);
+  for (const char* bad : {"", "M", "-1", "+5", "1.5G", "10X", "1000K", "99999999999999999999T"})
+    EXPECT_EQ(parseSizeMib(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+}
+
+}  // namespace
+}  // namespace xenctl::core

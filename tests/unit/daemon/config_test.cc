@@ -1,0 +1,74 @@
+#include "daemon/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace xenctl::daemon {
+namespace {
+
+std::string write(const std::string& text) {
+  static int n = 0;
+  auto p = std::filesystem::temp_directory_path() /
+           ("xenctl-config-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".toml");
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+// A full file sets every key.
+TEST(Config, Loads) {
+  auto c = loadConfig(write(R"(
+[daemon]
+listen = ["unix:/tmp/x.sock", "tcp:127.0.0.1:7000"]
+state_dir = "/tmp/st"
+hypervisor = "test"
+max_operations = 4
+log_level = "debug"
+[test-hypervisor]
+cpus = 2
+memory_mib = 1024
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen.size(), 2u);
+  EXPECT_EQ(c->state_dir, "/tmp/st");
+  EXPECT_EQ(c->hypervisor, "test");
+  EXPECT_EQ(c->max_operations, 4u);
+  EXPECT_EQ(c->test_memory_mib, 1024u);
+  EXPECT_TRUE(validateConfig(*c).ok());
+}
+
+// Syntax errors, unknown keys and wrong types name the file and the line.
+TEST(Config, ErrorsNameFileAndLine) {
+  struct Case {
+    const char* text;
+    const char* needle;
+  };
+  for (const Case& k : {Case{"[daemon]\nlisten = [\"unix:/x\"\n", ":2"},
+                        Case{"[daemon]\nstate_dri = \"/x\"\n", ":2: unknown key 'state_dri'"},
+                        Case{"[daemon]\n\nmax_operations = \"many\"\n", ":3: 'max_operations' must be"},
+                        Case{"[deamon]\n", "unknown section 'deamon'"}}) {
+    const std::string path = write(k.text);
+    auto c = loadConfig(path);
+    ASSERT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
+    EXPECT_NE(c.status().message().find(path), absl::string_view::npos) << c.status();
+    EXPECT_NE(c.status().message().find(k.needle), absl::string_view::npos) << c.status();
+  }
+  EXPECT_EQ(loadConfig("/nonexistent/xenctld.toml").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Values flags can also set are checked.
+TEST(Config, Validation) {
+  Config c;
+  c.hypervisor = "kvm";
+  EXPECT_EQ(validateConfig(c).code(), absl::StatusCode::kInvalidArgument);
+  c = Config{};
+  c.listen = {"unix:relative.sock"};
+  EXPECT_EQ(validateConfig(c).code(), absl::StatusCode::kInvalidArgument);
+  c = Config{};
+  c.log_level = "loud";
+  EXPECT_EQ(validateConfig(c).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace xenctl::daemon

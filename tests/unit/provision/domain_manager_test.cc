@@ -1,0 +1,218 @@
+#include "lib/provision/domain_manager.h"
+
+#include <gtest/gtest.h>
+
+#include "lib/testhv/test_hypervisor.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/unit/provision/test_util.h"
+
+namespace xenctl::provision {
+namespace {
+
+using core::DomainState;
+using core::OperationState;
+
+core::DomainSpec spec(const std::string& name, uint64_t mem = 512) {
+  core::DomainSpec s;
+  s.name = name;
+  s.memory_mib = mem;
+  s.vcpus = 1;
+  s.maxvcpus = 4;
+  s.maxmem_mib = 2048;
+  return s;
+}
+
+// A daemon's worth of parts over one store; `restart()` builds new ones over
+// the same store, with a fresh test hypervisor, as a daemon restart does.
+class DomainManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { restart(); }
+  void restart() {
+    domains_.reset();
+    ops_.reset();
+    hv_ = std::make_unique<testhv::TestHypervisor>(testhv::TestHypervisor::Options{8, 4096, "t"});
+    ops_ = std::make_unique<OperationRegistry>(clock_, store_.get(), OperationRegistry::Options{});
+    ASSERT_TRUE(ops_->load().ok());
+    domains_ = std::make_unique<DomainManager>(*hv_, *store_, *ops_, bus_, clock_);
+    ASSERT_TRUE(domains_->load().ok());
+  }
+  // Runs an operation-returning call to its end.
+  core::OperationRecord done(const Result<core::OperationRecord>& r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? waitFinished(*ops_, r->id) : core::OperationRecord{};
+  }
+  DomainState stateOf(const std::string& name) { return domains_->get(name)->state; }
+
+  fakes::FakeClock clock_;
+  std::unique_ptr<state::Store> store_ = *state::Store::open(":memory:");
+  EventBus bus_;
+  std::unique_ptr<testhv::TestHypervisor> hv_;
+  std::unique_ptr<OperationRegistry> ops_;
+  std::unique_ptr<DomainManager> domains_;
+  Caller caller_{"", 1000};
+};
+
+// Create defines and starts the domain; the definition holds the normalized spec.
+TEST_F(DomainManagerTest, CreateRuns) {
+  auto op = done(domains_->create({spec("web1"), false, false}, caller_));
+  EXPECT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  auto v = *domains_->get("web1");
+  EXPECT_EQ(v.state, DomainState::kRunning);
+  EXPECT_EQ(v.live.domid, 1);
+  EXPECT_EQ(v.spec.maxmem_mib, 2048u);
+  EXPECT_FALSE(v.spec.uuid.empty());
+  EXPECT_EQ(v.owner_uid, 1000);
+  EXPECT_EQ(store_->listDomains()->size(), 1u);
+}
+
+// define_only stores it without starting; paused starts it paused.
+TEST_F(DomainManagerTest, DefineOnlyAndPaused) {
+  done(domains_->create({spec("a"), true, false}, caller_));
+  done(domains_->create({spec("b"), false, true}, caller_));
+  EXPECT_EQ(stateOf("a"), DomainState::kStopped);
+  EXPECT_EQ(stateOf("b"), DomainState::kPaused);
+}
+
+// Bad specs and taken names fail at once, before any operation exists.
+TEST_F(DomainManagerTest, CreateRejectsBadInputSynchronously) {
+  done(domains_->create({spec("web1"), false, false}, caller_));
+  auto dup = domains_->create({spec("web1"), false, false}, caller_);
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
+  auto bad = domains_->create({spec("Web_1!"), false, false}, caller_);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  auto small = domains_->create({spec("tiny", 10), false, false}, caller_);
+  EXPECT_EQ(small.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ops_->list("", false, 100).size(), 1u);
+  EXPECT_EQ(store_->listDomains()->size(), 1u);
+}
+
+// A create the hypervisor refuses leaves no definition behind, and says why.
+TEST_F(DomainManagerTest, FailedCreateLeavesNothing) {
+  auto op = done(domains_->create({spec("huge", 2048), false, false}, caller_));
+  done(domains_->create({spec("huge2", 2048), false, false}, caller_));
+  auto op3 = done(domains_->create({spec("huge3", 2048), false, false}, caller_));
+  EXPECT_EQ(op.state, OperationState::kSucceeded);
+  EXPECT_EQ(op3.state, OperationState::kFailed);
+  EXPECT_EQ(op3.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(op3.status.message().find("creating domain 'huge3'"), absl::string_view::npos) << op3.status;
+  EXPECT_EQ(domains_->get("huge3").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->listDomains()->size(), 2u);
+}
+
+// A retried create with the same request_id returns the first operation, not ALREADY_EXISTS.
+TEST_F(DomainManagerTest, RetrySameRequestId) {
+  Caller c{"req-42", 0};
+  auto first = done(domains_->create({spec("web1"), false, false}, c));
+  auto again = domains_->create({spec("web1"), false, false}, c);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, first.id);
+}
+
+// Lifecycle: pause, unpause, shutdown, start, reboot, destroy.
+TEST_F(DomainManagerTest, Lifecycle) {
+  done(domains_->create({spec("web1"), false, false}, caller_));
+  EXPECT_EQ(done(domains_->pause("web1", caller_)).state, OperationState::kSucceeded);
+  EXPECT_EQ(stateOf("web1"), DomainState::kPaused);
+  auto again = done(domains_->pause("web1", caller_));
+  EXPECT_EQ(again.status.code(), absl::StatusCode::kFailedPrecondition);
+  done(domains_->unpause("web1", caller_));
+  EXPECT_EQ(stateOf("web1"), DomainState::kRunning);
+  auto sd = done(domains_->shutdown("web1", {}, caller_));
+  EXPECT_EQ(sd.state, OperationState::kSucceeded) << sd.status;
+  EXPECT_EQ(stateOf("web1"), DomainState::kStopped);
+  EXPECT_EQ(domains_->shutdown("web1", {}, caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+  done(domains_->start("web1", false, caller_));
+  const int64_t domid = domains_->get("web1")->live.domid;
+  EXPECT_EQ(domains_->start("web1", false, caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+  done(domains_->reboot("web1", caller_));
+  EXPECT_GT(domains_->get("web1")->live.domid, domid);
+  done(domains_->destroy("web1", caller_));
+  EXPECT_EQ(stateOf("web1"), DomainState::kStopped);
+}
+
+// on_poweroff=preserve: shutdown completes with the domain kept in shutdown state.
+TEST_F(DomainManagerTest, ShutdownPreserved) {
+  auto s = spec("keep");
+  s.on_poweroff = core::LifecycleAction::kPreserve;
+  done(domains_->create({s, false, false}, caller_));
+  EXPECT_EQ(done(domains_->shutdown("keep", {}, caller_)).state, OperationState::kSucceeded);
+  EXPECT_EQ(stateOf("keep"), DomainState::kShutdown);
+}
+
+// Unknown names are NOT_FOUND at once.
+TEST_F(DomainManagerTest, UnknownDomain) {
+  EXPECT_EQ(domains_->get("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(domains_->pause("nope", caller_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(domains_->remove("nope", false, false, caller_).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Delete refuses a running domain unless forced; forced, it destroys and removes.
+TEST_F(DomainManagerTest, DeleteRunning) {
+  done(domains_->create({spec("web1"), false, false}, caller_));
+  EXPECT_EQ(domains_->remove("web1", false, false, caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(done(domains_->remove("web1", true, false, caller_)).state, OperationState::kSucceeded);
+  EXPECT_EQ(domains_->get("web1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(hv_->listDomains()->empty());
+  EXPECT_TRUE(store_->listDomains()->empty());
+}
+
+// Live resource changes reach the hypervisor and the stored spec; out-of-range ones change nothing.
+TEST_F(DomainManagerTest, SetResources) {
+  done(domains_->create({spec("web1"), false, false}, caller_));
+  EXPECT_EQ(domains_->setResources("web1", {5, 0}, caller_).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domains_->setResources("web1", {0, 4096}, caller_).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(domains_->setResources("web1", {0, 0}, caller_).status().code(), absl::StatusCode::kInvalidArgument);
+  done(domains_->setResources("web1", {3, 1024}, caller_));
+  auto v = *domains_->get("web1");
+  EXPECT_EQ(v.live.vcpus_online, 3u);
+  EXPECT_EQ(v.live.memory_mib, 1024u);
+  EXPECT_EQ(v.spec.vcpus, 3u);
+  EXPECT_EQ((*store_->listDomains())[0].spec.memory_mib, 1024u);
+}
+
+// After a restart definitions are kept; what was running shows vanished (with the reason), the rest stopped.
+TEST_F(DomainManagerTest, RestartKeepsDefinitions) {
+  done(domains_->create({spec("run"), false, false}, caller_));
+  done(domains_->create({spec("def"), true, false}, caller_));
+  done(domains_->create({spec("off"), false, false}, caller_));
+  done(domains_->destroy("off", caller_));
+  restart();
+  auto all = *domains_->list(false);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(stateOf("run"), DomainState::kVanished);
+  EXPECT_NE(domains_->get("run")->state_reason.find("test hypervisor"), std::string::npos);
+  EXPECT_EQ(stateOf("def"), DomainState::kStopped);
+  EXPECT_EQ(stateOf("off"), DomainState::kStopped);
+  done(domains_->start("run", false, caller_));
+  EXPECT_EQ(stateOf("run"), DomainState::kRunning);
+}
+
+// A guest that powers off on its own is seen through the hypervisor's events.
+TEST_F(DomainManagerTest, GuestEventsUpdateState) {
+  auto sub = bus_.subscribe();
+  done(domains_->create({spec("web1"), false, false}, caller_));
+  const std::string uuid = domains_->get("web1")->spec.uuid;
+  ASSERT_TRUE(hv_->crashDomain(uuid).ok());  // on_crash=destroy
+  EXPECT_EQ(stateOf("web1"), DomainState::kStopped);  // not vanished: xenctld saw it go
+  std::vector<core::DomainEventKind> kinds;
+  while (auto e = sub->next(absl::Now())) kinds.push_back(e->kind);
+  using K = core::DomainEventKind;
+  EXPECT_EQ(kinds, (std::vector<K>{K::kDefined, K::kStarted, K::kCrashed, K::kDestroyed}));
+}
+
+// Domains present in the hypervisor but not defined here are foreign and read-only.
+TEST_F(DomainManagerTest, ForeignDomains) {
+  core::DomainSpec s = spec("xl-made");
+  s.uuid = "11111111-2222-4333-8444-555555555555";
+  s = *core::normalizeSpec(s);
+  ASSERT_TRUE(hv_->createDomain(s, false).ok());
+  EXPECT_EQ(domains_->list(false)->size(), 0u);
+  auto all = *domains_->list(true);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_TRUE(all[0].foreign);
+  EXPECT_TRUE(domains_->get("xl-made")->foreign);
+  EXPECT_EQ(domains_->pause("xl-made", caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace xenctl::provision

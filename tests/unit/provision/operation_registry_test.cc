@@ -1,0 +1,162 @@
+#include "lib/provision/operation_registry.h"
+
+#include <gtest/gtest.h>
+
+#include <latch>
+
+#include "tests/fakes/fake_clock.h"
+#include "tests/unit/provision/test_util.h"
+
+namespace xenctl::provision {
+namespace {
+
+using core::OperationState;
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  fakes::FakeClock clock_;
+  std::unique_ptr<state::Store> store_ = *state::Store::open(":memory:");
+};
+
+// Work runs, reports phases, and the final record says how it ended.
+TEST_F(RegistryTest, RunsToSuccessAndFailure) {
+  OperationRegistry reg(clock_, store_.get(), {});
+  auto ok = reg.start({"k", "t1", "", 7}, [](OperationContext& ctx) {
+    ctx.phase("one", 40, "halfway");
+    return absl::OkStatus();
+  });
+  auto bad = reg.start({"k", "t2", "", 7}, [](OperationContext&) { return absl::NotFoundError("no t2"); });
+  ASSERT_TRUE(ok.ok() && bad.ok());
+  auto a = waitFinished(reg, ok->id);
+  auto b = waitFinished(reg, bad->id);
+  EXPECT_EQ(a.state, OperationState::kSucceeded);
+  EXPECT_EQ(a.percent, 100u);
+  EXPECT_EQ(a.phase, "one");
+  EXPECT_EQ(a.caller_uid, 7);
+  EXPECT_EQ(b.state, OperationState::kFailed);
+  EXPECT_EQ(b.status.code(), absl::StatusCode::kNotFound);
+  // The history reached the store.
+  reg.shutdown();
+  auto stored = *store_->listOperations(10);
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_TRUE(core::isFinished(stored[0].state));
+}
+
+// The same request_id returns the same operation; work runs once.
+TEST_F(RegistryTest, RequestIdDeduplicates) {
+  OperationRegistry reg(clock_, nullptr, {});
+  std::atomic<int> runs{0};
+  auto work = [&](OperationContext&) {
+    ++runs;
+    return absl::OkStatus();
+  };
+  auto a = reg.start({"create", "web1", "req-1", 0}, work);
+  waitFinished(reg, a->id);
+  auto b = reg.start({"create", "web1", "req-1", 0}, work);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a->id, b->id);
+  EXPECT_EQ(b->state, OperationState::kSucceeded);
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(reg.findByRequest("req-1")->id, a->id);
+  auto c = reg.start({"delete", "web1", "req-1", 0}, work);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Past max_active, start is RESOURCE_EXHAUSTED until one finishes.
+TEST_F(RegistryTest, BoundsConcurrency) {
+  OperationRegistry reg(clock_, nullptr, {2, 100});
+  std::latch release(1);
+  auto blocked = [&](OperationContext&) {
+    release.wait();
+    return absl::OkStatus();
+  };
+  auto a = reg.start({"k", "a", "", 0}, blocked);
+  auto b = reg.start({"k", "b", "", 0}, blocked);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(reg.active(), 2u);
+  auto c = reg.start({"k", "c", "", 0}, blocked);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  release.count_down();
+  waitFinished(reg, a->id);
+  waitFinished(reg, b->id);
+  EXPECT_TRUE(reg.start({"k", "c", "", 0}, [](OperationContext&) { return absl::OkStatus(); }).ok());
+}
+
+// Cancel stops a running operation, which ends CANCELLED; a finished one cannot be cancelled.
+TEST_F(RegistryTest, Cancel) {
+  OperationRegistry reg(clock_, nullptr, {});
+  std::latch started(1);
+  auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
+    started.count_down();
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    cv.wait(lock, ctx.stopToken(), [] { return false; });
+    return absl::CancelledError("stopped");
+  });
+  started.wait();
+  ASSERT_TRUE(reg.cancel(op->id).ok());
+  auto r = waitFinished(reg, op->id);
+  EXPECT_EQ(r.state, OperationState::kCancelled);
+  EXPECT_EQ(reg.cancel(op->id).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reg.cancel("op-nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+// waitChange returns at the deadline with the unchanged record, and at once on a change.
+TEST_F(RegistryTest, WaitChange) {
+  OperationRegistry reg(clock_, nullptr, {});
+  std::latch go(1);
+  auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
+    go.wait();
+    ctx.phase("p", 50);
+    return absl::OkStatus();
+  });
+  auto same = reg.waitChange(op->id, op->version, absl::Now() + absl::Milliseconds(20));
+  EXPECT_EQ(same->version, op->version);
+  go.count_down();
+  auto r = waitFinished(reg, op->id);
+  EXPECT_GT(r.version, op->version);
+  EXPECT_EQ(reg.waitChange("op-nope", 0, absl::Now()).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Byte progress is throttled to one notification per 100 ms; phases are not.
+TEST_F(RegistryTest, ProgressThrottled) {
+  OperationRegistry reg(clock_, nullptr, {});
+  std::latch go(1), done(1);
+  auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
+    go.wait();
+    ctx.phase("download", 0);
+    for (int i = 1; i <= 50; ++i) ctx.progress(i, i * 10, 500);  // the fake clock does not move
+    done.count_down();
+    return absl::OkStatus();
+  });
+  const uint64_t v0 = op->version;
+  go.count_down();
+  done.wait();
+  auto r = *reg.get(op->id);
+  EXPECT_EQ(r.bytes_done, 500u);  // the record is current
+  EXPECT_LE(r.version, v0 + 3);   // but watchers were woken at most for phase + one progress (+ finish)
+}
+
+// Operations running when the daemon stopped are marked failed on load, and their request_id still dedups.
+TEST_F(RegistryTest, LoadMarksInterrupted) {
+  core::OperationRecord rec;
+  rec.id = "op-0000000000000001";
+  rec.kind = "create-domain";
+  rec.target = "web1";
+  rec.request_id = "req-9";
+  rec.state = OperationState::kRunning;
+  rec.phase = "create";
+  ASSERT_TRUE(store_->putOperation(rec).ok());
+  OperationRegistry reg(clock_, store_.get(), {});
+  ASSERT_TRUE(reg.load().ok());
+  auto r = *reg.get(rec.id);
+  EXPECT_EQ(r.state, OperationState::kFailed);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(r.status.message().find("interrupted by a daemon restart"), absl::string_view::npos);
+  EXPECT_EQ(reg.findByRequest("req-9")->id, rec.id);
+  EXPECT_EQ((*store_->listOperations(1))[0].state, OperationState::kFailed);
+}
+
+}  // namespace
+}  // namespace xenctl::provision

@@ -1,0 +1,152 @@
+#include "lib/state/store.h"
+
+#include <sqlite3.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace xenctl::state {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("xenctl-store-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "state.db").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static DomainRecord record(const std::string& name, const std::string& uuid) {
+    DomainRecord r;
+    r.spec.name = name;
+    r.spec.uuid = uuid;
+    r.spec.memory_mib = r.spec.maxmem_mib = 512;
+    r.spec.vcpus = r.spec.maxvcpus = 1;
+    r.spec.disks = {{"/dev/vg0/" + name, "xvda", "w", "phy"}};
+    r.spec.vifs = {{"xenbr0", "00:16:3e:01:02:03", "10.0.0.2"}};
+    r.spec.on_crash = core::LifecycleAction::kPreserve;
+    r.created_at = r.updated_at = absl::FromUnixSeconds(1'800'000'000);
+    r.owner_uid = 1000;
+    return r;
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+// A spec survives encode -> decode unchanged, every field.
+TEST_F(StoreTest, SpecCodecRoundTrip) {
+  DomainRecord r = record("web1", "u1");
+  r.spec.type = core::DomainType::kPv;
+  r.spec.kernel = "/boot/vmlinuz";
+  r.spec.cmdline = "console=hvc0";
+  r.spec.bootloader_args = {"-q"};
+  auto back = decodeSpec(encodeSpec(r.spec));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, r.spec);
+  EXPECT_EQ(decodeSpec("{not json").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(decodeSpec(R"({"name":"x"})").status().code(), absl::StatusCode::kDataLoss);
+}
+
+// Definitions survive closing and reopening the database.
+TEST_F(StoreTest, DomainsPersistAcrossReopen) {
+  {
+    auto s = Store::open(path_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->insertDomain(record("web1", "u1")).ok());
+    ASSERT_TRUE((*s)->insertDomain(record("db1", "u2")).ok());
+  }
+  auto s = Store::open(path_);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->schemaVersion(), Store::kSchemaVersion);
+  auto all = (*s)->listDomains();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].spec.name, "db1");  // by name
+  EXPECT_EQ((*all)[1].spec, record("web1", "u1").spec);
+  EXPECT_EQ((*all)[1].owner_uid, 1000);
+}
+
+// A taken name or uuid is ALREADY_EXISTS and changes nothing.
+TEST_F(StoreTest, DuplicatesRefused) {
+  auto s = *Store::open(":memory:");
+  ASSERT_TRUE(s->insertDomain(record("web1", "u1")).ok());
+  EXPECT_EQ(s->insertDomain(record("web1", "u9")).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(s->insertDomain(record("web2", "u1")).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(s->listDomains()->size(), 1u);
+}
+
+// Update and delete of an unknown name are NOT_FOUND; known ones change.
+TEST_F(StoreTest, UpdateAndDelete) {
+  auto s = *Store::open(":memory:");
+  DomainRecord r = record("web1", "u1");
+  EXPECT_EQ(s->updateDomain(r).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(s->insertDomain(r).ok());
+  r.spec.vcpus = 4;
+  r.running_expected = true;
+  ASSERT_TRUE(s->updateDomain(r).ok());
+  auto got = s->listDomains();
+  EXPECT_EQ((*got)[0].spec.vcpus, 4u);
+  EXPECT_TRUE((*got)[0].running_expected);
+  ASSERT_TRUE(s->deleteDomain("web1").ok());
+  EXPECT_EQ(s->deleteDomain("web1").code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(s->listDomains()->empty());
+}
+
+// A database from a newer xenctld is refused, not downgraded.
+TEST_F(StoreTest, NewerSchemaRefused) {
+  { ASSERT_TRUE(Store::open(path_).ok()); }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Store::open(path_);
+  ASSERT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("newer"), absl::string_view::npos);
+}
+
+// The database runs in WAL mode.
+TEST_F(StoreTest, WalMode) {
+  { ASSERT_TRUE(Store::open(path_).ok()); }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st;
+  sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+// Operations: upsert by id, newest first, finished ones pruned beyond the bound.
+TEST_F(StoreTest, OperationsHistory) {
+  auto s = *Store::open(":memory:");
+  for (int i = 0; i < 5; ++i) {
+    core::OperationRecord op;
+    op.id = "op-" + std::to_string(i);
+    op.kind = "create-domain";
+    op.target = "web" + std::to_string(i);
+    op.created_at = op.updated_at = absl::FromUnixSeconds(1000 + i);
+    op.state = i == 4 ? core::OperationState::kRunning : core::OperationState::kFailed;
+    op.status = i == 4 ? absl::OkStatus() : absl::NotFoundError("gone");
+    op.finished_at = op.created_at;
+    ASSERT_TRUE(s->putOperation(op).ok());
+  }
+  auto ops = *s->listOperations(10);
+  ASSERT_EQ(ops.size(), 5u);
+  EXPECT_EQ(ops[0].id, "op-4");
+  EXPECT_EQ(ops[0].state, core::OperationState::kRunning);
+  EXPECT_EQ(ops[1].status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ops[1].status.message(), "gone");
+  ASSERT_TRUE(s->pruneOperations(2).ok());
+  ops = *s->listOperations(10);
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[1].id, "op-3");
+}
+
+}  // namespace
+}  // namespace xenctl::state
