@@ -25,16 +25,32 @@ lab_step() {
   return "$rc"
 }
 
+# Exit status when this machine cannot run the lab at all (not root, tools
+# missing): CTest's SKIP_RETURN_CODE, and still a failure for a plain caller.
+LAB_EXIT_CANNOT_RUN=77
+
 lab_require_root() {
-  [[ $(id -u) -eq 0 ]] || lab_die "$1 needs root (debootstrap, chroot and mounts); run it with sudo"
+  if [[ $(id -u) -ne 0 ]]; then
+    lab_log "error: $1 needs root (debootstrap, chroot and mounts); run it with sudo"
+    exit "$LAB_EXIT_CANNOT_RUN"
+  fi
 }
 
 # lab_require_tools CMD... fails with the install hint if a host tool is missing.
 lab_require_tools() {
   local missing=() c
   for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
-  ((${#missing[@]} == 0)) ||
-    lab_die "missing host tools: ${missing[*]}; install them with: scripts/install-deps --lab"
+  if ((${#missing[@]} > 0)); then
+    lab_log "error: missing host tools: ${missing[*]}; install them with: scripts/install-deps --lab"
+    exit "$LAB_EXIT_CANNOT_RUN"
+  fi
+}
+
+# lab_require_space DIR GB: fails early rather than halfway through a build.
+lab_require_space() {
+  local avail
+  avail=$(df --output=avail -BG "$1" | tail -n 1 | tr -dc 0-9)
+  ((avail >= $2)) || lab_die "only ${avail} GB free under $1; the lab needs about $2 GB there (or set LAB_CACHE to a roomier place)"
 }
 
 # The cache of images and results for one build tree. LAB_CACHE overrides it,

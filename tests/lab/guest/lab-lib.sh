@@ -29,17 +29,29 @@ lab_fail() {
   exit 1
 }
 
-# lab_run [-t SECS] CMD...: logs CMD, runs it bounded (default 300 s), logs its
-# output, exit status and duration; returns CMD's status. Output goes through
-# a file, never a pipe: `xl create` forks a monitor that keeps its stdout open,
-# and a pipe reader would wait for it forever.
+# lab_run [-t SECS] [-o FILE] CMD...: logs CMD, runs it bounded (default
+# 300 s), logs its output, exit status and duration; returns CMD's status.
+# With -o, CMD's stdout is also kept in FILE (stderr only goes to the log).
+# Output goes through files, never a pipe: `xl create` forks a monitor that
+# keeps its stdout open, and a pipe reader would wait for it forever.
 lab_run() {
-  local limit=300 t0 rc=0 tmp
-  if [[ $1 == -t ]]; then limit=$2; shift 2; fi
+  local limit=300 keep='' t0 rc=0 tmp
+  while [[ $1 == -[to] ]]; do
+    case $1 in
+      -t) limit=$2 ;;
+      -o) keep=$2 ;;
+    esac
+    shift 2
+  done
   tmp=$(mktemp)
   lab_say "+ $*"
   t0=$(date +%s.%N)
-  timeout -k 5 "$limit" "$@" >"$tmp" 2>&1 </dev/null || rc=$?
+  if [[ -n $keep ]]; then
+    timeout -k 5 "$limit" "$@" >"$keep" 2>"$tmp" </dev/null || rc=$?
+    cat "$keep" >>"$tmp"
+  else
+    timeout -k 5 "$limit" "$@" >"$tmp" 2>&1 </dev/null || rc=$?
+  fi
   sed 's/^/    | /' "$tmp"
   rm -f "$tmp"
   lab_say "  exit $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')s$( ((rc != 124)) || printf ' (TIMED OUT after %ss)' "$limit")"
