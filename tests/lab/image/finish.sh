@@ -42,11 +42,12 @@ install_runtime_packages() {
   mount --bind "$debs/apt" "$rootfs/var/cache/apt/archives"
   # The lists in the base may be days old; refresh them so apt finds the
   # versions the mirror serves now.
-  chroot "$rootfs" apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get install -y -q --no-install-recommends \
+  timeout -k 10 300 chroot "$rootfs" apt-get update -q >/dev/null ||
+    lab_die "apt-get update in the Dom0 image failed or took over 300s; check network access to $LAB_MIRROR"
+  DEBIAN_FRONTEND=noninteractive timeout -k 10 900 chroot "$rootfs" apt-get install -y -q --no-install-recommends \
     "${runtime_packages[@]}" >"$out/apt.log" 2>&1 || {
     tail -n 30 "$out/apt.log" >&2
-    lab_die "installing the runtime packages in the Dom0 image failed (log above)"
+    lab_die "installing the runtime packages in the Dom0 image failed or took over 900s (log above)"
   }
   rm -f "$out/apt.log"
   lab_unmount_under "$rootfs"

@@ -18,14 +18,18 @@ mkdir -p "$debs/debootstrap" "$debs/apt/partial"
 trap 'lab_unmount_under "$rootfs" || lab_log "could not unmount everything under $rootfs"' EXIT
 
 mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$LAB_SRC/image/packages")
+# Bounds for the network-bound steps: a stalled mirror must fail the build,
+# not hang it. A normal build takes 20-40 s for each.
+DEBOOTSTRAP_TIMEOUT=900
+APT_TIMEOUT=1200
 
 debootstrap_rootfs() {
   # minbase: just Essential + apt; everything else comes from the list, through
   # apt, whose dependency resolution handles the Xen packages' virtual deps.
-  debootstrap --variant=minbase --cache-dir="$debs/debootstrap" \
+  timeout -k 10 "$DEBOOTSTRAP_TIMEOUT" debootstrap --variant=minbase --cache-dir="$debs/debootstrap" \
     "$LAB_SUITE" "$rootfs" "$LAB_MIRROR" >"$rootfs.debootstrap.log" 2>&1 || {
     tail -n 30 "$rootfs.debootstrap.log" >&2
-    lab_die "debootstrap $LAB_SUITE from $LAB_MIRROR failed (log above, full log $rootfs.debootstrap.log); check network access to the mirror"
+    lab_die "debootstrap $LAB_SUITE from $LAB_MIRROR failed or took over ${DEBOOTSTRAP_TIMEOUT}s (log above, full log $rootfs.debootstrap.log); check network access to the mirror"
   }
   rm -f "$rootfs.debootstrap.log"
 }
@@ -50,14 +54,16 @@ EOF
 
   lab_chroot_mounts "$rootfs"
   mount --bind "$debs/apt" "$rootfs/var/cache/apt/archives"
-  chroot "$rootfs" apt-get update -q >/dev/null
+  printf 'Acquire::Retries "3";\nAcquire::http::Timeout "60";\n' >"$rootfs/etc/apt/apt.conf.d/80lab-network"
+  timeout -k 10 300 chroot "$rootfs" apt-get update -q >/dev/null ||
+    lab_die "apt-get update in the Dom0 chroot failed or took over 300s; check network access to $LAB_MIRROR"
   # confold: keep the initramfs 'modules' file written above over the
   # package's own copy of that conffile.
-  DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get install -y -q \
+  DEBIAN_FRONTEND=noninteractive timeout -k 10 "$APT_TIMEOUT" chroot "$rootfs" apt-get install -y -q \
     --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${packages[@]}" >"$rootfs.apt.log" 2>&1 || {
     tail -n 30 "$rootfs.apt.log" >&2
-    lab_die "apt-get install in the Dom0 chroot failed (log above, full log $rootfs.apt.log)"
+    lab_die "apt-get install in the Dom0 chroot failed or took over ${APT_TIMEOUT}s (log above, full log $rootfs.apt.log)"
   }
   rm -f "$rootfs.apt.log"
 }
@@ -72,7 +78,7 @@ check_initramfs() {
   # pay ~20 s more on every boot.
   if ((size == 0 || size > 25 * 1024 * 1024)); then
     lab_log "Dom0 initramfs is $((size / 1024 / 1024)) MB, rebuilding it with MODULES=list"
-    chroot "$rootfs" update-initramfs -c -k "$kv" >/dev/null
+    timeout -k 10 600 chroot "$rootfs" update-initramfs -c -k "$kv" >/dev/null
     size=$(stat -c %s "$initrd")
   fi
   lab_log "Dom0 kernel $kv, initramfs $((size / 1024 / 1024)) MB"
