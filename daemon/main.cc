@@ -69,13 +69,24 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string where;
-  for (const auto& l : config.listen) where += (where.empty() ? "" : ", ") + l;
+  for (const auto& l : (*server)->addresses()) where += (where.empty() ? "" : ", ") + l;
   spdlog::info("xenctld {} serving on {} (hypervisor {}, state {})", XENCTL_VERSION, where, config.hypervisor,
                config.state_dir);
   sys::notifySystemd("READY=1");
 
+  // Wait for a signal; with a systemd watchdog, prove liveness meanwhile.
+  const absl::Duration watchdog = sys::systemdWatchdogInterval();
   int sig = 0;
-  sigwait(&sigs, &sig);
+  for (;;) {
+    if (watchdog == absl::ZeroDuration()) {
+      sigwait(&sigs, &sig);
+      break;
+    }
+    timespec ts = absl::ToTimespec(watchdog);
+    sig = sigtimedwait(&sigs, nullptr, &ts);
+    if (sig > 0) break;
+    sys::notifySystemd("WATCHDOG=1");
+  }
   spdlog::info("signal {}: stopping", sig);
   sys::notifySystemd("STOPPING=1");
   (*server)->stop(absl::Seconds(5));

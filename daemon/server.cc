@@ -60,17 +60,30 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   grpc::ServerBuilder builder;
   for (auto& svc : s->services_) builder.RegisterService(svc.get());
   // Unix sockets are accepted by us (for SO_PEERCRED); TCP goes to gRPC.
+  // Sockets systemd passes (xenctld.socket) take the place of unix: entries.
+  auto activated = sys::systemdListenSockets();
+  for (auto& [path, fd] : activated) {
+    auto u = std::make_unique<UnixListener>();
+    u->path = path;
+    u->fd = std::move(fd);
+    u->owned = false;
+    s->addresses_.push_back("unix:" + u->path + " (from systemd)");
+    s->unix_.push_back(std::move(u));
+  }
   for (const auto& l : config.listen) {
     if (absl::StartsWith(l, "unix:")) {
+      if (!activated.empty()) continue;
       auto u = std::make_unique<UnixListener>();
       u->path = l.substr(5);
       auto fd = sys::listenUnix(u->path, 0660);
       if (!fd.ok()) return Status(fd.status().code(), absl::StrCat("listening on ", l, ": ", fd.status().message()));
       u->fd = *std::move(fd);
       s->unix_.push_back(std::move(u));
+      s->addresses_.push_back(l);
     } else {
       spdlog::warn("listening on {} without TLS: anyone who can reach it controls this host's domains", l);
       builder.AddListeningPort(l.substr(4), grpc::InsecureServerCredentials());
+      s->addresses_.push_back(l);
     }
   }
   s->grpc_ = builder.BuildAndStart();
@@ -123,7 +136,7 @@ void Server::stop(absl::Duration grace) {
   for (auto& u : unix_) {
     if (u->thread.joinable()) u->thread.join();
     u->fd = sys::UniqueFd();
-    ::unlink(u->path.c_str());
+    if (u->owned) ::unlink(u->path.c_str());  // systemd owns activated sockets
   }
   events_->close();
   ops_->shutdown();  // cancels running work, so watchers see the end

@@ -23,6 +23,9 @@ class Server {
   static Result<std::unique_ptr<Server>> start(const Config& config, std::string version);
   ~Server();
 
+  /// Where it listens: "unix:PATH" (systemd's sockets too) and "tcp:HOST:PORT".
+  const std::vector<std::string>& addresses() const { return addresses_; }
+
   /// Stops accepting, lets in-flight calls finish (or cancels them after
   /// `grace`), cancels running operations and removes the socket files.
   void stop(absl::Duration grace);
@@ -32,6 +35,7 @@ class Server {
   struct UnixListener {
     std::string path;
     sys::UniqueFd fd;
+    bool owned = true;  // false when systemd passed it
     std::jthread thread;
   };
   void acceptLoop(std::stop_token stop, int listen_fd, const std::string& path);
@@ -48,6 +52,7 @@ class Server {
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_;
   std::vector<std::unique_ptr<UnixListener>> unix_;
+  std::vector<std::string> addresses_;
   int wake_fd_ = -1;  // eventfd that ends the accept loops
   bool stopped_ = false;
 };

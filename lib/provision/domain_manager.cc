@@ -2,6 +2,7 @@
 
 #include <stop_token>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 
 namespace xenctl::provision {
@@ -169,40 +170,38 @@ Result<DomainView> DomainManager::get(const std::string& name) {
 
 Result<std::vector<DomainView>> DomainManager::list(bool include_foreign) {
   XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
-  std::vector<state::DomainRecord> recs;
-  {
-    std::lock_guard lock(mu_);
-    recs.reserve(defs_.size());
-    for (const auto& [name, r] : defs_) recs.push_back(r);
-  }
-  std::map<std::string, const core::DomainInfo*> by_uuid;
+  absl::flat_hash_map<std::string_view, const core::DomainInfo*> by_uuid;
+  by_uuid.reserve(present.size());
   for (const auto& info : present) by_uuid[info.uuid] = &info;
   std::vector<DomainView> out;
-  out.reserve(recs.size());
-  for (const auto& r : recs) {
-    DomainView v;
-    v.spec = r.spec;
-    v.created_at = r.created_at;
-    v.owner_uid = r.owner_uid;
-    if (auto it = by_uuid.find(r.spec.uuid); it != by_uuid.end()) {
-      v.live = *it->second;
-      v.state = v.live.state;
-      by_uuid.erase(it);
-    } else {
-      v.state = r.running_expected ? DomainState::kVanished : DomainState::kStopped;
-      if (r.running_expected) v.state_reason = vanishedReason();
+  {
+    // Views are built straight from the cache: one copy of each spec, no hypervisor call under the lock.
+    std::lock_guard lock(mu_);
+    out.reserve(defs_.size() + (include_foreign ? present.size() : 0));
+    for (const auto& [name, r] : defs_) {
+      DomainView& v = out.emplace_back();
+      v.spec = r.spec;
+      v.created_at = r.created_at;
+      v.owner_uid = r.owner_uid;
+      if (auto it = by_uuid.find(r.spec.uuid); it != by_uuid.end()) {
+        v.live = *it->second;
+        v.state = v.live.state;
+        by_uuid.erase(it);
+      } else {
+        v.state = r.running_expected ? DomainState::kVanished : DomainState::kStopped;
+        if (r.running_expected) v.state_reason = vanishedReason();
+      }
     }
-    out.push_back(std::move(v));
   }
   if (include_foreign)
-    for (const auto& [uuid, info] : by_uuid) {
-      DomainView v;
-      v.spec.name = info->name;
-      v.spec.uuid = uuid;
-      v.live = *info;
-      v.state = info->state;
+    for (const auto& info : present) {
+      if (!by_uuid.contains(info.uuid)) continue;
+      DomainView& v = out.emplace_back();
+      v.spec.name = info.name;
+      v.spec.uuid = info.uuid;
+      v.live = info;
+      v.state = info.state;
       v.foreign = true;
-      out.push_back(std::move(v));
     }
   return out;
 }
@@ -295,11 +294,7 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
 }
 
 Result<OperationRecord> DomainManager::shutdown(const std::string& name, ShutdownRequest req, const Caller& caller) {
-  auto precheck = [&]() -> Status {
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
-    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
-    return absl::OkStatus();
-  };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "shutdown-domain", name, precheck, [this, name, req](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
@@ -337,11 +332,7 @@ Result<OperationRecord> DomainManager::shutdown(const std::string& name, Shutdow
 }
 
 Result<OperationRecord> DomainManager::reboot(const std::string& name, const Caller& caller) {
-  auto precheck = [&]() -> Status {
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
-    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
-    return absl::OkStatus();
-  };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "reboot-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
@@ -352,11 +343,7 @@ Result<OperationRecord> DomainManager::reboot(const std::string& name, const Cal
 }
 
 Result<OperationRecord> DomainManager::destroy(const std::string& name, const Caller& caller) {
-  auto precheck = [&]() -> Status {
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
-    if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
-    return absl::OkStatus();
-  };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "destroy-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
@@ -402,8 +389,14 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
   });
 }
 
+Status DomainManager::requirePresent(const std::string& name) {
+  XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  if (!presentInfo(rec).ok()) return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running"));
+  return absl::OkStatus();
+}
+
 Result<OperationRecord> DomainManager::pause(const std::string& name, const Caller& caller) {
-  auto precheck = [&]() -> Status { return definition(name).status(); };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "pause-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
@@ -414,7 +407,7 @@ Result<OperationRecord> DomainManager::pause(const std::string& name, const Call
 }
 
 Result<OperationRecord> DomainManager::unpause(const std::string& name, const Caller& caller) {
-  auto precheck = [&]() -> Status { return definition(name).status(); };
+  auto precheck = [&] { return requirePresent(name); };
   return runOp(caller, "unpause-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);

@@ -90,6 +90,8 @@ class DomainManager {
   Result<state::DomainRecord> definition(const std::string& name);
   Status saveDefinition(const state::DomainRecord& rec);
   Result<DomainView> view(const state::DomainRecord& rec, const std::vector<core::DomainInfo>& present);
+  /// NOT_FOUND for an unknown name, FAILED_PRECONDITION unless present in the hypervisor.
+  Status requirePresent(const std::string& name);
   Result<core::DomainInfo> presentInfo(const state::DomainRecord& rec);  // NOT_FOUND if not present
   Status setRunningExpected(const std::string& name, bool running);
   void onHypervisorEvent(const core::HypervisorEvent& e);

@@ -1,6 +1,7 @@
 #include "lib/sys/unix_socket.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -75,6 +76,29 @@ Result<PeerCredentials> peerCredentials(int fd) {
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
     return errnoError(errno, "getsockopt(SO_PEERCRED)");
   return PeerCredentials{cred.pid, cred.uid, cred.gid};
+}
+
+std::vector<std::pair<std::string, UniqueFd>> systemdListenSockets() {
+  std::vector<std::pair<std::string, UniqueFd>> out;
+  const int n = ::sd_listen_fds(/*unset_environment=*/1);
+  for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; ++fd) {
+    if (::sd_is_socket_unix(fd, SOCK_STREAM, /*listening=*/1, nullptr, 0) <= 0) continue;
+    sockaddr_un addr{};
+    socklen_t len = sizeof(addr);
+    std::string path = "(systemd socket)";
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.sun_path[0])
+      path = addr.sun_path;
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    out.emplace_back(path, UniqueFd(fd));
+  }
+  return out;
+}
+
+absl::Duration systemdWatchdogInterval() {
+  uint64_t usec = 0;
+  if (::sd_watchdog_enabled(/*unset_environment=*/0, &usec) <= 0) return absl::ZeroDuration();
+  return absl::Microseconds(usec) / 2;
 }
 
 void notifySystemd(const std::string& state) { ::sd_notify(0, state.c_str()); }

@@ -7,6 +7,9 @@
 
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
 
 #include "lib/core/status.h"
 
@@ -45,6 +48,14 @@ Result<UniqueFd> listenUnix(const std::string& path, mode_t mode);
 
 /// The credentials of the process at the other end of a connected Unix socket.
 Result<PeerCredentials> peerCredentials(int fd);
+
+/// Listening sockets passed by systemd socket activation (LISTEN_FDS),
+/// with their paths; empty when not socket-activated.
+std::vector<std::pair<std::string, UniqueFd>> systemdListenSockets();
+
+/// Half of systemd's watchdog interval (WATCHDOG_USEC), or zero when no
+/// watchdog is asked for.
+absl::Duration systemdWatchdogInterval();
 
 /// Tells systemd about the daemon's state ("READY=1", "STOPPING=1"); does
 /// nothing when not started by systemd (no NOTIFY_SOCKET).

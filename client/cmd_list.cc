@@ -1,0 +1,34 @@
+// vm-list [--all]: ListDomains as a table, or a JSON array.
+#include "client/commands.h"
+#include "client/lib/output.h"
+
+namespace xenctl::client {
+namespace {
+
+class ListCommand : public Command {
+ public:
+  void setup(CLI::App& app) override {
+    app.add_flag("--all,-a", include_foreign_, "Also list domains created outside xenctld (by xl)");
+  }
+
+  int run(Session& s) override {
+    Result<Client*> c = s.client();
+    if (!c.ok()) return s.fail(c.status());
+    Result<std::vector<Domain>> domains = (*c)->listDomains(include_foreign_);
+    if (!domains.ok()) return s.fail(domains.status());
+    if (s.json())
+      s.printJson(toJson(*domains));
+    else
+      s.print(domainTable(*domains));
+    return kExitOk;
+  }
+
+ private:
+  bool include_foreign_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> makeListCommand() { return std::make_unique<ListCommand>(); }
+
+}  // namespace xenctl::client

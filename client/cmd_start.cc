@@ -1,0 +1,32 @@
+// vm-start NAME [--paused]: StartDomain, then the domain.
+#include "client/commands.h"
+
+namespace xenctl::client {
+namespace {
+
+class StartCommand : public Command {
+ public:
+  void setup(CLI::App& app) override {
+    app.add_option("NAME", name_, "Domain name")->type_name("")->required();
+    app.add_flag("--paused", paused_, "Start it paused");
+    addMutationOptions(app, m_);
+  }
+
+  int run(Session& s) override {
+    Result<Client*> c = s.client();
+    if (!c.ok()) return s.fail(c.status());
+    return s.finishMutation((*c)->startDomain(Session::requestId(m_), name_, paused_), m_, name_,
+                            Session::Then::kShowDomain);
+  }
+
+ private:
+  std::string name_;
+  bool paused_ = false;
+  MutationOptions m_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> makeStartCommand() { return std::make_unique<StartCommand>(); }
+
+}  // namespace xenctl::client

@@ -1,0 +1,316 @@
+#include "client/lib/client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "client/lib/convert.h"
+#include "client/lib/exit_codes.h"
+#include "xenctl/v1/domain.grpc.pb.h"
+#include "xenctl/v1/host.grpc.pb.h"
+#include "xenctl/v1/operation.grpc.pb.h"
+
+namespace xenctl::client {
+
+struct Client::Impl {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::DomainService::Stub> domains;
+  std::unique_ptr<v1::OperationService::Stub> operations;
+  std::unique_ptr<v1::HostService::Stub> host;
+  absl::Duration call_timeout;
+};
+
+namespace {
+
+std::chrono::system_clock::time_point deadlineIn(absl::Duration d) {
+  return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(d);
+}
+
+std::string connectAdvice(const Target& t) {
+  std::string where = t.source == "default" ? "the default address" : absl::StrCat("the address from ", t.source);
+  return absl::StrCat("is xenctld running? Start it (systemctl start xenctld, or xenctld --listen ", t.address,
+                      ") or give its address with --connect or ", kConnectEnv, " (", where, " was used)");
+}
+
+/// Why a Unix socket does not answer, from the kernel's own words.
+std::string unixSocketProblem(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::strerror(errno);
+  if (!S_ISSOCK(st.st_mode)) return "not a socket";
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::strerror(errno);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    ::close(fd);
+    return "socket path too long";
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  std::string problem;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) problem = std::strerror(errno);
+  ::close(fd);
+  return problem.empty() ? "the daemon does not answer gRPC" : problem;
+}
+
+Status connectError(const Target& t, std::string_view why) {
+  std::string reason(why);
+  if (t.kind == Target::Kind::kUnix) reason = unixSocketProblem(t.endpoint);
+  for (char& c : reason) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return markConnectError(absl::UnavailableError(
+      absl::StrCat("cannot connect to xenctld at ", t.address, ": ", reason, "; ", connectAdvice(t))));
+}
+
+Status waitConnected(grpc::Channel& channel, const Target& t, absl::Duration timeout) {
+  const auto deadline = deadlineIn(timeout);
+  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN)
+      return connectError(t, "connection failed");
+    if (!channel.WaitForStateChange(state, deadline))
+      return connectError(t, absl::StrCat("no answer within ", absl::FormatDuration(timeout)));
+    state = channel.GetState(true);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Client>> Client::connect(const Target& target, absl::Duration connect_timeout,
+                                                absl::Duration call_timeout) {
+  grpc::ChannelArguments args;
+  // One attempt, reported at once: the CLI tells the user rather than retrying.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  // TODO(tls): tcp: needs the mutual-TLS credentials of the security issue.
+  auto channel = grpc::CreateCustomChannel(target.grpc_target, grpc::InsecureChannelCredentials(), args);
+  XENCTL_RETURN_IF_ERROR(waitConnected(*channel, target, connect_timeout));
+  auto impl = std::make_unique<Impl>();
+  impl->domains = v1::DomainService::NewStub(channel);
+  impl->operations = v1::OperationService::NewStub(channel);
+  impl->host = v1::HostService::NewStub(channel);
+  impl->channel = std::move(channel);
+  impl->call_timeout = call_timeout;
+  return std::unique_ptr<Client>(new Client(target, std::move(impl)));
+}
+
+Client::Client(Target target, std::unique_ptr<Impl> impl) : target_(std::move(target)), impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+namespace {
+
+Status fromGrpc(const grpc::Status& s, grpc::Channel& channel, const Target& t) {
+  if (s.ok()) return absl::OkStatus();
+  Status status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  // A transport failure, not the server's answer: the daemon went away.
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && channel.GetState(false) != GRPC_CHANNEL_READY)
+    return markConnectError(
+        absl::UnavailableError(absl::StrCat("lost the connection to xenctld at ", t.address, ": ", s.error_message())));
+  return status;
+}
+
+template <class Stub, class Req, class Resp>
+Status unary(Client::Impl& impl, const Target& t, Stub* stub,
+             grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& req, Resp* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(deadlineIn(impl.call_timeout));
+  return fromGrpc((stub->*method)(&ctx, req, resp), *impl.channel, t);
+}
+
+}  // namespace
+
+#define XENCTL_UNARY(stub, Method, req, resp) \
+  unary(*impl_, target_, impl_->stub.get(), &std::remove_reference_t<decltype(*impl_->stub)>::Method, req, resp)
+
+Result<std::vector<Domain>> Client::listDomains(bool include_foreign) {
+  v1::ListDomainsRequest req;
+  req.set_include_foreign(include_foreign);
+  v1::ListDomainsResponse resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, ListDomains, req, &resp));
+  std::vector<Domain> out;
+  out.reserve(resp.domains_size());
+  for (const v1::Domain& d : resp.domains()) out.push_back(fromProto(d));
+  return out;
+}
+
+Result<Domain> Client::getDomain(const std::string& name) {
+  v1::GetDomainRequest req;
+  req.set_name(name);
+  v1::Domain resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, GetDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<HostInfo> Client::hostInfo() {
+  v1::GetHostInfoRequest req;
+  v1::HostInfo resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(host, GetHostInfo, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::createDomain(const CreateDomainArgs& args) {
+  v1::CreateDomainRequest req = toProto(args);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, CreateDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::startDomain(const std::string& request_id, const std::string& name, bool paused) {
+  v1::StartDomainRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_paused(paused);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, StartDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::shutdownDomain(const std::string& request_id, const std::string& name,
+                                         uint32_t timeout_seconds, bool force) {
+  v1::ShutdownDomainRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_timeout_seconds(timeout_seconds);
+  req.set_force(force);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, ShutdownDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::rebootDomain(const std::string& request_id, const std::string& name) {
+  v1::RebootDomainRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, RebootDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::destroyDomain(const std::string& request_id, const std::string& name) {
+  v1::DestroyDomainRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, DestroyDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::deleteDomain(const std::string& request_id, const std::string& name, bool force,
+                                       bool delete_volumes) {
+  v1::DeleteDomainRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_force(force);
+  req.set_delete_volumes(delete_volumes);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, DeleteDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::pauseDomain(const std::string& request_id, const std::string& name) {
+  v1::PauseDomainRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, PauseDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::unpauseDomain(const std::string& request_id, const std::string& name) {
+  v1::UnpauseDomainRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, UnpauseDomain, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::setDomainResources(const std::string& request_id, const std::string& name, uint32_t vcpus,
+                                             uint64_t memory_mib) {
+  v1::SetDomainResourcesRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  req.set_vcpus(vcpus);
+  req.set_memory_mib(memory_mib);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(domains, SetDomainResources, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::getOperation(const std::string& id) {
+  v1::GetOperationRequest req;
+  req.set_id(id);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(operations, GetOperation, req, &resp));
+  return fromProto(resp);
+}
+
+Result<std::vector<Operation>> Client::listOperations(const std::string& target, bool active_only, uint32_t limit) {
+  v1::ListOperationsRequest req;
+  req.set_target(target);
+  req.set_active_only(active_only);
+  req.set_limit(limit);
+  v1::ListOperationsResponse resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(operations, ListOperations, req, &resp));
+  std::vector<Operation> out;
+  out.reserve(resp.operations_size());
+  for (const v1::Operation& op : resp.operations()) out.push_back(fromProto(op));
+  return out;
+}
+
+Result<Operation> Client::watchOperation(const std::string& id, const OperationSink& sink) {
+  v1::WatchOperationRequest req;
+  req.set_id(id);
+  grpc::ClientContext ctx;  // no deadline: an operation may take as long as it takes
+  auto reader = impl_->operations->WatchOperation(&ctx, req);
+  v1::Operation msg;
+  std::optional<Operation> last;
+  while (reader->Read(&msg)) {
+    last = fromProto(msg);
+    if (sink) sink(*last);
+  }
+  XENCTL_RETURN_IF_ERROR(fromGrpc(reader->Finish(), *impl_->channel, target_));
+  if (!last || !last->finished())
+    return absl::UnavailableError(
+        absl::StrCat("the daemon ended the watch of operation ", id, " before it finished; see `vmm watch ", id, "`"));
+  return *last;
+}
+
+Status operationStatus(const Operation& op) {
+  switch (op.state) {
+    case OperationState::kSucceeded: return absl::OkStatus();
+    case OperationState::kCancelled:
+      return absl::CancelledError(absl::StrCat("operation ", op.id, " (", op.kind, " ", op.target, ") was cancelled"));
+    case OperationState::kFailed: {
+      auto code = static_cast<absl::StatusCode>(op.status_code);
+      if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;
+      std::string message = op.status_message.empty()
+                                ? absl::StrCat("operation ", op.id, " (", op.kind, " ", op.target, ") failed")
+                                : op.status_message;
+      return Status(code, message);
+    }
+    default:
+      return absl::FailedPreconditionError(
+          absl::StrCat("operation ", op.id, " has not finished (", av(toString(op.state)), ")"));
+  }
+}
+
+std::string_view toString(OperationState s) {
+  switch (s) {
+    case OperationState::kPending: return "pending";
+    case OperationState::kRunning: return "running";
+    case OperationState::kSucceeded: return "succeeded";
+    case OperationState::kFailed: return "failed";
+    case OperationState::kCancelled: return "cancelled";
+    case OperationState::kUnknown: break;
+  }
+  return "unknown";
+}
+
+}  // namespace xenctl::client

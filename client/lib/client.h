@@ -1,0 +1,71 @@
+// The one gRPC client of xenctld used by vmm and vm-*. It speaks the v1 API
+// and hands the commands plain values (client/lib/types.h); protobuf and
+// gRPC stay inside the library.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "client/lib/target.h"
+#include "client/lib/types.h"
+#include "lib/core/status.h"
+
+namespace xenctl::client {
+
+class Client {
+ public:
+  /// Called with each state of an operation while it is watched.
+  using OperationSink = std::function<void(const Operation&)>;
+
+  /// Connects to `target`. A failure to reach the daemon within
+  /// `connect_timeout` is UNAVAILABLE marked as a connect error (exit 4); its
+  /// message names the address, where it came from, and what to do.
+  /// `call_timeout` bounds each unary call (watching has no deadline).
+  static Result<std::unique_ptr<Client>> connect(const Target& target, absl::Duration connect_timeout,
+                                                 absl::Duration call_timeout);
+  ~Client();
+
+  const Target& target() const { return target_; }
+
+  Result<std::vector<Domain>> listDomains(bool include_foreign);
+  Result<Domain> getDomain(const std::string& name);
+  Result<HostInfo> hostInfo();
+
+  // Mutations: each returns the operation the daemon started.
+  Result<Operation> createDomain(const CreateDomainArgs& args);
+  Result<Operation> startDomain(const std::string& request_id, const std::string& name, bool paused);
+  Result<Operation> shutdownDomain(const std::string& request_id, const std::string& name, uint32_t timeout_seconds,
+                                   bool force);
+  Result<Operation> rebootDomain(const std::string& request_id, const std::string& name);
+  Result<Operation> destroyDomain(const std::string& request_id, const std::string& name);
+  Result<Operation> deleteDomain(const std::string& request_id, const std::string& name, bool force,
+                                 bool delete_volumes);
+  Result<Operation> pauseDomain(const std::string& request_id, const std::string& name);
+  Result<Operation> unpauseDomain(const std::string& request_id, const std::string& name);
+  /// 0 leaves a value unchanged.
+  Result<Operation> setDomainResources(const std::string& request_id, const std::string& name, uint32_t vcpus,
+                                       uint64_t memory_mib);
+
+  Result<Operation> getOperation(const std::string& id);
+  /// Newest first. `active_only` hides finished ones; `limit` 0 is the server's default.
+  Result<std::vector<Operation>> listOperations(const std::string& target, bool active_only, uint32_t limit);
+  /// Streams the operation until it has finished and returns its last state.
+  /// `sink` (may be empty) sees every state, the last one included.
+  Result<Operation> watchOperation(const std::string& id, const OperationSink& sink);
+
+  struct Impl;
+
+ private:
+  Client(Target target, std::unique_ptr<Impl> impl);
+  Target target_;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The operation's result as a Status: OK when it succeeded, its server code
+/// and message when it failed, CANCELLED naming it when cancelled.
+Status operationStatus(const Operation& op);
+
+}  // namespace xenctl::client

@@ -1,0 +1,16 @@
+// protobuf ⇄ plain values. Internal to the client library.
+#pragma once
+
+#include "client/lib/types.h"
+#include "xenctl/v1/domain.pb.h"
+#include "xenctl/v1/host.pb.h"
+#include "xenctl/v1/operation.pb.h"
+
+namespace xenctl::client {
+
+Domain fromProto(const v1::Domain& d);
+Operation fromProto(const v1::Operation& op);
+HostInfo fromProto(const v1::HostInfo& h);
+v1::CreateDomainRequest toProto(const CreateDomainArgs& args);
+
+}  // namespace xenctl::client

@@ -1,0 +1,142 @@
+#include "client/lib/specs.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace xenctl::client {
+namespace {
+
+Status bad(std::string_view flag, std::string_view text, std::string_view why, std::string_view forms) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid ", av(flag), " '", av(text), "': ", av(why), "; use ", av(forms)));
+}
+
+// Debian's abseil has its own string_view, so split std::string_views by hand.
+std::vector<std::string_view> splitCommas(std::string_view text) {
+  std::vector<std::string_view> out;
+  for (size_t start = 0;;) {
+    size_t comma = text.find(',', start);
+    out.push_back(text.substr(start, comma - start));
+    if (comma == std::string_view::npos) return out;
+    start = comma + 1;
+  }
+}
+
+constexpr std::string_view kDiskForms = "TARGET[,VDEV[,MODE]] or target=T,vdev=V,access=r|w[,format=F]";
+constexpr std::string_view kVifForms = "bridge=BRIDGE[,mac=MAC][,ip=IP]";
+
+Result<std::string> diskMode(std::string_view text, std::string_view mode) {
+  if (mode == "w" || mode == "rw") return std::string("w");
+  if (mode == "r" || mode == "ro") return std::string("r");
+  return bad("--disk", text, absl::StrCat("mode '", av(mode), "' is not r, ro, w or rw"), kDiskForms);
+}
+
+}  // namespace
+
+Result<core::DiskSpec> parseDiskSpec(std::string_view text) {
+  std::vector<std::string_view> fields = splitCommas(text);
+  core::DiskSpec disk;
+  disk.mode.clear();  // the daemon fills "w"
+  const bool keyed = text.find('=') != std::string_view::npos;
+  if (!keyed) {
+    if (fields.size() > 3) return bad("--disk", text, "too many fields", kDiskForms);
+    disk.target = std::string(fields[0]);
+    if (fields.size() > 1) disk.vdev = std::string(fields[1]);
+    if (fields.size() > 2) {
+      XENCTL_ASSIGN_OR_RETURN(disk.mode, diskMode(text, fields[2]));
+    }
+  } else {
+    for (std::string_view field : fields) {
+      size_t eq = field.find('=');
+      if (eq == std::string_view::npos)
+        return bad("--disk", text, absl::StrCat("'", av(field), "' is not key=value"), kDiskForms);
+      std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
+      if (key == "target")
+        disk.target = std::string(value);
+      else if (key == "vdev")
+        disk.vdev = std::string(value);
+      else if (key == "access" || key == "mode") {
+        XENCTL_ASSIGN_OR_RETURN(disk.mode, diskMode(text, value));
+      } else if (key == "format")
+        disk.format = std::string(value);
+      else
+        return bad("--disk", text, absl::StrCat("key '", av(key), "' is not supported"), kDiskForms);
+    }
+  }
+  if (disk.target.empty()) return bad("--disk", text, "the target is empty", kDiskForms);
+  return disk;
+}
+
+Result<core::VifSpec> parseVifSpec(std::string_view text) {
+  core::VifSpec vif;
+  if (text.empty()) return vif;  // all defaults, as xl's vif = ['']
+  for (std::string_view field : splitCommas(text)) {
+    size_t eq = field.find('=');
+    if (eq == std::string_view::npos)
+      return bad("--vif", text, absl::StrCat("'", av(field), "' is not key=value"), kVifForms);
+    std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
+    if (key == "bridge")
+      vif.bridge = std::string(value);
+    else if (key == "mac")
+      vif.mac = std::string(value);
+    else if (key == "ip")
+      vif.ip = std::string(value);
+    else
+      return bad("--vif", text, absl::StrCat("key '", av(key), "' is not supported"), kVifForms);
+  }
+  return vif;
+}
+
+Result<uint64_t> parseSizeFlag(std::string_view flag, std::string_view text) {
+  Result<uint64_t> mib = core::parseSizeMib(text);
+  if (!mib.ok()) return absl::InvalidArgumentError(absl::StrCat(av(flag), ": ", mib.status().message()));
+  return mib;
+}
+
+Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& f, std::string request_id) {
+  auto flagError = [](std::string_view flag, const Status& s) {
+    return absl::InvalidArgumentError(absl::StrCat(av(flag), ": ", s.message()));
+  };
+  CreateDomainArgs a;
+  a.request_id = std::move(request_id);
+  a.name = f.name;
+  XENCTL_ASSIGN_OR_RETURN(a.memory_mib, parseSizeFlag("--memory", f.memory));
+  if (!f.maxmem.empty()) {
+    XENCTL_ASSIGN_OR_RETURN(a.maxmem_mib, parseSizeFlag("--maxmem", f.maxmem));
+  }
+  a.vcpus = f.vcpus;
+  a.maxvcpus = f.maxvcpus;
+  if (!f.type.empty()) {
+    Result<core::DomainType> t = core::parseDomainType(f.type);
+    if (!t.ok()) return flagError("--type", t.status());
+    a.type = *t;
+  }
+  const std::pair<std::string_view, std::pair<const std::string*, std::optional<core::LifecycleAction>*>> actions[] = {
+      {"--on-poweroff", {&f.on_poweroff, &a.on_poweroff}},
+      {"--on-reboot", {&f.on_reboot, &a.on_reboot}},
+      {"--on-crash", {&f.on_crash, &a.on_crash}}};
+  for (const auto& [flag, io] : actions) {
+    if (io.first->empty()) continue;
+    Result<core::LifecycleAction> act = core::parseLifecycleAction(*io.first);
+    if (!act.ok()) return flagError(flag, act.status());
+    *io.second = *act;
+  }
+  a.kernel = f.kernel;
+  a.ramdisk = f.ramdisk;
+  a.cmdline = f.cmdline;
+  for (const std::string& d : f.disks) {
+    XENCTL_ASSIGN_OR_RETURN(core::DiskSpec disk, parseDiskSpec(d));
+    a.disks.push_back(std::move(disk));
+  }
+  for (const std::string& v : f.vifs) {
+    XENCTL_ASSIGN_OR_RETURN(core::VifSpec vif, parseVifSpec(v));
+    a.vifs.push_back(std::move(vif));
+  }
+  a.define_only = f.define_only;
+  a.paused = f.paused;
+  return a;
+}
+
+}  // namespace xenctl::client

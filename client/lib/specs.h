@@ -1,0 +1,44 @@
+// Parsers for the xl-style values of vm-create's and vm-set's flags. They
+// only turn text into fields; the daemon checks ranges and names and fills
+// defaults (vdevs, MACs, maxima).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/lib/types.h"
+#include "lib/core/domain.h"
+#include "lib/core/status.h"
+
+namespace xenctl::client {
+
+/// `--disk`: "TARGET[,VDEV[,MODE]]" ("/dev/vg0/web1,xvda,w", "vol:pool/web1")
+/// or xl's key=value form ("target=/srv/a.img,vdev=xvdb,access=ro,format=raw").
+/// MODE/access "rw" is "w", "ro" is "r". INVALID_ARGUMENT names the spec.
+Result<core::DiskSpec> parseDiskSpec(std::string_view text);
+
+/// `--vif`: "bridge=xenbr0,mac=00:16:3e:00:00:01,ip=10.0.0.2", each key optional.
+/// INVALID_ARGUMENT for a key other than bridge, mac and ip.
+Result<core::VifSpec> parseVifSpec(std::string_view text);
+
+/// A SIZE flag (MiB, or 512M / 2G / 1T / 524288K), its errors prefixed with the flag.
+Result<uint64_t> parseSizeFlag(std::string_view flag, std::string_view text);
+
+/// vm-create's flags as typed on the command line.
+struct CreateFlags {
+  std::string name;
+  std::string memory, maxmem;  ///< SIZE; maxmem may be empty
+  uint32_t vcpus = 0, maxvcpus = 0;
+  std::string type;  ///< pv | pvh | hvm, or empty
+  std::string kernel, ramdisk, cmdline;
+  std::vector<std::string> disks, vifs;
+  std::string on_poweroff, on_reboot, on_crash;  ///< xl action names, or empty
+  bool define_only = false, paused = false;
+};
+
+/// Parses the flags' values into the request; INVALID_ARGUMENT names the flag.
+Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& flags, std::string request_id);
+
+}  // namespace xenctl::client

@@ -1,0 +1,101 @@
+// Plain values the commands work with. The client library converts the
+// protobuf messages into these, so no command sees a protobuf type.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "lib/core/domain.h"
+
+namespace xenctl::client {
+
+/// A domain as the daemon reports it: its spec and its observed state.
+struct Domain {
+  core::DomainSpec spec;
+  /// Empty when the daemon sent DOMAIN_STATE_UNSPECIFIED (a daemon bug).
+  std::optional<core::DomainState> state;
+  std::string state_reason;
+  int64_t domid = -1;
+  /// What the hypervisor reports now (0 while the domain is not present).
+  uint32_t vcpus_online = 0;
+  uint64_t memory_current_mib = 0;
+  double cpu_time_seconds = 0;
+  bool foreign = false;
+  std::optional<absl::Time> created_at;
+  int64_t owner_uid = -1;
+};
+
+enum class OperationState { kUnknown, kPending, kRunning, kSucceeded, kFailed, kCancelled };
+
+/// "pending", "running", "succeeded", "failed", "cancelled" ("unknown").
+std::string_view toString(OperationState s);
+
+/// A long-running task in the daemon.
+struct Operation {
+  std::string id;
+  std::string kind;
+  std::string target;
+  std::string request_id;
+  OperationState state = OperationState::kUnknown;
+  std::string phase;
+  uint32_t percent = 0;
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  std::string message;
+  std::optional<absl::Time> created_at, updated_at, finished_at;
+  /// gRPC status code of the result (0 = OK) and the server's message.
+  int32_t status_code = 0;
+  std::string status_message;
+  int64_t caller_uid = -1;
+
+  bool finished() const {
+    return state == OperationState::kSucceeded || state == OperationState::kFailed ||
+           state == OperationState::kCancelled;
+  }
+};
+
+struct PoolCapacity {
+  std::string name;
+  std::string driver;
+  uint64_t size_bytes = 0;
+  uint64_t used_bytes = 0;
+  double metadata_percent = 0;
+};
+
+struct HostInfo {
+  std::string hypervisor;
+  std::string hypervisor_version;
+  std::string hostname;
+  uint32_t cpus = 0;
+  uint64_t memory_total_mib = 0;
+  uint64_t memory_free_mib = 0;
+  uint32_t domains_defined = 0;
+  uint32_t domains_running = 0;
+  std::vector<PoolCapacity> pools;
+  std::string daemon_version;
+  uint32_t operations_active = 0;
+  uint32_t operations_limit = 0;
+};
+
+/// What `vm-create` asks for. Unset optionals let the daemon apply its
+/// documented defaults (pvh; destroy / restart / destroy).
+struct CreateDomainArgs {
+  std::string request_id;
+  std::string name;
+  uint64_t memory_mib = 0;
+  uint64_t maxmem_mib = 0;
+  uint32_t vcpus = 0;
+  uint32_t maxvcpus = 0;
+  std::optional<core::DomainType> type;
+  std::string kernel, ramdisk, cmdline;
+  std::vector<core::DiskSpec> disks;
+  std::vector<core::VifSpec> vifs;
+  std::optional<core::LifecycleAction> on_poweroff, on_reboot, on_crash;
+  bool define_only = false;
+  bool paused = false;
+};
+
+}  // namespace xenctl::client

@@ -1,0 +1,332 @@
+// Unit tests of client/lib: addresses, flag values, proto conversion, output, exit codes.
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "client/lib/client.h"
+#include "client/lib/convert.h"
+#include "client/lib/exit_codes.h"
+#include "client/lib/output.h"
+#include "client/lib/specs.h"
+#include "client/lib/table.h"
+#include "client/lib/target.h"
+
+namespace xenctl::client {
+namespace {
+
+// The flag wins over the environment, which wins over the default socket.
+TEST(TargetTest, ResolvesFlagThenEnvThenDefault) {
+  auto t = resolveTarget("unix:/tmp/a.sock", "unix:/tmp/b.sock");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->grpc_target, "unix:/tmp/a.sock");
+  EXPECT_EQ(t->source, "--connect");
+  t = resolveTarget("", "unix:/tmp/b.sock");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->grpc_target, "unix:/tmp/b.sock");
+  EXPECT_EQ(t->source, "XENCTL_CONNECT");
+  t = resolveTarget("", "");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->grpc_target, "unix:/run/xenctld/xenctld.sock");
+  EXPECT_EQ(t->source, "default");
+  t = resolveTarget("", nullptr);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->address, "unix:/run/xenctld/xenctld.sock");
+}
+
+// gRPC wants an absolute path after "unix:".
+TEST(TargetTest, MakesUnixPathsAbsolute) {
+  auto t = parseTarget("unix:run/x.sock", "--connect");
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(t->endpoint.starts_with("/")) << t->endpoint;
+  EXPECT_TRUE(t->endpoint.ends_with("/run/x.sock")) << t->endpoint;
+  EXPECT_EQ(t->grpc_target, "unix:" + t->endpoint);
+}
+
+TEST(TargetTest, ParsesTcp) {
+  auto t = parseTarget("tcp:dom0.example:7443", "--connect");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->kind, Target::Kind::kTcp);
+  EXPECT_EQ(t->grpc_target, "dom0.example:7443");
+  t = parseTarget("tcp:[::1]:7443", "--connect");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->grpc_target, "[::1]:7443");
+}
+
+// A bad address is a usage error naming the address, its source and the forms.
+TEST(TargetTest, RejectsBadAddresses) {
+  for (const char* bad : {"foo", "unix:", "tcp:host", "tcp:host:0", "tcp:host:99999", "tcp:::1:80", "http://x"}) {
+    auto t = parseTarget(bad, "XENCTL_CONNECT");
+    ASSERT_FALSE(t.ok()) << bad;
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(t.status().message().find(bad), std::string::npos) << t.status();
+    EXPECT_NE(t.status().message().find("XENCTL_CONNECT"), std::string::npos) << t.status();
+    EXPECT_NE(t.status().message().find("unix:PATH or tcp:HOST:PORT"), std::string::npos) << t.status();
+  }
+}
+
+TEST(SpecsTest, ParsesPositionalDisk) {
+  auto d = parseDiskSpec("/dev/vg0/web1,xvda,w");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->target, "/dev/vg0/web1");
+  EXPECT_EQ(d->vdev, "xvda");
+  EXPECT_EQ(d->mode, "w");
+  d = parseDiskSpec("vol:pool/web1");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->target, "vol:pool/web1");
+  EXPECT_EQ(d->vdev, "");
+  EXPECT_EQ(d->mode, "");  // the daemon's default
+  d = parseDiskSpec("/srv/b.img,xvdb,ro");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->mode, "r");
+}
+
+TEST(SpecsTest, ParsesKeyedDisk) {
+  auto d = parseDiskSpec("target=/srv/a.img,vdev=xvdb,access=rw,format=raw");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->target, "/srv/a.img");
+  EXPECT_EQ(d->vdev, "xvdb");
+  EXPECT_EQ(d->mode, "w");
+  EXPECT_EQ(d->format, "raw");
+}
+
+TEST(SpecsTest, RejectsBadDisks) {
+  for (const char* bad : {"", ",xvda", "/a,xvda,x", "/a,xvda,w,extra", "target=/a,colour=red", "vdev=xvda"}) {
+    auto d = parseDiskSpec(bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(d.status().message().find("--disk"), std::string::npos);
+  }
+}
+
+TEST(SpecsTest, ParsesVif) {
+  auto v = parseVifSpec("bridge=xenbr0,mac=00:16:3e:00:00:01,ip=10.0.0.2");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->bridge, "xenbr0");
+  EXPECT_EQ(v->mac, "00:16:3e:00:00:01");
+  EXPECT_EQ(v->ip, "10.0.0.2");
+  v = parseVifSpec("");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, core::VifSpec{});
+  auto bad = parseVifSpec("bridge=xenbr0,model=e1000");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'model'"), std::string::npos) << bad.status();
+  EXPECT_FALSE(parseVifSpec("xenbr0").ok());
+}
+
+// Flag values become the request; unset choices stay unset for the daemon's defaults.
+TEST(SpecsTest, BuildsCreateArgs) {
+  CreateFlags f;
+  f.name = "web1";
+  f.memory = "1G";
+  f.maxmem = "2048";
+  f.vcpus = 2;
+  f.disks = {"/dev/vg0/web1,xvda,w"};
+  f.vifs = {"bridge=xenbr0"};
+  f.on_crash = "preserve";
+  auto a = createArgsFromFlags(f, "req-1");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->request_id, "req-1");
+  EXPECT_EQ(a->memory_mib, 1024u);
+  EXPECT_EQ(a->maxmem_mib, 2048u);
+  EXPECT_EQ(a->vcpus, 2u);
+  EXPECT_FALSE(a->type.has_value());
+  EXPECT_FALSE(a->on_poweroff.has_value());
+  EXPECT_EQ(a->on_crash, core::LifecycleAction::kPreserve);
+  ASSERT_EQ(a->disks.size(), 1u);
+  ASSERT_EQ(a->vifs.size(), 1u);
+
+  v1::CreateDomainRequest req = toProto(*a);
+  EXPECT_EQ(req.request_id(), "req-1");
+  EXPECT_EQ(req.spec().name(), "web1");
+  EXPECT_EQ(req.spec().memory_mib(), 1024u);
+  EXPECT_EQ(req.spec().type(), v1::DOMAIN_TYPE_UNSPECIFIED);
+  EXPECT_EQ(req.spec().on_crash(), v1::LIFECYCLE_ACTION_PRESERVE);
+  EXPECT_EQ(req.spec().on_reboot(), v1::LIFECYCLE_ACTION_UNSPECIFIED);
+  EXPECT_EQ(req.spec().disks(0).vdev(), "xvda");
+  EXPECT_EQ(req.spec().vifs(0).bridge(), "xenbr0");
+}
+
+TEST(SpecsTest, CreateArgsErrorsNameTheFlag) {
+  CreateFlags f;
+  f.name = "web1";
+  f.vcpus = 1;
+  f.memory = "lots";
+  auto a = createArgsFromFlags(f, "r");
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--memory: invalid size 'lots'")) << a.status();
+  f.memory = "512M";
+  f.type = "kvm";
+  a = createArgsFromFlags(f, "r");
+  ASSERT_FALSE(a.ok());
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--type: unknown domain type 'kvm'")) << a.status();
+  f.type = "hvm";
+  f.on_reboot = "explode";
+  a = createArgsFromFlags(f, "r");
+  ASSERT_FALSE(a.ok());
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--on-reboot:")) << a.status();
+}
+
+TEST(ExitCodeTest, MapsStatusCodes) {
+  EXPECT_EQ(exitCodeFor(absl::OkStatus()), kExitOk);
+  EXPECT_EQ(exitCodeFor(absl::InvalidArgumentError("x")), kExitUsage);
+  EXPECT_EQ(exitCodeFor(absl::NotFoundError("x")), kExitNotFound);
+  EXPECT_EQ(exitCodeFor(absl::AlreadyExistsError("x")), kExitFailed);
+  EXPECT_EQ(exitCodeFor(absl::FailedPreconditionError("x")), kExitFailed);
+  // A server-side UNAVAILABLE is a failure; not reaching the daemon is exit 4.
+  EXPECT_EQ(exitCodeFor(absl::UnavailableError("xenstored")), kExitFailed);
+  EXPECT_EQ(exitCodeFor(markConnectError(absl::UnavailableError("no daemon"))), kExitCannotConnect);
+}
+
+// A failed operation carries the server's code and message; it maps like an RPC error.
+TEST(OperationTest, StatusOfFinishedOperations) {
+  Operation op;
+  op.id = "op-1";
+  op.kind = "create-domain";
+  op.target = "web1";
+  op.state = OperationState::kSucceeded;
+  EXPECT_TRUE(operationStatus(op).ok());
+  op.state = OperationState::kFailed;
+  op.status_code = 3;
+  op.status_message = "domain 'web1': memory 10 MiB is out of range";
+  Status s = operationStatus(op);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), op.status_message);
+  op.status_code = 0;  // a daemon bug: failed without a code
+  EXPECT_EQ(operationStatus(op).code(), absl::StatusCode::kUnknown);
+  op.state = OperationState::kCancelled;
+  EXPECT_EQ(operationStatus(op).code(), absl::StatusCode::kCancelled);
+  EXPECT_NE(operationStatus(op).message().find("op-1"), std::string::npos);
+}
+
+v1::Domain sampleDomain() {
+  v1::Domain d;
+  v1::DomainSpec* s = d.mutable_spec();
+  s->set_name("web1");
+  s->set_uuid("6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c");
+  s->set_type(v1::DOMAIN_TYPE_PV);
+  s->set_memory_mib(512);
+  s->set_vcpus(2);
+  s->set_maxvcpus(4);
+  auto* disk = s->add_disks();
+  disk->set_target("/dev/vg0/web1");
+  disk->set_vdev("xvda");
+  disk->set_mode("w");
+  d.set_state(v1::DOMAIN_STATE_RUNNING);
+  d.set_domid(7);
+  d.set_vcpus_online(2);
+  d.set_memory_mib(500);
+  d.set_cpu_time_seconds(12.34);
+  d.mutable_created_at()->set_seconds(1700000000);
+  return d;
+}
+
+TEST(OutputTest, DomainJsonHasTheDocumentedKeys) {
+  nlohmann::json j = toJson(fromProto(sampleDomain()));
+  EXPECT_EQ(j["name"], "web1");
+  EXPECT_EQ(j["uuid"], "6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c");
+  EXPECT_EQ(j["state"], "running");
+  EXPECT_EQ(j["domid"], 7);
+  EXPECT_EQ(j["type"], "pv");
+  EXPECT_EQ(j["vcpus"], 2);
+  EXPECT_EQ(j["maxvcpus"], 4);
+  EXPECT_EQ(j["vcpus_online"], 2);
+  EXPECT_EQ(j["memory_mib"], 512);
+  EXPECT_EQ(j["maxmem_mib"], 512);  // 0 in the proto means "= memory"
+  EXPECT_EQ(j["memory_current_mib"], 500);
+  EXPECT_EQ(j["foreign"], false);
+  EXPECT_EQ(j["on_poweroff"], "destroy");  // unspecified: xl's default
+  EXPECT_EQ(j["on_reboot"], "restart");
+  EXPECT_EQ(j["created_at"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(j["disks"][0]["target"], "/dev/vg0/web1");
+  EXPECT_TRUE(j["vifs"].is_array());
+}
+
+TEST(OutputTest, StoppedDomainHasNullDomid) {
+  v1::Domain d = sampleDomain();
+  d.set_state(v1::DOMAIN_STATE_STOPPED);
+  d.set_domid(-1);
+  d.clear_created_at();
+  nlohmann::json j = toJson(fromProto(d));
+  EXPECT_EQ(j["state"], "stopped");
+  EXPECT_TRUE(j["domid"].is_null());
+  EXPECT_TRUE(j["created_at"].is_null());
+  EXPECT_EQ(toJson(std::vector<Domain>{}).dump(), "[]");
+}
+
+// Like xl list: live figures while present, configured ones while not.
+TEST(OutputTest, DomainTable) {
+  Domain running = fromProto(sampleDomain());
+  v1::Domain s = sampleDomain();
+  s.mutable_spec()->set_name("db1");
+  s.set_state(v1::DOMAIN_STATE_STOPPED);
+  s.set_domid(-1);
+  s.set_vcpus_online(0);
+  s.set_memory_mib(0);
+  Domain stopped = fromProto(s);
+  EXPECT_EQ(domainTable({running, stopped}),
+            "Name  ID  Mem  VCPUs  State    Time(s)  UUID\n"
+            "web1   7  500      2  running     12.3  6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c\n"
+            "db1    -  512      2  stopped        -  6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c\n");
+}
+
+TEST(OutputTest, DomainDetails) {
+  EXPECT_EQ(domainDetails(fromProto(sampleDomain())),
+            "name:           web1\n"
+            "uuid:           6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c\n"
+            "state:          running\n"
+            "domid:          7\n"
+            "type:           pv\n"
+            "vcpus:          2\n"
+            "maxvcpus:       4\n"
+            "memory:         512 MiB\n"
+            "maxmem:         512 MiB\n"
+            "vcpus_online:   2\n"
+            "memory_current: 500 MiB\n"
+            "cpu_time:       12.3 s\n"
+            "disk:           target=/dev/vg0/web1,vdev=xvda,access=w\n"
+            "on_poweroff:    destroy\n"
+            "on_reboot:      restart\n"
+            "on_crash:       destroy\n"
+            "foreign:        no\n"
+            "created_at:     2023-11-14T22:13:20Z\n"
+            "owner_uid:      0\n");
+}
+
+TEST(OutputTest, OperationJsonAndLine) {
+  v1::Operation p;
+  p.set_id("op-00000000000000ab");
+  p.set_kind("create-domain");
+  p.set_target("web1");
+  p.set_state(v1::OPERATION_STATE_FAILED);
+  p.set_phase("define");
+  p.set_percent(10);
+  p.set_status_code(6);
+  p.set_status_message("domain 'web1' already exists");
+  Operation op = fromProto(p);
+  nlohmann::json j = toJson(op);
+  EXPECT_EQ(j["state"], "failed");
+  EXPECT_EQ(j["status_code"], 6);
+  EXPECT_EQ(operationLine(op),
+            "op-00000000000000ab create-domain web1: failed, define 10%: domain 'web1' already exists");
+}
+
+TEST(OutputTest, HostJson) {
+  v1::HostInfo h;
+  h.set_hypervisor("test");
+  h.set_cpus(8);
+  h.add_pools()->set_name("default");
+  nlohmann::json j = toJson(fromProto(h));
+  EXPECT_EQ(j["hypervisor"], "test");
+  EXPECT_EQ(j["cpus"], 8);
+  EXPECT_EQ(j["pools"][0]["name"], "default");
+}
+
+TEST(TableTest, AlignsColumnsAndTrimsTrailingBlanks) {
+  Table t({{"A"}, {"N", Table::Align::kRight}, {"Z"}});
+  t.addRow({"long", "1", ""});
+  t.addRow({"x", "100", "end"});
+  EXPECT_EQ(t.render(), "A       N  Z\nlong    1\nx     100  end\n");
+}
+
+}  // namespace
+}  // namespace xenctl::client
