@@ -52,7 +52,7 @@ rm -f "$(lab_guest_log "$guest")"
 lab_run -t 240 xl create "$cfg" || lab_fail "xl create $guest failed; see dom0/xen/xl-$guest.log in the results"
 lab_guest_wait "$guest" "LAB-GUEST-READY" 240
 grep -q "^LAB-GUEST-MARKER $marker" "$(lab_guest_log "$guest")" ||
-  lab_fail "guest $guest did not print the marker '$marker' written before the snapshot"
+  lab_fail "guest $guest did not print the marker '$marker' written before the snapshot; it printed: $(grep -a LAB-GUEST-MARKER "$(lab_guest_log "$guest")" | tr -d '\r' | tr '\n' ' ')"
 if grep -q "written-after-snapshot" "$(lab_guest_log "$guest")"; then
   lab_fail "guest $guest sees a line written to the origin after the snapshot: the snapshot is not isolated"
 fi
