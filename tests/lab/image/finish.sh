@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Stage 2 of the lab image: from a copy of the stage 1 root filesystem, add the
+# runtime libraries of xenctl's binaries, configure Dom0 for the lab, build the
+# PV guest's kernel and initramfs, and write the boot files and the disk image.
+# Fast (well under a minute) next to stage 1, so it reruns whenever the
+# binaries' libraries or these files change.
+#
+#   finish.sh BASE_ROOTFS OUT_DIR DEB_CACHE [RUNTIME_PACKAGE...]   (as root)
+#
+# OUT_DIR receives: xen (the multiboot ELF), vmlinuz, initrd.img (Dom0),
+# root.img (ext4), manifest.txt.
+set -euo pipefail
+# shellcheck source=tests/lab/lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+base=$1
+out=$2
+debs=$3
+shift 3
+runtime_packages=("$@")
+rootfs=$out/rootfs
+trap 'lab_unmount_under "$rootfs" || lab_log "could not unmount everything under $rootfs"' EXIT
+
+kernel_version() {
+  local v
+  v=$(basename "$(ls "$rootfs"/boot/vmlinuz-* | sort -V | tail -n 1)")
+  printf '%s\n' "${v#vmlinuz-}"
+}
+
+copy_base() {
+  mkdir -p "$out"
+  cp -a --reflink=auto "$base" "$rootfs"
+}
+
+install_runtime_packages() {
+  if ((${#runtime_packages[@]} == 0)); then
+    lab_log "no xenctl binaries built yet: the image gets no runtime libraries"
+    return 0
+  fi
+  lab_log "runtime packages: ${runtime_packages[*]}"
+  lab_chroot_mounts "$rootfs"
+  mount --bind "$debs/apt" "$rootfs/var/cache/apt/archives"
+  # The lists in the base may be days old; refresh them so apt finds the
+  # versions the mirror serves now.
+  timeout -k 10 300 chroot "$rootfs" apt-get update -q >/dev/null ||
+    lab_die "apt-get update in the Dom0 image failed or took over 300s; check network access to $LAB_MIRROR"
+  DEBIAN_FRONTEND=noninteractive timeout -k 10 900 chroot "$rootfs" apt-get install -y -q --no-install-recommends \
+    "${runtime_packages[@]}" >"$out/apt.log" 2>&1 || {
+    tail -n 30 "$out/apt.log" >&2
+    lab_die "installing the runtime packages in the Dom0 image failed or took over 900s (log above)"
+  }
+  rm -f "$out/apt.log"
+  lab_unmount_under "$rootfs"
+}
+
+configure_dom0() {
+  echo lab-dom0 >"$rootfs/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 lab-dom0\n' >"$rootfs/etc/hosts"
+  printf '/dev/vda / ext4 defaults,errors=remount-ro 0 1\n' >"$rootfs/etc/fstab"
+  chroot "$rootfs" passwd -d root >/dev/null
+  # Guest consoles go to /var/log/xen/console/guest-NAME.log, which the
+  # scenarios read. xenconsoled does not create that directory and Debian does
+  # not ship it: without it --log=guest silently logs nothing.
+  sed -i '/^XENCONSOLED_ARGS=/d' "$rootfs/etc/default/xen"
+  echo 'XENCONSOLED_ARGS="--log=guest"' >>"$rootfs/etc/default/xen"
+  mkdir -p "$rootfs/var/log/xen/console"
+  install -m 0755 "$LAB_SRC/image/lab-init" "$rootfs/usr/local/sbin/lab-init"
+  # Mount points of the two virtio-9p shares: inputs (read-only) and results.
+  mkdir -p "$rootfs/mnt/lab" "$rootfs/mnt/lab-out"
+  # Build-time only: let services start in the booted Dom0; drop what the
+  # image never uses to keep it small and quick to write.
+  rm -f "$rootfs/usr/sbin/policy-rc.d"
+  rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/cache/apt/"*.bin
+}
+
+# The PV guest boots the Debian kernel as an uncompressed ELF: under TCG most
+# of `xl create` is libxenguest decompressing a bzImage (~25 s vs ~11 s).
+extract_vmlinux() {
+  local bz=$1 dest=$2 off
+  # the bzImage payload is one XZ stream; LC_ALL=C so grep -P matches bytes
+  off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$bz" | head -n 1 | cut -d: -f1)
+  [[ -n $off ]] || lab_die "no XZ payload in $bz: the kernel's compression changed; adapt extract_vmlinux"
+  # xz stops after the first stream, so tail dies of SIGPIPE: not an error
+  { tail -c +$((off + 1)) "$bz" || true; } | xz -dc --single-stream >"$dest"
+  [[ $(head -c 4 "$dest" | od -An -c | tr -d ' ') == '177ELF' ]] ||
+    lab_die "what $bz unpacks to is not an ELF kernel"
+}
+
+# A tiny initramfs for the PV guest: static busybox, the modules to mount an
+# ext4 disk over xen-blkfront, and guest-init, which prints the disk's marker.
+build_guest() {
+  local kv dir mods m f
+  kv=$(kernel_version)
+  dir=$rootfs/usr/local/share/lab/guest
+  mkdir -p "$dir"
+  extract_vmlinux "$rootfs/boot/vmlinuz-$kv" "$dir/vmlinux"
+
+  local tree=$out/guest-initramfs
+  rm -rf "$tree"
+  mkdir -p "$tree/bin" "$tree/lib/modules"
+  cp "$(command -v busybox)" "$tree/bin/busybox"
+  install -m 0755 "$LAB_SRC/image/guest-init" "$tree/init"
+  # insmod order = dependency order; busybox insmod cannot read compressed .ko
+  mods=(crc32c_generic crc16 mbcache jbd2 ext4 xen-blkfront)
+  for m in "${mods[@]}"; do
+    f=$(find "$rootfs/lib/modules/$kv/kernel" -name "$m.ko" | head -n 1)
+    [[ -n $f ]] || lab_die "guest module $m.ko not found in the $kv modules (compressed or renamed?)"
+    cp "$f" "$tree/lib/modules/"
+  done
+  printf '%s\n' "${mods[@]}" >"$tree/lib/modules/order"
+  (cd "$tree" && find . | cpio -o -H newc --quiet | gzip -9) >"$dir/initrd.img"
+  rm -rf "$tree"
+}
+
+write_images() {
+  local kv
+  kv=$(kernel_version)
+  # qemu's multiboot loader takes the gunzipped hypervisor: a 32-bit ELF
+  zcat "$rootfs/boot/xen-4.17-amd64.gz" >"$out/xen"
+  cp "$rootfs/boot/vmlinuz-$kv" "$out/vmlinuz"
+  cp "$rootfs/boot/initrd.img-$kv" "$out/initrd.img"
+  # mkfs.ext4 -d fills the filesystem from the tree: no loop mount needed
+  rm -f "$out/root.img"
+  truncate -s 3G "$out/root.img"
+  mkfs.ext4 -q -F -L lab-root -d "$rootfs" "$out/root.img"
+  {
+    echo "kernel $kv"
+    echo "xen $(chroot "$rootfs" dpkg-query -W -f='${Version}' xen-hypervisor-4.17-amd64)"
+    echo "runtime-packages:"
+    if ((${#runtime_packages[@]} > 0)); then
+      chroot "$rootfs" dpkg-query -W -f='  ${Package} ${Version}\n' "${runtime_packages[@]}"
+    fi
+  } >"$out/manifest.txt"
+  lab_safe_rm "$rootfs"
+}
+
+lab_step copy-base copy_base
+lab_step runtime-packages install_runtime_packages
+lab_step configure configure_dom0
+lab_step guest-kernel build_guest
+lab_step disk-image write_images
