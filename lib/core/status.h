@@ -1,5 +1,5 @@
 // The one error vocabulary of lib/: absl::Status and absl::StatusOr, whose
-// codes are gRPC's codes. daemon/ maps them to grpc::Status, nothing else does.
+// codes are the RPC status codes. Only daemon/ maps them onto the wire.
 #pragma once
 
 #include "absl/status/status.h"
