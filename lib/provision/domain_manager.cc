@@ -236,7 +236,7 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
     return absl::OkStatus();
   };
   return runOp(caller, "create-domain", spec->name, precheck,
-               [this, spec, req, uid = caller.uid](OperationContext& ctx) -> Status {
+               [this, spec, define_only = req.define_only, paused = req.paused, uid = caller.uid](OperationContext& ctx) -> Status {
                  auto guard = domainLock(spec->name);
                  std::lock_guard op_lock(*guard);
                  ctx.phase("define", 5, "storing the definition");
@@ -251,7 +251,7 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                    names_by_uuid_[spec->uuid] = spec->name;
                  }
                  publish(core::DomainEventKind::kDefined, *spec, -1, DomainState::kStopped);
-                 if (req.define_only) return absl::OkStatus();
+                 if (define_only) return absl::OkStatus();
 
                  // Undo: a failed or cancelled create leaves nothing behind.
                  auto undefine = [&](Status why) {
@@ -264,7 +264,7 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                  };
                  if (ctx.cancelled()) return undefine(absl::CancelledError("cancelled before the domain was created"));
                  ctx.phase("create", 30, "creating the domain in the hypervisor");
-                 auto info = hv_.createDomain(*spec, req.paused);
+                 auto info = hv_.createDomain(*spec, paused);
                  if (!info.ok()) {
                    Status why = undefine(context(info.status(), absl::StrCat("creating ", quoted(spec->name))));
                    publish(core::DomainEventKind::kDeleted, *spec, -1, DomainState::kStopped, "create failed");
