@@ -20,9 +20,9 @@ struct Volume {
   std::string pool;
   std::string name;
   uint64_t size_bytes = 0;
-  uint64_t used_bytes = 0;  ///< space allocated to it (thin / sparse)
-  std::string origin;       ///< the volume it was cloned or snapshotted from; "" for a base
-  bool read_only = false;   ///< snapshots, and golden volumes marked so
+  uint64_t used_bytes = 0;             ///< space allocated to it (thin / sparse)
+  std::string origin;                  ///< the volume it was cloned or snapshotted from; "" for a base
+  bool read_only = false;              ///< snapshots, and golden volumes marked so
   std::vector<std::string> snapshots;  ///< snapshot names (the part after '@'), sorted
   std::string path;                    ///< host path of the backing file or device
   absl::Time created_at = absl::UnixEpoch();

@@ -59,8 +59,8 @@ Status StorageManager::requireUnused(const std::string& pool, const std::string&
   if (!used_by_) return absl::OkStatus();
   XENCTL_ASSIGN_OR_RETURN(std::string domain, used_by_(pool, volume));
   if (domain.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(av(step), ": running domain '", domain,
-                                                    "' uses it; shut the domain down first"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(av(step), ": running domain '", domain, "' uses it; shut the domain down first"));
 }
 
 Result<core::OperationRecord> StorageManager::create(const CreateRequest& req, const Caller& caller) {

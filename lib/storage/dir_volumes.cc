@@ -183,10 +183,10 @@ Status DirVolumes::requireSpaceForCopy(const std::string& base, std::string_view
   XENCTL_ASSIGN_OR_RETURN(FileInfo info, fileInfo(imagePath(base)));
   XENCTL_ASSIGN_OR_RETURN(FsSpace space, fsSpace(dir_));
   if (space.free >= info.allocated) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrCat(
-      av(step), ": pool '", pool_, "' cannot reflink, so the copy needs ", info.allocated, " bytes (",
-      gib(info.allocated), ") but its file system has ", space.free, " bytes (", gib(space.free),
-      ") free; free some space or put the pool on btrfs or xfs (reflink=1)"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat(av(step), ": pool '", pool_, "' cannot reflink, so the copy needs ", info.allocated, " bytes (",
+                   gib(info.allocated), ") but its file system has ", space.free, " bytes (", gib(space.free),
+                   ") free; free some space or put the pool on btrfs or xfs (reflink=1)"));
 }
 
 Result<core::Volume> DirVolumes::copyNew(const std::string& from, const std::string& name, const Meta& meta,
@@ -302,8 +302,8 @@ Result<core::Volume> DirVolumes::resize(const std::string& name, uint64_t size_b
   XENCTL_ASSIGN_OR_RETURN(core::Volume v, get(name));
   if (v.read_only) return absl::FailedPreconditionError(absl::StrCat(step, ": it is read-only"));
   if (size_bytes < v.size_bytes)
-    return absl::InvalidArgumentError(absl::StrCat(step, ": ", size_bytes, " bytes is below its size of ",
-                                                   v.size_bytes, " bytes; volumes only grow"));
+    return absl::InvalidArgumentError(absl::StrCat(step, ": ", size_bytes, " bytes is below its size of ", v.size_bytes,
+                                                   " bytes; volumes only grow"));
   XENCTL_RETURN_IF_ERROR(context(withSpace(growFile(v.path, size_bytes)), step));
   return get(name);
 }
@@ -315,8 +315,8 @@ Status DirVolumes::remove(const std::string& name) {
   XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
   XENCTL_ASSIGN_OR_RETURN(core::Volume v, load(name, images));
   if (!v.snapshots.empty())
-    return absl::FailedPreconditionError(absl::StrCat(step, ": it has snapshots (", absl::StrJoin(v.snapshots, ", "),
-                                                      "); delete them first"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(step, ": it has snapshots (", absl::StrJoin(v.snapshots, ", "), "); delete them first"));
   std::vector<std::string> clones;
   for (const auto& other : images) {
     if (isSnapshot(other) || other == name) continue;
@@ -324,8 +324,8 @@ Status DirVolumes::remove(const std::string& name) {
     if (m.ok() && m->origin == name) clones.push_back(other);
   }
   if (!clones.empty())
-    return absl::FailedPreconditionError(absl::StrCat(step, ": volumes were cloned from it (",
-                                                      absl::StrJoin(clones, ", "), "); delete them first"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(step, ": volumes were cloned from it (", absl::StrJoin(clones, ", "), "); delete them first"));
   XENCTL_RETURN_IF_ERROR(context(removeFile(v.path), step));
   if (Status st = removeFile(metaPath(name)); !st.ok() && !absl::IsNotFound(st)) return context(st, step);
   return absl::OkStatus();

@@ -75,8 +75,8 @@ class DirVolumes final : public core::VolumeManager {
   Status requireExists(const std::string& name) const;
   Status requireSpaceForCopy(const std::string& base, std::string_view step) const;
   /// Copies `from` into .tmp/, then moves it to `name` with `meta`.
-  Result<core::Volume> copyNew(const std::string& from, const std::string& name, const Meta& meta,
-                               uint64_t grow_to, const core::CopyProgress& progress);
+  Result<core::Volume> copyNew(const std::string& from, const std::string& name, const Meta& meta, uint64_t grow_to,
+                               const core::CopyProgress& progress);
   Status withSpace(Status st) const;
   std::string who(const std::string& name) const;
 

@@ -1,10 +1,9 @@
 // DirVolumes on real reflink file systems: a btrfs and an xfs (reflink=1)
 // made on sparse files and loop-mounted. Needs root, mkfs.btrfs / mkfs.xfs
 // and loop devices; skips with the reason otherwise.
+#include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <set>
