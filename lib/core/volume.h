@@ -87,7 +87,8 @@ class VolumeManager {
   /// FAILED_PRECONDITION for a read-only volume.
   virtual Result<Volume> rollback(const std::string& volume, const std::string& snapshot,
                                   const CopyProgress& progress) = 0;
-  /// Grows the volume to `size_bytes` (an ext4 inside is not grown here).
+  /// Grows the volume to `size_bytes`, and an ext4 file system filling it
+  /// where the backend can (DirVolumes with a ProcessRunner).
   /// INVALID_ARGUMENT when it would shrink; FAILED_PRECONDITION when read-only.
   virtual Result<Volume> resize(const std::string& name, uint64_t size_bytes) = 0;
   /// Deletes a volume or a snapshot. FAILED_PRECONDITION while it has

@@ -135,9 +135,12 @@ Result<core::OperationRecord> StorageManager::rollback(const std::string& pool_n
 Result<core::OperationRecord> StorageManager::resize(const std::string& pool_name, const std::string& name,
                                                      uint64_t size_bytes, const Caller& caller) {
   XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  const std::string step = absl::StrCat("resizing '", targetOf(*p, name), "'");
   auto precheck = [&]() -> Status {
     XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
     XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(name));
+    // Its file system is grown offline, which a running guest must not see.
+    XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
     if (v.read_only)
       return absl::FailedPreconditionError(absl::StrCat("resizing '", targetOf(*p, name), "': it is read-only"));
     if (size_bytes < v.size_bytes)
@@ -147,7 +150,8 @@ Result<core::OperationRecord> StorageManager::resize(const std::string& pool_nam
     return absl::OkStatus();
   };
   return runOp(caller, "resize-volume", targetOf(*p, name), precheck,
-               [p, name, size_bytes](OperationContext& ctx) -> Status {
+               [this, p, name, size_bytes, step](OperationContext& ctx) -> Status {
+                 XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
                  ctx.phase("resize", 5, absl::StrCat("growing to ", size_bytes, " bytes"));
                  return p->resize(name, size_bytes).status();
                });

@@ -47,6 +47,8 @@ class StorageManager {
   /// FAILED_PRECONDITION while a running domain uses the volume.
   Result<core::OperationRecord> rollback(const std::string& pool, const std::string& volume,
                                          const std::string& snapshot, const Caller& caller);
+  /// Grows the volume and its file system (offline): FAILED_PRECONDITION
+  /// while a running domain uses it.
   Result<core::OperationRecord> resize(const std::string& pool, const std::string& name, uint64_t size_bytes,
                                        const Caller& caller);
   /// FAILED_PRECONDITION while a running domain uses the volume, or while

@@ -273,6 +273,15 @@ Result<FsSpace> fsSpace(const std::string& dir) {
   return s;
 }
 
+Result<bool> hasExtSuperblock(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.ok()) return errnoError(errno, "open", path);
+  unsigned char magic[2] = {0, 0};
+  ssize_t got = ::pread(fd.get(), magic, sizeof(magic), 1024 + 56);
+  if (got < 0) return errnoError(errno, "read", path);
+  return got == 2 && magic[0] == 0x53 && magic[1] == 0xEF;
+}
+
 Result<bool> supportsReflink(const std::string& dir) {
   static std::atomic<uint64_t> counter{0};
   const std::string a = absl::StrCat(dir, "/.reflink-probe-", ::getpid(), "-", counter++);

@@ -56,6 +56,9 @@ struct FsSpace {
 };
 Result<FsSpace> fsSpace(const std::string& dir);
 
+/// Whether the image at `path` starts with an ext2/3/4 superblock (magic 0xEF53).
+Result<bool> hasExtSuperblock(const std::string& path);
+
 /// Whether `dir`'s file system clones files with FICLONE (tried on two
 /// temporary files there).
 Result<bool> supportsReflink(const std::string& dir);

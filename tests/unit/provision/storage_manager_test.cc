@@ -92,7 +92,7 @@ TEST_F(StorageManagerTest, PrechecksFailTheCall) {
   EXPECT_EQ(ops_.list("", false, 100).size(), ops_before);
 }
 
-// A running domain's volume can be neither deleted nor rolled back.
+// A running domain's volume can be neither deleted, rolled back nor resized.
 TEST_F(StorageManagerTest, VolumeInUseIsKept) {
   done(storage_->create({"", "web1", 16 * kMiB, std::nullopt}, req()));
   done(storage_->snapshot("", "web1", "s1", req()));
@@ -103,6 +103,7 @@ TEST_F(StorageManagerTest, VolumeInUseIsKept) {
   EXPECT_EQ(del.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(del.status().message(), HasSubstr("dom1"));
   EXPECT_EQ(storage_->rollback("", "web1", "s1", req()).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(storage_->resize("", "web1", 32 * kMiB, req()).status().code(), absl::StatusCode::kFailedPrecondition);
   auto snap = done(storage_->remove("", "web1@s1", req()));
   EXPECT_EQ(snap.state, OperationState::kSucceeded) << snap.status;
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "lib/storage/file_ops.h"
+#include "lib/sys/posix_process_runner.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/unit/storage/storage_test_util.h"
 
@@ -267,10 +268,50 @@ TEST_F(DirVolumesTest, PoolInfo) {
   EXPECT_EQ(p->used_bytes + p->free_bytes, p->size_bytes);
 }
 
-// ext4 formatting is refused, not faked.
-TEST_F(DirVolumesTest, Ext4NotBuilt) {
+// Without a process runner, ext4 formatting is refused, not faked.
+TEST_F(DirVolumesTest, Ext4NeedsTools) {
   EXPECT_EQ(pool_->create("web1", 16 * kMiB, "root").status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(pool_->get("web1").status().code(), absl::StatusCode::kNotFound);
+}
+
+// The superblock fields the ext4 tests read: label and size in bytes.
+struct ExtSuper {
+  std::string label;
+  uint64_t bytes = 0;
+};
+ExtSuper readSuper(const std::string& path) {
+  const std::string sb = readAll(path).substr(1024, 1024);
+  auto le32 = [&](size_t off) {
+    return uint32_t(uint8_t(sb[off])) | uint32_t(uint8_t(sb[off + 1])) << 8 | uint32_t(uint8_t(sb[off + 2])) << 16 |
+           uint32_t(uint8_t(sb[off + 3])) << 24;
+  };
+  ExtSuper s;
+  s.label = sb.substr(120, 16).c_str();
+  s.bytes = uint64_t{le32(4)} * (uint64_t{1024} << le32(24));
+  return s;
+}
+
+// With the real tools, create makes ext4 with the label and resize grows the file system with the volume.
+TEST_F(DirVolumesTest, Ext4CreateAndGrow) {
+  auto runner = std::make_shared<sys::PosixProcessRunner>();
+  if (!runner->run({"mkfs.ext4", "-V"}, absl::Seconds(30)).ok()) GTEST_SKIP() << "mkfs.ext4 is not installed";
+  auto pool = DirVolumes::open("ext", tmp_.path() + "/ext", clock_, runner);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  auto v = (*pool)->create("root", 32 * kMiB, "rootfs");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(readSuper(v->path).label, "rootfs");
+  EXPECT_EQ(readSuper(v->path).bytes, 32 * kMiB);
+  auto c = (*pool)->clone("root", "web1", 0, {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto grown = (*pool)->resize("web1", 64 * kMiB);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  EXPECT_EQ(readSuper(c->path).bytes, 64 * kMiB);
+  EXPECT_EQ(readSuper(v->path).bytes, 32 * kMiB);
+  EXPECT_EQ((*pool)->create("x", 32 * kMiB, std::string(17, 'l')).status().code(), absl::StatusCode::kInvalidArgument);
+  // A raw volume is grown without the tools touching it.
+  auto raw = (*pool)->create("raw", 16 * kMiB, std::nullopt);
+  ASSERT_TRUE(raw.ok());
+  EXPECT_TRUE((*pool)->resize("raw", 32 * kMiB).ok());
 }
 
 // A relative pool path is refused.
