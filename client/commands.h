@@ -21,5 +21,6 @@ std::unique_ptr<Command> makeSetCommand();
 std::unique_ptr<Command> makeOpsCommand();
 std::unique_ptr<Command> makeWatchCommand();
 std::unique_ptr<Command> makeHostCommand();
+std::unique_ptr<Command> makeVolumeCommand();
 
 }  // namespace xenctl::client

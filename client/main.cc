@@ -18,6 +18,8 @@ constexpr CommandInfo kCommands[] = {
     {"pause", "Pause a domain", true, makePauseCommand},
     {"unpause", "Unpause a domain", true, makeUnpauseCommand},
     {"set", "Change a domain's vcpus or memory, live and in its definition", true, makeSetCommand},
+    {"volume", "Manage volumes: create, clone, snapshot, rollback, resize, delete, list, pools", true,
+     makeVolumeCommand},
     {"ops", "List operations", false, makeOpsCommand},
     {"watch", "Follow one operation to its end", false, makeWatchCommand},
     {"host", "Show the host: hypervisor, CPUs, memory, pools", false, makeHostCommand},

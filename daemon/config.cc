@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/core/volume.h"
 
 namespace xenctl::daemon {
 namespace {
@@ -27,9 +28,10 @@ Result<Config> loadConfig(const std::string& path, Config c) {
                                                    err.source().begin.column, ": ", av(err.description())));
   }
   for (auto&& [key, node] : root)
-    if (key.str() != "daemon" && key.str() != "test-hypervisor")
+    if (key.str() != "daemon" && key.str() != "test-hypervisor" && key.str() != "pool")
       return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown section '",
-                                                     av(key.str()), "'; known: [daemon], [test-hypervisor]"));
+                                                     av(key.str()),
+                                                     "'; known: [daemon], [test-hypervisor], [[pool]]"));
 
   auto bad_type = [&](const toml::node& n, std::string_view key, std::string_view want) {
     return absl::InvalidArgumentError(
@@ -76,7 +78,33 @@ Result<Config> loadConfig(const std::string& path, Config c) {
         c.test_memory_mib = static_cast<uint64_t>(*v);
     }
   }
+  if (toml::node* pools = root.get("pool")) {
+    const toml::array* arr = pools->as_array();
+    if (!arr || !arr->is_array_of_tables()) return bad_type(*pools, "pool", "an array of tables ([[pool]])");
+    c.pools.clear();
+    for (const auto& el : *arr) {
+      PoolConfig pc;
+      for (auto&& [key, node] : *el.as_table()) {
+        const std::string k(key.str());
+        if (k != "name" && k != "driver" && k != "path")
+          return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
+                                                         "' in [[pool]]; known: name, driver, path"));
+        auto v = node.value<std::string>();
+        if (!v) return bad_type(node, k, "a string");
+        (k == "name" ? pc.name : k == "driver" ? pc.driver : pc.path) = *v;
+      }
+      if (pc.name.empty() || pc.path.empty())
+        return absl::InvalidArgumentError(
+            absl::StrCat("config ", where(path, el.source()), ": a [[pool]] needs a name and a path"));
+      c.pools.push_back(std::move(pc));
+    }
+  }
   return c;
+}
+
+std::vector<PoolConfig> effectivePools(const Config& c) {
+  if (!c.pools.empty()) return c.pools;
+  return {PoolConfig{"default", "dir", c.state_dir + "/volumes"}};
 }
 
 Status validateConfig(const Config& c) {
@@ -93,6 +121,20 @@ Status validateConfig(const Config& c) {
   if (!levels.count(c.log_level))
     return absl::InvalidArgumentError(
         absl::StrCat("log_level '", c.log_level, "' is unknown; use trace, debug, info, warn or error"));
+  std::set<std::string> pool_names;
+  for (const auto& p : c.pools) {
+    if (Status st = core::validateVolumeName(p.name, "pool"); !st.ok()) return st;
+    if (!pool_names.insert(p.name).second)
+      return absl::InvalidArgumentError(absl::StrCat("pool '", p.name, "' is declared twice"));
+    if (p.driver == "lvm-thin" || p.driver == "lvm-snapshot")
+      return absl::InvalidArgumentError(
+          absl::StrCat("pool '", p.name, "': driver \"", p.driver, "\" is not built yet in this xenctld; use \"dir\""));
+    if (p.driver != "dir")
+      return absl::InvalidArgumentError(
+          absl::StrCat("pool '", p.name, "': driver \"", p.driver, "\" is unknown; use \"dir\""));
+    if (p.path.empty() || p.path[0] != '/')
+      return absl::InvalidArgumentError(absl::StrCat("pool '", p.name, "': path '", p.path, "' is not absolute"));
+  }
   return absl::OkStatus();
 }
 

@@ -10,6 +10,13 @@
 
 namespace xenctl::daemon {
 
+/// One [[pool]] table: a storage pool and its backend.
+struct PoolConfig {
+  std::string name;
+  std::string driver = "dir";  ///< "dir"; "lvm-thin" and "lvm-snapshot" are not built yet
+  std::string path;            ///< dir: an absolute directory
+};
+
 struct Config {
   /// "unix:PATH" or "tcp:HOST:PORT", one or more.
   std::vector<std::string> listen = {"unix:/run/xenctld/xenctld.sock"};
@@ -22,7 +29,13 @@ struct Config {
   /// The test hypervisor's host size.
   uint32_t test_cpus = 8;
   uint64_t test_memory_mib = 65536;
+  /// Storage pools, the first being the default. None declared: one dir
+  /// pool "default" at STATE_DIR/volumes (see effectivePools).
+  std::vector<PoolConfig> pools;
 };
+
+/// The pools to open: the declared ones, or the default dir pool.
+std::vector<PoolConfig> effectivePools(const Config& c);
 
 /// Reads `path` over the defaults. INVALID_ARGUMENT names the file, line
 /// and key for a syntax error, an unknown key or a value of the wrong type.

@@ -68,4 +68,24 @@ void toProto(const core::DomainEvent& e, v1::DomainEvent* p) {
   p->set_message(e.message);
 }
 
+void toProto(const core::Volume& v, v1::Volume* p) {
+  p->set_pool(v.pool);
+  p->set_name(v.name);
+  p->set_size_bytes(v.size_bytes);
+  p->set_used_bytes(v.used_bytes);
+  p->set_origin(v.origin);
+  p->set_read_only(v.read_only);
+  for (const auto& s : v.snapshots) p->add_snapshots(s);
+  p->set_path(v.path);
+  protoconv::toProto(v.created_at, p->mutable_created_at());
+}
+
+void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p) {
+  p->set_name(pool.name);
+  p->set_driver(pool.driver);
+  p->set_size_bytes(pool.size_bytes);
+  p->set_used_bytes(pool.used_bytes);
+  p->set_metadata_percent(pool.metadata_percent);
+}
+
 }  // namespace xenctl::daemon

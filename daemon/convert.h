@@ -8,10 +8,12 @@
 #include "lib/core/domain_event.h"
 #include "lib/core/hypervisor.h"
 #include "lib/core/operation.h"
+#include "lib/core/volume.h"
 #include "lib/provision/domain_manager.h"
 #include "xenctl/v1/domain.pb.h"
 #include "xenctl/v1/host.pb.h"
 #include "xenctl/v1/operation.pb.h"
+#include "xenctl/v1/volume.pb.h"
 
 namespace xenctl::daemon {
 
@@ -20,5 +22,7 @@ grpc::Status toGrpc(const Status& st);
 void toProto(const provision::DomainView& v, v1::Domain* p);
 void toProto(const core::OperationRecord& r, v1::Operation* p);
 void toProto(const core::DomainEvent& e, v1::DomainEvent* p);
+void toProto(const core::Volume& v, v1::Volume* p);
+void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p);
 
 }  // namespace xenctl::daemon

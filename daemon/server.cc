@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/pools.h"
 #include "lib/testhv/test_hypervisor.h"
 
 namespace xenctl::daemon {
@@ -46,12 +47,15 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   s->domains_ =
       std::make_unique<provision::DomainManager>(*s->hv_, *s->store_, *s->ops_, *s->events_, s->clock_);
   XENCTL_RETURN_IF_ERROR(s->domains_->load());
+  XENCTL_ASSIGN_OR_RETURN(s->storage_, openStorage(config, *s->ops_, s->clock_));
+  s->storage_->setUsedBy(provision::usedByDomains(*s->domains_));
 
-  s->context_.reset(new ServiceContext{*s->domains_, *s->ops_, *s->events_, *s->hv_, s->peers_, s->stopping_});
+  s->context_.reset(new ServiceContext{*s->domains_, *s->ops_, *s->events_, *s->hv_, s->peers_, s->stopping_,
+                                        *s->storage_});
   s->services_.push_back(std::make_unique<DomainServiceImpl>(*s->context_));
   s->services_.push_back(std::make_unique<OperationServiceImpl>(*s->context_));
   s->services_.push_back(std::make_unique<HostServiceImpl>(*s->context_, version));
-  s->services_.push_back(std::make_unique<VolumeServiceImpl>());
+  s->services_.push_back(std::make_unique<VolumeServiceImpl>(*s->context_));
   s->services_.push_back(std::make_unique<ImageServiceImpl>());
   s->services_.push_back(std::make_unique<ContainerServiceImpl>());
 

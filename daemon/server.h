@@ -46,6 +46,7 @@ class Server {
   std::unique_ptr<provision::OperationRegistry> ops_;
   std::unique_ptr<provision::EventBus> events_;
   std::unique_ptr<provision::DomainManager> domains_;
+  std::unique_ptr<provision::StorageManager> storage_;
   PeerRegistry peers_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<ServiceContext> context_;

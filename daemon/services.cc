@@ -33,6 +33,11 @@ grpc::Status answer(const char* call, const std::string& target, const provision
   return grpc::Status::OK;
 }
 
+// "POOL/NAME" for the audit line; "" stands for the default pool.
+std::string volumeTarget(const std::string& pool, const std::string& name) {
+  return absl::StrCat(pool.empty() ? "(default)" : pool, "/", name);
+}
+
 grpc::Status notBuilt(const char* method, const char* what) {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                       absl::StrCat(method, " is not built yet in this xenctld: ", what, " come in a later release"));
@@ -196,6 +201,68 @@ grpc::Status HostServiceImpl::GetHostInfo(grpc::ServerContext*, const v1::GetHos
   out->set_daemon_version(version_);
   out->set_operations_active(static_cast<uint32_t>(c_.ops.active()));
   out->set_operations_limit(static_cast<uint32_t>(c_.ops.limit()));
+  auto pools = c_.storage.pools();
+  if (!pools.ok()) return toGrpc(pools.status());
+  for (const auto& p : *pools) toProto(p, out->add_pools());
+  return grpc::Status::OK;
+}
+
+grpc::Status VolumeServiceImpl::CreateVolume(grpc::ServerContext* ctx, const v1::CreateVolumeRequest* req,
+                                             v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  provision::StorageManager::CreateRequest cr{req->pool(), req->name(), req->size_bytes(), std::nullopt};
+  if (req->make_ext4()) cr.ext4_label = req->ext4_label();
+  return answer("CreateVolume", volumeTarget(req->pool(), req->name()), caller, c_.storage.create(cr, caller), out);
+}
+
+grpc::Status VolumeServiceImpl::CloneVolume(grpc::ServerContext* ctx, const v1::CloneVolumeRequest* req,
+                                            v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("CloneVolume", volumeTarget(req->pool(), req->name()), caller,
+                c_.storage.clone(req->pool(), req->source(), req->name(), req->size_bytes(), caller), out);
+}
+
+grpc::Status VolumeServiceImpl::SnapshotVolume(grpc::ServerContext* ctx, const v1::SnapshotVolumeRequest* req,
+                                               v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("SnapshotVolume", volumeTarget(req->pool(), req->volume()), caller,
+                c_.storage.snapshot(req->pool(), req->volume(), req->snapshot(), caller), out);
+}
+
+grpc::Status VolumeServiceImpl::RollbackVolume(grpc::ServerContext* ctx, const v1::RollbackVolumeRequest* req,
+                                               v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("RollbackVolume", volumeTarget(req->pool(), req->volume()), caller,
+                c_.storage.rollback(req->pool(), req->volume(), req->snapshot(), caller), out);
+}
+
+grpc::Status VolumeServiceImpl::ResizeVolume(grpc::ServerContext* ctx, const v1::ResizeVolumeRequest* req,
+                                             v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("ResizeVolume", volumeTarget(req->pool(), req->name()), caller,
+                c_.storage.resize(req->pool(), req->name(), req->size_bytes(), caller), out);
+}
+
+grpc::Status VolumeServiceImpl::DeleteVolume(grpc::ServerContext* ctx, const v1::DeleteVolumeRequest* req,
+                                             v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("DeleteVolume", volumeTarget(req->pool(), req->name()), caller,
+                c_.storage.remove(req->pool(), req->name(), caller), out);
+}
+
+grpc::Status VolumeServiceImpl::ListVolumes(grpc::ServerContext*, const v1::ListVolumesRequest* req,
+                                            v1::ListVolumesResponse* out) {
+  auto vols = c_.storage.list(req->pool());
+  if (!vols.ok()) return toGrpc(vols.status());
+  for (const auto& v : *vols) toProto(v, out->add_volumes());
+  return grpc::Status::OK;
+}
+
+grpc::Status VolumeServiceImpl::ListPools(grpc::ServerContext*, const v1::ListPoolsRequest*,
+                                          v1::ListPoolsResponse* out) {
+  auto pools = c_.storage.pools();
+  if (!pools.ok()) return toGrpc(pools.status());
+  for (const auto& p : *pools) toProto(p, out->add_pools());
   return grpc::Status::OK;
 }
 
@@ -203,14 +270,6 @@ grpc::Status HostServiceImpl::GetHostInfo(grpc::ServerContext*, const v1::GetHos
   grpc::Status Svc::Method(grpc::ServerContext*, const v1::Req*, v1::Resp*) {            \
     return notBuilt(#Method, what);                                                      \
   }
-XENCTL_NOT_BUILT(VolumeServiceImpl, CreateVolume, CreateVolumeRequest, Operation, "storage pools")
-XENCTL_NOT_BUILT(VolumeServiceImpl, CloneVolume, CloneVolumeRequest, Operation, "storage pools")
-XENCTL_NOT_BUILT(VolumeServiceImpl, SnapshotVolume, SnapshotVolumeRequest, Operation, "storage pools")
-XENCTL_NOT_BUILT(VolumeServiceImpl, RollbackVolume, RollbackVolumeRequest, Operation, "storage pools")
-XENCTL_NOT_BUILT(VolumeServiceImpl, ResizeVolume, ResizeVolumeRequest, Operation, "storage pools")
-XENCTL_NOT_BUILT(VolumeServiceImpl, DeleteVolume, DeleteVolumeRequest, Operation, "storage pools")
-XENCTL_NOT_BUILT(VolumeServiceImpl, ListVolumes, ListVolumesRequest, ListVolumesResponse, "storage pools")
-XENCTL_NOT_BUILT(VolumeServiceImpl, ListPools, ListPoolsRequest, ListPoolsResponse, "storage pools")
 XENCTL_NOT_BUILT(ImageServiceImpl, ImportImage, ImportImageRequest, Operation, "golden images")
 XENCTL_NOT_BUILT(ImageServiceImpl, ListImages, ListImagesRequest, ListImagesResponse, "golden images")
 XENCTL_NOT_BUILT(ImageServiceImpl, DeleteImage, DeleteImageRequest, Operation, "golden images")

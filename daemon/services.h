@@ -10,6 +10,7 @@
 #include "lib/provision/domain_manager.h"
 #include "lib/provision/event_bus.h"
 #include "lib/provision/operation_registry.h"
+#include "lib/provision/storage_manager.h"
 #include "xenctl/v1/container.grpc.pb.h"
 #include "xenctl/v1/domain.grpc.pb.h"
 #include "xenctl/v1/host.grpc.pb.h"
@@ -28,6 +29,7 @@ struct ServiceContext {
   const PeerRegistry& peers;
   /// Set when the daemon is stopping: streams end.
   const std::atomic<bool>& stopping;
+  provision::StorageManager& storage;
 };
 
 class DomainServiceImpl final : public v1::DomainService::Service {
@@ -78,10 +80,9 @@ class HostServiceImpl final : public v1::HostService::Service {
   std::string version_;
 };
 
-// Services of the v1 contract whose backends are not built yet: every
-// method answers UNIMPLEMENTED and says so.
 class VolumeServiceImpl final : public v1::VolumeService::Service {
  public:
+  explicit VolumeServiceImpl(ServiceContext& c) : c_(c) {}
   grpc::Status CreateVolume(grpc::ServerContext*, const v1::CreateVolumeRequest*, v1::Operation*) override;
   grpc::Status CloneVolume(grpc::ServerContext*, const v1::CloneVolumeRequest*, v1::Operation*) override;
   grpc::Status SnapshotVolume(grpc::ServerContext*, const v1::SnapshotVolumeRequest*, v1::Operation*) override;
@@ -90,8 +91,13 @@ class VolumeServiceImpl final : public v1::VolumeService::Service {
   grpc::Status DeleteVolume(grpc::ServerContext*, const v1::DeleteVolumeRequest*, v1::Operation*) override;
   grpc::Status ListVolumes(grpc::ServerContext*, const v1::ListVolumesRequest*, v1::ListVolumesResponse*) override;
   grpc::Status ListPools(grpc::ServerContext*, const v1::ListPoolsRequest*, v1::ListPoolsResponse*) override;
+
+ private:
+  ServiceContext& c_;
 };
 
+// Services of the v1 contract whose backends are not built yet: every
+// method answers UNIMPLEMENTED and says so.
 class ImageServiceImpl final : public v1::ImageService::Service {
  public:
   grpc::Status ImportImage(grpc::ServerContext*, const v1::ImportImageRequest*, v1::Operation*) override;

@@ -16,6 +16,7 @@
 #include "xenctl/v1/domain.grpc.pb.h"
 #include "xenctl/v1/host.grpc.pb.h"
 #include "xenctl/v1/operation.grpc.pb.h"
+#include "xenctl/v1/volume.grpc.pb.h"
 
 namespace xenctl::client {
 
@@ -24,6 +25,7 @@ struct Client::Impl {
   std::unique_ptr<v1::DomainService::Stub> domains;
   std::unique_ptr<v1::OperationService::Stub> operations;
   std::unique_ptr<v1::HostService::Stub> host;
+  std::unique_ptr<v1::VolumeService::Stub> volumes;
   absl::Duration call_timeout;
 };
 
@@ -95,6 +97,7 @@ Result<std::unique_ptr<Client>> Client::connect(const Target& target, absl::Dura
   impl->domains = v1::DomainService::NewStub(channel);
   impl->operations = v1::OperationService::NewStub(channel);
   impl->host = v1::HostService::NewStub(channel);
+  impl->volumes = v1::VolumeService::NewStub(channel);
   impl->channel = std::move(channel);
   impl->call_timeout = call_timeout;
   return std::unique_ptr<Client>(new Client(target, std::move(impl)));
@@ -299,6 +302,102 @@ Status operationStatus(const Operation& op) {
       return absl::FailedPreconditionError(
           absl::StrCat("operation ", op.id, " has not finished (", av(core::toString(op.state)), ")"));
   }
+}
+
+Result<std::vector<Volume>> Client::listVolumes(const std::string& pool) {
+  v1::ListVolumesRequest req;
+  req.set_pool(pool);
+  v1::ListVolumesResponse resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(volumes, ListVolumes, req, &resp));
+  std::vector<Volume> out;
+  for (const v1::Volume& v : resp.volumes()) out.push_back(fromProto(v));
+  return out;
+}
+
+Result<std::vector<PoolCapacity>> Client::listPools() {
+  v1::ListPoolsRequest req;
+  v1::ListPoolsResponse resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(volumes, ListPools, req, &resp));
+  std::vector<PoolCapacity> out;
+  for (const v1::PoolCapacity& p : resp.pools()) out.push_back(fromProto(p));
+  return out;
+}
+
+Result<Operation> Client::createVolume(const std::string& request_id, const std::string& pool,
+                                       const std::string& name, uint64_t size_bytes,
+                                       const std::optional<std::string>& ext4_label) {
+  v1::CreateVolumeRequest req;
+  req.set_request_id(request_id);
+  req.set_pool(pool);
+  req.set_name(name);
+  req.set_size_bytes(size_bytes);
+  if (ext4_label) {
+    req.set_make_ext4(true);
+    req.set_ext4_label(*ext4_label);
+  }
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(volumes, CreateVolume, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::cloneVolume(const std::string& request_id, const std::string& pool,
+                                      const std::string& source, const std::string& name, uint64_t size_bytes) {
+  v1::CloneVolumeRequest req;
+  req.set_request_id(request_id);
+  req.set_pool(pool);
+  req.set_source(source);
+  req.set_name(name);
+  req.set_size_bytes(size_bytes);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(volumes, CloneVolume, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::snapshotVolume(const std::string& request_id, const std::string& pool,
+                                         const std::string& volume, const std::string& snapshot) {
+  v1::SnapshotVolumeRequest req;
+  req.set_request_id(request_id);
+  req.set_pool(pool);
+  req.set_volume(volume);
+  req.set_snapshot(snapshot);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(volumes, SnapshotVolume, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::rollbackVolume(const std::string& request_id, const std::string& pool,
+                                         const std::string& volume, const std::string& snapshot) {
+  v1::RollbackVolumeRequest req;
+  req.set_request_id(request_id);
+  req.set_pool(pool);
+  req.set_volume(volume);
+  req.set_snapshot(snapshot);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(volumes, RollbackVolume, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::resizeVolume(const std::string& request_id, const std::string& pool,
+                                       const std::string& name, uint64_t size_bytes) {
+  v1::ResizeVolumeRequest req;
+  req.set_request_id(request_id);
+  req.set_pool(pool);
+  req.set_name(name);
+  req.set_size_bytes(size_bytes);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(volumes, ResizeVolume, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::deleteVolume(const std::string& request_id, const std::string& pool,
+                                       const std::string& name) {
+  v1::DeleteVolumeRequest req;
+  req.set_request_id(request_id);
+  req.set_pool(pool);
+  req.set_name(name);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(volumes, DeleteVolume, req, &resp));
+  return fromProto(resp);
 }
 
 }  // namespace xenctl::client

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,21 @@ class Client {
   /// 0 leaves a value unchanged.
   Result<Operation> setDomainResources(const std::string& request_id, const std::string& name, uint32_t vcpus,
                                        uint64_t memory_mib);
+
+  Result<std::vector<Volume>> listVolumes(const std::string& pool);
+  Result<std::vector<PoolCapacity>> listPools();
+  /// `pool` "" is the daemon's default pool. `ext4_label` set: format ext4.
+  Result<Operation> createVolume(const std::string& request_id, const std::string& pool, const std::string& name,
+                                 uint64_t size_bytes, const std::optional<std::string>& ext4_label);
+  Result<Operation> cloneVolume(const std::string& request_id, const std::string& pool, const std::string& source,
+                                const std::string& name, uint64_t size_bytes);
+  Result<Operation> snapshotVolume(const std::string& request_id, const std::string& pool, const std::string& volume,
+                                   const std::string& snapshot);
+  Result<Operation> rollbackVolume(const std::string& request_id, const std::string& pool, const std::string& volume,
+                                   const std::string& snapshot);
+  Result<Operation> resizeVolume(const std::string& request_id, const std::string& pool, const std::string& name,
+                                 uint64_t size_bytes);
+  Result<Operation> deleteVolume(const std::string& request_id, const std::string& pool, const std::string& name);
 
   Result<Operation> getOperation(const std::string& id);
   /// Newest first. `active_only` hides finished ones; `limit` 0 is the server's default.

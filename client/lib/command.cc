@@ -108,6 +108,22 @@ int Session::finishMutation(const Result<Operation>& started, const MutationOpti
   return kExitOk;
 }
 
+int Session::finishMutation(const Result<Operation>& started, const MutationOptions& m,
+                            const std::function<int(const Operation& done)>& show) {
+  if (!started.ok()) return fail(started.status());
+  if (m.no_wait) {
+    if (json())
+      printJson(toJson(*started));
+    else
+      print(started->id + "\n");
+    return kExitOk;
+  }
+  Result<Operation> done = wait(*started);
+  if (!done.ok()) return fail(done.status());
+  if (Status s = operationStatus(*done); !s.ok()) return fail(s);
+  return show(*done);
+}
+
 void addCommonOptions(CLI::App& app, CommonOptions& options) {
   app.add_option("--connect", options.connect, "xenctld's address: unix:PATH or tcp:HOST:PORT")->type_name("ADDR");
   app.add_flag("--json", options.json, "Print JSON for scripts instead of tables");

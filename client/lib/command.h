@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -63,6 +64,10 @@ class Session {
   /// print the operation id (the operation with --json); else wait, report a
   /// failed operation, and show the result as `then` says.
   int finishMutation(const Result<Operation>& started, const MutationOptions& m, const std::string& domain, Then then);
+  /// The same, for objects other than domains: once the operation has
+  /// succeeded, `show` prints the result and returns the exit code.
+  int finishMutation(const Result<Operation>& started, const MutationOptions& m,
+                     const std::function<int(const Operation& done)>& show);
 
  private:
   std::string program_;

@@ -59,15 +59,33 @@ HostInfo fromProto(const v1::HostInfo& h) {
   out.memory_free_mib = h.memory_free_mib();
   out.domains_defined = h.domains_defined();
   out.domains_running = h.domains_running();
-  for (const v1::PoolCapacity& p : h.pools())
-    out.pools.push_back({.name = p.name(),
-                         .driver = p.driver(),
-                         .size_bytes = p.size_bytes(),
-                         .used_bytes = p.used_bytes(),
-                         .metadata_percent = p.metadata_percent()});
+  for (const v1::PoolCapacity& p : h.pools()) out.pools.push_back(fromProto(p));
   out.daemon_version = h.daemon_version();
   out.operations_active = h.operations_active();
   out.operations_limit = h.operations_limit();
+  return out;
+}
+
+PoolCapacity fromProto(const v1::PoolCapacity& p) {
+  return {.name = p.name(),
+          .driver = p.driver(),
+          .size_bytes = p.size_bytes(),
+          .used_bytes = p.used_bytes(),
+          .metadata_percent = p.metadata_percent()};
+}
+
+Volume fromProto(const v1::Volume& v) {
+  Volume out;
+  out.pool = v.pool();
+  out.name = v.name();
+  out.size_bytes = v.size_bytes();
+  out.used_bytes = v.used_bytes();
+  out.origin = v.origin();
+  out.read_only = v.read_only();
+  out.snapshots.assign(v.snapshots().begin(), v.snapshots().end());
+  out.used_by = v.used_by();
+  out.path = v.path();
+  if (v.has_created_at()) out.created_at = protoconv::fromProto(v.created_at());
   return out;
 }
 

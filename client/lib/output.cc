@@ -131,14 +131,75 @@ json toJson(const std::vector<Operation>& ops) {
   return out;
 }
 
+json toJson(const PoolCapacity& p) {
+  return json{{"name", p.name},
+              {"driver", p.driver},
+              {"size_bytes", p.size_bytes},
+              {"used_bytes", p.used_bytes},
+              {"metadata_percent", p.metadata_percent}};
+}
+
+json toJson(const std::vector<PoolCapacity>& ps) {
+  json out = json::array();
+  for (const auto& p : ps) out.push_back(toJson(p));
+  return out;
+}
+
+json toJson(const Volume& v) {
+  return json{{"pool", v.pool},
+              {"name", v.name},
+              {"size_bytes", v.size_bytes},
+              {"used_bytes", v.used_bytes},
+              {"origin", v.origin},
+              {"read_only", v.read_only},
+              {"snapshots", v.snapshots},
+              {"used_by", v.used_by},
+              {"path", v.path},
+              {"created_at", timeOrNull(v.created_at)}};
+}
+
+json toJson(const std::vector<Volume>& vs) {
+  json out = json::array();
+  for (const auto& v : vs) out.push_back(toJson(v));
+  return out;
+}
+
+std::string humanBytes(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"", "K", "M", "G", "T", "P", "E"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) return absl::StrCat(bytes);
+  if (v == static_cast<double>(static_cast<uint64_t>(v)) || v >= 100)
+    return absl::StrFormat("%.0f%s", v, kUnits[u]);
+  return absl::StrFormat("%.1f%s", v, kUnits[u]);
+}
+
+std::string volumeTable(const std::vector<Volume>& vs) {
+  using A = Table::Align;
+  Table t({{"Pool"}, {"Name"}, {"Size", A::kRight}, {"Used", A::kRight}, {"Origin"}, {"RO"}, {"Snapshots"}});
+  for (const auto& v : vs)
+    t.addRow({v.pool, v.name, humanBytes(v.size_bytes), humanBytes(v.used_bytes), v.origin.empty() ? "-" : v.origin,
+              v.read_only ? "ro" : "rw", v.snapshots.empty() ? "-" : absl::StrJoin(v.snapshots, ",")});
+  return t.render();
+}
+
+std::string poolTable(const std::vector<PoolCapacity>& ps) {
+  using A = Table::Align;
+  Table t({{"Pool"}, {"Driver"}, {"Size", A::kRight}, {"Used", A::kRight}, {"Free%", A::kRight}});
+  for (const auto& p : ps) {
+    const double free_pct =
+        p.size_bytes ? 100.0 * static_cast<double>(p.size_bytes - p.used_bytes) / static_cast<double>(p.size_bytes) : 0;
+    t.addRow({p.name, p.driver, humanBytes(p.size_bytes), humanBytes(p.used_bytes), absl::StrFormat("%.1f", free_pct)});
+  }
+  return t.render();
+}
+
 json toJson(const HostInfo& h) {
-  json pools = json::array();
-  for (const auto& p : h.pools)
-    pools.push_back({{"name", p.name},
-                     {"driver", p.driver},
-                     {"size_bytes", p.size_bytes},
-                     {"used_bytes", p.used_bytes},
-                     {"metadata_percent", p.metadata_percent}});
+  json pools = toJson(h.pools);
   return json{
       {"hypervisor", h.hypervisor},
       {"hypervisor_version", h.hypervisor_version},

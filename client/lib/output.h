@@ -21,6 +21,13 @@ nlohmann::json toJson(const std::vector<Domain>& ds);
 nlohmann::json toJson(const Operation& op);
 nlohmann::json toJson(const std::vector<Operation>& ops);
 nlohmann::json toJson(const HostInfo& h);
+/// Keys: pool, name, size_bytes, used_bytes, origin, read_only, snapshots,
+/// used_by, path, created_at.
+nlohmann::json toJson(const Volume& v);
+nlohmann::json toJson(const std::vector<Volume>& vs);
+/// Keys: name, driver, size_bytes, used_bytes, metadata_percent.
+nlohmann::json toJson(const PoolCapacity& p);
+nlohmann::json toJson(const std::vector<PoolCapacity>& ps);
 
 /// `vm-list`: Name, ID, Mem, VCPUs, State, Time(s), UUID.
 std::string domainTable(const std::vector<Domain>& ds);
@@ -32,6 +39,13 @@ std::string operationTable(const std::vector<Operation>& ops);
 std::string operationLine(const Operation& op);
 /// `vmm host`.
 std::string hostDetails(const HostInfo& h);
+
+/// `vm-volume list`: Pool, Name, Size, Used, Origin, RO, Snapshots.
+std::string volumeTable(const std::vector<Volume>& vs);
+/// `vm-volume pools`: Pool, Driver, Size, Used, Free%.
+std::string poolTable(const std::vector<PoolCapacity>& ps);
+/// 1536 -> "1.5K", 16 MiB -> "16M", 10 GiB -> "10G" (binary units, as ls -sh).
+std::string humanBytes(uint64_t bytes);
 
 /// RFC 3339 in UTC, seconds precision.
 std::string formatTime(absl::Time t);

@@ -52,6 +52,20 @@ struct Operation {
   bool finished() const { return core::isFinished(state); }
 };
 
+/// A volume or a snapshot ("VOLUME@SNAP") in a pool.
+struct Volume {
+  std::string pool;
+  std::string name;
+  uint64_t size_bytes = 0;
+  uint64_t used_bytes = 0;
+  std::string origin;
+  bool read_only = false;
+  std::vector<std::string> snapshots;
+  std::string used_by;
+  std::string path;
+  std::optional<absl::Time> created_at;
+};
+
 struct PoolCapacity {
   std::string name;
   std::string driver;

@@ -48,10 +48,12 @@ Result<LifecycleAction> parseLifecycleAction(std::string_view s) {
 
 bool isPresent(DomainState s) { return s != DomainState::kStopped && s != DomainState::kVanished; }
 
-Status validateDomainName(std::string_view name) {
+Status validateDomainName(std::string_view name) { return validateObjectName(name, "domain"); }
+
+Status validateObjectName(std::string_view name, std::string_view what) {
   auto bad = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "invalid domain name '", av(name), "': ", av(why),
+        "invalid ", av(what), " name '", av(name), "': ", av(why),
         "; use 1-63 characters from a-z, 0-9, '-', '_' and '.', starting with a letter or digit"));
   };
   if (name.empty()) return bad("it is empty");

@@ -78,6 +78,9 @@ inline constexpr uint32_t kMaxVcpus = 128;
 
 /// INVALID_ARGUMENT unless `name` matches [a-z0-9][a-z0-9-_.]{0,62}.
 Status validateDomainName(std::string_view name);
+/// The same rule for other named objects (volumes, snapshots); `what` names
+/// the kind in the message.
+Status validateObjectName(std::string_view name, std::string_view what);
 
 /// Checks a spec and fills its defaults: maxmem/maxvcpus from memory/vcpus,
 /// disk vdevs (xvda, xvdb ...) and modes, and MACs in the Xen OUI derived

@@ -12,17 +12,12 @@
 
 #include "lib/core/clock.h"
 #include "lib/core/hypervisor.h"
+#include "lib/provision/caller.h"
 #include "lib/provision/event_bus.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/state/store.h"
 
 namespace xenctl::provision {
-
-/// Who asks, and the idempotency key of the request.
-struct Caller {
-  std::string request_id;
-  int64_t uid = -1;
-};
 
 /// A domain as the API shows it.
 struct DomainView {

@@ -11,8 +11,9 @@ from harness import VMM_DIR, DaemonTestCase
 
 MAN_DIR = os.environ.get("MAN_DIR", "")
 COMMANDS = ["create", "list", "info", "start", "shutdown", "reboot", "destroy", "delete", "pause", "unpause", "set",
-            "ops", "watch", "host"]
-VM_COMMANDS = COMMANDS[:11]
+            "volume", "ops", "watch", "host"]
+VM_COMMANDS = COMMANDS[:12]
+VOLUME_COMMANDS = ["create", "clone", "snapshot", "rollback", "resize", "delete", "list", "pools"]
 
 
 class ManPageTest(DaemonTestCase):
@@ -36,6 +37,17 @@ class ManPageTest(DaemonTestCase):
             for option in options:
                 with self.subTest(command=command, option=option):
                     self.assertIn(option.replace("-", r"\-"), self.page)
+
+    def test_every_volume_option_is_documented(self):
+        """Each --help option of each `vmm volume` subcommand appears in vmm.1."""
+        for sub in VOLUME_COMMANDS:
+            for option in self.help_options("volume", sub):
+                with self.subTest(sub=sub, option=option):
+                    self.assertIn(option.replace("-", r"\-"), self.page)
+        section = self.page.split(".SH COMMANDS\n")[1].split("\n.SH ")[0]
+        for sub in VOLUME_COMMANDS:
+            with self.subTest(sub=sub):
+                self.assertRegex(section, rf'(?m)^\.BI? "?{sub}\b')
 
     def test_every_command_has_a_section(self):
         """Each command opens a .TP entry under COMMANDS."""

@@ -70,5 +70,47 @@ TEST(Config, Validation) {
   EXPECT_EQ(validateConfig(c).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// [[pool]] tables declare pools in order; without any, one dir pool lives under the state dir.
+TEST(Config, Pools) {
+  Config none;
+  none.state_dir = "/srv/x";
+  ASSERT_EQ(effectivePools(none).size(), 1u);
+  EXPECT_EQ(effectivePools(none)[0].name, "default");
+  EXPECT_EQ(effectivePools(none)[0].path, "/srv/x/volumes");
+
+  auto c = loadConfig(write(R"(
+[[pool]]
+name = "default"
+driver = "dir"
+path = "/var/lib/xenctld/volumes"
+[[pool]]
+name = "fast"
+path = "/srv/nvme"
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->pools.size(), 2u);
+  EXPECT_EQ(c->pools[1].name, "fast");
+  EXPECT_EQ(c->pools[1].driver, "dir");
+  EXPECT_TRUE(validateConfig(*c).ok());
+  EXPECT_EQ(effectivePools(*c).size(), 2u);
+
+  auto unknown = loadConfig(write("[[pool]]\nname = \"a\"\npath = \"/a\"\nsize = \"1G\"\n"));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find(":4: unknown key 'size' in [[pool]]"), std::string::npos)
+      << unknown.status();
+
+  for (const PoolConfig& bad : {PoolConfig{"a", "lvm-thin", "/x"}, PoolConfig{"a", "zfs", "/x"},
+                                PoolConfig{"a", "dir", "rel"}, PoolConfig{"Bad Name", "dir", "/x"}}) {
+    Config k;
+    k.hypervisor = "test";
+    k.pools = {bad};
+    EXPECT_EQ(validateConfig(k).code(), absl::StatusCode::kInvalidArgument) << bad.name << " " << bad.driver;
+  }
+  Config twice;
+  twice.hypervisor = "test";
+  twice.pools = {{"a", "dir", "/x"}, {"a", "dir", "/y"}};
+  EXPECT_EQ(validateConfig(twice).code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace xenctl::daemon

@@ -1,0 +1,144 @@
+// vm-volume / vmm volume: create, clone, snapshot, rollback, resize, delete,
+// list, pools. Each mutation waits for its operation, then shows the volume.
+#include "absl/strings/str_cat.h"
+#include "client/commands.h"
+#include "client/lib/output.h"
+#include "client/lib/specs.h"
+
+namespace xenctl::client {
+namespace {
+
+class VolumeCommand : public Command {
+ public:
+  void setup(CLI::App& app) override {
+    app.require_subcommand(1);
+    auto sub = [&](const char* name, const char* summary) {
+      CLI::App* s = app.add_subcommand(name, summary);
+      s->fallthrough();  // --json, --connect ... may follow the subcommand
+      return s;
+    };
+    auto pool = [&](CLI::App* s) {
+      s->add_option("--pool", pool_, "Storage pool (default: the daemon's first pool)")->type_name("POOL");
+    };
+
+    create_ = sub("create", "Create an empty (sparse) volume");
+    create_->add_option("NAME", name_, "Volume name")->type_name("")->required();
+    create_->add_option("SIZE", size_, "Size: 512M, 10G, 1T (a bare number is MiB)")->type_name("")->required();
+    create_->add_flag("--ext4", ext4_, "Format it ext4");
+    create_->add_option("--label", label_, "ext4 label (with --ext4)")->type_name("LABEL");
+    pool(create_);
+    addMutationOptions(*create_, m_);
+
+    clone_ = sub("clone", "Clone a volume or snapshot (copy-on-write)");
+    clone_->add_option("SOURCE", source_, "Base volume, or VOLUME@SNAPSHOT")->type_name("")->required();
+    clone_->add_option("NAME", name_, "New volume name")->type_name("")->required();
+    clone_->add_option("--size", size_, "Grow the clone to SIZE (default: the source's size)")->type_name("SIZE");
+    pool(clone_);
+    addMutationOptions(*clone_, m_);
+
+    snapshot_ = sub("snapshot", "Take a read-only snapshot of a volume");
+    snapshot_->add_option("VOLUME", name_, "Volume")->type_name("")->required();
+    snapshot_->add_option("SNAPSHOT", snap_, "Snapshot name")->type_name("")->required();
+    pool(snapshot_);
+    addMutationOptions(*snapshot_, m_);
+
+    rollback_ = sub("rollback", "Revert a volume to one of its snapshots (atomic)");
+    rollback_->add_option("VOLUME", name_, "Volume")->type_name("")->required();
+    rollback_->add_option("SNAPSHOT", snap_, "Snapshot name")->type_name("")->required();
+    pool(rollback_);
+    addMutationOptions(*rollback_, m_);
+
+    resize_ = sub("resize", "Grow a volume");
+    resize_->add_option("NAME", name_, "Volume")->type_name("")->required();
+    resize_->add_option("SIZE", size_, "New size: 512M, 10G, 1T (a bare number is MiB)")->type_name("")->required();
+    pool(resize_);
+    addMutationOptions(*resize_, m_);
+
+    delete_ = sub("delete", "Delete a volume or a snapshot (VOLUME@SNAPSHOT)");
+    delete_->add_option("NAME", name_, "Volume or VOLUME@SNAPSHOT")->type_name("")->required();
+    pool(delete_);
+    addMutationOptions(*delete_, m_);
+
+    list_ = sub("list", "List volumes and snapshots");
+    pool(list_);
+
+    pools_ = sub("pools", "List storage pools and their space");
+  }
+
+  int run(Session& s) override {
+    Result<Client*> c = s.client();
+    if (!c.ok()) return s.fail(c.status());
+    Client& cl = **c;
+    const std::string rid = Session::requestId(m_);
+    if (list_->parsed()) {
+      auto vs = cl.listVolumes(pool_);
+      if (!vs.ok()) return s.fail(vs.status());
+      s.json() ? s.printJson(toJson(*vs)) : s.print(volumeTable(*vs));
+      return kExitOk;
+    }
+    if (pools_->parsed()) {
+      auto ps = cl.listPools();
+      if (!ps.ok()) return s.fail(ps.status());
+      s.json() ? s.printJson(toJson(*ps)) : s.print(poolTable(*ps));
+      return kExitOk;
+    }
+    uint64_t bytes = 0;
+    if (!size_.empty()) {
+      Result<uint64_t> mib = parseSizeFlag("SIZE", size_);
+      if (!mib.ok()) return s.fail(mib.status());
+      bytes = *mib << 20;
+    }
+    if (create_->parsed()) {
+      if (!ext4_ && !label_.empty()) return s.usage("--label needs --ext4");
+      std::optional<std::string> ext4;
+      if (ext4_) ext4 = label_;
+      return s.finishMutation(cl.createVolume(rid, pool_, name_, bytes, ext4), m_, show(s, name_));
+    }
+    if (clone_->parsed())
+      return s.finishMutation(cl.cloneVolume(rid, pool_, source_, name_, bytes), m_, show(s, name_));
+    if (snapshot_->parsed())
+      return s.finishMutation(cl.snapshotVolume(rid, pool_, name_, snap_), m_, show(s, name_ + "@" + snap_));
+    if (rollback_->parsed()) return s.finishMutation(cl.rollbackVolume(rid, pool_, name_, snap_), m_, show(s, name_));
+    if (resize_->parsed()) return s.finishMutation(cl.resizeVolume(rid, pool_, name_, bytes), m_, show(s, name_));
+    if (delete_->parsed())
+      return s.finishMutation(cl.deleteVolume(rid, pool_, name_), m_, [&s](const Operation& done) -> int {
+        if (s.json())
+          s.printJson(toJson(done));
+        else
+          s.print(absl::StrCat("deleted volume '", done.target, "'\n"));
+        return kExitOk;
+      });
+    return s.usage("no volume command given; run 'vmm volume --help'");
+  }
+
+ private:
+  // Prints the volume `name` as the operation left it (its pool is in the
+  // operation's target, "POOL/NAME").
+  std::function<int(const Operation&)> show(Session& s, std::string name) {
+    return [&s, name](const Operation& done) -> int {
+      const std::string pool = done.target.substr(0, done.target.find('/'));
+      Result<Client*> c = s.client();
+      if (!c.ok()) return s.fail(c.status());
+      auto vs = (*c)->listVolumes(pool);
+      if (!vs.ok()) return s.fail(vs.status());
+      for (const Volume& v : *vs) {
+        if (v.name != name) continue;
+        s.json() ? s.printJson(toJson(v)) : s.print(volumeTable({v}));
+        return kExitOk;
+      }
+      return s.fail(absl::NotFoundError(absl::StrCat("volume '", pool, "/", name, "' is gone (deleted meanwhile?)")));
+    };
+  }
+
+  CLI::App *create_ = nullptr, *clone_ = nullptr, *snapshot_ = nullptr, *rollback_ = nullptr, *resize_ = nullptr,
+           *delete_ = nullptr, *list_ = nullptr, *pools_ = nullptr;
+  std::string pool_, name_, source_, snap_, size_, label_;
+  bool ext4_ = false;
+  MutationOptions m_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> makeVolumeCommand() { return std::make_unique<VolumeCommand>(); }
+
+}  // namespace xenctl::client

@@ -1,0 +1,211 @@
+#include "lib/provision/storage_manager.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/provision/domain_manager.h"
+
+namespace xenctl::provision {
+namespace {
+
+std::string targetOf(const core::VolumeManager& p, const std::string& name) {
+  return absl::StrCat(p.poolName(), "/", name);
+}
+
+// Reports a copy's progress into the operation (5..95%) and stops it when the
+// operation is cancelled.
+core::CopyProgress copyProgress(OperationContext& ctx) {
+  return [&ctx](uint64_t done, uint64_t total) {
+    const uint32_t pct = total ? static_cast<uint32_t>(5 + 90 * done / total) : 95;
+    ctx.progress(pct, done, total);
+    return !ctx.cancelled();
+  };
+}
+
+Status exists(core::VolumeManager& p, const std::string& name) { return p.get(name).status(); }
+
+Status freeName(core::VolumeManager& p, const std::string& name) {
+  auto v = p.get(name);
+  if (v.ok()) return absl::AlreadyExistsError(absl::StrCat("volume '", targetOf(p, name), "' already exists"));
+  return absl::IsNotFound(v.status()) ? absl::OkStatus() : v.status();
+}
+
+}  // namespace
+
+StorageManager::StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops)
+    : pools_(std::move(pools)), ops_(ops) {}
+
+Result<core::VolumeManager*> StorageManager::pool(const std::string& name) {
+  if (pools_.empty())
+    return absl::FailedPreconditionError("no storage pool is configured; declare one with [[pool]] in the config");
+  if (name.empty()) return pools_.front().get();
+  std::vector<std::string> names;
+  for (auto& p : pools_) {
+    if (p->poolName() == name) return p.get();
+    names.push_back(p->poolName());
+  }
+  return absl::NotFoundError(
+      absl::StrCat("pool '", name, "' not found; configured pools: ", absl::StrJoin(names, ", ")));
+}
+
+Result<core::OperationRecord> StorageManager::runOp(const Caller& caller, const std::string& kind,
+                                                    const std::string& target, const std::function<Status()>& precheck,
+                                                    OperationRegistry::Work work) {
+  if (auto existing = ops_.findByRequest(caller.request_id)) return *existing;
+  XENCTL_RETURN_IF_ERROR(precheck());
+  return ops_.start({kind, target, caller.request_id, caller.uid}, std::move(work));
+}
+
+Status StorageManager::requireUnused(const std::string& pool, const std::string& volume, std::string_view step) {
+  if (!used_by_) return absl::OkStatus();
+  XENCTL_ASSIGN_OR_RETURN(std::string domain, used_by_(pool, volume));
+  if (domain.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(av(step), ": running domain '", domain, "' uses it; shut the domain down first"));
+}
+
+Result<core::OperationRecord> StorageManager::create(const CreateRequest& req, const Caller& caller) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(req.pool));
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeName(req.name));
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(req.size_bytes));
+    return freeName(*p, req.name);
+  };
+  return runOp(caller, "create-volume", targetOf(*p, req.name), precheck, [p, req](OperationContext& ctx) -> Status {
+    ctx.phase("create", 5, req.ext4_label ? "creating the volume and its ext4 file system" : "creating the volume");
+    return p->create(req.name, req.size_bytes, req.ext4_label).status();
+  });
+}
+
+Result<core::OperationRecord> StorageManager::clone(const std::string& pool_name, const std::string& source,
+                                                    const std::string& name, uint64_t size_bytes,
+                                                    const Caller& caller) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeName(name));
+    if (size_bytes) XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
+    XENCTL_ASSIGN_OR_RETURN(core::Volume base, p->get(source));
+    if (size_bytes && size_bytes < base.size_bytes)
+      return absl::InvalidArgumentError(absl::StrCat("cloning '", targetOf(*p, source), "': size ", size_bytes,
+                                                     " bytes is below the source's ", base.size_bytes, " bytes"));
+    return freeName(*p, name);
+  };
+  return runOp(caller, "clone-volume", targetOf(*p, name), precheck,
+               [p, source, name, size_bytes](OperationContext& ctx) -> Status {
+                 ctx.phase("clone", 5, absl::StrCat("cloning ", source));
+                 return p->clone(source, name, size_bytes, copyProgress(ctx)).status();
+               });
+}
+
+Result<core::OperationRecord> StorageManager::snapshot(const std::string& pool_name, const std::string& volume,
+                                                       const std::string& snapshot, const Caller& caller) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeName(volume));
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
+    XENCTL_RETURN_IF_ERROR(exists(*p, volume));
+    return freeName(*p, core::snapshotName(volume, snapshot));
+  };
+  return runOp(caller, "snapshot-volume", targetOf(*p, volume), precheck,
+               [p, volume, snapshot](OperationContext& ctx) -> Status {
+                 ctx.phase("snapshot", 5, absl::StrCat("taking snapshot ", snapshot));
+                 return p->snapshot(volume, snapshot, copyProgress(ctx)).status();
+               });
+}
+
+Result<core::OperationRecord> StorageManager::rollback(const std::string& pool_name, const std::string& volume,
+                                                       const std::string& snapshot, const Caller& caller) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  const std::string step = absl::StrCat("rolling back '", targetOf(*p, volume), "'");
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeName(volume));
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
+    XENCTL_RETURN_IF_ERROR(exists(*p, volume));
+    XENCTL_RETURN_IF_ERROR(exists(*p, core::snapshotName(volume, snapshot)));
+    return requireUnused(p->poolName(), volume, step);
+  };
+  return runOp(caller, "rollback-volume", targetOf(*p, volume), precheck,
+               [this, p, volume, snapshot, step](OperationContext& ctx) -> Status {
+                 // Checked again: a domain may have started since the call.
+                 XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), volume, step));
+                 ctx.phase("rollback", 5, absl::StrCat("restoring snapshot ", snapshot));
+                 return p->rollback(volume, snapshot, copyProgress(ctx)).status();
+               });
+}
+
+Result<core::OperationRecord> StorageManager::resize(const std::string& pool_name, const std::string& name,
+                                                     uint64_t size_bytes, const Caller& caller) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  const std::string step = absl::StrCat("resizing '", targetOf(*p, name), "'");
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
+    XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(name));
+    // Its file system is grown offline, which a running guest must not see.
+    XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
+    if (v.read_only)
+      return absl::FailedPreconditionError(absl::StrCat("resizing '", targetOf(*p, name), "': it is read-only"));
+    if (size_bytes < v.size_bytes)
+      return absl::InvalidArgumentError(absl::StrCat("resizing '", targetOf(*p, name), "': ", size_bytes,
+                                                     " bytes is below its size of ", v.size_bytes,
+                                                     " bytes; volumes only grow"));
+    return absl::OkStatus();
+  };
+  return runOp(caller, "resize-volume", targetOf(*p, name), precheck,
+               [this, p, name, size_bytes, step](OperationContext& ctx) -> Status {
+                 XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
+                 ctx.phase("resize", 5, absl::StrCat("growing to ", size_bytes, " bytes"));
+                 return p->resize(name, size_bytes).status();
+               });
+}
+
+Result<core::OperationRecord> StorageManager::remove(const std::string& pool_name, const std::string& name,
+                                                     const Caller& caller) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  const std::string step = absl::StrCat("deleting '", targetOf(*p, name), "'");
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(exists(*p, name));
+    return requireUnused(p->poolName(), name, step);
+  };
+  return runOp(caller, "delete-volume", targetOf(*p, name), precheck,
+               [this, p, name, step](OperationContext& ctx) -> Status {
+                 XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
+                 ctx.phase("delete", 5);
+                 return p->remove(name);
+               });
+}
+
+Result<std::vector<core::Volume>> StorageManager::list(const std::string& pool_name) {
+  std::vector<core::Volume> out;
+  if (!pool_name.empty()) {
+    XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+    return p->list();
+  }
+  for (auto& p : pools_) {
+    XENCTL_ASSIGN_OR_RETURN(auto vols, p->list());
+    for (auto& v : vols) out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Result<std::vector<core::PoolInfo>> StorageManager::pools() {
+  std::vector<core::PoolInfo> out;
+  for (auto& p : pools_) {
+    XENCTL_ASSIGN_OR_RETURN(core::PoolInfo info, p->poolInfo());
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+StorageManager::UsedBy usedByDomains(DomainManager& domains) {
+  return [&domains](const std::string& pool, const std::string& volume) -> Result<std::string> {
+    const std::string target = absl::StrCat("vol:", pool, "/", volume);
+    XENCTL_ASSIGN_OR_RETURN(auto views, domains.list(false));
+    for (const auto& v : views) {
+      if (!core::isPresent(v.state)) continue;
+      for (const auto& d : v.spec.disks)
+        if (d.target == target) return v.spec.name;
+    }
+    return std::string();
+  };
+}
+
+}  // namespace xenctl::provision

@@ -1,0 +1,78 @@
+// StorageManager: the use cases on volumes, over one VolumeManager per
+// configured pool. Every change runs as an operation (target "POOL/NAME"):
+// a retry with the same request_id gets the same operation, the checks that
+// can be made at once fail the call, the rest fails the operation.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lib/core/volume.h"
+#include "lib/provision/caller.h"
+#include "lib/provision/operation_registry.h"
+
+namespace xenctl::provision {
+
+class DomainManager;
+
+class StorageManager {
+ public:
+  /// The name of a running (present) domain whose disks use volume
+  /// POOL/NAME, or "" when none does.
+  using UsedBy = std::function<Result<std::string>(const std::string& pool, const std::string& volume)>;
+
+  /// `pools` in configuration order; the first is the default for requests
+  /// that name no pool. Names must be unique (checked by the caller).
+  StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops);
+
+  /// Installs the check that keeps a running domain's volumes from being
+  /// deleted or rolled back. Without it, nothing is considered in use.
+  void setUsedBy(UsedBy used_by) { used_by_ = std::move(used_by); }
+
+  struct CreateRequest {
+    std::string pool;  ///< "" = the default pool
+    std::string name;
+    uint64_t size_bytes = 0;
+    std::optional<std::string> ext4_label;
+  };
+  Result<core::OperationRecord> create(const CreateRequest& req, const Caller& caller);
+  /// `size_bytes` 0: the source's size.
+  Result<core::OperationRecord> clone(const std::string& pool, const std::string& source, const std::string& name,
+                                      uint64_t size_bytes, const Caller& caller);
+  Result<core::OperationRecord> snapshot(const std::string& pool, const std::string& volume,
+                                         const std::string& snapshot, const Caller& caller);
+  /// FAILED_PRECONDITION while a running domain uses the volume.
+  Result<core::OperationRecord> rollback(const std::string& pool, const std::string& volume,
+                                         const std::string& snapshot, const Caller& caller);
+  /// Grows the volume and its file system (offline): FAILED_PRECONDITION
+  /// while a running domain uses it.
+  Result<core::OperationRecord> resize(const std::string& pool, const std::string& name, uint64_t size_bytes,
+                                       const Caller& caller);
+  /// FAILED_PRECONDITION while a running domain uses the volume, or while
+  /// it has snapshots or clones.
+  Result<core::OperationRecord> remove(const std::string& pool, const std::string& name, const Caller& caller);
+
+  /// Every pool's volumes ("" = all pools), by pool then name. NOT_FOUND for an unknown pool.
+  Result<std::vector<core::Volume>> list(const std::string& pool);
+  Result<std::vector<core::PoolInfo>> pools();
+
+  /// NOT_FOUND naming the configured pools when there is no such pool.
+  Result<core::VolumeManager*> pool(const std::string& name);
+
+ private:
+  Result<core::OperationRecord> runOp(const Caller& caller, const std::string& kind, const std::string& target,
+                                      const std::function<Status()>& precheck, OperationRegistry::Work work);
+  Status requireUnused(const std::string& pool, const std::string& volume, std::string_view step);
+
+  std::vector<std::unique_ptr<core::VolumeManager>> pools_;
+  OperationRegistry& ops_;
+  UsedBy used_by_;
+};
+
+/// The UsedBy check over the domains' disks ("vol:POOL/NAME").
+StorageManager::UsedBy usedByDomains(DomainManager& domains);
+
+}  // namespace xenctl::provision
