@@ -250,7 +250,7 @@ Status statusFromLibxl(int rc, std::string_view what, std::string_view libxl_log
     default: code = absl::StatusCode::kUnknown; break;  // ERROR_FAIL: libxl's log says what
   }
   const char* name = libxl_error_to_string(static_cast<libxl_error>(rc));
-  std::string msg = absl::StrCat(av(what), ": libxl ", name ? name : "error", " (", rc, ")");
+  std::string msg = absl::StrCat(av(what), ": libxl error ", name ? name : "unknown", " (", rc, ")");
   if (!libxl_log.empty()) absl::StrAppend(&msg, ": ", av(libxl_log));
   return Status(code, msg);
 }

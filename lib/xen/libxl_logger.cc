@@ -53,8 +53,13 @@ xentoollog_logger* LibxlLogger::get() { return &adapter_->vtable; }
 void LibxlLogger::message(int xtl_level, int errnoval, const char* context, std::string text) {
   if (errnoval > 0) absl::StrAppend(&text, ": ", std::strerror(errnoval));
   const LibxlLogLevel level = levelOf(xtl_level);
-  if (level >= LibxlLogLevel::kWarn && t_capture) t_capture->lines_.push_back(text);
-  if (sink_ && level >= min_level_) sink_(level, context ? absl::StrCat(context, ": ", text) : text);
+  // A captured line reaches the caller in a Status, which is logged once
+  // where it ends; the sink gets what no caller will see.
+  if (level >= LibxlLogLevel::kWarn && t_capture) {
+    t_capture->lines_.push_back(std::move(text));
+    return;
+  }
+  if (sink_ && level >= min_level_) sink_(level, absl::StrCat(context ? context : "libxl", ": ", text));
 }
 
 LibxlLogger::Capture::Capture() : previous_(t_capture) { t_capture = this; }

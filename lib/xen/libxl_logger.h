@@ -16,8 +16,9 @@ enum class LibxlLogLevel { kDebug, kInfo, kWarn, kError };
 
 class LibxlLogger {
  public:
-  /// Receives every line at `min_level` and above, from whichever thread libxl
-  /// logs on. May be empty.
+  /// Receives the lines at `min_level` and above that no Capture took, from
+  /// whichever thread libxl logs on, prefixed with libxl's context ("libxl: ",
+  /// "xencall: "). May be empty.
   using Sink = std::function<void(LibxlLogLevel, std::string_view)>;
 
   explicit LibxlLogger(Sink sink = nullptr, LibxlLogLevel min_level = LibxlLogLevel::kInfo);
