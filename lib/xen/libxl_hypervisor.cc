@@ -83,8 +83,15 @@ Status LibxlHypervisor::start() {
   static const libxl_event_hooks kEventHooks = {
       (1UL << LIBXL_EVENT_TYPE_DOMAIN_SHUTDOWN) | (1UL << LIBXL_EVENT_TYPE_DOMAIN_DEATH),
       &LibxlHypervisor::onLibxlEvent,
-      // libxl may not be called from here; it has logged the failure at XTL_CRITICAL already.
-      [](void*, libxl_event_type, const char*, int) {},
+      // libxl may not be called from here. Events may stop; say so where an administrator looks.
+      [](void* self, libxl_event_type, const char* msg, int errnoval) {
+        auto* hv = static_cast<LibxlHypervisor*>(self);
+        if (hv->options_.log)
+          hv->options_.log(LibxlLogLevel::kError,
+                           absl::StrCat("libxl event machinery failed (", msg ? msg : "", errnoval > 0 ? ": " : "",
+                                        errnoval > 0 ? std::strerror(errnoval) : "",
+                                        "); domain events may be missing until xenctld restarts"));
+      },
   };
   libxl_event_register_callbacks(ctx_, &kEventHooks, this);
 
