@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/pools.h"
 #include "lib/testhv/test_hypervisor.h"
+#include "lib/xen/libxl_hypervisor.h"
 
 namespace xenctl::daemon {
 
@@ -36,8 +37,15 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
     s->hv_ = std::make_unique<testhv::TestHypervisor>(
         testhv::TestHypervisor::Options{config.test_cpus, config.test_memory_mib, version});
   } else {
-    return absl::UnimplementedError(
-        "the libxl hypervisor backend is not built yet in this xenctld; use --hypervisor test");
+    xen::LibxlHypervisor::Options options;
+    options.log = [](xen::LibxlLogLevel level, std::string_view line) {
+      static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::debug, spdlog::level::info,
+                                                              spdlog::level::warn, spdlog::level::err};
+      spdlog::log(kLevels[static_cast<int>(level)], "{}", line);
+    };
+    options.min_log_level = spdlog::get_level() <= spdlog::level::debug ? xen::LibxlLogLevel::kDebug
+                                                                        : xen::LibxlLogLevel::kWarn;
+    XENCTL_ASSIGN_OR_RETURN(s->hv_, xen::LibxlHypervisor::create(std::move(options)));
   }
 
   s->ops_ = std::make_unique<provision::OperationRegistry>(
