@@ -1,0 +1,69 @@
+#!/bin/bash
+# lab-timeout: 480
+# lifecycle: xenctld with the libxl backend creates a PV guest (the lab's
+# guest kernel + busybox initramfs, its root a thin LV with a marker), and
+# drives it: the guest prints the marker; pause and unpause, seen by `xl
+# list`; live vcpu and memory changes, seen in the guest's xenstore keys
+# (onlining a vcpu inside the guest is its own udev's job, and the lab's
+# busybox guest has none); destroy; xenctld stops cleanly.
+# shellcheck source=../guest/lab-lib.sh
+source "${LAB_LIB:?run scenarios through tests/lab/run}"
+
+guest=lab-lc
+root=lc-root
+marker="lifecycle-marker-$(date +%s)-$RANDOM"
+
+cleanup() {
+  set +e
+  xl domid "$guest" >/dev/null 2>&1 && lab_run -t 60 xl destroy "$guest"
+  lab_xenctld_kill
+  lvs "$LAB_VG/$root" >/dev/null 2>&1 && lab_run lvremove -y "$LAB_VG/$root"
+  cp "$(lab_guest_log "$guest")" "$LAB_OUT/" 2>/dev/null
+}
+trap cleanup EXIT
+
+# xl_field NAME COLUMN: one column of `xl list NAME` (2 ID, 3 Mem, 4 VCPUs, 5 State).
+xl_field() { xl list "$1" 2>/dev/null | awk -v c="$2" 'NR == 2 { print $c }'; }
+
+lab_thin_pool
+lab_run lvcreate -y -V 64M -T "$LAB_VG/$LAB_POOL" -n "$root" || lab_fail "cannot create thin volume $root"
+mkdir -p /tmp/lc-root && echo "$marker" >/tmp/lc-root/marker.txt
+lab_run mkfs.ext4 -q -F -d /tmp/lc-root "/dev/$LAB_VG/$root" || lab_fail "mkfs.ext4 on $root failed"
+
+lab_xenctld_start libxl
+rm -f "$(lab_guest_log "$guest")"
+lab_cli create vm-create "$guest" --type pv --kernel "$LAB_GUEST_DIR/vmlinux" --ramdisk "$LAB_GUEST_DIR/initrd.img" \
+  --cmdline "console=hvc0 rdinit=/init quiet" --memory 128M --vcpus 1 --maxvcpus 2 \
+  --disk "/dev/$LAB_VG/$root,xvda,w" --json
+lab_json_has "$LAB_OUT/create.out" '.state == "running" or .state == "blocked"' "vm-create did not leave $guest running"
+domid=$(jq -r .domid "$LAB_OUT/create.out")
+[[ $(xl domid "$guest" 2>/dev/null) == "$domid" ]] ||
+  lab_fail "xl does not see $guest as domid $domid: $(xl list 2>&1 | tr '\n' ' ')"
+lab_guest_wait "$guest" "LAB-GUEST-READY" 240
+grep -q "^LAB-GUEST-MARKER $marker" "$(lab_guest_log "$guest")" ||
+  lab_fail "guest $guest did not print the marker '$marker' from its root volume"
+lab_say "guest $guest (domid $domid) booted and read '$marker'"
+
+lab_cli pause vm-pause "$guest" --json
+[[ $(xl_field "$guest" 5) == *p* ]] || lab_fail "xl list shows $guest as '$(xl_field "$guest" 5)' after vm-pause"
+lab_json_has "$LAB_OUT/pause.out" '.state == "paused"' "vm-pause did not report paused"
+lab_cli unpause vm-unpause "$guest" --json
+[[ $(xl_field "$guest" 5) != *p* ]] || lab_fail "xl list still shows $guest paused after vm-unpause"
+
+lab_cli set vm-set "$guest" --vcpus 2 --memory 96M --json
+lab_json_has "$LAB_OUT/set.out" '.vcpus == 2 and .memory_mib == 96' "vm-set did not keep vcpus 2 and memory 96 MiB in the spec"
+[[ $(xenstore-read "/local/domain/$domid/cpu/1/availability" 2>&1) == online ]] ||
+  lab_fail "vcpu 1 of $guest is not offered to the guest after vm-set --vcpus 2: cpu/1/availability is '$(xenstore-read "/local/domain/$domid/cpu/1/availability" 2>&1)'"
+[[ $(xenstore-read "/local/domain/$domid/memory/target" 2>&1) == 98304 ]] ||
+  lab_fail "memory target of $guest is '$(xenstore-read "/local/domain/$domid/memory/target" 2>&1)' KiB after vm-set --memory 96M, want 98304"
+lab_say "vcpu 1 offered and memory target 96 MiB set in xenstore"
+
+lab_cli list vm-list --json
+lab_json_has "$LAB_OUT/list.out" "any(.[]; .name == \"$guest\" and .domid == $domid)" "vm-list does not show $guest as domid $domid"
+
+lab_cli destroy vm-destroy "$guest" --json
+lab_json_has "$LAB_OUT/destroy.out" '.state == "stopped"' "vm-destroy did not leave $guest stopped"
+! xl domid "$guest" >/dev/null 2>&1 || lab_fail "xl still lists $guest after vm-destroy"
+
+lab_xenctld_stop
+lab_say "lifecycle passed"
