@@ -79,33 +79,24 @@ Result<Operation> Session::wait(const Operation& op) {
 
 int Session::finishMutation(const Result<Operation>& started, const MutationOptions& m, const std::string& domain,
                             Then then) {
-  if (!started.ok()) return fail(started.status());
-  if (m.no_wait) {
+  return finishMutation(started, m, [&](const Operation& done) {
+    if (then == Then::kReportDeleted) {
+      if (json())
+        printJson(toJson(done));
+      else
+        print(absl::StrCat("deleted domain '", domain, "'\n"));
+      return kExitOk;
+    }
+    Result<Client*> c = client();
+    if (!c.ok()) return fail(c.status());
+    Result<Domain> d = (*c)->getDomain(domain);
+    if (!d.ok()) return fail(d.status());
     if (json())
-      printJson(toJson(*started));
+      printJson(toJson(*d));
     else
-      print(started->id + "\n");
+      print(domainTable({*d}));
     return kExitOk;
-  }
-  Result<Operation> done = wait(*started);
-  if (!done.ok()) return fail(done.status());
-  if (Status s = operationStatus(*done); !s.ok()) return fail(s);
-  if (then == Then::kReportDeleted) {
-    if (json())
-      printJson(toJson(*done));
-    else
-      print(absl::StrCat("deleted domain '", domain, "'\n"));
-    return kExitOk;
-  }
-  Result<Client*> c = client();
-  if (!c.ok()) return fail(c.status());
-  Result<Domain> d = (*c)->getDomain(domain);
-  if (!d.ok()) return fail(d.status());
-  if (json())
-    printJson(toJson(*d));
-  else
-    print(domainTable({*d}));
-  return kExitOk;
+  });
 }
 
 int Session::finishMutation(const Result<Operation>& started, const MutationOptions& m,
