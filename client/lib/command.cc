@@ -79,7 +79,7 @@ Result<Operation> Session::wait(const Operation& op) {
 
 int Session::finishMutation(const Result<Operation>& started, const MutationOptions& m, const std::string& domain,
                             Then then) {
-  return finishMutation(started, m, [&](const Operation& done) {
+  return finishMutation(started, m, [&](const Operation& done) -> int {
     if (then == Then::kReportDeleted) {
       if (json())
         printJson(toJson(done));
