@@ -1,5 +1,6 @@
 #include "lib/provision/domain_manager.h"
 
+#include <algorithm>
 #include <stop_token>
 
 #include "absl/container/flat_hash_map.h"
@@ -128,43 +129,43 @@ Result<core::DomainInfo> DomainManager::presentInfo(const state::DomainRecord& r
   return hv_.domainInfo(rec.spec.uuid);
 }
 
-Result<DomainView> DomainManager::view(const state::DomainRecord& rec, const std::vector<core::DomainInfo>& present) {
+DomainView DomainManager::viewOf(const state::DomainRecord& rec, const core::DomainInfo* live) const {
   DomainView v;
   v.spec = rec.spec;
   v.created_at = rec.created_at;
   v.owner_uid = rec.owner_uid;
-  for (const auto& info : present) {
-    if (info.uuid != rec.spec.uuid) continue;
-    v.live = info;
-    v.state = info.state;
-    return v;
+  if (live) {
+    v.live = *live;
+    v.state = live->state;
+  } else {
+    v.state = rec.running_expected ? DomainState::kVanished : DomainState::kStopped;
+    if (rec.running_expected) v.state_reason = vanishedReason();
   }
-  v.state = rec.running_expected ? DomainState::kVanished : DomainState::kStopped;
-  if (rec.running_expected) v.state_reason = vanishedReason();
+  return v;
+}
+
+DomainView DomainManager::foreignView(const core::DomainInfo& info) {
+  DomainView v;
+  v.spec.name = info.name;
+  v.spec.uuid = info.uuid;
+  v.live = info;
+  v.state = info.state;
+  v.foreign = true;
   return v;
 }
 
 Result<DomainView> DomainManager::get(const std::string& name) {
   XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
   {
-    std::unique_lock lock(mu_);
-    auto it = defs_.find(name);
-    if (it != defs_.end()) {
-      state::DomainRecord rec = it->second;
-      lock.unlock();
-      return view(rec, present);
+    std::lock_guard lock(mu_);
+    if (auto it = defs_.find(name); it != defs_.end()) {
+      const auto live = std::find_if(present.begin(), present.end(),
+                                     [&](const core::DomainInfo& i) { return i.uuid == it->second.spec.uuid; });
+      return viewOf(it->second, live == present.end() ? nullptr : &*live);
     }
   }
-  for (const auto& info : present) {
-    if (info.name != name) continue;
-    DomainView v;
-    v.spec.name = info.name;
-    v.spec.uuid = info.uuid;
-    v.live = info;
-    v.state = info.state;
-    v.foreign = true;
-    return v;
-  }
+  for (const auto& info : present)
+    if (info.name == name) return foreignView(info);
   return absl::NotFoundError(absl::StrCat(quoted(name), " not found; `vm-list` shows the defined domains"));
 }
 
@@ -179,30 +180,14 @@ Result<std::vector<DomainView>> DomainManager::list(bool include_foreign) {
     std::lock_guard lock(mu_);
     out.reserve(defs_.size() + (include_foreign ? present.size() : 0));
     for (const auto& [name, r] : defs_) {
-      DomainView& v = out.emplace_back();
-      v.spec = r.spec;
-      v.created_at = r.created_at;
-      v.owner_uid = r.owner_uid;
-      if (auto it = by_uuid.find(r.spec.uuid); it != by_uuid.end()) {
-        v.live = *it->second;
-        v.state = v.live.state;
-        by_uuid.erase(it);
-      } else {
-        v.state = r.running_expected ? DomainState::kVanished : DomainState::kStopped;
-        if (r.running_expected) v.state_reason = vanishedReason();
-      }
+      auto it = by_uuid.find(r.spec.uuid);
+      out.push_back(viewOf(r, it == by_uuid.end() ? nullptr : it->second));
+      if (it != by_uuid.end()) by_uuid.erase(it);
     }
   }
   if (include_foreign)
-    for (const auto& info : present) {
-      if (!by_uuid.contains(info.uuid)) continue;
-      DomainView& v = out.emplace_back();
-      v.spec.name = info.name;
-      v.spec.uuid = info.uuid;
-      v.live = info;
-      v.state = info.state;
-      v.foreign = true;
-    }
+    for (const auto& info : present)
+      if (by_uuid.contains(info.uuid)) out.push_back(foreignView(info));
   return out;
 }
 

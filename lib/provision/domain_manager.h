@@ -84,7 +84,9 @@ class DomainManager {
                                       const std::function<Status()>& precheck, Work work);
   Result<state::DomainRecord> definition(const std::string& name);
   Status saveDefinition(const state::DomainRecord& rec);
-  Result<DomainView> view(const state::DomainRecord& rec, const std::vector<core::DomainInfo>& present);
+  /// The API's view of one of ours; `live` is null when it is not in the hypervisor.
+  DomainView viewOf(const state::DomainRecord& rec, const core::DomainInfo* live) const;
+  static DomainView foreignView(const core::DomainInfo& info);
   /// NOT_FOUND for an unknown name, FAILED_PRECONDITION unless present in the hypervisor.
   Status requirePresent(const std::string& name);
   Result<core::DomainInfo> presentInfo(const state::DomainRecord& rec);  // NOT_FOUND if not present
