@@ -201,13 +201,6 @@ DomainManager::Counts DomainManager::counts() {
   return c;
 }
 
-Result<OperationRecord> DomainManager::runOp(const Caller& caller, const std::string& kind, const std::string& name,
-                                             const std::function<Status()>& precheck, Work work) {
-  if (auto existing = ops_.findByRequest(caller.request_id)) return *existing;
-  XENCTL_RETURN_IF_ERROR(precheck());
-  return ops_.start({kind, name, caller.request_id, caller.uid}, std::move(work));
-}
-
 Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& caller) {
   auto spec = std::make_shared<core::DomainSpec>(std::move(req.spec));
   auto precheck = [&]() -> Status {
@@ -220,8 +213,9 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                                                    quoted(names_by_uuid_.at(spec->uuid))));
     return absl::OkStatus();
   };
-  return runOp(caller, "create-domain", spec->name, precheck,
-               [this, spec, define_only = req.define_only, paused = req.paused, uid = caller.uid](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid}, precheck,
+               [this, spec, define_only = req.define_only, paused = req.paused,
+                uid = caller.uid](OperationContext& ctx) -> Status {
                  auto guard = domainLock(spec->name);
                  std::lock_guard op_lock(*guard);
                  ctx.phase("define", 5, "storing the definition");
@@ -267,7 +261,8 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
       return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is already running"));
     return absl::OkStatus();
   };
-  return runOp(caller, "start-domain", name, precheck, [this, name, paused](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"start-domain", name, caller.request_id, caller.uid}, precheck,
+      [this, name, paused](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
@@ -280,7 +275,8 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
 
 Result<OperationRecord> DomainManager::shutdown(const std::string& name, ShutdownRequest req, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return runOp(caller, "shutdown-domain", name, precheck, [this, name, req](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"shutdown-domain", name, caller.request_id, caller.uid}, precheck,
+      [this, name, req](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
@@ -318,7 +314,8 @@ Result<OperationRecord> DomainManager::shutdown(const std::string& name, Shutdow
 
 Result<OperationRecord> DomainManager::reboot(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return runOp(caller, "reboot-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"reboot-domain", name, caller.request_id, caller.uid}, precheck,
+      [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
@@ -329,7 +326,8 @@ Result<OperationRecord> DomainManager::reboot(const std::string& name, const Cal
 
 Result<OperationRecord> DomainManager::destroy(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return runOp(caller, "destroy-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"destroy-domain", name, caller.request_id, caller.uid}, precheck,
+      [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
@@ -354,7 +352,8 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
               ": managed volumes are not built yet, so --delete-volumes cannot delete it; delete without it"));
     return absl::OkStatus();
   };
-  return runOp(caller, "delete-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"delete-domain", name, caller.request_id, caller.uid}, precheck,
+      [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
@@ -382,7 +381,8 @@ Status DomainManager::requirePresent(const std::string& name) {
 
 Result<OperationRecord> DomainManager::pause(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return runOp(caller, "pause-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"pause-domain", name, caller.request_id, caller.uid}, precheck,
+      [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
@@ -393,7 +393,8 @@ Result<OperationRecord> DomainManager::pause(const std::string& name, const Call
 
 Result<OperationRecord> DomainManager::unpause(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return runOp(caller, "unpause-domain", name, precheck, [this, name](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"unpause-domain", name, caller.request_id, caller.uid}, precheck,
+      [this, name](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
@@ -416,7 +417,8 @@ Result<OperationRecord> DomainManager::setResources(const std::string& name, Res
                                                      rec.spec.maxmem_mib, " MiB (maxmem)"));
     return absl::OkStatus();
   };
-  return runOp(caller, "set-domain-resources", name, precheck, [this, name, r](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"set-domain-resources", name, caller.request_id, caller.uid}, precheck,
+      [this, name, r](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));

@@ -78,10 +78,6 @@ class DomainManager {
   Counts counts();
 
  private:
-  using Work = OperationRegistry::Work;
-  // Dedup by request_id first, then the synchronous checks, then the work.
-  Result<core::OperationRecord> runOp(const Caller& caller, const std::string& kind, const std::string& name,
-                                      const std::function<Status()>& precheck, Work work);
   Result<state::DomainRecord> definition(const std::string& name);
   Status saveDefinition(const state::DomainRecord& rec);
   /// The API's view of one of ours; `live` is null when it is not in the hypervisor.

@@ -120,6 +120,13 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   return rec;
 }
 
+Result<OperationRecord> OperationRegistry::startChecked(Request req, const std::function<Status()>& precheck,
+                                                        Work work) {
+  if (auto existing = findByRequest(req.request_id)) return *existing;
+  XENCTL_RETURN_IF_ERROR(precheck());
+  return start(std::move(req), std::move(work));
+}
+
 void OperationRegistry::run(std::string id, Work work, std::stop_token stop) {
   OperationContext ctx(*this, id, std::move(stop));
   Status st;

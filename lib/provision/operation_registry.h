@@ -72,6 +72,10 @@ class OperationRegistry {
   /// request_id was seen before (INVALID_ARGUMENT if that one was of another
   /// kind or target). RESOURCE_EXHAUSTED when max_active are running.
   Result<core::OperationRecord> start(Request req, Work work);
+  /// What every mutating use case does: a request_id seen before returns its
+  /// operation; otherwise `precheck` runs (its error is returned at once, no
+  /// operation is made) and then start().
+  Result<core::OperationRecord> startChecked(Request req, const std::function<Status()>& precheck, Work work);
   /// NOT_FOUND for an unknown id.
   Result<core::OperationRecord> get(const std::string& id) const;
   /// Newest first.

@@ -47,14 +47,6 @@ Result<core::VolumeManager*> StorageManager::pool(const std::string& name) {
       absl::StrCat("pool '", name, "' not found; configured pools: ", absl::StrJoin(names, ", ")));
 }
 
-Result<core::OperationRecord> StorageManager::runOp(const Caller& caller, const std::string& kind,
-                                                    const std::string& target, const std::function<Status()>& precheck,
-                                                    OperationRegistry::Work work) {
-  if (auto existing = ops_.findByRequest(caller.request_id)) return *existing;
-  XENCTL_RETURN_IF_ERROR(precheck());
-  return ops_.start({kind, target, caller.request_id, caller.uid}, std::move(work));
-}
-
 Status StorageManager::requireUnused(const std::string& pool, const std::string& volume, std::string_view step) {
   if (!used_by_) return absl::OkStatus();
   XENCTL_ASSIGN_OR_RETURN(std::string domain, used_by_(pool, volume));
@@ -70,7 +62,8 @@ Result<core::OperationRecord> StorageManager::create(const CreateRequest& req, c
     XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(req.size_bytes));
     return freeName(*p, req.name);
   };
-  return runOp(caller, "create-volume", targetOf(*p, req.name), precheck, [p, req](OperationContext& ctx) -> Status {
+  return ops_.startChecked({"create-volume", targetOf(*p, req.name), caller.request_id, caller.uid}, precheck,
+      [p, req](OperationContext& ctx) -> Status {
     ctx.phase("create", 5, req.ext4_label ? "creating the volume and its ext4 file system" : "creating the volume");
     return p->create(req.name, req.size_bytes, req.ext4_label).status();
   });
@@ -89,7 +82,7 @@ Result<core::OperationRecord> StorageManager::clone(const std::string& pool_name
                                                      " bytes is below the source's ", base.size_bytes, " bytes"));
     return freeName(*p, name);
   };
-  return runOp(caller, "clone-volume", targetOf(*p, name), precheck,
+  return ops_.startChecked({"clone-volume", targetOf(*p, name), caller.request_id, caller.uid}, precheck,
                [p, source, name, size_bytes](OperationContext& ctx) -> Status {
                  ctx.phase("clone", 5, absl::StrCat("cloning ", source));
                  return p->clone(source, name, size_bytes, copyProgress(ctx)).status();
@@ -105,7 +98,7 @@ Result<core::OperationRecord> StorageManager::snapshot(const std::string& pool_n
     XENCTL_RETURN_IF_ERROR(exists(*p, volume));
     return freeName(*p, core::snapshotName(volume, snapshot));
   };
-  return runOp(caller, "snapshot-volume", targetOf(*p, volume), precheck,
+  return ops_.startChecked({"snapshot-volume", targetOf(*p, volume), caller.request_id, caller.uid}, precheck,
                [p, volume, snapshot](OperationContext& ctx) -> Status {
                  ctx.phase("snapshot", 5, absl::StrCat("taking snapshot ", snapshot));
                  return p->snapshot(volume, snapshot, copyProgress(ctx)).status();
@@ -123,7 +116,7 @@ Result<core::OperationRecord> StorageManager::rollback(const std::string& pool_n
     XENCTL_RETURN_IF_ERROR(exists(*p, core::snapshotName(volume, snapshot)));
     return requireUnused(p->poolName(), volume, step);
   };
-  return runOp(caller, "rollback-volume", targetOf(*p, volume), precheck,
+  return ops_.startChecked({"rollback-volume", targetOf(*p, volume), caller.request_id, caller.uid}, precheck,
                [this, p, volume, snapshot, step](OperationContext& ctx) -> Status {
                  // Checked again: a domain may have started since the call.
                  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), volume, step));
@@ -149,7 +142,7 @@ Result<core::OperationRecord> StorageManager::resize(const std::string& pool_nam
                                                      " bytes; volumes only grow"));
     return absl::OkStatus();
   };
-  return runOp(caller, "resize-volume", targetOf(*p, name), precheck,
+  return ops_.startChecked({"resize-volume", targetOf(*p, name), caller.request_id, caller.uid}, precheck,
                [this, p, name, size_bytes, step](OperationContext& ctx) -> Status {
                  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
                  ctx.phase("resize", 5, absl::StrCat("growing to ", size_bytes, " bytes"));
@@ -165,7 +158,7 @@ Result<core::OperationRecord> StorageManager::remove(const std::string& pool_nam
     XENCTL_RETURN_IF_ERROR(exists(*p, name));
     return requireUnused(p->poolName(), name, step);
   };
-  return runOp(caller, "delete-volume", targetOf(*p, name), precheck,
+  return ops_.startChecked({"delete-volume", targetOf(*p, name), caller.request_id, caller.uid}, precheck,
                [this, p, name, step](OperationContext& ctx) -> Status {
                  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
                  ctx.phase("delete", 5);

@@ -63,8 +63,6 @@ class StorageManager {
   Result<core::VolumeManager*> pool(const std::string& name);
 
  private:
-  Result<core::OperationRecord> runOp(const Caller& caller, const std::string& kind, const std::string& target,
-                                      const std::function<Status()>& precheck, OperationRegistry::Work work);
   Status requireUnused(const std::string& pool, const std::string& volume, std::string_view step);
 
   std::vector<std::unique_ptr<core::VolumeManager>> pools_;
