@@ -44,6 +44,11 @@ class Hypervisor {
   /// normalized. ALREADY_EXISTS when a domain with that uuid or name is
   /// present; RESOURCE_EXHAUSTED when the host lacks the memory.
   virtual Result<DomainInfo> createDomain(const DomainSpec& spec, bool paused) = 0;
+  /// Takes back a domain this daemon created before it restarted: when a
+  /// domain with the spec's uuid is present, it is this daemon's again (its
+  /// on_* actions apply, as for one it created). Nothing about the running
+  /// domain changes. NOT_FOUND when no such domain is present.
+  virtual Status adopt(const DomainSpec& spec) = 0;
   /// Every domain present in the hypervisor, ours or not.
   virtual Result<std::vector<DomainInfo>> listDomains() = 0;
   /// NOT_FOUND when no domain with that uuid is present.

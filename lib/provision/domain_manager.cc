@@ -56,6 +56,17 @@ Status DomainManager::load() {
     }
   }
   hv_.setEventSink([this](const core::HypervisorEvent& e) { onHypervisorEvent(e); });
+  // Only what is present is adopted; the rest shows as stopped or vanished.
+  XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
+  std::vector<core::DomainSpec> ours;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& info : present)
+      if (auto n = names_by_uuid_.find(info.uuid); n != names_by_uuid_.end()) ours.push_back(defs_.at(n->second).spec);
+  }
+  for (const auto& spec : ours)
+    if (Status st = hv_.adopt(spec); !st.ok() && !absl::IsNotFound(st))  // NOT_FOUND: it ended meanwhile
+      return context(st, absl::StrCat("taking back ", quoted(spec.name), " (uuid ", spec.uuid, ")"));
   return absl::OkStatus();
 }
 
@@ -75,7 +86,9 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
     std::lock_guard lock(mu_);
     ++hv_event_count_;
     auto n = names_by_uuid_.find(e.uuid);
+    if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kStarted) stop_reasons_.erase(e.uuid);
     if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kDestroyed) {
+      if (!e.message.empty()) stop_reasons_[e.uuid] = e.message;
       state::DomainRecord& rec = defs_.at(n->second);
       if (rec.running_expected) {
         rec.running_expected = false;
@@ -139,7 +152,11 @@ DomainView DomainManager::viewOf(const state::DomainRecord& rec, const core::Dom
     v.state = live->state;
   } else {
     v.state = rec.running_expected ? DomainState::kVanished : DomainState::kStopped;
-    if (rec.running_expected) v.state_reason = vanishedReason();
+    if (rec.running_expected) {
+      v.state_reason = vanishedReason();
+    } else if (auto r = stop_reasons_.find(rec.spec.uuid); r != stop_reasons_.end()) {
+      v.state_reason = r->second;
+    }
   }
   return v;
 }
@@ -367,6 +384,7 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
       XENCTL_RETURN_IF_ERROR(store_.deleteDomain(name));
       defs_.erase(name);
       names_by_uuid_.erase(rec.spec.uuid);
+      stop_reasons_.erase(rec.spec.uuid);
     }
     publish(core::DomainEventKind::kDeleted, rec.spec, -1, DomainState::kStopped);
     return absl::OkStatus();

@@ -53,7 +53,9 @@ class DomainManager {
                 const core::Clock& clock);
   ~DomainManager();
 
-  /// Loads the definitions and subscribes to the hypervisor's events.
+  /// Loads the definitions, subscribes to the hypervisor's events and
+  /// adopts the defined domains still running from before a restart
+  /// (Hypervisor::adopt), so their on_* actions apply again.
   Status load();
 
   /// INVALID_ARGUMENT for a bad spec and ALREADY_EXISTS for a taken name
@@ -105,6 +107,10 @@ class DomainManager {
   std::map<std::string, state::DomainRecord> defs_;   // by name
   std::map<std::string, std::string> names_by_uuid_;  // uuid -> name
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;  // one change at a time per domain
+  // Why each of ours last stopped, by uuid, as the hypervisor reported it
+  // ("destroyed outside xenctld ..."); shown until it starts again. Not
+  // stored: after a restart a stopped domain shows no reason.
+  std::map<std::string, std::string> stop_reasons_;
   uint64_t hv_event_count_ = 0;
 };
 

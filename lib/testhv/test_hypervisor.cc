@@ -125,7 +125,7 @@ Status TestHypervisor::shutdownDomain(const std::string& uuid) {
                                                             : "destroy it instead"));
     d->info.state = DomainState::kShutdown;
     events.push_back(eventFor(*d, Kind::kShutdown));
-    if (d->spec.on_poweroff != core::LifecycleAction::kPreserve)
+    if (d->managed && d->spec.on_poweroff != core::LifecycleAction::kPreserve)
       applyAction(*d, d->spec.on_poweroff, Kind::kShutdown, events);
   }
   emit(events);
@@ -140,7 +140,7 @@ Status TestHypervisor::rebootDomain(const std::string& uuid) {
     if (d->info.state != DomainState::kRunning && d->info.state != DomainState::kBlocked)
       return absl::FailedPreconditionError(absl::StrCat(who(d->spec), " is ", av(core::toString(d->info.state)),
                                                         "; only a running guest can reboot"));
-    applyAction(*d, d->spec.on_reboot, Kind::kShutdown, events);
+    applyAction(*d, d->managed ? d->spec.on_reboot : core::LifecycleAction::kPreserve, Kind::kShutdown, events);
   }
   emit(events);
   return absl::OkStatus();
@@ -153,10 +153,24 @@ Status TestHypervisor::crashDomain(const std::string& uuid) {
     XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
     d->info.state = DomainState::kCrashed;
     events.push_back(eventFor(*d, Kind::kCrashed));
-    if (d->spec.on_crash != core::LifecycleAction::kPreserve) applyAction(*d, d->spec.on_crash, Kind::kCrashed, events);
+    if (d->managed && d->spec.on_crash != core::LifecycleAction::kPreserve)
+      applyAction(*d, d->spec.on_crash, Kind::kCrashed, events);
   }
   emit(events);
   return absl::OkStatus();
+}
+
+Status TestHypervisor::adopt(const core::DomainSpec& spec) {
+  std::lock_guard lock(mu_);
+  XENCTL_ASSIGN_OR_RETURN(Dom * d, find(spec.uuid));
+  d->spec = spec;
+  d->managed = true;
+  return absl::OkStatus();
+}
+
+void TestHypervisor::forgetManaged() {
+  std::lock_guard lock(mu_);
+  for (auto& [uuid, d] : domains_) d.managed = false;
 }
 
 Status TestHypervisor::destroyDomain(const std::string& uuid) {

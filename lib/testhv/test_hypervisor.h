@@ -24,6 +24,7 @@ class TestHypervisor final : public core::Hypervisor {
 
   Result<core::HypervisorInfo> hostInfo() override;
   Result<core::DomainInfo> createDomain(const core::DomainSpec& spec, bool paused) override;
+  Status adopt(const core::DomainSpec& spec) override;
   Result<std::vector<core::DomainInfo>> listDomains() override;
   Result<core::DomainInfo> domainInfo(const std::string& uuid) override;
   Status shutdownDomain(const std::string& uuid) override;
@@ -37,11 +38,17 @@ class TestHypervisor final : public core::Hypervisor {
 
   /// Makes the guest crash, as a kernel panic would; on_crash decides what follows.
   Status crashDomain(const std::string& uuid);
+  /// What a daemon restart does to what the hypervisor side knows: every
+  /// domain keeps running, but none is managed until adopt()ed again, and
+  /// an unmanaged domain's shutdown or crash is only reported (it stays shut
+  /// down or crashed), as LibxlHypervisor does for domains it did not create.
+  void forgetManaged();
 
  private:
   struct Dom {
     core::DomainSpec spec;
     core::DomainInfo info;
+    bool managed = true;  // its on_* actions apply; see forgetManaged
   };
   using Events = std::vector<core::HypervisorEvent>;
 

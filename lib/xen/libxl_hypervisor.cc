@@ -47,6 +47,17 @@ std::string reasonText(int reason) {
 
 bool runningOrBlocked(DomainState s) { return s == DomainState::kRunning || s == DomainState::kBlocked; }
 
+// The spec key whose action applies to a shutdown for `reason`.
+const char* actionKeyFor(int reason) {
+  switch (reason) {
+    case LIBXL_SHUTDOWN_REASON_REBOOT:
+    case LIBXL_SHUTDOWN_REASON_SOFT_RESET: return "on_reboot";
+    case LIBXL_SHUTDOWN_REASON_CRASH:
+    case LIBXL_SHUTDOWN_REASON_WATCHDOG: return "on_crash";
+    default: return "on_poweroff";
+  }
+}
+
 }  // namespace
 
 LibxlHypervisor::LibxlHypervisor(Options options)
@@ -213,7 +224,7 @@ void LibxlHypervisor::onShutdown(uint32_t domid, int reason) {
     if (auto o = ours_.find(w.uuid); o != ours_.end()) {
       // Another domid: this is the old domain of a restart, already handled.
       // Destroying: destroyDomain reports the end itself (through the death).
-      if (o->second.domid != domid || o->second.destroying) return;
+      if (o->second.domid != domid || !o->second.ending.empty()) return;
       ours = o->second;
     }
   }
@@ -244,6 +255,12 @@ void LibxlHypervisor::onShutdown(uint32_t domid, int reason) {
       return;
     case LifecycleAction::kDestroy:
     case LifecycleAction::kCoredumpDestroy: {
+      {
+        std::lock_guard lock(mu_);
+        if (auto o = ours_.find(w.uuid); o != ours_.end() && o->second.domid == domid)
+          o->second.ending = absl::StrCat(reasonText(reason), "; destroyed as its ", actionKeyFor(reason), " says",
+                                          note.empty() ? "" : "; ", note);
+      }
       LibxlLogger::Capture capture;
       if (int rc = libxl_domain_destroy(ctx_, domid, nullptr); rc != 0 && rc != ERROR_DOMAIN_NOTFOUND)
         emit(event(m.kind, w.uuid, name, domid, m.state,
@@ -293,6 +310,7 @@ void LibxlHypervisor::onShutdown(uint32_t domid, int reason) {
 void LibxlHypervisor::onDeath(uint32_t domid) {
   Watch w;
   bool report = true;
+  std::string cause;  // stays empty for a domain that is not ours: its toolstack knows
   {
     std::lock_guard lock(mu_);
     auto it = watches_.find(domid);
@@ -300,12 +318,17 @@ void LibxlHypervisor::onDeath(uint32_t domid) {
     w = it->second;
     watches_.erase(it);
     if (auto o = ours_.find(w.uuid); o != ours_.end()) {
-      if (o->second.domid == domid) ours_.erase(o);
-      else report = false;  // the old domain of a restart
+      if (o->second.domid == domid) {
+        cause = o->second.ending.empty() ? "destroyed outside xenctld (xl destroy or another toolstack)"
+                                         : o->second.ending;
+        ours_.erase(o);
+      } else {
+        report = false;  // the old domain of a restart
+      }
     }
   }
   libxl_evdisable_domain_death(ctx_, w.evgen);
-  if (report) emit(event(Kind::kDestroyed, w.uuid, w.name, domid, DomainState::kStopped));
+  if (report) emit(event(Kind::kDestroyed, w.uuid, w.name, domid, DomainState::kStopped, std::move(cause)));
 }
 
 void LibxlHypervisor::watch(const Present& p) { watch(p.domid, p.info.uuid, p.info.name); }
@@ -371,6 +394,13 @@ Result<LibxlHypervisor::Present> LibxlHypervisor::lookup(const std::string& uuid
   return absl::NotFoundError(absl::StrCat("no domain with uuid ", uuid, " is present in Xen"));
 }
 
+Status LibxlHypervisor::adopt(const core::DomainSpec& spec) {
+  XENCTL_ASSIGN_OR_RETURN(Present p, lookup(spec.uuid));  // watched from here on
+  std::lock_guard lock(mu_);
+  ours_[spec.uuid] = Ours{spec, p.domid, ""};
+  return absl::OkStatus();
+}
+
 Result<core::HypervisorInfo> LibxlHypervisor::hostInfo() {
   LibxlLogger::Capture capture;
   libxl_physinfo pi;
@@ -429,7 +459,7 @@ Result<LibxlHypervisor::Present> LibxlHypervisor::build(const core::DomainSpec& 
   }
   {
     std::lock_guard lock(mu_);
-    ours_[spec.uuid] = Ours{spec, domid, false};
+    ours_[spec.uuid] = Ours{spec, domid, ""};
   }
   watch(domid, spec.uuid, spec.name);  // before unpausing: no shutdown can be missed
   if (!paused) {
@@ -437,7 +467,7 @@ Result<LibxlHypervisor::Present> LibxlHypervisor::build(const core::DomainSpec& 
       Status st = statusFromLibxl(rc, absl::StrCat(what, ": unpausing domid ", domid), capture.text());
       {
         std::lock_guard lock(mu_);
-        ours_[spec.uuid].destroying = true;
+        ours_[spec.uuid].ending = "destroyed: it could not be unpaused after its creation";
       }
       (void)libxl_domain_destroy(ctx_, domid, nullptr);
       return st;
@@ -503,13 +533,14 @@ Status LibxlHypervisor::destroyDomain(const std::string& uuid) {
   XENCTL_ASSIGN_OR_RETURN(Present p, lookup(uuid));
   {
     std::lock_guard lock(mu_);
-    if (auto o = ours_.find(uuid); o != ours_.end() && o->second.domid == p.domid) o->second.destroying = true;
+    if (auto o = ours_.find(uuid); o != ours_.end() && o->second.domid == p.domid)
+      o->second.ending = "destroyed through xenctld";
   }
   LibxlLogger::Capture capture;
   if (int rc = libxl_domain_destroy(ctx_, p.domid, nullptr); rc != 0) {
     {
       std::lock_guard lock(mu_);
-      if (auto o = ours_.find(uuid); o != ours_.end()) o->second.destroying = false;
+      if (auto o = ours_.find(uuid); o != ours_.end()) o->second.ending.clear();
     }
     return statusFromLibxl(rc, absl::StrCat("destroying ", who(p.info.name)), capture.text());
   }

@@ -48,8 +48,13 @@ namespace xenctl::xen {
 /// rename-restart is a restart (the old domain is not kept under a new
 /// name); preserve leaves the domain shut down or crashed for inspection;
 /// coredump-* first writes a core to /var/lib/xen/dump/NAME, as xl does.
-/// Domains it did not create (xl's, or ours from before a daemon restart)
-/// are only reported: their own toolstack acts on them.
+/// A domain created before xenctld restarted is its again once adopt()ed
+/// (DomainManager adopts every stored definition at start). Domains it did
+/// not create (xl's) are only reported: their own toolstack acts on them.
+///
+/// The end of a domain of ours is reported (kDestroyed) with its cause:
+/// destroyed through xenctld, by its on_* action, or outside xenctld (`xl
+/// destroy`, another toolstack) when xenctld had no part in it.
 ///
 /// Children. libxl forks (bootloader, hotplug scripts, device model). The
 /// context uses libxl_sigchld_owner_libxl_always_selective_reap: libxl
@@ -75,6 +80,7 @@ class LibxlHypervisor final : public core::Hypervisor {
 
   Result<core::HypervisorInfo> hostInfo() override;
   Result<core::DomainInfo> createDomain(const core::DomainSpec& spec, bool paused) override;
+  Status adopt(const core::DomainSpec& spec) override;
   Result<std::vector<core::DomainInfo>> listDomains() override;
   Result<core::DomainInfo> domainInfo(const std::string& uuid) override;
   Status shutdownDomain(const std::string& uuid) override;
@@ -99,7 +105,10 @@ class LibxlHypervisor final : public core::Hypervisor {
   struct Ours {
     core::DomainSpec spec;
     uint32_t domid = 0;
-    bool destroying = false;  // destroyDomain is under way: its shutdown is no reason to act
+    // Set when xenctld ends the domain (destroyDomain, an on_* destroy): its
+    // shutdown is no reason to act, and the death is reported with this
+    // cause. Empty: a death is the work of someone else.
+    std::string ending;
   };
   struct Watch {
     libxl__evgen_domain_death* evgen = nullptr;

@@ -24,13 +24,17 @@ core::DomainSpec spec(const std::string& name, uint64_t mem = 512) {
 
 // A daemon's worth of parts over one store; `restart()` builds new ones over
 // the same store, with a fresh test hypervisor, as a daemon restart does.
+// `restart(kKeepDomains)` keeps the hypervisor's domains running, as Xen
+// does across a restart of xenctld, managed by no one until adopted.
 class DomainManagerTest : public ::testing::Test {
  protected:
+  static constexpr bool kKeepDomains = true;
   void SetUp() override { restart(); }
-  void restart() {
+  void restart(bool keep_domains = false) {
     domains_.reset();
     ops_.reset();
-    hv_ = std::make_unique<testhv::TestHypervisor>(testhv::TestHypervisor::Options{8, 4096, "t"});
+    if (keep_domains) hv_->forgetManaged();
+    else hv_ = std::make_unique<testhv::TestHypervisor>(testhv::TestHypervisor::Options{8, 4096, "t"});
     ops_ = std::make_unique<OperationRegistry>(clock_, store_.get(), OperationRegistry::Options{});
     ASSERT_TRUE(ops_->load().ok());
     domains_ = std::make_unique<DomainManager>(*hv_, *store_, *ops_, bus_, clock_);
@@ -185,6 +189,27 @@ TEST_F(DomainManagerTest, RestartKeepsDefinitions) {
   EXPECT_EQ(stateOf("off"), DomainState::kStopped);
   done(domains_->start("run", false, caller_));
   EXPECT_EQ(stateOf("run"), DomainState::kRunning);
+}
+
+// Domains that outlive the daemon are taken back at start: same domid,
+// running, and their on_* actions apply again (without adoption a crash
+// would leave the guest crashed: nobody would restart it).
+TEST_F(DomainManagerTest, RestartAdoptsRunningDomains) {
+  core::DomainSpec s = spec("keep");
+  s.on_crash = core::LifecycleAction::kRestart;
+  done(domains_->create({s, false, false}, caller_));
+  done(domains_->create({spec("gone"), false, false}, caller_));
+  const int64_t domid = domains_->get("keep")->live.domid;
+  const std::string gone = domains_->get("gone")->spec.uuid;
+  domains_.reset();
+  ASSERT_TRUE(hv_->destroyDomain(gone).ok());  // while no daemon watches
+  restart(kKeepDomains);
+  EXPECT_EQ(stateOf("keep"), DomainState::kRunning);
+  EXPECT_EQ(domains_->get("keep")->live.domid, domid);
+  EXPECT_EQ(stateOf("gone"), DomainState::kVanished);
+  ASSERT_TRUE(hv_->crashDomain(domains_->get("keep")->spec.uuid).ok());
+  EXPECT_EQ(stateOf("keep"), DomainState::kRunning);
+  EXPECT_NE(domains_->get("keep")->live.domid, domid);  // restarted: a new domain
 }
 
 // A guest that powers off on its own is seen through the hypervisor's events.

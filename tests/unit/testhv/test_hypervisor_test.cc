@@ -32,6 +32,29 @@ class TestHypervisorTest : public ::testing::Test {
   std::vector<core::HypervisorEvent> events_;
 };
 
+// After forgetManaged (a daemon restart) a crash is only reported, until the
+// domain is adopted: then its spec's on_crash applies again. Adopting an
+// absent uuid is NOT_FOUND.
+TEST_F(TestHypervisorTest, AdoptAfterForget) {
+  core::DomainSpec s = spec("a");
+  s.on_crash = core::LifecycleAction::kRestart;
+  s.on_reboot = core::LifecycleAction::kRestart;
+  ASSERT_TRUE(hv_.createDomain(s, false).ok());
+  hv_.forgetManaged();
+  ASSERT_TRUE(hv_.crashDomain(s.uuid).ok());
+  EXPECT_EQ(state(s.uuid), DomainState::kCrashed);
+  ASSERT_TRUE(hv_.destroyDomain(s.uuid).ok());
+
+  ASSERT_TRUE(hv_.createDomain(s, false).ok());
+  hv_.forgetManaged();
+  ASSERT_TRUE(hv_.adopt(s).ok());
+  const int64_t domid = hv_.domainInfo(s.uuid)->domid;
+  ASSERT_TRUE(hv_.crashDomain(s.uuid).ok());
+  EXPECT_EQ(state(s.uuid), DomainState::kRunning);
+  EXPECT_NE(hv_.domainInfo(s.uuid)->domid, domid);
+  EXPECT_EQ(hv_.adopt(spec("nobody")).code(), absl::StatusCode::kNotFound);
+}
+
 // Create gives increasing domids and running (or paused) domains; names and uuids are unique.
 TEST_F(TestHypervisorTest, CreateAssignsDomids) {
   auto a = hv_.createDomain(spec("a"), false);
