@@ -143,9 +143,15 @@ lab_xenctld_start() {
   done
   mkdir -p "$(dirname "$LAB_XENCTLD_SOCK")"
   rm -rf "$LAB_XENCTLD_SOCK" "$LAB_XENCTLD_STATE"
-  lab_say "+ xenctld --listen $LAB_CONNECT --state-dir $LAB_XENCTLD_STATE --hypervisor $hypervisor"
-  "$LAB_BIN/xenctld" --listen "$LAB_CONNECT" --state-dir "$LAB_XENCTLD_STATE" --hypervisor "$hypervisor" \
-    >>"$LAB_OUT/xenctld.log" 2>&1 </dev/null &
+  # A crash leaves a core in $LAB_OUT (it lands in the results) for gdb on
+  # the host; LAB_XENCTLD_WRAP (tests/lab/run -e) runs xenctld under a tool,
+  # e.g. "valgrind --error-exitcode=99".
+  echo "$LAB_OUT/core.%e.%p" >/proc/sys/kernel/core_pattern
+  local wrap=()
+  [[ -z ${LAB_XENCTLD_WRAP:-} ]] || read -r -a wrap <<<"$LAB_XENCTLD_WRAP"
+  lab_say "+ ${wrap[*]} xenctld --listen $LAB_CONNECT --state-dir $LAB_XENCTLD_STATE --hypervisor $hypervisor"
+  (ulimit -c unlimited && exec "${wrap[@]}" "$LAB_BIN/xenctld" --listen "$LAB_CONNECT" \
+    --state-dir "$LAB_XENCTLD_STATE" --hypervisor "$hypervisor") >>"$LAB_OUT/xenctld.log" 2>&1 </dev/null &
   LAB_XENCTLD_PID=$!
   deadline=$(($(date +%s) + 60))
   until [[ -S $LAB_XENCTLD_SOCK ]]; do
