@@ -18,6 +18,7 @@ constexpr CommandInfo kCommands[] = {
     {"pause", "Pause a domain", true, makePauseCommand},
     {"unpause", "Unpause a domain", true, makeUnpauseCommand},
     {"set", "Change a domain's vcpus or memory, live and in its definition", true, makeSetCommand},
+    {"console", "Attach to a domain's console (Ctrl-] leaves)", true, makeConsoleCommand},
     {"volume", "Manage volumes: create, clone, snapshot, rollback, resize, delete, list, pools", true,
      makeVolumeCommand},
     {"ops", "List operations", false, makeOpsCommand},

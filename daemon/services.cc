@@ -4,8 +4,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "daemon/convert.h"
+#include "lib/sys/console_pty.h"
 #include "proto/convert/convert.h"
 
 namespace xenctl::daemon {
@@ -14,6 +18,10 @@ namespace {
 // How often a waiting stream looks at whether its client has gone: the sync
 // API tells a handler only when it asks.
 constexpr absl::Duration kStreamCheck = absl::Seconds(1);
+// A console session waits this long for output before it looks again, and
+// up to kConsoleInputWait for the guest side to take keystrokes.
+constexpr absl::Duration kConsolePoll = absl::Milliseconds(200);
+constexpr absl::Duration kConsoleInputWait = absl::Seconds(5);
 
 provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, const std::string& request_id) {
   return {request_id, static_cast<int64_t>(static_cast<int32_t>(c.peers.lookup(ctx->peer()).uid))};
@@ -125,9 +133,56 @@ grpc::Status DomainServiceImpl::SetDomainResources(grpc::ServerContext* ctx, con
                 c_.domains.setResources(req->name(), {req->vcpus(), req->memory_mib()}, caller), out);
 }
 
-grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext*,
-                                              grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>*) {
-  return notBuilt("AttachConsole", "guest consoles (with the libxl backend)");
+grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext* ctx,
+                                              grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>* stream) {
+  v1::ConsoleInput first;
+  if (!stream->Read(&first))
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "AttachConsole: the first message must name the domain");
+  const bool read_only = first.read_only();
+  auto path = c_.domains.consolePath(first.name(), read_only);
+  spdlog::info("audit call=AttachConsole target={} uid={} read_only={} result=\"{}\"", first.name(),
+               callerOf(c_, ctx, "").uid, read_only, path.ok() ? "OK" : path.status().ToString());
+  if (!path.ok()) return toGrpc(path.status());
+  auto console = sys::ConsolePty::open(*path, absl::StrCat("domain '", first.name(), "'"));
+  if (!console.ok()) return toGrpc(console.status());
+
+  // Keystrokes go in from a second thread (the sync API allows one Read and
+  // one Write at a time); a failed write ends the session with its reason.
+  std::mutex mu;
+  std::string input_failed;
+  std::thread input([&] {
+    v1::ConsoleInput in = first;
+    do {
+      if (read_only || in.data().empty()) continue;
+      if (Status st = console->write(in.data(), kConsoleInputWait); !st.ok()) {
+        std::lock_guard lock(mu);
+        input_failed = std::string(st.message());
+        return;
+      }
+    } while (stream->Read(&in));
+  });
+  std::string closed;
+  while (closed.empty() && !ctx->IsCancelled()) {
+    if (c_.stopping) closed = "xenctld is stopping";
+    {
+      std::lock_guard lock(mu);
+      if (!input_failed.empty()) closed = input_failed;
+    }
+    auto out = console->read(kConsolePoll);
+    if (!out.ok()) closed = std::string(out.status().message());
+    if (!out.ok() || out->empty()) continue;
+    v1::ConsoleOutput msg;
+    msg.set_data(*std::move(out));
+    if (!stream->Write(msg)) break;
+  }
+  if (!closed.empty()) {
+    v1::ConsoleOutput last;
+    last.set_closed_reason(closed);
+    stream->Write(last);
+  }
+  ctx->TryCancel();  // ends a Read the input thread is blocked in
+  input.join();
+  return grpc::Status::OK;
 }
 
 grpc::Status DomainServiceImpl::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,

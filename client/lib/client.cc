@@ -6,8 +6,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <thread>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -283,6 +285,50 @@ Result<Operation> Client::watchOperation(const std::string& id, const OperationS
     return absl::UnavailableError(
         absl::StrCat("the daemon ended the watch of operation ", id, " before it finished; see `vmm watch ", id, "`"));
   return *last;
+}
+
+Result<std::string> Client::attachConsole(const std::string& name, bool read_only,
+                                          const std::function<void(std::string_view)>& output,
+                                          const std::function<std::optional<std::string>()>& input) {
+  grpc::ClientContext ctx;  // no deadline: a session lasts as long as its user wants
+  auto stream = impl_->domains->AttachConsole(&ctx);
+  v1::ConsoleInput first;
+  first.set_name(name);
+  first.set_read_only(read_only);
+  stream->Write(first);  // a failure shows in Finish
+  std::atomic<bool> ended{false}, left{false};
+  std::thread typing;
+  if (read_only) {
+    stream->WritesDone();
+  } else {
+    typing = std::thread([&] {
+      v1::ConsoleInput in;
+      while (!ended) {
+        std::optional<std::string> keys = input();
+        if (!keys) {
+          left = true;
+          ctx.TryCancel();  // ends the output loop below
+          return;
+        }
+        if (keys->empty()) continue;
+        in.set_data(*std::move(keys));
+        if (!stream->Write(in)) return;
+      }
+    });
+  }
+  v1::ConsoleOutput msg;
+  std::string closed;
+  while (stream->Read(&msg)) {
+    if (!msg.data().empty()) output(msg.data());
+    if (!msg.closed_reason().empty()) closed = msg.closed_reason();
+  }
+  ended = true;
+  if (typing.joinable()) typing.join();
+  grpc::Status st = stream->Finish();
+  // The daemon cancels the call after a closing message, and so does a user leaving.
+  if (!closed.empty() || (st.error_code() == grpc::StatusCode::CANCELLED && left)) return closed;
+  XENCTL_RETURN_IF_ERROR(fromGrpc(st, *impl_->channel, target_));
+  return closed;
 }
 
 Status operationStatus(const Operation& op) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -49,6 +50,15 @@ class Client {
   /// 0 leaves a value unchanged.
   Result<Operation> setDomainResources(const std::string& request_id, const std::string& name, uint32_t vcpus,
                                        uint64_t memory_mib);
+
+  /// A console session (AttachConsole): what the guest writes goes to
+  /// `output` as it arrives. Unless `read_only`, `input` is called over and
+  /// over from a second thread: it returns what was typed ("" when nothing
+  /// was, within a fraction of a second) or nullopt to leave. Returns why
+  /// the daemon ended the console ("" when the client left).
+  Result<std::string> attachConsole(const std::string& name, bool read_only,
+                                    const std::function<void(std::string_view)>& output,
+                                    const std::function<std::optional<std::string>()>& input);
 
   Result<std::vector<Volume>> listVolumes(const std::string& pool);
   Result<std::vector<PoolCapacity>> listPools();

@@ -67,6 +67,10 @@ class Hypervisor {
   virtual Status setVcpus(const std::string& uuid, uint32_t vcpus) = 0;
   /// Memory target in MiB, up to maxmem (INVALID_ARGUMENT above).
   virtual Status setMemory(const std::string& uuid, uint64_t memory_mib) = 0;
+  /// The Dom0 path of the slave end of the domain's console pty (the end a
+  /// console client opens; see sys::ConsolePty). NOT_FOUND when the domain
+  /// is not present; FAILED_PRECONDITION when it has no console.
+  virtual Result<std::string> consolePath(const std::string& uuid) = 0;
   /// Installs the one receiver of events; called from the hypervisor's own
   /// thread or from inside the call that caused the event, never under a
   /// lock the sink could need.

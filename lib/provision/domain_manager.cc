@@ -218,6 +218,16 @@ DomainManager::Counts DomainManager::counts() {
   return c;
 }
 
+Result<std::string> DomainManager::consolePath(const std::string& name, bool read_only) {
+  XENCTL_ASSIGN_OR_RETURN(DomainView v, get(name));
+  if (v.foreign && !read_only)
+    return absl::FailedPreconditionError(absl::StrCat(
+        quoted(name), " was created outside xenctld (foreign) and is read-only here; attach with --read-only"));
+  if (v.live.domid < 0)
+    return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is not running; start it first"));
+  return hv_.consolePath(v.spec.uuid);
+}
+
 Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& caller) {
   auto spec = std::make_shared<core::DomainSpec>(std::move(req.spec));
   auto precheck = [&]() -> Status {

@@ -78,6 +78,10 @@ class DomainManager {
   /// Live when present, and kept in the spec for the next start.
   Result<core::OperationRecord> setResources(const std::string& name, Resources r, const Caller& caller);
   Counts counts();
+  /// The console pty of a present domain (see sys::ConsolePty). NOT_FOUND
+  /// for an unknown name; FAILED_PRECONDITION when it is not running, or
+  /// when it is foreign and not `read_only` (typing into it changes it).
+  Result<std::string> consolePath(const std::string& name, bool read_only);
 
  private:
   Result<state::DomainRecord> definition(const std::string& name);

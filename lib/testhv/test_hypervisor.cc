@@ -1,5 +1,7 @@
 #include "lib/testhv/test_hypervisor.h"
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 
 namespace xenctl::testhv {
@@ -62,7 +64,8 @@ Result<core::DomainInfo> TestHypervisor::createDomain(const core::DomainSpec& sp
       return absl::ResourceExhaustedError(absl::StrCat("creating ", who(spec), ": it needs ", spec.memory_mib,
                                                        " MiB but the host has ", free, " MiB free"));
     Dom d{spec, {spec.name, spec.uuid, next_domid_++, paused ? DomainState::kPaused : DomainState::kRunning,
-                 spec.vcpus, spec.memory_mib, 0.0}};
+                 spec.vcpus, spec.memory_mib, 0.0},
+          true, nullptr};
     events.push_back(eventFor(d, Kind::kStarted));
     info = d.info;
     domains_.emplace(spec.uuid, std::move(d));
@@ -101,6 +104,7 @@ void TestHypervisor::applyAction(Dom& d, core::LifecycleAction action, Kind why,
       // Xen builds a new domain for a restart: a new domid, the spec's resources.
       d.info.domid = next_domid_++;
       d.info.state = DomainState::kRunning;
+      d.console.reset();  // the old domain's console closes with it
       d.info.vcpus_online = d.spec.vcpus;
       d.info.memory_mib = d.spec.memory_mib;
       events.push_back(eventFor(d, Kind::kRebooted));
@@ -158,6 +162,20 @@ Status TestHypervisor::crashDomain(const std::string& uuid) {
   }
   emit(events);
   return absl::OkStatus();
+}
+
+Result<std::string> TestHypervisor::consolePath(const std::string& uuid) {
+  std::lock_guard lock(mu_);
+  XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+  if (!d->console) {
+    XENCTL_ASSIGN_OR_RETURN(sys::PtyPair pty, sys::openPtyPair());
+    const std::string banner =
+        absl::StrCat("xenctl test hypervisor: console of ", who(d->spec), " (domid ", d->info.domid, ")\r\n");
+    if (::write(pty.master.get(), banner.data(), banner.size()) != static_cast<ssize_t>(banner.size()))
+      return absl::InternalError(absl::StrCat("writing to the console pty of ", who(d->spec)));
+    d->console = std::make_shared<sys::PtyPair>(std::move(pty));
+  }
+  return d->console->slave_path;
 }
 
 Status TestHypervisor::adopt(const core::DomainSpec& spec) {

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "lib/core/hypervisor.h"
+#include "lib/sys/console_pty.h"
 
 namespace xenctl::testhv {
 
@@ -34,6 +36,10 @@ class TestHypervisor final : public core::Hypervisor {
   Status unpauseDomain(const std::string& uuid) override;
   Status setVcpus(const std::string& uuid, uint32_t vcpus) override;
   Status setMemory(const std::string& uuid, uint64_t memory_mib) override;
+  /// A pty made on first use whose guest side prints one line naming the
+  /// domain, and is closed when the domain ends or restarts (a console client
+  /// then sees it close, as with Xen). Nothing reads what is typed into it.
+  Result<std::string> consolePath(const std::string& uuid) override;
   void setEventSink(EventSink sink) override;
 
   /// Makes the guest crash, as a kernel panic would; on_crash decides what follows.
@@ -49,6 +55,7 @@ class TestHypervisor final : public core::Hypervisor {
     core::DomainSpec spec;
     core::DomainInfo info;
     bool managed = true;  // its on_* actions apply; see forgetManaged
+    std::shared_ptr<sys::PtyPair> console;  // made by consolePath
   };
   using Events = std::vector<core::HypervisorEvent>;
 

@@ -592,6 +592,26 @@ Status LibxlHypervisor::setVcpus(const std::string& uuid, uint32_t vcpus) {
   return absl::OkStatus();
 }
 
+Result<std::string> LibxlHypervisor::consolePath(const std::string& uuid) {
+  XENCTL_ASSIGN_OR_RETURN(Present p, lookup(uuid));
+  LibxlLogger::Capture capture;
+  char* path = nullptr;
+  int rc = libxl_console_get_tty(ctx_, p.domid, 0, LIBXL_CONSOLE_TYPE_PV, &path);
+  if (rc != 0 && p.hvm) rc = libxl_console_get_tty(ctx_, p.domid, 0, LIBXL_CONSOLE_TYPE_SERIAL, &path);
+  if (rc != 0 || !path) {
+    std::free(path);
+    return Status(absl::StatusCode::kFailedPrecondition,
+                  statusFromLibxl(rc != 0 ? rc : ERROR_FAIL,
+                                  absl::StrCat("finding the console of ", who(p.info.name),
+                                               " (is xenconsoled running?)"),
+                                  capture.text())
+                      .message());
+  }
+  std::string out = path;
+  std::free(path);
+  return out;
+}
+
 Status LibxlHypervisor::setMemory(const std::string& uuid, uint64_t memory_mib) {
   XENCTL_ASSIGN_OR_RETURN(Present p, lookup(uuid));
   uint64_t max_mib = p.max_memkb / 1024;

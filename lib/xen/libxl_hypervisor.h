@@ -90,6 +90,9 @@ class LibxlHypervisor final : public core::Hypervisor {
   Status unpauseDomain(const std::string& uuid) override;
   Status setVcpus(const std::string& uuid, uint32_t vcpus) override;
   Status setMemory(const std::string& uuid, uint64_t memory_mib) override;
+  /// xenconsoled's pty for the domain's first PV console (an hvm domain's
+  /// serial console when it has no PV one), from xenstore.
+  Result<std::string> consolePath(const std::string& uuid) override;
   void setEventSink(EventSink sink) override;
 
  private:

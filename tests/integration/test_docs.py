@@ -11,8 +11,8 @@ from harness import VMM_DIR, DaemonTestCase
 
 MAN_DIR = os.environ.get("MAN_DIR", "")
 COMMANDS = ["create", "list", "info", "start", "shutdown", "reboot", "destroy", "delete", "pause", "unpause", "set",
-            "volume", "ops", "watch", "host"]
-VM_COMMANDS = COMMANDS[:12]
+            "console", "volume", "ops", "watch", "host"]
+VM_COMMANDS = COMMANDS[:13]
 VOLUME_COMMANDS = ["create", "clone", "snapshot", "rollback", "resize", "delete", "list", "pools"]
 
 

@@ -128,21 +128,23 @@ lab_guest_wait() {
   lab_say "guest $name console: $(grep -E "$pattern" "$log" | head -n 1 | tr -d '\r')"
 }
 
-# lab_xenctld_start HYPERVISOR: starts the host-built xenctld on
-# $LAB_XENCTLD_SOCK with a fresh state dir, waits for its socket, and sets
-# LAB_XENCTLD_PID and LAB_CONNECT. Its log is $LAB_OUT/xenctld.log.
+# lab_xenctld_start HYPERVISOR [--keep-state]: starts the host-built xenctld
+# on $LAB_XENCTLD_SOCK with a fresh state dir (or the last one's, as a
+# restart does), waits for its socket, and sets LAB_XENCTLD_PID and
+# LAB_CONNECT. Its log is $LAB_OUT/xenctld.log.
 LAB_XENCTLD_SOCK=/run/xenctld/xenctld.sock
 LAB_XENCTLD_STATE=/var/lib/xenctld
 LAB_CONNECT=unix:$LAB_XENCTLD_SOCK
 LAB_XENCTLD_PID=
 lab_xenctld_start() {
-  local hypervisor=$1 b deadline status
+  local hypervisor=$1 keep=${2:-} b deadline status
   for b in xenctld vmm vm-list vm-create; do
     [[ -x $LAB_BIN/$b ]] ||
       lab_fail "$b binary not found at ${LAB_HOST_BUILD_DIR:-BUILD_DIR}/$(case $b in xenctld) echo daemon ;; *) echo client ;; esac)/$b; build it first (cmake --preset default && cmake --build build), or pass tests/lab/run --build-dir"
   done
   mkdir -p "$(dirname "$LAB_XENCTLD_SOCK")"
-  rm -rf "$LAB_XENCTLD_SOCK" "$LAB_XENCTLD_STATE"
+  rm -rf "$LAB_XENCTLD_SOCK"
+  [[ $keep == --keep-state ]] || rm -rf "$LAB_XENCTLD_STATE"
   # A crash leaves a core in $LAB_OUT (it lands in the results) for gdb on
   # the host; LAB_XENCTLD_WRAP (tests/lab/run -e) runs xenctld under a tool,
   # e.g. "valgrind --error-exitcode=99".

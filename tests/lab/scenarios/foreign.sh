@@ -3,7 +3,7 @@
 # foreign: with xenctld on libxl, a domain made by `xl create` is listed as
 # foreign (only with --all) and refuses changes through xenctld; a domain
 # xenctld created and `xl destroy` removed behind its back is noticed (the
-# death event) and shown stopped, not running.
+# death event) and shown stopped, with "destroyed outside xenctld" as the reason.
 # shellcheck source=../guest/lab-lib.sh
 source "${LAB_LIB:?run scenarios through tests/lab/run}"
 
@@ -50,7 +50,9 @@ ours_stopped() {
     jq -e '.state == "stopped" and .domid == null' "$LAB_OUT/info-ours.out" >/dev/null
 }
 lab_wait_for 60 "xenctld to show $ours stopped after xl destroy" ours_stopped
-lab_say "xenctld noticed the xl destroy of $ours: $(jq -c '{state, domid}' "$LAB_OUT/info-ours.out")"
+lab_json_has "$LAB_OUT/info-ours.out" '.state_reason | test("destroyed outside xenctld")' \
+  "vm-info does not say $ours was destroyed outside xenctld"
+lab_say "xenctld noticed the xl destroy of $ours: $(jq -c '{state, domid, state_reason}' "$LAB_OUT/info-ours.out")"
 
 lab_xenctld_stop
 lab_say "foreign passed"

@@ -237,6 +237,9 @@ TEST_F(DomainManagerTest, ForeignDomains) {
   EXPECT_TRUE(all[0].foreign);
   EXPECT_TRUE(domains_->get("xl-made")->foreign);
   EXPECT_EQ(domains_->pause("xl-made", caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+  // Its console can be read, not typed into.
+  EXPECT_EQ(domains_->consolePath("xl-made", false).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(domains_->consolePath("xl-made", true).ok());
 }
 
 }  // namespace

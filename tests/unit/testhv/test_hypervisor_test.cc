@@ -55,6 +55,23 @@ TEST_F(TestHypervisorTest, AdoptAfterForget) {
   EXPECT_EQ(hv_.adopt(spec("nobody")).code(), absl::StatusCode::kNotFound);
 }
 
+// A domain's console is a real pty: it shows the domain's line, takes input
+// in raw mode, and closes when the domain is destroyed.
+TEST_F(TestHypervisorTest, ConsoleClosesWithTheDomain) {
+  ASSERT_TRUE(hv_.createDomain(spec("a"), false).ok());
+  auto path = hv_.consolePath("uuid-a");
+  ASSERT_TRUE(path.ok()) << path.status();
+  auto console = sys::ConsolePty::open(*path, "domain 'a'");
+  ASSERT_TRUE(console.ok()) << console.status();
+  std::string seen;
+  for (int i = 0; i < 20 && seen.find("\r\n") == std::string::npos; ++i) seen += console->read(absl::Milliseconds(100)).value_or("");
+  EXPECT_EQ(seen, "xenctl test hypervisor: console of domain 'a' (domid 1)\r\n");
+  EXPECT_TRUE(console->write("ls\r", absl::Seconds(1)).ok());
+  ASSERT_TRUE(hv_.destroyDomain("uuid-a").ok());
+  EXPECT_EQ(console->read(absl::Seconds(1)).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(hv_.consolePath("uuid-a").status().code(), absl::StatusCode::kNotFound);
+}
+
 // Create gives increasing domids and running (or paused) domains; names and uuids are unique.
 TEST_F(TestHypervisorTest, CreateAssignsDomids) {
   auto a = hv_.createDomain(spec("a"), false);

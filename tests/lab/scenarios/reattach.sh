@@ -1,0 +1,62 @@
+#!/bin/bash
+# lab-timeout: 600
+# reattach: xenctld is killed with SIGKILL while a guest it created runs.
+# The guest keeps running; a new xenctld over the same state lists it
+# running under the same domid, and takes it back: its on_reboot=restart
+# applies again (vm-reboot gives a new domid and the guest boots again),
+# which a domain xenctld had not adopted would not get.
+# shellcheck source=../guest/lab-lib.sh
+source "${LAB_LIB:?run scenarios through tests/lab/run}"
+
+guest=lab-ra
+root=ra-root
+
+cleanup() {
+  set +e
+  xl domid "$guest" >/dev/null 2>&1 && lab_run -t 60 xl destroy "$guest"
+  lab_xenctld_kill
+  lvs "$LAB_VG/$root" >/dev/null 2>&1 && lab_run lvremove -y "$LAB_VG/$root"
+  cp "$(lab_guest_log "$guest")" "$LAB_OUT/" 2>/dev/null
+}
+trap cleanup EXIT
+
+lab_thin_pool
+lab_run lvcreate -y -V 64M -T "$LAB_VG/$LAB_POOL" -n "$root" || lab_fail "cannot create thin volume $root"
+mkdir -p /tmp/ra-root && echo "reattach-$RANDOM" >/tmp/ra-root/marker.txt
+lab_run mkfs.ext4 -q -F -d /tmp/ra-root "/dev/$LAB_VG/$root" || lab_fail "mkfs.ext4 on $root failed"
+
+lab_xenctld_start libxl
+rm -f "$(lab_guest_log "$guest")"
+lab_cli create vm-create "$guest" --type pv --kernel "$LAB_GUEST_DIR/vmlinux" --ramdisk "$LAB_GUEST_DIR/initrd.img" \
+  --cmdline "console=hvc0 rdinit=/init quiet" --memory 128M --vcpus 1 --on-reboot restart \
+  --disk "/dev/$LAB_VG/$root,xvda,w" --json
+domid=$(jq -r .domid "$LAB_OUT/create.out")
+lab_guest_wait "$guest" "LAB-GUEST-READY" 240
+
+lab_say "+ kill -KILL $LAB_XENCTLD_PID (xenctld)"
+kill -KILL "$LAB_XENCTLD_PID"
+wait "$LAB_XENCTLD_PID" 2>/dev/null || true
+LAB_XENCTLD_PID=
+[[ $(xl domid "$guest" 2>/dev/null) == "$domid" ]] || lab_fail "guest $guest (domid $domid) did not survive the kill of xenctld"
+
+lab_xenctld_start libxl --keep-state
+lab_cli info vm-info "$guest" --json
+lab_json_has "$LAB_OUT/info.out" ".domid == $domid and (.state == \"running\" or .state == \"blocked\")" \
+  "the restarted xenctld does not show $guest running as domid $domid"
+lab_say "after the restart xenctld shows $guest: $(jq -c '{state, domid}' "$LAB_OUT/info.out")"
+
+lab_cli reboot vm-reboot "$guest"
+rebooted() {
+  local now
+  now=$(xl domid "$guest" 2>/dev/null) && [[ $now != "$domid" ]] &&
+    (($(grep -c LAB-GUEST-READY "$(lab_guest_log "$guest")") >= 2))
+}
+lab_wait_for 240 "$guest to come back under a new domid and boot again (on_reboot=restart)" rebooted
+lab_cli info-after vm-info "$guest" --json
+lab_json_has "$LAB_OUT/info-after.out" ".domid != $domid and (.state == \"running\" or .state == \"blocked\")" \
+  "vm-info does not show $guest running under a new domid after the reboot"
+lab_say "restarted by the adopted on_reboot: $(jq -c '{state, domid}' "$LAB_OUT/info-after.out")"
+
+lab_cli destroy vm-destroy "$guest"
+lab_xenctld_stop
+lab_say "reattach passed"
