@@ -188,13 +188,21 @@ lab_xenctld_stop() {
   lab_say "xenctld stopped cleanly (status 0, socket removed)"
 }
 
-# lab_xenctld_kill: for cleanup traps; kills a xenctld still running and keeps its state.
+# lab_xenctld_kill: for cleanup traps; kills a xenctld still running and keeps
+# its state, and the backtraces of every thread of any core it left.
 lab_xenctld_kill() {
+  local core
   if [[ -n $LAB_XENCTLD_PID ]] && kill -0 "$LAB_XENCTLD_PID" 2>/dev/null; then
     lab_say "xenctld (pid $LAB_XENCTLD_PID) still running: killing it"
     kill -KILL "$LAB_XENCTLD_PID"
   fi
   cp -r "$LAB_XENCTLD_STATE" "$LAB_OUT/state" 2>/dev/null || true
+  for core in "$LAB_OUT"/core.*; do
+    [[ -f $core && $core != *.txt ]] || continue
+    lab_say "xenctld left $core; backtraces in $core.txt"
+    timeout 120 gdb -batch -nx -ex "info proc mappings" -ex "info threads" -ex "thread apply all bt" \
+      "$LAB_BIN/xenctld" "$core" >"$core.txt" 2>&1 || true
+  done
 }
 
 # lab_cli NAME CMD ARGS...: runs "CMD --connect $LAB_CONNECT ARGS..." keeping
