@@ -216,6 +216,7 @@ class ParsedDisk {
   ParsedDisk(const ParsedDisk&) = delete;
   ParsedDisk& operator=(const ParsedDisk&) = delete;
   libxl_device_disk* get() { return &d_; }
+  const libxl_device_disk& operator*() const { return d_; }
   const libxl_device_disk* operator->() const { return &d_; }
 
  private:
@@ -265,7 +266,7 @@ Result<core::DiskSpec> diskOf(Reader& r, size_t index, const std::string& text) 
   const char* specs[] = {text.c_str()};
   if (xlu_disk_parse(r.cfg(), 1, specs, d.get()) != 0)
     return r.bad("disk", absl::StrCat(where, ": ", r.takeReport(), "; see xl-disk-configuration(5)"));
-  std::vector<std::string> unsupported = unsupportedDiskOptions(*d.operator->());
+  std::vector<std::string> unsupported = unsupportedDiskOptions(*d);
   if (!unsupported.empty())
     return r.bad("disk", absl::StrCat(where, ": xenctld does not support ", absl::StrJoin(unsupported, ", "),
                                       "; its disks take a target, a vdev, an access (r or w) and the format phy, "
