@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/convert.h"
 #include "lib/sys/console_pty.h"
+#include "lib/xen/xl_config.h"
 #include "proto/convert/convert.h"
 
 namespace xenctl::daemon {
@@ -51,6 +52,18 @@ grpc::Status notBuilt(const char* method, const char* what) {
                       absl::StrCat(method, " is not built yet in this xenctld: ", what, " come in a later release"));
 }
 
+// The spec a CreateDomain asks for: given as one, or read from an xl config
+// by lib/xen's reader (libxlutil).
+Result<core::DomainSpec> requestedSpec(const v1::CreateDomainRequest& req) {
+  switch (req.source_case()) {
+    case v1::CreateDomainRequest::kSpec: return protoconv::fromProto(req.spec());
+    case v1::CreateDomainRequest::kXlConfig:
+      return xen::readXlConfig(req.xl_config().text(), req.xl_config().file_name());
+    case v1::CreateDomainRequest::SOURCE_NOT_SET: break;
+  }
+  return absl::InvalidArgumentError("CreateDomain needs a spec or an xl_config; the request has neither");
+}
+
 }  // namespace
 
 grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1::CreateDomainRequest* req,
@@ -58,10 +71,13 @@ grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1:
   auto caller = callerOf(c_, ctx, req->request_id());
   if (req->has_root() || req->customizations_size() > 0)
     return notBuilt("CreateDomain with a root image or customizations", "images and customization");
-  auto spec = protoconv::fromProto(req->spec());
-  if (!spec.ok()) return toGrpc(spec.status());
+  auto spec = requestedSpec(*req);
+  if (!spec.ok())
+    return answer("CreateDomain", req->has_xl_config() ? req->xl_config().file_name() : req->spec().name(), caller,
+                  spec.status(), out);
+  const std::string name = spec->name;
   provision::DomainManager::CreateRequest cr{*std::move(spec), req->define_only(), req->paused()};
-  return answer("CreateDomain", req->spec().name(), caller, c_.domains.create(std::move(cr), caller), out);
+  return answer("CreateDomain", name, caller, c_.domains.create(std::move(cr), caller), out);
 }
 
 grpc::Status DomainServiceImpl::GetDomain(grpc::ServerContext*, const v1::GetDomainRequest* req, v1::Domain* out) {

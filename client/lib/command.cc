@@ -87,16 +87,20 @@ int Session::finishMutation(const Result<Operation>& started, const MutationOpti
         print(absl::StrCat("deleted domain '", domain, "'\n"));
       return kExitOk;
     }
-    Result<Client*> c = client();
-    if (!c.ok()) return fail(c.status());
-    Result<Domain> d = (*c)->getDomain(domain);
-    if (!d.ok()) return fail(d.status());
-    if (json())
-      printJson(toJson(*d));
-    else
-      print(domainTable({*d}));
-    return kExitOk;
+    return showDomain(domain);
   });
+}
+
+int Session::showDomain(const std::string& name) {
+  Result<Client*> c = client();
+  if (!c.ok()) return fail(c.status());
+  Result<Domain> d = (*c)->getDomain(name);
+  if (!d.ok()) return fail(d.status());
+  if (json())
+    printJson(toJson(*d));
+  else
+    print(domainTable({*d}));
+  return kExitOk;
 }
 
 int Session::finishMutation(const Result<Operation>& started, const MutationOptions& m,

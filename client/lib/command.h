@@ -60,6 +60,8 @@ class Session {
     kShowDomain,     ///< the domain named `domain` (GetDomain), as vm-list / vm-info --json do
     kReportDeleted,  ///< "deleted domain 'NAME'"; with --json the finished operation
   };
+  /// Prints the domain `name` (GetDomain) as vm-info does, or as JSON.
+  int showDomain(const std::string& name);
   /// The end of every mutating command: report an RPC error; with --no-wait
   /// print the operation id (the operation with --json); else wait, report a
   /// failed operation, and show the result as `then` says.

@@ -94,7 +94,12 @@ v1::CreateDomainRequest toProto(const CreateDomainArgs& args) {
   req.set_request_id(args.request_id);
   req.set_define_only(args.define_only);
   req.set_paused(args.paused);
-  protoconv::toProto(args.spec, req.mutable_spec());
+  if (args.xl_config) {
+    req.mutable_xl_config()->set_file_name(args.xl_config->file_name);
+    req.mutable_xl_config()->set_text(args.xl_config->text);
+  } else {
+    protoconv::toProto(args.spec, req.mutable_spec());
+  }
   return req;
 }
 

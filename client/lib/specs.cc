@@ -1,9 +1,16 @@
 #include "client/lib/specs.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace xenctl::client {
 namespace {
@@ -138,6 +145,68 @@ Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& f, std::string r
   a.define_only = f.define_only;
   a.paused = f.paused;
   return a;
+}
+
+// The daemon's limit (lib/xen/xl_config.h), checked here too so a wrong
+// file is not sent whole.
+constexpr uint64_t kMaxXlConfigBytes = uint64_t{1} << 20;
+
+Result<XlConfigFile> readXlConfigFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const std::string why = absl::StrCat("cannot read xl config '", path, "': ", std::strerror(errno));
+    return errno == ENOENT ? absl::NotFoundError(why) : absl::InvalidArgumentError(why);
+  }
+  if (!S_ISREG(st.st_mode))
+    return absl::InvalidArgumentError(absl::StrCat("xl config '", path, "' is not a regular file"));
+  if (static_cast<uint64_t>(st.st_size) > kMaxXlConfigBytes)
+    return absl::InvalidArgumentError(absl::StrCat("xl config '", path, "' is ", st.st_size,
+                                                   " bytes; xenctld reads at most ", kMaxXlConfigBytes,
+                                                   " (is it an xl config file?)"));
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return absl::InvalidArgumentError(absl::StrCat("cannot read xl config '", path, "': ", std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return XlConfigFile{path, text.str()};
+}
+
+Result<CreateDomainArgs> createArgs(const CreateFlags& f, const std::string& xl_config_path,
+                                    const std::vector<std::string>& spec_flags, std::string request_id) {
+  std::string path = xl_config_path;
+  if (!path.empty() && !f.name.empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("--xl-config takes the domain's name from the file; drop '", f.name, "' or --xl-config"));
+  struct stat st;
+  const bool name_is_file = !f.name.empty() && ::stat(f.name.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  if (path.empty() && spec_flags.empty() && name_is_file) path = f.name;
+  if (!path.empty()) {
+    if (!spec_flags.empty())
+      return absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(spec_flags, ", "),
+                                                     " cannot be combined with an xl config ('", path,
+                                                     "'), which says what the domain is; edit the file instead"));
+    CreateDomainArgs a;
+    a.request_id = std::move(request_id);
+    XENCTL_ASSIGN_OR_RETURN(a.xl_config, readXlConfigFile(path));
+    a.define_only = f.define_only;
+    a.paused = f.paused;
+    return a;
+  }
+  if (f.name.empty())
+    return absl::InvalidArgumentError("give a new domain's NAME with --memory and --vcpus, or an xl config file");
+  auto given = [&](std::string_view flag) {
+    for (const std::string& s : spec_flags)
+      if (s == flag) return true;
+    return false;
+  };
+  for (std::string_view flag : {"--memory", "--vcpus"})
+    if (!given(flag))
+      return absl::InvalidArgumentError(
+          name_is_file ? absl::StrCat(av(flag), " is required (to create from the xl config '", f.name,
+                                      "', give it without spec flags)")
+                       : absl::StrCat(av(flag), " is required (to create from an xl config instead, give the file: '",
+                                      f.name, "' is not one)"));
+  return createArgsFromFlags(f, std::move(request_id));
 }
 
 }  // namespace xenctl::client

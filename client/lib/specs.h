@@ -41,4 +41,18 @@ struct CreateFlags {
 /// Parses the flags' values into the request; INVALID_ARGUMENT names the flag.
 Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& flags, std::string request_id);
 
+/// Reads an xl config file for the daemon to parse. NOT_FOUND when it does
+/// not exist, INVALID_ARGUMENT when it is not a regular file or larger than
+/// the daemon takes (1 MiB), both naming the path.
+Result<XlConfigFile> readXlConfigFile(const std::string& path);
+
+/// What vm-create was asked for. From an xl config when --xl-config FILE is
+/// given, or when NAME is an existing file and no spec flag is; otherwise
+/// from the flags, where NAME, --memory and --vcpus are required.
+/// `spec_flags` names the spec flags given (--memory, --vcpus, --type ...);
+/// they cannot be combined with an xl config, which says what the domain is
+/// (INVALID_ARGUMENT naming them). --define-only and --paused apply to both.
+Result<CreateDomainArgs> createArgs(const CreateFlags& flags, const std::string& xl_config_path,
+                                    const std::vector<std::string>& spec_flags, std::string request_id);
+
 }  // namespace xenctl::client

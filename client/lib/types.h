@@ -89,13 +89,21 @@ struct HostInfo {
   uint32_t operations_limit = 0;
 };
 
+/// An xl config file as the client read it; the daemon parses it.
+struct XlConfigFile {
+  std::string file_name;
+  std::string text;
+};
+
 /// What `vm-create` asks for. Unset optionals let the daemon apply its
 /// documented defaults (pvh; destroy / restart / destroy).
 struct CreateDomainArgs {
   std::string request_id;
   /// What the flags said; core's defaults (PVH; destroy, restart, destroy)
-  /// are the daemon's defaults.
+  /// are the daemon's defaults. Not sent when xl_config is set.
   core::DomainSpec spec;
+  /// Create from this xl config instead of `spec`.
+  std::optional<XlConfigFile> xl_config;
   bool define_only = false;
   bool paused = false;
 };

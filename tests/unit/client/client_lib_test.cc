@@ -1,5 +1,8 @@
 // Unit tests of client/lib: addresses, flag values, proto conversion, output, exit codes.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "client/lib/client.h"
@@ -164,6 +167,75 @@ TEST(SpecsTest, CreateArgsErrorsNameTheFlag) {
   a = createArgsFromFlags(f, "r");
   ASSERT_FALSE(a.ok());
   EXPECT_TRUE(absl::StartsWith(a.status().message(), "--on-reboot:")) << a.status();
+}
+
+// A temporary file that is removed with the test.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text) {
+    char tmpl[] = "/tmp/xenctl-client-test-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    EXPECT_GE(fd, 0);
+    path_ = tmpl;
+    EXPECT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    ::close(fd);
+  }
+  ~TempFile() { ::unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// An existing file as NAME, without spec flags, or --xl-config FILE: the file's text is sent, not a spec.
+TEST(SpecsTest, XlConfigFromNameOrFlagIsSentAsText) {
+  TempFile file("name = 'web1'\nmemory = 256\n");
+  CreateFlags f;
+  f.name = file.path();
+  f.paused = true;
+  auto a = createArgs(f, "", {}, "req-2");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(a->xl_config.has_value());
+  EXPECT_EQ(a->xl_config->file_name, file.path());
+  EXPECT_EQ(a->xl_config->text, "name = 'web1'\nmemory = 256\n");
+  v1::CreateDomainRequest req = toProto(*a);
+  EXPECT_EQ(req.source_case(), v1::CreateDomainRequest::kXlConfig);
+  EXPECT_EQ(req.xl_config().text(), "name = 'web1'\nmemory = 256\n");
+  EXPECT_TRUE(req.paused());
+  EXPECT_FALSE(req.has_spec());
+
+  f.name.clear();
+  a = createArgs(f, file.path(), {}, "req-3");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->xl_config->file_name, file.path());
+}
+
+// Spec flags with a file, NAME with --xl-config, a missing file, and flags without --memory are refused.
+TEST(SpecsTest, XlConfigConflictsAreRefused) {
+  TempFile file("name = 'web1'\n");
+  CreateFlags f;
+  auto a = createArgs(f, file.path(), {"--memory", "--disk"}, "r");
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--memory, --disk cannot be combined with an xl config"))
+      << a.status();
+  f.name = "web1";
+  a = createArgs(f, file.path(), {}, "r");
+  ASSERT_FALSE(a.ok());
+  EXPECT_TRUE(absl::StrContains(a.status().message(), "drop 'web1'")) << a.status();
+  f.name.clear();
+  a = createArgs(f, "/nonexistent/x.cfg", {}, "r");
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kNotFound) << a.status();
+  a = createArgs(f, "/tmp", {}, "r");
+  EXPECT_TRUE(absl::StrContains(a.status().message(), "is not a regular file")) << a.status();
+  // With spec flags an existing file's name is a domain NAME, so flags mode applies.
+  f.name = file.path();
+  a = createArgs(f, "", {"--vcpus"}, "r");
+  ASSERT_FALSE(a.ok());
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--memory is required")) << a.status();
+  f.name.clear();
+  a = createArgs(f, "", {}, "r");
+  EXPECT_TRUE(absl::StrContains(a.status().message(), "NAME")) << a.status();
 }
 
 TEST(ExitCodeTest, MapsStatusCodes) {

@@ -1,0 +1,128 @@
+"""xl config files: `vmm create FILE` and `vm-create --xl-config FILE` against
+the real xenctld (test hypervisor). The client sends the file; the daemon
+reads it with libxlutil; what it does not support is refused by name and
+nothing is stored."""
+
+import os
+import textwrap
+
+from harness import DaemonTestCase
+
+PV_CONFIG = textwrap.dedent("""\
+    # A PV guest as xen-tools writes one
+    name        = 'web1'
+    uuid        = '6F1A2B3C-4D5E-4F60-8172-93A4B5C6D7E8'
+    type        = 'pv'
+    kernel      = '/boot/vmlinuz-6.1.0-13-amd64'
+    ramdisk     = '/boot/initrd.img-6.1.0-13-amd64'
+    root        = '/dev/xvda2 ro'
+    extra       = 'console=hvc0'
+    memory      = 512
+    maxmem      = 1024
+    vcpus       = 2
+    maxvcpus    = 4
+    disk        = [ 'phy:/dev/vg0/web1-disk,xvda2,w',
+                    'format=raw, vdev=xvdb, access=ro, target=/srv/xen/web1-data.img' ]
+    vif         = [ 'mac=00:16:3e:4a:1b:2c,bridge=xenbr0,ip=10.0.0.7' ]
+    on_crash    = 'preserve'
+    """)
+
+HVM_WITH_UNSUPPORTED = textwrap.dedent("""\
+    type = "hvm"
+    name = "win10"
+    memory = 2048
+    vnc = 1
+    disk = [ '/srv/xen/win10.qcow2,qcow2,hda,w' ]
+    serial = 'pty'
+    """)
+
+
+class XlConfigTest(DaemonTestCase):
+
+    def write(self, name, text):
+        path = os.path.join(self.workdir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def assert_nothing_stored(self):
+        self.assertEqual(self.vm("list", "--json").json(), [])
+        self.assertEqual(self.vmm("ops", "--all", "--json").json(), [])
+
+    def test_create_from_file_matches_the_file(self):
+        """vmm create FILE defines and starts the domain the file describes, key for key."""
+        path = self.write("web1.cfg", PV_CONFIG)
+        r = self.vmm("create", path, "--json")
+        self.assertEqual(r.err, "")
+        d = r.json()
+        self.assertEqual(d, self.vm("info", "web1", "--json").json())
+        self.assertEqual((d["name"], d["uuid"], d["state"], d["type"]),
+                         ("web1", "6f1a2b3c-4d5e-4f60-8172-93a4b5c6d7e8", "running", "pv"))
+        self.assertEqual((d["memory_mib"], d["maxmem_mib"], d["vcpus"], d["maxvcpus"]), (512, 1024, 2, 4))
+        self.assertEqual((d["kernel"], d["ramdisk"], d["cmdline"]),
+                         ("/boot/vmlinuz-6.1.0-13-amd64", "/boot/initrd.img-6.1.0-13-amd64",
+                          "root=/dev/xvda2 ro console=hvc0"))
+        self.assertEqual(d["disks"], [{"target": "/dev/vg0/web1-disk", "vdev": "xvda2", "mode": "w", "format": ""},
+                                      {"target": "/srv/xen/web1-data.img", "vdev": "xvdb", "mode": "r",
+                                       "format": ""}])
+        self.assertEqual(d["vifs"], [{"bridge": "xenbr0", "mac": "00:16:3e:4a:1b:2c", "ip": "10.0.0.7"}])
+        self.assertEqual((d["on_poweroff"], d["on_reboot"], d["on_crash"]), ("destroy", "restart", "preserve"))
+
+    def test_xl_config_flag_with_define_only_and_human_output(self):
+        """vm-create --xl-config FILE --define-only defines it; the table names the domain from the file."""
+        path = self.write("db1.cfg", "name = 'db1'\nbootloader = 'pygrub'\nmemory = 256\n")
+        r = self.vm("create", "--xl-config", path, "--define-only")
+        self.assertEqual(r.out.splitlines()[1].split()[0], "db1")
+        d = self.vm("info", "db1", "--json").json()
+        self.assertEqual((d["state"], d["type"], d["bootloader"], d["memory_mib"], d["vcpus"]),
+                         ("stopped", "pv", "pygrub", 256, 1))
+
+    def test_unsupported_keys_are_named_and_nothing_is_stored(self):
+        """A file with keys xenctld does not map is refused (exit 2), every key named with its line."""
+        path = self.write("win10.cfg", HVM_WITH_UNSUPPORTED)
+        r = self.vmm("create", path, expect=2)
+        self.assertEqual(r.out, "")
+        self.assertTrue(r.err.startswith(f"vmm: xl config {path}: xenctld does not support the keys "
+                                         "vnc (line 4), serial (line 6); remove them"), r)
+        self.assert_nothing_stored()
+        self.assertIn(f"target={path}", self.daemon.log())  # the refusal is audited
+
+    def test_unsupported_vif_option_is_named(self):
+        """An option inside a vif entry that xenctld cannot carry is refused by name."""
+        path = self.write("a.cfg", "name = 'a'\nkernel = '/k'\nvif = [ 'bridge=xenbr0,model=e1000' ]\n")
+        r = self.vm("create", path, expect=2)
+        self.assertIn(f"{path}:3: vif 0 'bridge=xenbr0,model=e1000': xenctld does not support model", r.err)
+        self.assert_nothing_stored()
+
+    def test_syntax_error_names_file_and_line(self):
+        """libxlutil's syntax error comes back with the file and line."""
+        path = self.write("bad.cfg", "name = 'a'\n\nmemory = 512M\n")
+        r = self.vm("create", path, expect=2)
+        self.assertEqual(r.err, f"vm-create: xl config {path}:3: config parsing error near `M': lexical error; "
+                                "see xl.cfg(5) for the syntax\n")
+        self.assert_nothing_stored()
+
+    def test_spec_flags_cannot_be_combined_with_a_file(self):
+        """Spec flags next to an xl config are refused by the client, the flags named."""
+        path = self.write("web1.cfg", PV_CONFIG)
+        r = self.vm("create", "--xl-config", path, "--memory", "1G", "--vif", "bridge=xenbr1", expect=2)
+        self.assertEqual(r.err, f"vm-create: --memory, --vif cannot be combined with an xl config ('{path}'), "
+                                "which says what the domain is; edit the file instead\n")
+        r = self.vm("create", "web1", "--xl-config", path, expect=2)
+        self.assertIn("--xl-config takes the domain's name from the file", r.err)
+        self.assert_nothing_stored()
+
+    def test_missing_file(self):
+        """--xl-config with no such file exits 3 and names it; a NAME that is no file needs --memory."""
+        r = self.vm("create", "--xl-config", os.path.join(self.workdir, "nope.cfg"), expect=3)
+        self.assertIn("cannot read xl config", r.err)
+        r = self.vm("create", "nope", expect=2)
+        self.assertTrue(r.err.startswith("vm-create: --memory is required"), r)
+        self.assert_nothing_stored()
+
+    def test_existing_name_from_file(self):
+        """The daemon's usual checks apply to a spec read from a file: a taken name is ALREADY_EXISTS."""
+        path = self.write("web1.cfg", PV_CONFIG.replace("uuid", "# uuid"))
+        self.vmm("create", path)
+        r = self.vmm("create", path, expect=1)
+        self.assertEqual(r.err, "vmm: domain 'web1' already exists\n")
