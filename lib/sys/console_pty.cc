@@ -29,6 +29,15 @@ Result<PtyPair> openPtyPair() {
   char name[128];
   if (::ptsname_r(master.get(), name, sizeof(name)) != 0)
     return absl::InternalError(absl::StrCat("ptsname: ", std::strerror(errno)));
+  // Raw from the start, as xenconsoled makes its ptys: what the guest side
+  // writes before anyone attaches is kept as written (no \r to \n).
+  UniqueFd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  termios t;
+  if (!slave || ::tcgetattr(slave.get(), &t) != 0)
+    return absl::InternalError(absl::StrCat("opening ", name, ": ", std::strerror(errno)));
+  ::cfmakeraw(&t);
+  if (::tcsetattr(slave.get(), TCSANOW, &t) != 0)
+    return absl::InternalError(absl::StrCat("tcsetattr ", name, ": ", std::strerror(errno)));
   return PtyPair{std::move(master), name};
 }
 

@@ -119,6 +119,7 @@ class IndependentClientTest(DaemonTestCase):
         op = self.unary("DomainService", "CreateDomain", "CreateDomainRequest", "Operation", request_id="x1",
                         xl_config=xl, define_only=True)
         self.assertEqual(op.target, "api1")
+        self.assertEqual(self.watch(op.id)[-1].state, self.enum_value("OperationState", "OPERATION_STATE_SUCCEEDED"))
         d = self.unary("DomainService", "GetDomain", "GetDomainRequest", "Domain", name="api1")
         self.assertEqual((d.spec.memory_mib, d.spec.vcpus, d.spec.type),
                          (128, 2, self.enum_value("DomainType", "DOMAIN_TYPE_PV")))
