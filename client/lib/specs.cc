@@ -84,13 +84,7 @@ Result<core::VifSpec> parseVifSpec(std::string_view text) {
     if (eq == std::string_view::npos)
       return bad("--vif", text, absl::StrCat("'", av(field), "' is not key=value"), kVifForms);
     std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
-    if (key == "bridge")
-      vif.bridge = std::string(value);
-    else if (key == "mac")
-      vif.mac = std::string(value);
-    else if (key == "ip")
-      vif.ip = std::string(value);
-    else
+    if (!core::setVifField(vif, key, value))
       return bad("--vif", text, absl::StrCat("key '", av(key), "' is not supported"), kVifForms);
   }
   return vif;

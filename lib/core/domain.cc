@@ -129,6 +129,14 @@ std::string newUuid() {
                          lo & 0xffffffffffffULL);
 }
 
+bool setVifField(VifSpec& vif, std::string_view key, std::string_view value) {
+  if (key == "bridge") vif.bridge = std::string(value);
+  else if (key == "mac") vif.mac = std::string(value);
+  else if (key == "ip") vif.ip = std::string(value);
+  else return false;
+  return true;
+}
+
 std::string xenMacFor(std::string_view uuid, size_t index) {
   // absl::Hash is not stable across processes; FNV-1a is.
   uint64_t h = 1469598103934665603ULL;

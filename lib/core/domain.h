@@ -42,6 +42,10 @@ struct VifSpec {
   bool operator==(const VifSpec&) const = default;
 };
 
+/// Sets the field of `vif` named by `key` as xl's vif syntax names it
+/// (bridge, mac, ip); false, leaving `vif` unchanged, for any other key.
+bool setVifField(VifSpec& vif, std::string_view key, std::string_view value);
+
 struct DomainSpec {
   std::string name;
   std::string uuid;

@@ -299,13 +299,7 @@ Result<core::VifSpec> vifOf(Reader& r, size_t index, const std::string& text) {
     if (eq == absl::string_view::npos)
       return r.bad("vif", absl::StrCat(where, ": '", token, "' is not key=value; its keys are ", av(kVifKeys)));
     absl::string_view key = token.substr(0, eq), value = token.substr(eq + 1);
-    if (key == "bridge")
-      vif.bridge = std::string(value);
-    else if (key == "mac")
-      vif.mac = std::string(value);
-    else if (key == "ip")
-      vif.ip = std::string(value);
-    else
+    if (!core::setVifField(vif, std::string_view(key.data(), key.size()), std::string_view(value.data(), value.size())))
       unsupported.emplace_back(key);
   }
   if (!unsupported.empty())

@@ -84,6 +84,36 @@ lab_thin_pool() {
   lab_run lvcreate -y --type thin-pool -L 2G -n "$LAB_POOL" "$LAB_VG"
 }
 
+# lab_root_volume LV MARKER: a 64 MiB thin LV $LAB_VG/LV holding an ext4 file
+# system whose /marker.txt says MARKER (the test guest prints it).
+lab_root_volume() {
+  local lv=$1 marker=$2 dir
+  lab_thin_pool
+  dir=$(mktemp -d)
+  echo "$marker" >"$dir/marker.txt"
+  lab_run lvcreate -y -V 64M -T "$LAB_VG/$LAB_POOL" -n "$lv" || lab_fail "cannot create thin volume $lv"
+  lab_run mkfs.ext4 -q -F -d "$dir" "/dev/$LAB_VG/$lv" || lab_fail "mkfs.ext4 on $lv failed"
+  rm -rf "$dir"
+}
+
+# lab_cleanup GUEST... [-- LV...]: for EXIT traps. Destroys the guests still
+# in Xen (keeping their console logs), kills a xenctld still running (see
+# lab_xenctld_kill) and removes the LVs. Never fails.
+lab_cleanup() {
+  local g lv guests=() lvs_=()
+  while (($#)) && [[ $1 != -- ]]; do guests+=("$1"); shift; done
+  (($#)) && shift
+  lvs_=("$@")
+  set +e
+  for g in "${guests[@]}"; do
+    xl domid "$g" >/dev/null 2>&1 && lab_run -t 60 xl destroy "$g"
+    cp "$(lab_guest_log "$g")" "$LAB_OUT/" 2>/dev/null
+  done
+  lab_xenctld_kill
+  for lv in "${lvs_[@]}"; do lvs "$LAB_VG/$lv" >/dev/null 2>&1 && lab_run lvremove -y "$LAB_VG/$lv"; done
+  return 0
+}
+
 # lab_guest_log NAME: where xenconsoled (--log=guest) writes NAME's console.
 lab_guest_log() { printf '/var/log/xen/console/guest-%s.log\n' "$1"; }
 

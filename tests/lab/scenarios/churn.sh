@@ -13,25 +13,15 @@ rounds=${CHURN_ROUNDS:-5}
 xl_guest=churn-xl
 ours=churn-ours
 
-cleanup() {
-  set +e
-  for g in "$xl_guest" "$ours"; do xl domid "$g" >/dev/null 2>&1 && lab_run -t 60 xl destroy "$g"; done
-  lab_xenctld_kill
-  for lv in churn-xl churn-ours; do lvs "$LAB_VG/$lv" >/dev/null 2>&1 && lab_run lvremove -y "$LAB_VG/$lv"; done
-}
-trap cleanup EXIT
+trap 'lab_cleanup "$xl_guest" "$ours" -- churn-xl churn-ours' EXIT
 
 alive() {
   kill -0 "$LAB_XENCTLD_PID" 2>/dev/null ||
     lab_fail "xenctld died ($1): $(tail -n 30 "$LAB_OUT/xenctld.log")"
 }
 
-lab_thin_pool
-mkdir -p /tmp/churn-root && echo "churn-$RANDOM" >/tmp/churn-root/marker.txt
-for lv in churn-xl churn-ours; do
-  lab_run lvcreate -y -V 64M -T "$LAB_VG/$LAB_POOL" -n "$lv" || lab_fail "cannot create thin volume $lv"
-  lab_run mkfs.ext4 -q -F -d /tmp/churn-root "/dev/$LAB_VG/$lv" || lab_fail "mkfs.ext4 on $lv failed"
-done
+lab_root_volume churn-xl "churn-$RANDOM"
+lab_root_volume churn-ours "churn-$RANDOM"
 
 lab_xenctld_start libxl
 cfg=$(lab_guest_cfg "$xl_guest" "/dev/$LAB_VG/churn-xl")

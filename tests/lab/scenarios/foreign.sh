@@ -10,20 +10,10 @@ source "${LAB_LIB:?run scenarios through tests/lab/run}"
 xl_guest=lab-xl
 ours=lab-ours
 
-cleanup() {
-  set +e
-  for g in "$xl_guest" "$ours"; do xl domid "$g" >/dev/null 2>&1 && lab_run -t 60 xl destroy "$g"; done
-  lab_xenctld_kill
-  for lv in fr-xl fr-ours; do lvs "$LAB_VG/$lv" >/dev/null 2>&1 && lab_run lvremove -y "$LAB_VG/$lv"; done
-}
-trap cleanup EXIT
+trap 'lab_cleanup "$xl_guest" "$ours" -- fr-xl fr-ours' EXIT
 
-lab_thin_pool
-mkdir -p /tmp/fr-root && echo "foreign-$RANDOM" >/tmp/fr-root/marker.txt
-for lv in fr-xl fr-ours; do
-  lab_run lvcreate -y -V 64M -T "$LAB_VG/$LAB_POOL" -n "$lv" || lab_fail "cannot create thin volume $lv"
-  lab_run mkfs.ext4 -q -F -d /tmp/fr-root "/dev/$LAB_VG/$lv" || lab_fail "mkfs.ext4 on $lv failed"
-done
+lab_root_volume fr-xl "foreign-$RANDOM"
+lab_root_volume fr-ours "foreign-$RANDOM"
 
 lab_xenctld_start libxl
 lab_run -t 240 xl create "$(lab_guest_cfg "$xl_guest" "/dev/$LAB_VG/fr-xl")" || lab_fail "xl create $xl_guest failed"

@@ -15,22 +15,12 @@ guest=lab-lc
 root=lc-root
 marker="lifecycle-marker-$(date +%s)-$RANDOM"
 
-cleanup() {
-  set +e
-  xl domid "$guest" >/dev/null 2>&1 && lab_run -t 60 xl destroy "$guest"
-  lab_xenctld_kill
-  lvs "$LAB_VG/$root" >/dev/null 2>&1 && lab_run lvremove -y "$LAB_VG/$root"
-  cp "$(lab_guest_log "$guest")" "$LAB_OUT/" 2>/dev/null
-}
-trap cleanup EXIT
+trap 'lab_cleanup "$guest" -- "$root"' EXIT
 
 # xl_field NAME COLUMN: one column of `xl list NAME` (2 ID, 3 Mem, 4 VCPUs, 5 State).
 xl_field() { xl list "$1" 2>/dev/null | awk -v c="$2" 'NR == 2 { print $c }'; }
 
-lab_thin_pool
-lab_run lvcreate -y -V 64M -T "$LAB_VG/$LAB_POOL" -n "$root" || lab_fail "cannot create thin volume $root"
-mkdir -p /tmp/lc-root && echo "$marker" >/tmp/lc-root/marker.txt
-lab_run mkfs.ext4 -q -F -d /tmp/lc-root "/dev/$LAB_VG/$root" || lab_fail "mkfs.ext4 on $root failed"
+lab_root_volume "$root" "$marker"
 
 lab_xenctld_start libxl
 rm -f "$(lab_guest_log "$guest")"

@@ -11,19 +11,9 @@ source "${LAB_LIB:?run scenarios through tests/lab/run}"
 guest=lab-ra
 root=ra-root
 
-cleanup() {
-  set +e
-  xl domid "$guest" >/dev/null 2>&1 && lab_run -t 60 xl destroy "$guest"
-  lab_xenctld_kill
-  lvs "$LAB_VG/$root" >/dev/null 2>&1 && lab_run lvremove -y "$LAB_VG/$root"
-  cp "$(lab_guest_log "$guest")" "$LAB_OUT/" 2>/dev/null
-}
-trap cleanup EXIT
+trap 'lab_cleanup "$guest" -- "$root"' EXIT
 
-lab_thin_pool
-lab_run lvcreate -y -V 64M -T "$LAB_VG/$LAB_POOL" -n "$root" || lab_fail "cannot create thin volume $root"
-mkdir -p /tmp/ra-root && echo "reattach-$RANDOM" >/tmp/ra-root/marker.txt
-lab_run mkfs.ext4 -q -F -d /tmp/ra-root "/dev/$LAB_VG/$root" || lab_fail "mkfs.ext4 on $root failed"
+lab_root_volume "$root" "reattach-$RANDOM"
 
 lab_xenctld_start libxl
 rm -f "$(lab_guest_log "$guest")"

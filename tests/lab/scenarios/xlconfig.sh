@@ -14,19 +14,9 @@ refused=lab-xlc-no
 root=xc-root
 marker="xlconfig-marker-$(date +%s)-$RANDOM"
 
-cleanup() {
-  set +e
-  for g in "$guest" "$refused"; do xl domid "$g" >/dev/null 2>&1 && lab_run -t 60 xl destroy "$g"; done
-  lab_xenctld_kill
-  lvs "$LAB_VG/$root" >/dev/null 2>&1 && lab_run lvremove -y "$LAB_VG/$root"
-  cp "$(lab_guest_log "$guest")" "$LAB_OUT/" 2>/dev/null
-}
-trap cleanup EXIT
+trap 'lab_cleanup "$guest" "$refused" -- "$root"' EXIT
 
-lab_thin_pool
-lab_run lvcreate -y -V 64M -T "$LAB_VG/$LAB_POOL" -n "$root" || lab_fail "cannot create thin volume $root"
-mkdir -p /tmp/xc-root && echo "$marker" >/tmp/xc-root/marker.txt
-lab_run mkfs.ext4 -q -F -d /tmp/xc-root "/dev/$LAB_VG/$root" || lab_fail "mkfs.ext4 on $root failed"
+lab_root_volume "$root" "$marker"
 
 cfg=$(lab_guest_cfg "$guest" "/dev/$LAB_VG/$root")
 lab_say "xl config $cfg:"
