@@ -76,19 +76,18 @@ bool exists(const std::string& path) {
 std::string_view toString(SignaturePolicy p) {
   switch (p) {
     case SignaturePolicy::kAuto: return "auto";
-    case SignaturePolicy::kRequire: return "require";
-    case SignaturePolicy::kIfPresent: return "if-present";
-    case SignaturePolicy::kIgnore: return "ignore";
+    case SignaturePolicy::kSigned: return "signed";
+    case SignaturePolicy::kDigest: return "digest";
+    case SignaturePolicy::kNone: return "none";
   }
   return "?";
 }
 
 Result<SignaturePolicy> parseSignaturePolicy(std::string_view s) {
-  for (auto p : {SignaturePolicy::kAuto, SignaturePolicy::kRequire, SignaturePolicy::kIfPresent,
-                 SignaturePolicy::kIgnore})
+  for (auto p : {SignaturePolicy::kAuto, SignaturePolicy::kSigned, SignaturePolicy::kDigest, SignaturePolicy::kNone})
     if (toString(p) == s) return p;
   return absl::InvalidArgumentError(
-      absl::StrCat("'", av(s), "' is not a signature policy; give auto, require, if-present or ignore"));
+      absl::StrCat("'", av(s), "' is not a signature policy; give auto, signed, digest or none"));
 }
 
 Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& request, const std::string& dest) {
@@ -99,13 +98,13 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
     return absl::AlreadyExistsError(absl::StrCat("importing ", uri, ": ", dest, " already exists; delete it first"));
   SignaturePolicy policy = request.signature;
   if (policy == SignaturePolicy::kAuto)
-    policy = scheme == "file" ? SignaturePolicy::kIfPresent : SignaturePolicy::kRequire;
+    policy = scheme == "file" ? SignaturePolicy::kDigest : SignaturePolicy::kSigned;
 
   ImportResult result;
   // The signature and the digest come first: a bad or untrusted signature
   // stops the import before the image is downloaded.
   std::optional<MinisignSignature> sig;
-  if (policy != SignaturePolicy::kIgnore) {
+  if (policy != SignaturePolicy::kNone) {
     std::string sig_uri = uri + ".minisig";
     auto text = fetchSmall(fetcher, sig_uri, kMaxSignatureBytes, request.fetch);
     if (text.ok()) {
@@ -121,7 +120,7 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
             "with minisign 0.8 or later (prehashed by default)"));
     } else if (text.status().code() != absl::StatusCode::kNotFound) {
       return text.status();
-    } else if (policy == SignaturePolicy::kRequire) {
+    } else if (policy == SignaturePolicy::kSigned) {
       return absl::FailedPreconditionError(absl::StrCat(
           "importing ", uri, ": no signature at ", sig_uri,
           "; remote images must be signed (minisign -S -m IMAGE) by a trusted key, or imported with "
@@ -154,6 +153,11 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
       return sums.status();
     }
   }
+
+  if (policy == SignaturePolicy::kDigest && !sig && !expected)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "importing ", uri, ": neither a signature (", uri, ".minisig) nor an expected SHA-256 (given, or in ",
+        siblingUri(uri, "SHA256SUMS"), "); give the image's SHA-256, or import it with unsigned images allowed"));
 
   XENCTL_ASSIGN_OR_RETURN(Staging staging, Staging::create(dest));
   const std::string staged = staging.path() + "/image";
@@ -247,6 +251,7 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
   result.resumes = fetched->resumes;
 
   // Verify before anything becomes visible at `dest`.
+  if (request.on_phase) request.on_phase("verify");
   result.sha256 = sha.finish();
   if (expected) {
     if (*expected != result.sha256)

@@ -5,6 +5,7 @@
 // ever stored.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,11 +18,12 @@
 
 namespace xenctl::image {
 
+/// How much proof an import needs (the API's SignaturePolicy).
 enum class SignaturePolicy {
-  kAuto,      ///< kRequire for remote URIs (http, https, ftp), kIfPresent for file://
-  kRequire,   ///< URI.minisig must exist and verify with a trusted key
-  kIfPresent, ///< verified when URI.minisig exists
-  kIgnore,    ///< not looked for
+  kAuto,    ///< kSigned for remote URIs (http, https, ftp), kDigest for file://
+  kSigned,  ///< URI.minisig must exist and verify with a trusted key
+  kDigest,  ///< a signature when URI.minisig exists, else an expected SHA-256 (request or SHA256SUMS)
+  kNone,    ///< no proof needed; URI.minisig is not looked for (an expected SHA-256 is still checked)
 };
 std::string_view toString(SignaturePolicy p);
 Result<SignaturePolicy> parseSignaturePolicy(std::string_view s);
@@ -38,6 +40,8 @@ struct ImportRequest {
   std::vector<MinisignPublicKey> trusted_keys;
   ImageFormat format = ImageFormat::kAuto;
   ExtractPolicy extract;
+  /// Told "verify" once the stream is unpacked and the digests are checked.
+  std::function<void(std::string_view phase)> on_phase;
   /// Timeouts, retries, limits, progress and cancellation of the download.
   /// `fetch.stop` also cancels the unpacking.
   core::FetchOptions fetch;

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/core/fetcher.h"
 
-namespace xenctl::testing {
+namespace xenctl::fakes {
 
 class FakeFetcher : public core::Fetcher {
  public:
@@ -66,4 +66,4 @@ class FakeFetcher : public core::Fetcher {
   std::vector<std::string> requested_;
 };
 
-}  // namespace xenctl::testing
+}  // namespace xenctl::fakes

@@ -424,7 +424,7 @@ class ImageTest(unittest.TestCase):
         self.publish("unsigned.tar.gz", read_bytes(os.path.join(self.www, "root.tar.gz")))
         rc, _, err = self.import_(self.http.base + "/unsigned.tar.gz")
         self.assert_refused(rc, err, "FAILED_PRECONDITION", "no signature at", "unsigned.tar.gz.minisig")
-        rc, res, err = self.import_(self.http.base + "/unsigned.tar.gz", "--policy", "if-present")
+        rc, res, err = self.import_(self.http.base + "/unsigned.tar.gz", "--policy", "none")
         self.assertEqual(rc, 0, err)
         self.assertFalse(res["signed"])
 
@@ -471,13 +471,13 @@ class ImageTest(unittest.TestCase):
         sums = subprocess.run(["sha256sum", "root.tar.gz"], cwd=d, check=True, capture_output=True).stdout
         with open(os.path.join(d, "SHA256SUMS"), "wb") as f:
             f.write(sums)
-        rc, res, err = self.import_(self.http.base + "/sums/root.tar.gz", "--policy", "ignore")
+        rc, res, err = self.import_(self.http.base + "/sums/root.tar.gz", "--policy", "none")
         self.assertEqual(rc, 0, err)
         self.assertEqual(res["digest_source"], "SHA256SUMS")
         self.remove_dest()
         with open(os.path.join(d, "root.tar.gz"), "ab") as f:
             f.write(b"\0" * 512)
-        rc, _, err = self.import_(self.http.base + "/sums/root.tar.gz", "--policy", "ignore")
+        rc, _, err = self.import_(self.http.base + "/sums/root.tar.gz", "--policy", "none")
         self.assertEqual(rc, 1)
         self.assertTrue(err.startswith("DATA_LOSS:") and "(SHA256SUMS)" in err, err)
 

@@ -17,7 +17,7 @@ using testing::file;
 using testing::listTree;
 using testing::readAll;
 using testing::TempDir;
-using xenctl::testing::FakeFetcher;
+using fakes::FakeFetcher;
 
 // A minisign key pair made here; the format of what it writes is the one
 // minisign_test checks against signatures of the real tool.
@@ -109,15 +109,20 @@ TEST_F(ImportTest, RemoteUnsignedIsRefusedByDefault) {
   EXPECT_THAT(fetcher_.requested(), ::testing::Not(::testing::Contains(kUri)));
   expectNothingKept();
   ImportRequest allow = request();
-  allow.signature = SignaturePolicy::kIfPresent;
+  allow.signature = SignaturePolicy::kNone;
   EXPECT_TRUE(importImage(fetcher_, allow, dest_).ok());
 }
 
-// A file:// image needs no signature by default, but one that is there is checked.
-TEST_F(ImportTest, LocalSignatureIsCheckedIfPresent) {
+// A file:// image needs a signature or an expected digest by default; a signature that is there is checked.
+TEST_F(ImportTest, LocalImageNeedsDigestOrSignature) {
   ImportRequest r = request();
   r.uri = "file:///srv/img.tar.gz";
   fetcher_.serve(r.uri, archive_);
+  auto none = importImage(fetcher_, r, dest_);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition) << none.status();
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("neither a signature"));
+  expectNothingKept();
+  r.sha256 = sha256(archive_);
   ASSERT_TRUE(importImage(fetcher_, r, dest_).ok());
   fetcher_.serve(r.uri + ".minisig", signer_.sign("something else"));
   auto bad = importImage(fetcher_, r, tmp_.sub("second"));
@@ -150,7 +155,7 @@ TEST_F(ImportTest, UntrustedSignerIsRefusedEarly) {
 // A wrong expected digest is DATA_LOSS with both values, and nothing is kept.
 TEST_F(ImportTest, WrongDigestKeepsNothing) {
   ImportRequest r = request();
-  r.signature = SignaturePolicy::kIgnore;
+  r.signature = SignaturePolicy::kNone;
   r.sha256 = sha256("not the archive");
   auto st = importImage(fetcher_, r, dest_);
   ASSERT_FALSE(st.ok());
@@ -163,7 +168,7 @@ TEST_F(ImportTest, WrongDigestKeepsNothing) {
 // The expected digest comes from SHA256SUMS beside the image when the request has none.
 TEST_F(ImportTest, DigestFromSha256Sums) {
   ImportRequest r = request();
-  r.signature = SignaturePolicy::kIgnore;
+  r.signature = SignaturePolicy::kNone;
   fetcher_.serve(siblingUri(kUri, "SHA256SUMS"), toHex(sha256("other")) + "  debian-12.tar.gz\n");
   auto bad = importImage(fetcher_, r, dest_);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
@@ -179,7 +184,7 @@ TEST_F(ImportTest, DigestFromSha256Sums) {
 // A download that fails halfway reports the download's error and keeps nothing.
 TEST_F(ImportTest, FailedDownloadKeepsNothing) {
   ImportRequest r = request();
-  r.signature = SignaturePolicy::kIgnore;
+  r.signature = SignaturePolicy::kNone;
   fetcher_.failAfter(kUri, 100, absl::UnavailableError("fetching: connection reset (after 5 attempts)"));
   auto st = importImage(fetcher_, r, dest_);
   ASSERT_FALSE(st.ok());
@@ -190,7 +195,7 @@ TEST_F(ImportTest, FailedDownloadKeepsNothing) {
 // A hostile archive stops the download too, and keeps nothing.
 TEST_F(ImportTest, HostileArchiveKeepsNothing) {
   ImportRequest r = request();
-  r.signature = SignaturePolicy::kIgnore;
+  r.signature = SignaturePolicy::kNone;
   fetcher_.serve(kUri, buildArchive({file("a", std::string(1 << 20, 'a')), file("../escape", "x")},
                                     ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_NONE));
   auto st = importImage(fetcher_, r, dest_);
@@ -204,7 +209,7 @@ TEST_F(ImportTest, HostileArchiveKeepsNothing) {
 TEST_F(ImportTest, ExistingDestination) {
   ASSERT_EQ(::mkdir(dest_.c_str(), 0755), 0);
   ImportRequest r = request();
-  r.signature = SignaturePolicy::kIgnore;
+  r.signature = SignaturePolicy::kNone;
   EXPECT_EQ(importImage(fetcher_, r, dest_).status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(listTree(tmp_.path()), std::vector<std::string>{"debian-12"});
 }
@@ -216,6 +221,7 @@ TEST_F(ImportTest, RawImage) {
   img[1024 + 57] = static_cast<char>(0xEF);
   ImportRequest r = request();
   r.uri = "file:///srv/root.img";
+  r.signature = SignaturePolicy::kNone;
   fetcher_.serve(r.uri, img);
   auto st = importImage(fetcher_, r, dest_);
   ASSERT_TRUE(st.ok()) << st.status();
@@ -225,8 +231,7 @@ TEST_F(ImportTest, RawImage) {
 
 // The signature policy names round-trip.
 TEST(SignaturePolicyNames, RoundTrip) {
-  for (auto p : {SignaturePolicy::kAuto, SignaturePolicy::kRequire, SignaturePolicy::kIfPresent,
-                 SignaturePolicy::kIgnore})
+  for (auto p : {SignaturePolicy::kAuto, SignaturePolicy::kSigned, SignaturePolicy::kDigest, SignaturePolicy::kNone})
     EXPECT_EQ(parseSignaturePolicy(toString(p)).value(), p);
   EXPECT_EQ(parseSignaturePolicy("yes").status().code(), absl::StatusCode::kInvalidArgument);
 }
