@@ -22,5 +22,6 @@ std::unique_ptr<Command> makeOpsCommand();
 std::unique_ptr<Command> makeWatchCommand();
 std::unique_ptr<Command> makeHostCommand();
 std::unique_ptr<Command> makeVolumeCommand();
+std::unique_ptr<Command> makeImageCommand();
 
 }  // namespace xenctl::client
