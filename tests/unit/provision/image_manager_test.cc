@@ -129,5 +129,38 @@ TEST_F(ImageManagerTest, DeleteRefusedWhileCloned) {
   EXPECT_EQ(images_->remove("golden", {"", 0}).status().code(), absl::StatusCode::kNotFound);
 }
 
+// A raw ext4 image (made by mkfs.ext4 here) lands in the base volume byte for byte.
+TEST_F(ImageManagerTest, RawImageIsCopiedIntoTheVolume) {
+  const std::string raw = tmp_.sub("fs.img");
+  auto made = runner_.run({"mkfs.ext4", "-q", "-F", "-L", "rawfs", raw, "8M"}, absl::Seconds(60));
+  ASSERT_TRUE(made.ok() && made->exit_code == 0) << (made.ok() ? made->output : made.status().ToString());
+  const std::string bytes = it::readAll(raw);
+  fetcher_.serve("file:///srv/fs.img", bytes);
+  auto op = done(images_->import({"rawfs", "file:///srv/fs.img", image::toHex(image::sha256(bytes)),
+                                  image::SignaturePolicy::kDigest, ""},
+                                 {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  auto all = images_->list();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].record.kind, "raw-ext");
+  auto vol = (*storage_->pool(""))->get("rawfs");
+  ASSERT_TRUE(vol.ok()) << vol.status();
+  EXPECT_EQ(it::readAll(vol->path), bytes);
+}
+
+// Cancelling the operation stops the import; nothing is left in the pool, the catalog or the staging.
+TEST_F(ImageManagerTest, CancelKeepsNothing) {
+  fetcher_.blockAfter(kUri, 0);
+  auto started = images_->import(req("golden"), {"", 0});
+  ASSERT_TRUE(started.ok()) << started.status();
+  fetcher_.waitBlocked();
+  ASSERT_TRUE(ops_.cancel(started->id).ok());
+  auto op = waitFinished(ops_, started->id);
+  EXPECT_EQ(op.state, OperationState::kCancelled) << op.status;
+  EXPECT_TRUE(images_->list()->empty());
+  EXPECT_TRUE((*storage_->pool(""))->list()->empty());
+  EXPECT_TRUE(it::listTree(tmp_.sub("work")).empty());
+}
+
 }  // namespace
 }  // namespace xenctl::provision
