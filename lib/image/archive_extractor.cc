@@ -154,14 +154,19 @@ Result<std::vector<std::string>> safeComponents(std::string_view name, std::stri
 }
 
 bool allZero(const char* p, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (p[i] != 0) return false;
+  static const char kZeros[kBlock] = {};
+  while (n > 0) {
+    size_t k = std::min(n, kBlock);
+    if (std::memcmp(p, kZeros, k) != 0) return false;
+    p += k;
+    n -= k;
+  }
   return true;
 }
 
-// Writes a file from pieces at increasing offsets, a 4 KiB block at a time
-// however the pieces are cut; blocks of zeros are not written, so they stay
-// holes (the caller sets the size at the end).
+// Writes a file from pieces at increasing offsets, in runs of whole 4 KiB
+// blocks however the pieces are cut; blocks of zeros are not written, so
+// they stay holes (the caller sets the size at the end).
 class SparseWriter {
  public:
   SparseWriter(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
@@ -169,31 +174,32 @@ class SparseWriter {
   Status write(uint64_t offset, const char* data, size_t size) {
     if (!pending_.empty() && offset != pending_at_ + pending_.size()) XENCTL_RETURN_IF_ERROR(flush());
     if (pending_.empty()) pending_at_ = offset;
-    while (size > 0) {
-      uint64_t at = pending_at_ + pending_.size();
+    uint64_t at = pending_at_ + pending_.size();
+    if (at % kBlock != 0) {  // complete the partial block first
       size_t n = std::min<uint64_t>(size, kBlock - at % kBlock);
       pending_.append(data, n);
       data += n;
       size -= n;
-      if ((at + n) % kBlock == 0) XENCTL_RETURN_IF_ERROR(flush());
+      at += n;
+      if (at % kBlock == 0) XENCTL_RETURN_IF_ERROR(flush());
+      if (size == 0) return Status();
     }
+    // Block-aligned from here: write the runs of non-zero blocks in place.
+    const size_t whole = size / kBlock * kBlock;
+    for (size_t i = 0; i < whole;) {
+      while (i < whole && allZero(data + i, kBlock)) i += kBlock;
+      const size_t run = i;
+      while (i < whole && !allZero(data + i, kBlock)) i += kBlock;
+      if (i > run) XENCTL_RETURN_IF_ERROR(pwriteAll(at + run, data + run, i - run));
+    }
+    pending_at_ = at + whole;
+    pending_.assign(data + whole, size - whole);
     return Status();
   }
 
   Status flush() {
-    if (!pending_.empty() && !allZero(pending_.data(), pending_.size())) {
-      size_t done = 0;
-      while (done < pending_.size()) {
-        ssize_t w = ::pwrite(fd_, pending_.data() + done, pending_.size() - done,
-                             static_cast<off_t>(pending_at_ + done));
-        if (w < 0) {
-          if (errno == EINTR) continue;
-          return errnoStatus(errno, absl::StrCat("writing ", what_));
-        }
-        done += static_cast<size_t>(w);
-      }
-      written_ += pending_.size();
-    }
+    if (!pending_.empty() && !allZero(pending_.data(), pending_.size()))
+      XENCTL_RETURN_IF_ERROR(pwriteAll(pending_at_, pending_.data(), pending_.size()));
     pending_at_ += pending_.size();
     pending_.clear();
     return Status();
@@ -202,6 +208,20 @@ class SparseWriter {
   uint64_t written() const { return written_; }
 
  private:
+  Status pwriteAll(uint64_t offset, const char* data, size_t size) {
+    size_t done = 0;
+    while (done < size) {
+      ssize_t w = ::pwrite(fd_, data + done, size - done, static_cast<off_t>(offset + done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return errnoStatus(errno, absl::StrCat("writing ", what_));
+      }
+      done += static_cast<size_t>(w);
+    }
+    written_ += size;
+    return Status();
+  }
+
   int fd_;
   std::string what_;
   uint64_t pending_at_ = 0;

@@ -1,5 +1,7 @@
-// Streaming digests (libsodium): SHA-256 for content addressing and the
-// expected digest, BLAKE2b-512 for minisign's prehashed signatures.
+// Streaming digests: SHA-256 (OpenSSL's EVP, which uses the CPU's SHA
+// instructions: it must keep up with the download) for content addressing
+// and the expected digest; BLAKE2b-512 (libsodium) for minisign's prehashed
+// signatures.
 #pragma once
 
 #include <array>
@@ -12,6 +14,8 @@
 
 #include "lib/core/status.h"
 
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
+
 namespace xenctl::image {
 
 using Sha256Digest = std::array<uint8_t, 32>;
@@ -22,15 +26,16 @@ Status initSodium();
 
 class Sha256 {
  public:
-  Sha256() { crypto_hash_sha256_init(&state_); }
-  void update(std::string_view data) {
-    crypto_hash_sha256_update(&state_, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  }
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(std::string_view data);
   /// Ends the hash; the object must not be updated afterwards.
   Sha256Digest finish();
 
  private:
-  crypto_hash_sha256_state state_;
+  evp_md_ctx_st* ctx_;
 };
 
 class Blake2b512 {

@@ -172,7 +172,7 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
         uri,
         [&](std::string_view chunk) {
           sha.update(chunk);
-          blake.update(chunk);
+          if (sig) blake.update(chunk);  // only a signature needs it
           return pipe.write(chunk);
         },
         request.fetch);

@@ -18,7 +18,7 @@ class CurlFetcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
     fetcher_ = std::move(CurlFetcher::create().value());
-    data_ = std::string(300000, '\0');
+    data_ = std::string(3000000, '\0');  // several of curl's 512 KiB chunks
     for (size_t i = 0; i < data_.size(); ++i) data_[i] = static_cast<char>(i * 31 % 251);
     path_ = tmp_.sub("image.bin");
     testing::writeFile(path_, data_);
