@@ -65,6 +65,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if path == "/to-file":  # a redirect a server must not be able to make us follow
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/hostname")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if path in srv.fail_once:
             srv.fail_once.discard(path)
             self.send_error(503)
@@ -363,6 +369,9 @@ class ImageTest(unittest.TestCase):
         rc, _, err = run_tool("fetch", self.http.base + "/redirect/9/root.tar.gz", o, "--max-redirects", "5")
         self.assertTrue(err.startswith("FAILED_PRECONDITION:") and "redirect" in err.lower(), err)
         rc, _, err = run_tool("fetch", "gopher://127.0.0.1/x", o)
+        self.assertTrue(err.startswith("INVALID_ARGUMENT:"), err)
+        rc, _, err = run_tool("fetch", self.http.base + "/to-file", o)
+        self.assertEqual(rc, 1, "a redirect to file:// was followed")
         self.assertTrue(err.startswith("INVALID_ARGUMENT:"), err)
 
     def test_stalled_transfer_is_cut(self):
