@@ -1,4 +1,5 @@
-// The Fetcher port: streams the bytes at a URI into a sink. Real:
+// The Fetcher port: streams the bytes at a URI into a sink, or from a
+// source to a URI. Real:
 // image::CurlFetcher (file, http, https, ftp). Test: a fake that serves
 // strings from memory.
 #pragma once
@@ -48,6 +49,10 @@ struct FetchOptions {
 /// resumes. A non-OK return stops the transfer and is what fetch() returns.
 using ByteSink = std::function<Status(std::string_view chunk)>;
 
+/// Gives the next bytes to send into `buf` (at most `max`), and how many;
+/// 0 at the end. An error stops the transfer and is what put() returns.
+using ByteSource = std::function<Result<size_t>(char* buf, size_t max)>;
+
 struct FetchResult {
   uint64_t bytes = 0;  ///< bytes given to the sink
   int attempts = 1;    ///< 1 when no retry was needed
@@ -64,6 +69,11 @@ class Fetcher {
   /// FAILED_PRECONDITION for an untrusted TLS certificate or too many
   /// redirects; CANCELLED when `options.stop` fired; the sink's own status.
   virtual Result<FetchResult> fetch(const std::string& uri, const ByteSink& sink, const FetchOptions& options) = 0;
+  /// Stores what `source` gives at `uri`: file:// (created or replaced),
+  /// ftp:// (STOR, missing directories created), http(s):// (PUT). Not
+  /// retried: the source is a stream. Returns the bytes sent. Codes as
+  /// fetch(), and the source's own error.
+  virtual Result<uint64_t> put(const std::string& uri, const ByteSource& source, const FetchOptions& options) = 0;
 };
 
 }  // namespace xenctl::core

@@ -261,4 +261,82 @@ Result<FetchResult> CurlFetcher::fetch(const std::string& uri, const core::ByteS
   }
 }
 
+namespace {
+
+struct Upload {
+  const core::ByteSource* source = nullptr;
+  const FetchOptions* options = nullptr;
+  uint64_t sent = 0;
+  Status source_status;
+  std::chrono::steady_clock::time_point last_report{};
+};
+
+size_t onRead(char* buf, size_t size, size_t nitems, void* userdata) {
+  auto* u = static_cast<Upload*>(userdata);
+  Result<size_t> n = (*u->source)(buf, size * nitems);
+  if (!n.ok()) {
+    u->source_status = n.status();
+    return CURL_READFUNC_ABORT;
+  }
+  u->sent += *n;
+  return *n;
+}
+
+int onUploadProgress(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
+  auto* u = static_cast<Upload*>(userdata);
+  if (u->options->stop.stop_requested()) return 1;
+  if (!u->options->progress) return 0;
+  auto now = std::chrono::steady_clock::now();
+  if (now - u->last_report < std::chrono::milliseconds(100)) return 0;
+  u->last_report = now;
+  FetchProgress p;
+  p.bytes = static_cast<uint64_t>(ulnow);
+  u->options->progress(p);
+  return 0;
+}
+
+}  // namespace
+
+Result<uint64_t> CurlFetcher::put(const std::string& uri, const core::ByteSource& source,
+                                  const FetchOptions& options) {
+  XENCTL_ASSIGN_OR_RETURN(std::string scheme, uriScheme(uri));
+  (void)scheme;
+  Easy easy(curl_easy_init());
+  if (!easy) return absl::ResourceExhaustedError(absl::StrCat("storing ", uri, ": curl_easy_init failed"));
+  CURL* c = easy.get();
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  Upload u;
+  u.source = &source;
+  u.options = &options;
+  curl_easy_setopt(c, CURLOPT_URL, uri.c_str());
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "file,http,https,ftp");
+  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(c, CURLOPT_FTP_CREATE_MISSING_DIRS, static_cast<long>(CURLFTP_CREATE_DIR));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(toMillis(options.connect_timeout)));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(options.low_speed_bytes));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+                   static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options.low_speed_time))));
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "xenctld/0.1");
+  curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L << 10);
+  if (!options.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
+  curl_easy_setopt(c, CURLOPT_READFUNCTION, onRead);
+  curl_easy_setopt(c, CURLOPT_READDATA, &u);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, onUploadProgress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &u);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  CURLcode rc = curl_easy_perform(c);
+  long http_code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http_code);
+  if (rc == CURLE_OK) return u.sent;
+  if (!u.source_status.ok()) return u.source_status;
+  if (rc == CURLE_ABORTED_BY_CALLBACK)
+    return absl::CancelledError(absl::StrCat("storing ", uri, ": cancelled after ", u.sent, " bytes"));
+  Status st = curlError(uri, rc, http_code, errbuf, 1);
+  // curlError speaks of fetching; this is the other direction.
+  return Status(st.code(), absl::StrCat("storing", st.message().substr(std::string_view("fetching").size())));
+}
+
 }  // namespace xenctl::image

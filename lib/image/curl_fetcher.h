@@ -20,6 +20,8 @@ class CurlFetcher final : public core::Fetcher {
 
   Result<core::FetchResult> fetch(const std::string& uri, const core::ByteSink& sink,
                                   const core::FetchOptions& options) override;
+  Result<uint64_t> put(const std::string& uri, const core::ByteSource& source,
+                       const core::FetchOptions& options) override;
 
  private:
   CurlFetcher() = default;

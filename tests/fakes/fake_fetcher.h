@@ -80,6 +80,20 @@ class FakeFetcher : public core::Fetcher {
     return r;
   }
 
+  Result<uint64_t> put(const std::string& uri, const core::ByteSource& source,
+                       const core::FetchOptions& options) override {
+    std::string body;
+    char buf[kChunk];
+    for (;;) {
+      if (options.stop.stop_requested()) return absl::CancelledError(absl::StrCat("storing ", uri, ": cancelled"));
+      XENCTL_ASSIGN_OR_RETURN(size_t n, source(buf, sizeof buf));
+      if (n == 0) break;
+      body.append(buf, n);
+    }
+    serve(uri, body);
+    return body.size();
+  }
+
  private:
   static constexpr size_t kChunk = 4096;
   mutable std::mutex mu_;

@@ -3,6 +3,7 @@
 // through xenctld.
 //   image_tool fetch URI OUT [options]     CurlFetcher alone, into the file OUT
 //   image_tool import URI DEST [options]  importImage: fetch, verify, unpack
+//   image_tool export DIR URI [--format F] exportDirectory: pack and store
 // Prints a JSON result on stdout; on error "CODE: message" on stderr, exit 1.
 #include <fstream>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
+#include "lib/image/archive_writer.h"
 #include "lib/image/curl_fetcher.h"
 #include "lib/image/image_importer.h"
 
@@ -65,6 +67,12 @@ int main(int argc, char** argv) {
   import->add_option("--max-total", max_total);
   import->add_flag("--allow-setid", allow_setid);
   import->add_flag("--allow-devices", allow_devices);
+  std::string export_format = "tar.zst";
+  auto* exp = app.add_subcommand("export");
+  exp->add_option("dir", out)->required();
+  exp->add_option("uri", uri)->required();
+  exp->add_option("--format", export_format);
+  exp->add_option("--ca", ca);
   CLI11_PARSE(app, argc, argv);
 
   core::FetchOptions fo;
@@ -84,7 +92,13 @@ int main(int argc, char** argv) {
   if (!fetcher.ok()) return fail(fetcher.status());
 
   nlohmann::json j;
-  if (fetch->parsed()) {
+  if (exp->parsed()) {
+    auto f = parseExportFormat(export_format);
+    if (!f.ok()) return fail(f.status());
+    auto r = exportDirectory(**fetcher, out, *f, uri, fo);
+    if (!r.ok()) return fail(r.status());
+    j = {{"entries", r->pack.entries}, {"bytes", r->pack.bytes}, {"sha256", toHex(r->sha256)}};
+  } else if (fetch->parsed()) {
     std::ofstream f(out, std::ios::binary);
     auto r = (*fetcher)->fetch(
         uri,
