@@ -316,11 +316,27 @@ grpc::Status ImageServiceImpl::DeleteImage(grpc::ServerContext* ctx, const v1::D
   return answer("DeleteImage", req->name(), caller, c_.images.remove(req->name(), caller), out);
 }
 
+grpc::Status ImageServiceImpl::ExportImage(grpc::ServerContext* ctx, const v1::ExportImageRequest* req,
+                                           v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  provision::ImageManager::ExportRequest er{req->source(), req->uri(), image::ExportFormat::kCpioGz};
+  switch (req->format()) {
+    case v1::ARCHIVE_FORMAT_UNSPECIFIED:
+    case v1::ARCHIVE_FORMAT_CPIO_GZ:
+      break;
+    case v1::ARCHIVE_FORMAT_TAR_ZST:
+      er.format = image::ExportFormat::kTarZst;
+      break;
+    default:
+      return toGrpc(absl::InvalidArgumentError("export formats are cpio.gz and tar.zst"));
+  }
+  return answer("ExportImage", req->source(), caller, c_.images.exportImage(er, caller), out);
+}
+
 #define XENCTL_NOT_BUILT(Svc, Method, Req, Resp, what)                                   \
   grpc::Status Svc::Method(grpc::ServerContext*, const v1::Req*, v1::Resp*) {            \
     return notBuilt(#Method, what);                                                      \
   }
-XENCTL_NOT_BUILT(ImageServiceImpl, ExportImage, ExportImageRequest, Operation, "image export")
 XENCTL_NOT_BUILT(ContainerServiceImpl, ApplyContainer, ApplyContainerRequest, Operation, "container files")
 XENCTL_NOT_BUILT(ContainerServiceImpl, StripContainer, StripContainerRequest, StripContainerResponse,
                  "container files")

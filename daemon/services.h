@@ -98,7 +98,6 @@ class VolumeServiceImpl final : public v1::VolumeService::Service {
   ServiceContext& c_;
 };
 
-/// ExportImage is not built yet: it answers UNIMPLEMENTED and says so.
 class ImageServiceImpl final : public v1::ImageService::Service {
  public:
   explicit ImageServiceImpl(ServiceContext& c) : c_(c) {}

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -238,6 +240,62 @@ Result<core::OperationRecord> ImageManager::remove(const std::string& name, cons
                              if (!st.ok() && !absl::IsNotFound(st)) return st;
                              return store_.deleteImage(name);
                            });
+}
+
+Result<std::string> ImageManager::volumePath(const std::string& source) {
+  std::string_view ref(source);
+  ref.remove_prefix(4);  // "vol:"
+  size_t slash = ref.find('/');
+  if (slash == std::string_view::npos)
+    return absl::InvalidArgumentError(absl::StrCat("'", source, "' is not vol:POOL/NAME"));
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(std::string(ref.substr(0, slash))));
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(std::string(ref.substr(slash + 1))));
+  return v.path;
+}
+
+Result<core::OperationRecord> ImageManager::exportImage(const ExportRequest& req, const Caller& caller) {
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(image::uriScheme(req.uri).status());
+    if (req.source.rfind("vol:", 0) == 0) return volumePath(req.source).status();
+    if (req.source.empty() || req.source.front() != '/')
+      return absl::InvalidArgumentError(absl::StrCat("export source '", req.source,
+                                                     "' is neither an absolute directory nor vol:POOL/NAME"));
+    struct stat st;
+    if (::stat(req.source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return absl::NotFoundError(absl::StrCat("export source ", req.source, " is not a directory"));
+    return absl::OkStatus();
+  };
+  return ops_.startChecked({"export-image", req.source, caller.request_id, caller.uid}, precheck,
+                           [this, req](OperationContext& ctx) { return exportWork(ctx, req); });
+}
+
+Status ImageManager::exportWork(OperationContext& ctx, const ExportRequest& req) {
+  std::string dir = req.source;
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() {
+      if (!path.empty()) removeTree(path);
+    }
+  } cleanup;
+  if (req.source.rfind("vol:", 0) == 0) {
+    ctx.phase("prepare", 2, absl::StrCat("reading the file system of ", req.source));
+    XENCTL_ASSIGN_OR_RETURN(std::string path, volumePath(req.source));
+    dir = cleanup.path = absl::StrCat(config_.work_dir, "/", ctx.id());
+    if (::mkdir(dir.c_str(), 0700) != 0)
+      return absl::InternalError(absl::StrCat("creating ", dir, ": ", std::strerror(errno)));
+    XENCTL_RETURN_IF_ERROR(runTool(tools_, {"debugfs", "-R", absl::StrCat("rdump / ", dir), path},
+                                   absl::StrCat("exporting ", req.source, ": reading its file system")));
+  }
+  ctx.phase("pack", 10, absl::StrCat("storing ", req.uri));
+  core::FetchOptions fo;
+  fo.ca_file = config_.ca_file;
+  fo.stop = ctx.stopToken();
+  fo.progress = [&ctx](const core::FetchProgress& p) { ctx.progress(50, p.bytes, 0); };
+  auto r = image::exportDirectory(fetcher_, dir, req.format, req.uri, fo);
+  if (!r.ok()) return r.status();
+  ctx.progress(100, r->pack.bytes, r->pack.bytes,
+               absl::StrCat(r->pack.entries, " entries, sha256 ", image::toHex(r->sha256)));
+  return absl::OkStatus();
 }
 
 }  // namespace xenctl::provision

@@ -12,6 +12,7 @@
 
 #include "lib/core/fetcher.h"
 #include "lib/core/process_runner.h"
+#include "lib/image/archive_writer.h"
 #include "lib/image/image_importer.h"
 #include "lib/provision/caller.h"
 #include "lib/provision/operation_registry.h"
@@ -56,9 +57,26 @@ class ImageManager {
   /// volumes cloned from it exist (they are named).
   Result<core::OperationRecord> remove(const std::string& name, const Caller& caller);
 
+  struct ExportRequest {
+    /// An absolute Dom0 directory, or "vol:POOL/NAME": a volume holding an
+    /// ext2/3/4 file system, read offline (debugfs rdump: files,
+    /// directories, symlinks, modes, owners, times; hard links become copies,
+    /// device nodes are left out). Export a volume no running domain writes.
+    std::string source;
+    std::string uri;  ///< file://, ftp:// or http(s):// (PUT)
+    image::ExportFormat format = image::ExportFormat::kCpioGz;
+  };
+  /// The paper's `create`: packs the source and stores it at the URI, as an
+  /// operation (phases prepare, pack). Checked at once: the URI's scheme, the
+  /// source's form and existence.
+  Result<core::OperationRecord> exportImage(const ExportRequest& req, const Caller& caller);
+
  private:
   Result<state::ImageRecord> find(const std::string& name);
   Status importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool);
+  Status exportWork(OperationContext& ctx, const ExportRequest& req);
+  /// The host path of "vol:POOL/NAME".
+  Result<std::string> volumePath(const std::string& source);
 
   StorageManager& storage_;
   core::Fetcher& fetcher_;

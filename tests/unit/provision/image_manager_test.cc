@@ -162,5 +162,29 @@ TEST_F(ImageManagerTest, CancelKeepsNothing) {
   EXPECT_TRUE(it::listTree(tmp_.sub("work")).empty());
 }
 
+// Export packs a directory and stores it at the URI; bad sources fail the call at once.
+TEST_F(ImageManagerTest, ExportDirectory) {
+  const std::string dir = tmp_.sub("tree");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  it::writeFile(dir + "/motd", "hello\n");
+  auto op = done(images_->exportImage({dir, "ftp://h/out.tar.zst", image::ExportFormat::kTarZst}, {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(op.kind, "export-image");
+  std::string stored;
+  ASSERT_TRUE(fetcher_.fetch("ftp://h/out.tar.zst", [&](std::string_view c) {
+    stored.append(c);
+    return Status();
+  }, {}).ok());
+  EXPECT_THAT(op.message, HasSubstr(image::toHex(image::sha256(stored))));
+  EXPECT_EQ(images_->exportImage({"relative", "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(images_->exportImage({tmp_.sub("nope"), "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(images_->exportImage({"vol:default/nope", "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(images_->exportImage({dir, "scp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace xenctl::provision
