@@ -1,4 +1,4 @@
-// vm-image / vmm image: import, list, delete golden images. An import waits
+// vm-image / vmm image: import, list, delete, export golden images. An import waits
 // for its operation (a progress bar on a terminal), then shows the image.
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
@@ -33,6 +33,17 @@ class ImageCommand : public Command {
     delete_ = sub("delete", "Delete an image and its base volume (refused while clones exist)");
     delete_->add_option("NAME", args_.name, "Image")->type_name("")->required();
     addMutationOptions(*delete_, m_);
+
+    export_ = sub("export", "Pack a Dom0 directory or a volume into an archive and store it at a URI");
+    export_->add_option("SOURCE", export_args_.source, "An absolute directory, or vol:POOL/NAME")
+        ->type_name("")
+        ->required();
+    export_->add_option("URI", export_args_.uri, "file://, ftp:// or http(s):// (PUT) destination")
+        ->type_name("")
+        ->required();
+    export_->add_option("--format", export_args_.format, "cpio.gz (default, as the paper) or tar.zst")
+        ->type_name("FORMAT");
+    addMutationOptions(*export_, m_);
   }
 
   int run(Session& s) override {
@@ -63,6 +74,16 @@ class ImageCommand : public Command {
         return s.fail(absl::NotFoundError(absl::StrCat("image '", name, "' is gone (deleted meanwhile?)")));
       });
     }
+    if (export_->parsed()) {
+      export_args_.request_id = args_.request_id;
+      return s.finishMutation(cl.exportImage(export_args_), m_, [&s](const Operation& done) -> int {
+        if (s.json())
+          s.printJson(toJson(done));
+        else
+          s.print(absl::StrCat("exported ", done.target, ": ", done.message, "\n"));
+        return kExitOk;
+      });
+    }
     if (delete_->parsed())
       return s.finishMutation(cl.deleteImage(args_.request_id, args_.name), m_, [&s](const Operation& done) -> int {
         if (s.json())
@@ -75,8 +96,9 @@ class ImageCommand : public Command {
   }
 
  private:
-  CLI::App *import_ = nullptr, *list_ = nullptr, *delete_ = nullptr;
+  CLI::App *import_ = nullptr, *list_ = nullptr, *delete_ = nullptr, *export_ = nullptr;
   ImportImageArgs args_;
+  ExportImageArgs export_args_;
   bool allow_unsigned_ = false;
   MutationOptions m_;
 };

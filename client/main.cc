@@ -20,7 +20,7 @@ constexpr CommandInfo kCommands[] = {
     {"set", "Change a domain's vcpus or memory, live and in its definition", true, makeSetCommand},
     {"volume", "Manage volumes: create, clone, snapshot, rollback, resize, delete, list, pools", true,
      makeVolumeCommand},
-    {"image", "Manage golden images: import, list, delete", true, makeImageCommand},
+    {"image", "Manage golden images: import, list, delete, export", true, makeImageCommand},
     {"ops", "List operations", false, makeOpsCommand},
     {"watch", "Follow one operation to its end", false, makeWatchCommand},
     {"host", "Show the host: hypervisor, CPUs, memory, pools", false, makeHostCommand},

@@ -346,6 +346,22 @@ Result<Operation> Client::deleteImage(const std::string& request_id, const std::
   return fromProto(resp);
 }
 
+Result<Operation> Client::exportImage(const ExportImageArgs& args) {
+  v1::ExportImageRequest req;
+  req.set_request_id(args.request_id);
+  req.set_source(args.source);
+  req.set_uri(args.uri);
+  if (args.format.empty() || args.format == "cpio.gz")
+    req.set_format(v1::ARCHIVE_FORMAT_CPIO_GZ);
+  else if (args.format == "tar.zst")
+    req.set_format(v1::ARCHIVE_FORMAT_TAR_ZST);
+  else
+    return absl::InvalidArgumentError(absl::StrCat("export format '", args.format, "' is unknown; use cpio.gz or tar.zst"));
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(images, ExportImage, req, &resp));
+  return fromProto(resp);
+}
+
 Result<std::vector<Volume>> Client::listVolumes(const std::string& pool) {
   v1::ListVolumesRequest req;
   req.set_pool(pool);

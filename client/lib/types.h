@@ -90,6 +90,14 @@ struct ImportImageArgs {
   std::string pool;
 };
 
+/// What `vm-image export` asks for.
+struct ExportImageArgs {
+  std::string request_id;
+  std::string source;  ///< an absolute Dom0 directory or vol:POOL/NAME
+  std::string uri;
+  std::string format;  ///< "cpio.gz" (default) or "tar.zst"
+};
+
 struct PoolCapacity {
   std::string name;
   std::string driver;

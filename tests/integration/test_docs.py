@@ -14,7 +14,7 @@ COMMANDS = ["create", "list", "info", "start", "shutdown", "reboot", "destroy", 
             "volume", "image", "ops", "watch", "host"]
 VM_COMMANDS = COMMANDS[:13]
 VOLUME_COMMANDS = ["create", "clone", "snapshot", "rollback", "resize", "delete", "list", "pools"]
-IMAGE_COMMANDS = ["import", "list", "delete"]
+IMAGE_COMMANDS = ["import", "list", "delete", "export"]
 
 
 class ManPageTest(DaemonTestCase):

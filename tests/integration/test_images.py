@@ -688,6 +688,26 @@ class DaemonImageTest(DaemonTestCase):
         self.assertEqual(self.image("list", "--json").json(), [])
         self.assertFalse(os.path.exists(vol))
 
+    def test_export_directory_and_volume(self):
+        """vm-image export packs a directory (tar.zst to file://) and an image's volume (cpio.gz, HTTP PUT); both import back."""
+        out = os.path.join(self.workdir, "exported.tar.zst")
+        done = self.image("export", self.src, "file://" + out, "--format", "tar.zst", "--json").json()
+        self.assertEqual(done["state"], "succeeded")
+        self.assertIn(sha256_of(out), done["message"])
+        self.image("import", "fromdir", "file://" + out, "--sha256", sha256_of(out))
+        vol = os.path.join(self.pool_dir, "fromdir.img")
+        self.assertEqual(self.debugfs_cat(vol, "/etc/hostname"), b"golden\n")
+
+        uri = self.http.base + "/uploads/golden.cpio.gz"
+        self.image("export", "vol:main/fromdir", uri)
+        self.image("import", "again", uri, "--allow-unsigned")
+        vol = os.path.join(self.pool_dir, "again.img")
+        self.assertEqual(hashlib.sha256(self.debugfs_cat(vol, "/usr/bin/blob")).hexdigest(),
+                         sha256_of(os.path.join(self.src, "usr/bin/blob")))
+        r = self.image("export", "relative/dir", "file:///tmp/x.cpio.gz", expect=2)
+        self.assertIn("neither an absolute directory nor vol:POOL/NAME", r.err)
+        self.image("export", "vol:main/nope", "file:///tmp/x.cpio.gz", expect=3)
+
     def test_refusals_keep_nothing(self):
         """Unsigned remote images need --allow-unsigned; a wrong digest is refused; nothing is left."""
         r = self.image("import", "u", self.http.base + "/unsigned.tar.gz", expect=1)
