@@ -23,5 +23,6 @@ std::unique_ptr<Command> makeWatchCommand();
 std::unique_ptr<Command> makeHostCommand();
 std::unique_ptr<Command> makeVolumeCommand();
 std::unique_ptr<Command> makeConsoleCommand();
+std::unique_ptr<Command> makeImageCommand();
 
 }  // namespace xenctl::client

@@ -21,6 +21,7 @@ constexpr CommandInfo kCommands[] = {
     {"console", "Attach to a domain's console (Ctrl-] leaves)", true, makeConsoleCommand},
     {"volume", "Manage volumes: create, clone, snapshot, rollback, resize, delete, list, pools", true,
      makeVolumeCommand},
+    {"image", "Manage golden images: import, list, delete, export", true, makeImageCommand},
     {"ops", "List operations", false, makeOpsCommand},
     {"watch", "Follow one operation to its end", false, makeWatchCommand},
     {"host", "Show the host: hypervisor, CPUs, memory, pools", false, makeHostCommand},

@@ -28,10 +28,10 @@ Result<Config> loadConfig(const std::string& path, Config c) {
                                                    err.source().begin.column, ": ", av(err.description())));
   }
   for (auto&& [key, node] : root)
-    if (key.str() != "daemon" && key.str() != "test-hypervisor" && key.str() != "pool")
+    if (key.str() != "daemon" && key.str() != "test-hypervisor" && key.str() != "pool" && key.str() != "images")
       return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown section '",
                                                      av(key.str()),
-                                                     "'; known: [daemon], [test-hypervisor], [[pool]]"));
+                                                     "'; known: [daemon], [test-hypervisor], [[pool]], [images]"));
 
   auto bad_type = [&](const toml::node& n, std::string_view key, std::string_view want) {
     return absl::InvalidArgumentError(
@@ -76,6 +76,31 @@ Result<Config> loadConfig(const std::string& path, Config c) {
         c.test_cpus = static_cast<uint32_t>(*v);
       else
         c.test_memory_mib = static_cast<uint64_t>(*v);
+    }
+  }
+  if (toml::table* t = root["images"].as_table()) {
+    for (auto&& [key, node] : *t) {
+      const std::string k(key.str());
+      if (k == "trusted_keys") {
+        const toml::array* arr = node.as_array();
+        if (!arr) return bad_type(node, k, "an array of strings (minisign public key files)");
+        for (const auto& el : *arr) {
+          if (!el.is_string()) return bad_type(el, k, "an array of strings (minisign public key files)");
+          c.images.trusted_keys.push_back(std::string(*el.value<std::string_view>()));
+        }
+      } else if (k == "ca_file") {
+        auto v = node.value<std::string>();
+        if (!v) return bad_type(node, k, "a string");
+        c.images.ca_file = *v;
+      } else if (k == "allow_setid" || k == "allow_devices") {
+        auto v = node.value<bool>();
+        if (!v) return bad_type(node, k, "true or false");
+        (k == "allow_setid" ? c.images.allow_setid : c.images.allow_devices) = *v;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
+                         "' in [images]; known: trusted_keys, ca_file, allow_setid, allow_devices"));
+      }
     }
   }
   if (toml::node* pools = root.get("pool")) {

@@ -17,6 +17,17 @@ struct PoolConfig {
   std::string path;            ///< dir: an absolute directory
 };
 
+/// The [images] table: what vouches for an image, and what it may contain.
+struct ImagesConfig {
+  /// minisign public key files (as `minisign -G` writes them).
+  std::vector<std::string> trusted_keys;
+  /// A PEM bundle of CAs for https image servers ("" = the system's).
+  std::string ca_file;
+  /// Let archives carry set-id files (OS images do: su, passwd) and device nodes.
+  bool allow_setid = false;
+  bool allow_devices = false;
+};
+
 struct Config {
   /// "unix:PATH" or "tcp:HOST:PORT", one or more.
   std::vector<std::string> listen = {"unix:/run/xenctld/xenctld.sock"};
@@ -32,6 +43,7 @@ struct Config {
   /// Storage pools, the first being the default. None declared: one dir
   /// pool "default" at STATE_DIR/volumes (see effectivePools).
   std::vector<PoolConfig> pools;
+  ImagesConfig images;
 };
 
 /// The pools to open: the declared ones, or the default dir pool.

@@ -16,7 +16,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/images.h"
 #include "daemon/pools.h"
+#include "lib/image/curl_fetcher.h"
+#include "lib/sys/posix_process_runner.h"
 #include "lib/testhv/test_hypervisor.h"
 #include "lib/xen/libxl_hypervisor.h"
 
@@ -58,13 +61,19 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   XENCTL_ASSIGN_OR_RETURN(s->storage_, openStorage(config, *s->ops_, s->clock_));
   s->storage_->setUsedBy(provision::usedByDomains(*s->domains_));
 
+  XENCTL_ASSIGN_OR_RETURN(s->fetcher_, image::CurlFetcher::create());
+  s->image_tools_ = std::make_unique<sys::PosixProcessRunner>();
+  XENCTL_ASSIGN_OR_RETURN(provision::ImageConfig image_config, imageConfig(config));
+  s->images_ = std::make_unique<provision::ImageManager>(*s->storage_, *s->fetcher_, *s->store_, *s->ops_,
+                                                         *s->image_tools_, s->clock_, std::move(image_config));
+
   s->context_.reset(new ServiceContext{*s->domains_, *s->ops_, *s->events_, *s->hv_, s->peers_, s->stopping_,
-                                        *s->storage_});
+                                        *s->storage_, *s->images_});
   s->services_.push_back(std::make_unique<DomainServiceImpl>(*s->context_));
   s->services_.push_back(std::make_unique<OperationServiceImpl>(*s->context_));
   s->services_.push_back(std::make_unique<HostServiceImpl>(*s->context_, version));
   s->services_.push_back(std::make_unique<VolumeServiceImpl>(*s->context_));
-  s->services_.push_back(std::make_unique<ImageServiceImpl>());
+  s->services_.push_back(std::make_unique<ImageServiceImpl>(*s->context_));
   s->services_.push_back(std::make_unique<ContainerServiceImpl>());
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -47,6 +47,9 @@ class Server {
   std::unique_ptr<provision::EventBus> events_;
   std::unique_ptr<provision::DomainManager> domains_;
   std::unique_ptr<provision::StorageManager> storage_;
+  std::unique_ptr<core::Fetcher> fetcher_;
+  std::unique_ptr<core::ProcessRunner> image_tools_;
+  std::unique_ptr<provision::ImageManager> images_;
   PeerRegistry peers_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<ServiceContext> context_;

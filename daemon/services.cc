@@ -337,14 +337,77 @@ grpc::Status VolumeServiceImpl::ListPools(grpc::ServerContext*, const v1::ListPo
   return grpc::Status::OK;
 }
 
+namespace {
+
+image::SignaturePolicy fromProto(v1::SignaturePolicy p) {
+  switch (p) {
+    case v1::SIGNATURE_POLICY_SIGNED: return image::SignaturePolicy::kSigned;
+    case v1::SIGNATURE_POLICY_DIGEST: return image::SignaturePolicy::kDigest;
+    case v1::SIGNATURE_POLICY_NONE: return image::SignaturePolicy::kNone;
+    default: return image::SignaturePolicy::kAuto;
+  }
+}
+
+void toProto(const provision::ImageManager::ImageView& v, v1::Image* out) {
+  const state::ImageRecord& r = v.record;
+  out->set_name(r.name);
+  out->set_uri(r.uri);
+  out->set_sha256(r.sha256);
+  out->set_signed_by(r.signed_by);
+  out->set_format(r.kind == "raw-ext" ? v1::ARCHIVE_FORMAT_RAW_EXT4 : v1::ARCHIVE_FORMAT_UNSPECIFIED);
+  out->set_base_volume(absl::StrCat(r.pool, "/", r.volume));
+  out->set_size_bytes(r.size_bytes);
+  out->set_clones(v.clones);
+  const int64_t us = absl::ToUnixMicros(r.imported_at);
+  out->mutable_imported_at()->set_seconds(us / 1000000);
+  out->mutable_imported_at()->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
+}
+
+}  // namespace
+
+grpc::Status ImageServiceImpl::ImportImage(grpc::ServerContext* ctx, const v1::ImportImageRequest* req,
+                                           v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  provision::ImageManager::ImportRequest ir{req->name(), req->uri(), req->sha256(), fromProto(req->policy()),
+                                            req->pool()};
+  return answer("ImportImage", req->name(), caller, c_.images.import(ir, caller), out);
+}
+
+grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,
+                                          v1::ListImagesResponse* out) {
+  auto images = c_.images.list();
+  if (!images.ok()) return toGrpc(images.status());
+  for (const auto& v : *images) toProto(v, out->add_images());
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::DeleteImage(grpc::ServerContext* ctx, const v1::DeleteImageRequest* req,
+                                           v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  return answer("DeleteImage", req->name(), caller, c_.images.remove(req->name(), caller), out);
+}
+
+grpc::Status ImageServiceImpl::ExportImage(grpc::ServerContext* ctx, const v1::ExportImageRequest* req,
+                                           v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  provision::ImageManager::ExportRequest er{req->source(), req->uri(), image::ExportFormat::kCpioGz};
+  switch (req->format()) {
+    case v1::ARCHIVE_FORMAT_UNSPECIFIED:
+    case v1::ARCHIVE_FORMAT_CPIO_GZ:
+      break;
+    case v1::ARCHIVE_FORMAT_TAR_ZST:
+      er.format = image::ExportFormat::kTarZst;
+      break;
+    default:
+      return toGrpc(absl::InvalidArgumentError("export formats are cpio.gz and tar.zst"));
+  }
+  return answer("ExportImage", req->source(), caller, c_.images.exportImage(er, caller), out);
+}
+
 #define XENCTL_NOT_BUILT(Svc, Method, Req, Resp, what)                                   \
   grpc::Status Svc::Method(grpc::ServerContext*, const v1::Req*, v1::Resp*) {            \
     return notBuilt(#Method, what);                                                      \
   }
-XENCTL_NOT_BUILT(ImageServiceImpl, ImportImage, ImportImageRequest, Operation, "golden images")
-XENCTL_NOT_BUILT(ImageServiceImpl, ListImages, ListImagesRequest, ListImagesResponse, "golden images")
-XENCTL_NOT_BUILT(ImageServiceImpl, DeleteImage, DeleteImageRequest, Operation, "golden images")
-XENCTL_NOT_BUILT(ImageServiceImpl, ExportImage, ExportImageRequest, Operation, "golden images")
 XENCTL_NOT_BUILT(ContainerServiceImpl, ApplyContainer, ApplyContainerRequest, Operation, "container files")
 XENCTL_NOT_BUILT(ContainerServiceImpl, StripContainer, StripContainerRequest, StripContainerResponse,
                  "container files")

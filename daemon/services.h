@@ -9,6 +9,7 @@
 #include "lib/core/hypervisor.h"
 #include "lib/provision/domain_manager.h"
 #include "lib/provision/event_bus.h"
+#include "lib/provision/image_manager.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/storage_manager.h"
 #include "xenctl/v1/container.grpc.pb.h"
@@ -30,6 +31,7 @@ struct ServiceContext {
   /// Set when the daemon is stopping: streams end.
   const std::atomic<bool>& stopping;
   provision::StorageManager& storage;
+  provision::ImageManager& images;
 };
 
 class DomainServiceImpl final : public v1::DomainService::Service {
@@ -96,15 +98,20 @@ class VolumeServiceImpl final : public v1::VolumeService::Service {
   ServiceContext& c_;
 };
 
-// Services of the v1 contract whose backends are not built yet: every
-// method answers UNIMPLEMENTED and says so.
 class ImageServiceImpl final : public v1::ImageService::Service {
  public:
+  explicit ImageServiceImpl(ServiceContext& c) : c_(c) {}
   grpc::Status ImportImage(grpc::ServerContext*, const v1::ImportImageRequest*, v1::Operation*) override;
   grpc::Status ListImages(grpc::ServerContext*, const v1::ListImagesRequest*, v1::ListImagesResponse*) override;
   grpc::Status DeleteImage(grpc::ServerContext*, const v1::DeleteImageRequest*, v1::Operation*) override;
   grpc::Status ExportImage(grpc::ServerContext*, const v1::ExportImageRequest*, v1::Operation*) override;
+
+ private:
+  ServiceContext& c_;
 };
+
+// Services of the v1 contract whose backends are not built yet: every
+// method answers UNIMPLEMENTED and says so.
 
 class ContainerServiceImpl final : public v1::ContainerService::Service {
  public:

@@ -17,6 +17,7 @@
 #include "client/lib/exit_codes.h"
 #include "xenctl/v1/domain.grpc.pb.h"
 #include "xenctl/v1/host.grpc.pb.h"
+#include "xenctl/v1/image.grpc.pb.h"
 #include "xenctl/v1/operation.grpc.pb.h"
 #include "xenctl/v1/volume.grpc.pb.h"
 
@@ -28,6 +29,7 @@ struct Client::Impl {
   std::unique_ptr<v1::OperationService::Stub> operations;
   std::unique_ptr<v1::HostService::Stub> host;
   std::unique_ptr<v1::VolumeService::Stub> volumes;
+  std::unique_ptr<v1::ImageService::Stub> images;
   absl::Duration call_timeout;
 };
 
@@ -100,6 +102,7 @@ Result<std::unique_ptr<Client>> Client::connect(const Target& target, absl::Dura
   impl->operations = v1::OperationService::NewStub(channel);
   impl->host = v1::HostService::NewStub(channel);
   impl->volumes = v1::VolumeService::NewStub(channel);
+  impl->images = v1::ImageService::NewStub(channel);
   impl->channel = std::move(channel);
   impl->call_timeout = call_timeout;
   return std::unique_ptr<Client>(new Client(target, std::move(impl)));
@@ -348,6 +351,61 @@ Status operationStatus(const Operation& op) {
       return absl::FailedPreconditionError(
           absl::StrCat("operation ", op.id, " has not finished (", av(core::toString(op.state)), ")"));
   }
+}
+
+Result<std::vector<Image>> Client::listImages() {
+  v1::ListImagesRequest req;
+  v1::ListImagesResponse resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(images, ListImages, req, &resp));
+  std::vector<Image> out;
+  for (const v1::Image& i : resp.images()) out.push_back(fromProto(i));
+  return out;
+}
+
+Result<Operation> Client::importImage(const ImportImageArgs& args) {
+  v1::ImportImageRequest req;
+  req.set_request_id(args.request_id);
+  req.set_name(args.name);
+  req.set_uri(args.uri);
+  req.set_sha256(args.sha256);
+  req.set_pool(args.pool);
+  if (args.policy == "signed")
+    req.set_policy(v1::SIGNATURE_POLICY_SIGNED);
+  else if (args.policy == "digest")
+    req.set_policy(v1::SIGNATURE_POLICY_DIGEST);
+  else if (args.policy == "none")
+    req.set_policy(v1::SIGNATURE_POLICY_NONE);
+  else if (!args.policy.empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("signature policy '", args.policy, "' is unknown; use signed, digest or none"));
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(images, ImportImage, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::deleteImage(const std::string& request_id, const std::string& name) {
+  v1::DeleteImageRequest req;
+  req.set_request_id(request_id);
+  req.set_name(name);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(images, DeleteImage, req, &resp));
+  return fromProto(resp);
+}
+
+Result<Operation> Client::exportImage(const ExportImageArgs& args) {
+  v1::ExportImageRequest req;
+  req.set_request_id(args.request_id);
+  req.set_source(args.source);
+  req.set_uri(args.uri);
+  if (args.format.empty() || args.format == "cpio.gz")
+    req.set_format(v1::ARCHIVE_FORMAT_CPIO_GZ);
+  else if (args.format == "tar.zst")
+    req.set_format(v1::ARCHIVE_FORMAT_TAR_ZST);
+  else
+    return absl::InvalidArgumentError(absl::StrCat("export format '", args.format, "' is unknown; use cpio.gz or tar.zst"));
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(images, ExportImage, req, &resp));
+  return fromProto(resp);
 }
 
 Result<std::vector<Volume>> Client::listVolumes(const std::string& pool) {

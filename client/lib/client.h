@@ -75,6 +75,13 @@ class Client {
                                  uint64_t size_bytes);
   Result<Operation> deleteVolume(const std::string& request_id, const std::string& pool, const std::string& name);
 
+  Result<std::vector<Image>> listImages();
+  /// INVALID_ARGUMENT for a policy other than "", signed, digest, none.
+  Result<Operation> importImage(const ImportImageArgs& args);
+  Result<Operation> deleteImage(const std::string& request_id, const std::string& name);
+  /// INVALID_ARGUMENT for a format other than "", cpio.gz, tar.zst.
+  Result<Operation> exportImage(const ExportImageArgs& args);
+
   Result<Operation> getOperation(const std::string& id);
   /// Newest first. `active_only` hides finished ones; `limit` 0 is the server's default.
   Result<std::vector<Operation>> listOperations(const std::string& target, bool active_only, uint32_t limit);

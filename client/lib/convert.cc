@@ -89,6 +89,20 @@ Volume fromProto(const v1::Volume& v) {
   return out;
 }
 
+Image fromProto(const v1::Image& i) {
+  Image out;
+  out.name = i.name();
+  out.uri = i.uri();
+  out.sha256 = i.sha256();
+  out.signed_by = i.signed_by();
+  out.format = i.format() == v1::ARCHIVE_FORMAT_RAW_EXT4 ? "raw-ext4" : "archive";
+  out.base_volume = i.base_volume();
+  out.size_bytes = i.size_bytes();
+  out.clones = i.clones();
+  if (i.has_imported_at()) out.imported_at = protoconv::fromProto(i.imported_at());
+  return out;
+}
+
 v1::CreateDomainRequest toProto(const CreateDomainArgs& args) {
   v1::CreateDomainRequest req;
   req.set_request_id(args.request_id);

@@ -187,6 +187,33 @@ std::string volumeTable(const std::vector<Volume>& vs) {
   return t.render();
 }
 
+json toJson(const Image& i) {
+  return json{{"name", i.name},
+              {"uri", i.uri},
+              {"sha256", i.sha256},
+              {"signed_by", i.signed_by},
+              {"format", i.format},
+              {"base_volume", i.base_volume},
+              {"size_bytes", i.size_bytes},
+              {"clones", i.clones},
+              {"imported_at", timeOrNull(i.imported_at)}};
+}
+
+json toJson(const std::vector<Image>& is) {
+  json out = json::array();
+  for (const auto& i : is) out.push_back(toJson(i));
+  return out;
+}
+
+std::string imageTable(const std::vector<Image>& is) {
+  using A = Table::Align;
+  Table t({{"Name"}, {"Volume"}, {"Size", A::kRight}, {"Clones", A::kRight}, {"Signed by"}, {"SHA-256"}, {"URI"}});
+  for (const auto& i : is)
+    t.addRow({i.name, i.base_volume, humanBytes(i.size_bytes), std::to_string(i.clones),
+              i.signed_by.empty() ? "-" : i.signed_by, i.sha256.substr(0, 12), i.uri});
+  return t.render();
+}
+
 std::string poolTable(const std::vector<PoolCapacity>& ps) {
   using A = Table::Align;
   Table t({{"Pool"}, {"Driver"}, {"Size", A::kRight}, {"Used", A::kRight}, {"Free%", A::kRight}});

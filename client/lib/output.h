@@ -25,6 +25,9 @@ nlohmann::json toJson(const HostInfo& h);
 /// used_by, path, created_at.
 nlohmann::json toJson(const Volume& v);
 nlohmann::json toJson(const std::vector<Volume>& vs);
+/// Keys: name, uri, sha256, signed_by, format, base_volume, size_bytes, clones, imported_at.
+nlohmann::json toJson(const Image& i);
+nlohmann::json toJson(const std::vector<Image>& is);
 /// Keys: name, driver, size_bytes, used_bytes, metadata_percent.
 nlohmann::json toJson(const PoolCapacity& p);
 nlohmann::json toJson(const std::vector<PoolCapacity>& ps);
@@ -42,6 +45,8 @@ std::string hostDetails(const HostInfo& h);
 
 /// `vm-volume list`: Pool, Name, Size, Used, Origin, RO, Snapshots.
 std::string volumeTable(const std::vector<Volume>& vs);
+/// `vm-image list`: Name, Volume, Size, Clones, Signed by, SHA-256 (first 12), URI.
+std::string imageTable(const std::vector<Image>& is);
 /// `vm-volume pools`: Pool, Driver, Size, Used, Free%.
 std::string poolTable(const std::vector<PoolCapacity>& ps);
 /// 1536 -> "1.5K", 16 MiB -> "16M", 10 GiB -> "10G" (binary units, as ls -sh).

@@ -66,6 +66,38 @@ struct Volume {
   std::optional<absl::Time> created_at;
 };
 
+/// A golden image in the daemon's catalog.
+struct Image {
+  std::string name;
+  std::string uri;
+  std::string sha256;
+  std::string signed_by;    ///< minisign key id, "" when unsigned
+  std::string format;       ///< "archive" or "raw-ext4"
+  std::string base_volume;  ///< "POOL/NAME"
+  uint64_t size_bytes = 0;
+  uint32_t clones = 0;
+  std::optional<absl::Time> imported_at;
+};
+
+/// What `vm-image import` asks for.
+struct ImportImageArgs {
+  std::string request_id;
+  std::string name;
+  std::string uri;
+  std::string sha256;  ///< "" = from SHA256SUMS beside the image
+  /// "" (the daemon's default: signed for remote URIs), "signed", "digest", "none".
+  std::string policy;
+  std::string pool;
+};
+
+/// What `vm-image export` asks for.
+struct ExportImageArgs {
+  std::string request_id;
+  std::string source;  ///< an absolute Dom0 directory or vol:POOL/NAME
+  std::string uri;
+  std::string format;  ///< "cpio.gz" (default) or "tar.zst"
+};
+
 struct PoolCapacity {
   std::string name;
   std::string driver;

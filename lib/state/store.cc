@@ -42,6 +42,21 @@ const char* const kMigrations[] = {
     );
     CREATE INDEX operations_by_time ON operations(created_at);
     )sql",
+    // 1 -> 2: the golden image catalog.
+    R"sql(
+    CREATE TABLE images (
+      name TEXT PRIMARY KEY,
+      uri TEXT NOT NULL,
+      sha256 TEXT NOT NULL,
+      signed_by TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      pool TEXT NOT NULL,
+      volume TEXT NOT NULL,
+      size_bytes INTEGER NOT NULL,
+      imported_at INTEGER NOT NULL
+    );
+    CREATE INDEX images_by_sha256 ON images(sha256);
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -310,6 +325,51 @@ Status Store::pruneOperations(size_t keep) {
           "(SELECT id FROM operations ORDER BY created_at DESC, id DESC LIMIT ?)");
   st.bind(1, static_cast<int64_t>(keep));
   return expectDone(st, "pruning operations");
+}
+
+Status Store::insertImage(const ImageRecord& r) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_,
+          "INSERT INTO images(name, uri, sha256, signed_by, kind, pool, volume, size_bytes, imported_at) "
+          "VALUES(?,?,?,?,?,?,?,?,?)");
+  st.bind(1, r.name).bind(2, r.uri).bind(3, r.sha256).bind(4, r.signed_by).bind(5, r.kind).bind(6, r.pool);
+  st.bind(7, r.volume).bind(8, static_cast<int64_t>(r.size_bytes)).bind(9, toMicros(r.imported_at));
+  Status s = expectDone(st, absl::StrCat("storing image '", r.name, "'"));
+  if (absl::IsAlreadyExists(s)) return absl::AlreadyExistsError(absl::StrCat("image '", r.name, "' already exists"));
+  return s;
+}
+
+Status Store::deleteImage(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "DELETE FROM images WHERE name=?");
+  st.bind(1, name);
+  XENCTL_RETURN_IF_ERROR(expectDone(st, absl::StrCat("deleting image '", name, "'")));
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("image '", name, "' not found"));
+  return absl::OkStatus();
+}
+
+Result<std::vector<ImageRecord>> Store::listImages() {
+  std::lock_guard lock(mu_);
+  Stmt st(db_,
+          "SELECT name, uri, sha256, signed_by, kind, pool, volume, size_bytes, imported_at FROM images "
+          "ORDER BY name");
+  std::vector<ImageRecord> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    ImageRecord r;
+    r.name = st.text(0);
+    r.uri = st.text(1);
+    r.sha256 = st.text(2);
+    r.signed_by = st.text(3);
+    r.kind = st.text(4);
+    r.pool = st.text(5);
+    r.volume = st.text(6);
+    r.size_bytes = static_cast<uint64_t>(st.integer(7));
+    r.imported_at = fromMicros(st.integer(8));
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return st.error("listing images");
+  return out;
 }
 
 }  // namespace xenctl::state

@@ -1,6 +1,7 @@
 // The durable store: SQLite in WAL mode under the state directory, with a
 // versioned schema migrated forward on open. It keeps what must survive a
-// daemon restart: domain definitions and the history of operations.
+// daemon restart: domain definitions, the image catalog and the history of
+// operations.
 #pragma once
 
 #include <memory>
@@ -28,6 +29,19 @@ struct DomainRecord {
   bool running_expected = false;
 };
 
+/// A golden image in the catalog: where it came from, what vouched for it,
+/// and the base volume that holds it.
+struct ImageRecord {
+  std::string name;
+  std::string uri;
+  std::string sha256;     ///< lower-case hex of the fetched bytes
+  std::string signed_by;  ///< minisign key id, "" when unsigned
+  std::string kind;       ///< "archive" or "raw-ext"
+  std::string pool, volume;
+  uint64_t size_bytes = 0;
+  absl::Time imported_at = absl::UnixEpoch();
+};
+
 class Store {
  public:
   /// Opens (creating) the database at `path`, or an in-memory one for
@@ -38,7 +52,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   int schemaVersion();
 
   /// ALREADY_EXISTS when the name or uuid is taken.
@@ -54,6 +68,13 @@ class Store {
   Result<std::vector<core::OperationRecord>> listOperations(size_t limit);
   /// Deletes finished operations beyond the newest `keep`.
   Status pruneOperations(size_t keep);
+
+  /// ALREADY_EXISTS when the name is taken.
+  Status insertImage(const ImageRecord& rec);
+  /// NOT_FOUND when there is no such image.
+  Status deleteImage(const std::string& name);
+  /// By name.
+  Result<std::vector<ImageRecord>> listImages();
 
  private:
   explicit Store(sqlite3* db) : db_(db) {}

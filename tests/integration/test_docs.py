@@ -11,9 +11,10 @@ from harness import VMM_DIR, DaemonTestCase
 
 MAN_DIR = os.environ.get("MAN_DIR", "")
 COMMANDS = ["create", "list", "info", "start", "shutdown", "reboot", "destroy", "delete", "pause", "unpause", "set",
-            "console", "volume", "ops", "watch", "host"]
-VM_COMMANDS = COMMANDS[:13]
+            "console", "volume", "image", "ops", "watch", "host"]
+VM_COMMANDS = COMMANDS[:14]
 VOLUME_COMMANDS = ["create", "clone", "snapshot", "rollback", "resize", "delete", "list", "pools"]
+IMAGE_COMMANDS = ["import", "list", "delete", "export"]
 
 
 class ManPageTest(DaemonTestCase):
@@ -48,6 +49,13 @@ class ManPageTest(DaemonTestCase):
         for sub in VOLUME_COMMANDS:
             with self.subTest(sub=sub):
                 self.assertRegex(section, rf'(?m)^\.BI? "?{sub}\b')
+
+    def test_every_image_option_is_documented(self):
+        """Each --help option of each `vmm image` subcommand appears in vmm.1."""
+        for sub in IMAGE_COMMANDS:
+            for option in self.help_options("image", sub):
+                with self.subTest(sub=sub, option=option):
+                    self.assertIn(option.replace("-", r"\-"), self.page)
 
     def test_every_command_has_a_section(self):
         """Each command opens a .TP entry under COMMANDS."""

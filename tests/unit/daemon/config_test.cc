@@ -112,5 +112,25 @@ path = "/srv/nvme"
   EXPECT_EQ(validateConfig(twice).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// [images] names the trusted keys, the CA bundle and what archives may carry; unknown keys are refused.
+TEST(Config, Images) {
+  auto c = loadConfig(write(R"(
+[images]
+trusted_keys = ["/etc/xenctl/keys/debian.pub", "/etc/xenctl/keys/local.pub"]
+ca_file = "/etc/xenctl/ca.pem"
+allow_setid = true
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->images.trusted_keys.size(), 2u);
+  EXPECT_EQ(c->images.ca_file, "/etc/xenctl/ca.pem");
+  EXPECT_TRUE(c->images.allow_setid);
+  EXPECT_FALSE(c->images.allow_devices);
+  auto unknown = loadConfig(write("[images]\nkeys = []\n"));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("unknown key 'keys' in [images]"), std::string::npos) << unknown.status();
+  auto wrong = loadConfig(write("[images]\nallow_setid = \"yes\"\n"));
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace xenctl::daemon

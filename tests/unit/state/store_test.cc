@@ -148,5 +148,64 @@ TEST_F(StoreTest, OperationsHistory) {
   EXPECT_EQ(ops[1].id, "op-3");
 }
 
+// The image catalog survives a reopen; a taken name is ALREADY_EXISTS; delete of a missing one NOT_FOUND.
+TEST_F(StoreTest, ImageCatalog) {
+  ImageRecord r;
+  r.name = "debian-12";
+  r.uri = "https://images.example/debian-12.tar.zst";
+  r.sha256 = std::string(64, 'a');
+  r.signed_by = "53DB1FFA3519811B";
+  r.kind = "archive";
+  r.pool = "default";
+  r.volume = "debian-12";
+  r.size_bytes = 1 << 30;
+  r.imported_at = absl::FromUnixSeconds(1'800'000'000);
+  {
+    auto s = Store::open(path_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->insertImage(r).ok());
+    EXPECT_EQ((*s)->insertImage(r).code(), absl::StatusCode::kAlreadyExists);
+  }
+  auto s = *Store::open(path_);
+  auto all = s->listImages();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].uri, r.uri);
+  EXPECT_EQ((*all)[0].signed_by, r.signed_by);
+  EXPECT_EQ((*all)[0].size_bytes, r.size_bytes);
+  EXPECT_EQ((*all)[0].imported_at, r.imported_at);
+  EXPECT_TRUE(s->deleteImage("debian-12").ok());
+  EXPECT_EQ(s->deleteImage("debian-12").code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(s->listImages()->empty());
+}
+
+// A version-1 database (before the catalog) is migrated forward, its domains kept.
+TEST_F(StoreTest, MigratesVersionOne) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE domains (name TEXT PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, "
+                           "created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, owner_uid INTEGER NOT NULL, "
+                           "running_expected INTEGER NOT NULL DEFAULT 0); "
+                           "CREATE TABLE operations (id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, "
+                           "request_id TEXT NOT NULL, state TEXT NOT NULL, phase TEXT NOT NULL, percent INTEGER NOT "
+                           "NULL, message TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, "
+                           "finished_at INTEGER, status_code INTEGER NOT NULL, status_message TEXT NOT NULL, "
+                           "caller_uid INTEGER NOT NULL); PRAGMA user_version = 1;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    auto s = *Store::open(path_);
+    ASSERT_TRUE(s->insertDomain(record("web1", "u1")).ok());
+  }
+  auto s = *Store::open(path_);
+  EXPECT_EQ(s->schemaVersion(), 2);
+  EXPECT_EQ(s->listDomains()->size(), 1u);
+  EXPECT_TRUE(s->listImages()->empty());
+}
+
 }  // namespace
 }  // namespace xenctl::state

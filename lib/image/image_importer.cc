@@ -1,0 +1,278 @@
+#include "lib/image/image_importer.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "lib/image/byte_pipe.h"
+#include "lib/image/uri.h"
+
+namespace xenctl::image {
+namespace {
+
+constexpr size_t kPipeCapacity = size_t{8} << 20;
+constexpr size_t kDetectBytes = size_t{64} << 10;
+constexpr uint64_t kMaxSignatureBytes = 4096;
+constexpr uint64_t kMaxSumsBytes = uint64_t{1} << 20;
+
+// A small file beside the image, whole. NOT_FOUND passes through.
+Result<std::string> fetchSmall(core::Fetcher& fetcher, const std::string& uri, uint64_t limit,
+                               const core::FetchOptions& base) {
+  core::FetchOptions o = base;
+  o.progress = nullptr;
+  o.max_bytes = limit;
+  std::string out;
+  XENCTL_RETURN_IF_ERROR(fetcher
+                             .fetch(
+                                 uri,
+                                 [&](std::string_view chunk) {
+                                   out.append(chunk);
+                                   return Status();
+                                 },
+                                 o)
+                             .status());
+  return out;
+}
+
+// Removes the staging directory when the import does not succeed.
+class Staging {
+ public:
+  static Result<Staging> create(const std::string& dest) {
+    std::string templ = dest + ".partial-XXXXXX";
+    if (!::mkdtemp(templ.data()))
+      return Status(errno == ENOENT ? absl::StatusCode::kNotFound : absl::StatusCode::kPermissionDenied,
+                    absl::StrCat("creating the staging directory ", templ, ": ", std::strerror(errno)));
+    return Staging(templ);
+  }
+  Staging(Staging&& o) noexcept : path_(std::exchange(o.path_, "")) {}
+  Staging(const Staging&) = delete;
+  ~Staging() {
+    if (path_.empty()) return;
+    std::error_code ec;  // remove_all does not follow symlinks
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit Staging(std::string p) : path_(std::move(p)) {}
+  std::string path_;
+};
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+std::string_view toString(SignaturePolicy p) {
+  switch (p) {
+    case SignaturePolicy::kAuto: return "auto";
+    case SignaturePolicy::kSigned: return "signed";
+    case SignaturePolicy::kDigest: return "digest";
+    case SignaturePolicy::kNone: return "none";
+  }
+  return "?";
+}
+
+Result<SignaturePolicy> parseSignaturePolicy(std::string_view s) {
+  for (auto p : {SignaturePolicy::kAuto, SignaturePolicy::kSigned, SignaturePolicy::kDigest, SignaturePolicy::kNone})
+    if (toString(p) == s) return p;
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", av(s), "' is not a signature policy; give auto, signed, digest or none"));
+}
+
+Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& request, const std::string& dest) {
+  XENCTL_RETURN_IF_ERROR(initSodium());
+  XENCTL_ASSIGN_OR_RETURN(std::string scheme, uriScheme(request.uri));
+  const std::string& uri = request.uri;
+  if (exists(dest))
+    return absl::AlreadyExistsError(absl::StrCat("importing ", uri, ": ", dest, " already exists; delete it first"));
+  SignaturePolicy policy = request.signature;
+  if (policy == SignaturePolicy::kAuto)
+    policy = scheme == "file" ? SignaturePolicy::kDigest : SignaturePolicy::kSigned;
+
+  ImportResult result;
+  // The signature and the digest come first: a bad or untrusted signature
+  // stops the import before the image is downloaded.
+  std::optional<MinisignSignature> sig;
+  if (policy != SignaturePolicy::kNone) {
+    std::string sig_uri = uri + ".minisig";
+    auto text = fetchSmall(fetcher, sig_uri, kMaxSignatureBytes, request.fetch);
+    if (text.ok()) {
+      auto parsed = MinisignSignature::parse(*text);
+      if (!parsed.ok())
+        return absl::DataLossError(absl::StrCat("importing ", uri, ": the signature ", sig_uri,
+                                                " is unreadable: ", parsed.status().message()));
+      sig = *parsed;
+      if (!sig->prehashed)
+        return absl::FailedPreconditionError(absl::StrCat(
+            "importing ", uri, ": ", sig_uri,
+            " is a legacy minisign signature, which cannot be checked while streaming; sign the image again "
+            "with minisign 0.8 or later (prehashed by default)"));
+    } else if (text.status().code() != absl::StatusCode::kNotFound) {
+      return text.status();
+    } else if (policy == SignaturePolicy::kSigned) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "importing ", uri, ": no signature at ", sig_uri,
+          "; remote images must be signed (minisign -S -m IMAGE) by a trusted key, or imported with "
+          "unsigned images allowed"));
+    }
+    if (sig) {
+      bool trusted = false;
+      for (const auto& k : request.trusted_keys) trusted = trusted || k.key_id == sig->key_id;
+      // Checked again, with the signature, at the end; this only fails fast.
+      if (!trusted) {
+        Status st = verifyMinisignPrehashed(*sig, request.trusted_keys, Blake2b512Digest{});
+        return Status(st.code(), absl::StrCat("importing ", uri, ": ", st.message()));
+      }
+    }
+  }
+  std::optional<Sha256Digest> expected = request.sha256;
+  if (expected) result.digest_source = "request";
+  if (!expected && request.use_sha256sums) {
+    std::string sums_uri = siblingUri(uri, "SHA256SUMS");
+    auto sums = fetchSmall(fetcher, sums_uri, kMaxSumsBytes, request.fetch);
+    if (sums.ok()) {
+      auto d = findInSha256Sums(*sums, uriBasename(uri));
+      if (d.ok()) {
+        expected = *d;
+        result.digest_source = "SHA256SUMS";
+      } else if (d.status().code() != absl::StatusCode::kNotFound) {
+        return Status(d.status().code(), absl::StrCat("importing ", uri, ": ", sums_uri, ": ", d.status().message()));
+      }
+    } else if (sums.status().code() != absl::StatusCode::kNotFound) {
+      return sums.status();
+    }
+  }
+
+  if (policy == SignaturePolicy::kDigest && !sig && !expected)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "importing ", uri, ": neither a signature (", uri, ".minisig) nor an expected SHA-256 (given, or in ",
+        siblingUri(uri, "SHA256SUMS"), "); give the image's SHA-256, or import it with unsigned images allowed"));
+
+  XENCTL_ASSIGN_OR_RETURN(Staging staging, Staging::create(dest));
+  const std::string staged = staging.path() + "/image";
+
+  // The download thread hashes and feeds the pipe; this thread unpacks.
+  BytePipe pipe(kPipeCapacity);
+  Sha256 sha;
+  Blake2b512 blake;
+  Result<core::FetchResult> fetched = absl::UnknownError("not run");
+  std::thread downloader([&] {
+    fetched = fetcher.fetch(
+        uri,
+        [&](std::string_view chunk) {
+          sha.update(chunk);
+          if (sig) blake.update(chunk);  // only a signature needs it
+          return pipe.write(chunk);
+        },
+        request.fetch);
+    pipe.closeWrite(fetched.ok() ? Status() : fetched.status());
+  });
+
+  // Read ahead enough to tell a raw ext image from an archive, then give
+  // those bytes to the unpacker first.
+  std::string prefix;
+  Status read_status;
+  bool at_end = false;
+  bool source_failed = false;  // the download's error reached the unpacker
+  while (prefix.size() < kDetectBytes) {
+    auto chunk = pipe.read();
+    if (!chunk.ok()) {
+      read_status = chunk.status();
+      source_failed = true;
+      break;
+    }
+    if (chunk->empty()) {
+      at_end = true;
+      break;
+    }
+    prefix += *chunk;
+  }
+  Status unpacked = read_status;
+  if (unpacked.ok()) {
+    ImageKind kind = request.format == ImageFormat::kRawExt    ? ImageKind::kRawExt
+                     : request.format == ImageFormat::kArchive ? ImageKind::kArchive
+                                                               : detectImageKind(prefix);
+    result.kind = kind;
+    bool prefix_given = false;
+    ChunkSource source = [&]() -> Result<std::string> {
+      if (!prefix_given) {
+        prefix_given = true;
+        if (!prefix.empty()) return std::move(prefix);
+      }
+      if (at_end) return std::string();
+      auto chunk = pipe.read();
+      if (!chunk.ok()) source_failed = true;
+      if (chunk.ok() && chunk->empty()) at_end = true;
+      return chunk;
+    };
+    ExtractPolicy xpolicy = request.extract;
+    if (!xpolicy.stop.stop_possible()) xpolicy.stop = request.fetch.stop;
+    if (kind == ImageKind::kRawExt) {
+      auto raw = copyRawImage(source, staged, xpolicy);
+      if (raw.ok()) result.raw = *raw;
+      unpacked = raw.status();
+    } else {
+      if (::mkdir(staged.c_str(), 0700) != 0)
+        unpacked = absl::PermissionDeniedError(absl::StrCat("creating ", staged, ": ", std::strerror(errno)));
+      else {
+        auto x = extractArchive(source, staged, xpolicy);
+        if (x.ok()) result.extract = *x;
+        unpacked = x.status();
+      }
+    }
+    // The archive may end before the stream does (tar pads its end): the
+    // rest still counts for the digest and the signature.
+    while (unpacked.ok() && !at_end) {
+      auto chunk = source();
+      if (!chunk.ok()) unpacked = chunk.status();
+    }
+  }
+  if (!unpacked.ok()) pipe.closeRead(unpacked);
+  downloader.join();
+  // The download's error is the one to report when it cut the stream short;
+  // otherwise the unpacker's (which also stopped the download).
+  if (!unpacked.ok() && !source_failed)
+    return Status(unpacked.code(), absl::StrCat("unpacking ", uri, ": ", unpacked.message()));
+  if (!fetched.ok()) return fetched.status();
+  if (!unpacked.ok()) return unpacked;
+  result.bytes = fetched->bytes;
+  result.attempts = fetched->attempts;
+  result.resumes = fetched->resumes;
+
+  // Verify before anything becomes visible at `dest`.
+  if (request.on_phase) request.on_phase("verify");
+  result.sha256 = sha.finish();
+  if (expected) {
+    if (*expected != result.sha256)
+      return absl::DataLossError(absl::StrCat("importing ", uri, ": SHA-256 mismatch: expected ", toHex(*expected),
+                                              " (", result.digest_source, "), got ", toHex(result.sha256),
+                                              "; the image was altered or is not the one meant; nothing was kept"));
+    result.digest_checked = true;
+  }
+  if (sig) {
+    Status st = verifyMinisignPrehashed(*sig, request.trusted_keys, blake.finish());
+    if (!st.ok())
+      return Status(st.code(), absl::StrCat("importing ", uri, ": ", st.message(), "; nothing was kept"));
+    result.signed_ = true;
+    result.key_id = keyIdString(sig->key_id);
+    result.trusted_comment = sig->trusted_comment;
+  }
+
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0)
+    return Status(errno == EEXIST ? absl::StatusCode::kAlreadyExists : absl::StatusCode::kInternal,
+                  absl::StrCat("importing ", uri, ": moving the image to ", dest, ": ", std::strerror(errno)));
+  return result;
+}
+
+}  // namespace xenctl::image

@@ -1,0 +1,301 @@
+#include "lib/provision/image_manager.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/image/uri.h"
+
+namespace xenctl::provision {
+namespace {
+
+constexpr absl::Duration kToolTimeout = absl::Minutes(30);
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+// Overall percent at the start of each import phase (download overlaps the
+// unpacking of the stream; "unpack" is making the base volume of the tree).
+constexpr uint32_t kDownloadPct = 2, kVerifyPct = 80, kUnpackPct = 85, kFinalizePct = 97;
+
+struct TreeSize {
+  uint64_t bytes = 0;  // allocated
+  uint64_t inodes = 0;
+};
+
+TreeSize measure(const std::string& dir) {
+  TreeSize t;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    t.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    ++t.inodes;
+  }
+  return t;
+}
+
+// Room for the tree in a fresh ext4: its data with a margin, an inode per
+// 16 KiB (mkfs.ext4's default ratio) for its entries, and the journal.
+uint64_t ext4SizeFor(const TreeSize& t) {
+  uint64_t size = t.bytes + t.bytes / 4 + (t.inodes + 1024) * 16384 + 64 * kMiB;
+  return (size + kMiB - 1) / kMiB * kMiB;
+}
+
+Status runTool(core::ProcessRunner& tools, const std::vector<std::string>& argv, std::string_view step) {
+  XENCTL_ASSIGN_OR_RETURN(core::ProcessResult r, tools.run(argv, kToolTimeout));
+  if (r.exit_code != 0)
+    return absl::InternalError(absl::StrCat(av(step), ": ", argv[0], " exited with ", r.exit_code, ": ", r.output));
+  return absl::OkStatus();
+}
+
+void removeTree(const std::string& path) {
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
+  std::filesystem::remove_all(path, ec);
+}
+
+}  // namespace
+
+ImageManager::ImageManager(StorageManager& storage, core::Fetcher& fetcher, state::Store& store,
+                           OperationRegistry& ops, core::ProcessRunner& tools, const core::Clock& clock,
+                           ImageConfig config)
+    : storage_(storage),
+      fetcher_(fetcher),
+      store_(store),
+      ops_(ops),
+      tools_(tools),
+      clock_(clock),
+      config_(std::move(config)) {}
+
+Result<state::ImageRecord> ImageManager::find(const std::string& name) {
+  XENCTL_ASSIGN_OR_RETURN(auto all, store_.listImages());
+  for (auto& r : all)
+    if (r.name == name) return r;
+  return absl::NotFoundError(absl::StrCat("image '", name, "' not found; see vm-image list"));
+}
+
+Result<core::OperationRecord> ImageManager::import(const ImportRequest& req, const Caller& caller) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(req.pool));
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(core::validateVolumeName(req.name, "image"));
+    XENCTL_RETURN_IF_ERROR(image::uriScheme(req.uri).status());
+    if (!req.sha256.empty()) XENCTL_RETURN_IF_ERROR(image::parseSha256(req.sha256).status());
+    auto existing = find(req.name);
+    if (existing.ok()) return absl::AlreadyExistsError(absl::StrCat("image '", req.name, "' already exists"));
+    if (!absl::IsNotFound(existing.status())) return existing.status();
+    auto v = p->get(req.name);
+    if (v.ok())
+      return absl::AlreadyExistsError(absl::StrCat("importing image '", req.name, "': volume '", p->poolName(), "/",
+                                                   req.name, "' already exists; choose another name"));
+    return absl::IsNotFound(v.status()) ? absl::OkStatus() : v.status();
+  };
+  return ops_.startChecked({"import-image", req.name, caller.request_id, caller.uid}, precheck,
+                           [this, req, p](OperationContext& ctx) { return importWork(ctx, req, *p); });
+}
+
+Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool) {
+  const std::string what = absl::StrCat("importing image '", req.name, "'");
+  state::ImageRecord rec;
+  rec.name = req.name;
+  rec.uri = req.uri;
+  rec.pool = pool.poolName();
+  rec.volume = req.name;
+
+  // The content-addressed cache: the same bytes are not fetched twice.
+  if (!req.sha256.empty()) {
+    XENCTL_ASSIGN_OR_RETURN(auto digest, image::parseSha256(req.sha256));
+    XENCTL_ASSIGN_OR_RETURN(auto all, store_.listImages());
+    for (const auto& other : all) {
+      if (other.sha256 != image::toHex(digest) || other.pool != pool.poolName()) continue;
+      ctx.phase("unpack", kUnpackPct, absl::StrCat("same SHA-256 as image '", other.name, "': cloning its volume"));
+      XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool.clone(other.volume, rec.volume, 0, [&ctx](uint64_t, uint64_t) {
+        return !ctx.cancelled();
+      }));
+      ctx.phase("finalize", kFinalizePct);
+      rec.sha256 = other.sha256;
+      rec.signed_by = other.signed_by;
+      rec.kind = other.kind;
+      rec.size_bytes = v.size_bytes;
+      rec.imported_at = clock_.now();
+      Status st = store_.insertImage(rec);
+      if (!st.ok()) (void)pool.remove(rec.volume);
+      return st;
+    }
+  }
+
+  ctx.phase("download", kDownloadPct, req.uri);
+  image::ImportRequest ir;
+  ir.uri = req.uri;
+  if (!req.sha256.empty()) ir.sha256 = *image::parseSha256(req.sha256);
+  ir.signature = req.policy;
+  ir.trusted_keys = config_.trusted_keys;
+  ir.extract = config_.extract;
+  ir.extract.stop = ctx.stopToken();
+  ir.fetch.ca_file = config_.ca_file;
+  ir.fetch.max_bytes = config_.max_image_bytes;
+  ir.fetch.stop = ctx.stopToken();
+  ir.fetch.progress = [&ctx](const core::FetchProgress& p) {
+    uint32_t pct = p.total ? kDownloadPct + static_cast<uint32_t>((kVerifyPct - kDownloadPct) * p.bytes / p.total)
+                           : kDownloadPct;
+    ctx.progress(std::min(pct, kVerifyPct), p.bytes, p.total);
+  };
+  ir.on_phase = [&ctx](std::string_view phase) { ctx.phase(std::string(phase), kVerifyPct); };
+  const std::string staged = absl::StrCat(config_.work_dir, "/", ctx.id());
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() { removeTree(path); }
+  } cleanup{staged};
+  auto imported = image::importImage(fetcher_, ir, staged);
+  if (!imported.ok()) return imported.status();
+  rec.sha256 = image::toHex(imported->sha256);
+  rec.signed_by = imported->key_id;
+  rec.kind = std::string(image::toString(imported->kind));
+
+  ctx.phase("unpack", kUnpackPct, "making the base volume");
+  uint64_t size;
+  if (imported->kind == image::ImageKind::kRawExt) {
+    size = std::max<uint64_t>((imported->raw.size + 511) / 512 * 512, core::kMinVolumeBytes);
+  } else {
+    size = ext4SizeFor(measure(staged));
+  }
+  XENCTL_ASSIGN_OR_RETURN(core::Volume vol, pool.create(rec.volume, size, std::nullopt));
+  auto undo = [&](Status st) {
+    (void)pool.remove(rec.volume);
+    return st;
+  };
+  if (ctx.cancelled()) return undo(absl::CancelledError(absl::StrCat(what, ": cancelled")));
+  Status made;
+  if (imported->kind == image::ImageKind::kRawExt) {
+    made = runTool(tools_,
+                   {"dd", "if=" + staged, "of=" + vol.path, "bs=1M", "conv=sparse,notrunc,fsync", "status=none"},
+                   absl::StrCat(what, ": copying the raw image into ", vol.path));
+  } else {
+    made = runTool(tools_, {"mkfs.ext4", "-q", "-F", "-L", rec.name.substr(0, 16), "-d", staged, vol.path},
+                   absl::StrCat(what, ": making ext4 from the unpacked tree on ", vol.path));
+  }
+  if (!made.ok()) return undo(made);
+
+  ctx.phase("finalize", kFinalizePct);
+  rec.size_bytes = size;
+  rec.imported_at = clock_.now();
+  Status st = store_.insertImage(rec);
+  if (!st.ok()) return undo(st);
+  return absl::OkStatus();
+}
+
+Result<std::vector<ImageManager::ImageView>> ImageManager::list() {
+  XENCTL_ASSIGN_OR_RETURN(auto records, store_.listImages());
+  std::map<std::string, std::map<std::string, uint32_t>> clones;  // pool -> origin -> count
+  std::vector<ImageView> out;
+  for (auto& r : records) {
+    if (!clones.count(r.pool)) {
+      auto& counts = clones[r.pool];
+      auto vols = storage_.list(r.pool);
+      if (vols.ok())
+        for (const auto& v : *vols)
+          if (!v.origin.empty()) ++counts[v.origin];
+    }
+    ImageView view{std::move(r), 0};
+    view.clones = clones[view.record.pool][view.record.volume];
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+Result<core::OperationRecord> ImageManager::remove(const std::string& name, const Caller& caller) {
+  auto clonesOf = [this](const state::ImageRecord& r) -> Result<std::vector<std::string>> {
+    std::vector<std::string> names;
+    XENCTL_ASSIGN_OR_RETURN(auto vols, storage_.list(r.pool));
+    for (const auto& v : vols)
+      if (v.origin == r.volume) names.push_back(v.name);
+    return names;
+  };
+  auto precheck = [&]() -> Status {
+    XENCTL_ASSIGN_OR_RETURN(state::ImageRecord r, find(name));
+    XENCTL_ASSIGN_OR_RETURN(auto clones, clonesOf(r));
+    if (!clones.empty())
+      return absl::FailedPreconditionError(absl::StrCat("deleting image '", name, "': volumes ",
+                                                        absl::StrJoin(clones, ", "), " in pool '", r.pool,
+                                                        "' are cloned from it; delete them first"));
+    return absl::OkStatus();
+  };
+  return ops_.startChecked({"delete-image", name, caller.request_id, caller.uid}, precheck,
+                           [this, name, clonesOf](OperationContext& ctx) -> Status {
+                             ctx.phase("delete", 5);
+                             XENCTL_ASSIGN_OR_RETURN(state::ImageRecord r, find(name));
+                             XENCTL_ASSIGN_OR_RETURN(auto clones, clonesOf(r));
+                             if (!clones.empty())
+                               return absl::FailedPreconditionError(absl::StrCat(
+                                   "deleting image '", name, "': volumes ", absl::StrJoin(clones, ", "),
+                                   " are cloned from it; delete them first"));
+                             XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(r.pool));
+                             Status st = p->remove(r.volume);
+                             if (!st.ok() && !absl::IsNotFound(st)) return st;
+                             return store_.deleteImage(name);
+                           });
+}
+
+Result<std::string> ImageManager::volumePath(const std::string& source) {
+  std::string_view ref(source);
+  ref.remove_prefix(4);  // "vol:"
+  size_t slash = ref.find('/');
+  if (slash == std::string_view::npos)
+    return absl::InvalidArgumentError(absl::StrCat("'", source, "' is not vol:POOL/NAME"));
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(std::string(ref.substr(0, slash))));
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(std::string(ref.substr(slash + 1))));
+  return v.path;
+}
+
+Result<core::OperationRecord> ImageManager::exportImage(const ExportRequest& req, const Caller& caller) {
+  auto precheck = [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(image::uriScheme(req.uri).status());
+    if (req.source.rfind("vol:", 0) == 0) return volumePath(req.source).status();
+    if (req.source.empty() || req.source.front() != '/')
+      return absl::InvalidArgumentError(absl::StrCat("export source '", req.source,
+                                                     "' is neither an absolute directory nor vol:POOL/NAME"));
+    struct stat st;
+    if (::stat(req.source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return absl::NotFoundError(absl::StrCat("export source ", req.source, " is not a directory"));
+    return absl::OkStatus();
+  };
+  return ops_.startChecked({"export-image", req.source, caller.request_id, caller.uid}, precheck,
+                           [this, req](OperationContext& ctx) { return exportWork(ctx, req); });
+}
+
+Status ImageManager::exportWork(OperationContext& ctx, const ExportRequest& req) {
+  std::string dir = req.source;
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() {
+      if (!path.empty()) removeTree(path);
+    }
+  } cleanup;
+  if (req.source.rfind("vol:", 0) == 0) {
+    ctx.phase("prepare", 2, absl::StrCat("reading the file system of ", req.source));
+    XENCTL_ASSIGN_OR_RETURN(std::string path, volumePath(req.source));
+    dir = cleanup.path = absl::StrCat(config_.work_dir, "/", ctx.id());
+    if (::mkdir(dir.c_str(), 0700) != 0)
+      return absl::InternalError(absl::StrCat("creating ", dir, ": ", std::strerror(errno)));
+    XENCTL_RETURN_IF_ERROR(runTool(tools_, {"debugfs", "-R", absl::StrCat("rdump / ", dir), path},
+                                   absl::StrCat("exporting ", req.source, ": reading its file system")));
+  }
+  ctx.phase("pack", 10, absl::StrCat("storing ", req.uri));
+  core::FetchOptions fo;
+  fo.ca_file = config_.ca_file;
+  fo.stop = ctx.stopToken();
+  fo.progress = [&ctx](const core::FetchProgress& p) { ctx.progress(50, p.bytes, 0); };
+  auto r = image::exportDirectory(fetcher_, dir, req.format, req.uri, fo);
+  if (!r.ok()) return r.status();
+  ctx.progress(100, r->pack.bytes, r->pack.bytes,
+               absl::StrCat(r->pack.entries, " entries, sha256 ", image::toHex(r->sha256)));
+  return absl::OkStatus();
+}
+
+}  // namespace xenctl::provision

@@ -1,0 +1,90 @@
+// ImageManager: the golden-image use cases. An import fetches, verifies and
+// unpacks an image (lib/image) into a staging directory, then makes a base
+// volume of it in a pool (mkfs.ext4 -d for an archive's tree, a sparse copy
+// for a raw ext image) and records it in the catalog (lib/state). Each
+// change is an operation; imports have the phases download, verify, unpack
+// and finalize.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/core/fetcher.h"
+#include "lib/core/process_runner.h"
+#include "lib/image/archive_writer.h"
+#include "lib/image/image_importer.h"
+#include "lib/provision/caller.h"
+#include "lib/provision/operation_registry.h"
+#include "lib/provision/storage_manager.h"
+#include "lib/state/store.h"
+
+namespace xenctl::provision {
+
+struct ImageConfig {
+  std::vector<image::MinisignPublicKey> trusted_keys;
+  std::string ca_file;   ///< extra CAs for https ("" = the system's)
+  std::string work_dir;  ///< staging for unpacked trees; must exist, on a file system with room
+  image::ExtractPolicy extract;
+  uint64_t max_image_bytes = 0;  ///< 0 = no limit on the download
+};
+
+class ImageManager {
+ public:
+  ImageManager(StorageManager& storage, core::Fetcher& fetcher, state::Store& store, OperationRegistry& ops,
+               core::ProcessRunner& tools, const core::Clock& clock, ImageConfig config);
+
+  struct ImportRequest {
+    std::string name;
+    std::string uri;
+    std::string sha256;  ///< hex; "" = from SHA256SUMS beside the image, if any
+    image::SignaturePolicy policy = image::SignaturePolicy::kAuto;
+    std::string pool;  ///< "" = the default pool
+  };
+  /// Checked at once: the name (volume name rule) is free in the catalog and
+  /// as a volume, the pool exists, the URI's scheme and the digest are valid.
+  /// When an image with the same SHA-256 is already in the pool, its volume
+  /// is cloned instead of fetching again.
+  Result<core::OperationRecord> import(const ImportRequest& req, const Caller& caller);
+
+  struct ImageView {
+    state::ImageRecord record;
+    uint32_t clones = 0;  ///< volumes cloned from its base volume
+  };
+  Result<std::vector<ImageView>> list();
+
+  /// Deletes the image and its base volume. FAILED_PRECONDITION while
+  /// volumes cloned from it exist (they are named).
+  Result<core::OperationRecord> remove(const std::string& name, const Caller& caller);
+
+  struct ExportRequest {
+    /// An absolute Dom0 directory, or "vol:POOL/NAME": a volume holding an
+    /// ext2/3/4 file system, read offline (debugfs rdump: files,
+    /// directories, symlinks, modes, owners, times; hard links become copies,
+    /// device nodes are left out). Export a volume no running domain writes.
+    std::string source;
+    std::string uri;  ///< file://, ftp:// or http(s):// (PUT)
+    image::ExportFormat format = image::ExportFormat::kCpioGz;
+  };
+  /// The paper's `create`: packs the source and stores it at the URI, as an
+  /// operation (phases prepare, pack). Checked at once: the URI's scheme, the
+  /// source's form and existence.
+  Result<core::OperationRecord> exportImage(const ExportRequest& req, const Caller& caller);
+
+ private:
+  Result<state::ImageRecord> find(const std::string& name);
+  Status importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool);
+  Status exportWork(OperationContext& ctx, const ExportRequest& req);
+  /// The host path of "vol:POOL/NAME".
+  Result<std::string> volumePath(const std::string& source);
+
+  StorageManager& storage_;
+  core::Fetcher& fetcher_;
+  state::Store& store_;
+  OperationRegistry& ops_;
+  core::ProcessRunner& tools_;
+  const core::Clock& clock_;
+  const ImageConfig config_;
+};
+
+}  // namespace xenctl::provision

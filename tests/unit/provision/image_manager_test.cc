@@ -1,0 +1,190 @@
+#include "lib/provision/image_manager.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "lib/storage/dir_volumes.h"
+#include "lib/sys/posix_process_runner.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_fetcher.h"
+#include "tests/unit/image/image_test_util.h"
+#include "tests/unit/provision/test_util.h"
+
+namespace xenctl::provision {
+namespace {
+
+using core::OperationState;
+using ::testing::HasSubstr;
+namespace it = image::testing;
+
+// A dir pool, the catalog in memory, images served by a FakeFetcher; mkfs.ext4 is the real one.
+class ImageManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!runner_.run({"mkfs.ext4", "-V"}, absl::Seconds(30)).ok()) GTEST_SKIP() << "mkfs.ext4 is not installed";
+    std::vector<std::unique_ptr<core::VolumeManager>> pools;
+    auto p = storage::DirVolumes::open("default", tmp_.sub("pool"), clock_);
+    ASSERT_TRUE(p.ok()) << p.status();
+    pools.push_back(*std::move(p));
+    storage_ = std::make_unique<StorageManager>(std::move(pools), ops_);
+    ASSERT_EQ(::mkdir(tmp_.sub("work").c_str(), 0700), 0);
+    ImageConfig cfg;
+    cfg.work_dir = tmp_.sub("work");
+    images_ = std::make_unique<ImageManager>(*storage_, fetcher_, *store_, ops_, runner_, clock_, cfg);
+    archive_ = it::buildArchive({it::dir("etc"), it::file("etc/hostname", "golden\n")}, ARCHIVE_FORMAT_CPIO_SVR4_NOCRC,
+                                ARCHIVE_FILTER_GZIP);
+    fetcher_.serve(kUri, archive_);
+  }
+  core::OperationRecord done(const Result<core::OperationRecord>& r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? waitFinished(ops_, r->id) : core::OperationRecord{};
+  }
+  ImageManager::ImportRequest req(const std::string& name) {
+    return {name, kUri, image::toHex(image::sha256(archive_)), image::SignaturePolicy::kDigest, ""};
+  }
+
+  const std::string kUri = "file:///srv/golden.cpio.gz";
+  it::TempDir tmp_;
+  fakes::FakeClock clock_;
+  fakes::FakeFetcher fetcher_;
+  sys::PosixProcessRunner runner_;
+  std::unique_ptr<state::Store> store_ = std::move(state::Store::open(":memory:").value());
+  OperationRegistry ops_{clock_, nullptr, OperationRegistry::Options{}};
+  std::unique_ptr<StorageManager> storage_;
+  std::unique_ptr<ImageManager> images_;
+  std::string archive_;
+};
+
+// An archive becomes an ext4 base volume in the pool and a catalog entry; the staging is gone.
+TEST_F(ImageManagerTest, ImportMakesAnExt4BaseVolume) {
+  auto op = done(images_->import(req("golden"), {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(op.kind, "import-image");
+  auto all = images_->list();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1u);
+  const auto& rec = (*all)[0].record;
+  EXPECT_EQ(rec.sha256, image::toHex(image::sha256(archive_)));
+  EXPECT_EQ(rec.kind, "archive");
+  EXPECT_EQ(rec.volume, "golden");
+  auto vol = (*storage_->pool(""))->get("golden");
+  ASSERT_TRUE(vol.ok()) << vol.status();
+  std::string head = it::readAll(vol->path).substr(0, 2048);
+  EXPECT_EQ(static_cast<uint8_t>(head[1080]), 0x53);
+  EXPECT_EQ(static_cast<uint8_t>(head[1081]), 0xEF);
+  EXPECT_TRUE(it::listTree(tmp_.sub("work")).empty()) << "the unpacked tree is removed";
+}
+
+// The same SHA-256 is not fetched twice: the second import clones the first's volume.
+TEST_F(ImageManagerTest, SameDigestIsClonedNotFetched) {
+  ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
+  size_t fetches = fetcher_.requested().size();
+  auto op = done(images_->import(req("golden2"), {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(fetcher_.requested().size(), fetches);
+  EXPECT_EQ((*images_->list())[0].clones, 1u) << "golden2 is a clone of golden";
+}
+
+// A wrong digest fails the operation with DATA_LOSS; no volume, no catalog entry, no staging.
+TEST_F(ImageManagerTest, WrongDigestLeavesNothing) {
+  auto r = req("golden");
+  r.sha256 = std::string(64, '0');
+  auto op = done(images_->import(r, {"", 0}));
+  EXPECT_EQ(op.state, OperationState::kFailed);
+  EXPECT_EQ(op.status.code(), absl::StatusCode::kDataLoss) << op.status;
+  EXPECT_TRUE(images_->list()->empty());
+  EXPECT_TRUE((*storage_->pool(""))->list()->empty());
+  EXPECT_TRUE(it::listTree(tmp_.sub("work")).empty());
+}
+
+// Bad names, URIs, digests and taken names fail the call at once.
+TEST_F(ImageManagerTest, Prechecks) {
+  auto bad = req("Bad Name");
+  EXPECT_EQ(images_->import(bad, {"", 0}).status().code(), absl::StatusCode::kInvalidArgument);
+  bad = req("x");
+  bad.uri = "scp://h/x";
+  EXPECT_EQ(images_->import(bad, {"", 0}).status().code(), absl::StatusCode::kInvalidArgument);
+  bad = req("x");
+  bad.sha256 = "abc";
+  EXPECT_EQ(images_->import(bad, {"", 0}).status().code(), absl::StatusCode::kInvalidArgument);
+  bad = req("x");
+  bad.pool = "nope";
+  EXPECT_EQ(images_->import(bad, {"", 0}).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
+  EXPECT_EQ(images_->import(req("golden"), {"", 0}).status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+// Delete is refused while a clone exists, then removes the volume and the entry.
+TEST_F(ImageManagerTest, DeleteRefusedWhileCloned) {
+  ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(storage_->clone("", "golden", "web1", 0, {"", 0})).state, OperationState::kSucceeded);
+  auto refused = images_->remove("golden", {"", 0});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("web1"));
+  ASSERT_EQ(done(storage_->remove("", "web1", {"", 0})).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(images_->remove("golden", {"", 0})).state, OperationState::kSucceeded);
+  EXPECT_TRUE(images_->list()->empty());
+  EXPECT_TRUE((*storage_->pool(""))->list()->empty());
+  EXPECT_EQ(images_->remove("golden", {"", 0}).status().code(), absl::StatusCode::kNotFound);
+}
+
+// A raw ext4 image (made by mkfs.ext4 here) lands in the base volume byte for byte.
+TEST_F(ImageManagerTest, RawImageIsCopiedIntoTheVolume) {
+  const std::string raw = tmp_.sub("fs.img");
+  auto made = runner_.run({"mkfs.ext4", "-q", "-F", "-L", "rawfs", raw, "8M"}, absl::Seconds(60));
+  ASSERT_TRUE(made.ok() && made->exit_code == 0) << (made.ok() ? made->output : made.status().ToString());
+  const std::string bytes = it::readAll(raw);
+  fetcher_.serve("file:///srv/fs.img", bytes);
+  auto op = done(images_->import({"rawfs", "file:///srv/fs.img", image::toHex(image::sha256(bytes)),
+                                  image::SignaturePolicy::kDigest, ""},
+                                 {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  auto all = images_->list();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].record.kind, "raw-ext");
+  auto vol = (*storage_->pool(""))->get("rawfs");
+  ASSERT_TRUE(vol.ok()) << vol.status();
+  EXPECT_EQ(it::readAll(vol->path), bytes);
+}
+
+// Cancelling the operation stops the import; nothing is left in the pool, the catalog or the staging.
+TEST_F(ImageManagerTest, CancelKeepsNothing) {
+  fetcher_.blockAfter(kUri, 0);
+  auto started = images_->import(req("golden"), {"", 0});
+  ASSERT_TRUE(started.ok()) << started.status();
+  fetcher_.waitBlocked();
+  ASSERT_TRUE(ops_.cancel(started->id).ok());
+  auto op = waitFinished(ops_, started->id);
+  EXPECT_EQ(op.state, OperationState::kCancelled) << op.status;
+  EXPECT_TRUE(images_->list()->empty());
+  EXPECT_TRUE((*storage_->pool(""))->list()->empty());
+  EXPECT_TRUE(it::listTree(tmp_.sub("work")).empty());
+}
+
+// Export packs a directory and stores it at the URI; bad sources fail the call at once.
+TEST_F(ImageManagerTest, ExportDirectory) {
+  const std::string dir = tmp_.sub("tree");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  it::writeFile(dir + "/motd", "hello\n");
+  auto op = done(images_->exportImage({dir, "ftp://h/out.tar.zst", image::ExportFormat::kTarZst}, {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(op.kind, "export-image");
+  std::string stored;
+  ASSERT_TRUE(fetcher_.fetch("ftp://h/out.tar.zst", [&](std::string_view c) {
+    stored.append(c);
+    return Status();
+  }, {}).ok());
+  EXPECT_THAT(op.message, HasSubstr(image::toHex(image::sha256(stored))));
+  EXPECT_EQ(images_->exportImage({"relative", "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(images_->exportImage({tmp_.sub("nope"), "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(images_->exportImage({"vol:default/nope", "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(images_->exportImage({dir, "scp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace xenctl::provision
