@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/convert.h"
 #include "daemon/images.h"
 #include "daemon/pools.h"
 #include "lib/image/curl_fetcher.h"
@@ -55,6 +56,19 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
       s->clock_, s->store_.get(), provision::OperationRegistry::Options{config.max_operations, 1000});
   XENCTL_RETURN_IF_ERROR(s->ops_->load());
   s->events_ = std::make_unique<provision::EventBus>();
+  // Guests' lives in the log, one line per event (a crash, an on_* restart,
+  // a domain destroyed outside xenctld), from before the domains are adopted.
+  s->event_log_ = std::jthread([sub = std::shared_ptr(s->events_->subscribe())](std::stop_token st) {
+    while (!st.stop_requested()) {
+      auto e = sub->next(absl::Now() + absl::Milliseconds(500));
+      if (!e) continue;
+      v1::DomainEvent p;
+      toProto(*e, &p);
+      spdlog::info("event domain={} kind={} domid={} state={}{}{}{}", e->name, v1::DomainEvent::Kind_Name(p.kind()),
+                   e->domid, v1::DomainState_Name(p.state()), e->message.empty() ? "" : " message=\"", e->message,
+                   e->message.empty() ? "" : "\"");
+    }
+  });
   s->domains_ =
       std::make_unique<provision::DomainManager>(*s->hv_, *s->store_, *s->ops_, *s->events_, s->clock_);
   XENCTL_RETURN_IF_ERROR(s->domains_->load());

@@ -45,6 +45,7 @@ class Server {
   std::unique_ptr<core::Hypervisor> hv_;
   std::unique_ptr<provision::OperationRegistry> ops_;
   std::unique_ptr<provision::EventBus> events_;
+  std::jthread event_log_;  // every domain event into the log (the journal under systemd)
   std::unique_ptr<provision::DomainManager> domains_;
   std::unique_ptr<provision::StorageManager> storage_;
   std::unique_ptr<core::Fetcher> fetcher_;

@@ -74,6 +74,7 @@ struct DomainInfo {
   uint32_t vcpus_online = 0;
   uint64_t memory_mib = 0;
   double cpu_time_seconds = 0;
+  DomainType type = DomainType::kPvh;  ///< as the hypervisor built it (for foreign domains)
 };
 
 inline constexpr uint64_t kMinMemoryMib = 32;

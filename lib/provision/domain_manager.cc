@@ -165,6 +165,7 @@ DomainView DomainManager::foreignView(const core::DomainInfo& info) {
   DomainView v;
   v.spec.name = info.name;
   v.spec.uuid = info.uuid;
+  v.spec.type = info.type;
   v.live = info;
   v.state = info.state;
   v.foreign = true;

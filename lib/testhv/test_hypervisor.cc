@@ -64,7 +64,7 @@ Result<core::DomainInfo> TestHypervisor::createDomain(const core::DomainSpec& sp
       return absl::ResourceExhaustedError(absl::StrCat("creating ", who(spec), ": it needs ", spec.memory_mib,
                                                        " MiB but the host has ", free, " MiB free"));
     Dom d{spec, {spec.name, spec.uuid, next_domid_++, paused ? DomainState::kPaused : DomainState::kRunning,
-                 spec.vcpus, spec.memory_mib, 0.0},
+                 spec.vcpus, spec.memory_mib, 0.0, spec.type},
           true, nullptr};
     events.push_back(eventFor(d, Kind::kStarted));
     info = d.info;

@@ -204,6 +204,11 @@ core::DomainInfo domainInfoOf(const libxl_dominfo& info, std::string name) {
   out.vcpus_online = info.vcpu_online;
   out.memory_mib = info.current_memkb / 1024;
   out.cpu_time_seconds = static_cast<double>(info.cpu_time) / 1e9;  // libxl reports nanoseconds
+  switch (info.domain_type) {
+    case LIBXL_DOMAIN_TYPE_HVM: out.type = DomainType::kHvm; break;
+    case LIBXL_DOMAIN_TYPE_PV: out.type = DomainType::kPv; break;
+    default: out.type = DomainType::kPvh; break;
+  }
   return out;
 }
 

@@ -481,7 +481,7 @@ Result<LibxlHypervisor::Present> LibxlHypervisor::build(const core::DomainSpec& 
                 d.domain_type == LIBXL_DOMAIN_TYPE_HVM};
   } else {  // it already went away; the death watch reports it
     p.domid = domid;
-    p.info = {spec.name, spec.uuid, domid, DomainState::kDying, spec.vcpus, spec.memory_mib, 0};
+    p.info = {spec.name, spec.uuid, domid, DomainState::kDying, spec.vcpus, spec.memory_mib, 0, spec.type};
   }
   libxl_dominfo_dispose(&d);
   return p;

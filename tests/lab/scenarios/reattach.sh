@@ -41,7 +41,11 @@ rebooted() {
   now=$(xl domid "$guest" 2>/dev/null) && [[ $now != "$domid" ]] &&
     (($(grep -c LAB-GUEST-READY "$(lab_guest_log "$guest")") >= 2))
 }
-lab_wait_for 240 "$guest to come back under a new domid and boot again (on_reboot=restart)" rebooted
+if ! (lab_wait_for 240 "$guest to come back under a new domid and boot again (on_reboot=restart)" rebooted); then
+  lab_run xl list
+  lab_run tail -n 20 "$LAB_OUT/xenctld.log"
+  lab_fail "$guest did not come back under a new domid after vm-reboot (on_reboot=restart)"
+fi
 lab_cli info-after vm-info "$guest" --json
 lab_json_has "$LAB_OUT/info-after.out" ".domid != $domid and (.state == \"running\" or .state == \"blocked\")" \
   "vm-info does not show $guest running under a new domid after the reboot"

@@ -229,12 +229,14 @@ TEST_F(DomainManagerTest, GuestEventsUpdateState) {
 TEST_F(DomainManagerTest, ForeignDomains) {
   core::DomainSpec s = spec("xl-made");
   s.uuid = "11111111-2222-4333-8444-555555555555";
+  s.type = core::DomainType::kHvm;
   s = *core::normalizeSpec(s);
   ASSERT_TRUE(hv_->createDomain(s, false).ok());
   EXPECT_EQ(domains_->list(false)->size(), 0u);
   auto all = *domains_->list(true);
   ASSERT_EQ(all.size(), 1u);
   EXPECT_TRUE(all[0].foreign);
+  EXPECT_EQ(all[0].spec.type, core::DomainType::kHvm);  // as the hypervisor has it, not a default
   EXPECT_TRUE(domains_->get("xl-made")->foreign);
   EXPECT_EQ(domains_->pause("xl-made", caller_).status().code(), absl::StatusCode::kFailedPrecondition);
   // Its console can be read, not typed into.

@@ -280,7 +280,7 @@ TEST(DomainStateOf, Flags) {
   libxl_dominfo_dispose(&d);
 }
 
-// DomainInfo takes uuid, domid, online vcpus, current memory in MiB and cpu time in seconds.
+// DomainInfo takes uuid, domid, online vcpus, current memory in MiB, cpu time in seconds and the type.
 TEST(DomainInfoOf, Fields) {
   libxl_dominfo d = dominfo();
   ASSERT_EQ(libxl_uuid_from_string(&d.uuid, kUuid), 0);
@@ -289,6 +289,7 @@ TEST(DomainInfoOf, Fields) {
   d.vcpu_online = 3;
   d.current_memkb = 262144 + 512;
   d.cpu_time = 2'500'000'000ULL;
+  d.domain_type = LIBXL_DOMAIN_TYPE_PV;
   const core::DomainInfo i = domainInfoOf(d, "web1");
   EXPECT_EQ(i.name, "web1");
   EXPECT_EQ(i.uuid, kUuid);
@@ -297,6 +298,7 @@ TEST(DomainInfoOf, Fields) {
   EXPECT_EQ(i.vcpus_online, 3u);
   EXPECT_EQ(i.memory_mib, 256u);
   EXPECT_DOUBLE_EQ(i.cpu_time_seconds, 2.5);
+  EXPECT_EQ(i.type, core::DomainType::kPv);
   libxl_dominfo_dispose(&d);
 }
 
