@@ -19,6 +19,7 @@ constexpr std::string_view kOld = "++old";
 bool isSnapshotRef(const std::string& ref) { return ref.find('@') != std::string::npos; }
 
 std::string gib(uint64_t bytes) { return absl::StrFormat("%.2f GiB", static_cast<double>(bytes) / (1 << 30)); }
+std::string mib(uint64_t bytes) { return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20)); }
 std::string bytesArg(uint64_t bytes) { return absl::StrCat(bytes, "b"); }
 std::string tagArg(std::string_view key, const std::string& value) { return absl::StrCat(av(key), "=", value); }
 
@@ -521,12 +522,12 @@ void LvmSnapshotVolumes::check(const std::vector<LvRow>& rows) {
     if (r.invalidSnapshot())
       (void)warnOnce(absl::StrCat(r.name, "/invalid"),
                      absl::StrCat(who(ref), " (", vgLv(r.name), ") overflowed its copy-on-write store of ",
-                                  gib(r.size), " and lost its content; delete it"));
+                                  mib(r.size), " and lost its content; delete it"));
     else if (r.data_percent >= opt_.snapshot_watermark)
       (void)warnOnce(absl::StrCat(r.name, "/", static_cast<int>(r.data_percent / 5)),
                      absl::StrFormat("%s (%s) has used %.1f%% of its copy-on-write store of %s (snapshot_watermark "
                                      "%.1f%%); at 100%% it is lost: grow it (lvextend -L +SIZE %s) or delete it",
-                                     who(ref), vgLv(r.name), r.data_percent, gib(r.size), opt_.snapshot_watermark,
+                                     who(ref), vgLv(r.name), r.data_percent, mib(r.size), opt_.snapshot_watermark,
                                      vgLv(r.name)));
   }
 }
