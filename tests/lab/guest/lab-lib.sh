@@ -128,7 +128,8 @@ lab_guest_wait() {
   lab_say "guest $name console: $(grep -E "$pattern" "$log" | head -n 1 | tr -d '\r')"
 }
 
-# lab_xenctld_start HYPERVISOR: starts the host-built xenctld on
+# lab_xenctld_start HYPERVISOR [ARG...]: starts the host-built xenctld (with
+# ARGs, e.g. --config FILE) on
 # $LAB_XENCTLD_SOCK with a fresh state dir, waits for its socket, and sets
 # LAB_XENCTLD_PID and LAB_CONNECT. Its log is $LAB_OUT/xenctld.log.
 LAB_XENCTLD_SOCK=/run/xenctld/xenctld.sock
@@ -137,14 +138,15 @@ LAB_CONNECT=unix:$LAB_XENCTLD_SOCK
 LAB_XENCTLD_PID=
 lab_xenctld_start() {
   local hypervisor=$1 b deadline status
+  shift
   for b in xenctld vmm vm-list vm-create; do
     [[ -x $LAB_BIN/$b ]] ||
       lab_fail "$b binary not found at ${LAB_HOST_BUILD_DIR:-BUILD_DIR}/$(case $b in xenctld) echo daemon ;; *) echo client ;; esac)/$b; build it first (cmake --preset default && cmake --build build), or pass tests/lab/run --build-dir"
   done
   mkdir -p "$(dirname "$LAB_XENCTLD_SOCK")"
   rm -rf "$LAB_XENCTLD_SOCK" "$LAB_XENCTLD_STATE"
-  lab_say "+ xenctld --listen $LAB_CONNECT --state-dir $LAB_XENCTLD_STATE --hypervisor $hypervisor"
-  "$LAB_BIN/xenctld" --listen "$LAB_CONNECT" --state-dir "$LAB_XENCTLD_STATE" --hypervisor "$hypervisor" \
+  lab_say "+ xenctld --listen $LAB_CONNECT --state-dir $LAB_XENCTLD_STATE --hypervisor $hypervisor $*"
+  "$LAB_BIN/xenctld" --listen "$LAB_CONNECT" --state-dir "$LAB_XENCTLD_STATE" --hypervisor "$hypervisor" "$@" \
     >>"$LAB_OUT/xenctld.log" 2>&1 </dev/null &
   LAB_XENCTLD_PID=$!
   deadline=$(($(date +%s) + 60))
