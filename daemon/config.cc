@@ -2,10 +2,13 @@
 
 #include <toml++/toml.h>
 
+#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/core/domain.h"
 #include "lib/core/volume.h"
 
 namespace xenctl::daemon {
@@ -107,20 +110,59 @@ Result<Config> loadConfig(const std::string& path, Config c) {
     const toml::array* arr = pools->as_array();
     if (!arr || !arr->is_array_of_tables()) return bad_type(*pools, "pool", "an array of tables ([[pool]])");
     c.pools.clear();
+    // The keys each driver takes; any other is an error naming its line.
+    static const std::map<std::string, std::set<std::string>> kKeys = {
+        {"dir", {"name", "driver", "path"}},
+        {"lvm-thin", {"name", "driver", "vg", "thinpool", "max_overcommit", "data_watermark", "metadata_watermark"}},
+        {"lvm-snapshot", {"name", "driver", "vg", "snapshot_size", "snapshot_percent", "snapshot_watermark"}},
+    };
     for (const auto& el : *arr) {
       PoolConfig pc;
-      for (auto&& [key, node] : *el.as_table()) {
-        const std::string k(key.str());
-        if (k != "name" && k != "driver" && k != "path")
-          return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
-                                                         "' in [[pool]]; known: name, driver, path"));
-        auto v = node.value<std::string>();
-        if (!v) return bad_type(node, k, "a string");
-        (k == "name" ? pc.name : k == "driver" ? pc.driver : pc.path) = *v;
+      const toml::table& t = *el.as_table();
+      if (const toml::node* d = t.get("driver")) {
+        auto v = d->value<std::string>();
+        if (!v) return bad_type(*d, "driver", "a string");
+        pc.driver = *v;
       }
-      if (pc.name.empty() || pc.path.empty())
-        return absl::InvalidArgumentError(
-            absl::StrCat("config ", where(path, el.source()), ": a [[pool]] needs a name and a path"));
+      auto keys = kKeys.find(pc.driver);
+      if (keys == kKeys.end())
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path, t.get("driver")->source()),
+                                                       ": driver \"", pc.driver,
+                                                       "\" is unknown; use \"dir\", \"lvm-thin\" or \"lvm-snapshot\""));
+      for (auto&& [key, node] : t) {
+        const std::string k(key.str());
+        if (!keys->second.count(k))
+          return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
+                                                         "' in a [[pool]] with driver \"", pc.driver,
+                                                         "\"; known: ", absl::StrJoin(keys->second, ", ")));
+        if (k == "driver") continue;
+        if (k == "max_overcommit" || k == "data_watermark" || k == "metadata_watermark" || k == "snapshot_percent" ||
+            k == "snapshot_watermark") {
+          auto v = node.value<double>();  // integers too
+          const bool ratio = k == "max_overcommit";
+          if (!v || *v <= 0 || (!ratio && *v > 100))
+            return bad_type(node, k, ratio ? "a positive number" : "a percentage above 0, at most 100");
+          (k == "max_overcommit"       ? pc.max_overcommit
+           : k == "data_watermark"     ? pc.data_watermark
+           : k == "metadata_watermark" ? pc.metadata_watermark
+           : k == "snapshot_percent"   ? pc.snapshot_percent
+                                       : pc.snapshot_watermark) = *v;
+        } else if (k == "snapshot_size") {
+          auto v = node.value<std::string>();
+          Result<uint64_t> mib = v ? core::parseSizeMib(*v) : absl::InvalidArgumentError("not a string");
+          if (!mib.ok() || *mib == 0) return bad_type(node, k, "a size such as \"512M\" or \"2G\"");
+          pc.snapshot_size_mib = *mib;
+        } else {
+          auto v = node.value<std::string>();
+          if (!v) return bad_type(node, k, "a string");
+          (k == "name" ? pc.name : k == "path" ? pc.path : k == "vg" ? pc.vg : pc.thinpool) = *v;
+        }
+      }
+      const bool dir = pc.driver == "dir", thin = pc.driver == "lvm-thin";
+      if (pc.name.empty() || (dir && pc.path.empty()) || (!dir && pc.vg.empty()) || (thin && pc.thinpool.empty()))
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config ", where(path, el.source()), ": a [[pool]] with driver \"", pc.driver, "\" needs ",
+            dir ? "a name and a path" : thin ? "a name, a vg and a thinpool" : "a name and a vg"));
       c.pools.push_back(std::move(pc));
     }
   }
@@ -129,7 +171,10 @@ Result<Config> loadConfig(const std::string& path, Config c) {
 
 std::vector<PoolConfig> effectivePools(const Config& c) {
   if (!c.pools.empty()) return c.pools;
-  return {PoolConfig{"default", "dir", c.state_dir + "/volumes"}};
+  PoolConfig dir;
+  dir.name = "default";
+  dir.path = c.state_dir + "/volumes";
+  return {dir};
 }
 
 Status validateConfig(const Config& c) {
@@ -151,12 +196,15 @@ Status validateConfig(const Config& c) {
     if (Status st = core::validateVolumeName(p.name, "pool"); !st.ok()) return st;
     if (!pool_names.insert(p.name).second)
       return absl::InvalidArgumentError(absl::StrCat("pool '", p.name, "' is declared twice"));
-    if (p.driver == "lvm-thin" || p.driver == "lvm-snapshot")
-      return absl::InvalidArgumentError(
-          absl::StrCat("pool '", p.name, "': driver \"", p.driver, "\" is not built yet in this xenctld; use \"dir\""));
+    if (p.driver == "lvm-thin" || p.driver == "lvm-snapshot") {
+      if (p.vg.empty()) return absl::InvalidArgumentError(absl::StrCat("pool '", p.name, "': it needs a vg"));
+      if (p.driver == "lvm-thin" && p.thinpool.empty())
+        return absl::InvalidArgumentError(absl::StrCat("pool '", p.name, "': it needs a thinpool"));
+      continue;
+    }
     if (p.driver != "dir")
-      return absl::InvalidArgumentError(
-          absl::StrCat("pool '", p.name, "': driver \"", p.driver, "\" is unknown; use \"dir\""));
+      return absl::InvalidArgumentError(absl::StrCat("pool '", p.name, "': driver \"", p.driver,
+                                                     "\" is unknown; use \"dir\", \"lvm-thin\" or \"lvm-snapshot\""));
     if (p.path.empty() || p.path[0] != '/')
       return absl::InvalidArgumentError(absl::StrCat("pool '", p.name, "': path '", p.path, "' is not absolute"));
   }

@@ -13,8 +13,21 @@ namespace xenctl::daemon {
 /// One [[pool]] table: a storage pool and its backend.
 struct PoolConfig {
   std::string name;
-  std::string driver = "dir";  ///< "dir"; "lvm-thin" and "lvm-snapshot" are not built yet
+  std::string driver = "dir";  ///< "dir", "lvm-thin" or "lvm-snapshot"
   std::string path;            ///< dir: an absolute directory
+  std::string vg;              ///< lvm-*: the volume group
+  std::string thinpool;        ///< lvm-thin: the thin pool LV in `vg`
+  /// lvm-thin guard rails: thin volumes' total size at most this many times
+  /// the pool's data size; nothing new past these percents of data / metadata.
+  double max_overcommit = 10.0;
+  double data_watermark = 80.0;
+  double metadata_watermark = 80.0;
+  /// lvm-snapshot: each clone's / snapshot's COW store, in MiB (0: use
+  /// snapshot_percent of the origin's size); reported and rollback refused past
+  /// snapshot_watermark percent of it.
+  uint64_t snapshot_size_mib = 0;
+  double snapshot_percent = 20.0;
+  double snapshot_watermark = 80.0;
 };
 
 /// The [images] table: what vouches for an image, and what it may contain.

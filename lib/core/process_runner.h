@@ -12,7 +12,12 @@ namespace xenctl::core {
 
 struct ProcessResult {
   int exit_code = 0;   ///< the exit status, or 128 + signal when killed by one
-  std::string output;  ///< stdout and stderr together, the last 64 KiB
+  std::string output;  ///< stdout and stderr together, the last 64 KiB (for messages)
+  /// stdout alone and whole, for machine-read output (lvm2's JSON reports)
+  /// that a warning on stderr must not corrupt; up to kMaxStdout bytes.
+  std::string stdout_text;
+  bool stdout_truncated = false;  ///< stdout was longer than kMaxStdout
+  static constexpr size_t kMaxStdout = size_t{32} << 20;
 };
 
 class ProcessRunner {

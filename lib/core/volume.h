@@ -1,6 +1,7 @@
 // The VolumeManager port: one storage pool's copy-on-write volumes.
-// Real: storage::DirVolumes (files; reflink clones on btrfs/xfs). To come:
-// storage::LvmThinVolumes, storage::LvmSnapshotVolumes.
+// Real: storage::DirVolumes (files; reflink clones on btrfs/xfs),
+// storage::LvmThinVolumes (thin snapshots), storage::LvmSnapshotVolumes
+// (classic LVM COW snapshots).
 #pragma once
 
 #include <cstdint>

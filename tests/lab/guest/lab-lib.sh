@@ -158,32 +158,38 @@ lab_guest_wait() {
   lab_say "guest $name console: $(grep -E "$pattern" "$log" | head -n 1 | tr -d '\r')"
 }
 
-# lab_xenctld_start HYPERVISOR [--keep-state]: starts the host-built xenctld
-# on $LAB_XENCTLD_SOCK with a fresh state dir (or the last one's, as a
-# restart does), waits for its socket, and sets LAB_XENCTLD_PID and
-# LAB_CONNECT. Its log is $LAB_OUT/xenctld.log.
+# lab_xenctld_start HYPERVISOR [--keep-state] [ARG...]: starts the host-built
+# xenctld (with ARGs, e.g. --config FILE) on $LAB_XENCTLD_SOCK with a fresh
+# state dir (or, with --keep-state, the last one's, as a restart does), waits
+# for its socket, and sets LAB_XENCTLD_PID and LAB_CONNECT. Its log is
+# $LAB_OUT/xenctld.log.
 LAB_XENCTLD_SOCK=/run/xenctld/xenctld.sock
 LAB_XENCTLD_STATE=/var/lib/xenctld
 LAB_CONNECT=unix:$LAB_XENCTLD_SOCK
 LAB_XENCTLD_PID=
 lab_xenctld_start() {
-  local hypervisor=$1 keep=${2:-} b deadline status
+  local hypervisor=$1 keep='' b deadline status
+  shift
+  if [[ ${1:-} == --keep-state ]]; then
+    keep=1
+    shift
+  fi
   for b in xenctld vmm vm-list vm-create; do
     [[ -x $LAB_BIN/$b ]] ||
       lab_fail "$b binary not found at ${LAB_HOST_BUILD_DIR:-BUILD_DIR}/$(case $b in xenctld) echo daemon ;; *) echo client ;; esac)/$b; build it first (cmake --preset default && cmake --build build), or pass tests/lab/run --build-dir"
   done
   mkdir -p "$(dirname "$LAB_XENCTLD_SOCK")"
   rm -rf "$LAB_XENCTLD_SOCK"
-  [[ $keep == --keep-state ]] || rm -rf "$LAB_XENCTLD_STATE"
+  [[ -n $keep ]] || rm -rf "$LAB_XENCTLD_STATE"
   # A crash leaves a core in $LAB_OUT (it lands in the results) for gdb on
   # the host; LAB_XENCTLD_WRAP (tests/lab/run -e) runs xenctld under a tool,
   # e.g. "valgrind --error-exitcode=99".
   echo "$LAB_OUT/core.%e.%p" >/proc/sys/kernel/core_pattern
   local wrap=()
   [[ -z ${LAB_XENCTLD_WRAP:-} ]] || read -r -a wrap <<<"$LAB_XENCTLD_WRAP"
-  lab_say "+ ${wrap[*]} xenctld --listen $LAB_CONNECT --state-dir $LAB_XENCTLD_STATE --hypervisor $hypervisor"
+  lab_say "+ ${wrap[*]} xenctld --listen $LAB_CONNECT --state-dir $LAB_XENCTLD_STATE --hypervisor $hypervisor $*"
   (ulimit -c unlimited && exec "${wrap[@]}" "$LAB_BIN/xenctld" --listen "$LAB_CONNECT" \
-    --state-dir "$LAB_XENCTLD_STATE" --hypervisor "$hypervisor") >>"$LAB_OUT/xenctld.log" 2>&1 </dev/null &
+    --state-dir "$LAB_XENCTLD_STATE" --hypervisor "$hypervisor" "$@") >>"$LAB_OUT/xenctld.log" 2>&1 </dev/null &
   LAB_XENCTLD_PID=$!
   deadline=$(($(date +%s) + 60))
   until [[ -S $LAB_XENCTLD_SOCK ]]; do

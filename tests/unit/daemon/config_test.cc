@@ -96,11 +96,18 @@ path = "/srv/nvme"
 
   auto unknown = loadConfig(write("[[pool]]\nname = \"a\"\npath = \"/a\"\nsize = \"1G\"\n"));
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(unknown.status().message().find(":4: unknown key 'size' in [[pool]]"), std::string::npos)
+  EXPECT_NE(unknown.status().message().find(":4: unknown key 'size' in a [[pool]]"), std::string::npos)
       << unknown.status();
 
-  for (const PoolConfig& bad : {PoolConfig{"a", "lvm-thin", "/x"}, PoolConfig{"a", "zfs", "/x"},
-                                PoolConfig{"a", "dir", "rel"}, PoolConfig{"Bad Name", "dir", "/x"}}) {
+  auto pool = [](std::string name, std::string driver, std::string path) {
+    PoolConfig p;
+    p.name = std::move(name);
+    p.driver = std::move(driver);
+    p.path = std::move(path);
+    return p;
+  };
+  for (const PoolConfig& bad : {pool("a", "lvm-thin", "/x"), pool("a", "lvm-snapshot", ""), pool("a", "zfs", "/x"),
+                                pool("a", "dir", "rel"), pool("Bad Name", "dir", "/x")}) {
     Config k;
     k.hypervisor = "test";
     k.pools = {bad};
@@ -108,7 +115,7 @@ path = "/srv/nvme"
   }
   Config twice;
   twice.hypervisor = "test";
-  twice.pools = {{"a", "dir", "/x"}, {"a", "dir", "/y"}};
+  twice.pools = {pool("a", "dir", "/x"), pool("a", "dir", "/y")};
   EXPECT_EQ(validateConfig(twice).code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -130,6 +137,59 @@ allow_setid = true
   EXPECT_NE(unknown.status().message().find("unknown key 'keys' in [images]"), std::string::npos) << unknown.status();
   auto wrong = loadConfig(write("[images]\nallow_setid = \"yes\"\n"));
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+// lvm-thin and lvm-snapshot pools take their own keys; a key of another
+// driver, a bad number or a missing vg names the file and line.
+TEST(Config, LvmPools) {
+  auto c = loadConfig(write(R"(
+[[pool]]
+name = "thin"
+driver = "lvm-thin"
+vg = "vg0"
+thinpool = "pool"
+max_overcommit = 4
+data_watermark = 85.5
+metadata_watermark = 70
+[[pool]]
+name = "classic"
+driver = "lvm-snapshot"
+vg = "vg1"
+snapshot_size = "512M"
+snapshot_watermark = 90
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->pools.size(), 2u);
+  EXPECT_EQ(c->pools[0].driver, "lvm-thin");
+  EXPECT_EQ(c->pools[0].vg, "vg0");
+  EXPECT_EQ(c->pools[0].thinpool, "pool");
+  EXPECT_DOUBLE_EQ(c->pools[0].max_overcommit, 4.0);
+  EXPECT_DOUBLE_EQ(c->pools[0].data_watermark, 85.5);
+  EXPECT_DOUBLE_EQ(c->pools[0].metadata_watermark, 70.0);
+  EXPECT_EQ(c->pools[1].driver, "lvm-snapshot");
+  EXPECT_EQ(c->pools[1].snapshot_size_mib, 512u);
+  EXPECT_DOUBLE_EQ(c->pools[1].snapshot_watermark, 90.0);
+  EXPECT_DOUBLE_EQ(c->pools[1].snapshot_percent, 20.0);
+  EXPECT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+
+  struct Case {
+    const char* text;
+    const char* needle;
+  };
+  for (const Case& k : {
+           Case{"[[pool]]\nname = \"t\"\ndriver = \"lvm-thin\"\nvg = \"vg0\"\nthinpool = \"p\"\npath = \"/x\"\n",
+                ":6: unknown key 'path' in a [[pool]] with driver \"lvm-thin\""},
+           Case{"[[pool]]\nname = \"s\"\ndriver = \"lvm-snapshot\"\nvg = \"vg0\"\nthinpool = \"p\"\n",
+                ":5: unknown key 'thinpool'"},
+           Case{"[[pool]]\nname = \"t\"\ndriver = \"lvm-thin\"\nvg = \"vg0\"\nthinpool = \"p\"\ndata_watermark = 120\n",
+                ":6: 'data_watermark' must be a percentage"},
+           Case{"[[pool]]\nname = \"s\"\ndriver = \"lvm-snapshot\"\nvg = \"vg0\"\nsnapshot_size = \"lots\"\n",
+                ":5: 'snapshot_size' must be a size"},
+           Case{"[[pool]]\nname = \"t\"\ndriver = \"lvm-thin\"\nvg = \"vg0\"\n", ":1: a [[pool]] with driver \"lvm-thin\" needs"},
+           Case{"[[pool]]\nname = \"z\"\ndriver = \"zfs\"\n", ":3: driver \"zfs\" is unknown"}}) {
+    const std::string path = write(k.text);
+    auto bad = loadConfig(path);
+    ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
+    EXPECT_NE(bad.status().message().find(path + k.needle), absl::string_view::npos) << bad.status();
+  }
 }
 
 }  // namespace

@@ -14,6 +14,21 @@ TEST(PosixProcessRunner, OutputAndExitCode) {
   EXPECT_EQ(ok->output, "out\nerr\n");
 }
 
+// stdout comes back alone too, whole (beyond the 64 KiB kept of the mix), so a
+// warning on stderr never corrupts machine-read output.
+TEST(PosixProcessRunner, StdoutAlone) {
+  PosixProcessRunner r;
+  auto res = r.run({"sh", "-c", "echo '{\"a\":'; head -c 200000 /dev/zero | tr '\\0' x; echo; echo WARNING >&2; echo '1}'"},
+                   absl::Seconds(20));
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->stdout_text.size(), 6u + 200000u + 1u + 3u);
+  EXPECT_EQ(res->stdout_text.substr(0, 7), "{\"a\":\nx");
+  EXPECT_EQ(res->stdout_text.substr(res->stdout_text.size() - 5), "x\n1}\n");
+  EXPECT_FALSE(res->stdout_truncated);
+  EXPECT_NE(res->output.find("WARNING"), std::string::npos);
+  EXPECT_EQ(res->stdout_text.find("WARNING"), std::string::npos);
+}
+
 // A missing program is NOT_FOUND and says which.
 TEST(PosixProcessRunner, MissingProgram) {
   PosixProcessRunner r;

@@ -1,0 +1,232 @@
+// The LVM pools: LvmThinVolumes (thin volumes in a VG's thin pool, clones
+// and snapshots are thin snapshots) and LvmSnapshotVolumes (plain LVs in a
+// VG, clones and snapshots are classic copy-on-write snapshots of a set size).
+//
+// Names. A volume NAME is the LV VG/NAME (so /dev/VG/NAME is its path, as an
+// administrator expects); its snapshot NAME@SNAP is the LV VG/NAME+SNAP ('+'
+// is legal in LV names and never in ours). Work in progress uses names with
+// "++" (NAME++new, NAME++old), never shown as volumes and cleaned up when
+// the pool is opened.
+//
+// Metadata lives in LV tags, so the VG describes itself as a dir pool's
+// directory does: "xenctl.pool=POOL" marks a classic pool's LVs (a VG also
+// holds Dom0's own), "xenctl.origin=LV" names what a clone or snapshot was
+// made from. The creation time is LVM's lv_time.
+//
+// Golden volumes. A snapshot (NAME@SNAP) is read-only from birth (-p r);
+// on lvm-thin it also carries the activation-skip flag and stays inactive:
+// a thin snapshot can be cloned without being active, so a golden image
+// kept as a snapshot (`vm-volume snapshot base golden`, then clones of
+// base@golden) is never activated. Clones are writable, active and without
+// the skip flag (-kn). Clones of clones work on lvm-thin. Classic snapshots
+// cannot be snapshotted, so on lvm-snapshot a clone or a snapshot is made
+// from a plain volume only (FAILED_PRECONDITION otherwise, saying so).
+//
+// Rollback. lvm-thin: a writable thin snapshot of the snapshot is made as
+// NAME++new, then NAME is renamed NAME++old, NAME++new renamed NAME and
+// NAME++old removed, all under the VG lock and the volume's reservation, so
+// a caller sees the old volume or the new one. A crash between the renames
+// leaves NAME++old: opening the pool renames it back (the rollback did not
+// happen) or, when NAME exists, removes it. lvm-snapshot: `lvconvert
+// --merge` (the kernel shows the snapshot's content at once and merges in
+// the background; the command waits for the end), then the snapshot is taken
+// again under its name, so it is kept as the port promises.
+//
+// Guard rails (lvm-thin). A create, clone or resize is refused
+// (RESOURCE_EXHAUSTED, with the numbers) when the thin LVs' total size would
+// exceed max_overcommit times the pool's data size, or when the pool's data
+// or metadata use is at or past its watermark. (lvm-snapshot) A clone or
+// snapshot needs a COW store of snapshot_bytes (or snapshot_percent of the
+// origin) free in the VG; a COW store at or past snapshot_watermark percent
+// is reported through `warn`, and rolling back onto it is refused (an
+// overflowed snapshot has lost its content).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+#include "lib/core/process_runner.h"
+#include "lib/core/volume.h"
+#include "lib/storage/lvm.h"
+
+namespace xenctl::storage {
+
+/// Told of conditions an administrator should see (a snapshot nearly full);
+/// the daemon logs them.
+using WarnFn = std::function<void(const std::string& message)>;
+
+struct LvmCommon {
+  std::shared_ptr<core::ProcessRunner> runner;
+  std::shared_ptr<VgLocks> locks;  ///< shared by the pools on one VG; made when null
+  WarnFn warn;                     ///< may be empty
+  absl::Duration lvm_timeout = absl::Minutes(5);   ///< each lvm2 command
+  absl::Duration tool_timeout = absl::Minutes(10); ///< mkfs.ext4, e2fsck, resize2fs, blkdiscard
+};
+
+/// What both LVM pools share: names, reservations, reports, get/list/remove.
+class LvmVolumes : public core::VolumeManager {
+ public:
+  const std::string& poolName() const override { return pool_; }
+  const std::string& vg() const { return vg_; }
+
+  Result<core::Volume> get(const std::string& name) override;
+  Result<std::vector<core::Volume>> list() override;
+  /// FAILED_PRECONDITION while it has snapshots or clones (named).
+  Status remove(const std::string& name) override;
+
+  /// "web1" -> "web1", "web1@s1" -> "web1+s1".
+  static std::string lvName(const std::string& ref);
+  /// The inverse; "" for an LV that is not a volume name (work in progress, foreign).
+  static std::string refOf(const std::string& lv);
+  /// A volume name, or VOLUME@SNAPSHOT where `allow_snapshot`, that LVM accepts
+  /// as an LV name too (it reserves some words: "snapshot...", "_tmeta" ...).
+  static Status validateRef(const std::string& ref, bool allow_snapshot);
+
+ protected:
+  LvmVolumes(std::string pool, std::string vg, LvmCommon common);
+
+  /// Whether the row is one of this pool's volumes or snapshots (its name aside).
+  virtual bool ours(const LvRow& lv) const = 0;
+  /// Size and use as the pool sees them.
+  virtual void fill(const LvRow& lv, core::Volume& v) const = 0;
+  /// Called on every report, under no lock: warns about what needs it.
+  virtual void check(const std::vector<LvRow>& rows) { (void)rows; }
+
+  class Reservation;
+  /// Holds names for a call: `exclusive` (made, changed or removed) and `shared` (read from).
+  Result<Reservation> reserve(const std::string& exclusive, const std::string& shared);
+
+  /// The VG's LVs, taken under the VG lock shared.
+  Result<std::vector<LvRow>> report();
+  /// The same, for a caller holding the VG lock already.
+  Result<std::vector<LvRow>> reportLocked();
+  static const LvRow* find(const std::vector<LvRow>& rows, const std::string& lv);
+  /// The volume `ref` from `rows`; NOT_FOUND naming it when absent.
+  Result<core::Volume> volumeOf(const std::vector<LvRow>& rows, const std::string& ref) const;
+  /// LVs whose origin tag names `lv` (clones, snapshots).
+  std::vector<std::string> childrenOf(const std::vector<LvRow>& rows, const std::string& lv) const;
+  std::vector<std::string> snapshotsOf(const std::vector<LvRow>& rows, const std::string& ref) const;
+
+  std::string who(const std::string& ref) const;
+  std::string lvPath(const std::string& lv) const { return absl::StrCat("/dev/", vg_, "/", lv); }
+  std::string vgLv(const std::string& lv) const { return absl::StrCat(vg_, "/", lv); }
+  std::shared_mutex& vgLock() { return common_.locks->of(vg_); }
+
+  /// Formats `lv` ext4 with `label` (mkfs.ext4 without discard: the device is fresh).
+  Status makeExt4(const std::string& lv, const std::string& label);
+  /// Grows an ext2/3/4 file system filling `lv` (offline: e2fsck -f, resize2fs); no-op without one.
+  Status growFs(const std::string& lv);
+  /// Renames leftovers of a crash: NAME++old back to NAME (or removed when
+  /// NAME exists), NAME++new removed. Called by open() before any use.
+  Status recover();
+  Status warnOnce(const std::string& key, const std::string& message);
+
+  const std::string pool_, vg_;
+  LvmCommon common_;
+  Lvm lvm_;
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, int> busy_;  // name -> shared holders, or -1 when exclusive
+  std::set<std::string> warned_;
+};
+
+struct LvmThinOptions {
+  std::string vg, thinpool;
+  /// The thin LVs' total virtual size may reach this many times the pool's data size.
+  double max_overcommit = 10.0;
+  /// Percent of the pool's data / metadata space past which nothing new is allocated.
+  double data_watermark = 80.0;
+  double metadata_watermark = 80.0;
+};
+
+class LvmThinVolumes final : public LvmVolumes {
+ public:
+  /// Checks that VG/thinpool is a thin pool and recovers what a crash left.
+  /// FAILED_PRECONDITION (saying how to make one) when it is not.
+  static Result<std::unique_ptr<LvmThinVolumes>> open(std::string pool, LvmThinOptions options, LvmCommon common);
+
+  std::string_view driver() const override { return "lvm-thin"; }
+
+  Result<core::Volume> create(const std::string& name, uint64_t size_bytes,
+                              const std::optional<std::string>& ext4_label) override;
+  Result<core::Volume> clone(const std::string& base, const std::string& name, uint64_t size_bytes,
+                             const core::CopyProgress& progress) override;
+  Result<core::Volume> snapshot(const std::string& volume, const std::string& snapshot,
+                                const core::CopyProgress& progress) override;
+  Result<core::Volume> rollback(const std::string& volume, const std::string& snapshot,
+                                const core::CopyProgress& progress) override;
+  Result<core::Volume> resize(const std::string& name, uint64_t size_bytes) override;
+  Result<core::PoolInfo> poolInfo() override;
+
+  /// The guard rails for adding `add_bytes` of virtual size to the pool
+  /// described by `rows`: OK, or RESOURCE_EXHAUSTED saying `step`, the
+  /// numbers and what to do. Public for tests.
+  Status checkGuardRails(const std::vector<LvRow>& rows, uint64_t add_bytes, const std::string& step) const;
+
+ private:
+  LvmThinVolumes(std::string pool, LvmThinOptions options, LvmCommon common);
+  bool ours(const LvRow& lv) const override;
+  void fill(const LvRow& lv, core::Volume& v) const override;
+  Result<const LvRow*> thinPoolRow(const std::vector<LvRow>& rows) const;
+
+  const LvmThinOptions opt_;
+};
+
+struct LvmSnapshotOptions {
+  std::string vg;
+  /// Each clone's and snapshot's COW store: snapshot_bytes when set, else
+  /// snapshot_percent of its origin's size (rounded up to whole extents).
+  uint64_t snapshot_bytes = 0;
+  double snapshot_percent = 20.0;
+  /// Percent of a COW store at which it is reported, and rolling back onto it refused.
+  double snapshot_watermark = 80.0;
+};
+
+class LvmSnapshotVolumes final : public LvmVolumes {
+ public:
+  /// Checks that the VG exists and recovers what a crash left.
+  static Result<std::unique_ptr<LvmSnapshotVolumes>> open(std::string pool, LvmSnapshotOptions options,
+                                                          LvmCommon common);
+
+  std::string_view driver() const override { return "lvm-snapshot"; }
+
+  /// The LV is zeroed (blkdiscard -z) before it appears: plain LVs hold what
+  /// deleted ones left.
+  Result<core::Volume> create(const std::string& name, uint64_t size_bytes,
+                              const std::optional<std::string>& ext4_label) override;
+  /// FAILED_PRECONDITION for a base that is a clone or a snapshot, or a size
+  /// other than the base's (a classic snapshot has its origin's size).
+  Result<core::Volume> clone(const std::string& base, const std::string& name, uint64_t size_bytes,
+                             const core::CopyProgress& progress) override;
+  Result<core::Volume> snapshot(const std::string& volume, const std::string& snapshot,
+                                const core::CopyProgress& progress) override;
+  Result<core::Volume> rollback(const std::string& volume, const std::string& snapshot,
+                                const core::CopyProgress& progress) override;
+  /// Plain volumes only; LVM refuses while the volume has active snapshots.
+  Result<core::Volume> resize(const std::string& name, uint64_t size_bytes) override;
+  Result<core::PoolInfo> poolInfo() override;
+
+  /// The COW store for a snapshot of an origin of `origin_bytes`, in whole extents.
+  uint64_t cowBytes(uint64_t origin_bytes, uint64_t extent_bytes) const;
+
+ private:
+  LvmSnapshotVolumes(std::string pool, LvmSnapshotOptions options, LvmCommon common);
+  bool ours(const LvRow& lv) const override;
+  void fill(const LvRow& lv, core::Volume& v) const override;
+  void check(const std::vector<LvRow>& rows) override;
+  /// lvcreate -s of `origin_lv` as `lv`, with a COW store sized by the options.
+  Status snapshotLv(const std::vector<LvRow>& rows, const LvRow& origin, const std::string& lv, bool read_only,
+                    const std::string& step);
+
+  const LvmSnapshotOptions opt_;
+};
+
+}  // namespace xenctl::storage
