@@ -109,6 +109,7 @@ Status LibxlHypervisor::start() {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return absl::ResourceExhaustedError(absl::StrCat("eventfd: ", std::strerror(errno)));
   thread_ = std::thread([this] { eventLoop(); });
+  action_thread_ = std::thread([this] { actionLoop(); });
 
   // Watch what already runs, so its shutdowns and deaths are reported.
   return present().status();
@@ -123,6 +124,14 @@ LibxlHypervisor::~LibxlHypervisor() {
     uint64_t one = 1;
     (void)::write(wake_fd_, &one, sizeof(one));
     thread_.join();
+  }
+  if (action_thread_.joinable()) {
+    {
+      std::lock_guard lock(actions_mu_);
+      actions_stop_ = true;
+    }
+    actions_cv_.notify_all();
+    action_thread_.join();  // after an action under way has finished
   }
   if (ctx_) {
     for (auto& [domid, w] : watches_) libxl_evdisable_domain_death(ctx_, w.evgen);
@@ -184,6 +193,25 @@ void LibxlHypervisor::eventLoop() {
     {
       std::lock_guard lock(pending_mu_);
       batch.swap(pending_);
+    }
+    if (!batch.empty()) {
+      {
+        std::lock_guard lock(actions_mu_);
+        actions_.insert(actions_.end(), batch.begin(), batch.end());
+      }
+      actions_cv_.notify_one();
+    }
+  }
+}
+
+void LibxlHypervisor::actionLoop() {
+  for (;;) {
+    std::vector<Pending> batch;
+    {
+      std::unique_lock lock(actions_mu_);
+      actions_cv_.wait(lock, [this] { return actions_stop_ || !actions_.empty(); });
+      if (actions_stop_) return;
+      batch.swap(actions_);
     }
     for (const Pending& p : batch) handle(p);
   }

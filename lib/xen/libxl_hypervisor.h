@@ -1,6 +1,7 @@
 // LibxlHypervisor: the Hypervisor port on real Xen, through libxenlight.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -33,7 +34,12 @@ namespace xenctl::xen {
 /// than libxl_event_check, because libxl raises an event in whichever thread
 /// is inside libxl at the time (a createDomain in a gRPC thread, say), and a
 /// queued event would not wake our poll; the callback only queues the event
-/// and writes the eventfd, and the event thread handles it.
+/// and writes the eventfd. The event thread hands the events, in order, to
+/// a second thread, which acts on them: an on_* action destroys and builds
+/// domains through synchronous libxl calls that take seconds, the event
+/// thread must go on polling meanwhile, and a domain built from the event
+/// thread itself never came up (its block hotplug script ran into libxl's
+/// 40 s timeout in the lab).
 ///
 /// Domains watched. A death watch (libxl_evenable_domain_death) is enabled
 /// for every domain this object creates and for every domain it sees in a
@@ -135,6 +141,7 @@ class LibxlHypervisor final : public core::Hypervisor {
   Result<Present> build(const core::DomainSpec& spec, bool paused);
 
   void eventLoop();
+  void actionLoop();
   static void onLibxlEvent(void* self, libxl_event* event);
   void handle(const Pending& p);
   void onShutdown(uint32_t domid, int reason);
@@ -147,7 +154,12 @@ class LibxlHypervisor final : public core::Hypervisor {
   LibxlLogger logger_;
   libxl__ctx* ctx_ = nullptr;
   int wake_fd_ = -1;
-  std::thread thread_;
+  std::thread thread_;         // eventLoop
+  std::thread action_thread_;  // actionLoop
+  std::mutex actions_mu_;
+  std::condition_variable actions_cv_;
+  std::vector<Pending> actions_;  // events for actionLoop, in order
+  bool actions_stop_ = false;
 
   std::mutex mu_;  // guards what follows; never held while calling the sink
   std::map<std::string, Ours> ours_;    // by uuid

@@ -137,6 +137,8 @@ allow_setid = true
   EXPECT_NE(unknown.status().message().find("unknown key 'keys' in [images]"), std::string::npos) << unknown.status();
   auto wrong = loadConfig(write("[images]\nallow_setid = \"yes\"\n"));
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // lvm-thin and lvm-snapshot pools take their own keys; a key of another
 // driver, a bad number or a missing vg names the file and line.
 TEST(Config, LvmPools) {
