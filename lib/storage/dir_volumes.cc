@@ -43,26 +43,6 @@ std::string gib(uint64_t bytes) { return absl::StrFormat("%.2f GiB", static_cast
 
 }  // namespace
 
-class DirVolumes::Reservation {
- public:
-  Reservation(DirVolumes* owner, std::string exclusive, std::string shared)
-      : owner_(owner), exclusive_(std::move(exclusive)), shared_(std::move(shared)) {}
-  Reservation(Reservation&& o) noexcept
-      : owner_(std::exchange(o.owner_, nullptr)), exclusive_(std::move(o.exclusive_)), shared_(std::move(o.shared_)) {}
-  Reservation(const Reservation&) = delete;
-  Reservation& operator=(const Reservation&) = delete;
-  Reservation& operator=(Reservation&&) = delete;
-  ~Reservation() {
-    if (!owner_) return;
-    std::lock_guard lock(owner_->mu_);
-    if (!exclusive_.empty()) owner_->busy_.erase(exclusive_);
-    if (!shared_.empty() && --owner_->busy_[shared_] == 0) owner_->busy_.erase(shared_);
-  }
-
- private:
-  DirVolumes* owner_;
-  std::string exclusive_, shared_;
-};
 
 Result<std::unique_ptr<DirVolumes>> DirVolumes::open(std::string pool, std::string dir, const core::Clock& clock,
                                                      std::shared_ptr<core::ProcessRunner> tools) {
@@ -105,16 +85,7 @@ std::string DirVolumes::who(const std::string& name) const {
 }
 
 Result<DirVolumes::Reservation> DirVolumes::reserve(const std::string& exclusive, const std::string& shared) {
-  std::lock_guard lock(mu_);
-  auto busy = [&](const std::string& n) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(who(n), " is busy with another operation; retry when it has finished (`vmm ops`)"));
-  };
-  if (!exclusive.empty() && busy_.count(exclusive)) return busy(exclusive);
-  if (!shared.empty() && busy_.count(shared) && busy_[shared] < 0) return busy(shared);
-  if (!exclusive.empty()) busy_[exclusive] = -1;
-  if (!shared.empty()) ++busy_[shared];
-  return Reservation(this, exclusive, shared);
+  return holds_.hold(exclusive, shared, [this](const std::string& n) { return who(n); });
 }
 
 Result<DirVolumes::Meta> DirVolumes::readMeta(const std::string& name) const {

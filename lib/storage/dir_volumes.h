@@ -21,6 +21,7 @@
 #include "lib/core/clock.h"
 #include "lib/core/process_runner.h"
 #include "lib/core/volume.h"
+#include "lib/storage/name_holds.h"
 
 namespace xenctl::storage {
 
@@ -73,7 +74,7 @@ class DirVolumes final : public core::VolumeManager {
   };
   // Holds names for the length of a call: shared (a clone's base) or
   // exclusive (the volume being made, changed or removed).
-  class Reservation;
+  using Reservation = NameHolds::Hold;
   Result<Reservation> reserve(const std::string& exclusive, const std::string& shared);
 
   std::string imagePath(const std::string& name) const;
@@ -95,8 +96,8 @@ class DirVolumes final : public core::VolumeManager {
   const core::Clock& clock_;
   const bool reflink_;
   const std::shared_ptr<core::ProcessRunner> tools_;
-  std::mutex mu_;
-  std::map<std::string, int> busy_;  // name -> shared holders, or -1 when exclusive
+  NameHolds holds_;
+  std::mutex mu_;  // guards tmp_counter_
   uint64_t tmp_counter_ = 0;
 };
 

@@ -44,26 +44,6 @@ Status lvmAccepts(const std::string& name) {
 
 // ---------------------------------------------------------------- LvmVolumes
 
-class LvmVolumes::Reservation {
- public:
-  Reservation(LvmVolumes* owner, std::string exclusive, std::string shared)
-      : owner_(owner), exclusive_(std::move(exclusive)), shared_(std::move(shared)) {}
-  Reservation(Reservation&& o) noexcept
-      : owner_(std::exchange(o.owner_, nullptr)), exclusive_(std::move(o.exclusive_)), shared_(std::move(o.shared_)) {}
-  Reservation(const Reservation&) = delete;
-  Reservation& operator=(const Reservation&) = delete;
-  Reservation& operator=(Reservation&&) = delete;
-  ~Reservation() {
-    if (!owner_) return;
-    std::lock_guard lock(owner_->mu_);
-    if (!exclusive_.empty()) owner_->busy_.erase(exclusive_);
-    if (!shared_.empty() && --owner_->busy_[shared_] == 0) owner_->busy_.erase(shared_);
-  }
-
- private:
-  LvmVolumes* owner_;
-  std::string exclusive_, shared_;
-};
 
 LvmVolumes::LvmVolumes(std::string pool, std::string vg, LvmCommon common)
     : pool_(std::move(pool)), vg_(std::move(vg)), common_(std::move(common)),
@@ -103,16 +83,7 @@ std::string LvmVolumes::who(const std::string& ref) const {
 }
 
 Result<LvmVolumes::Reservation> LvmVolumes::reserve(const std::string& exclusive, const std::string& shared) {
-  std::lock_guard lock(mu_);
-  auto busy = [&](const std::string& n) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(who(n), " is busy with another operation; retry when it has finished (`vmm ops`)"));
-  };
-  if (!exclusive.empty() && busy_.count(exclusive)) return busy(exclusive);
-  if (!shared.empty() && busy_.count(shared) && busy_[shared] < 0) return busy(shared);
-  if (!exclusive.empty()) busy_[exclusive] = -1;
-  if (!shared.empty()) ++busy_[shared];
-  return Reservation(this, exclusive, shared);
+  return holds_.hold(exclusive, shared, [this](const std::string& n) { return who(n); });
 }
 
 Result<std::vector<LvRow>> LvmVolumes::reportLocked() {

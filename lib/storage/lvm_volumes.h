@@ -54,6 +54,7 @@
 
 #include "lib/core/process_runner.h"
 #include "lib/core/volume.h"
+#include "lib/storage/name_holds.h"
 #include "lib/storage/lvm.h"
 
 namespace xenctl::storage {
@@ -99,7 +100,7 @@ class LvmVolumes : public core::VolumeManager {
   /// Called on every report, under no lock: warns about what needs it.
   virtual void check(const std::vector<LvRow>& rows) { (void)rows; }
 
-  class Reservation;
+  using Reservation = NameHolds::Hold;
   /// Holds names for a call: `exclusive` (made, changed or removed) and `shared` (read from).
   Result<Reservation> reserve(const std::string& exclusive, const std::string& shared);
 
@@ -133,8 +134,8 @@ class LvmVolumes : public core::VolumeManager {
   Lvm lvm_;
 
  private:
-  std::mutex mu_;
-  std::map<std::string, int> busy_;  // name -> shared holders, or -1 when exclusive
+  NameHolds holds_;
+  std::mutex mu_;  // guards warned_
   std::set<std::string> warned_;
 };
 
