@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/storage/dir_volumes.h"
+#include "lib/storage/lvm_shell.h"
 #include "lib/storage/lvm_volumes.h"
 #include "lib/sys/posix_process_runner.h"
 
@@ -13,8 +14,11 @@ Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& con
                                                                const core::Clock& clock) {
   std::vector<std::unique_ptr<core::VolumeManager>> pools;
   auto tools = std::make_shared<sys::PosixProcessRunner>();
-  storage::LvmCommon lvm{tools, std::make_shared<storage::VgLocks>(),
-                         [](const std::string& message) { spdlog::warn("{}", message); }};
+  storage::LvmCommon lvm;
+  lvm.runner = tools;
+  lvm.lvm = std::make_shared<storage::LvmShells>();  // started on first use
+  lvm.locks = std::make_shared<storage::VgLocks>();
+  lvm.warn = [](const std::string& message) { spdlog::warn("{}", message); };
   for (const PoolConfig& pc : effectivePools(config)) {
     if (pc.driver == "lvm-thin") {
       XENCTL_ASSIGN_OR_RETURN(

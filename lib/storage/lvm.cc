@@ -150,7 +150,7 @@ Status statusFromLvm(const std::vector<std::string>& argv, int exit_code, std::s
 }
 
 Result<core::ProcessResult> Lvm::exec(const std::vector<std::string>& argv, absl::Duration timeout) const {
-  auto r = runner_->run(argv, timeout);
+  auto r = lvm_->run(argv, timeout);
   if (absl::IsNotFound(r.status()))
     return absl::FailedPreconditionError(
         absl::StrCat(r.status().message(), "; LVM pools need the lvm2 tools (apt-get install lvm2)"));
@@ -181,7 +181,7 @@ Status Lvm::run(const std::vector<std::string>& argv) const {
 }
 
 Status Lvm::runTool(const std::vector<std::string>& argv, absl::Duration timeout, int ok_exit) const {
-  XENCTL_ASSIGN_OR_RETURN(core::ProcessResult r, runner_->run(argv, timeout));
+  XENCTL_ASSIGN_OR_RETURN(core::ProcessResult r, tools_->run(argv, timeout));
   if (r.exit_code == 0 || r.exit_code <= ok_exit) return absl::OkStatus();
   std::string out(absl::StripTrailingAsciiWhitespace(r.output));
   if (out.size() > 2000) out = "..." + out.substr(out.size() - 2000);

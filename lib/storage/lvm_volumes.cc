@@ -47,7 +47,7 @@ Status lvmAccepts(const std::string& name) {
 
 LvmVolumes::LvmVolumes(std::string pool, std::string vg, LvmCommon common)
     : pool_(std::move(pool)), vg_(std::move(vg)), common_(std::move(common)),
-      lvm_(common_.runner, common_.lvm_timeout) {
+      lvm_(common_.lvm ? common_.lvm : common_.runner, common_.runner, common_.lvm_timeout) {
   if (!common_.locks) common_.locks = std::make_shared<VgLocks>();
 }
 

@@ -64,7 +64,8 @@ namespace xenctl::storage {
 using WarnFn = std::function<void(const std::string& message)>;
 
 struct LvmCommon {
-  std::shared_ptr<core::ProcessRunner> runner;
+  std::shared_ptr<core::ProcessRunner> runner;  ///< mkfs.ext4, e2fsck, resize2fs, blkdiscard
+  std::shared_ptr<core::ProcessRunner> lvm;     ///< lvm2 commands (LvmShells); `runner` when null
   std::shared_ptr<VgLocks> locks;  ///< shared by the pools on one VG; made when null
   WarnFn warn;                     ///< may be empty
   absl::Duration lvm_timeout = absl::Minutes(5);   ///< each lvm2 command

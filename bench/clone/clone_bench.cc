@@ -1,0 +1,236 @@
+// bench/clone: prints figures, asserts nothing. Runs in the lab (scenario
+// clone-bench) against a running xenctld with an lvm-thin pool.
+//
+// With `--fill` LVs present in the VG (clones made through xenctld), it
+// measures, alternating the two so that drift hits both alike:
+//   - a raw `lvcreate -y -s -kn -ay -p rw -n NAME VG/BASE` (what an
+//     administrator would type; the flags xenctld's thin clone uses);
+//   - xenctld's CloneVolume over gRPC, from the call to the end of its
+//     operation (WatchOperation);
+// then 10 clones through xenctld at once against the same 10 one after the
+// other, and 10 raw lvcreates at once for reference. Every sample is deleted
+// before the next (untimed), so the VG holds the same LVs throughout.
+// Targets (issue 5): xenctld clone p50 <= 1.0x raw lvcreate -s; 10
+// concurrent clones in under 5x the time of one.
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lib/sys/posix_process_runner.h"
+#include "xenctl/v1/operation.grpc.pb.h"
+#include "xenctl/v1/volume.grpc.pb.h"
+
+namespace v1 = xenctl::v1;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+struct Options {
+  std::string connect = "unix:/run/xenctl/xenctld.sock", pool = "thin", vg = "vg0", base = "cb-base@gold";
+  int fill = 200, samples = 20, concurrent = 10;
+  bool keep = false;
+};
+
+class Xenctld {
+ public:
+  explicit Xenctld(const std::string& target) {
+    auto ch = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+    volumes_ = v1::VolumeService::NewStub(ch);
+    ops_ = v1::OperationService::NewStub(ch);
+  }
+  // Empty on success, else the error.
+  std::string clone(const std::string& pool, const std::string& base, const std::string& name) {
+    v1::CloneVolumeRequest r;
+    r.set_pool(pool);
+    r.set_source(base);
+    r.set_name(name);
+    return wait([&](grpc::ClientContext* c, v1::Operation* op) { return volumes_->CloneVolume(c, r, op); });
+  }
+  std::string remove(const std::string& pool, const std::string& name) {
+    v1::DeleteVolumeRequest r;
+    r.set_pool(pool);
+    r.set_name(name);
+    return wait([&](grpc::ClientContext* c, v1::Operation* op) { return volumes_->DeleteVolume(c, r, op); });
+  }
+  std::vector<std::string> names(const std::string& pool) {
+    grpc::ClientContext ctx;
+    v1::ListVolumesRequest r;
+    r.set_pool(pool);
+    v1::ListVolumesResponse resp;
+    std::vector<std::string> out;
+    if (!volumes_->ListVolumes(&ctx, r, &resp).ok()) return out;
+    for (const auto& v : resp.volumes()) out.push_back(v.name());
+    return out;
+  }
+
+ private:
+  template <class Call>
+  std::string wait(Call call) {
+    grpc::ClientContext ctx;
+    v1::Operation op;
+    grpc::Status st = call(&ctx, &op);
+    if (!st.ok()) return st.error_message();
+    grpc::ClientContext wctx;
+    v1::WatchOperationRequest w;
+    w.set_id(op.id());
+    auto reader = ops_->WatchOperation(&wctx, w);
+    while (reader->Read(&op)) {
+    }
+    if (op.state() != v1::OPERATION_STATE_SUCCEEDED) return absl::StrCat("operation failed: ", op.status_message());
+    return "";
+  }
+
+  std::unique_ptr<v1::VolumeService::Stub> volumes_;
+  std::unique_ptr<v1::OperationService::Stub> ops_;
+};
+
+xenctl::sys::PosixProcessRunner runner;
+
+std::string lvm(const std::vector<std::string>& argv) {
+  auto r = runner.run(argv, absl::Minutes(5));
+  if (!r.ok()) return std::string(r.status().message());
+  if (r->exit_code != 0) return absl::StrCat(argv[0], " exited ", r->exit_code, ": ", r->output);
+  return "";
+}
+// The base's LV: xenctld names the snapshot VOLUME@SNAP as the LV VOLUME+SNAP.
+std::string baseLv(const Options& o) {
+  std::string lv = o.base;
+  std::replace(lv.begin(), lv.end(), '@', '+');
+  return o.vg + "/" + lv;
+}
+std::string rawClone(const Options& o, const std::string& name) {
+  return lvm({"lvcreate", "-y", "-s", "-kn", "-ay", "-p", "rw", "-n", name, baseLv(o)});
+}
+std::string rawRemove(const Options& o, const std::string& name) { return lvm({"lvremove", "-y", o.vg + "/" + name}); }
+
+void check(const std::string& err, const std::string& what) {
+  if (err.empty()) return;
+  std::fprintf(stderr, "clone_bench: %s: %s\n", what.c_str(), err.c_str());
+  std::exit(1);
+}
+
+double pct(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5));
+  return v[i];
+}
+
+template <class F>
+double timed(F f) {
+  const auto t0 = Clock::now();
+  f();
+  return secs(Clock::now() - t0);
+}
+
+// Runs f(0..n-1) in n threads at once; the wall time.
+template <class F>
+double together(int n, F f) {
+  return timed([&] {
+    std::vector<std::thread> ts;
+    for (int i = 0; i < n; ++i) ts.emplace_back([&f, i] { f(i); });
+    for (auto& t : ts) t.join();
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "clone_bench: %s needs a value\n", k.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (k == "--connect") o.connect = next();
+    else if (k == "--pool") o.pool = next();
+    else if (k == "--vg") o.vg = next();
+    else if (k == "--base") o.base = next();
+    else if (k == "--fill") o.fill = std::stoi(next());
+    else if (k == "--samples") o.samples = std::stoi(next());
+    else if (k == "--concurrent") o.concurrent = std::stoi(next());
+    else if (k == "--keep") o.keep = true;
+    else {
+      std::fprintf(stderr,
+                   "usage: clone_bench [--connect TARGET] [--pool POOL] [--vg VG] [--base VOLUME] [--fill N] "
+                   "[--samples N] [--concurrent N] [--keep]\n"
+                   "The base is a volume or snapshot (VOLUME@SNAP) of the lvm-thin pool POOL on VG.\n");
+      return 2;
+    }
+  }
+  Xenctld x(o.connect);
+  std::printf("bench/clone  xenctld at %s, pool %s (VG %s), base %s\n", o.connect.c_str(), o.pool.c_str(),
+              o.vg.c_str(), o.base.c_str());
+
+  // The LVs that stay present throughout.
+  const auto have = x.names(o.pool);
+  int made = 0;
+  const double fill_s = timed([&] {
+    for (int i = 0; i < o.fill; ++i) {
+      const std::string n = absl::StrFormat("cb-fill-%03d", i);
+      if (std::find(have.begin(), have.end(), n) != have.end()) continue;
+      check(x.clone(o.pool, o.base, n), "filling with " + n);
+      ++made;
+    }
+  });
+  std::printf("  fill: %d clones made in %.1f s (%zu volumes in the pool now)\n", made, fill_s,
+              x.names(o.pool).size());
+
+  std::vector<double> raw, ours;
+  for (int i = 0; i < o.samples; ++i) {
+    const std::string rn = absl::StrFormat("cb-raw-%03d", i), xn = absl::StrFormat("cb-x-%03d", i);
+    std::string err;
+    raw.push_back(timed([&] { err = rawClone(o, rn); }));
+    check(err, "lvcreate -s " + rn);
+    ours.push_back(timed([&] { err = x.clone(o.pool, o.base, xn); }));
+    check(err, "xenctld clone " + xn);
+    check(rawRemove(o, rn), "lvremove " + rn);
+    check(x.remove(o.pool, xn), "xenctld delete " + xn);
+  }
+  const double raw50 = pct(raw, 0.5), raw95 = pct(raw, 0.95), x50 = pct(ours, 0.5), x95 = pct(ours, 0.95);
+  std::printf("  raw lvcreate -s       n=%d p50 %.3f s  p95 %.3f s\n", o.samples, raw50, raw95);
+  std::printf("  xenctld CloneVolume   n=%d p50 %.3f s  p95 %.3f s\n", o.samples, x50, x95);
+
+  const int n = o.concurrent;
+  std::vector<std::string> errs(n);
+  const double conc = together(n, [&](int i) { errs[i] = x.clone(o.pool, o.base, absl::StrFormat("cb-c-%03d", i)); });
+  for (int i = 0; i < n; ++i) check(errs[i], absl::StrFormat("concurrent clone cb-c-%03d", i));
+  for (int i = 0; i < n; ++i) check(x.remove(o.pool, absl::StrFormat("cb-c-%03d", i)), "delete");
+  const double serial = timed([&] {
+    for (int i = 0; i < n; ++i) check(x.clone(o.pool, o.base, absl::StrFormat("cb-s-%03d", i)), "serial clone");
+  });
+  for (int i = 0; i < n; ++i) check(x.remove(o.pool, absl::StrFormat("cb-s-%03d", i)), "delete");
+  const double raw_conc = together(n, [&](int i) { errs[i] = rawClone(o, absl::StrFormat("cb-rc-%03d", i)); });
+  for (int i = 0; i < n; ++i) check(errs[i], absl::StrFormat("concurrent lvcreate cb-rc-%03d", i));
+  for (int i = 0; i < n; ++i) check(rawRemove(o, absl::StrFormat("cb-rc-%03d", i)), "lvremove");
+  std::printf("  %d xenctld clones at once   %.2f s (%.2f s each)\n", n, conc, conc / n);
+  std::printf("  %d xenctld clones in a row  %.2f s\n", n, serial);
+  std::printf("  %d raw lvcreate -s at once  %.2f s\n", n, raw_conc);
+
+  const double ratio = x50 / raw50, conc_ratio = conc / x50;
+  std::printf("RATIO clone p50 xenctld/raw lvcreate -s = %.2fx (target <= 1.0x: %s)\n", ratio,
+              ratio <= 1.0 ? "met" : "missed");
+  std::printf("RATIO clone p95 xenctld/raw lvcreate -s = %.2fx\n", x95 / raw95);
+  std::printf("RATIO %d concurrent / one clone (p50) = %.2fx (target < 5x: %s); %d in a row = %.2fx\n", n, conc_ratio,
+              conc_ratio < 5.0 ? "met" : "missed", n, serial / x50);
+
+  if (!o.keep) {
+    const double gone = timed([&] {
+      for (int i = 0; i < o.fill; ++i) check(x.remove(o.pool, absl::StrFormat("cb-fill-%03d", i)), "delete fill");
+    });
+    std::printf("  cleanup: %d clones deleted in %.1f s\n", o.fill, gone);
+  }
+  return 0;
+}
