@@ -17,7 +17,7 @@ Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& con
   storage::LvmCommon lvm;
   lvm.runner = tools;
   lvm.lvm = std::make_shared<storage::LvmShells>();  // started on first use
-  lvm.locks = std::make_shared<storage::VgLocks>();
+  lvm.groups = std::make_shared<storage::VolumeGroups>();
   lvm.warn = [](const std::string& message) { spdlog::warn("{}", message); };
   for (const PoolConfig& pc : effectivePools(config)) {
     if (pc.driver == "lvm-thin") {

@@ -125,11 +125,34 @@ Result<VgRow> parseVgsReport(std::string_view text, const std::string& vg) {
 std::vector<std::string> lvsCommand(const std::string& vg) { return reportCommand("lvs", kLvFields, vg); }
 std::vector<std::string> vgsCommand(const std::string& vg) { return reportCommand("vgs", kVgFields, vg); }
 
-std::shared_mutex& VgLocks::of(const std::string& vg) {
+VolumeGroups::Group& VolumeGroups::of(const std::string& vg) {
+  auto& g = groups_[vg];
+  if (!g) g = std::make_unique<Group>();
+  return *g;
+}
+
+std::shared_mutex& VolumeGroups::lockOf(const std::string& vg) {
   std::lock_guard lock(mu_);
-  auto& l = locks_[vg];
-  if (!l) l = std::make_unique<std::shared_mutex>();
-  return *l;
+  return of(vg).lock;
+}
+
+std::optional<std::vector<LvRow>> VolumeGroups::recentReport(const std::string& vg, absl::Time now) {
+  std::lock_guard lock(mu_);
+  Group& g = of(vg);
+  if (!g.rows || now - g.taken >= max_age_ || now < g.taken) return std::nullopt;
+  return g.rows;
+}
+
+void VolumeGroups::remember(const std::string& vg, std::vector<LvRow> rows, absl::Time taken) {
+  std::lock_guard lock(mu_);
+  Group& g = of(vg);
+  g.rows = std::move(rows);
+  g.taken = taken;
+}
+
+void VolumeGroups::changing(const std::string& vg) {
+  std::lock_guard lock(mu_);
+  of(vg).rows.reset();
 }
 
 Status statusFromLvm(const std::vector<std::string>& argv, int exit_code, std::string_view output) {

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -76,18 +77,40 @@ Result<VgRow> parseVgsReport(std::string_view json, const std::string& vg);
 std::vector<std::string> lvsCommand(const std::string& vg);
 std::vector<std::string> vgsCommand(const std::string& vg);
 
-/// A lock per volume group: commands that change a VG's metadata take it
-/// exclusively (lvm2 would serialize them anyway, on its own file lock, but
-/// our check-then-change sequences — a guard rail, then lvcreate — must not
-/// interleave); reports take it shared and run in parallel. Pools on the
-/// same VG share one VgLocks.
-class VgLocks {
+/// What the pools on one volume group share: its lock and its last report.
+///
+/// The lock: commands that change a VG's metadata take it exclusively (lvm2
+/// would serialize them anyway, on its own file lock, but our
+/// check-then-change sequences — a guard rail, then lvcreate — must not
+/// interleave); reports take it shared and run in parallel.
+///
+/// The last report: a call usually reads the VG more than once in a row (the
+/// API's checks, then the change's own), so a report is reused for up to
+/// `max_age` while nothing was changed through the lock since. A change made
+/// outside xenctld meanwhile is seen after max_age at most, and lvm2 itself
+/// refuses a change that conflicts with it (a name taken, space gone).
+class VolumeGroups {
  public:
-  std::shared_mutex& of(const std::string& vg);
+  explicit VolumeGroups(absl::Duration max_age = absl::Seconds(1)) : max_age_(max_age) {}
+
+  std::shared_mutex& lockOf(const std::string& vg);
+  /// The report of `vg` taken less than max_age ago, when nothing changed since.
+  std::optional<std::vector<LvRow>> recentReport(const std::string& vg, absl::Time now);
+  void remember(const std::string& vg, std::vector<LvRow> rows, absl::Time taken);
+  /// `vg` is about to change (or changed): no report taken before counts.
+  void changing(const std::string& vg);
 
  private:
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<std::shared_mutex>> locks_;
+  struct Group {
+    std::shared_mutex lock;
+    std::optional<std::vector<LvRow>> rows;
+    absl::Time taken;
+  };
+  Group& of(const std::string& vg);
+
+  const absl::Duration max_age_;
+  std::mutex mu_;  // guards groups_ and every Group's rows and taken
+  std::map<std::string, std::unique_ptr<Group>> groups_;
 };
 
 /// Runs lvm2 commands through `lvm` and other tools through `tools`.

@@ -48,7 +48,7 @@ Status lvmAccepts(const std::string& name) {
 LvmVolumes::LvmVolumes(std::string pool, std::string vg, LvmCommon common)
     : pool_(std::move(pool)), vg_(std::move(vg)), common_(std::move(common)),
       lvm_(common_.lvm ? common_.lvm : common_.runner, common_.runner, common_.lvm_timeout) {
-  if (!common_.locks) common_.locks = std::make_shared<VgLocks>();
+  if (!common_.groups) common_.groups = std::make_shared<VolumeGroups>();
 }
 
 std::string LvmVolumes::lvName(const std::string& ref) {
@@ -87,9 +87,17 @@ Result<LvmVolumes::Reservation> LvmVolumes::reserve(const std::string& exclusive
 }
 
 Result<std::vector<LvRow>> LvmVolumes::reportLocked() {
+  const absl::Time now = absl::Now();
+  if (auto recent = common_.groups->recentReport(vg_, now)) return *std::move(recent);
   auto rows = lvm_.lvs(vg_);
   if (!rows.ok()) return context(rows.status(), absl::StrCat("listing pool '", pool_, "' (VG ", vg_, ")"));
+  common_.groups->remember(vg_, *rows, now);
   return rows;
+}
+
+Status LvmVolumes::change(const std::vector<std::string>& argv) {
+  common_.groups->changing(vg_);
+  return lvm_.run(argv);
 }
 
 Result<std::vector<LvRow>> LvmVolumes::report() {
@@ -177,7 +185,7 @@ Status LvmVolumes::remove(const std::string& name) {
   if (!clones.empty())
     return absl::FailedPreconditionError(
         absl::StrCat(step, ": volumes were cloned from it (", absl::StrJoin(clones, ", "), "); delete them first"));
-  return context(lvm_.run({"lvremove", "-y", vgLv(lvName(name))}), step);
+  return context(change({"lvremove", "-y", vgLv(lvName(name))}), step);
 }
 
 Status LvmVolumes::makeExt4(const std::string& lv, const std::string& label) {
@@ -201,13 +209,13 @@ Status LvmVolumes::recover() {
     if (!ours(r)) continue;
     const std::string what = absl::StrCat("pool '", pool_, "': cleaning up ", vgLv(r.name), " left by a crash");
     if (absl::EndsWith(r.name, av(kNew))) {
-      XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvremove", "-y", vgLv(r.name)}), what));
+      XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(r.name)}), what));
     } else if (absl::EndsWith(r.name, av(kOld))) {
       const std::string name = r.name.substr(0, r.name.size() - kOld.size());
       if (find(rows, name))
-        XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvremove", "-y", vgLv(r.name)}), what));
+        XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(r.name)}), what));
       else
-        XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvrename", vg_, r.name, name}), what));
+        XENCTL_RETURN_IF_ERROR(context(change({"lvrename", vg_, r.name, name}), what));
     }
   }
   return absl::OkStatus();
@@ -299,15 +307,15 @@ Result<core::Volume> LvmThinVolumes::create(const std::string& name, uint64_t si
     XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
     if (find(rows, name)) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
     XENCTL_RETURN_IF_ERROR(checkGuardRails(rows, size_bytes, step));
-    XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvcreate", "-y", "-T", vgLv(opt_.thinpool), "-V", bytesArg(size_bytes),
+    XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-T", vgLv(opt_.thinpool), "-V", bytesArg(size_bytes),
                                              "-n", work, "-kn", "-ay"}),
                                    step));
   }
   Status st = ext4_label ? makeExt4(work, *ext4_label) : absl::OkStatus();
   std::unique_lock lock(vgLock());
-  if (st.ok()) st = lvm_.run({"lvrename", vg_, work, name});
+  if (st.ok()) st = change({"lvrename", vg_, work, name});
   if (!st.ok()) {
-    (void)lvm_.run({"lvremove", "-y", vgLv(work)});
+    (void)change({"lvremove", "-y", vgLv(work)});
     return context(st, step);
   }
   XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
@@ -334,13 +342,13 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
   // -kn: a clone is an ordinary volume (a snapshot gets the activation-skip
   // flag by default and would have no device node); -ay: Xen needs its node.
   // The base is not activated: a thin snapshot needs only the pool.
-  XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvcreate", "-y", "-s", "-kn", "-ay", "-p", "rw", "-n", name, "--addtag",
+  XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-s", "-kn", "-ay", "-p", "rw", "-n", name, "--addtag",
                                            tagArg(kOriginTag, lvName(base)), vgLv(lvName(base))}),
                                  step));
   if (size > b.size_bytes) {
-    Status st = lvm_.run({"lvextend", "-L", bytesArg(size), vgLv(name)});
+    Status st = change({"lvextend", "-L", bytesArg(size), vgLv(name)});
     if (!st.ok()) {
-      (void)lvm_.run({"lvremove", "-y", vgLv(name)});
+      (void)change({"lvremove", "-y", vgLv(name)});
       return context(st, step);
     }
   }
@@ -366,7 +374,7 @@ Result<core::Volume> LvmThinVolumes::snapshot(const std::string& volume, const s
   if (find(rows, lvName(name))) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
   XENCTL_RETURN_IF_ERROR(checkGuardRails(rows, v.size_bytes, step));
   // Read-only, and left inactive with the activation-skip flag: a golden copy.
-  XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvcreate", "-y", "-s", "-ky", "-p", "r", "-n", lvName(name), "--addtag",
+  XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-s", "-ky", "-p", "r", "-n", lvName(name), "--addtag",
                                            tagArg(kOriginTag, volume), vgLv(volume)}),
                                  step));
   XENCTL_ASSIGN_OR_RETURN(rows, reportLocked());
@@ -395,20 +403,20 @@ Result<core::Volume> LvmThinVolumes::rollback(const std::string& volume, const s
   const std::string origin = row->tag(kOriginTag);
   if (!origin.empty()) argv.insert(argv.end(), {"--addtag", tagArg(kOriginTag, origin)});
   argv.push_back(vgLv(lvName(snap)));
-  XENCTL_RETURN_IF_ERROR(context(lvm_.run(argv), step));
+  XENCTL_RETURN_IF_ERROR(context(change(argv), step));
   // The swap: two renames under the VG lock and the volume's reservation.
-  if (Status st = lvm_.run({"lvrename", vg_, volume, old}); !st.ok()) {
-    (void)lvm_.run({"lvremove", "-y", vgLv(fresh)});
+  if (Status st = change({"lvrename", vg_, volume, old}); !st.ok()) {
+    (void)change({"lvremove", "-y", vgLv(fresh)});
     return context(st, step);
   }
-  if (Status st = lvm_.run({"lvrename", vg_, fresh, volume}); !st.ok()) {
-    (void)lvm_.run({"lvrename", vg_, old, volume});
-    (void)lvm_.run({"lvremove", "-y", vgLv(fresh)});
+  if (Status st = change({"lvrename", vg_, fresh, volume}); !st.ok()) {
+    (void)change({"lvrename", vg_, old, volume});
+    (void)change({"lvremove", "-y", vgLv(fresh)});
     return context(st, step);
   }
   // The old content is gone from the API's view now; a failure here leaves
   // NAME++old for the next open() to remove.
-  XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvremove", "-y", vgLv(old)}), step));
+  XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(old)}), step));
   XENCTL_ASSIGN_OR_RETURN(rows, reportLocked());
   return volumeOf(rows, volume);
 }
@@ -428,9 +436,9 @@ Result<core::Volume> LvmThinVolumes::resize(const std::string& name, uint64_t si
                                                      v.size_bytes, " bytes; volumes only grow"));
     if (size_bytes == v.size_bytes) return v;
     XENCTL_RETURN_IF_ERROR(checkGuardRails(rows, size_bytes - v.size_bytes, step));
-    XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), step));
+    XENCTL_RETURN_IF_ERROR(context(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), step));
     if (!find(rows, name)->active())
-      XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvchange", "-ay", "-K", vgLv(name)}), step));
+      XENCTL_RETURN_IF_ERROR(context(change({"lvchange", "-ay", "-K", vgLv(name)}), step));
   }
   XENCTL_RETURN_IF_ERROR(context(growFs(name), step));
   return get(name);
@@ -520,7 +528,7 @@ Status LvmSnapshotVolumes::snapshotLv(const std::vector<LvRow>& rows, const LvRo
     return absl::ResourceExhaustedError(absl::StrCat(
         step, ": its copy-on-write store needs ", cow, " bytes (", gib(cow), ") but VG ", vg_, " has ", vg.free,
         " bytes (", gib(vg.free), ") free; delete volumes, add a PV (vgextend) or lower snapshot_size"));
-  return context(lvm_.run({"lvcreate", "-y", "-s", "-L", bytesArg(cow), "-p", read_only ? "r" : "rw", "-n", lv,
+  return context(change({"lvcreate", "-y", "-s", "-L", bytesArg(cow), "-p", read_only ? "r" : "rw", "-n", lv,
                            "--addtag", tagArg(kPoolTag, pool_), "--addtag", tagArg(kOriginTag, origin.name),
                            vgLv(origin.name)}),
                  step);
@@ -545,7 +553,7 @@ Result<core::Volume> LvmSnapshotVolumes::create(const std::string& name, uint64_
       return absl::ResourceExhaustedError(absl::StrCat(step, ": it needs ", size_bytes, " bytes (", gib(size_bytes),
                                                        ") but VG ", vg_, " has ", vg.free, " bytes (", gib(vg.free),
                                                        ") free; delete volumes or add a PV (vgextend)"));
-    XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvcreate", "-y", "-L", bytesArg(size_bytes), "-n", work, "-ay",
+    XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-L", bytesArg(size_bytes), "-n", work, "-ay",
                                              "--addtag", tagArg(kPoolTag, pool_), vg_}),
                                    step));
   }
@@ -553,9 +561,9 @@ Result<core::Volume> LvmSnapshotVolumes::create(const std::string& name, uint64_
   Status st = lvm_.runTool({"blkdiscard", "-z", lvPath(work)}, common_.tool_timeout);
   if (st.ok() && ext4_label) st = makeExt4(work, *ext4_label);
   std::unique_lock lock(vgLock());
-  if (st.ok()) st = lvm_.run({"lvrename", vg_, work, name});
+  if (st.ok()) st = change({"lvrename", vg_, work, name});
   if (!st.ok()) {
-    (void)lvm_.run({"lvremove", "-y", vgLv(work)});
+    (void)change({"lvremove", "-y", vgLv(work)});
     return context(st, step);
   }
   XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
@@ -646,12 +654,12 @@ Result<core::Volume> LvmSnapshotVolumes::rollback(const std::string& volume, con
   const uint64_t cow = s->size;
   // The origin shows the snapshot's content as soon as the merge starts; the
   // command waits (polling every second) until it ends and the snapshot is gone.
-  XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvconvert", "-y", "--merge", "-i", "1", "--config",
+  XENCTL_RETURN_IF_ERROR(context(change({"lvconvert", "-y", "--merge", "-i", "1", "--config",
                                            "global {use_lvmpolld=0}", vgLv(s->name)}),
                                  step));
   // Kept, as the port promises: taken again, now equal to the volume.
   XENCTL_RETURN_IF_ERROR(context(
-      lvm_.run({"lvcreate", "-y", "-s", "-L", bytesArg(cow), "-p", "r", "-n", s->name, "--addtag",
+      change({"lvcreate", "-y", "-s", "-L", bytesArg(cow), "-p", "r", "-n", s->name, "--addtag",
                 tagArg(kPoolTag, pool_), "--addtag", tagArg(kOriginTag, volume), vgLv(volume)}),
       absl::StrCat(step, " (the volume is rolled back; taking the snapshot again failed)")));
   XENCTL_ASSIGN_OR_RETURN(rows, reportLocked());
@@ -675,7 +683,7 @@ Result<core::Volume> LvmSnapshotVolumes::resize(const std::string& name, uint64_
       return absl::InvalidArgumentError(absl::StrCat(step, ": ", size_bytes, " bytes is below its size of ",
                                                      v.size_bytes, " bytes; volumes only grow"));
     if (size_bytes == v.size_bytes) return v;
-    XENCTL_RETURN_IF_ERROR(context(lvm_.run({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), step));
+    XENCTL_RETURN_IF_ERROR(context(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), step));
   }
   XENCTL_RETURN_IF_ERROR(context(growFs(name), step));
   return get(name);

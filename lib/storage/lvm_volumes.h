@@ -66,7 +66,7 @@ using WarnFn = std::function<void(const std::string& message)>;
 struct LvmCommon {
   std::shared_ptr<core::ProcessRunner> runner;  ///< mkfs.ext4, e2fsck, resize2fs, blkdiscard
   std::shared_ptr<core::ProcessRunner> lvm;     ///< lvm2 commands (LvmShells); `runner` when null
-  std::shared_ptr<VgLocks> locks;  ///< shared by the pools on one VG; made when null
+  std::shared_ptr<VolumeGroups> groups;  ///< shared by the pools on one VG; made when null
   WarnFn warn;                     ///< may be empty
   absl::Duration lvm_timeout = absl::Minutes(5);   ///< each lvm2 command
   absl::Duration tool_timeout = absl::Minutes(10); ///< mkfs.ext4, e2fsck, resize2fs, blkdiscard
@@ -105,7 +105,7 @@ class LvmVolumes : public core::VolumeManager {
   /// Holds names for a call: `exclusive` (made, changed or removed) and `shared` (read from).
   Result<Reservation> reserve(const std::string& exclusive, const std::string& shared);
 
-  /// The VG's LVs, taken under the VG lock shared.
+  /// The VG's LVs, taken under the VG lock shared (or reused, see VolumeGroups).
   Result<std::vector<LvRow>> report();
   /// The same, for a caller holding the VG lock already.
   Result<std::vector<LvRow>> reportLocked();
@@ -119,7 +119,9 @@ class LvmVolumes : public core::VolumeManager {
   std::string who(const std::string& ref) const;
   std::string lvPath(const std::string& lv) const { return absl::StrCat("/dev/", vg_, "/", lv); }
   std::string vgLv(const std::string& lv) const { return absl::StrCat(vg_, "/", lv); }
-  std::shared_mutex& vgLock() { return common_.locks->of(vg_); }
+  std::shared_mutex& vgLock() { return common_.groups->lockOf(vg_); }
+  /// Runs a command that changes the VG; the caller holds the VG lock exclusively.
+  Status change(const std::vector<std::string>& argv);
 
   /// Formats `lv` ext4 with `label` (mkfs.ext4 without discard: the device is fresh).
   Status makeExt4(const std::string& lv, const std::string& label);

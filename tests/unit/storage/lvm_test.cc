@@ -55,10 +55,13 @@ Lv thin(const std::string& name, uint64_t size, const std::string& tags = "", co
   return Lv{name, attr, "thin", "xcthin", "", size, 0, "1.00", "", tags};
 }
 
+// Every report is taken afresh (no reuse, see VolumeGroups) unless `reuse`,
+// so that the tests can script each one.
 LvmCommon common(std::shared_ptr<core::ProcessRunner> runner, WarnFn warn = nullptr,
-                 absl::Duration timeout = absl::Minutes(5)) {
+                 absl::Duration timeout = absl::Minutes(5), absl::Duration reuse = absl::ZeroDuration()) {
   LvmCommon c;
   c.runner = std::move(runner);
+  c.groups = std::make_shared<VolumeGroups>(reuse);
   c.warn = std::move(warn);
   c.lvm_timeout = timeout;
   return c;
@@ -266,6 +269,47 @@ TEST_F(LvmThinTest, CloneCommandLine) {
   EXPECT_EQ(v->path, "/dev/vg0/web1");
   EXPECT_FALSE(v->read_only);
   for (absl::Duration t : runner_->timeouts()) EXPECT_EQ(t, absl::Seconds(42));
+}
+
+// A report is reused by the calls that follow it until a change runs: a
+// clone after two API checks reads the VG once before its lvcreate and once
+// after; the pool's open reads it once for its two checks.
+TEST(LvmReuse, ReportsAreReusedUntilAChange) {
+  auto runner = std::make_shared<fakes::FakeProcessRunner>();
+  const std::string before = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB)});
+  const std::string after = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB),
+                                     thin("web1", 64 * kMiB, "xenctl.origin=base")});
+  runner->queue("lvs", before);
+  runner->queue("lvs", after);
+  auto p = LvmThinVolumes::open("thin", thinOptions(), common(runner, nullptr, absl::Minutes(5), absl::Hours(1)));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE((*p)->get("base").ok());
+  EXPECT_EQ((*p)->get("web1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(runner->commandsOf("lvs").size(), 1u);
+  auto v = (*p)->clone("base", "web1", 0, {});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(runner->commandsOf("lvs").size(), 2u);  // the one after lvcreate
+  EXPECT_TRUE((*p)->get("web1").ok());
+  EXPECT_EQ(runner->commandsOf("lvs").size(), 2u);
+  ASSERT_TRUE((*p)->remove("web1").ok());
+  runner->queue("lvs", before);
+  EXPECT_EQ((*p)->get("web1").status().code(), absl::StatusCode::kNotFound);  // read again after the lvremove
+  EXPECT_EQ(runner->commandsOf("lvs").size(), 3u);
+}
+
+TEST(LvmReuse, ReportsExpire) {
+  VolumeGroups groups(absl::Seconds(1));
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  LvRow a;
+  a.name = "a";
+  groups.remember("vg0", {a}, t0);
+  ASSERT_TRUE(groups.recentReport("vg0", t0 + absl::Milliseconds(999)).has_value());
+  EXPECT_EQ(groups.recentReport("vg0", t0 + absl::Milliseconds(999))->at(0).name, "a");
+  EXPECT_FALSE(groups.recentReport("vg0", t0 + absl::Seconds(1)).has_value());
+  EXPECT_FALSE(groups.recentReport("vg0", t0 - absl::Seconds(1)).has_value());  // the clock went back
+  EXPECT_FALSE(groups.recentReport("vg1", t0).has_value());
+  groups.changing("vg0");
+  EXPECT_FALSE(groups.recentReport("vg0", t0).has_value());
 }
 
 // A larger clone is extended after the snapshot; a smaller one is refused.
