@@ -188,6 +188,90 @@ Status LvmVolumes::remove(const std::string& name) {
   return context(change({"lvremove", "-y", vgLv(lvName(name))}), step);
 }
 
+Status LvmVolumes::validateCreate(const std::string& name, uint64_t size_bytes,
+                                  const std::optional<std::string>& ext4_label) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, false));
+  XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
+  if (ext4_label && ext4_label->size() > 16)
+    return absl::InvalidArgumentError(
+        absl::StrCat("ext4 label '", *ext4_label, "' is longer than 16 bytes, the most ext4 keeps"));
+  return absl::OkStatus();
+}
+
+Result<core::Volume> LvmVolumes::finishCreate(const std::string& work, const std::string& name, Status made,
+                                              const std::string& step) {
+  std::unique_lock lock(vgLock());
+  if (made.ok()) made = change({"lvrename", vg_, work, name});
+  if (!made.ok()) {
+    (void)change({"lvremove", "-y", vgLv(work)});
+    return context(made, step);
+  }
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
+  return volumeOf(rows, name);
+}
+
+Result<LvmVolumes::Making> LvmVolumes::beginClone(const std::string& base, const std::string& name,
+                                                  uint64_t size_bytes) {
+  XENCTL_RETURN_IF_ERROR(validateRef(base, true));
+  XENCTL_RETURN_IF_ERROR(validateRef(name, false));
+  if (size_bytes) XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
+  std::string step = absl::StrCat("cloning ", who(base), " to '", name, "'");
+  XENCTL_ASSIGN_OR_RETURN(Reservation names, reserve(name, base));
+  std::unique_lock vg(vgLock());
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
+  XENCTL_ASSIGN_OR_RETURN(core::Volume b, volumeOf(rows, base));
+  if (find(rows, name)) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
+  if (size_bytes && size_bytes < b.size_bytes)
+    return absl::InvalidArgumentError(absl::StrCat(step, ": size ", size_bytes, " bytes is below the base's ",
+                                                   b.size_bytes, " bytes; a clone can only be as large or larger"));
+  return Making{std::move(names), std::move(vg), std::move(rows), std::move(b), std::move(step)};
+}
+
+Result<LvmVolumes::Making> LvmVolumes::beginRollback(const std::string& volume, const std::string& snapshot) {
+  XENCTL_RETURN_IF_ERROR(validateRef(volume, false));
+  XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
+  const std::string snap = core::snapshotName(volume, snapshot);
+  std::string step = absl::StrCat("rolling ", who(volume), " back to snapshot '", snapshot, "'");
+  XENCTL_ASSIGN_OR_RETURN(Reservation names, reserve(volume, snap));
+  std::unique_lock vg(vgLock());
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, volume));
+  XENCTL_RETURN_IF_ERROR(volumeOf(rows, snap).status());
+  return Making{std::move(names), std::move(vg), std::move(rows), std::move(v), std::move(step)};
+}
+
+Result<LvmVolumes::Making> LvmVolumes::beginResize(const std::string& name, uint64_t size_bytes) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
+  std::string step = absl::StrCat("resizing ", who(name));
+  XENCTL_ASSIGN_OR_RETURN(Reservation names, reserve(name, ""));
+  std::unique_lock vg(vgLock());
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, name));
+  if (v.read_only) return absl::FailedPreconditionError(absl::StrCat(step, ": it is read-only"));
+  if (size_bytes < v.size_bytes)
+    return absl::InvalidArgumentError(absl::StrCat(step, ": ", size_bytes, " bytes is below its size of ",
+                                                   v.size_bytes, " bytes; volumes only grow"));
+  return Making{std::move(names), std::move(vg), std::move(rows), std::move(v), std::move(step)};
+}
+
+Result<LvmVolumes::Making> LvmVolumes::beginSnapshot(const std::string& volume, const std::string& snapshot) {
+  if (isSnapshotRef(volume))
+    return absl::FailedPreconditionError(
+        absl::StrCat(who(volume), " is a snapshot; snapshots are taken of volumes (clone it first)"));
+  XENCTL_RETURN_IF_ERROR(validateRef(volume, false));
+  XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
+  const std::string name = core::snapshotName(volume, snapshot);
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  std::string step = absl::StrCat("taking ", who(name));
+  XENCTL_ASSIGN_OR_RETURN(Reservation names, reserve(name, volume));
+  std::unique_lock vg(vgLock());
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, volume));
+  if (find(rows, lvName(name))) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
+  return Making{std::move(names), std::move(vg), std::move(rows), std::move(v), std::move(step)};
+}
+
 Status LvmVolumes::makeExt4(const std::string& lv, const std::string& label) {
   return lvm_.runTool({"mkfs.ext4", "-q", "-F", "-L", label, "-E", "lazy_itable_init=1,nodiscard", lvPath(lv)},
                       common_.tool_timeout);
@@ -293,11 +377,7 @@ Status LvmThinVolumes::checkGuardRails(const std::vector<LvRow>& rows, uint64_t 
 
 Result<core::Volume> LvmThinVolumes::create(const std::string& name, uint64_t size_bytes,
                                             const std::optional<std::string>& ext4_label) {
-  XENCTL_RETURN_IF_ERROR(validateRef(name, false));
-  XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
-  if (ext4_label && ext4_label->size() > 16)
-    return absl::InvalidArgumentError(
-        absl::StrCat("ext4 label '", *ext4_label, "' is longer than 16 bytes, the most ext4 keeps"));
+  XENCTL_RETURN_IF_ERROR(validateCreate(name, size_bytes, ext4_label));
   const std::string step = absl::StrCat("creating ", who(name));
   XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
   // Made under a work name and renamed when whole: nobody sees a half-made file system.
@@ -312,33 +392,17 @@ Result<core::Volume> LvmThinVolumes::create(const std::string& name, uint64_t si
                                    step));
   }
   Status st = ext4_label ? makeExt4(work, *ext4_label) : absl::OkStatus();
-  std::unique_lock lock(vgLock());
-  if (st.ok()) st = change({"lvrename", vg_, work, name});
-  if (!st.ok()) {
-    (void)change({"lvremove", "-y", vgLv(work)});
-    return context(st, step);
-  }
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  return volumeOf(rows, name);
+  return finishCreate(work, name, st, step);
 }
 
 Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::string& name, uint64_t size_bytes,
                                            const core::CopyProgress& progress) {
   (void)progress;  // a thin snapshot copies nothing
-  XENCTL_RETURN_IF_ERROR(validateRef(base, true));
-  XENCTL_RETURN_IF_ERROR(validateRef(name, false));
-  if (size_bytes) XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
-  const std::string step = absl::StrCat("cloning ", who(base), " to '", name, "'");
-  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, base));
-  std::unique_lock lock(vgLock());
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  XENCTL_ASSIGN_OR_RETURN(core::Volume b, volumeOf(rows, base));
-  if (find(rows, name)) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
-  if (size_bytes && size_bytes < b.size_bytes)
-    return absl::InvalidArgumentError(absl::StrCat(step, ": size ", size_bytes, " bytes is below the base's ",
-                                                   b.size_bytes, " bytes; a clone can only be as large or larger"));
+  XENCTL_ASSIGN_OR_RETURN(Making m, beginClone(base, name, size_bytes));
+  const core::Volume& b = m.source;
+  const std::string& step = m.step;
   const uint64_t size = std::max(size_bytes, b.size_bytes);
-  XENCTL_RETURN_IF_ERROR(checkGuardRails(rows, size, step));
+  XENCTL_RETURN_IF_ERROR(checkGuardRails(m.rows, size, step));
   // -kn: a clone is an ordinary volume (a snapshot gets the activation-skip
   // flag by default and would have no device node); -ay: Xen needs its node.
   // The base is not activated: a thin snapshot needs only the pool.
@@ -352,47 +416,31 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
       return context(st, step);
     }
   }
-  XENCTL_ASSIGN_OR_RETURN(rows, reportLocked());
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
   return volumeOf(rows, name);
 }
 
 Result<core::Volume> LvmThinVolumes::snapshot(const std::string& volume, const std::string& snapshot,
                                               const core::CopyProgress& progress) {
   (void)progress;
-  if (isSnapshotRef(volume))
-    return absl::FailedPreconditionError(
-        absl::StrCat(who(volume), " is a snapshot; snapshots are taken of volumes (clone it first)"));
-  XENCTL_RETURN_IF_ERROR(validateRef(volume, false));
-  XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
+  XENCTL_ASSIGN_OR_RETURN(Making m, beginSnapshot(volume, snapshot));
   const std::string name = core::snapshotName(volume, snapshot);
-  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
-  const std::string step = absl::StrCat("taking ", who(name));
-  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, volume));
-  std::unique_lock lock(vgLock());
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, volume));
-  if (find(rows, lvName(name))) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
-  XENCTL_RETURN_IF_ERROR(checkGuardRails(rows, v.size_bytes, step));
+  XENCTL_RETURN_IF_ERROR(checkGuardRails(m.rows, m.source.size_bytes, m.step));
   // Read-only, and left inactive with the activation-skip flag: a golden copy.
   XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-s", "-ky", "-p", "r", "-n", lvName(name), "--addtag",
                                            tagArg(kOriginTag, volume), vgLv(volume)}),
-                                 step));
-  XENCTL_ASSIGN_OR_RETURN(rows, reportLocked());
+                                 m.step));
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
   return volumeOf(rows, name);
 }
 
 Result<core::Volume> LvmThinVolumes::rollback(const std::string& volume, const std::string& snapshot,
                                               const core::CopyProgress& progress) {
   (void)progress;
-  XENCTL_RETURN_IF_ERROR(validateRef(volume, false));
-  XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
+  XENCTL_ASSIGN_OR_RETURN(Making m, beginRollback(volume, snapshot));
   const std::string snap = core::snapshotName(volume, snapshot);
-  const std::string step = absl::StrCat("rolling ", who(volume), " back to snapshot '", snapshot, "'");
-  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(volume, snap));
-  std::unique_lock lock(vgLock());
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, volume));
-  XENCTL_RETURN_IF_ERROR(volumeOf(rows, snap).status());
+  const std::string& step = m.step;
+  std::vector<LvRow>& rows = m.rows;
   const LvRow* row = find(rows, volume);
   if (row->readOnly()) return absl::FailedPreconditionError(absl::StrCat(step, ": the volume is read-only"));
   if (row->open())
@@ -422,25 +470,15 @@ Result<core::Volume> LvmThinVolumes::rollback(const std::string& volume, const s
 }
 
 Result<core::Volume> LvmThinVolumes::resize(const std::string& name, uint64_t size_bytes) {
-  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
-  XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
-  const std::string step = absl::StrCat("resizing ", who(name));
-  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
-  {
-    std::unique_lock lock(vgLock());
-    XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-    XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, name));
-    if (v.read_only) return absl::FailedPreconditionError(absl::StrCat(step, ": it is read-only"));
-    if (size_bytes < v.size_bytes)
-      return absl::InvalidArgumentError(absl::StrCat(step, ": ", size_bytes, " bytes is below its size of ",
-                                                     v.size_bytes, " bytes; volumes only grow"));
-    if (size_bytes == v.size_bytes) return v;
-    XENCTL_RETURN_IF_ERROR(checkGuardRails(rows, size_bytes - v.size_bytes, step));
-    XENCTL_RETURN_IF_ERROR(context(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), step));
-    if (!find(rows, name)->active())
-      XENCTL_RETURN_IF_ERROR(context(change({"lvchange", "-ay", "-K", vgLv(name)}), step));
-  }
-  XENCTL_RETURN_IF_ERROR(context(growFs(name), step));
+  XENCTL_ASSIGN_OR_RETURN(Making m, beginResize(name, size_bytes));
+  const core::Volume& v = m.source;
+  if (size_bytes == v.size_bytes) return v;
+  XENCTL_RETURN_IF_ERROR(checkGuardRails(m.rows, size_bytes - v.size_bytes, m.step));
+  XENCTL_RETURN_IF_ERROR(context(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), m.step));
+  if (!find(m.rows, name)->active())
+    XENCTL_RETURN_IF_ERROR(context(change({"lvchange", "-ay", "-K", vgLv(name)}), m.step));
+  m.vg.unlock();  // the file system is grown under the volume's reservation only
+  XENCTL_RETURN_IF_ERROR(context(growFs(name), m.step));
   return get(name);
 }
 
@@ -536,11 +574,7 @@ Status LvmSnapshotVolumes::snapshotLv(const std::vector<LvRow>& rows, const LvRo
 
 Result<core::Volume> LvmSnapshotVolumes::create(const std::string& name, uint64_t size_bytes,
                                                 const std::optional<std::string>& ext4_label) {
-  XENCTL_RETURN_IF_ERROR(validateRef(name, false));
-  XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
-  if (ext4_label && ext4_label->size() > 16)
-    return absl::InvalidArgumentError(
-        absl::StrCat("ext4 label '", *ext4_label, "' is longer than 16 bytes, the most ext4 keeps"));
+  XENCTL_RETURN_IF_ERROR(validateCreate(name, size_bytes, ext4_label));
   const std::string step = absl::StrCat("creating ", who(name));
   XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
   const std::string work = name + std::string(kNew);
@@ -560,83 +594,51 @@ Result<core::Volume> LvmSnapshotVolumes::create(const std::string& name, uint64_
   // Zeroed: a plain LV holds whatever a deleted one left on its extents.
   Status st = lvm_.runTool({"blkdiscard", "-z", lvPath(work)}, common_.tool_timeout);
   if (st.ok() && ext4_label) st = makeExt4(work, *ext4_label);
-  std::unique_lock lock(vgLock());
-  if (st.ok()) st = change({"lvrename", vg_, work, name});
-  if (!st.ok()) {
-    (void)change({"lvremove", "-y", vgLv(work)});
-    return context(st, step);
-  }
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  return volumeOf(rows, name);
+  return finishCreate(work, name, st, step);
 }
 
 Result<core::Volume> LvmSnapshotVolumes::clone(const std::string& base, const std::string& name, uint64_t size_bytes,
                                                const core::CopyProgress& progress) {
   (void)progress;
-  XENCTL_RETURN_IF_ERROR(validateRef(base, true));
-  XENCTL_RETURN_IF_ERROR(validateRef(name, false));
-  if (size_bytes) XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
-  const std::string step = absl::StrCat("cloning ", who(base), " to '", name, "'");
-  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, base));
-  std::unique_lock lock(vgLock());
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  XENCTL_ASSIGN_OR_RETURN(core::Volume b, volumeOf(rows, base));
-  const LvRow* origin = find(rows, lvName(base));
+  XENCTL_ASSIGN_OR_RETURN(Making m, beginClone(base, name, size_bytes));
+  const core::Volume& b = m.source;
+  const std::string& step = m.step;
+  const LvRow* origin = find(m.rows, lvName(base));
   if (isSnapshotRef(base) || origin->classicSnapshot())
     return absl::FailedPreconditionError(absl::StrCat(
         step, ": ", who(base), " is a classic LVM snapshot, which LVM cannot snapshot again; clone its origin, or use "
         "an lvm-thin pool for clones of clones"));
-  if (find(rows, name)) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
-  if (size_bytes && size_bytes < b.size_bytes)
-    return absl::InvalidArgumentError(absl::StrCat(step, ": size ", size_bytes, " bytes is below the base's ",
-                                                   b.size_bytes, " bytes; a clone can only be as large or larger"));
   if (size_bytes > b.size_bytes)
     return absl::FailedPreconditionError(absl::StrCat(
         step, ": a classic LVM snapshot has its origin's size (", b.size_bytes, " bytes); clone without a size, or "
         "use an lvm-thin pool for larger clones"));
-  XENCTL_RETURN_IF_ERROR(snapshotLv(rows, *origin, name, false, step));
-  XENCTL_ASSIGN_OR_RETURN(rows, reportLocked());
+  XENCTL_RETURN_IF_ERROR(snapshotLv(m.rows, *origin, name, false, step));
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
   return volumeOf(rows, name);
 }
 
 Result<core::Volume> LvmSnapshotVolumes::snapshot(const std::string& volume, const std::string& snapshot,
                                                   const core::CopyProgress& progress) {
   (void)progress;
-  if (isSnapshotRef(volume))
-    return absl::FailedPreconditionError(
-        absl::StrCat(who(volume), " is a snapshot; snapshots are taken of volumes (clone it first)"));
-  XENCTL_RETURN_IF_ERROR(validateRef(volume, false));
-  XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
+  XENCTL_ASSIGN_OR_RETURN(Making m, beginSnapshot(volume, snapshot));
   const std::string name = core::snapshotName(volume, snapshot);
-  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
-  const std::string step = absl::StrCat("taking ", who(name));
-  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, volume));
-  std::unique_lock lock(vgLock());
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  XENCTL_RETURN_IF_ERROR(volumeOf(rows, volume).status());
-  const LvRow* origin = find(rows, volume);
+  const LvRow* origin = find(m.rows, volume);
   if (origin->classicSnapshot())
     return absl::FailedPreconditionError(absl::StrCat(
-        step, ": ", who(volume), " is a clone, a classic LVM snapshot, which LVM cannot snapshot; use an lvm-thin "
+        m.step, ": ", who(volume), " is a clone, a classic LVM snapshot, which LVM cannot snapshot; use an lvm-thin "
         "pool to snapshot clones"));
-  if (find(rows, lvName(name))) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
-  XENCTL_RETURN_IF_ERROR(snapshotLv(rows, *origin, lvName(name), true, step));
-  XENCTL_ASSIGN_OR_RETURN(rows, reportLocked());
+  XENCTL_RETURN_IF_ERROR(snapshotLv(m.rows, *origin, lvName(name), true, m.step));
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
   return volumeOf(rows, name);
 }
 
 Result<core::Volume> LvmSnapshotVolumes::rollback(const std::string& volume, const std::string& snapshot,
                                                   const core::CopyProgress& progress) {
   (void)progress;
-  XENCTL_RETURN_IF_ERROR(validateRef(volume, false));
-  XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
+  XENCTL_ASSIGN_OR_RETURN(Making m, beginRollback(volume, snapshot));
   const std::string snap = core::snapshotName(volume, snapshot);
-  const std::string step = absl::StrCat("rolling ", who(volume), " back to snapshot '", snapshot, "'");
-  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(volume, snap));
-  std::unique_lock lock(vgLock());
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  XENCTL_RETURN_IF_ERROR(volumeOf(rows, volume).status());
-  XENCTL_RETURN_IF_ERROR(volumeOf(rows, snap).status());
+  const std::string& step = m.step;
+  std::vector<LvRow>& rows = m.rows;
   const LvRow* vol = find(rows, volume);
   const LvRow* s = find(rows, lvName(snap));
   if (vol->readOnly()) return absl::FailedPreconditionError(absl::StrCat(step, ": the volume is read-only"));
@@ -667,25 +669,15 @@ Result<core::Volume> LvmSnapshotVolumes::rollback(const std::string& volume, con
 }
 
 Result<core::Volume> LvmSnapshotVolumes::resize(const std::string& name, uint64_t size_bytes) {
-  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
-  XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
-  const std::string step = absl::StrCat("resizing ", who(name));
-  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
-  {
-    std::unique_lock lock(vgLock());
-    XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-    XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, name));
-    if (v.read_only) return absl::FailedPreconditionError(absl::StrCat(step, ": it is read-only"));
-    if (find(rows, name)->classicSnapshot())
-      return absl::FailedPreconditionError(absl::StrCat(
-          step, ": it is a clone, a classic LVM snapshot, which has its origin's size; use an lvm-thin pool"));
-    if (size_bytes < v.size_bytes)
-      return absl::InvalidArgumentError(absl::StrCat(step, ": ", size_bytes, " bytes is below its size of ",
-                                                     v.size_bytes, " bytes; volumes only grow"));
-    if (size_bytes == v.size_bytes) return v;
-    XENCTL_RETURN_IF_ERROR(context(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), step));
-  }
-  XENCTL_RETURN_IF_ERROR(context(growFs(name), step));
+  XENCTL_ASSIGN_OR_RETURN(Making m, beginResize(name, size_bytes));
+  const core::Volume& v = m.source;
+  if (find(m.rows, name)->classicSnapshot())
+    return absl::FailedPreconditionError(absl::StrCat(
+        m.step, ": it is a clone, a classic LVM snapshot, which has its origin's size; use an lvm-thin pool"));
+  if (size_bytes == v.size_bytes) return v;
+  XENCTL_RETURN_IF_ERROR(context(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), m.step));
+  m.vg.unlock();  // the file system is grown under the volume's reservation only
+  XENCTL_RETURN_IF_ERROR(context(growFs(name), m.step));
   return get(name);
 }
 

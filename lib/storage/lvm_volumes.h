@@ -116,6 +116,38 @@ class LvmVolumes : public core::VolumeManager {
   std::vector<std::string> childrenOf(const std::vector<LvRow>& rows, const std::string& lv) const;
   std::vector<std::string> snapshotsOf(const std::vector<LvRow>& rows, const std::string& ref) const;
 
+  /// The arguments of create(): a volume name, a size, an ext4 label of 16 bytes at most.
+  static Status validateCreate(const std::string& name, uint64_t size_bytes,
+                               const std::optional<std::string>& ext4_label);
+  /// The end of create(): the LV made as `work` becomes `name` when `made`
+  /// is OK (its file system made), else is removed and `made` returned.
+  Result<core::Volume> finishCreate(const std::string& work, const std::string& name, Status made,
+                                    const std::string& step);
+  /// What a call making an LV from another holds while it works: both names
+  /// (the one made exclusive, the other shared), the VG lock (exclusive), the
+  /// VG's LVs read under it, and the volume it starts from.
+  struct Making {
+    Reservation names;
+    std::unique_lock<std::shared_mutex> vg;
+    std::vector<LvRow> rows;
+    core::Volume source;
+    std::string step;  ///< "cloning volume 'p/base' to 'web1'", for messages
+  };
+  /// Checks and begins a clone of `base` (a volume or VOLUME@SNAPSHOT) as
+  /// `name`: NOT_FOUND without the base, ALREADY_EXISTS when the name is
+  /// taken, INVALID_ARGUMENT for a size (0: the base's) below the base's.
+  Result<Making> beginClone(const std::string& base, const std::string& name, uint64_t size_bytes);
+  /// The same for the snapshot VOLUME@SNAPSHOT; FAILED_PRECONDITION when
+  /// `volume` is a snapshot itself.
+  Result<Making> beginSnapshot(const std::string& volume, const std::string& snapshot);
+  /// The same for rolling `volume` back to its snapshot (the volume is the
+  /// one changed; the snapshot is read): NOT_FOUND without either.
+  Result<Making> beginRollback(const std::string& volume, const std::string& snapshot);
+  /// The same for growing `name` to `size_bytes` (nothing is made; the
+  /// volume is the one changed): FAILED_PRECONDITION when it is read-only,
+  /// INVALID_ARGUMENT for a smaller size.
+  Result<Making> beginResize(const std::string& name, uint64_t size_bytes);
+
   std::string who(const std::string& ref) const;
   std::string lvPath(const std::string& lv) const { return absl::StrCat("/dev/", vg_, "/", lv); }
   std::string vgLv(const std::string& lv) const { return absl::StrCat(vg_, "/", lv); }
