@@ -144,6 +144,7 @@ double together(int n, F f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come, also into a file
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -182,7 +183,7 @@ int main(int argc, char** argv) {
       const std::string n = absl::StrFormat("cb-fill-%03d", i);
       if (std::find(have.begin(), have.end(), n) != have.end()) continue;
       check(x.clone(o.pool, o.base, n), "filling with " + n);
-      ++made;
+      if (++made % 50 == 0) std::fprintf(stderr, "clone_bench: %d clones made\n", made);
     }
   });
   std::printf("  fill: %d clones made in %.1f s (%zu volumes in the pool now)\n", made, fill_s,

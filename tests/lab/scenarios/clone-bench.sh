@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab-timeout: 1500
+# lab-timeout: 2700
 # clone-bench: bench/clone in Dom0. A 64 MiB thin base volume and its golden
 # snapshot (read-only, inactive) in an lvm-thin pool of xenctld on libxl;
 # CLONE_FILL clones (default 200) stay present while the bench times
@@ -26,7 +26,7 @@ lab_xenctld_start libxl --config "$LAB_OUT/xenctld.toml"
 lab_cli base vm-volume create "$base" 64M --pool thin --json
 lab_cli gold vm-volume snapshot "$base" gold --pool thin --json
 
-lab_run -o "$LAB_OUT/clone-bench.txt" "$LAB_BIN/clone_bench" --connect "$LAB_CONNECT" --pool thin --vg "$LAB_VG" \
+lab_run -t 2400 -o "$LAB_OUT/clone-bench.txt" "$LAB_BIN/clone_bench" --connect "$LAB_CONNECT" --pool thin --vg "$LAB_VG" \
   --base "$base@gold" --fill "${CLONE_FILL:-200}" --samples "${CLONE_SAMPLES:-20}" ||
   lab_fail "clone_bench failed (see above)"
 while read -r line; do lab_say "BENCH $line"; done <"$LAB_OUT/clone-bench.txt"
