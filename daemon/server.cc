@@ -62,10 +62,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
     while (!st.stop_requested()) {
       auto e = sub->next(absl::Now() + absl::Milliseconds(500));
       if (!e) continue;
-      v1::DomainEvent p;
-      toProto(*e, &p);
-      spdlog::info("event domain={} kind={} domid={} state={}{}{}{}", e->name, v1::DomainEvent::Kind_Name(p.kind()),
-                   e->domid, v1::DomainState_Name(p.state()), e->message.empty() ? "" : " message=\"", e->message,
+      spdlog::info("event domain={} kind={} domid={} state={}{}{}{}", e->name, core::toString(e->kind), e->domid,
+                   core::toString(e->state), e->message.empty() ? "" : " message=\"", e->message,
                    e->message.empty() ? "" : "\"");
     }
   });

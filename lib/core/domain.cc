@@ -1,4 +1,5 @@
 #include "lib/core/domain.h"
+#include "lib/core/domain_event.h"
 
 #include "lib/core/enum_names.h"
 
@@ -35,8 +36,23 @@ constexpr NameTable<LifecycleAction, 6> kActionNames{{
     {LifecycleAction::kCoredumpDestroy, "coredump-destroy"},
     {LifecycleAction::kCoredumpRestart, "coredump-restart"}}};
 
+constexpr NameTable<DomainEventKind, 12> kEventKindNames{{
+    {DomainEventKind::kDefined, "defined"},
+    {DomainEventKind::kStarted, "started"},
+    {DomainEventKind::kPaused, "paused"},
+    {DomainEventKind::kUnpaused, "unpaused"},
+    {DomainEventKind::kShutdown, "shutdown"},
+    {DomainEventKind::kRebooted, "rebooted"},
+    {DomainEventKind::kCrashed, "crashed"},
+    {DomainEventKind::kDestroyed, "destroyed"},
+    {DomainEventKind::kDeleted, "deleted"},
+    {DomainEventKind::kResourcesChanged, "resources-changed"},
+    {DomainEventKind::kVanished, "vanished"},
+    {DomainEventKind::kEventsLost, "events-lost"}}};
+
 }  // namespace
 
+std::string_view toString(DomainEventKind k) { return nameOf(kEventKindNames, k); }
 std::string_view toString(DomainType t) { return nameOf(kTypeNames, t); }
 std::string_view toString(DomainState s) { return nameOf(kStateNames, s); }
 std::string_view toString(LifecycleAction a) { return nameOf(kActionNames, a); }

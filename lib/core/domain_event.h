@@ -15,6 +15,9 @@ enum class DomainEventKind {
   kEventsLost,  ///< the subscriber fell behind; events in between were dropped
 };
 
+/// "rebooted", "resources-changed" ...: the words xenctld's log uses.
+std::string_view toString(DomainEventKind k);
+
 struct DomainEvent {
   DomainEventKind kind = DomainEventKind::kDefined;
   std::string name;

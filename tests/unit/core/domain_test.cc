@@ -1,8 +1,10 @@
 #include "lib/core/domain.h"
+#include "lib/core/domain_event.h"
 
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <set>
 
 namespace xenctl::core {
 namespace {
@@ -19,6 +21,17 @@ TEST(DomainEnums, RoundTrip) {
     EXPECT_EQ(*parseLifecycleAction(toString(a)), a);
   }
   EXPECT_EQ(toString(LifecycleAction::kRenameRestart), "rename-restart");
+}
+
+// Every event kind has a name of its own (the log's words).
+TEST(DomainEnums, EventKindNames) {
+  std::set<std::string_view> seen;
+  for (int i = 0; i <= static_cast<int>(DomainEventKind::kEventsLost); ++i) {
+    const std::string_view name = toString(static_cast<DomainEventKind>(i));
+    EXPECT_NE(name, "unknown") << i;
+    EXPECT_TRUE(seen.insert(name).second) << name;
+  }
+  EXPECT_EQ(toString(DomainEventKind::kResourcesChanged), "resources-changed");
 }
 
 // An unknown name is rejected with the allowed values listed.
