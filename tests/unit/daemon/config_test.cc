@@ -139,6 +139,61 @@ allow_setid = true
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// [[images.source]] tables give a prefix, a policy, their own keys and whether requests may lower the policy.
+TEST(Config, ImageSources) {
+  auto c = loadConfig(write(R"(
+[images]
+trusted_keys = ["/etc/xenctl/keys/debian.pub"]
+[[images.source]]
+prefix = "https://vendor.example/"
+trusted_keys = ["/etc/xenctl/keys/vendor.pub"]
+[[images.source]]
+prefix = "file:///srv/lab/"
+policy = "none"
+[[images.source]]
+prefix = "http://mirror.lan/"
+policy = "digest"
+allow_unsigned_requests = true
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->images.sources.size(), 3u);
+  const auto& vendor = c->images.sources[0];
+  EXPECT_EQ(vendor.prefix, "https://vendor.example/");
+  EXPECT_EQ(vendor.policy, "signed") << "signed unless told otherwise";
+  ASSERT_TRUE(vendor.trusted_keys.has_value());
+  EXPECT_EQ(*vendor.trusted_keys, std::vector<std::string>{"/etc/xenctl/keys/vendor.pub"});
+  EXPECT_FALSE(vendor.allow_unsigned_requests);
+  EXPECT_EQ(c->images.sources[1].policy, "none");
+  EXPECT_FALSE(c->images.sources[1].trusted_keys.has_value()) << "no trusted_keys: the [images] ones";
+  EXPECT_EQ(c->images.sources[2].policy, "digest");
+  EXPECT_TRUE(c->images.sources[2].allow_unsigned_requests);
+  EXPECT_EQ(c->images.sources[2].where.substr(c->images.sources[2].where.rfind(':')), ":10") << "the table's header line";
+}
+
+// A bad [[images.source]] names the file, the line, the key and the table.
+TEST(Config, ImageSourceErrors) {
+  struct Case {
+    const char* text;
+    const char* needle;
+  };
+  for (const Case& k : {
+           Case{"[[images.source]]\nprefix = \"https://h/\"\nkeys = []\n",
+                ":3: unknown key 'keys' in an [[images.source]]; known: prefix, policy, trusted_keys"},
+           Case{"[[images.source]]\nprefix = \"https://h/\"\npolicy = \"auto\"\n",
+                ":3: 'policy' must be \"signed\", \"digest\" or \"none\""},
+           Case{"[[images.source]]\npolicy = \"none\"\n", ":1: an [[images.source]] needs a prefix"},
+           Case{"[[images.source]]\nprefix = \"https://h/\"\nallow_unsigned_requests = \"yes\"\n",
+                ":3: 'allow_unsigned_requests' must be true or false"},
+           Case{"[[images.source]]\nprefix = \"https://h/\"\ntrusted_keys = \"/k.pub\"\n",
+                ":3: 'trusted_keys' must be an array of strings"},
+           Case{"[images]\nsource = \"https://h/\"\n", "'source' must be an array of tables ([[images.source]])"},
+       }) {
+    auto r = loadConfig(write(k.text));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
+    EXPECT_NE(r.status().message().find(k.needle), std::string::npos) << r.status();
+  }
+}
+
 // lvm-thin and lvm-snapshot pools take their own keys; a key of another
 // driver, a bad number or a missing vg names the file and line.
 TEST(Config, LvmPools) {
