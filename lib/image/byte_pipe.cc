@@ -2,28 +2,15 @@
 
 namespace xenctl::image {
 
-namespace {
-// Writes are appended to the last queued chunk up to this size.
-constexpr size_t kCoalesceBytes = size_t{256} << 10;
-}  // namespace
-
 Status BytePipe::write(std::string_view data) {
   if (data.empty()) return Status();
   std::unique_lock lock(mu_);
   // A chunk larger than the capacity still goes in once the pipe is empty.
-  auto room = [&] { return read_closed_ || queued_ == 0 || queued_ + data.size() <= capacity_; };
-  if (!room()) {
-    writer_waiting_ = true;
-    changed_.wait(lock, room);
-    writer_waiting_ = false;
-  }
+  changed_.wait(lock, [&] { return read_closed_ || queued_ == 0 || queued_ + data.size() <= capacity_; });
   if (read_closed_) return read_status_;
-  if (!chunks_.empty() && chunks_.back().size() + data.size() <= kCoalesceBytes)
-    chunks_.back().append(data);
-  else
-    chunks_.emplace_back(data);
+  chunks_.emplace_back(data);
   queued_ += data.size();
-  if (reader_waiting_) changed_.notify_all();
+  changed_.notify_all();
   return Status();
 }
 
@@ -37,17 +24,12 @@ void BytePipe::closeWrite(Status status) {
 
 Result<std::string> BytePipe::read() {
   std::unique_lock lock(mu_);
-  auto ready = [&] { return !chunks_.empty() || write_closed_; };
-  if (!ready()) {
-    reader_waiting_ = true;
-    changed_.wait(lock, ready);
-    reader_waiting_ = false;
-  }
+  changed_.wait(lock, [&] { return !chunks_.empty() || write_closed_; });
   if (!chunks_.empty()) {
     std::string out = std::move(chunks_.front());
     chunks_.pop_front();
     queued_ -= out.size();
-    if (writer_waiting_ && queued_ <= capacity_ / 2) changed_.notify_all();
+    changed_.notify_all();
     return out;
   }
   if (!write_status_.ok()) return write_status_;

@@ -1,10 +1,7 @@
 // BytePipe: a bounded queue of byte chunks between one writer thread (the
 // fetcher) and one reader thread (the extractor). The writer blocks while
 // the pipe holds `capacity` bytes, so a slow disk slows the download instead
-// of filling memory. Each side wakes the other only when that side waits,
-// and a blocked writer only once the pipe is half drained; small writes are
-// appended to the last queued chunk while the reader is busy. So a stream of
-// small chunks costs a few wake-ups, not two per chunk.
+// of filling memory.
 #pragma once
 
 #include <condition_variable>
@@ -40,8 +37,6 @@ class BytePipe {
   std::condition_variable changed_;
   std::deque<std::string> chunks_;
   size_t queued_ = 0;
-  bool reader_waiting_ = false;
-  bool writer_waiting_ = false;
   bool write_closed_ = false;
   Status write_status_;
   bool read_closed_ = false;
