@@ -46,10 +46,12 @@ Result<provision::ImageConfig> imageConfig(const Config& config) {
     }
     s.allow_unsigned_requests = sc.allow_unsigned_requests;
     sources.push_back(std::move(s));
+    // Checked table by table, so that the error names the table's line.
+    auto checked = image::ImageSources::create(sources, default_keys);
+    if (!checked.ok())
+      return absl::FailedPreconditionError(absl::StrCat("config ", sc.where, ": ", checked.status().message()));
   }
-  auto made = image::ImageSources::create(std::move(sources), std::move(default_keys));
-  if (!made.ok()) return absl::FailedPreconditionError(absl::StrCat("config: ", made.status().message()));
-  out.sources = *std::move(made);
+  XENCTL_ASSIGN_OR_RETURN(out.sources, image::ImageSources::create(std::move(sources), std::move(default_keys)));
   for (const ImageSourceConfig& sc : config.images.sources)
     spdlog::info("images: source \"{}\": policy {}{}", sc.prefix, sc.policy,
                  sc.allow_unsigned_requests ? ", requests may lower it" : "");

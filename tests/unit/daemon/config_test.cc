@@ -1,4 +1,5 @@
 #include "daemon/config.h"
+#include "daemon/images.h"
 
 #include <gtest/gtest.h>
 
@@ -192,6 +193,34 @@ TEST(Config, ImageSourceErrors) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
     EXPECT_NE(r.status().message().find(k.needle), std::string::npos) << r.status();
   }
+}
+
+// Sources are checked when the daemon prepares its image config: the error names the table's line and the prefix.
+TEST(Config, ImageSourcesCheckedAtStart) {
+  const std::string state = std::filesystem::temp_directory_path() / ("xenctl-images-" + std::to_string(::getpid()));
+  auto load = [&](const std::string& text) {
+    auto c = loadConfig(write(text));
+    EXPECT_TRUE(c.ok()) << c.status();
+    c->state_dir = state;
+    return imageConfig(*c);
+  };
+  auto ok = load("[[images.source]]\nprefix = \"https://lab.example/\"\npolicy = \"none\"\n");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->sources.choose("https://lab.example/a.tar.gz", image::SignaturePolicy::kAuto)->policy,
+            image::SignaturePolicy::kNone);
+  auto keyless = load(
+      "[[images.source]]\nprefix = \"https://lab.example/\"\npolicy = \"none\"\n"
+      "[[images.source]]\nprefix = \"https://vendor.example/\"\n");
+  EXPECT_EQ(keyless.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(keyless.status().message().find(":4: image source \"https://vendor.example/\" wants signed images but has "
+                                            "no key"),
+            std::string::npos)
+      << keyless.status();
+  auto twice = load("[[images.source]]\nprefix = \"file:///srv/\"\npolicy = \"none\"\n"
+                    "[[images.source]]\nprefix = \"file:///srv/\"\npolicy = \"digest\"\n");
+  EXPECT_NE(twice.status().message().find(":4: image source \"file:///srv/\" is declared twice"), std::string::npos)
+      << twice.status();
+  std::filesystem::remove_all(state);
 }
 
 // lvm-thin and lvm-snapshot pools take their own keys; a key of another
