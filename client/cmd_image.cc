@@ -24,7 +24,7 @@ class ImageCommand : public Command {
     import_->add_option("--sha256", args_.sha256, "Expected SHA-256 (default: from SHA256SUMS beside the image)")
         ->type_name("HEX");
     import_->add_flag("--allow-unsigned", allow_unsigned_,
-                      "Accept an image without a signature by a trusted key (remote images need one)");
+                      "Accept an image without a signature, where the daemon's source for the URI allows it");
     import_->add_option("--pool", args_.pool, "Storage pool (default: the daemon's first pool)")->type_name("POOL");
     addMutationOptions(*import_, m_);
 
@@ -58,8 +58,9 @@ class ImageCommand : public Command {
     }
     args_.request_id = Session::requestId(m_);
     if (import_->parsed()) {
-      // Without --allow-unsigned the daemon's default applies: signed for
-      // remote URIs, a signature or a digest for file://.
+      // Without --allow-unsigned the policy of the URI's source in the
+      // daemon's config applies; with it, the daemon decides whether the
+      // source may be lowered.
       if (allow_unsigned_) args_.policy = "none";
       return s.finishMutation(cl.importImage(args_), m_, [&s, name = args_.name](const Operation&) -> int {
         Result<Client*> c = s.client();

@@ -81,15 +81,53 @@ Result<Config> loadConfig(const std::string& path, Config c) {
         c.test_memory_mib = static_cast<uint64_t>(*v);
     }
   }
+  auto key_files = [&](const toml::node& node, std::string_view k) -> Result<std::vector<std::string>> {
+    const toml::array* arr = node.as_array();
+    if (!arr) return bad_type(node, k, "an array of strings (minisign public key files)");
+    std::vector<std::string> files;
+    for (const auto& el : *arr) {
+      if (!el.is_string()) return bad_type(el, k, "an array of strings (minisign public key files)");
+      files.push_back(std::string(*el.value<std::string_view>()));
+    }
+    return files;
+  };
   if (toml::table* t = root["images"].as_table()) {
     for (auto&& [key, node] : *t) {
       const std::string k(key.str());
       if (k == "trusted_keys") {
+        XENCTL_ASSIGN_OR_RETURN(c.images.trusted_keys, key_files(node, k));
+      } else if (k == "source") {
         const toml::array* arr = node.as_array();
-        if (!arr) return bad_type(node, k, "an array of strings (minisign public key files)");
+        if (!arr || !arr->is_array_of_tables())
+          return bad_type(node, "source", "an array of tables ([[images.source]])");
+        c.images.sources.clear();
         for (const auto& el : *arr) {
-          if (!el.is_string()) return bad_type(el, k, "an array of strings (minisign public key files)");
-          c.images.trusted_keys.push_back(std::string(*el.value<std::string_view>()));
+          ImageSourceConfig sc;
+          sc.where = where(path, el.source());
+          for (auto&& [skey, snode] : *el.as_table()) {
+            const std::string sk(skey.str());
+            if (sk == "prefix" || sk == "policy") {
+              auto v = snode.value<std::string>();
+              if (!v) return bad_type(snode, sk, "a string");
+              if (sk == "policy" && *v != "signed" && *v != "digest" && *v != "none")
+                return bad_type(snode, sk, "\"signed\", \"digest\" or \"none\"");
+              (sk == "prefix" ? sc.prefix : sc.policy) = *v;
+            } else if (sk == "trusted_keys") {
+              XENCTL_ASSIGN_OR_RETURN(sc.trusted_keys, key_files(snode, sk));
+            } else if (sk == "allow_unsigned_requests") {
+              auto v = snode.value<bool>();
+              if (!v) return bad_type(snode, sk, "true or false");
+              sc.allow_unsigned_requests = *v;
+            } else {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "config ", where(path, snode.source()), ": unknown key '", sk,
+                  "' in an [[images.source]]; known: prefix, policy, trusted_keys, allow_unsigned_requests"));
+            }
+          }
+          if (sc.prefix.empty())
+            return absl::InvalidArgumentError(absl::StrCat(
+                "config ", sc.where, ": an [[images.source]] needs a prefix, e.g. \"https://images.example/\""));
+          c.images.sources.push_back(std::move(sc));
         }
       } else if (k == "ca_file") {
         auto v = node.value<std::string>();
@@ -102,7 +140,7 @@ Result<Config> loadConfig(const std::string& path, Config c) {
       } else {
         return absl::InvalidArgumentError(
             absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
-                         "' in [images]; known: trusted_keys, ca_file, allow_setid, allow_devices"));
+                         "' in [images]; known: trusted_keys, source, ca_file, allow_setid, allow_devices"));
       }
     }
   }

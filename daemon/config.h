@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,23 @@ struct PoolConfig {
   double snapshot_watermark = 80.0;
 };
 
+/// One [[images.source]] table: what images from URIs under `prefix` must
+/// prove (see image::ImageSources).
+struct ImageSourceConfig {
+  std::string prefix;
+  std::string policy = "signed";  ///< "signed", "digest" or "none"
+  /// Its own minisign public key files, replacing [images] trusted_keys for it.
+  std::optional<std::vector<std::string>> trusted_keys;
+  /// A request's --allow-unsigned (or any weaker policy) is honoured.
+  bool allow_unsigned_requests = false;
+  std::string where;  ///< "FILE:LINE" of the table, for messages
+};
+
 /// The [images] table: what vouches for an image, and what it may contain.
 struct ImagesConfig {
   /// minisign public key files (as `minisign -G` writes them).
   std::vector<std::string> trusted_keys;
+  std::vector<ImageSourceConfig> sources;
   /// A PEM bundle of CAs for https image servers ("" = the system's).
   std::string ca_file;
   /// Let archives carry set-id files (OS images do: su, passwd) and device nodes.

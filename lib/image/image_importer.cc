@@ -90,6 +90,20 @@ Result<SignaturePolicy> parseSignaturePolicy(std::string_view s) {
       absl::StrCat("'", av(s), "' is not a signature policy; give auto, signed, digest or none"));
 }
 
+Result<std::optional<Sha256Digest>> sha256FromSums(core::Fetcher& fetcher, const std::string& uri,
+                                                   const core::FetchOptions& options) {
+  std::string sums_uri = siblingUri(uri, "SHA256SUMS");
+  auto sums = fetchSmall(fetcher, sums_uri, kMaxSumsBytes, options);
+  if (!sums.ok()) {
+    if (sums.status().code() == absl::StatusCode::kNotFound) return std::nullopt;
+    return sums.status();
+  }
+  auto d = findInSha256Sums(*sums, uriBasename(uri));
+  if (d.ok()) return *d;
+  if (d.status().code() == absl::StatusCode::kNotFound) return std::nullopt;
+  return Status(d.status().code(), absl::StrCat("importing ", uri, ": ", sums_uri, ": ", d.status().message()));
+}
+
 Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& request, const std::string& dest) {
   XENCTL_RETURN_IF_ERROR(initSodium());
   XENCTL_ASSIGN_OR_RETURN(std::string scheme, uriScheme(request.uri));
@@ -121,10 +135,14 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
     } else if (text.status().code() != absl::StatusCode::kNotFound) {
       return text.status();
     } else if (policy == SignaturePolicy::kSigned) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "importing ", uri, ": no signature at ", sig_uri,
-          "; remote images must be signed (minisign -S -m IMAGE) by a trusted key, or imported with "
-          "unsigned images allowed"));
+      return absl::FailedPreconditionError(
+          request.source.empty()
+              ? absl::StrCat("importing ", uri, ": no signature at ", sig_uri,
+                             "; remote images must be signed (minisign -S -m IMAGE) by a trusted key, or imported "
+                             "with unsigned images allowed")
+              : absl::StrCat("importing ", uri, ": no signature at ", sig_uri, "; ", request.source,
+                             " wants images signed by one of its trusted keys: sign it (minisign -S -m IMAGE) and "
+                             "put the .minisig beside it, or change that source's policy in xenctld's config"));
     }
     if (sig) {
       bool trusted = false;
@@ -132,32 +150,25 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
       // Checked again, with the signature, at the end; this only fails fast.
       if (!trusted) {
         Status st = verifyMinisignPrehashed(*sig, request.trusted_keys, Blake2b512Digest{});
-        return Status(st.code(), absl::StrCat("importing ", uri, ": ", st.message()));
+        return Status(st.code(), absl::StrCat("importing ", uri, ": ", st.message(),
+                                              request.source.empty() ? "" : " (the keys of ", request.source,
+                                              request.source.empty() ? "" : ")"));
       }
     }
   }
   std::optional<Sha256Digest> expected = request.sha256;
-  if (expected) result.digest_source = "request";
+  if (expected) result.digest_source = request.sha256_source;
   if (!expected && request.use_sha256sums) {
-    std::string sums_uri = siblingUri(uri, "SHA256SUMS");
-    auto sums = fetchSmall(fetcher, sums_uri, kMaxSumsBytes, request.fetch);
-    if (sums.ok()) {
-      auto d = findInSha256Sums(*sums, uriBasename(uri));
-      if (d.ok()) {
-        expected = *d;
-        result.digest_source = "SHA256SUMS";
-      } else if (d.status().code() != absl::StatusCode::kNotFound) {
-        return Status(d.status().code(), absl::StrCat("importing ", uri, ": ", sums_uri, ": ", d.status().message()));
-      }
-    } else if (sums.status().code() != absl::StatusCode::kNotFound) {
-      return sums.status();
-    }
+    XENCTL_ASSIGN_OR_RETURN(expected, sha256FromSums(fetcher, uri, request.fetch));
+    if (expected) result.digest_source = "SHA256SUMS";
   }
 
   if (policy == SignaturePolicy::kDigest && !sig && !expected)
     return absl::FailedPreconditionError(absl::StrCat(
         "importing ", uri, ": neither a signature (", uri, ".minisig) nor an expected SHA-256 (given, or in ",
-        siblingUri(uri, "SHA256SUMS"), "); give the image's SHA-256, or import it with unsigned images allowed"));
+        siblingUri(uri, "SHA256SUMS"), "); give the image's SHA-256, or ",
+        request.source.empty() ? "import it with unsigned images allowed"
+                               : absl::StrCat("relax the policy of ", request.source, " in xenctld's config")));
 
   XENCTL_ASSIGN_OR_RETURN(Staging staging, Staging::create(dest));
   const std::string staged = staging.path() + "/image";

@@ -35,9 +35,14 @@ struct ImportRequest {
   /// The expected SHA-256 of the bytes at `uri`. When absent, a SHA256SUMS
   /// file beside the image is used if there is one with a line for it.
   std::optional<Sha256Digest> sha256;
+  /// Where `sha256` was found, for messages and ImportResult::digest_source.
+  std::string sha256_source = "request";
   bool use_sha256sums = true;
   SignaturePolicy signature = SignaturePolicy::kAuto;
   std::vector<MinisignPublicKey> trusted_keys;
+  /// Where `signature` and `trusted_keys` come from, for messages
+  /// (SourceDecision::source); "" when the caller chose them itself.
+  std::string source;
   ImageFormat format = ImageFormat::kAuto;
   ExtractPolicy extract;
   /// Told "verify" once the stream is unpacked and the digests are checked.
@@ -61,6 +66,13 @@ struct ImportResult {
   ExtractStats extract;  ///< for archives
   RawStats raw;          ///< for raw images
 };
+
+/// The SHA-256 that the SHA256SUMS file beside `uri` gives for the image
+/// (`sha256sum` output, matched by the URI's last path component); nullopt
+/// when there is no such file or no line for the image. Errors: the
+/// Fetcher's, and INVALID_ARGUMENT for an unreadable file (naming it).
+Result<std::optional<Sha256Digest>> sha256FromSums(core::Fetcher& fetcher, const std::string& uri,
+                                                   const core::FetchOptions& options);
 
 /// Fetches, verifies and unpacks `request.uri` to `dest`, which must not
 /// exist: a directory for an archive, a sparse file for a raw ext image.

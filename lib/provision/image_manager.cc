@@ -53,6 +53,16 @@ Status runTool(core::ProcessRunner& tools, const std::vector<std::string>& argv,
   return absl::OkStatus();
 }
 
+// Whether an image already in the catalog gives the proof `source` wants for
+// the same bytes: any does when a digest suffices (the expected SHA-256 is
+// that proof); for a signed source, one signed by a key the source trusts.
+bool cachedProofSuffices(const state::ImageRecord& cached, const image::SourceDecision& source) {
+  if (source.policy != image::SignaturePolicy::kSigned) return true;
+  for (const auto& k : source.trusted_keys)
+    if (!cached.signed_by.empty() && image::keyIdString(k.key_id) == cached.signed_by) return true;
+  return false;
+}
+
 void removeTree(const std::string& path) {
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
@@ -87,6 +97,7 @@ Result<core::OperationRecord> ImageManager::import(const ImportRequest& req, con
     XENCTL_RETURN_IF_ERROR(core::validateVolumeName(req.name, "image"));
     XENCTL_RETURN_IF_ERROR(image::uriScheme(req.uri).status());
     if (!req.sha256.empty()) XENCTL_RETURN_IF_ERROR(image::parseSha256(req.sha256).status());
+    XENCTL_RETURN_IF_ERROR(config_.sources.choose(req.uri, req.policy).status());
     auto existing = find(req.name);
     if (existing.ok()) return absl::AlreadyExistsError(absl::StrCat("image '", req.name, "' already exists"));
     if (!absl::IsNotFound(existing.status())) return existing.status();
@@ -108,12 +119,28 @@ Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req,
   rec.pool = pool.poolName();
   rec.volume = req.name;
 
-  // The content-addressed cache: the same bytes are not fetched twice.
+  XENCTL_ASSIGN_OR_RETURN(image::SourceDecision source, config_.sources.choose(req.uri, req.policy));
+  core::FetchOptions fetch;
+  fetch.ca_file = config_.ca_file;
+  fetch.max_bytes = config_.max_image_bytes;
+  fetch.stop = ctx.stopToken();
+
+  // The content-addressed cache: bytes whose SHA-256 is known before the
+  // download are not fetched again.
+  ctx.phase("download", kDownloadPct, req.uri);
+  std::optional<image::Sha256Digest> expected;
+  std::string expected_from = "request";
   if (!req.sha256.empty()) {
-    XENCTL_ASSIGN_OR_RETURN(auto digest, image::parseSha256(req.sha256));
+    XENCTL_ASSIGN_OR_RETURN(expected, image::parseSha256(req.sha256));
+  } else {
+    XENCTL_ASSIGN_OR_RETURN(expected, image::sha256FromSums(fetcher_, req.uri, fetch));
+    expected_from = "SHA256SUMS";
+  }
+  if (expected) {
     XENCTL_ASSIGN_OR_RETURN(auto all, store_.listImages());
     for (const auto& other : all) {
-      if (other.sha256 != image::toHex(digest) || other.pool != pool.poolName()) continue;
+      if (other.sha256 != image::toHex(*expected) || other.pool != pool.poolName()) continue;
+      if (!cachedProofSuffices(other, source)) continue;
       ctx.phase("unpack", kUnpackPct, absl::StrCat("same SHA-256 as image '", other.name, "': cloning its volume"));
       XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool.clone(other.volume, rec.volume, 0, [&ctx](uint64_t, uint64_t) {
         return !ctx.cancelled();
@@ -130,17 +157,17 @@ Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req,
     }
   }
 
-  ctx.phase("download", kDownloadPct, req.uri);
   image::ImportRequest ir;
   ir.uri = req.uri;
-  if (!req.sha256.empty()) ir.sha256 = *image::parseSha256(req.sha256);
-  ir.signature = req.policy;
-  ir.trusted_keys = config_.trusted_keys;
+  ir.sha256 = expected;
+  ir.sha256_source = expected_from;
+  ir.use_sha256sums = false;  // looked up above
+  ir.signature = source.policy;
+  ir.trusted_keys = source.trusted_keys;
+  ir.source = source.source;
   ir.extract = config_.extract;
   ir.extract.stop = ctx.stopToken();
-  ir.fetch.ca_file = config_.ca_file;
-  ir.fetch.max_bytes = config_.max_image_bytes;
-  ir.fetch.stop = ctx.stopToken();
+  ir.fetch = fetch;
   ir.fetch.progress = [&ctx](const core::FetchProgress& p) {
     uint32_t pct = p.total ? kDownloadPct + static_cast<uint32_t>((kVerifyPct - kDownloadPct) * p.bytes / p.total)
                            : kDownloadPct;

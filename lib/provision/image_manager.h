@@ -14,6 +14,7 @@
 #include "lib/core/process_runner.h"
 #include "lib/image/archive_writer.h"
 #include "lib/image/image_importer.h"
+#include "lib/image/image_sources.h"
 #include "lib/provision/caller.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/storage_manager.h"
@@ -22,7 +23,9 @@
 namespace xenctl::provision {
 
 struct ImageConfig {
-  std::vector<image::MinisignPublicKey> trusted_keys;
+  /// What each URI must prove and which keys vouch for it ([[images.source]]
+  /// and [images] trusted_keys).
+  image::ImageSources sources;
   std::string ca_file;   ///< extra CAs for https ("" = the system's)
   std::string work_dir;  ///< staging for unpacked trees; must exist, on a file system with room
   image::ExtractPolicy extract;
@@ -42,9 +45,15 @@ class ImageManager {
     std::string pool;  ///< "" = the default pool
   };
   /// Checked at once: the name (volume name rule) is free in the catalog and
-  /// as a volume, the pool exists, the URI's scheme and the digest are valid.
-  /// When an image with the same SHA-256 is already in the pool, its volume
-  /// is cloned instead of fetching again.
+  /// as a volume, the pool exists, the URI's scheme and the digest are valid,
+  /// and the URI's source lets the request's policy apply (PERMISSION_DENIED
+  /// when it asks for less proof than a source that does not allow it; see
+  /// ImageSources::choose).
+  /// The content-addressed cache: when the SHA-256 is known before the
+  /// download (the request's, or SHA256SUMS beside the image) and an image
+  /// with that SHA-256 is already in the pool, its volume is cloned and the
+  /// image is not fetched. For a source that wants signatures, only an image
+  /// that was signed by one of the source's keys is reused.
   Result<core::OperationRecord> import(const ImportRequest& req, const Caller& caller);
 
   struct ImageView {

@@ -638,6 +638,13 @@ class DaemonImageTest(DaemonTestCase):
         tar_of(cls.src, os.path.join(cls.www, "root.tar.gz"), "w:gz")
         minisign_sign(cls.sec, os.path.join(cls.www, "root.tar.gz"))
         shutil.copy(os.path.join(cls.www, "root.tar.gz"), os.path.join(cls.www, "unsigned.tar.gz"))
+        os.makedirs(os.path.join(cls.www, "lab"))
+        shutil.copy(os.path.join(cls.www, "root.tar.gz"), os.path.join(cls.www, "lab", "unsigned.tar.gz"))
+        os.makedirs(os.path.join(cls.www, "sums"))
+        shutil.copy(os.path.join(cls.www, "root.tar.gz"), os.path.join(cls.www, "sums", "root.tar.gz"))
+        shutil.copy(os.path.join(cls.www, "root.tar.gz.minisig"), os.path.join(cls.www, "sums", "root.tar.gz.minisig"))
+        with open(os.path.join(cls.www, "sums", "SHA256SUMS"), "w", encoding="utf-8") as f:
+            f.write(f"{sha256_of(os.path.join(cls.www, 'root.tar.gz'))}  root.tar.gz\n")
         cls.http = HttpServer(cls.www)
 
     @classmethod
@@ -651,7 +658,9 @@ class DaemonImageTest(DaemonTestCase):
         config = os.path.join(self.workdir, "xenctld.toml")
         with open(config, "w", encoding="utf-8") as f:
             f.write(f'[[pool]]\nname = "main"\npath = "{self.pool_dir}"\n'
-                    f'[images]\ntrusted_keys = ["{self.pub}"]\n')
+                    f'[images]\ntrusted_keys = ["{self.pub}"]\n'
+                    f'[[images.source]]\nprefix = "{self.http.base}/uploads/"\nallow_unsigned_requests = true\n'
+                    f'[[images.source]]\nprefix = "{self.http.base}/lab/"\npolicy = "none"\n')
         self.daemon = Daemon(self.workdir, extra_args=["--config", config])
         self.daemon.start()
         self.addCleanup(self.daemon.stop)
@@ -709,12 +718,31 @@ class DaemonImageTest(DaemonTestCase):
         self.image("export", "vol:main/nope", "file:///tmp/x.cpio.gz", expect=3)
 
     def test_refusals_keep_nothing(self):
-        """Unsigned remote images need --allow-unsigned; a wrong digest is refused; nothing is left."""
-        r = self.image("import", "u", self.http.base + "/unsigned.tar.gz", expect=1)
+        """Unsigned remote images are refused, --allow-unsigned too unless their source allows it; a wrong digest is refused; nothing is left."""
+        uri = self.http.base + "/unsigned.tar.gz"
+        r = self.image("import", "u", uri, expect=1)
         self.assertIn("no signature at", r.err)
+        self.assertIn("the default for remote URIs", r.err)
+        r = self.image("import", "u", uri, "--allow-unsigned", expect=1)
+        self.assertIn(f"importing {uri}: the default for remote URIs (no [[images.source]] matches) wants a "
+                      "signature by a trusted key", r.err)
+        self.assertIn("add an [[images.source]]", r.err)
         r = self.image("import", "w", self.http.base + "/root.tar.gz", "--sha256", "0" * 64, expect=1)
         self.assertIn("SHA-256 mismatch", r.err)
         self.assertEqual(self.image("list", "--json").json(), [])
         self.assertEqual([v for v in os.listdir(self.pool_dir) if not v.startswith(".")], [])
-        self.image("import", "u", self.http.base + "/unsigned.tar.gz", "--allow-unsigned")
+        self.image("import", "u", self.http.base + "/lab/unsigned.tar.gz")  # its source's policy is none
         self.assertEqual([i["signed_by"] for i in self.image("list", "--json").json()], [""])
+
+    def test_sha256sums_digest_already_imported_is_not_fetched(self):
+        """With SHA256SUMS beside it, an image whose SHA-256 is in the catalog is cloned, not downloaded again."""
+        uri = self.http.base + "/sums/root.tar.gz"
+        self.image("import", "first", uri)
+        gets = lambda: sum(1 for path, _ in self.http.httpd.log if path == "/sums/root.tar.gz")
+        self.assertEqual(gets(), 1)
+        img = self.image("import", "second", uri, "--json").json()
+        self.assertEqual(gets(), 1, "the image was downloaded again")
+        self.assertEqual(img["sha256"], sha256_of(os.path.join(self.www, "sums", "root.tar.gz")))
+        self.assertEqual(img["signed_by"], self.key_id)
+        self.assertEqual({i["name"]: i["clones"] for i in self.image("list", "--json").json()},
+                         {"first": 1, "second": 0})

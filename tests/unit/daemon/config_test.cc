@@ -1,4 +1,5 @@
 #include "daemon/config.h"
+#include "daemon/images.h"
 
 #include <gtest/gtest.h>
 
@@ -137,6 +138,89 @@ allow_setid = true
   EXPECT_NE(unknown.status().message().find("unknown key 'keys' in [images]"), std::string::npos) << unknown.status();
   auto wrong = loadConfig(write("[images]\nallow_setid = \"yes\"\n"));
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// [[images.source]] tables give a prefix, a policy, their own keys and whether requests may lower the policy.
+TEST(Config, ImageSources) {
+  auto c = loadConfig(write(R"(
+[images]
+trusted_keys = ["/etc/xenctl/keys/debian.pub"]
+[[images.source]]
+prefix = "https://vendor.example/"
+trusted_keys = ["/etc/xenctl/keys/vendor.pub"]
+[[images.source]]
+prefix = "file:///srv/lab/"
+policy = "none"
+[[images.source]]
+prefix = "http://mirror.lan/"
+policy = "digest"
+allow_unsigned_requests = true
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->images.sources.size(), 3u);
+  const auto& vendor = c->images.sources[0];
+  EXPECT_EQ(vendor.prefix, "https://vendor.example/");
+  EXPECT_EQ(vendor.policy, "signed") << "signed unless told otherwise";
+  ASSERT_TRUE(vendor.trusted_keys.has_value());
+  EXPECT_EQ(*vendor.trusted_keys, std::vector<std::string>{"/etc/xenctl/keys/vendor.pub"});
+  EXPECT_FALSE(vendor.allow_unsigned_requests);
+  EXPECT_EQ(c->images.sources[1].policy, "none");
+  EXPECT_FALSE(c->images.sources[1].trusted_keys.has_value()) << "no trusted_keys: the [images] ones";
+  EXPECT_EQ(c->images.sources[2].policy, "digest");
+  EXPECT_TRUE(c->images.sources[2].allow_unsigned_requests);
+  EXPECT_EQ(c->images.sources[2].where.substr(c->images.sources[2].where.rfind(':')), ":10") << "the table's header line";
+}
+
+// A bad [[images.source]] names the file, the line, the key and the table.
+TEST(Config, ImageSourceErrors) {
+  struct Case {
+    const char* text;
+    const char* needle;
+  };
+  for (const Case& k : {
+           Case{"[[images.source]]\nprefix = \"https://h/\"\nkeys = []\n",
+                ":3: unknown key 'keys' in an [[images.source]]; known: prefix, policy, trusted_keys"},
+           Case{"[[images.source]]\nprefix = \"https://h/\"\npolicy = \"auto\"\n",
+                ":3: 'policy' must be \"signed\", \"digest\" or \"none\""},
+           Case{"[[images.source]]\npolicy = \"none\"\n", ":1: an [[images.source]] needs a prefix"},
+           Case{"[[images.source]]\nprefix = \"https://h/\"\nallow_unsigned_requests = \"yes\"\n",
+                ":3: 'allow_unsigned_requests' must be true or false"},
+           Case{"[[images.source]]\nprefix = \"https://h/\"\ntrusted_keys = \"/k.pub\"\n",
+                ":3: 'trusted_keys' must be an array of strings"},
+           Case{"[images]\nsource = \"https://h/\"\n", "'source' must be an array of tables ([[images.source]])"},
+       }) {
+    auto r = loadConfig(write(k.text));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
+    EXPECT_NE(r.status().message().find(k.needle), std::string::npos) << r.status();
+  }
+}
+
+// Sources are checked when the daemon prepares its image config: the error names the table's line and the prefix.
+TEST(Config, ImageSourcesCheckedAtStart) {
+  const std::string state = std::filesystem::temp_directory_path() / ("xenctl-images-" + std::to_string(::getpid()));
+  auto load = [&](const std::string& text) {
+    auto c = loadConfig(write(text));
+    EXPECT_TRUE(c.ok()) << c.status();
+    c->state_dir = state;
+    return imageConfig(*c);
+  };
+  auto ok = load("[[images.source]]\nprefix = \"https://lab.example/\"\npolicy = \"none\"\n");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->sources.choose("https://lab.example/a.tar.gz", image::SignaturePolicy::kAuto)->policy,
+            image::SignaturePolicy::kNone);
+  auto keyless = load(
+      "[[images.source]]\nprefix = \"https://lab.example/\"\npolicy = \"none\"\n"
+      "[[images.source]]\nprefix = \"https://vendor.example/\"\n");
+  EXPECT_EQ(keyless.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(keyless.status().message().find(":4: image source \"https://vendor.example/\" wants signed images but has "
+                                            "no key"),
+            std::string::npos)
+      << keyless.status();
+  auto twice = load("[[images.source]]\nprefix = \"file:///srv/\"\npolicy = \"none\"\n"
+                    "[[images.source]]\nprefix = \"file:///srv/\"\npolicy = \"digest\"\n");
+  EXPECT_NE(twice.status().message().find(":4: image source \"file:///srv/\" is declared twice"), std::string::npos)
+      << twice.status();
+  std::filesystem::remove_all(state);
 }
 
 // lvm-thin and lvm-snapshot pools take their own keys; a key of another

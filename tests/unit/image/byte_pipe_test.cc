@@ -30,6 +30,31 @@ TEST(BytePipe, PassesChunksInOrder) {
   EXPECT_EQ(got, want);
 }
 
+// Writers and readers of uneven pace, with chunks larger than the capacity, lose and reorder nothing.
+TEST(BytePipe, UnevenChunksPassWhole) {
+  BytePipe pipe(64 << 10);
+  std::string got;
+  std::thread reader([&] {
+    for (int n = 0;; ++n) {
+      auto c = pipe.read();
+      ASSERT_TRUE(c.ok());
+      if (c->empty()) break;
+      got += *c;
+      if (n % 7 == 0) std::this_thread::yield();
+    }
+  });
+  std::string want;
+  for (int i = 0; i < 2000; ++i) {
+    std::string chunk(static_cast<size_t>(i % 3 == 0 ? 100 << 10 : 1 + i % 977), static_cast<char>('a' + i % 26));
+    want += chunk;
+    ASSERT_TRUE(pipe.write(chunk).ok());
+  }
+  pipe.closeWrite(Status());
+  reader.join();
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want) << "bytes reordered or lost";
+}
+
 // The writer's error reaches the reader after the data before it.
 TEST(BytePipe, WriterErrorReachesReader) {
   BytePipe pipe(1024);

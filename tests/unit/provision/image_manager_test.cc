@@ -28,12 +28,21 @@ class ImageManagerTest : public ::testing::Test {
     pools.push_back(*std::move(p));
     storage_ = std::make_unique<StorageManager>(std::move(pools), ops_);
     ASSERT_EQ(::mkdir(tmp_.sub("work").c_str(), 0700), 0);
-    ImageConfig cfg;
-    cfg.work_dir = tmp_.sub("work");
-    images_ = std::make_unique<ImageManager>(*storage_, fetcher_, *store_, ops_, runner_, clock_, cfg);
+    useSources(image::ImageSources());
     archive_ = it::buildArchive({it::dir("etc"), it::file("etc/hostname", "golden\n")}, ARCHIVE_FORMAT_CPIO_SVR4_NOCRC,
                                 ARCHIVE_FILTER_GZIP);
     fetcher_.serve(kUri, archive_);
+  }
+  // A manager whose imports follow `sources`.
+  void useSources(image::ImageSources sources) {
+    ImageConfig cfg;
+    cfg.work_dir = tmp_.sub("work");
+    cfg.sources = std::move(sources);
+    images_ = std::make_unique<ImageManager>(*storage_, fetcher_, *store_, ops_, runner_, clock_, cfg);
+  }
+  size_t fetchesOf(const std::string& uri) const {
+    auto all = fetcher_.requested();
+    return static_cast<size_t>(std::count(all.begin(), all.end(), uri));
   }
   core::OperationRecord done(const Result<core::OperationRecord>& r) {
     EXPECT_TRUE(r.ok()) << r.status();
@@ -83,6 +92,78 @@ TEST_F(ImageManagerTest, SameDigestIsClonedNotFetched) {
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   EXPECT_EQ(fetcher_.requested().size(), fetches);
   EXPECT_EQ((*images_->list())[0].clones, 1u) << "golden2 is a clone of golden";
+}
+
+// A digest from SHA256SUMS beside the image is known before the download: the same bytes are cloned, not fetched.
+TEST_F(ImageManagerTest, Sha256SumsDigestIsClonedNotFetched) {
+  fetcher_.serve("file:///srv/SHA256SUMS", image::toHex(image::sha256(archive_)) + "  golden.cpio.gz\n");
+  auto r = req("golden");
+  r.sha256 = "";
+  ASSERT_EQ(done(images_->import(r, {"", 0})).state, OperationState::kSucceeded);
+  ASSERT_EQ(fetchesOf(kUri), 1u);
+  r.name = "golden2";
+  auto op = done(images_->import(r, {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(fetchesOf(kUri), 1u) << "the image was fetched again";
+  EXPECT_EQ(fetchesOf("file:///srv/SHA256SUMS"), 2u);
+  EXPECT_EQ((*images_->list())[0].clones, 1u) << "golden2 is a clone of golden";
+}
+
+// A remote image without a signature is refused by default; nothing is kept.
+TEST_F(ImageManagerTest, RemoteUnsignedIsRefusedByDefault) {
+  const std::string uri = "https://images.example/golden.cpio.gz";
+  fetcher_.serve(uri, archive_);
+  auto op = done(images_->import({"golden", uri, "", image::SignaturePolicy::kAuto, ""}, {"", 0}));
+  EXPECT_EQ(op.state, OperationState::kFailed);
+  EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition) << op.status;
+  EXPECT_THAT(op.status.message(), HasSubstr("no signature at " + uri + ".minisig"));
+  EXPECT_THAT(op.status.message(), HasSubstr("the default for remote URIs"));
+  EXPECT_EQ(fetchesOf(uri), 0u) << "refused before the download";
+  EXPECT_TRUE(images_->list()->empty());
+  EXPECT_TRUE((*storage_->pool(""))->list()->empty());
+  // --allow-unsigned cannot lower the default for remote URIs: refused at once.
+  auto lowered = images_->import({"golden", uri, "", image::SignaturePolicy::kNone, ""}, {"", 0});
+  EXPECT_EQ(lowered.status().code(), absl::StatusCode::kPermissionDenied) << lowered.status();
+  EXPECT_THAT(lowered.status().message(), HasSubstr(uri));
+}
+
+// A source configured with policy none imports unsigned images from it, and only from it.
+TEST_F(ImageManagerTest, ConfiguredNoneSourceIsAccepted) {
+  image::ImageSource lab;
+  lab.prefix = "https://lab.example/";
+  lab.policy = image::SignaturePolicy::kNone;
+  auto sources = image::ImageSources::create({lab}, {});
+  ASSERT_TRUE(sources.ok()) << sources.status();
+  useSources(*sources);
+  fetcher_.serve("https://lab.example/golden.cpio.gz", archive_);
+  fetcher_.serve("https://other.example/golden.cpio.gz", archive_);
+  auto op = done(images_->import({"golden", "https://lab.example/golden.cpio.gz", "", image::SignaturePolicy::kAuto, ""},
+                                  {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(fetchesOf("https://lab.example/golden.cpio.gz.minisig"), 0u) << "policy none looks for no signature";
+  op = done(images_->import({"other", "https://other.example/golden.cpio.gz", "", image::SignaturePolicy::kAuto, ""},
+                            {"", 0}));
+  EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition) << op.status;
+}
+
+// A signed source does not reuse a cached image nobody it trusts has signed: it fetches and checks the signature.
+TEST_F(ImageManagerTest, SignedSourceDoesNotReuseUnsignedCache) {
+  ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
+  image::MinisignPublicKey vendor_key;
+  vendor_key.key_id.fill(7);
+  image::ImageSource vendor;
+  vendor.prefix = "https://vendor.example/";
+  vendor.trusted_keys = std::vector<image::MinisignPublicKey>{vendor_key};
+  auto sources = image::ImageSources::create({vendor}, {});
+  ASSERT_TRUE(sources.ok()) << sources.status();
+  useSources(*sources);
+  const std::string uri = "https://vendor.example/golden.cpio.gz";
+  fetcher_.serve(uri, archive_);
+  auto op = done(images_->import({"vendor", uri, image::toHex(image::sha256(archive_)), image::SignaturePolicy::kAuto, ""},
+                                 {"", 0}));
+  EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition) << op.status;
+  EXPECT_THAT(op.status.message(), HasSubstr("source \"https://vendor.example/\" wants images signed"));
+  EXPECT_EQ(images_->list()->size(), 1u);
 }
 
 // A wrong digest fails the operation with DATA_LOSS; no volume, no catalog entry, no staging.
