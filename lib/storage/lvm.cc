@@ -155,6 +155,11 @@ void VolumeGroups::changing(const std::string& vg) {
   of(vg).rows.reset();
 }
 
+void VolumeGroups::amend(const std::string& vg, std::vector<LvRow> rows) {
+  std::lock_guard lock(mu_);
+  of(vg).rows = std::move(rows);
+}
+
 Status statusFromLvm(const std::vector<std::string>& argv, int exit_code, std::string_view output) {
   std::string out(absl::StripAsciiWhitespace(av(output)));
   if (out.size() > 2000) out = "..." + out.substr(out.size() - 2000);

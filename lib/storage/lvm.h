@@ -85,10 +85,12 @@ std::vector<std::string> vgsCommand(const std::string& vg);
 /// interleave); reports take it shared and run in parallel.
 ///
 /// The last report: a call usually reads the VG more than once in a row (the
-/// API's checks, then the change's own), so a report is reused for up to
-/// `max_age` while nothing was changed through the lock since. A change made
-/// outside xenctld meanwhile is seen after max_age at most, and lvm2 itself
-/// refuses a change that conflicts with it (a name taken, space gone).
+/// API's checks, then the change's own), and calls come in bursts (a fleet
+/// cloned from one golden image), so a report is reused for up to `max_age`
+/// while nothing was changed through the lock since, or only changes whose
+/// outcome the pool wrote back into it (amend: a clone, a delete). A change
+/// made outside xenctld meanwhile is seen after max_age at most, and lvm2
+/// itself refuses a change that conflicts with it (a name taken, space gone).
 class VolumeGroups {
  public:
   explicit VolumeGroups(absl::Duration max_age = absl::Seconds(1)) : max_age_(max_age) {}
@@ -99,6 +101,10 @@ class VolumeGroups {
   void remember(const std::string& vg, std::vector<LvRow> rows, absl::Time taken);
   /// `vg` is about to change (or changed): no report taken before counts.
   void changing(const std::string& vg);
+  /// After a change whose outcome the caller knows exactly (the LV it made
+  /// or removed): `rows` stand for the VG again, as old as the report they
+  /// were derived from, so they expire as that report would have.
+  void amend(const std::string& vg, std::vector<LvRow> rows);
 
  private:
   struct Group {

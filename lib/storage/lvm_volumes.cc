@@ -185,7 +185,11 @@ Status LvmVolumes::remove(const std::string& name) {
   if (!clones.empty())
     return absl::FailedPreconditionError(
         absl::StrCat(step, ": volumes were cloned from it (", absl::StrJoin(clones, ", "), "); delete them first"));
-  return context(change({"lvremove", "-y", vgLv(lvName(name))}), step);
+  XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(lvName(name))}), step));
+  rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const LvRow& r) { return r.name == lvName(name); }),
+             rows.end());
+  common_.groups->amend(vg_, std::move(rows));
+  return absl::OkStatus();
 }
 
 Status LvmVolumes::validateCreate(const std::string& name, uint64_t size_bytes,
@@ -416,8 +420,27 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
       return context(st, step);
     }
   }
-  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  return volumeOf(rows, name);
+  // The VG as this clone leaves it, without reading it again (with many LVs
+  // a report costs a good part of a clone): the rows read under the lock and
+  // the LV lvcreate made as lvs would show it, a thin volume mapping what its
+  // base maps, writable, active, without the skip flag, tagged with its origin.
+  LvRow made = *find(m.rows, lvName(base));
+  made.name = name;
+  made.origin = lvName(base);
+  made.tags = {tagArg(kOriginTag, lvName(base))};
+  made.time = absl::Now();
+  if (made.attr.size() >= 10) {
+    made.attr[1] = 'w';
+    made.attr[4] = 'a';
+    made.attr[5] = '-';
+    made.attr[9] = '-';
+  }
+  if (made.data_percent > 0 && size > made.size)
+    made.data_percent = made.data_percent * static_cast<double>(made.size) / static_cast<double>(size);
+  made.size = size;
+  m.rows.push_back(std::move(made));
+  common_.groups->amend(vg_, m.rows);
+  return volumeOf(m.rows, name);
 }
 
 Result<core::Volume> LvmThinVolumes::snapshot(const std::string& volume, const std::string& snapshot,

@@ -257,9 +257,6 @@ TEST_F(LvmThinTest, CloneCommandLine) {
   auto p = open(before);
   ASSERT_NE(p, nullptr);
   runner_->queue("lvs", before);
-  runner_->queue("lvs", lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB),
-                                 thin("base+golden", 64 * kMiB, "xenctl.origin=base", "Vri---tz-k"),
-                                 thin("web1", 64 * kMiB, "xenctl.origin=base+golden")}));
   auto v = p->clone("base@golden", "web1", 0, {});
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_THAT(runner_->commandsOf("lvcreate"),
@@ -268,33 +265,45 @@ TEST_F(LvmThinTest, CloneCommandLine) {
   EXPECT_EQ(v->origin, "base@golden");
   EXPECT_EQ(v->path, "/dev/vg0/web1");
   EXPECT_FALSE(v->read_only);
+  EXPECT_EQ(runner_->commandsOf("lvs").size(), 3u);  // open's two and the clone's one: none after the lvcreate
   for (absl::Duration t : runner_->timeouts()) EXPECT_EQ(t, absl::Seconds(42));
 }
 
-// A report is reused by the calls that follow it until a change runs: a
-// clone after two API checks reads the VG once before its lvcreate and once
-// after; the pool's open reads it once for its two checks.
-TEST(LvmReuse, ReportsAreReusedUntilAChange) {
+// A report is reused by the calls that follow it: the pool's open reads the
+// VG once for its two checks; two API checks and a clone read it once, and
+// the clone and a delete write their outcome back instead of reading it
+// again; a change whose outcome is not written back (a snapshot) makes the
+// next call read the VG.
+TEST(LvmReuse, ReportsAreReusedAndAmended) {
   auto runner = std::make_shared<fakes::FakeProcessRunner>();
   const std::string before = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB)});
-  const std::string after = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB),
-                                     thin("web1", 64 * kMiB, "xenctl.origin=base")});
   runner->queue("lvs", before);
-  runner->queue("lvs", after);
   auto p = LvmThinVolumes::open("thin", thinOptions(), common(runner, nullptr, absl::Minutes(5), absl::Hours(1)));
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE((*p)->get("base").ok());
   EXPECT_EQ((*p)->get("web1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(runner->commandsOf("lvs").size(), 1u);
+
   auto v = (*p)->clone("base", "web1", 0, {});
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_EQ(runner->commandsOf("lvs").size(), 2u);  // the one after lvcreate
-  EXPECT_TRUE((*p)->get("web1").ok());
-  EXPECT_EQ(runner->commandsOf("lvs").size(), 2u);
+  auto again = (*p)->get("web1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->origin, "base");
+  EXPECT_FALSE(again->read_only);
+  EXPECT_EQ(again->size_bytes, 64 * kMiB);
+  EXPECT_EQ(again->used_bytes, v->used_bytes);
   ASSERT_TRUE((*p)->remove("web1").ok());
-  runner->queue("lvs", before);
-  EXPECT_EQ((*p)->get("web1").status().code(), absl::StatusCode::kNotFound);  // read again after the lvremove
-  EXPECT_EQ(runner->commandsOf("lvs").size(), 3u);
+  EXPECT_EQ((*p)->get("web1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(runner->commandsOf("lvs").size(), 1u);
+  EXPECT_THAT(runner->commandsOf("lvcreate"), ElementsAre(HasSubstr("-n web1")));
+  EXPECT_THAT(runner->commandsOf("lvremove"), ElementsAre("lvremove -y vg0/web1"));
+
+  runner->queue("lvs", lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB),
+                                thin("base+s1", 64 * kMiB, "xenctl.origin=base", "Vri---tz-k")}));
+  ASSERT_TRUE((*p)->snapshot("base", "s1", {}).ok());
+  EXPECT_EQ(runner->commandsOf("lvs").size(), 2u);  // after the lvcreate; the snapshot's check reused the model
+  EXPECT_TRUE((*p)->get("base@s1").ok());
+  EXPECT_EQ(runner->commandsOf("lvs").size(), 2u);
 }
 
 TEST(LvmReuse, ReportsExpire) {
@@ -318,10 +327,9 @@ TEST_F(LvmThinTest, CloneGrows) {
   auto p = open(before);
   ASSERT_NE(p, nullptr);
   runner_->queue("lvs", before);
-  runner_->queue("lvs", lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB),
-                                 thin("web1", 128 * kMiB, "xenctl.origin=base")}));
   auto v = p->clone("base", "web1", 128 * kMiB, {});
   ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->size_bytes, 128 * kMiB);
   EXPECT_THAT(runner_->commandsOf("lvextend"), ElementsAre("lvextend -L 134217728b vg0/web1"));
   runner_->queue("lvs", before);
   EXPECT_EQ(p->clone("base", "web2", 32 * kMiB, {}).status().code(), absl::StatusCode::kInvalidArgument);
