@@ -107,7 +107,10 @@ class DomainManagerTest : public ::testing::Test {
   }
   // The disks the hypervisor was given for a present domain of ours.
   std::vector<core::DiskSpec> hvDisks(const std::string& name) {
-    auto s = hv_->specOf(domains_->get(name)->spec.uuid);
+    auto v = domains_->get(name);
+    EXPECT_TRUE(v.ok()) << v.status();
+    if (!v.ok()) return {};
+    auto s = hv_->specOf(v->spec.uuid);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? s->disks : std::vector<core::DiskSpec>{};
   }
