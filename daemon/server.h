@@ -46,8 +46,8 @@ class Server {
   std::unique_ptr<provision::OperationRegistry> ops_;
   std::unique_ptr<provision::EventBus> events_;
   std::jthread event_log_;  // every domain event into the log (the journal under systemd)
+  std::unique_ptr<provision::StorageManager> storage_;  // before domains_, which resolves volumes through it
   std::unique_ptr<provision::DomainManager> domains_;
-  std::unique_ptr<provision::StorageManager> storage_;
   std::unique_ptr<core::Fetcher> fetcher_;
   std::unique_ptr<core::ProcessRunner> image_tools_;
   std::unique_ptr<provision::ImageManager> images_;

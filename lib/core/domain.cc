@@ -2,6 +2,7 @@
 #include "lib/core/domain_event.h"
 
 #include "lib/core/enum_names.h"
+#include "lib/core/volume.h"
 
 #include <array>
 #include <cctype>
@@ -116,6 +117,9 @@ Result<DomainSpec> normalizeSpec(DomainSpec spec) {
     if (d.mode.empty()) d.mode = "w";
     if (d.mode != "w" && d.mode != "r")
       return absl::InvalidArgumentError(absl::StrCat(who, "disk ", d.vdev, ": mode '", d.mode, "' is not r or w"));
+    if (isVolumeTarget(d.target))
+      if (auto ref = parseVolumeTarget(d.target); !ref.ok())
+        return absl::InvalidArgumentError(absl::StrCat(who, "disk ", d.vdev, ": ", ref.status().message()));
     for (size_t j = 0; j < i; ++j)
       if (spec.disks[j].vdev == d.vdev)
         return absl::InvalidArgumentError(absl::StrCat(who, "two disks use vdev ", d.vdev));

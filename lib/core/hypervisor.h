@@ -41,13 +41,18 @@ class Hypervisor {
 
   virtual Result<HypervisorInfo> hostInfo() = 0;
   /// Creates and starts the domain (paused when `paused`). The spec is
-  /// normalized. ALREADY_EXISTS when a domain with that uuid or name is
-  /// present; RESOURCE_EXHAUSTED when the host lacks the memory.
+  /// normalized and its disk targets are host paths: a managed volume
+  /// ("vol:POOL/NAME") is resolved by the caller (DomainManager), and one
+  /// left unresolved is INVALID_ARGUMENT, naming the disk. ALREADY_EXISTS
+  /// when a domain with that uuid or name is present; RESOURCE_EXHAUSTED
+  /// when the host lacks the memory.
   virtual Result<DomainInfo> createDomain(const DomainSpec& spec, bool paused) = 0;
   /// Takes back a domain this daemon created before it restarted: when a
   /// domain with the spec's uuid is present, it is this daemon's again (its
   /// on_* actions apply, as for one it created). Nothing about the running
-  /// domain changes. NOT_FOUND when no such domain is present.
+  /// domain changes. The spec's disks are as for createDomain: they are
+  /// what an on_* restart builds the domain with again. NOT_FOUND when no
+  /// such domain is present.
   virtual Status adopt(const DomainSpec& spec) = 0;
   /// Every domain present in the hypervisor, ours or not.
   virtual Result<std::vector<DomainInfo>> listDomains() = 0;

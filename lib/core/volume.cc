@@ -1,5 +1,6 @@
 #include "lib/core/volume.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/core/domain.h"
 
@@ -19,6 +20,28 @@ Status validateVolumeSize(uint64_t size_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("volume size ", size_bytes, " bytes is not a whole number of 512-byte sectors"));
   return absl::OkStatus();
+}
+
+std::string VolumeRef::target() const { return absl::StrCat("vol:", pool, "/", name); }
+
+bool isVolumeTarget(std::string_view target) { return absl::StartsWith(av(target), "vol:"); }
+
+Result<VolumeRef> parseVolumeTarget(std::string_view target) {
+  auto bad = [&](const Status& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", av(target), "' is not vol:POOL/NAME (NAME a volume or VOLUME@SNAPSHOT): ", why.message()));
+  };
+  if (!isVolumeTarget(target)) return bad(absl::InvalidArgumentError("it does not start with vol:"));
+  std::string_view ref = target.substr(4);
+  const size_t slash = ref.find('/');
+  if (slash == std::string_view::npos) return bad(absl::InvalidArgumentError("it has no '/'"));
+  VolumeRef out{std::string(ref.substr(0, slash)), std::string(ref.substr(slash + 1))};
+  if (Status st = validateVolumeName(out.pool, "pool"); !st.ok()) return bad(st);
+  const size_t at = out.name.find('@');
+  if (Status st = validateVolumeName(std::string_view(out.name).substr(0, at)); !st.ok()) return bad(st);
+  if (at != std::string::npos)
+    if (Status st = validateVolumeName(std::string_view(out.name).substr(at + 1), "snapshot"); !st.ok()) return bad(st);
+  return out;
 }
 
 }  // namespace xenctl::core

@@ -55,6 +55,21 @@ Status validateVolumeSize(uint64_t size_bytes);
 inline constexpr uint64_t kMinVolumeBytes = uint64_t{1} << 20;
 inline constexpr uint64_t kMaxVolumeBytes = uint64_t{1} << 60;  // 1 EiB
 
+/// A managed volume as a disk or an export names it: "vol:POOL/NAME", where
+/// NAME is a volume or a snapshot ("VOLUME@SNAPSHOT").
+struct VolumeRef {
+  std::string pool;
+  std::string name;
+  /// "vol:POOL/NAME".
+  std::string target() const;
+  bool operator==(const VolumeRef&) const = default;
+};
+/// True when `target` starts with "vol:" (it names a volume, not a host path).
+bool isVolumeTarget(std::string_view target);
+/// The volume "vol:POOL/NAME" names. INVALID_ARGUMENT when `target` is not
+/// of that form or a name breaks the naming rule.
+Result<VolumeRef> parseVolumeTarget(std::string_view target);
+
 /// One pool's volumes. Every method is thread-safe. Failures leave nothing
 /// behind: no half-made volume, no temporary file. Common codes:
 /// INVALID_ARGUMENT for a bad name or size; NOT_FOUND for a missing volume

@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace xenctl::provision {
 
@@ -18,6 +19,22 @@ std::string quoted(const std::string& name) { return absl::StrCat("domain '", na
 // Prefixes a failure with the step and object, keeping its code.
 Status context(const Status& st, const std::string& what) {
   return st.ok() ? st : Status(st.code(), absl::StrCat(what, ": ", st.message()));
+}
+
+// "domain 'web1': disk xvda (vol:main/web1-root)".
+std::string diskOf(const std::string& domain, const core::DiskSpec& d) {
+  return absl::StrCat(quoted(domain), ": disk ", d.vdev, " (", d.target, ")");
+}
+
+// Disk `wanted` of domain `self` names the volume that disk `used` of domain
+// `user` (present or starting) names. Readers share; a writer shares with no one.
+Status volumeConflict(const std::string& self, const core::DiskSpec& wanted, const std::string& user,
+                      const core::DiskSpec& used) {
+  if (wanted.mode == "r" && used.mode == "r") return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(diskOf(self, wanted), ": domain '", user, "' uses it (mode ", used.mode,
+                   "); a volume written by one domain is used by no other; shut '", user,
+                   "' down first, or give this domain a clone (`vm-volume clone`)"));
 }
 
 core::DomainEventKind eventKindFor(core::HypervisorEvent::Kind k) {
@@ -38,9 +55,9 @@ core::DomainEventKind eventKindFor(core::HypervisorEvent::Kind k) {
 
 }  // namespace
 
-DomainManager::DomainManager(core::Hypervisor& hv, state::Store& store, OperationRegistry& ops, EventBus& events,
-                             const core::Clock& clock)
-    : hv_(hv), store_(store), ops_(ops), events_(events), clock_(clock) {}
+DomainManager::DomainManager(core::Hypervisor& hv, StorageManager& storage, state::Store& store,
+                             OperationRegistry& ops, EventBus& events, const core::Clock& clock)
+    : hv_(hv), storage_(storage), store_(store), ops_(ops), events_(events), clock_(clock) {}
 
 DomainManager::~DomainManager() { hv_.setEventSink(nullptr); }
 
@@ -64,9 +81,15 @@ Status DomainManager::load() {
     for (const auto& info : present)
       if (auto n = names_by_uuid_.find(info.uuid); n != names_by_uuid_.end()) ours.push_back(defs_.at(n->second).spec);
   }
-  for (const auto& spec : ours)
-    if (Status st = hv_.adopt(spec); !st.ok() && !absl::IsNotFound(st))  // NOT_FOUND: it ended meanwhile
+  for (const auto& spec : ours) {
+    // A volume that cannot be resolved now (its pool left the config) does
+    // not stop the daemon: the domain runs on, and the backend refuses the
+    // unresolved disk only if it has to build the domain again.
+    auto resolved = resolveDisks(spec);
+    const core::DomainSpec& given = resolved.ok() ? *resolved : spec;
+    if (Status st = hv_.adopt(given); !st.ok() && !absl::IsNotFound(st))  // NOT_FOUND: it ended meanwhile
       return context(st, absl::StrCat("taking back ", quoted(spec.name), " (uuid ", spec.uuid, ")"));
+  }
   return absl::OkStatus();
 }
 
@@ -74,6 +97,134 @@ std::string DomainManager::vanishedReason() const {
   if (hv_name_ == "test")
     return "it was running when xenctld stopped; the test hypervisor keeps no running state across daemon restarts";
   return "it was running and is gone from the hypervisor without xenctld stopping it (destroyed outside xenctld?)";
+}
+
+Result<core::DomainSpec> DomainManager::resolveDisks(const core::DomainSpec& spec) {
+  core::DomainSpec out = spec;
+  for (core::DiskSpec& d : out.disks) {
+    if (!core::isVolumeTarget(d.target)) continue;
+    const std::string who = diskOf(spec.name, d);
+    auto ref = core::parseVolumeTarget(d.target);
+    XENCTL_RETURN_IF_ERROR(context(ref.status(), who));
+    auto pool = storage_.pool(ref->pool);
+    if (absl::IsNotFound(pool.status()))
+      return absl::FailedPreconditionError(
+          absl::StrCat(who, ": ", pool.status().message(), "; `vm-volume pools` lists them"));
+    XENCTL_RETURN_IF_ERROR(context(pool.status(), who));
+    auto vol = (*pool)->get(ref->name);
+    if (absl::IsNotFound(vol.status()))
+      return absl::FailedPreconditionError(absl::StrCat(who, ": pool '", ref->pool, "' has no volume '", ref->name,
+                                                        "'; create it, or see `vm-volume list --pool ", ref->pool,
+                                                        "`"));
+    XENCTL_RETURN_IF_ERROR(context(vol.status(), who));
+    if (vol->read_only && d.mode != "r")
+      return absl::FailedPreconditionError(absl::StrCat(
+          who, ": the volume is read-only (a snapshot or a golden base) and the disk is writable; attach it with "
+               "mode r, or give the domain a clone (`vm-volume clone ",
+          ref->name, " NEW --pool ", ref->pool, "`)"));
+    d.target = vol->path;
+  }
+  return out;
+}
+
+Status DomainManager::checkVolumesFree(const core::DomainSpec& spec) {
+  XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
+  absl::flat_hash_map<std::string_view, bool> present_uuids;
+  for (const auto& info : present) present_uuids[info.uuid] = true;
+  std::lock_guard lock(mu_);
+  auto check = [&](const core::DomainSpec& other) -> Status {
+    if (other.name == spec.name) return absl::OkStatus();
+    for (const auto& want : spec.disks) {
+      if (!core::isVolumeTarget(want.target)) continue;
+      for (const auto& used : other.disks)
+        if (used.target == want.target) XENCTL_RETURN_IF_ERROR(volumeConflict(spec.name, want, other.name, used));
+    }
+    return absl::OkStatus();
+  };
+  for (const auto& [name, starting] : starting_) XENCTL_RETURN_IF_ERROR(check(starting));
+  for (const auto& [name, rec] : defs_)
+    if (present_uuids.contains(rec.spec.uuid)) XENCTL_RETURN_IF_ERROR(check(rec.spec));
+  return absl::OkStatus();
+}
+
+Result<core::DomainInfo> DomainManager::startInHypervisor(const core::DomainSpec& spec, bool paused) {
+  // Reserve first, then check: of two domains starting at once on one
+  // volume, the second to reserve sees the first in starting_, and one that
+  // finished starting before the reservation is listed by the hypervisor.
+  {
+    std::lock_guard lock(mu_);
+    starting_[spec.name] = spec;
+  }
+  struct Release {
+    DomainManager* self;
+    std::string name;
+    ~Release() {
+      std::lock_guard lock(self->mu_);
+      self->starting_.erase(name);
+    }
+  } release{this, spec.name};
+  XENCTL_RETURN_IF_ERROR(checkVolumesFree(spec));
+  XENCTL_ASSIGN_OR_RETURN(core::DomainSpec resolved, resolveDisks(spec));
+  return hv_.createDomain(resolved, paused);
+}
+
+Result<std::string> DomainManager::volumeUser(const core::VolumeRef& volume) {
+  const std::string target = volume.target();
+  XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
+  absl::flat_hash_map<std::string_view, bool> present_uuids;
+  for (const auto& info : present) present_uuids[info.uuid] = true;
+  std::lock_guard lock(mu_);
+  auto names = [&](const core::DomainSpec& s) {
+    return std::any_of(s.disks.begin(), s.disks.end(), [&](const core::DiskSpec& d) { return d.target == target; });
+  };
+  for (const auto& [name, starting] : starting_)
+    if (names(starting)) return name;
+  for (const auto& [name, rec] : defs_)
+    if (present_uuids.contains(rec.spec.uuid) && names(rec.spec)) return name;
+  return std::string();
+}
+
+Result<std::vector<core::VolumeRef>> DomainManager::deletableVolumes(const state::DomainRecord& rec) {
+  const std::string& name = rec.spec.name;
+  std::vector<core::VolumeRef> out;
+  for (const auto& d : rec.spec.disks) {
+    if (!core::isVolumeTarget(d.target)) continue;
+    const std::string who = absl::StrCat("deleting ", quoted(name), " with its volumes: disk ", d.vdev, " (",
+                                         d.target, ")");
+    const std::string instead = "; nothing was deleted; delete the domain without --delete-volumes";
+    auto ref = core::parseVolumeTarget(d.target);
+    XENCTL_RETURN_IF_ERROR(context(ref.status(), who));
+    if (std::find(out.begin(), out.end(), *ref) != out.end()) continue;
+    auto pool = storage_.pool(ref->pool);
+    if (!pool.ok())
+      return absl::FailedPreconditionError(absl::StrCat(who, ": ", pool.status().message(), instead));
+    XENCTL_ASSIGN_OR_RETURN(auto volumes, (*pool)->list());
+    auto vol = std::find_if(volumes.begin(), volumes.end(), [&](const core::Volume& v) { return v.name == ref->name; });
+    if (vol == volumes.end()) continue;  // already gone: nothing to delete
+    if (!vol->snapshots.empty())
+      return absl::FailedPreconditionError(absl::StrCat(
+          who, ": the volume has snapshots ", absl::StrJoin(vol->snapshots, ", "),
+          "; delete them first (`vm-volume delete ", core::snapshotName(ref->name, vol->snapshots.front()),
+          " --pool ", ref->pool, "`)", instead));
+    std::vector<std::string> clones;
+    for (const auto& v : volumes)
+      if (v.origin == ref->name || v.origin.rfind(ref->name + "@", 0) == 0) clones.push_back(v.name);
+    if (!clones.empty())
+      return absl::FailedPreconditionError(absl::StrCat(who, ": volumes ", absl::StrJoin(clones, ", "),
+                                                        " are cloned from it; delete them first", instead));
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [other, orec] : defs_) {
+        if (other == name) continue;
+        for (const auto& od : orec.spec.disks)
+          if (od.target == d.target)
+            return absl::FailedPreconditionError(absl::StrCat(who, ": domain '", other, "' also has it as disk ",
+                                                              od.vdev, instead));
+      }
+    }
+    out.push_back(*std::move(ref));
+  }
+  return out;
 }
 
 void DomainManager::publish(core::DomainEventKind kind, const core::DomainSpec& spec, int64_t domid,
@@ -241,7 +392,15 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                                                    quoted(names_by_uuid_.at(spec->uuid))));
     return absl::OkStatus();
   };
-  return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid}, precheck,
+  // A domain to start now needs its volumes now; a definition alone may
+  // name volumes made later (checked when it starts).
+  auto precheck_volumes = [&, inner = std::move(precheck)]() -> Status {
+    XENCTL_RETURN_IF_ERROR(inner());
+    if (req.define_only) return absl::OkStatus();
+    XENCTL_RETURN_IF_ERROR(checkVolumesFree(*spec));
+    return resolveDisks(*spec).status();
+  };
+  return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid}, precheck_volumes,
                [this, spec, define_only = req.define_only, paused = req.paused,
                 uid = caller.uid](OperationContext& ctx) -> Status {
                  auto guard = domainLock(spec->name);
@@ -271,7 +430,7 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                  };
                  if (ctx.cancelled()) return undefine(absl::CancelledError("cancelled before the domain was created"));
                  ctx.phase("create", 30, "creating the domain in the hypervisor");
-                 auto info = hv_.createDomain(*spec, paused);
+                 auto info = startInHypervisor(*spec, paused);
                  if (!info.ok()) {
                    Status why = undefine(context(info.status(), absl::StrCat("creating ", quoted(spec->name))));
                    publish(core::DomainEventKind::kDeleted, *spec, -1, DomainState::kStopped, "create failed");
@@ -287,7 +446,8 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
     if (presentInfo(rec).ok())
       return absl::FailedPreconditionError(absl::StrCat(quoted(name), " is already running"));
-    return absl::OkStatus();
+    XENCTL_RETURN_IF_ERROR(checkVolumesFree(rec.spec));
+    return resolveDisks(rec.spec).status();
   };
   return ops_.startChecked({"start-domain", name, caller.request_id, caller.uid}, precheck,
       [this, name, paused](OperationContext& ctx) -> Status {
@@ -295,7 +455,7 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
     ctx.phase("create", 10, "creating the domain in the hypervisor");
-    auto info = hv_.createDomain(rec.spec, paused);
+    auto info = startInHypervisor(rec.spec, paused);
     XENCTL_RETURN_IF_ERROR(context(info.status(), absl::StrCat("starting ", quoted(name))));
     return setRunningExpected(name, true);
   });
@@ -372,24 +532,25 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
     if (presentInfo(rec).ok() && !force)
       return absl::FailedPreconditionError(
           absl::StrCat(quoted(name), " is running; shut it down or destroy it first, or delete with --force"));
-    if (delete_volumes)
-      for (const auto& d : rec.spec.disks)
-        if (d.target.rfind("vol:", 0) == 0)
-          return absl::UnimplementedError(absl::StrCat(
-              quoted(name), " uses volume ", d.target,
-              ": managed volumes are not built yet, so --delete-volumes cannot delete it; delete without it"));
+    if (delete_volumes) XENCTL_RETURN_IF_ERROR(deletableVolumes(rec).status());
     return absl::OkStatus();
   };
   return ops_.startChecked({"delete-domain", name, caller.request_id, caller.uid}, precheck,
-      [this, name](OperationContext& ctx) -> Status {
+      [this, name, delete_volumes](OperationContext& ctx) -> Status {
     auto guard = domainLock(name);
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+    // Checked again before anything changes: a clone or snapshot may have
+    // been made since the call.
+    std::vector<core::VolumeRef> volumes;
+    if (delete_volumes) {
+      XENCTL_ASSIGN_OR_RETURN(volumes, deletableVolumes(rec));
+    }
     if (presentInfo(rec).ok()) {
       ctx.phase("destroy", 10, "destroying the running domain");
       XENCTL_RETURN_IF_ERROR(context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(name))));
     }
-    ctx.phase("undefine", 60, "removing the definition");
+    ctx.phase("undefine", 40, "removing the definition");
     {
       std::lock_guard lock(mu_);
       XENCTL_RETURN_IF_ERROR(store_.deleteDomain(name));
@@ -398,7 +559,23 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
       stop_reasons_.erase(rec.spec.uuid);
     }
     publish(core::DomainEventKind::kDeleted, rec.spec, -1, DomainState::kStopped);
-    return absl::OkStatus();
+    if (volumes.empty()) return absl::OkStatus();
+    // The domain is gone for good from here: a volume that fails to go is
+    // reported, and the others are still deleted.
+    ctx.phase("delete-volumes", 60, absl::StrCat("deleting ", volumes.size(), " volume(s)"));
+    std::vector<std::string> failed;
+    Status first;
+    for (const auto& ref : volumes) {
+      auto pool = storage_.pool(ref.pool);
+      Status st = pool.ok() ? (*pool)->remove(ref.name) : pool.status();
+      if (st.ok() || absl::IsNotFound(st)) continue;
+      failed.push_back(absl::StrCat(ref.target(), " (", st.message(), ")"));
+      if (first.ok()) first = st;
+    }
+    if (failed.empty()) return absl::OkStatus();
+    return Status(first.code(), absl::StrCat(quoted(name), " is deleted, but not its volumes ",
+                                             absl::StrJoin(failed, ", "),
+                                             "; delete them with `vm-volume delete NAME --pool POOL`"));
   });
 }
 

@@ -1,6 +1,17 @@
 // DomainManager: the use cases on domains. Definitions live in the store
 // (and a write-through cache here); observed state always comes from the
 // hypervisor. Every change runs as an operation.
+//
+// Disks may name managed volumes ("vol:POOL/NAME"). The definition keeps
+// that name; each time the domain is handed to the hypervisor (create,
+// start, adoption at load) the disks are resolved here to the volumes'
+// host paths, so no hypervisor backend knows about pools and a volume whose
+// path changes (a rollback) is found again at the next start. The refusals,
+// all FAILED_PRECONDITION naming the domain and the disk: the pool or the
+// volume does not exist (the domain exists, what it needs does not, so not
+// NOT_FOUND, which would read as "no such domain"); a read-only volume (a
+// snapshot, a golden base) on a writable disk; a volume that a disk of
+// another present (or starting) domain names, unless both attach it read-only.
 #pragma once
 
 #include <condition_variable>
@@ -15,6 +26,7 @@
 #include "lib/provision/caller.h"
 #include "lib/provision/event_bus.h"
 #include "lib/provision/operation_registry.h"
+#include "lib/provision/storage_manager.h"
 #include "lib/state/store.h"
 
 namespace xenctl::provision {
@@ -49,13 +61,16 @@ class DomainManager {
     size_t defined = 0, present = 0;
   };
 
-  DomainManager(core::Hypervisor& hv, state::Store& store, OperationRegistry& ops, EventBus& events,
-                const core::Clock& clock);
+  DomainManager(core::Hypervisor& hv, StorageManager& storage, state::Store& store, OperationRegistry& ops,
+                EventBus& events, const core::Clock& clock);
   ~DomainManager();
 
   /// Loads the definitions, subscribes to the hypervisor's events and
   /// adopts the defined domains still running from before a restart
-  /// (Hypervisor::adopt), so their on_* actions apply again.
+  /// (Hypervisor::adopt, with the disks resolved), so their on_* actions
+  /// apply again. A domain whose volume cannot be resolved is adopted with
+  /// the disk as stored: it runs on, and only a restart by its on_* action
+  /// fails, naming the disk.
   Status load();
 
   /// INVALID_ARGUMENT for a bad spec and ALREADY_EXISTS for a taken name
@@ -71,6 +86,12 @@ class DomainManager {
   Result<core::OperationRecord> reboot(const std::string& name, const Caller& caller);
   Result<core::OperationRecord> destroy(const std::string& name, const Caller& caller);
   /// Removes the definition; FAILED_PRECONDITION while present unless `force`.
+  /// With `delete_volumes`, then deletes every volume its disks name (never a
+  /// host path). The whole call is refused up front, changing nothing, when
+  /// one of them cannot be deleted: its pool is missing, it has snapshots or
+  /// clones, or another domain's disk names it. A volume already gone is
+  /// skipped. A volume whose deletion still fails is named in the
+  /// operation's error; the domain stays deleted.
   Result<core::OperationRecord> remove(const std::string& name, bool force, bool delete_volumes,
                                        const Caller& caller);
   Result<core::OperationRecord> pause(const std::string& name, const Caller& caller);
@@ -82,6 +103,9 @@ class DomainManager {
   /// for an unknown name; FAILED_PRECONDITION when it is not running, or
   /// when it is foreign and not `read_only` (typing into it changes it).
   Result<std::string> consolePath(const std::string& name, bool read_only);
+  /// The name of one of ours, present in the hypervisor or being started,
+  /// whose disks name `volume`; "" when none does.
+  Result<std::string> volumeUser(const core::VolumeRef& volume);
 
  private:
   Result<state::DomainRecord> definition(const std::string& name);
@@ -98,8 +122,19 @@ class DomainManager {
                std::string message = "");
   std::shared_ptr<std::mutex> domainLock(const std::string& name);
   std::string vanishedReason() const;
+  /// The spec with each vol: disk replaced by its volume's host path.
+  Result<core::DomainSpec> resolveDisks(const core::DomainSpec& spec);
+  /// FAILED_PRECONDITION when a volume `spec` writes to is used by another
+  /// present or starting domain of ours, or one it reads is written by one.
+  Status checkVolumesFree(const core::DomainSpec& spec);
+  /// Resolves the disks and creates the domain in the hypervisor, the
+  /// domain counting as a user of its volumes from the check on.
+  Result<core::DomainInfo> startInHypervisor(const core::DomainSpec& spec, bool paused);
+  /// The volumes `rec`'s disks name, each checked deletable (see remove).
+  Result<std::vector<core::VolumeRef>> deletableVolumes(const state::DomainRecord& rec);
 
   core::Hypervisor& hv_;
+  StorageManager& storage_;
   state::Store& store_;
   OperationRegistry& ops_;
   EventBus& events_;
@@ -111,6 +146,9 @@ class DomainManager {
   std::map<std::string, state::DomainRecord> defs_;   // by name
   std::map<std::string, std::string> names_by_uuid_;  // uuid -> name
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;  // one change at a time per domain
+  // Domains being handed to the hypervisor, by name: they use their volumes
+  // before the hypervisor lists them.
+  std::map<std::string, core::DomainSpec> starting_;
   // Why each of ours last stopped, by uuid, as the hypervisor reported it
   // ("destroyed outside xenctld ..."); shown until it starts again. Not
   // stored: after a restart a stopped domain shows no reason.

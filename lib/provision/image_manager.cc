@@ -270,20 +270,16 @@ Result<core::OperationRecord> ImageManager::remove(const std::string& name, cons
 }
 
 Result<std::string> ImageManager::volumePath(const std::string& source) {
-  std::string_view ref(source);
-  ref.remove_prefix(4);  // "vol:"
-  size_t slash = ref.find('/');
-  if (slash == std::string_view::npos)
-    return absl::InvalidArgumentError(absl::StrCat("'", source, "' is not vol:POOL/NAME"));
-  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(std::string(ref.substr(0, slash))));
-  XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(std::string(ref.substr(slash + 1))));
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeRef ref, core::parseVolumeTarget(source));
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(ref.pool));
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(ref.name));
   return v.path;
 }
 
 Result<core::OperationRecord> ImageManager::exportImage(const ExportRequest& req, const Caller& caller) {
   auto precheck = [&]() -> Status {
     XENCTL_RETURN_IF_ERROR(image::uriScheme(req.uri).status());
-    if (req.source.rfind("vol:", 0) == 0) return volumePath(req.source).status();
+    if (core::isVolumeTarget(req.source)) return volumePath(req.source).status();
     if (req.source.empty() || req.source.front() != '/')
       return absl::InvalidArgumentError(absl::StrCat("export source '", req.source,
                                                      "' is neither an absolute directory nor vol:POOL/NAME"));
@@ -304,7 +300,7 @@ Status ImageManager::exportWork(OperationContext& ctx, const ExportRequest& req)
       if (!path.empty()) removeTree(path);
     }
   } cleanup;
-  if (req.source.rfind("vol:", 0) == 0) {
+  if (core::isVolumeTarget(req.source)) {
     ctx.phase("prepare", 2, absl::StrCat("reading the file system of ", req.source));
     XENCTL_ASSIGN_OR_RETURN(std::string path, volumePath(req.source));
     dir = cleanup.path = absl::StrCat(config_.work_dir, "/", ctx.id());

@@ -190,14 +190,7 @@ Result<std::vector<core::PoolInfo>> StorageManager::pools() {
 
 StorageManager::UsedBy usedByDomains(DomainManager& domains) {
   return [&domains](const std::string& pool, const std::string& volume) -> Result<std::string> {
-    const std::string target = absl::StrCat("vol:", pool, "/", volume);
-    XENCTL_ASSIGN_OR_RETURN(auto views, domains.list(false));
-    for (const auto& v : views) {
-      if (!core::isPresent(v.state)) continue;
-      for (const auto& d : v.spec.disks)
-        if (d.target == target) return v.spec.name;
-    }
-    return std::string();
+    return domains.volumeUser({pool, volume});
   };
 }
 

@@ -20,8 +20,8 @@ class DomainManager;
 
 class StorageManager {
  public:
-  /// The name of a running (present) domain whose disks use volume
-  /// POOL/NAME, or "" when none does.
+  /// The name of a running (present, or being started) domain whose disks
+  /// use volume POOL/NAME, or "" when none does.
   using UsedBy = std::function<Result<std::string>(const std::string& pool, const std::string& volume)>;
 
   /// `pools` in configuration order; the first is the default for requests
@@ -70,7 +70,7 @@ class StorageManager {
   UsedBy used_by_;
 };
 
-/// The UsedBy check over the domains' disks ("vol:POOL/NAME").
+/// The UsedBy check over the domains' disks ("vol:POOL/NAME"): DomainManager::volumeUser.
 StorageManager::UsedBy usedByDomains(DomainManager& domains);
 
 }  // namespace xenctl::provision

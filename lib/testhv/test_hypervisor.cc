@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "lib/core/volume.h"
 
 namespace xenctl::testhv {
 
@@ -11,6 +12,15 @@ using Kind = core::HypervisorEvent::Kind;
 
 namespace {
 std::string who(const core::DomainSpec& s) { return absl::StrCat("domain '", s.name, "'"); }
+
+// As libxl's config builder: disks are host paths, managed volumes are the caller's to resolve.
+Status checkDisks(const core::DomainSpec& s) {
+  for (const auto& d : s.disks)
+    if (core::isVolumeTarget(d.target))
+      return absl::InvalidArgumentError(absl::StrCat(who(s), ": disk ", d.vdev, " names volume ", d.target,
+                                                     " instead of a host path"));
+  return absl::OkStatus();
+}
 }  // namespace
 
 core::HypervisorEvent TestHypervisor::eventFor(const Dom& d, Kind kind) {
@@ -52,6 +62,7 @@ Result<core::HypervisorInfo> TestHypervisor::hostInfo() {
 }
 
 Result<core::DomainInfo> TestHypervisor::createDomain(const core::DomainSpec& spec, bool paused) {
+  XENCTL_RETURN_IF_ERROR(checkDisks(spec));
   Events events;
   core::DomainInfo info;
   {
@@ -101,7 +112,17 @@ void TestHypervisor::applyAction(Dom& d, core::LifecycleAction action, Kind why,
     case LifecycleAction::kRestart:
     case LifecycleAction::kRenameRestart:
     case LifecycleAction::kCoredumpRestart:
-      // Xen builds a new domain for a restart: a new domid, the spec's resources.
+      // Xen builds a new domain for a restart: a new domid, the spec's
+      // resources. A spec it cannot build from ends the domain, as libxl's
+      // restart does.
+      if (Status st = checkDisks(d.spec); !st.ok()) {
+        d.info.state = DomainState::kDying;
+        events.push_back(eventFor(d, Kind::kDestroyed));
+        events.back().state = DomainState::kStopped;
+        events.back().message = absl::StrCat("restart failed: ", st.message());
+        domains_.erase(d.spec.uuid);  // d is gone from here on
+        return;
+      }
       d.info.domid = next_domid_++;
       d.info.state = DomainState::kRunning;
       d.console.reset();  // the old domain's console closes with it
@@ -169,8 +190,11 @@ Result<std::string> TestHypervisor::consolePath(const std::string& uuid) {
   XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
   if (!d->console) {
     XENCTL_ASSIGN_OR_RETURN(sys::PtyPair pty, sys::openPtyPair());
-    const std::string banner =
+    // Then the disks the guest sees, as blkfront lists them at boot.
+    std::string banner =
         absl::StrCat("xenctl test hypervisor: console of ", who(d->spec), " (domid ", d->info.domid, ")\r\n");
+    for (const auto& disk : d->spec.disks)
+      absl::StrAppend(&banner, "disk ", disk.vdev, ": ", disk.target, " (", disk.mode, ")\r\n");
     if (::write(pty.master.get(), banner.data(), banner.size()) != static_cast<ssize_t>(banner.size()))
       return absl::InternalError(absl::StrCat("writing to the console pty of ", who(d->spec)));
     d->console = std::make_shared<sys::PtyPair>(std::move(pty));
@@ -184,6 +208,12 @@ Status TestHypervisor::adopt(const core::DomainSpec& spec) {
   d->spec = spec;
   d->managed = true;
   return absl::OkStatus();
+}
+
+Result<core::DomainSpec> TestHypervisor::specOf(const std::string& uuid) {
+  std::lock_guard lock(mu_);
+  XENCTL_ASSIGN_OR_RETURN(Dom * d, find(uuid));
+  return d->spec;
 }
 
 void TestHypervisor::forgetManaged() {

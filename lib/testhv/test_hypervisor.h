@@ -37,7 +37,8 @@ class TestHypervisor final : public core::Hypervisor {
   Status setVcpus(const std::string& uuid, uint32_t vcpus) override;
   Status setMemory(const std::string& uuid, uint64_t memory_mib) override;
   /// A pty made on first use whose guest side prints one line naming the
-  /// domain, and is closed when the domain ends or restarts (a console client
+  /// domain, then one line per disk with the host path it was given
+  /// ("disk xvda: /srv/web1.img (w)"), and is closed when the domain ends or restarts (a console client
   /// then sees it close, as with Xen). Nothing reads what is typed into it.
   Result<std::string> consolePath(const std::string& uuid) override;
   void setEventSink(EventSink sink) override;
@@ -49,6 +50,9 @@ class TestHypervisor final : public core::Hypervisor {
   /// an unmanaged domain's shutdown or crash is only reported (it stays shut
   /// down or crashed), as LibxlHypervisor does for domains it did not create.
   void forgetManaged();
+  /// The spec the domain was last created or adopted with: what a real
+  /// backend would build it from (disks as host paths). NOT_FOUND when absent.
+  Result<core::DomainSpec> specOf(const std::string& uuid);
 
  private:
   struct Dom {

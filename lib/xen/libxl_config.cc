@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/core/volume.h"
 
 namespace xenctl::xen {
 
@@ -33,10 +34,11 @@ T* callocArray(size_t n) {
 }
 
 Status fillDisk(const std::string& who, const core::DiskSpec& d, libxl_device_disk* disk) {
-  if (absl::StartsWith(d.target, "vol:"))
-    return absl::UnimplementedError(absl::StrCat(who, "disk ", d.vdev, " uses managed volume ", d.target,
-                                                 ", which the libxl backend cannot resolve yet; give a device or "
-                                                 "file path"));
+  if (core::isVolumeTarget(d.target))
+    return absl::InvalidArgumentError(absl::StrCat(who, "disk ", d.vdev, " names volume ", d.target,
+                                                   " instead of a host path; xenctld resolves volumes before the "
+                                                   "domain is built, so its pool or volume was missing then "
+                                                   "(see `vm-volume list`)"));
   std::string format = d.format;
   if (format.empty()) {
     if (absl::StartsWith(d.target, "/dev/")) format = "phy";

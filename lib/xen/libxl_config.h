@@ -43,9 +43,9 @@ inline constexpr std::string_view kPvGrubPvh = "/usr/lib/grub-xen/grub-i386-xen_
 /// device, otherwise left to libxl (phy through a loop device for raw
 /// files, qdisk for qcow2).
 /// INVALID_ARGUMENT for what libxl cannot express (a malformed uuid or MAC,
-/// a bootloader on an hvm domain, a pv/pvh domain with nothing to boot);
-/// UNIMPLEMENTED for a managed volume target (vol:POOL/NAME), which the
-/// provisioner must resolve to a device path first.
+/// a bootloader on an hvm domain, a pv/pvh domain with nothing to boot,
+/// a managed volume target (vol:POOL/NAME) that DomainManager did not
+/// resolve to its host path).
 Status buildDomainConfig(const core::DomainSpec& spec, libxl_domain_config* cfg);
 
 libxl_domain_type libxlTypeOf(core::DomainType type);

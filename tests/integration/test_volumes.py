@@ -3,8 +3,10 @@ the volumes' files are compared byte for byte."""
 
 import filecmp
 import os
+import subprocess
+import time
 
-from harness import DaemonTestCase, Daemon
+from harness import VMM_DIR, DaemonTestCase, Daemon
 
 MIB = 1 << 20
 VOLUME_KEYS = {"pool", "name", "size_bytes", "used_bytes", "origin", "read_only", "snapshots", "used_by", "path",
@@ -161,6 +163,69 @@ class VolumeTest(DaemonTestCase):
         self.vm("volume", "rollback", "root1", "s1")
         self.vm("volume", "delete", "root1@s1")
         self.vm("volume", "delete", "root1")
+
+    def console_lines(self, name, count):
+        """The first `count` lines the test hypervisor's console of `name` prints (its banner, then its disks)."""
+        proc = subprocess.Popen([os.path.join(VMM_DIR, "vm-console"), "--read-only", name], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        seen = b""
+        deadline = time.monotonic() + 20
+        os.set_blocking(proc.stdout.fileno(), False)
+        try:
+            while seen.count(b"\r\n") < count and time.monotonic() < deadline:
+                chunk = proc.stdout.read()
+                if chunk:
+                    seen += chunk
+                else:
+                    time.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.communicate()
+        return seen.decode().split("\r\n")[:count]
+
+    def test_domain_on_a_volume(self):
+        """A domain's vol: disk reaches the hypervisor as the volume's path; --delete-volumes deletes the volume."""
+        root = self.vm("volume", "create", "root1", "16M", "--json").json()
+        self.vm("create", "web1", "--memory", "256", "--vcpus", "1", "--disk", "vol:main/root1,xvda,w",
+                "--disk", "/srv/shared.iso,xvdb,r")
+        self.assertEqual(self.console_lines("web1", 3),
+                         ["xenctl test hypervisor: console of domain 'web1' (domid 1)",
+                          f"disk xvda: {root['path']} (w)", "disk xvdb: /srv/shared.iso (r)"])
+        info = self.vm("info", "web1", "--json").json()
+        self.assertEqual(info["disks"][0]["target"], "vol:main/root1")  # the definition keeps the volume's name
+        r = self.vm("volume", "delete", "root1", expect=1)
+        self.assertIn("running domain 'web1' uses it", r.err)
+        self.assertIn("root1", self.volumes())
+
+        self.vm("delete", "web1", "--force", "--delete-volumes")
+        self.assertEqual(self.vm("list", "--json").json(), [])
+        self.assertNotIn("root1", self.volumes())
+        self.assertFalse(os.path.exists(root["path"]))
+
+    def test_volume_disk_refusals(self):
+        """Missing, read-only and busy volumes are refused by name; --delete-volumes is refused whole, up front."""
+        r = self.vm("create", "web1", "--memory", "256", "--vcpus", "1", "--disk", "vol:main/nope", expect=1)
+        self.assertIn("vm-create: domain 'web1': disk xvda (vol:main/nope): pool 'main' has no volume 'nope'", r.err)
+        self.assertIn("`vm-volume list --pool main`", r.err)
+        r = self.vm("create", "web1", "--memory", "256", "--vcpus", "1", "--disk", "vol:gone/x", expect=1)
+        self.assertIn("pool 'gone' not found; configured pools: main, second", r.err)
+        self.assertEqual(self.vm("list", "--json").json(), [])
+
+        self.vm("volume", "create", "root1", "16M")
+        self.vm("volume", "snapshot", "root1", "s1")
+        r = self.vm("create", "web1", "--memory", "256", "--vcpus", "1", "--disk", "vol:main/root1@s1,xvda,w",
+                    expect=1)
+        self.assertIn("the volume is read-only", r.err)
+        self.vm("create", "web1", "--memory", "256", "--vcpus", "1", "--disk", "vol:main/root1,xvda,w")
+        r = self.vm("create", "web2", "--memory", "256", "--vcpus", "1", "--disk", "vol:main/root1,xvda,r",
+                    expect=1)
+        self.assertIn("domain 'web2': disk xvda (vol:main/root1): domain 'web1' uses it (mode w)", r.err)
+
+        r = self.vm("delete", "web1", "--force", "--delete-volumes", expect=1)
+        self.assertIn("the volume has snapshots s1", r.err)
+        self.assertIn("nothing was deleted", r.err)
+        self.assertEqual([(d["name"], d["state"]) for d in self.vm("list", "--json").json()], [("web1", "running")])
+        self.assertEqual(sorted(self.volumes()), ["root1", "root1@s1"])
 
     def test_volumes_survive_a_restart(self):
         """Origin, read-only and creation time live with the pool, not in the daemon's memory."""

@@ -6,6 +6,9 @@
 #include <regex>
 #include <set>
 
+#include "absl/strings/str_cat.h"
+#include "lib/core/volume.h"
+
 namespace xenctl::core {
 namespace {
 
@@ -112,6 +115,28 @@ TEST(NormalizeSpec, RejectsBadValues) {
   s = minimal();
   s.vifs = {{"xenbr0", "00:16:3e:00:00", ""}};
   expectBad(s, "is not a MAC address");
+  s = minimal();
+  s.disks = {{"vol:main", "xvda", "w", ""}};
+  expectBad(s, "disk xvda: 'vol:main' is not vol:POOL/NAME");
+}
+
+// "vol:POOL/NAME" parses to its pool and volume (or snapshot) and back; anything else is refused by name.
+TEST(VolumeTarget, ParseAndBack) {
+  auto r = parseVolumeTarget("vol:thin/web1-root");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, (VolumeRef{"thin", "web1-root"}));
+  EXPECT_EQ(r->target(), "vol:thin/web1-root");
+  auto snap = parseVolumeTarget("vol:thin/web1-root@before");
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_EQ(snap->name, "web1-root@before");
+  EXPECT_TRUE(isVolumeTarget("vol:x"));
+  EXPECT_FALSE(isVolumeTarget("/dev/vg0/vol:x"));
+  for (const char* bad : {"vol:", "vol:thin", "vol:/web1", "vol:thin/", "vol:thin/Web1", "vol:thin/a/b",
+                          "vol:thin/a@", "vol:thin/a@b@c", "/dev/vg0/web1"}) {
+    auto st = parseVolumeTarget(bad).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(st.message().find(absl::StrCat("'", bad, "' is not vol:POOL/NAME")), absl::string_view::npos) << st;
+  }
 }
 
 // MACs are in the Xen OUI, unicast, stable per (uuid, index), different across both.

@@ -2,9 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
+#include "lib/storage/dir_volumes.h"
 #include "lib/testhv/test_hypervisor.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/unit/provision/test_util.h"
+#include "tests/unit/storage/storage_test_util.h"
 
 namespace xenctl::provision {
 namespace {
@@ -22,8 +30,44 @@ core::DomainSpec spec(const std::string& name, uint64_t mem = 512) {
   return s;
 }
 
-// A daemon's worth of parts over one store; `restart()` builds new ones over
-// the same store, with a fresh test hypervisor, as a daemon restart does.
+// Forwards to a real pool, with a switch that makes remove() fail, as a
+// backend does when something outside xenctld holds the volume open.
+class FlakyVolumes : public core::VolumeManager {
+ public:
+  explicit FlakyVolumes(std::unique_ptr<core::VolumeManager> real) : real_(std::move(real)) {}
+  const std::string& poolName() const override { return real_->poolName(); }
+  std::string_view driver() const override { return real_->driver(); }
+  Result<core::Volume> create(const std::string& n, uint64_t size, const std::optional<std::string>& l) override {
+    return real_->create(n, size, l);
+  }
+  Result<core::Volume> clone(const std::string& b, const std::string& n, uint64_t size,
+                             const core::CopyProgress& p) override {
+    return real_->clone(b, n, size, p);
+  }
+  Result<core::Volume> snapshot(const std::string& v, const std::string& s, const core::CopyProgress& p) override {
+    return real_->snapshot(v, s, p);
+  }
+  Result<core::Volume> rollback(const std::string& v, const std::string& s, const core::CopyProgress& p) override {
+    return real_->rollback(v, s, p);
+  }
+  Result<core::Volume> resize(const std::string& n, uint64_t size) override { return real_->resize(n, size); }
+  Status remove(const std::string& n) override {
+    if (fail_remove) return absl::UnavailableError(absl::StrCat("removing ", n, ": device busy"));
+    return real_->remove(n);
+  }
+  Result<core::Volume> get(const std::string& n) override { return real_->get(n); }
+  Result<std::vector<core::Volume>> list() override { return real_->list(); }
+  Result<core::PoolInfo> poolInfo() override { return real_->poolInfo(); }
+
+  std::atomic<bool> fail_remove = false;
+
+ private:
+  std::unique_ptr<core::VolumeManager> real_;
+};
+
+// A daemon's worth of parts over one store and one dir pool "main";
+// `restart()` builds new ones over the same store and pool directory, with
+// a fresh test hypervisor, as a daemon restart does.
 // `restart(kKeepDomains)` keeps the hypervisor's domains running, as Xen
 // does across a restart of xenctld, managed by no one until adopted.
 class DomainManagerTest : public ::testing::Test {
@@ -32,13 +76,43 @@ class DomainManagerTest : public ::testing::Test {
   void SetUp() override { restart(); }
   void restart(bool keep_domains = false) {
     domains_.reset();
+    storage_.reset();
     ops_.reset();
     if (keep_domains) hv_->forgetManaged();
     else hv_ = std::make_unique<testhv::TestHypervisor>(testhv::TestHypervisor::Options{8, 4096, "t"});
     ops_ = std::make_unique<OperationRegistry>(clock_, store_.get(), OperationRegistry::Options{});
     ASSERT_TRUE(ops_->load().ok());
-    domains_ = std::make_unique<DomainManager>(*hv_, *store_, *ops_, bus_, clock_);
-    ASSERT_TRUE(domains_->load().ok());
+    auto dir = storage::DirVolumes::open("main", tmp_.path() + "/main", clock_);
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    auto flaky = std::make_unique<FlakyVolumes>(*std::move(dir));
+    pool_ = flaky.get();
+    std::vector<std::unique_ptr<core::VolumeManager>> pools;
+    pools.push_back(std::move(flaky));
+    storage_ = std::make_unique<StorageManager>(std::move(pools), *ops_);
+    domains_ = std::make_unique<DomainManager>(*hv_, *storage_, *store_, *ops_, bus_, clock_);
+    storage_->setUsedBy(usedByDomains(*domains_));
+    Status loaded = domains_->load();
+    ASSERT_TRUE(loaded.ok()) << loaded;
+  }
+  // A volume of 16 MiB in pool "main"; its host path.
+  std::string volume(const std::string& name) {
+    auto v = pool_->create(name, 16 << 20, std::nullopt);
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? v->path : "";
+  }
+  core::DomainSpec withDisk(const std::string& name, const std::string& target, const std::string& mode = "w") {
+    core::DomainSpec s = spec(name);
+    s.disks = {{target, "xvda", mode, ""}};
+    return s;
+  }
+  // The disks the hypervisor was given for a present domain of ours.
+  std::vector<core::DiskSpec> hvDisks(const std::string& name) {
+    auto v = domains_->get(name);
+    EXPECT_TRUE(v.ok()) << v.status();
+    if (!v.ok()) return {};
+    auto s = hv_->specOf(v->spec.uuid);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? s->disks : std::vector<core::DiskSpec>{};
   }
   // Runs an operation-returning call to its end.
   core::OperationRecord done(const Result<core::OperationRecord>& r) {
@@ -52,6 +126,9 @@ class DomainManagerTest : public ::testing::Test {
   EventBus bus_;
   std::unique_ptr<testhv::TestHypervisor> hv_;
   std::unique_ptr<OperationRegistry> ops_;
+  storage::testing::TempDir tmp_;
+  FlakyVolumes* pool_ = nullptr;
+  std::unique_ptr<StorageManager> storage_;
   std::unique_ptr<DomainManager> domains_;
   Caller caller_{"", 1000};
 };
@@ -242,6 +319,166 @@ TEST_F(DomainManagerTest, ForeignDomains) {
   // Its console can be read, not typed into.
   EXPECT_EQ(domains_->consolePath("xl-made", false).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(domains_->consolePath("xl-made", true).ok());
+}
+
+// A vol: disk reaches the hypervisor as the volume's host path, at create,
+// at start, at an on_* restart and at adoption after a daemon restart; the
+// definition keeps the vol: name.
+TEST_F(DomainManagerTest, VolumeDisksResolveToHostPaths) {
+  const std::string path = volume("root");
+  core::DomainSpec s = withDisk("web1", "vol:main/root");
+  s.disks.push_back({"/srv/raw.img", "xvdb", "r", ""});
+  s.on_crash = core::LifecycleAction::kRestart;
+  auto op = done(domains_->create({s, false, false}, caller_));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  auto disks = hvDisks("web1");
+  ASSERT_EQ(disks.size(), 2u);
+  EXPECT_EQ(disks[0].target, path);
+  EXPECT_EQ(disks[1].target, "/srv/raw.img");
+  EXPECT_EQ(domains_->get("web1")->spec.disks[0].target, "vol:main/root");
+  EXPECT_EQ(store_->listDomains()->at(0).spec.disks[0].target, "vol:main/root");
+
+  ASSERT_TRUE(hv_->crashDomain(domains_->get("web1")->spec.uuid).ok());  // on_crash=restart
+  EXPECT_EQ(hvDisks("web1").at(0).target, path);
+  restart(kKeepDomains);  // adoption hands the hypervisor the path it would build a restart from
+  EXPECT_EQ(stateOf("web1"), DomainState::kRunning);
+  EXPECT_EQ(hvDisks("web1").at(0).target, path);
+  done(domains_->destroy("web1", caller_));
+  EXPECT_EQ(done(domains_->start("web1", false, caller_)).state, OperationState::kSucceeded);
+  EXPECT_EQ(hvDisks("web1").at(0).target, path);
+}
+
+// A missing pool or volume refuses the create at once, naming the domain,
+// the disk and where to look, and stores nothing; a definition alone may
+// name a volume made later, and its start is refused the same way until then.
+TEST_F(DomainManagerTest, MissingPoolOrVolumeRefused) {
+  auto r = domains_->create({withDisk("web1", "vol:main/nope"), false, false}, caller_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("domain 'web1': disk xvda (vol:main/nope): pool 'main' has no volume 'nope'"),
+            std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("`vm-volume list --pool main`"), std::string::npos) << r.status();
+  r = domains_->create({withDisk("web1", "vol:other/x"), false, false}, caller_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("pool 'other' not found"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("`vm-volume pools`"), std::string::npos) << r.status();
+  EXPECT_TRUE(store_->listDomains()->empty());
+  EXPECT_TRUE(hv_->listDomains()->empty());
+
+  done(domains_->create({withDisk("web1", "vol:main/later"), true, false}, caller_));
+  auto st = domains_->start("web1", false, caller_).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("pool 'main' has no volume 'later'"), std::string::npos) << st;
+  volume("later");
+  EXPECT_EQ(done(domains_->start("web1", false, caller_)).state, OperationState::kSucceeded);
+}
+
+// A read-only volume (a snapshot) is refused on a writable disk and taken on a read-only one.
+TEST_F(DomainManagerTest, ReadOnlyVolumeOnlyReadOnly) {
+  volume("root");
+  ASSERT_TRUE(pool_->snapshot("root", "s1", {}).ok());
+  auto r = domains_->create({withDisk("web1", "vol:main/root@s1"), false, false}, caller_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("disk xvda (vol:main/root@s1): the volume is read-only"), std::string::npos)
+      << r.status();
+  EXPECT_TRUE(store_->listDomains()->empty());
+  auto op = done(domains_->create({withDisk("web1", "vol:main/root@s1", "r"), false, false}, caller_));
+  EXPECT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(hvDisks("web1").at(0).target, pool_->get("root@s1")->path);
+}
+
+// A volume written by a running domain is given to no other domain; readers
+// share; once the writer is gone, the other may start.
+TEST_F(DomainManagerTest, VolumeOfAnotherRunningDomainRefused) {
+  volume("root");
+  done(domains_->create({withDisk("a", "vol:main/root"), false, false}, caller_));
+  auto r = domains_->create({withDisk("b", "vol:main/root", "r"), false, false}, caller_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("domain 'b': disk xvda (vol:main/root): domain 'a' uses it (mode w)"),
+            std::string::npos) << r.status();
+  done(domains_->create({withDisk("b", "vol:main/root"), true, false}, caller_));
+  EXPECT_EQ(domains_->start("b", false, caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*domains_->volumeUser({"main", "root"}), "a");
+  done(domains_->destroy("a", caller_));
+  EXPECT_EQ(*domains_->volumeUser({"main", "root"}), "");
+  EXPECT_EQ(done(domains_->start("b", false, caller_)).state, OperationState::kSucceeded);
+  done(domains_->destroy("b", caller_));
+
+  volume("shared");
+  EXPECT_EQ(done(domains_->create({withDisk("r1", "vol:main/shared", "r"), false, false}, caller_)).state,
+            OperationState::kSucceeded);
+  EXPECT_EQ(done(domains_->create({withDisk("r2", "vol:main/shared", "r"), false, false}, caller_)).state,
+            OperationState::kSucceeded);
+}
+
+// --delete-volumes deletes the domain, then each volume its disks name, and
+// never a host path.
+TEST_F(DomainManagerTest, DeleteWithVolumes) {
+  volume("root");
+  volume("data");
+  const std::string raw = tmp_.path() + "/raw.img";
+  std::ofstream(raw) << "keep";
+  core::DomainSpec s = withDisk("web1", "vol:main/root");
+  s.disks.push_back({"vol:main/data", "xvdb", "w", ""});
+  s.disks.push_back({raw, "xvdc", "w", ""});
+  done(domains_->create({s, false, false}, caller_));
+  auto op = done(domains_->remove("web1", true, true, caller_));
+  EXPECT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(domains_->get("web1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pool_->get("root").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pool_->get("data").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(std::filesystem::exists(raw));
+  // Without the flag the volumes stay.
+  volume("kept");
+  done(domains_->create({withDisk("web2", "vol:main/kept"), true, false}, caller_));
+  done(domains_->remove("web2", false, false, caller_));
+  EXPECT_TRUE(pool_->get("kept").ok());
+}
+
+// A volume that cannot be deleted (snapshots, clones, another domain's disk,
+// a pool no longer configured) refuses the whole call at once: the domain
+// keeps running, defined, with all its volumes.
+TEST_F(DomainManagerTest, DeleteWithVolumesRefusedUpFront) {
+  volume("root");
+  volume("data");
+  core::DomainSpec s = withDisk("web1", "vol:main/root");
+  s.disks.push_back({"vol:main/data", "xvdb", "w", ""});
+  done(domains_->create({s, false, false}, caller_));
+  auto expectRefused = [&](const std::string& needle) {
+    auto r = domains_->remove("web1", true, true, caller_);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << needle;
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find("nothing was deleted"), std::string::npos) << r.status();
+    EXPECT_EQ(stateOf("web1"), DomainState::kRunning);
+    EXPECT_TRUE(pool_->get("root").ok());
+    EXPECT_TRUE(pool_->get("data").ok());
+  };
+  ASSERT_TRUE(pool_->snapshot("data", "s1", {}).ok());
+  expectRefused("disk xvdb (vol:main/data): the volume has snapshots s1");
+  ASSERT_TRUE(pool_->remove("data@s1").ok());
+  ASSERT_TRUE(pool_->clone("data", "data2", 0, {}).ok());
+  expectRefused("volumes data2 are cloned from it");
+  ASSERT_TRUE(pool_->remove("data2").ok());
+  done(domains_->create({withDisk("other", "vol:main/root"), true, false}, caller_));
+  expectRefused("domain 'other' also has it as disk xvda");
+  done(domains_->remove("other", false, false, caller_));
+  EXPECT_EQ(done(domains_->remove("web1", true, true, caller_)).state, OperationState::kSucceeded);
+}
+
+// A volume whose deletion fails after the domain is gone is named in the
+// operation's error; the domain is not brought back, and the other volumes go.
+TEST_F(DomainManagerTest, VolumeDeleteFailureIsReported) {
+  volume("root");
+  done(domains_->create({withDisk("web1", "vol:main/root"), true, false}, caller_));
+  pool_->fail_remove = true;
+  auto op = done(domains_->remove("web1", false, true, caller_));
+  EXPECT_EQ(op.state, OperationState::kFailed);
+  EXPECT_EQ(op.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(op.status.message().find("domain 'web1' is deleted, but not its volumes vol:main/root (removing root: "
+                                     "device busy)"),
+            std::string::npos) << op.status;
+  EXPECT_EQ(domains_->get("web1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->listDomains()->empty());
+  EXPECT_TRUE(pool_->get("root").ok());
 }
 
 }  // namespace

@@ -72,6 +72,44 @@ TEST_F(TestHypervisorTest, ConsoleClosesWithTheDomain) {
   EXPECT_EQ(hv_.consolePath("uuid-a").status().code(), absl::StatusCode::kNotFound);
 }
 
+// The console lists the disks with the host paths the domain was given;
+// an unresolved volume target is refused, as libxl's config builder refuses
+// it: at create, and at a restart of a domain adopted with one.
+TEST_F(TestHypervisorTest, DisksAreHostPaths) {
+  core::DomainSpec s = spec("a");
+  s.disks = {{"/srv/a.img", "xvda", "w", ""}, {"/dev/vg0/data", "xvdb", "r", ""}};
+  ASSERT_TRUE(hv_.createDomain(s, false).ok());
+  EXPECT_EQ(hv_.specOf("uuid-a")->disks, s.disks);
+  auto console = sys::ConsolePty::open(*hv_.consolePath("uuid-a"), "domain 'a'");
+  ASSERT_TRUE(console.ok()) << console.status();
+  std::string seen;
+  for (int i = 0; i < 20 && seen.find("xvdb") == std::string::npos; ++i)
+    seen += console->read(absl::Milliseconds(100)).value_or("");
+  for (int i = 0; i < 5 && !seen.ends_with("\r\n"); ++i) seen += console->read(absl::Milliseconds(100)).value_or("");
+  EXPECT_EQ(seen,
+            "xenctl test hypervisor: console of domain 'a' (domid 1)\r\n"
+            "disk xvda: /srv/a.img (w)\r\ndisk xvdb: /dev/vg0/data (r)\r\n");
+
+  core::DomainSpec v = spec("v");
+  v.disks = {{"vol:main/v-root", "xvda", "w", ""}};
+  auto st = hv_.createDomain(v, false).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("disk xvda names volume vol:main/v-root instead of a host path"), std::string::npos)
+      << st;
+  core::DomainSpec unresolved = s;
+  unresolved.disks[0].target = "vol:main/a";
+  unresolved.on_reboot = core::LifecycleAction::kRestart;
+  ASSERT_TRUE(hv_.adopt(unresolved).ok());  // as libxl: adopting changes nothing running
+  EXPECT_EQ(state("uuid-a"), DomainState::kRunning);
+  events_.clear();
+  ASSERT_TRUE(hv_.rebootDomain("uuid-a").ok());
+  EXPECT_EQ(hv_.domainInfo("uuid-a").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_FALSE(events_.empty());
+  EXPECT_EQ(events_.back().kind, Kind::kDestroyed);
+  EXPECT_NE(events_.back().message.find("restart failed: domain 'a': disk xvda names volume vol:main/a"),
+            std::string::npos) << events_.back().message;
+}
+
 // Create gives increasing domids and running (or paused) domains; names and uuids are unique.
 TEST_F(TestHypervisorTest, CreateAssignsDomids) {
   auto a = hv_.createDomain(spec("a"), false);
