@@ -9,8 +9,9 @@
 # basics with classic COW snapshots, a clone of a clone refused, and rollback
 # refused onto a snapshot past its watermark. It also keeps lvm2's JSON
 # reports (the unit tests' fixtures) and measures the lvm2 tools' latency per
-# call. No guest boots here: xenctld's libxl guest creation still crashes
-# now and then (see docs/lab.md); the lifecycle scenario covers that path.
+# call, as a tool and through liblvm2cmd (xenctld runs them in lvm shells;
+# bench/clone, scenario clone-bench, measures that). No guest boots here:
+# the images scenario boots one from a clone.
 # shellcheck source=../guest/lab-lib.sh
 source "${LAB_LIB:?run scenarios through tests/lab/run}"
 
@@ -74,7 +75,7 @@ lab_thin_pool
 lab_run lvcreate -y --type thin-pool -L 1G -n "$THIN" "$LAB_VG" || lab_fail "cannot create thin pool $LAB_VG/$THIN"
 lab_run lvs --version
 
-# --- lvm2 tool latency, per call (the tools path xenctld uses) -------------
+# --- lvm2 latency per call, as a tool (what an administrator runs) ---------
 lab_run lvcreate -y -V 64M -T "$LAB_VG/$THIN" -n lat-base || lab_fail "cannot create lat-base"
 : >"$LAB_OUT/lat-lvs.txt"
 : >"$LAB_OUT/lat-lvcreate.txt"
