@@ -139,7 +139,7 @@ std::shared_mutex& VolumeGroups::lockOf(const std::string& vg) {
 std::optional<std::vector<LvRow>> VolumeGroups::recentReport(const std::string& vg, absl::Time now) {
   std::lock_guard lock(mu_);
   Group& g = of(vg);
-  if (!g.rows || now - g.taken >= max_age_ || now < g.taken) return std::nullopt;
+  if (!g.rows || now < g.taken || now - g.touched >= max_idle_ || now - g.taken >= max_age_) return std::nullopt;
   return g.rows;
 }
 
@@ -147,7 +147,7 @@ void VolumeGroups::remember(const std::string& vg, std::vector<LvRow> rows, absl
   std::lock_guard lock(mu_);
   Group& g = of(vg);
   g.rows = std::move(rows);
-  g.taken = taken;
+  g.taken = g.touched = taken;
 }
 
 void VolumeGroups::changing(const std::string& vg) {
@@ -155,9 +155,11 @@ void VolumeGroups::changing(const std::string& vg) {
   of(vg).rows.reset();
 }
 
-void VolumeGroups::amend(const std::string& vg, std::vector<LvRow> rows) {
+void VolumeGroups::amend(const std::string& vg, std::vector<LvRow> rows, absl::Time now) {
   std::lock_guard lock(mu_);
-  of(vg).rows = std::move(rows);
+  Group& g = of(vg);
+  g.rows = std::move(rows);
+  g.touched = now;
 }
 
 Status statusFromLvm(const std::vector<std::string>& argv, int exit_code, std::string_view output) {

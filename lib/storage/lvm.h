@@ -86,35 +86,38 @@ std::vector<std::string> vgsCommand(const std::string& vg);
 ///
 /// The last report: a call usually reads the VG more than once in a row (the
 /// API's checks, then the change's own), and calls come in bursts (a fleet
-/// cloned from one golden image), so a report is reused for up to `max_age`
-/// while nothing was changed through the lock since, or only changes whose
-/// outcome the pool wrote back into it (amend: a clone, a delete). A change
-/// made outside xenctld meanwhile is seen after max_age at most, and lvm2
-/// itself refuses a change that conflicts with it (a name taken, space gone).
+/// cloned from one golden image). So a report is reused for up to
+/// `max_idle` while nothing was changed through the lock since, or only
+/// changes whose outcome the pool wrote back into it (amend: a clone, a
+/// delete), each of which keeps it for another `max_idle`; however busy,
+/// the VG is read again once the report is `max_age` old. A change made
+/// outside xenctld meanwhile is seen by then, and lvm2 itself refuses a
+/// change that conflicts with it (a name taken, an LV gone, space gone).
 class VolumeGroups {
  public:
-  explicit VolumeGroups(absl::Duration max_age = absl::Seconds(1)) : max_age_(max_age) {}
+  explicit VolumeGroups(absl::Duration max_idle = absl::Seconds(1), absl::Duration max_age = absl::Seconds(10))
+      : max_idle_(max_idle), max_age_(max_age) {}
 
   std::shared_mutex& lockOf(const std::string& vg);
-  /// The report of `vg` taken less than max_age ago, when nothing changed since.
+  /// The report of `vg`, when it may still stand for the VG at `now`.
   std::optional<std::vector<LvRow>> recentReport(const std::string& vg, absl::Time now);
   void remember(const std::string& vg, std::vector<LvRow> rows, absl::Time taken);
   /// `vg` is about to change (or changed): no report taken before counts.
   void changing(const std::string& vg);
   /// After a change whose outcome the caller knows exactly (the LV it made
-  /// or removed): `rows` stand for the VG again, as old as the report they
-  /// were derived from, so they expire as that report would have.
-  void amend(const std::string& vg, std::vector<LvRow> rows);
+  /// or removed): `rows` stand for the VG again, as of `now`, and as old as
+  /// the report they were derived from.
+  void amend(const std::string& vg, std::vector<LvRow> rows, absl::Time now);
 
  private:
   struct Group {
     std::shared_mutex lock;
     std::optional<std::vector<LvRow>> rows;
-    absl::Time taken;
+    absl::Time taken, touched;  // read from LVM; last remembered or amended
   };
   Group& of(const std::string& vg);
 
-  const absl::Duration max_age_;
+  const absl::Duration max_idle_, max_age_;
   std::mutex mu_;  // guards groups_ and every Group's rows and taken
   std::map<std::string, std::unique_ptr<Group>> groups_;
 };

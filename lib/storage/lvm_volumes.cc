@@ -188,7 +188,7 @@ Status LvmVolumes::remove(const std::string& name) {
   XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(lvName(name))}), step));
   rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const LvRow& r) { return r.name == lvName(name); }),
              rows.end());
-  common_.groups->amend(vg_, std::move(rows));
+  common_.groups->amend(vg_, std::move(rows), absl::Now());
   return absl::OkStatus();
 }
 
@@ -439,7 +439,7 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
     made.data_percent = made.data_percent * static_cast<double>(made.size) / static_cast<double>(size);
   made.size = size;
   m.rows.push_back(std::move(made));
-  common_.groups->amend(vg_, m.rows);
+  common_.groups->amend(vg_, m.rows, absl::Now());
   return volumeOf(m.rows, name);
 }
 

@@ -307,7 +307,7 @@ TEST(LvmReuse, ReportsAreReusedAndAmended) {
 }
 
 TEST(LvmReuse, ReportsExpire) {
-  VolumeGroups groups(absl::Seconds(1));
+  VolumeGroups groups(absl::Seconds(1), absl::Seconds(10));
   const absl::Time t0 = absl::FromUnixSeconds(1000);
   LvRow a;
   a.name = "a";
@@ -319,6 +319,16 @@ TEST(LvmReuse, ReportsExpire) {
   EXPECT_FALSE(groups.recentReport("vg1", t0).has_value());
   groups.changing("vg0");
   EXPECT_FALSE(groups.recentReport("vg0", t0).has_value());
+
+  // Amended after each change of a burst, a report lasts another second each
+  // time, but not past max_age from when LVM was read.
+  groups.remember("vg0", {a}, t0);
+  for (int s = 1; s < 10; ++s) {
+    groups.changing("vg0");
+    groups.amend("vg0", {a}, t0 + absl::Seconds(s) - absl::Milliseconds(500));
+    EXPECT_TRUE(groups.recentReport("vg0", t0 + absl::Seconds(s)).has_value()) << s;
+  }
+  EXPECT_FALSE(groups.recentReport("vg0", t0 + absl::Seconds(10)).has_value());
 }
 
 // A larger clone is extended after the snapshot; a smaller one is refused.
