@@ -234,7 +234,7 @@ void LvmShells::Shell::stop() {
 Status LvmShells::Shell::send(const std::string& line) {
   // What the last command printed after its answer is not this one's.
   char buf[4096];
-  for (const UniqueFd* fd : {&out_, &err_})
+  for (const UniqueFd* fd : {&out_, &err_, &report_})
     while (::read(fd->get(), buf, sizeof(buf)) > 0) {
     }
   const std::string input = line + "\n";

@@ -84,6 +84,18 @@ lab_thin_pool() {
   lab_run lvcreate -y --type thin-pool -L 2G -n "$LAB_POOL" "$LAB_VG"
 }
 
+# lab_thin_pool_config FILE [LINE...]: writes FILE, an xenctld config whose
+# one pool is "thin", lvm-thin on $LAB_VG/$LAB_POOL, with LINEs (more keys of
+# that [[pool]], e.g. 'max_overcommit = 50') after it.
+lab_thin_pool_config() {
+  local file=$1
+  shift
+  {
+    printf '[[pool]]\nname = "thin"\ndriver = "lvm-thin"\nvg = "%s"\nthinpool = "%s"\n' "$LAB_VG" "$LAB_POOL"
+    (($# == 0)) || printf '%s\n' "$@"
+  } >"$file"
+}
+
 # lab_root_volume LV MARKER: a 64 MiB thin LV $LAB_VG/LV holding an ext4 file
 # system whose /marker.txt says MARKER (the test guest prints it).
 lab_root_volume() {

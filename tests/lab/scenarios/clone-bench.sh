@@ -14,14 +14,7 @@ trap 'lab_cleanup -- $(lvs --noheadings -o lv_name "$LAB_VG" 2>/dev/null | grep 
 
 [[ -x $LAB_BIN/clone_bench ]] || lab_fail "no clone_bench binary; build it (cmake --build build --target clone_bench)"
 lab_thin_pool
-cat >"$LAB_OUT/xenctld.toml" <<TOML
-[[pool]]
-name = "thin"
-driver = "lvm-thin"
-vg = "$LAB_VG"
-thinpool = "$LAB_POOL"
-max_overcommit = 50
-TOML
+lab_thin_pool_config "$LAB_OUT/xenctld.toml" "max_overcommit = 50"
 lab_xenctld_start libxl --config "$LAB_OUT/xenctld.toml"
 lab_cli base vm-volume create "$base" 64M --pool thin --json
 lab_cli gold vm-volume snapshot "$base" gold --pool thin --json

@@ -29,13 +29,7 @@ echo "$guest" >"$work/root/etc/hostname"
 sha=$(sha256sum "$work/root.cpio.gz" | cut -d' ' -f1)
 lab_say "image $work/root.cpio.gz: $(stat -c %s "$work/root.cpio.gz") bytes, sha256 $sha"
 
-cat >"$LAB_OUT/xenctld.toml" <<TOML
-[[pool]]
-name = "thin"
-driver = "lvm-thin"
-vg = "$LAB_VG"
-thinpool = "$LAB_POOL"
-TOML
+lab_thin_pool_config "$LAB_OUT/xenctld.toml"
 lab_xenctld_start libxl --config "$LAB_OUT/xenctld.toml"
 
 rc=0
