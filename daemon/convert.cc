@@ -78,6 +78,7 @@ void toProto(const core::Volume& v, v1::Volume* p) {
   for (const auto& s : v.snapshots) p->add_snapshots(s);
   p->set_path(v.path);
   protoconv::toProto(v.created_at, p->mutable_created_at());
+  p->set_used_by(v.used_by);
 }
 
 void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p) {

@@ -180,10 +180,12 @@ std::string humanBytes(uint64_t bytes) {
 
 std::string volumeTable(const std::vector<Volume>& vs) {
   using A = Table::Align;
-  Table t({{"Pool"}, {"Name"}, {"Size", A::kRight}, {"Used", A::kRight}, {"Origin"}, {"RO"}, {"Snapshots"}});
+  Table t({{"Pool"}, {"Name"}, {"Size", A::kRight}, {"Used", A::kRight}, {"Origin"}, {"RO"}, {"Snapshots"},
+           {"Domain"}});
   for (const auto& v : vs)
     t.addRow({v.pool, v.name, humanBytes(v.size_bytes), humanBytes(v.used_bytes), v.origin.empty() ? "-" : v.origin,
-              v.read_only ? "ro" : "rw", v.snapshots.empty() ? "-" : absl::StrJoin(v.snapshots, ",")});
+              v.read_only ? "ro" : "rw", v.snapshots.empty() ? "-" : absl::StrJoin(v.snapshots, ","),
+              v.used_by.empty() ? "-" : v.used_by});
   return t.render();
 }
 

@@ -27,6 +27,7 @@ struct Volume {
   std::vector<std::string> snapshots;  ///< snapshot names (the part after '@'), sorted
   std::string path;                    ///< host path of the backing file or device
   absl::Time created_at = absl::UnixEpoch();
+  std::string used_by;                 ///< the running domain using it ("": none); StorageManager::list fills it
 };
 
 struct PoolInfo {

@@ -168,20 +168,20 @@ Result<core::DomainInfo> DomainManager::startInHypervisor(const core::DomainSpec
   return hv_.createDomain(resolved, paused);
 }
 
-Result<std::string> DomainManager::volumeUser(const core::VolumeRef& volume) {
-  const std::string target = volume.target();
+Result<std::map<std::string, std::string>> DomainManager::volumeUsers() {
   XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
   absl::flat_hash_map<std::string_view, bool> present_uuids;
   for (const auto& info : present) present_uuids[info.uuid] = true;
   std::lock_guard lock(mu_);
-  auto names = [&](const core::DomainSpec& s) {
-    return std::any_of(s.disks.begin(), s.disks.end(), [&](const core::DiskSpec& d) { return d.target == target; });
+  std::map<std::string, std::string> out;
+  auto add = [&out](const std::string& name, const core::DomainSpec& s) {
+    for (const auto& d : s.disks)
+      if (core::isVolumeTarget(d.target)) out.emplace(d.target, name);
   };
-  for (const auto& [name, starting] : starting_)
-    if (names(starting)) return name;
+  for (const auto& [name, starting] : starting_) add(name, starting);
   for (const auto& [name, rec] : defs_)
-    if (present_uuids.contains(rec.spec.uuid) && names(rec.spec)) return name;
-  return std::string();
+    if (present_uuids.contains(rec.spec.uuid)) add(name, rec.spec);
+  return out;
 }
 
 Result<std::vector<core::VolumeRef>> DomainManager::deletableVolumes(const state::DomainRecord& rec) {

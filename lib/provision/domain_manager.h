@@ -103,9 +103,9 @@ class DomainManager {
   /// for an unknown name; FAILED_PRECONDITION when it is not running, or
   /// when it is foreign and not `read_only` (typing into it changes it).
   Result<std::string> consolePath(const std::string& name, bool read_only);
-  /// The name of one of ours, present in the hypervisor or being started,
-  /// whose disks name `volume`; "" when none does.
-  Result<std::string> volumeUser(const core::VolumeRef& volume);
+  /// The volumes our domains present in the hypervisor or being started
+  /// use: "vol:POOL/NAME" -> the domain's name.
+  Result<std::map<std::string, std::string>> volumeUsers();
 
  private:
   Result<state::DomainRecord> definition(const std::string& name);

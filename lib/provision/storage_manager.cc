@@ -49,10 +49,11 @@ Result<core::VolumeManager*> StorageManager::pool(const std::string& name) {
 
 Status StorageManager::requireUnused(const std::string& pool, const std::string& volume, std::string_view step) {
   if (!used_by_) return absl::OkStatus();
-  XENCTL_ASSIGN_OR_RETURN(std::string domain, used_by_(pool, volume));
-  if (domain.empty()) return absl::OkStatus();
+  XENCTL_ASSIGN_OR_RETURN(auto users, used_by_());
+  auto user = users.find(core::VolumeRef{pool, volume}.target());
+  if (user == users.end()) return absl::OkStatus();
   return absl::FailedPreconditionError(
-      absl::StrCat(av(step), ": running domain '", domain, "' uses it; shut the domain down first"));
+      absl::StrCat(av(step), ": running domain '", user->second, "' uses it; shut the domain down first"));
 }
 
 Result<core::OperationRecord> StorageManager::create(const CreateRequest& req, const Caller& caller) {
@@ -170,11 +171,17 @@ Result<std::vector<core::Volume>> StorageManager::list(const std::string& pool_n
   std::vector<core::Volume> out;
   if (!pool_name.empty()) {
     XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
-    return p->list();
+    XENCTL_ASSIGN_OR_RETURN(out, p->list());
+  } else {
+    for (auto& p : pools_) {
+      XENCTL_ASSIGN_OR_RETURN(auto vols, p->list());
+      for (auto& v : vols) out.push_back(std::move(v));
+    }
   }
-  for (auto& p : pools_) {
-    XENCTL_ASSIGN_OR_RETURN(auto vols, p->list());
-    for (auto& v : vols) out.push_back(std::move(v));
+  if (used_by_) {
+    XENCTL_ASSIGN_OR_RETURN(auto users, used_by_());
+    for (auto& v : out)
+      if (auto u = users.find(core::VolumeRef{v.pool, v.name}.target()); u != users.end()) v.used_by = u->second;
   }
   return out;
 }
@@ -189,9 +196,7 @@ Result<std::vector<core::PoolInfo>> StorageManager::pools() {
 }
 
 StorageManager::UsedBy usedByDomains(DomainManager& domains) {
-  return [&domains](const std::string& pool, const std::string& volume) -> Result<std::string> {
-    return domains.volumeUser({pool, volume});
-  };
+  return [&domains] { return domains.volumeUsers(); };
 }
 
 }  // namespace xenctl::provision

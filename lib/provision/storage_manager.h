@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,16 +21,17 @@ class DomainManager;
 
 class StorageManager {
  public:
-  /// The name of a running (present, or being started) domain whose disks
-  /// use volume POOL/NAME, or "" when none does.
-  using UsedBy = std::function<Result<std::string>(const std::string& pool, const std::string& volume)>;
+  /// The volumes running (present, or being started) domains use:
+  /// "vol:POOL/NAME" -> the domain's name.
+  using UsedBy = std::function<Result<std::map<std::string, std::string>>()>;
 
   /// `pools` in configuration order; the first is the default for requests
   /// that name no pool. Names must be unique (checked by the caller).
   StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops);
 
-  /// Installs the check that keeps a running domain's volumes from being
-  /// deleted or rolled back. Without it, nothing is considered in use.
+  /// Installs what keeps a running domain's volumes from being deleted,
+  /// rolled back or resized, and fills Volume::used_by in list(). Without
+  /// it, nothing is considered in use.
   void setUsedBy(UsedBy used_by) { used_by_ = std::move(used_by); }
 
   struct CreateRequest {
@@ -70,7 +72,7 @@ class StorageManager {
   UsedBy used_by_;
 };
 
-/// The UsedBy check over the domains' disks ("vol:POOL/NAME"): DomainManager::volumeUser.
+/// UsedBy over the domains' disks ("vol:POOL/NAME"): DomainManager::volumeUsers.
 StorageManager::UsedBy usedByDomains(DomainManager& domains);
 
 }  // namespace xenctl::provision

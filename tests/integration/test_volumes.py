@@ -81,7 +81,7 @@ class VolumeTest(DaemonTestCase):
 
         # The table for people.
         table = self.vm("volume", "list").out.splitlines()
-        self.assertEqual(table[0].split(), ["Pool", "Name", "Size", "Used", "Origin", "RO", "Snapshots"])
+        self.assertEqual(table[0].split(), ["Pool", "Name", "Size", "Used", "Origin", "RO", "Snapshots", "Domain"])
         self.assertEqual([line.split()[1] for line in table[1:]], ["base", "leaf", "web1", "web1@s1"])
 
         # Deletion in dependency order; each refusal names what holds it.
@@ -159,7 +159,10 @@ class VolumeTest(DaemonTestCase):
         self.assertIn("'web1'", self.vm("volume", "delete", "root1", expect=1).err)
         self.assertIn("'web1'", self.vm("volume", "rollback", "root1", "s1", expect=1).err)
         self.assertIn("'web1'", self.vm("volume", "resize", "root1", "32M", expect=1).err)
+        used = {v["name"]: v["used_by"] for v in self.vm("volume", "list", "--json").json()}
+        self.assertEqual(used, {"root1": "web1", "root1@s1": ""})
         self.vm("destroy", "web1")
+        self.assertEqual(self.vm("volume", "list", "--json").json()[0]["used_by"], "")
         self.vm("volume", "rollback", "root1", "s1")
         self.vm("volume", "delete", "root1@s1")
         self.vm("volume", "delete", "root1")

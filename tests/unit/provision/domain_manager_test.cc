@@ -397,9 +397,13 @@ TEST_F(DomainManagerTest, VolumeOfAnotherRunningDomainRefused) {
             std::string::npos) << r.status();
   done(domains_->create({withDisk("b", "vol:main/root"), true, false}, caller_));
   EXPECT_EQ(domains_->start("b", false, caller_).status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(*domains_->volumeUser({"main", "root"}), "a");
+  EXPECT_EQ(domains_->volumeUsers()->at("vol:main/root"), "a");
+  auto listed = storage_->list("main");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().used_by, "a");
   done(domains_->destroy("a", caller_));
-  EXPECT_EQ(*domains_->volumeUser({"main", "root"}), "");
+  EXPECT_FALSE(domains_->volumeUsers()->contains("vol:main/root"));
   EXPECT_EQ(done(domains_->start("b", false, caller_)).state, OperationState::kSucceeded);
   done(domains_->destroy("b", caller_));
 

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "lib/storage/dir_volumes.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/unit/provision/test_util.h"
@@ -96,9 +98,12 @@ TEST_F(StorageManagerTest, PrechecksFailTheCall) {
 TEST_F(StorageManagerTest, VolumeInUseIsKept) {
   done(storage_->create({"", "web1", 16 * kMiB, std::nullopt}, req()));
   done(storage_->snapshot("", "web1", "s1", req()));
-  storage_->setUsedBy([](const std::string& pool, const std::string& vol) -> Result<std::string> {
-    return pool == "default" && vol == "web1" ? "dom1" : "";
+  storage_->setUsedBy([]() -> Result<std::map<std::string, std::string>> {
+    return std::map<std::string, std::string>{{"vol:default/web1", "dom1"}};
   });
+  auto listed = storage_->list("");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  for (const auto& v : *listed) EXPECT_EQ(v.used_by, v.name == "web1" ? "dom1" : "") << v.name;
   auto del = storage_->remove("", "web1", req());
   EXPECT_EQ(del.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(del.status().message(), HasSubstr("dom1"));
