@@ -11,11 +11,7 @@ class ImageCommand : public Command {
  public:
   void setup(CLI::App& app) override {
     app.require_subcommand(1);
-    auto sub = [&](const char* name, const char* summary) {
-      CLI::App* s = app.add_subcommand(name, summary);
-      s->fallthrough();  // --json, --connect ... may follow the subcommand
-      return s;
-    };
+    auto sub = [&](const char* name, const char* summary) { return addSubcommand(app, name, summary); };
     import_ = sub("import", "Fetch, verify and unpack an image into a golden base volume");
     import_->add_option("NAME", args_.name, "Image name (also its base volume's)")->type_name("")->required();
     import_->add_option("URI", args_.uri, "file://, http://, https:// or ftp:// URI of a tar/cpio archive or raw ext4")

@@ -12,11 +12,7 @@ class VolumeCommand : public Command {
  public:
   void setup(CLI::App& app) override {
     app.require_subcommand(1);
-    auto sub = [&](const char* name, const char* summary) {
-      CLI::App* s = app.add_subcommand(name, summary);
-      s->fallthrough();  // --json, --connect ... may follow the subcommand
-      return s;
-    };
+    auto sub = [&](const char* name, const char* summary) { return addSubcommand(app, name, summary); };
     auto pool = [&](CLI::App* s) {
       s->add_option("--pool", pool_, "Storage pool (default: the daemon's first pool)")->type_name("POOL");
     };

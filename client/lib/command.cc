@@ -135,6 +135,12 @@ void addMutationOptions(CLI::App& app, MutationOptions& options) {
       ->type_name("ID");
 }
 
+CLI::App* addSubcommand(CLI::App& app, const char* name, const char* summary) {
+  CLI::App* s = app.add_subcommand(name, summary);
+  s->fallthrough();
+  return s;
+}
+
 int runMain(int argc, char** argv, std::span<const CommandInfo> commands) {
   std::string argv0 = argc > 0 ? argv[0] : "vmm";
   if (size_t slash = argv0.rfind('/'); slash != std::string::npos) argv0 = argv0.substr(slash + 1);

@@ -95,6 +95,9 @@ struct CommandInfo {
 
 void addCommonOptions(CLI::App& app, CommonOptions& options);
 void addMutationOptions(CLI::App& app, MutationOptions& options);
+/// A subcommand of `app` ("vm-volume clone") after which the common options
+/// (--json, --connect ...) may still come.
+CLI::App* addSubcommand(CLI::App& app, const char* name, const char* summary);
 
 /// main() of vmm and of every vm-* link to it: dispatches on argv[0]
 /// ("vm-create ARGS" is "vmm create ARGS"), parses, runs, returns the exit code.
