@@ -20,37 +20,17 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lib/sys/unique_fd.h"
 
 namespace xenctl::image {
 namespace {
+
+using sys::UniqueFd;
 
 constexpr size_t kBlock = 4096;
 // ext2/3/4: the superblock starts at 1024, its magic 0xEF53 (little-endian) at +56.
 constexpr size_t kExtMagicOffset = 1024 + 56;
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 struct ArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
@@ -238,8 +218,8 @@ class Extractor {
   }
 
   Result<ExtractStats> run() {
-    root_ = Fd(::open(target_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root_.valid()) return errnoStatus(errno, absl::StrCat("opening the target directory ", target_));
+    root_ = UniqueFd(::open(target_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root_) return errnoStatus(errno, absl::StrCat("opening the target directory ", target_));
     archive_entry* entry = nullptr;
     for (;;) {
       if (policy_.stop.stop_requested()) return cancelled();
@@ -273,8 +253,8 @@ class Extractor {
 
   // Opens (creating as 0755 where missing) the directory made of `parts`,
   // never through a symlink nor outside the target.
-  Result<Fd> openDir(const std::vector<std::string>& parts, size_t count, std::string_view name) {
-    Fd cur(::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0));
+  Result<UniqueFd> openDir(const std::vector<std::string>& parts, size_t count, std::string_view name) {
+    UniqueFd cur(::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0));
     for (size_t i = 0; i < count; ++i) {
       const std::string& p = parts[i];
       int fd = openat2Beneath(cur.get(), p.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
@@ -292,7 +272,7 @@ class Extractor {
               "', which is a symlink or not a directory; refusing (an entry must not be written through a link)"));
         return errnoStatus(err, absl::StrCat("opening '", at, "' for archive entry '", av(name), "'"));
       }
-      cur = Fd(fd);
+      cur = UniqueFd(fd);
     }
     return cur;
   }
@@ -377,9 +357,9 @@ class Extractor {
 
   Status writeRegular(int parent, const std::string& leaf, archive_entry* entry, std::string_view name,
                       bool existing) {
-    Fd fd(openat2Beneath(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | (existing ? O_TRUNC : O_CREAT | O_EXCL),
+    UniqueFd fd(openat2Beneath(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | (existing ? O_TRUNC : O_CREAT | O_EXCL),
                          0600));
-    if (!fd.valid()) return errnoStatus(errno, absl::StrCat("creating '", av(name), "'"));
+    if (!fd) return errnoStatus(errno, absl::StrCat("creating '", av(name), "'"));
     XENCTL_RETURN_IF_ERROR(writeData(fd.get(), name));
     if (archive_entry_size_is_set(entry) && ::ftruncate(fd.get(), archive_entry_size(entry)) != 0)
       return errnoStatus(errno, absl::StrCat("sizing '", av(name), "'"));
@@ -431,13 +411,13 @@ class Extractor {
       return Status();
     }
     const std::string leaf = parts.back();
-    XENCTL_ASSIGN_OR_RETURN(Fd parent, openDir(parts, parts.size() - 1, name));
+    XENCTL_ASSIGN_OR_RETURN(UniqueFd parent, openDir(parts, parts.size() - 1, name));
 
     if (hardlink) {
       XENCTL_ASSIGN_OR_RETURN(auto tparts, safeComponents(hardlink, absl::StrCat("the hard link target of '", name, "',")));
       if (tparts.empty())
         return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a hard link to the target itself"));
-      XENCTL_ASSIGN_OR_RETURN(Fd tparent, openDir(tparts, tparts.size() - 1, name));
+      XENCTL_ASSIGN_OR_RETURN(UniqueFd tparent, openDir(tparts, tparts.size() - 1, name));
       bool kept_dir;
       XENCTL_RETURN_IF_ERROR(clearLeaf(parent.get(), leaf, false, &kept_dir, name));
       if (::linkat(tparent.get(), tparts.back().c_str(), parent.get(), leaf.c_str(), 0) != 0) {
@@ -459,8 +439,8 @@ class Extractor {
       case AE_IFDIR: {
         if (!kept_dir && ::mkdirat(parent.get(), leaf.c_str(), 0700) != 0)
           return errnoStatus(errno, absl::StrCat("creating the directory '", name, "'"));
-        Fd dir(openat2Beneath(parent.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0));
-        if (!dir.valid()) return errnoStatus(errno, absl::StrCat("opening the directory '", name, "'"));
+        UniqueFd dir(openat2Beneath(parent.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0));
+        if (!dir) return errnoStatus(errno, absl::StrCat("opening the directory '", name, "'"));
         XENCTL_RETURN_IF_ERROR(chownFd(dir.get(), entry, name));
         XENCTL_RETURN_IF_ERROR(applyXattrs(dir.get(), entry, name));
         // Mode and times last: a read-only directory must still take its entries.
@@ -492,7 +472,7 @@ class Extractor {
         if (::mknodat(parent.get(), leaf.c_str(), type | (perm & 0777), dev) != 0)
           return errnoStatus(errno, absl::StrCat("creating the ", type == AE_IFIFO ? "fifo" : "device node", " '", name,
                                                  "'", type == AE_IFIFO ? "" : " (device nodes need root)"));
-        Fd node(openat2Beneath(parent.get(), leaf.c_str(), O_PATH | O_NOFOLLOW, 0));
+        UniqueFd node(openat2Beneath(parent.get(), leaf.c_str(), O_PATH | O_NOFOLLOW, 0));
         if (keep_owners_ && ::fchownat(parent.get(), leaf.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
                                        static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0)
           return errnoStatus(errno, absl::StrCat("setting the owner of '", name, "'"));
@@ -510,10 +490,10 @@ class Extractor {
 
   Status fixupDirectories() {
     for (const DirFixup& d : dirs_) {
-      Fd dir(d.path.empty() ? ::open(target_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+      UniqueFd dir(d.path.empty() ? ::open(target_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                             : openat2Beneath(root_.get(), d.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0));
       // A later entry may have replaced the directory; then there is nothing to fix.
-      if (!dir.valid()) continue;
+      if (!dir) continue;
       if (::fchmod(dir.get(), d.mode) != 0)
         return errnoStatus(errno, absl::StrCat("setting the mode of '", d.path, "'"));
       if (::futimens(dir.get(), d.times) != 0)
@@ -527,7 +507,7 @@ class Extractor {
   const std::string& target_;
   const ExtractPolicy& policy_;
   bool keep_owners_ = false;
-  Fd root_;
+  UniqueFd root_;
   ExtractStats stats_;
   uint64_t declared_ = 0;
   std::vector<DirFixup> dirs_;
@@ -581,8 +561,8 @@ Result<RawStats> copyRawImage(const ChunkSource& source, const std::string& targ
     return archiveError(a.get(), in, "opening the raw image");
   archive_entry* entry;
   if (archive_read_next_header(a.get(), &entry) != ARCHIVE_OK) return archiveError(a.get(), in, "reading the raw image");
-  Fd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.valid()) return errnoStatus(errno, absl::StrCat("creating ", target));
+  UniqueFd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return errnoStatus(errno, absl::StrCat("creating ", target));
   RawStats stats;
   stats.filter = filterName(a.get());
   std::string head;  // the first bytes, to check for the superblock

@@ -16,28 +16,17 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "lib/sys/unique_fd.h"
 
 namespace xenctl::storage {
 namespace {
+
+using sys::UniqueFd;
 
 Status errnoError(int err, std::string_view call, const std::string& path) {
   return Status(absl::ErrnoToStatusCode(err), absl::StrCat(av(call), " ", path, ": ", std::strerror(err)));
 }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  bool ok() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 std::string dirOf(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -46,8 +35,8 @@ std::string dirOf(const std::string& path) {
 }
 
 Status syncDir(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.ok()) return errnoError(errno, "open", dir);
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return errnoError(errno, "open", dir);
   if (::fsync(fd.get()) != 0) return errnoError(errno, "fsync", dir);
   return absl::OkStatus();
 }
@@ -128,10 +117,10 @@ Result<CopyMethod> cloneInto(int in, int out, const std::string& src, const std:
 std::string_view toString(CopyMethod m) { return m == CopyMethod::kReflink ? "reflink" : "sparse-copy"; }
 
 Result<CopyMethod> cloneFile(const std::string& src, const std::string& dst, const core::CopyProgress& progress) {
-  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in.ok()) return errnoError(errno, "open", src);
-  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!out.ok()) return errnoError(errno, "create", dst);
+  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return errnoError(errno, "open", src);
+  UniqueFd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!out) return errnoError(errno, "create", dst);
   Result<CopyMethod> method = cloneInto(in.get(), out.get(), src, dst, progress);
   if (method.ok() && ::fsync(out.get()) != 0) method = errnoError(errno, "fsync", dst);
   if (!method.ok()) ::unlink(dst.c_str());
@@ -139,8 +128,8 @@ Result<CopyMethod> cloneFile(const std::string& src, const std::string& dst, con
 }
 
 Status createSparseFile(const std::string& path, uint64_t size) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.ok()) return errnoError(errno, "create", path);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) return errnoError(errno, "create", path);
   Status st;
   if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
     st = errnoError(errno, "truncate", path);
@@ -151,8 +140,8 @@ Status createSparseFile(const std::string& path, uint64_t size) {
 }
 
 Status growFile(const std::string& path, uint64_t size) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd.ok()) return errnoError(errno, "open", path);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return errnoError(errno, "open", path);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return errnoError(errno, "stat", path);
   if (static_cast<uint64_t>(st.st_size) >= size) return absl::OkStatus();
@@ -177,8 +166,8 @@ Status writeFileAtomic(const std::string& path, const std::string& content) {
   static std::atomic<uint64_t> counter{0};
   const std::string tmp = absl::StrCat(path, ".tmp-", ::getpid(), "-", counter++);
   {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd.ok()) return errnoError(errno, "create", tmp);
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) return errnoError(errno, "create", tmp);
     Status st;
     for (size_t off = 0; off < content.size() && st.ok();) {
       ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
@@ -200,8 +189,8 @@ Status writeFileAtomic(const std::string& path, const std::string& content) {
 }
 
 Result<std::string> readSmallFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.ok()) return errnoError(errno, "open", path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return errnoError(errno, "open", path);
   std::string out;
   char buf[4096];
   for (;;) {
@@ -274,8 +263,8 @@ Result<FsSpace> fsSpace(const std::string& dir) {
 }
 
 Result<bool> hasExtSuperblock(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.ok()) return errnoError(errno, "open", path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return errnoError(errno, "open", path);
   unsigned char magic[2] = {0, 0};
   ssize_t got = ::pread(fd.get(), magic, sizeof(magic), 1024 + 56);
   if (got < 0) return errnoError(errno, "read", path);
@@ -287,17 +276,17 @@ Result<bool> supportsReflink(const std::string& dir) {
   const std::string a = absl::StrCat(dir, "/.reflink-probe-", ::getpid(), "-", counter++);
   const std::string b = a + "-clone";
   XENCTL_RETURN_IF_ERROR(createSparseFile(a, 4096));
-  Fd in(::open(a.c_str(), O_RDONLY | O_CLOEXEC));
-  Fd out(::open(b.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  const bool ok = in.ok() && out.ok() && ::ioctl(out.get(), FICLONE, in.get()) == 0;
+  UniqueFd in(::open(a.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd out(::open(b.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  const bool ok = in && out && ::ioctl(out.get(), FICLONE, in.get()) == 0;
   ::unlink(a.c_str());
   ::unlink(b.c_str());
   return ok;
 }
 
 Result<std::vector<Extent>> fileExtents(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.ok()) return errnoError(errno, "open", path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return errnoError(errno, "open", path);
   constexpr uint32_t kBatch = 256;
   std::vector<char> buf(sizeof(fiemap) + kBatch * sizeof(fiemap_extent));
   std::vector<Extent> out;
