@@ -145,6 +145,23 @@ constexpr int kMaxAttempts = 64;
 
 int64_t toMillis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
+// What a download and an upload set alike: the URI, the protocols xenctl
+// speaks, errors into `errbuf`, HTTP errors as failures, the timeouts and the
+// CA bundle of `options`.
+void setCommon(CURL* c, const std::string& uri, char* errbuf, const FetchOptions& options) {
+  curl_easy_setopt(c, CURLOPT_URL, uri.c_str());
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "file,http,https,ftp");
+  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(toMillis(options.connect_timeout)));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(options.low_speed_bytes));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+                   static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options.low_speed_time))));
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "xenctld/0.1");
+  if (!options.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
+}
+
 // Waits `d` or until `stop` fires; false when it fired.
 bool waitOrStop(absl::Duration d, const std::stop_token& stop) {
   std::mutex mu;
@@ -189,24 +206,14 @@ Result<FetchResult> CurlFetcher::fetch(const std::string& uri, const core::ByteS
     a.easy = c;
     a.sink_status = Status();
 
-    curl_easy_setopt(c, CURLOPT_URL, uri.c_str());
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "file,http,https,ftp");
+    setCommon(c, uri, errbuf, options);
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https,ftp");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, static_cast<long>(options.max_redirects));
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(toMillis(options.connect_timeout)));
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(options.low_speed_bytes));
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
-                     static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options.low_speed_time))));
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "xenctld/0.1");
     // Fewer, larger chunks: each one is a sink call and a copy into the pipe.
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L << 10);
     if (options.max_bytes != 0)
       curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_bytes - a.offset));
-    if (!options.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
     if (a.offset > 0) {
       curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(a.offset));
       ++result.resumes;
@@ -308,20 +315,10 @@ Result<uint64_t> CurlFetcher::put(const std::string& uri, const core::ByteSource
   Upload u;
   u.source = &source;
   u.options = &options;
-  curl_easy_setopt(c, CURLOPT_URL, uri.c_str());
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "file,http,https,ftp");
-  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+  setCommon(c, uri, errbuf, options);
   curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
   curl_easy_setopt(c, CURLOPT_FTP_CREATE_MISSING_DIRS, static_cast<long>(CURLFTP_CREATE_DIR));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(toMillis(options.connect_timeout)));
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(options.low_speed_bytes));
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
-                   static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options.low_speed_time))));
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "xenctld/0.1");
   curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L << 10);
-  if (!options.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
   curl_easy_setopt(c, CURLOPT_READFUNCTION, onRead);
   curl_easy_setopt(c, CURLOPT_READDATA, &u);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, onUploadProgress);
