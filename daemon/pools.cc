@@ -11,7 +11,8 @@
 namespace xenctl::daemon {
 
 Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& config, provision::OperationRegistry& ops,
-                                                               const core::Clock& clock) {
+                                                               const core::Clock& clock,
+                                                               const provision::VolumeUsage& usage) {
   std::vector<std::unique_ptr<core::VolumeManager>> pools;
   auto tools = std::make_shared<sys::PosixProcessRunner>();
   storage::LvmCommon lvm;
@@ -50,7 +51,7 @@ Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& con
     spdlog::info("pool {}: dir {} ({})", pc.name, pc.path, dir->reflink() ? "reflink clones" : "sparse copies");
     pools.push_back(std::move(dir));
   }
-  return std::make_unique<provision::StorageManager>(std::move(pools), ops);
+  return std::make_unique<provision::StorageManager>(std::move(pools), ops, usage);
 }
 
 }  // namespace xenctl::daemon

@@ -13,6 +13,7 @@ namespace xenctl::daemon {
 /// Opens every pool of effectivePools(config) (creating a dir pool's
 /// directory). Errors name the pool and its path.
 Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& config, provision::OperationRegistry& ops,
-                                                               const core::Clock& clock);
+                                                               const core::Clock& clock,
+                                                               const provision::VolumeUsage& usage);
 
 }  // namespace xenctl::daemon

@@ -68,10 +68,9 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
     }
   });
   // Storage first: adopting the running domains resolves their volumes.
-  XENCTL_ASSIGN_OR_RETURN(s->storage_, openStorage(config, *s->ops_, s->clock_));
-  s->domains_ = std::make_unique<provision::DomainManager>(*s->hv_, *s->storage_, *s->store_, *s->ops_,
-                                                           *s->events_, s->clock_);
-  s->storage_->setUsedBy(provision::usedByDomains(*s->domains_));
+  XENCTL_ASSIGN_OR_RETURN(s->storage_, openStorage(config, *s->ops_, s->clock_, s->volume_usage_));
+  s->domains_ = std::make_unique<provision::DomainManager>(*s->hv_, *s->storage_, s->volume_usage_, *s->store_,
+                                                           *s->ops_, *s->events_, s->clock_);
   XENCTL_RETURN_IF_ERROR(s->domains_->load());
 
   XENCTL_ASSIGN_OR_RETURN(s->fetcher_, image::CurlFetcher::create());

@@ -46,6 +46,7 @@ class Server {
   std::unique_ptr<provision::OperationRegistry> ops_;
   std::unique_ptr<provision::EventBus> events_;
   std::jthread event_log_;  // every domain event into the log (the journal under systemd)
+  provision::VolumeUsage volume_usage_;  // domains_ records, storage_ reads
   std::unique_ptr<provision::StorageManager> storage_;  // before domains_, which resolves volumes through it
   std::unique_ptr<provision::DomainManager> domains_;
   std::unique_ptr<core::Fetcher> fetcher_;

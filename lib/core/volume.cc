@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lib/core/domain.h"
 
 namespace xenctl::core {
@@ -19,6 +20,16 @@ Status validateVolumeSize(uint64_t size_bytes) {
   if (size_bytes % 512 != 0)
     return absl::InvalidArgumentError(
         absl::StrCat("volume size ", size_bytes, " bytes is not a whole number of 512-byte sectors"));
+  return absl::OkStatus();
+}
+
+Status requireNoDependents(const VolumeDependents& d, std::string_view step) {
+  if (!d.snapshots.empty())
+    return absl::FailedPreconditionError(
+        absl::StrCat(av(step), ": it has snapshots (", absl::StrJoin(d.snapshots, ", "), "); delete them first"));
+  if (!d.clones.empty())
+    return absl::FailedPreconditionError(absl::StrCat(av(step), ": volumes were cloned from it (",
+                                                      absl::StrJoin(d.clones, ", "), "); delete them first"));
   return absl::OkStatus();
 }
 

@@ -42,6 +42,19 @@ struct PoolInfo {
   size_t volumes = 0;            ///< volumes and snapshots
 };
 
+/// What keeps a volume or a snapshot from being deleted. The one answer to
+/// "does it have snapshots or clones": the backends' remove(), and the
+/// managers' checks before they start work, all read it.
+struct VolumeDependents {
+  std::vector<std::string> snapshots;  ///< its snapshots' names (the part after '@'), sorted
+  std::vector<std::string> clones;     ///< the volumes cloned from it, sorted
+  bool empty() const { return snapshots.empty() && clones.empty(); }
+};
+/// OK when `d` is empty; else FAILED_PRECONDITION, "STEP: it has snapshots
+/// (...); delete them first" or "STEP: volumes were cloned from it (...);
+/// delete them first".
+Status requireNoDependents(const VolumeDependents& d, std::string_view step);
+
 /// Told how far a long copy has come; returns false to stop it (the call
 /// then returns CANCELLED and leaves nothing behind).
 using CopyProgress = std::function<bool(uint64_t bytes_done, uint64_t bytes_total)>;
@@ -109,8 +122,12 @@ class VolumeManager {
   /// INVALID_ARGUMENT when it would shrink; FAILED_PRECONDITION when read-only.
   virtual Result<Volume> resize(const std::string& name, uint64_t size_bytes) = 0;
   /// Deletes a volume or a snapshot. FAILED_PRECONDITION while it has
-  /// snapshots or clones (they are named).
+  /// dependents (requireNoDependents names them).
   virtual Status remove(const std::string& name) = 0;
+  /// What keeps `name` (a volume or "VOL@SNAP") from being deleted: its
+  /// snapshots and the volumes cloned from it. NOT_FOUND when there is no
+  /// such volume or snapshot.
+  virtual Result<VolumeDependents> dependents(const std::string& name) = 0;
   /// NOT_FOUND when there is no such volume or snapshot.
   virtual Result<Volume> get(const std::string& name) = 0;
   /// Volumes and snapshots, by name.

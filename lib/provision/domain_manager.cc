@@ -55,9 +55,9 @@ core::DomainEventKind eventKindFor(core::HypervisorEvent::Kind k) {
 
 }  // namespace
 
-DomainManager::DomainManager(core::Hypervisor& hv, StorageManager& storage, state::Store& store,
-                             OperationRegistry& ops, EventBus& events, const core::Clock& clock)
-    : hv_(hv), storage_(storage), store_(store), ops_(ops), events_(events), clock_(clock) {}
+DomainManager::DomainManager(core::Hypervisor& hv, StorageManager& storage, VolumeUsage& usage,
+                             state::Store& store, OperationRegistry& ops, EventBus& events, const core::Clock& clock)
+    : hv_(hv), storage_(storage), usage_(usage), store_(store), ops_(ops), events_(events), clock_(clock) {}
 
 DomainManager::~DomainManager() { hv_.setEventSink(nullptr); }
 
@@ -75,13 +75,15 @@ Status DomainManager::load() {
   hv_.setEventSink([this](const core::HypervisorEvent& e) { onHypervisorEvent(e); });
   // Only what is present is adopted; the rest shows as stopped or vanished.
   XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
-  std::vector<core::DomainSpec> ours;
+  std::vector<std::pair<core::DomainSpec, int64_t>> ours;  // with the domid
   {
     std::lock_guard lock(mu_);
     for (const auto& info : present)
-      if (auto n = names_by_uuid_.find(info.uuid); n != names_by_uuid_.end()) ours.push_back(defs_.at(n->second).spec);
+      if (auto n = names_by_uuid_.find(info.uuid); n != names_by_uuid_.end())
+        ours.emplace_back(defs_.at(n->second).spec, info.domid);
   }
-  for (const auto& spec : ours) {
+  for (const auto& [spec, domid] : ours) {
+    recordRun(spec, domid);
     // A volume that cannot be resolved now (its pool left the config) does
     // not stop the daemon: the domain runs on, and the backend refuses the
     // unresolved disk only if it has to build the domain again.
@@ -128,60 +130,41 @@ Result<core::DomainSpec> DomainManager::resolveDisks(const core::DomainSpec& spe
 }
 
 Status DomainManager::checkVolumesFree(const core::DomainSpec& spec) {
-  XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
-  absl::flat_hash_map<std::string_view, bool> present_uuids;
-  for (const auto& info : present) present_uuids[info.uuid] = true;
-  std::lock_guard lock(mu_);
-  auto check = [&](const core::DomainSpec& other) -> Status {
-    if (other.name == spec.name) return absl::OkStatus();
-    for (const auto& want : spec.disks) {
-      if (!core::isVolumeTarget(want.target)) continue;
-      for (const auto& used : other.disks)
-        if (used.target == want.target) XENCTL_RETURN_IF_ERROR(volumeConflict(spec.name, want, other.name, used));
-    }
-    return absl::OkStatus();
-  };
-  for (const auto& [name, starting] : starting_) XENCTL_RETURN_IF_ERROR(check(starting));
-  for (const auto& [name, rec] : defs_)
-    if (present_uuids.contains(rec.spec.uuid)) XENCTL_RETURN_IF_ERROR(check(rec.spec));
+  for (const auto& want : spec.disks) {
+    if (!core::isVolumeTarget(want.target)) continue;
+    for (const auto& use : usage_.usesOf(want.target, spec.name))
+      XENCTL_RETURN_IF_ERROR(volumeConflict(spec.name, want, use.domain, use.disk));
+  }
   return absl::OkStatus();
 }
 
 Result<core::DomainInfo> DomainManager::startInHypervisor(const core::DomainSpec& spec, bool paused) {
-  // Reserve first, then check: of two domains starting at once on one
-  // volume, the second to reserve sees the first in starting_, and one that
-  // finished starting before the reservation is listed by the hypervisor.
-  {
-    std::lock_guard lock(mu_);
-    starting_[spec.name] = spec;
+  // Record first, then check: of two domains starting at once on one
+  // volume, the second to record sees the first's use.
+  usage_.record(spec, -1);
+  auto started = [&]() -> Result<core::DomainInfo> {
+    XENCTL_RETURN_IF_ERROR(checkVolumesFree(spec));
+    XENCTL_ASSIGN_OR_RETURN(core::DomainSpec resolved, resolveDisks(spec));
+    return hv_.createDomain(resolved, paused);
+  }();
+  if (!started.ok()) {
+    usage_.release(spec.name);
+    return started;
   }
-  struct Release {
-    DomainManager* self;
-    std::string name;
-    ~Release() {
-      std::lock_guard lock(self->mu_);
-      self->starting_.erase(name);
-    }
-  } release{this, spec.name};
-  XENCTL_RETURN_IF_ERROR(checkVolumesFree(spec));
-  XENCTL_ASSIGN_OR_RETURN(core::DomainSpec resolved, resolveDisks(spec));
-  return hv_.createDomain(resolved, paused);
+  recordRun(spec, started->domid);
+  return started;
 }
 
-Result<std::map<std::string, std::string>> DomainManager::volumeUsers() {
-  XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
-  absl::flat_hash_map<std::string_view, bool> present_uuids;
-  for (const auto& info : present) present_uuids[info.uuid] = true;
-  std::lock_guard lock(mu_);
-  std::map<std::string, std::string> out;
-  auto add = [&out](const std::string& name, const core::DomainSpec& s) {
-    for (const auto& d : s.disks)
-      if (core::isVolumeTarget(d.target)) out.emplace(d.target, name);
-  };
-  for (const auto& [name, starting] : starting_) add(name, starting);
-  for (const auto& [name, rec] : defs_)
-    if (present_uuids.contains(rec.spec.uuid)) add(name, rec.spec);
-  return out;
+Status DomainManager::destroyInHypervisor(const state::DomainRecord& rec) {
+  XENCTL_RETURN_IF_ERROR(
+      context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(rec.spec.name))));
+  usage_.release(rec.spec.name);  // gone now, whenever the hypervisor's report comes
+  return absl::OkStatus();
+}
+
+void DomainManager::recordRun(const core::DomainSpec& spec, int64_t domid) {
+  usage_.record(spec, domid);
+  if (absl::IsNotFound(hv_.domainInfo(spec.uuid).status())) usage_.release(spec.name, domid);
 }
 
 Result<std::vector<core::VolumeRef>> DomainManager::deletableVolumes(const state::DomainRecord& rec) {
@@ -198,19 +181,17 @@ Result<std::vector<core::VolumeRef>> DomainManager::deletableVolumes(const state
     auto pool = storage_.pool(ref->pool);
     if (!pool.ok())
       return absl::FailedPreconditionError(absl::StrCat(who, ": ", pool.status().message(), instead));
-    XENCTL_ASSIGN_OR_RETURN(auto volumes, (*pool)->list());
-    auto vol = std::find_if(volumes.begin(), volumes.end(), [&](const core::Volume& v) { return v.name == ref->name; });
-    if (vol == volumes.end()) continue;  // already gone: nothing to delete
-    if (!vol->snapshots.empty())
+    auto deps = (*pool)->dependents(ref->name);
+    if (absl::IsNotFound(deps.status())) continue;  // already gone: nothing to delete
+    XENCTL_RETURN_IF_ERROR(deps.status());
+    // Clones of its snapshots need no check of their own: the snapshots refuse first.
+    if (!deps->snapshots.empty())
       return absl::FailedPreconditionError(absl::StrCat(
-          who, ": the volume has snapshots ", absl::StrJoin(vol->snapshots, ", "),
-          "; delete them first (`vm-volume delete ", core::snapshotName(ref->name, vol->snapshots.front()),
+          who, ": the volume has snapshots ", absl::StrJoin(deps->snapshots, ", "),
+          "; delete them first (`vm-volume delete ", core::snapshotName(ref->name, deps->snapshots.front()),
           " --pool ", ref->pool, "`)", instead));
-    std::vector<std::string> clones;
-    for (const auto& v : volumes)
-      if (v.origin == ref->name || v.origin.rfind(ref->name + "@", 0) == 0) clones.push_back(v.name);
-    if (!clones.empty())
-      return absl::FailedPreconditionError(absl::StrCat(who, ": volumes ", absl::StrJoin(clones, ", "),
+    if (!deps->clones.empty())
+      return absl::FailedPreconditionError(absl::StrCat(who, ": volumes ", absl::StrJoin(deps->clones, ", "),
                                                         " are cloned from it; delete them first", instead));
     {
       std::lock_guard lock(mu_);
@@ -238,6 +219,13 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
     ++hv_event_count_;
     auto n = names_by_uuid_.find(e.uuid);
     if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kStarted) stop_reasons_.erase(e.uuid);
+    // The hypervisor's word on presence: a restart runs on (as another
+    // domid), an end frees the volumes (unless a later run holds them).
+    if (n != names_by_uuid_.end() &&
+        (e.kind == core::HypervisorEvent::Kind::kStarted || e.kind == core::HypervisorEvent::Kind::kRebooted))
+      usage_.record(defs_.at(n->second).spec, e.domid);
+    if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kDestroyed)
+      usage_.release(n->second, e.domid);
     if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kDestroyed) {
       if (!e.message.empty()) stop_reasons_[e.uuid] = e.message;
       state::DomainRecord& rec = defs_.at(n->second);
@@ -482,7 +470,10 @@ Result<OperationRecord> DomainManager::shutdown(const std::string& name, Shutdow
         seen = hv_event_count_;
       }
       auto info = hv_.domainInfo(rec.spec.uuid);
-      if (absl::IsNotFound(info.status())) return setRunningExpected(name, false);
+      if (absl::IsNotFound(info.status())) {
+        usage_.release(name);
+        return setRunningExpected(name, false);
+      }
       if (info.ok() && info->state == DomainState::kShutdown) return absl::OkStatus();  // on_poweroff=preserve
       if (ctx.cancelled()) return absl::CancelledError(absl::StrCat("stopped waiting for ", quoted(name)));
       std::unique_lock lock(mu_);
@@ -495,7 +486,7 @@ Result<OperationRecord> DomainManager::shutdown(const std::string& name, Shutdow
                                                       absl::FormatDuration(req.timeout),
                                                       "; use --force to destroy it, or a longer --timeout"));
     ctx.phase("destroy", 80, "timed out; destroying");
-    XENCTL_RETURN_IF_ERROR(context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(name))));
+    XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
     return setRunningExpected(name, false);
   });
 }
@@ -520,7 +511,7 @@ Result<OperationRecord> DomainManager::destroy(const std::string& name, const Ca
     std::lock_guard op_lock(*guard);
     XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
     ctx.phase("destroy", 10, "destroying the domain");
-    XENCTL_RETURN_IF_ERROR(context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(name))));
+    XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
     return setRunningExpected(name, false);
   });
 }
@@ -548,7 +539,7 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
     }
     if (presentInfo(rec).ok()) {
       ctx.phase("destroy", 10, "destroying the running domain");
-      XENCTL_RETURN_IF_ERROR(context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(name))));
+      XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
     }
     ctx.phase("undefine", 40, "removing the definition");
     {
@@ -566,9 +557,8 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
     std::vector<std::string> failed;
     Status first;
     for (const auto& ref : volumes) {
-      auto pool = storage_.pool(ref.pool);
-      Status st = pool.ok() ? (*pool)->remove(ref.name) : pool.status();
-      if (st.ok() || absl::IsNotFound(st)) continue;
+      Status st = storage_.removeNow(ref.pool, ref.name);
+      if (st.ok() || absl::IsNotFound(st)) continue;  // NOT_FOUND: the volume, or its pool, is gone
       failed.push_back(absl::StrCat(ref.target(), " (", st.message(), ")"));
       if (first.ok()) first = st;
     }

@@ -12,6 +12,10 @@
 // NOT_FOUND, which would read as "no such domain"); a read-only volume (a
 // snapshot, a golden base) on a writable disk; a volume that a disk of
 // another present (or starting) domain names, unless both attach it read-only.
+//
+// Which volumes our present or starting domains use is recorded in the
+// VolumeUsage registry (from the start of a hand-over to the hypervisor
+// until the hypervisor reports the domain gone); StorageManager reads it.
 #pragma once
 
 #include <condition_variable>
@@ -27,6 +31,7 @@
 #include "lib/provision/event_bus.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/storage_manager.h"
+#include "lib/provision/volume_usage.h"
 #include "lib/state/store.h"
 
 namespace xenctl::provision {
@@ -61,8 +66,10 @@ class DomainManager {
     size_t defined = 0, present = 0;
   };
 
-  DomainManager(core::Hypervisor& hv, StorageManager& storage, state::Store& store, OperationRegistry& ops,
-                EventBus& events, const core::Clock& clock);
+  /// `usage` is where this manager records which volumes its present and
+  /// starting domains use (StorageManager reads it).
+  DomainManager(core::Hypervisor& hv, StorageManager& storage, VolumeUsage& usage, state::Store& store,
+                OperationRegistry& ops, EventBus& events, const core::Clock& clock);
   ~DomainManager();
 
   /// Loads the definitions, subscribes to the hypervisor's events and
@@ -103,9 +110,6 @@ class DomainManager {
   /// for an unknown name; FAILED_PRECONDITION when it is not running, or
   /// when it is foreign and not `read_only` (typing into it changes it).
   Result<std::string> consolePath(const std::string& name, bool read_only);
-  /// The volumes our domains present in the hypervisor or being started
-  /// use: "vol:POOL/NAME" -> the domain's name.
-  Result<std::map<std::string, std::string>> volumeUsers();
 
  private:
   Result<state::DomainRecord> definition(const std::string& name);
@@ -128,13 +132,20 @@ class DomainManager {
   /// present or starting domain of ours, or one it reads is written by one.
   Status checkVolumesFree(const core::DomainSpec& spec);
   /// Resolves the disks and creates the domain in the hypervisor, the
-  /// domain counting as a user of its volumes from the check on.
+  /// domain counting as a user of its volumes (in usage_) from the check on.
   Result<core::DomainInfo> startInHypervisor(const core::DomainSpec& spec, bool paused);
+  /// Records that `spec`'s domain runs as `domid` and uses its volumes, then
+  /// checks that it still does: an end reported before the record must not
+  /// leave its volumes counted as in use.
+  void recordRun(const core::DomainSpec& spec, int64_t domid);
+  /// Destroys `rec`'s present domain; its volumes are free when this returns.
+  Status destroyInHypervisor(const state::DomainRecord& rec);
   /// The volumes `rec`'s disks name, each checked deletable (see remove).
   Result<std::vector<core::VolumeRef>> deletableVolumes(const state::DomainRecord& rec);
 
   core::Hypervisor& hv_;
   StorageManager& storage_;
+  VolumeUsage& usage_;
   state::Store& store_;
   OperationRegistry& ops_;
   EventBus& events_;
@@ -146,9 +157,6 @@ class DomainManager {
   std::map<std::string, state::DomainRecord> defs_;   // by name
   std::map<std::string, std::string> names_by_uuid_;  // uuid -> name
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;  // one change at a time per domain
-  // Domains being handed to the hypervisor, by name: they use their volumes
-  // before the hypervisor lists them.
-  std::map<std::string, core::DomainSpec> starting_;
   // Why each of ours last stopped, by uuid, as the hypervisor reported it
   // ("destroyed outside xenctld ..."); shown until it starts again. Not
   // stored: after a restart a stopped domain shows no reason.

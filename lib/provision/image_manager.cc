@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -237,11 +238,15 @@ Result<std::vector<ImageManager::ImageView>> ImageManager::list() {
 }
 
 Result<core::OperationRecord> ImageManager::remove(const std::string& name, const Caller& caller) {
+  // What was made from its base volume: clones and snapshots ("VOL@SNAP").
   auto clonesOf = [this](const state::ImageRecord& r) -> Result<std::vector<std::string>> {
-    std::vector<std::string> names;
-    XENCTL_ASSIGN_OR_RETURN(auto vols, storage_.list(r.pool));
-    for (const auto& v : vols)
-      if (v.origin == r.volume) names.push_back(v.name);
+    XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(r.pool));
+    auto deps = p->dependents(r.volume);
+    if (absl::IsNotFound(deps.status())) return std::vector<std::string>{};  // gone already
+    XENCTL_RETURN_IF_ERROR(deps.status());
+    std::vector<std::string> names = std::move(deps->clones);
+    for (const auto& s : deps->snapshots) names.push_back(core::snapshotName(r.volume, s));
+    std::sort(names.begin(), names.end());
     return names;
   };
   auto precheck = [&]() -> Status {

@@ -2,7 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "lib/provision/domain_manager.h"
 
 namespace xenctl::provision {
 namespace {
@@ -31,8 +30,9 @@ Status freeName(core::VolumeManager& p, const std::string& name) {
 
 }  // namespace
 
-StorageManager::StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops)
-    : pools_(std::move(pools)), ops_(ops) {}
+StorageManager::StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops,
+                               const VolumeUsage& usage)
+    : pools_(std::move(pools)), ops_(ops), usage_(usage) {}
 
 Result<core::VolumeManager*> StorageManager::pool(const std::string& name) {
   if (pools_.empty())
@@ -48,12 +48,10 @@ Result<core::VolumeManager*> StorageManager::pool(const std::string& name) {
 }
 
 Status StorageManager::requireUnused(const std::string& pool, const std::string& volume, std::string_view step) {
-  if (!used_by_) return absl::OkStatus();
-  XENCTL_ASSIGN_OR_RETURN(auto users, used_by_());
-  auto user = users.find(core::VolumeRef{pool, volume}.target());
-  if (user == users.end()) return absl::OkStatus();
+  auto user = usage_.userOf(core::VolumeRef{pool, volume}.target());
+  if (!user) return absl::OkStatus();
   return absl::FailedPreconditionError(
-      absl::StrCat(av(step), ": running domain '", user->second, "' uses it; shut the domain down first"));
+      absl::StrCat(av(step), ": running domain '", *user, "' uses it; shut the domain down first"));
 }
 
 Result<core::OperationRecord> StorageManager::create(const CreateRequest& req, const Caller& caller) {
@@ -160,11 +158,17 @@ Result<core::OperationRecord> StorageManager::remove(const std::string& pool_nam
     return requireUnused(p->poolName(), name, step);
   };
   return ops_.startChecked({"delete-volume", targetOf(*p, name), caller.request_id, caller.uid}, precheck,
-               [this, p, name, step](OperationContext& ctx) -> Status {
-                 XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
+               [this, pool_name = p->poolName(), name](OperationContext& ctx) -> Status {
                  ctx.phase("delete", 5);
-                 return p->remove(name);
+                 return removeNow(pool_name, name);
                });
+}
+
+Status StorageManager::removeNow(const std::string& pool_name, const std::string& name) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  // Checked again: a domain may have started since the call.
+  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, absl::StrCat("deleting '", targetOf(*p, name), "'")));
+  return p->remove(name);
 }
 
 Result<std::vector<core::Volume>> StorageManager::list(const std::string& pool_name) {
@@ -178,11 +182,9 @@ Result<std::vector<core::Volume>> StorageManager::list(const std::string& pool_n
       for (auto& v : vols) out.push_back(std::move(v));
     }
   }
-  if (used_by_) {
-    XENCTL_ASSIGN_OR_RETURN(auto users, used_by_());
-    for (auto& v : out)
-      if (auto u = users.find(core::VolumeRef{v.pool, v.name}.target()); u != users.end()) v.used_by = u->second;
-  }
+  const auto users = usage_.users();
+  for (auto& v : out)
+    if (auto u = users.find(core::VolumeRef{v.pool, v.name}.target()); u != users.end()) v.used_by = u->second;
   return out;
 }
 
@@ -193,10 +195,6 @@ Result<std::vector<core::PoolInfo>> StorageManager::pools() {
     out.push_back(std::move(info));
   }
   return out;
-}
-
-StorageManager::UsedBy usedByDomains(DomainManager& domains) {
-  return [&domains] { return domains.volumeUsers(); };
 }
 
 }  // namespace xenctl::provision

@@ -4,8 +4,6 @@
 // can be made at once fail the call, the rest fails the operation.
 #pragma once
 
-#include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,25 +12,19 @@
 #include "lib/core/volume.h"
 #include "lib/provision/caller.h"
 #include "lib/provision/operation_registry.h"
+#include "lib/provision/volume_usage.h"
 
 namespace xenctl::provision {
 
-class DomainManager;
-
 class StorageManager {
  public:
-  /// The volumes running (present, or being started) domains use:
-  /// "vol:POOL/NAME" -> the domain's name.
-  using UsedBy = std::function<Result<std::map<std::string, std::string>>()>;
-
   /// `pools` in configuration order; the first is the default for requests
   /// that name no pool. Names must be unique (checked by the caller).
-  StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops);
-
-  /// Installs what keeps a running domain's volumes from being deleted,
-  /// rolled back or resized, and fills Volume::used_by in list(). Without
-  /// it, nothing is considered in use.
-  void setUsedBy(UsedBy used_by) { used_by_ = std::move(used_by); }
+  /// `usage` (which DomainManager keeps) says which volumes running or
+  /// starting domains use: those are not deleted, rolled back or resized,
+  /// and list() fills Volume::used_by from it.
+  StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops,
+                 const VolumeUsage& usage);
 
   struct CreateRequest {
     std::string pool;  ///< "" = the default pool
@@ -57,6 +49,17 @@ class StorageManager {
   /// it has snapshots or clones.
   Result<core::OperationRecord> remove(const std::string& pool, const std::string& name, const Caller& caller);
 
+  // The work of the operations above, done at once in the calling thread
+  // and starting no operation: for steps of a larger operation (another
+  // manager's, a provisioning saga) that must not start one of their own.
+  // They make the checks that protect state (a volume in use, the
+  // backend's own); the request checks of the methods above are the caller's.
+
+  /// Deletes the volume or snapshot: FAILED_PRECONDITION while a running
+  /// domain uses it or while it has dependents; NOT_FOUND for an unknown
+  /// pool or volume.
+  Status removeNow(const std::string& pool, const std::string& name);
+
   /// Every pool's volumes ("" = all pools), by pool then name. NOT_FOUND for an unknown pool.
   Result<std::vector<core::Volume>> list(const std::string& pool);
   Result<std::vector<core::PoolInfo>> pools();
@@ -69,10 +72,7 @@ class StorageManager {
 
   std::vector<std::unique_ptr<core::VolumeManager>> pools_;
   OperationRegistry& ops_;
-  UsedBy used_by_;
+  const VolumeUsage& usage_;
 };
-
-/// UsedBy over the domains' disks ("vol:POOL/NAME"): DomainManager::volumeUsers.
-StorageManager::UsedBy usedByDomains(DomainManager& domains);
 
 }  // namespace xenctl::provision

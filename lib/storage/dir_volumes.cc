@@ -308,22 +308,29 @@ Status DirVolumes::remove(const std::string& name) {
   const std::string step = absl::StrCat("deleting ", who(name));
   XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
   XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
-  XENCTL_ASSIGN_OR_RETURN(core::Volume v, load(name, images));
-  if (!v.snapshots.empty())
-    return absl::FailedPreconditionError(
-        absl::StrCat(step, ": it has snapshots (", absl::StrJoin(v.snapshots, ", "), "); delete them first"));
-  std::vector<std::string> clones;
-  for (const auto& other : images) {
-    if (isSnapshot(other) || other == name) continue;
-    auto m = readMeta(other);
-    if (m.ok() && m->origin == name) clones.push_back(other);
-  }
-  if (!clones.empty())
-    return absl::FailedPreconditionError(
-        absl::StrCat(step, ": volumes were cloned from it (", absl::StrJoin(clones, ", "), "); delete them first"));
-  XENCTL_RETURN_IF_ERROR(context(removeFile(v.path), step));
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeDependents deps, dependentsOf(name, images));
+  XENCTL_RETURN_IF_ERROR(core::requireNoDependents(deps, step));
+  XENCTL_RETURN_IF_ERROR(context(removeFile(imagePath(name)), step));
   if (Status st = removeFile(metaPath(name)); !st.ok() && !absl::IsNotFound(st)) return context(st, step);
   return absl::OkStatus();
+}
+
+Result<core::VolumeDependents> DirVolumes::dependentsOf(const std::string& name,
+                                                        const std::vector<std::string>& images) const {
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, load(name, images));
+  core::VolumeDependents d{std::move(v.snapshots), {}};
+  for (const auto& other : images) {  // sorted
+    if (isSnapshot(other) || other == name) continue;
+    auto m = readMeta(other);
+    if (m.ok() && m->origin == name) d.clones.push_back(other);
+  }
+  return d;
+}
+
+Result<core::VolumeDependents> DirVolumes::dependents(const std::string& name) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
+  return dependentsOf(name, images);
 }
 
 Result<core::Volume> DirVolumes::get(const std::string& name) {

@@ -57,6 +57,7 @@ class DirVolumes final : public core::VolumeManager {
   /// resize2fs), when `tools` is given; the guest must not have it mounted.
   Result<core::Volume> resize(const std::string& name, uint64_t size_bytes) override;
   Status remove(const std::string& name) override;
+  Result<core::VolumeDependents> dependents(const std::string& name) override;
   Result<core::Volume> get(const std::string& name) override;
   Result<std::vector<core::Volume>> list() override;
   Result<core::PoolInfo> poolInfo() override;
@@ -84,6 +85,8 @@ class DirVolumes final : public core::VolumeManager {
   Status writeMeta(const std::string& name, const Meta& meta) const;
   Result<core::Volume> load(const std::string& name, const std::vector<std::string>& images) const;
   Result<std::vector<std::string>> imageNames() const;
+  /// dependents() of `name` among `images` (from imageNames()).
+  Result<core::VolumeDependents> dependentsOf(const std::string& name, const std::vector<std::string>& images) const;
   Status requireExists(const std::string& name) const;
   Status requireSpaceForCopy(const std::string& base, std::string_view step) const;
   /// Copies `from` into .tmp/, then moves it to `name` with `meta`.

@@ -152,6 +152,19 @@ Result<core::Volume> LvmVolumes::volumeOf(const std::vector<LvRow>& rows, const 
   return v;
 }
 
+Result<core::VolumeDependents> LvmVolumes::dependentsOf(const std::vector<LvRow>& rows, const std::string& ref) const {
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, ref));
+  core::VolumeDependents d{std::move(v.snapshots), childrenOf(rows, lvName(ref))};
+  std::sort(d.clones.begin(), d.clones.end());
+  return d;
+}
+
+Result<core::VolumeDependents> LvmVolumes::dependents(const std::string& name) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  XENCTL_ASSIGN_OR_RETURN(auto rows, report());
+  return dependentsOf(rows, name);
+}
+
 Result<core::Volume> LvmVolumes::get(const std::string& name) {
   XENCTL_RETURN_IF_ERROR(validateRef(name, true));
   XENCTL_ASSIGN_OR_RETURN(auto rows, report());
@@ -177,14 +190,8 @@ Status LvmVolumes::remove(const std::string& name) {
   XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
   std::unique_lock lock(vgLock());
   XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, name));
-  if (!v.snapshots.empty())
-    return absl::FailedPreconditionError(
-        absl::StrCat(step, ": it has snapshots (", absl::StrJoin(v.snapshots, ", "), "); delete them first"));
-  auto clones = childrenOf(rows, lvName(name));
-  if (!clones.empty())
-    return absl::FailedPreconditionError(
-        absl::StrCat(step, ": volumes were cloned from it (", absl::StrJoin(clones, ", "), "); delete them first"));
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeDependents deps, dependentsOf(rows, name));
+  XENCTL_RETURN_IF_ERROR(core::requireNoDependents(deps, step));
   XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(lvName(name))}), step));
   rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const LvRow& r) { return r.name == lvName(name); }),
              rows.end());

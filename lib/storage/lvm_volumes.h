@@ -82,6 +82,7 @@ class LvmVolumes : public core::VolumeManager {
   Result<std::vector<core::Volume>> list() override;
   /// FAILED_PRECONDITION while it has snapshots or clones (named).
   Status remove(const std::string& name) override;
+  Result<core::VolumeDependents> dependents(const std::string& name) override;
 
   /// "web1" -> "web1", "web1@s1" -> "web1+s1".
   static std::string lvName(const std::string& ref);
@@ -115,6 +116,8 @@ class LvmVolumes : public core::VolumeManager {
   /// LVs whose origin tag names `lv` (clones, snapshots).
   std::vector<std::string> childrenOf(const std::vector<LvRow>& rows, const std::string& lv) const;
   std::vector<std::string> snapshotsOf(const std::vector<LvRow>& rows, const std::string& ref) const;
+  /// dependents() of `ref` in `rows`; NOT_FOUND when it is not there.
+  Result<core::VolumeDependents> dependentsOf(const std::vector<LvRow>& rows, const std::string& ref) const;
 
   /// The arguments of create(): a volume name, a size, an ext4 label of 16 bytes at most.
   static Status validateCreate(const std::string& name, uint64_t size_bytes,

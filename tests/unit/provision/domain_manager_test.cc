@@ -2,15 +2,14 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 
-#include "lib/storage/dir_volumes.h"
 #include "lib/testhv/test_hypervisor.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_volumes.h"
 #include "tests/unit/provision/test_util.h"
 #include "tests/unit/storage/storage_test_util.h"
 
@@ -30,43 +29,8 @@ core::DomainSpec spec(const std::string& name, uint64_t mem = 512) {
   return s;
 }
 
-// Forwards to a real pool, with a switch that makes remove() fail, as a
-// backend does when something outside xenctld holds the volume open.
-class FlakyVolumes : public core::VolumeManager {
- public:
-  explicit FlakyVolumes(std::unique_ptr<core::VolumeManager> real) : real_(std::move(real)) {}
-  const std::string& poolName() const override { return real_->poolName(); }
-  std::string_view driver() const override { return real_->driver(); }
-  Result<core::Volume> create(const std::string& n, uint64_t size, const std::optional<std::string>& l) override {
-    return real_->create(n, size, l);
-  }
-  Result<core::Volume> clone(const std::string& b, const std::string& n, uint64_t size,
-                             const core::CopyProgress& p) override {
-    return real_->clone(b, n, size, p);
-  }
-  Result<core::Volume> snapshot(const std::string& v, const std::string& s, const core::CopyProgress& p) override {
-    return real_->snapshot(v, s, p);
-  }
-  Result<core::Volume> rollback(const std::string& v, const std::string& s, const core::CopyProgress& p) override {
-    return real_->rollback(v, s, p);
-  }
-  Result<core::Volume> resize(const std::string& n, uint64_t size) override { return real_->resize(n, size); }
-  Status remove(const std::string& n) override {
-    if (fail_remove) return absl::UnavailableError(absl::StrCat("removing ", n, ": device busy"));
-    return real_->remove(n);
-  }
-  Result<core::Volume> get(const std::string& n) override { return real_->get(n); }
-  Result<std::vector<core::Volume>> list() override { return real_->list(); }
-  Result<core::PoolInfo> poolInfo() override { return real_->poolInfo(); }
-
-  std::atomic<bool> fail_remove = false;
-
- private:
-  std::unique_ptr<core::VolumeManager> real_;
-};
-
-// A daemon's worth of parts over one store and one dir pool "main";
-// `restart()` builds new ones over the same store and pool directory, with
+// A daemon's worth of parts over one store and one pool "main" (in memory);
+// `restart()` builds new ones over the same store and pool, with
 // a fresh test hypervisor, as a daemon restart does.
 // `restart(kKeepDomains)` keeps the hypervisor's domains running, as Xen
 // does across a restart of xenctld, managed by no one until adopted.
@@ -77,20 +41,18 @@ class DomainManagerTest : public ::testing::Test {
   void restart(bool keep_domains = false) {
     domains_.reset();
     storage_.reset();
+    usage_ = std::make_unique<VolumeUsage>();
     ops_.reset();
     if (keep_domains) hv_->forgetManaged();
     else hv_ = std::make_unique<testhv::TestHypervisor>(testhv::TestHypervisor::Options{8, 4096, "t"});
     ops_ = std::make_unique<OperationRegistry>(clock_, store_.get(), OperationRegistry::Options{});
     ASSERT_TRUE(ops_->load().ok());
-    auto dir = storage::DirVolumes::open("main", tmp_.path() + "/main", clock_);
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    auto flaky = std::make_unique<FlakyVolumes>(*std::move(dir));
-    pool_ = flaky.get();
+    auto pool = std::make_unique<fakes::FakeVolumes>("main", pool_state_);
+    pool_ = pool.get();
     std::vector<std::unique_ptr<core::VolumeManager>> pools;
-    pools.push_back(std::move(flaky));
-    storage_ = std::make_unique<StorageManager>(std::move(pools), *ops_);
-    domains_ = std::make_unique<DomainManager>(*hv_, *storage_, *store_, *ops_, bus_, clock_);
-    storage_->setUsedBy(usedByDomains(*domains_));
+    pools.push_back(std::move(pool));
+    storage_ = std::make_unique<StorageManager>(std::move(pools), *ops_, *usage_);
+    domains_ = std::make_unique<DomainManager>(*hv_, *storage_, *usage_, *store_, *ops_, bus_, clock_);
     Status loaded = domains_->load();
     ASSERT_TRUE(loaded.ok()) << loaded;
   }
@@ -127,7 +89,9 @@ class DomainManagerTest : public ::testing::Test {
   std::unique_ptr<testhv::TestHypervisor> hv_;
   std::unique_ptr<OperationRegistry> ops_;
   storage::testing::TempDir tmp_;
-  FlakyVolumes* pool_ = nullptr;
+  std::shared_ptr<fakes::FakeVolumes::State> pool_state_ = std::make_shared<fakes::FakeVolumes::State>();
+  fakes::FakeVolumes* pool_ = nullptr;
+  std::unique_ptr<VolumeUsage> usage_;
   std::unique_ptr<StorageManager> storage_;
   std::unique_ptr<DomainManager> domains_;
   Caller caller_{"", 1000};
@@ -397,13 +361,13 @@ TEST_F(DomainManagerTest, VolumeOfAnotherRunningDomainRefused) {
             std::string::npos) << r.status();
   done(domains_->create({withDisk("b", "vol:main/root"), true, false}, caller_));
   EXPECT_EQ(domains_->start("b", false, caller_).status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(domains_->volumeUsers()->at("vol:main/root"), "a");
+  EXPECT_EQ(usage_->users().at("vol:main/root"), "a");
   auto listed = storage_->list("main");
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ(listed->front().used_by, "a");
   done(domains_->destroy("a", caller_));
-  EXPECT_FALSE(domains_->volumeUsers()->contains("vol:main/root"));
+  EXPECT_FALSE(usage_->users().contains("vol:main/root"));
   EXPECT_EQ(done(domains_->start("b", false, caller_)).state, OperationState::kSucceeded);
   done(domains_->destroy("b", caller_));
 
@@ -473,7 +437,7 @@ TEST_F(DomainManagerTest, DeleteWithVolumesRefusedUpFront) {
 TEST_F(DomainManagerTest, VolumeDeleteFailureIsReported) {
   volume("root");
   done(domains_->create({withDisk("web1", "vol:main/root"), true, false}, caller_));
-  pool_->fail_remove = true;
+  pool_->failRemove(absl::UnavailableError("device busy"));
   auto op = done(domains_->remove("web1", false, true, caller_));
   EXPECT_EQ(op.state, OperationState::kFailed);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kUnavailable);

@@ -26,7 +26,7 @@ class ImageManagerTest : public ::testing::Test {
     auto p = storage::DirVolumes::open("default", tmp_.sub("pool"), clock_);
     ASSERT_TRUE(p.ok()) << p.status();
     pools.push_back(*std::move(p));
-    storage_ = std::make_unique<StorageManager>(std::move(pools), ops_);
+    storage_ = std::make_unique<StorageManager>(std::move(pools), ops_, usage_);
     ASSERT_EQ(::mkdir(tmp_.sub("work").c_str(), 0700), 0);
     useSources(image::ImageSources());
     archive_ = it::buildArchive({it::dir("etc"), it::file("etc/hostname", "golden\n")}, ARCHIVE_FORMAT_CPIO_SVR4_NOCRC,
@@ -59,6 +59,7 @@ class ImageManagerTest : public ::testing::Test {
   sys::PosixProcessRunner runner_;
   std::unique_ptr<state::Store> store_ = std::move(state::Store::open(":memory:").value());
   OperationRegistry ops_{clock_, nullptr, OperationRegistry::Options{}};
+  VolumeUsage usage_;
   std::unique_ptr<StorageManager> storage_;
   std::unique_ptr<ImageManager> images_;
   std::string archive_;

@@ -28,7 +28,7 @@ class StorageManagerTest : public ::testing::Test {
       ASSERT_TRUE(p.ok()) << p.status();
       pools.push_back(*std::move(p));
     }
-    storage_ = std::make_unique<StorageManager>(std::move(pools), ops_);
+    storage_ = std::make_unique<StorageManager>(std::move(pools), ops_, usage_);
   }
   core::OperationRecord done(const Result<core::OperationRecord>& r) {
     EXPECT_TRUE(r.ok()) << r.status();
@@ -39,6 +39,7 @@ class StorageManagerTest : public ::testing::Test {
   storage::testing::TempDir tmp_;
   fakes::FakeClock clock_;
   OperationRegistry ops_{clock_, nullptr, OperationRegistry::Options{}};
+  VolumeUsage usage_;
   std::unique_ptr<StorageManager> storage_;
 };
 
@@ -98,9 +99,10 @@ TEST_F(StorageManagerTest, PrechecksFailTheCall) {
 TEST_F(StorageManagerTest, VolumeInUseIsKept) {
   done(storage_->create({"", "web1", 16 * kMiB, std::nullopt}, req()));
   done(storage_->snapshot("", "web1", "s1", req()));
-  storage_->setUsedBy([]() -> Result<std::map<std::string, std::string>> {
-    return std::map<std::string, std::string>{{"vol:default/web1", "dom1"}};
-  });
+  core::DomainSpec dom1;
+  dom1.name = "dom1";
+  dom1.disks = {{"vol:default/web1", "xvda", "w", ""}};
+  usage_.record(dom1, 7);
   auto listed = storage_->list("");
   ASSERT_TRUE(listed.ok()) << listed.status();
   for (const auto& v : *listed) EXPECT_EQ(v.used_by, v.name == "web1" ? "dom1" : "") << v.name;

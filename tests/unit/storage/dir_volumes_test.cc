@@ -222,6 +222,26 @@ TEST_F(DirVolumesTest, DeleteRefusedWhileCloned) {
   EXPECT_TRUE(listDir(tmp_.path() + "/pool/.meta")->empty());
 }
 
+// dependents() names a volume's snapshots and its clones (a snapshot's
+// clones are the snapshot's); NOT_FOUND for a missing volume.
+TEST_F(DirVolumesTest, DependentsNameSnapshotsAndClones) {
+  mustCreate("base");
+  mustClone("base", "web2");
+  mustClone("base", "web1");
+  ASSERT_TRUE(pool_->snapshot("base", "s1", {}).ok());
+  mustClone("base@s1", "web3");
+  auto d = pool_->dependents("base");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT(d->snapshots, ElementsAre("s1"));
+  EXPECT_THAT(d->clones, ElementsAre("web1", "web2"));
+  d = pool_->dependents("base@s1");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->snapshots.empty());
+  EXPECT_THAT(d->clones, ElementsAre("web3"));
+  EXPECT_TRUE(pool_->dependents("web1")->empty());
+  EXPECT_EQ(pool_->dependents("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
 // A volume cloned from a snapshot holds that snapshot from deletion.
 TEST_F(DirVolumesTest, CloneFromSnapshot) {
   core::Volume v = mustCreate("web1");

@@ -454,6 +454,27 @@ TEST_F(LvmThinTest, RemoveRefusedWithChildren) {
   EXPECT_THAT(runner_->commandsOf("lvremove"), ElementsAre("lvremove -y vg0/web1"));
 }
 
+// dependents() reads the same report as remove(): snapshots by name, clones by origin tag.
+TEST_F(LvmThinTest, DependentsFromTheReport) {
+  const std::string lvs = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB),
+                                   thin("base+golden", 64 * kMiB, "xenctl.origin=base", "Vri---tz-k"),
+                                   thin("web1", 64 * kMiB, "xenctl.origin=base+golden"),
+                                   thin("web0", 64 * kMiB, "xenctl.origin=base")});
+  auto p = open(lvs);
+  ASSERT_NE(p, nullptr);
+  runner_->queue("lvs", lvs);
+  auto d = p->dependents("base");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT(d->snapshots, ElementsAre("golden"));
+  EXPECT_THAT(d->clones, ElementsAre("web0"));
+  runner_->queue("lvs", lvs);
+  d = p->dependents("base@golden");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT(d->clones, ElementsAre("web1"));
+  runner_->queue("lvs", lvs);
+  EXPECT_EQ(p->dependents("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
 // Listing shows this thin pool's volumes only, with use from data_percent and snapshots by name.
 TEST_F(LvmThinTest, ListAndPoolInfo) {
   Lv other = thin("elsewhere", kGiB);
