@@ -16,6 +16,7 @@ Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& con
   std::vector<std::unique_ptr<core::VolumeManager>> pools;
   auto tools = std::make_shared<sys::PosixProcessRunner>();
   storage::LvmCommon lvm;
+  lvm.clock = &clock;
   lvm.runner = tools;
   lvm.lvm = std::make_shared<storage::LvmShells>();  // started on first use
   lvm.groups = std::make_shared<storage::VolumeGroups>();

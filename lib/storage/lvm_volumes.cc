@@ -51,6 +51,11 @@ LvmVolumes::LvmVolumes(std::string pool, std::string vg, LvmCommon common)
   if (!common_.groups) common_.groups = std::make_shared<VolumeGroups>();
 }
 
+Status LvmVolumes::checkCommon(const std::string& pool, const LvmCommon& common) {
+  if (!common.clock) return absl::InvalidArgumentError(absl::StrCat("pool '", pool, "': LvmCommon has no clock"));
+  return absl::OkStatus();
+}
+
 std::string LvmVolumes::lvName(const std::string& ref) {
   std::string lv = ref;
   std::replace(lv.begin(), lv.end(), '@', '+');
@@ -87,7 +92,7 @@ Result<LvmVolumes::Reservation> LvmVolumes::reserve(const std::string& exclusive
 }
 
 Result<std::vector<LvRow>> LvmVolumes::reportLocked() {
-  const absl::Time now = absl::Now();
+  const absl::Time now = common_.clock->now();
   if (auto recent = common_.groups->recentReport(vg_, now)) return *std::move(recent);
   auto rows = lvm_.lvs(vg_);
   if (!rows.ok()) return context(rows.status(), absl::StrCat("listing pool '", pool_, "' (VG ", vg_, ")"));
@@ -195,7 +200,7 @@ Status LvmVolumes::remove(const std::string& name) {
   XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(lvName(name))}), step));
   rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const LvRow& r) { return r.name == lvName(name); }),
              rows.end());
-  common_.groups->amend(vg_, std::move(rows), absl::Now());
+  common_.groups->amend(vg_, std::move(rows), common_.clock->now());
   return absl::OkStatus();
 }
 
@@ -333,6 +338,7 @@ LvmThinVolumes::LvmThinVolumes(std::string pool, LvmThinOptions options, LvmComm
 Result<std::unique_ptr<LvmThinVolumes>> LvmThinVolumes::open(std::string pool, LvmThinOptions options,
                                                              LvmCommon common) {
   XENCTL_RETURN_IF_ERROR(core::validateVolumeName(pool, "pool"));
+  XENCTL_RETURN_IF_ERROR(checkCommon(pool, common));
   if (options.vg.empty() || options.thinpool.empty())
     return absl::InvalidArgumentError(absl::StrCat("pool '", pool, "': an lvm-thin pool needs a vg and a thinpool"));
   std::unique_ptr<LvmThinVolumes> p(new LvmThinVolumes(std::move(pool), std::move(options), std::move(common)));
@@ -435,7 +441,7 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
   made.name = name;
   made.origin = lvName(base);
   made.tags = {tagArg(kOriginTag, lvName(base))};
-  made.time = absl::Now();
+  made.time = common_.clock->now();
   if (made.attr.size() >= 10) {
     made.attr[1] = 'w';
     made.attr[4] = 'a';
@@ -446,7 +452,7 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
     made.data_percent = made.data_percent * static_cast<double>(made.size) / static_cast<double>(size);
   made.size = size;
   m.rows.push_back(std::move(made));
-  common_.groups->amend(vg_, m.rows, absl::Now());
+  common_.groups->amend(vg_, m.rows, common_.clock->now());
   return volumeOf(m.rows, name);
 }
 
@@ -539,6 +545,7 @@ LvmSnapshotVolumes::LvmSnapshotVolumes(std::string pool, LvmSnapshotOptions opti
 Result<std::unique_ptr<LvmSnapshotVolumes>> LvmSnapshotVolumes::open(std::string pool, LvmSnapshotOptions options,
                                                                      LvmCommon common) {
   XENCTL_RETURN_IF_ERROR(core::validateVolumeName(pool, "pool"));
+  XENCTL_RETURN_IF_ERROR(checkCommon(pool, common));
   if (options.vg.empty())
     return absl::InvalidArgumentError(absl::StrCat("pool '", pool, "': an lvm-snapshot pool needs a vg"));
   std::unique_ptr<LvmSnapshotVolumes> p(

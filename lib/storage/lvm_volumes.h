@@ -52,6 +52,7 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "lib/core/clock.h"
 #include "lib/core/process_runner.h"
 #include "lib/core/volume.h"
 #include "lib/storage/name_holds.h"
@@ -64,6 +65,9 @@ namespace xenctl::storage {
 using WarnFn = std::function<void(const std::string& message)>;
 
 struct LvmCommon {
+  /// Required: the age of a reused report (VolumeGroups) and the creation
+  /// time of an LV the pool writes into its report itself. Outlives the pools.
+  const core::Clock* clock = nullptr;
   std::shared_ptr<core::ProcessRunner> runner;  ///< mkfs.ext4, e2fsck, resize2fs, blkdiscard
   std::shared_ptr<core::ProcessRunner> lvm;     ///< lvm2 commands (LvmShells); `runner` when null
   std::shared_ptr<VolumeGroups> groups;  ///< shared by the pools on one VG; made when null
@@ -93,7 +97,10 @@ class LvmVolumes : public core::VolumeManager {
   static Status validateRef(const std::string& ref, bool allow_snapshot);
 
  protected:
+  /// `common.clock` must be set (open() checks it).
   LvmVolumes(std::string pool, std::string vg, LvmCommon common);
+  /// INVALID_ARGUMENT naming the pool when `common` lacks what it needs.
+  static Status checkCommon(const std::string& pool, const LvmCommon& common);
 
   /// Whether the row is one of this pool's volumes or snapshots (its name aside).
   virtual bool ours(const LvRow& lv) const = 0;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "lib/storage/lvm.h"
 #include "lib/storage/lvm_volumes.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_process_runner.h"
 
 namespace xenctl::storage {
@@ -59,7 +60,9 @@ Lv thin(const std::string& name, uint64_t size, const std::string& tags = "", co
 // so that the tests can script each one.
 LvmCommon common(std::shared_ptr<core::ProcessRunner> runner, WarnFn warn = nullptr,
                  absl::Duration timeout = absl::Minutes(5), absl::Duration reuse = absl::ZeroDuration()) {
+  static const fakes::FakeClock clock;
   LvmCommon c;
+  c.clock = &clock;
   c.runner = std::move(runner);
   c.groups = std::make_shared<VolumeGroups>(reuse);
   c.warn = std::move(warn);
