@@ -389,44 +389,55 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
     return resolveDisks(*spec).status();
   };
   return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid}, precheck_volumes,
-               [this, spec, define_only = req.define_only, paused = req.paused,
-                uid = caller.uid](OperationContext& ctx) -> Status {
-                 auto guard = domainLock(spec->name);
-                 std::lock_guard op_lock(*guard);
-                 ctx.phase("define", 5, "storing the definition");
-                 const absl::Time now = clock_.now();
-                 state::DomainRecord rec{*spec, now, now, uid, false};
-                 {
-                   std::lock_guard lock(mu_);
-                   if (defs_.count(spec->name))
-                     return absl::AlreadyExistsError(absl::StrCat(quoted(spec->name), " already exists"));
-                   XENCTL_RETURN_IF_ERROR(store_.insertDomain(rec));
-                   defs_[spec->name] = rec;
-                   names_by_uuid_[spec->uuid] = spec->name;
-                 }
-                 publish(core::DomainEventKind::kDefined, *spec, -1, DomainState::kStopped);
-                 if (define_only) return absl::OkStatus();
+                           [this, spec, req, uid = caller.uid](OperationContext& ctx) -> Status {
+                             CreateRequest checked = req;
+                             checked.spec = *spec;
+                             return createNow(checked, uid, phasesOf(ctx)).status();
+                           });
+}
 
-                 // Undo: a failed or cancelled create leaves nothing behind.
-                 auto undefine = [&](Status why) {
-                   std::lock_guard lock(mu_);
-                   if (store_.deleteDomain(spec->name).ok()) {
-                     defs_.erase(spec->name);
-                     names_by_uuid_.erase(spec->uuid);
-                   }
-                   return why;
-                 };
-                 if (ctx.cancelled()) return undefine(absl::CancelledError("cancelled before the domain was created"));
-                 ctx.phase("create", 30, "creating the domain in the hypervisor");
-                 auto info = startInHypervisor(*spec, paused);
-                 if (!info.ok()) {
-                   Status why = undefine(context(info.status(), absl::StrCat("creating ", quoted(spec->name))));
-                   publish(core::DomainEventKind::kDeleted, *spec, -1, DomainState::kStopped, "create failed");
-                   return why;
-                 }
-                 ctx.phase("finalize", 90, absl::StrCat("running as domid ", info->domid));
-                 return setRunningExpected(spec->name, true);
-               });
+Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, int64_t owner_uid, const Phases& phases) {
+  if (req.spec.uuid.empty()) req.spec.uuid = core::newUuid();
+  XENCTL_ASSIGN_OR_RETURN(core::DomainSpec spec, core::normalizeSpec(std::move(req.spec)));
+  auto guard = domainLock(spec.name);
+  std::lock_guard op_lock(*guard);
+  phases.enter("define", 5, "storing the definition");
+  const absl::Time now = clock_.now();
+  state::DomainRecord rec{spec, now, now, owner_uid, false};
+  {
+    std::lock_guard lock(mu_);
+    if (defs_.count(spec.name)) return absl::AlreadyExistsError(absl::StrCat(quoted(spec.name), " already exists"));
+    if (names_by_uuid_.count(spec.uuid))
+      return absl::AlreadyExistsError(
+          absl::StrCat("uuid ", spec.uuid, " is already used by ", quoted(names_by_uuid_.at(spec.uuid))));
+    XENCTL_RETURN_IF_ERROR(store_.insertDomain(rec));
+    defs_[spec.name] = rec;
+    names_by_uuid_[spec.uuid] = spec.name;
+  }
+  publish(core::DomainEventKind::kDefined, spec, -1, DomainState::kStopped);
+  if (req.define_only) return spec;
+
+  // Undo: a failed or cancelled create leaves nothing behind.
+  auto undefine = [&](Status why) {
+    std::lock_guard lock(mu_);
+    if (store_.deleteDomain(spec.name).ok()) {
+      defs_.erase(spec.name);
+      names_by_uuid_.erase(spec.uuid);
+    }
+    return why;
+  };
+  if (phases.stop.stop_requested())
+    return undefine(absl::CancelledError("cancelled before the domain was created"));
+  phases.enter("create", 30, "creating the domain in the hypervisor");
+  auto info = startInHypervisor(spec, req.paused);
+  if (!info.ok()) {
+    Status why = undefine(context(info.status(), absl::StrCat("creating ", quoted(spec.name))));
+    publish(core::DomainEventKind::kDeleted, spec, -1, DomainState::kStopped, "create failed");
+    return why;
+  }
+  phases.enter("finalize", 90, absl::StrCat("running as domid ", info->domid));
+  XENCTL_RETURN_IF_ERROR(setRunningExpected(spec.name, true));
+  return spec;
 }
 
 Result<OperationRecord> DomainManager::start(const std::string& name, bool paused, const Caller& caller) {
@@ -437,11 +448,8 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
     XENCTL_RETURN_IF_ERROR(checkVolumesFree(rec.spec));
     return resolveDisks(rec.spec).status();
   };
-  return ops_.startChecked({"start-domain", name, caller.request_id, caller.uid}, precheck,
-      [this, name, paused](OperationContext& ctx) -> Status {
-    auto guard = domainLock(name);
-    std::lock_guard op_lock(*guard);
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  return runVerb("start-domain", name, caller, precheck,
+                 [this, name, paused](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("create", 10, "creating the domain in the hypervisor");
     auto info = startInHypervisor(rec.spec, paused);
     XENCTL_RETURN_IF_ERROR(context(info.status(), absl::StrCat("starting ", quoted(name))));
@@ -451,17 +459,14 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
 
 Result<OperationRecord> DomainManager::shutdown(const std::string& name, ShutdownRequest req, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return ops_.startChecked({"shutdown-domain", name, caller.request_id, caller.uid}, precheck,
-      [this, name, req](OperationContext& ctx) -> Status {
-    auto guard = domainLock(name);
-    std::lock_guard op_lock(*guard);
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  return runVerb("shutdown-domain", name, caller, precheck,
+                 [this, name, req](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("shutdown", 10, "asking the guest to shut down");
     XENCTL_RETURN_IF_ERROR(
         context(hv_.shutdownDomain(rec.spec.uuid), absl::StrCat("shutting down ", quoted(name))));
     ctx.phase("wait", 20, absl::StrCat("waiting up to ", absl::FormatDuration(req.timeout), " for the guest"));
     // Wait on hypervisor events (and cancellation), never on a timer tick.
-    const absl::Time deadline = absl::Now() + req.timeout;
+    const absl::Time deadline = clock_.now() + req.timeout;
     std::stop_callback wake(ctx.stopToken(), [this] { hv_changed_.notify_all(); });
     for (;;) {
       uint64_t seen;
@@ -477,8 +482,10 @@ Result<OperationRecord> DomainManager::shutdown(const std::string& name, Shutdow
       if (info.ok() && info->state == DomainState::kShutdown) return absl::OkStatus();  // on_poweroff=preserve
       if (ctx.cancelled()) return absl::CancelledError(absl::StrCat("stopped waiting for ", quoted(name)));
       std::unique_lock lock(mu_);
-      if (!hv_changed_.wait_until(lock, absl::ToChronoTime(deadline),
-                                  [&] { return hv_event_count_ != seen || ctx.cancelled(); }))
+      const absl::Duration left = deadline - clock_.now();
+      if (left <= absl::ZeroDuration() ||
+          !hv_changed_.wait_for(lock, absl::ToChronoNanoseconds(left),
+                                [&] { return hv_event_count_ != seen || ctx.cancelled(); }))
         break;
     }
     if (!req.force)
@@ -493,11 +500,8 @@ Result<OperationRecord> DomainManager::shutdown(const std::string& name, Shutdow
 
 Result<OperationRecord> DomainManager::reboot(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return ops_.startChecked({"reboot-domain", name, caller.request_id, caller.uid}, precheck,
-      [this, name](OperationContext& ctx) -> Status {
-    auto guard = domainLock(name);
-    std::lock_guard op_lock(*guard);
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  return runVerb("reboot-domain", name, caller, precheck,
+                 [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("reboot", 10, "asking the guest to reboot");
     return context(hv_.rebootDomain(rec.spec.uuid), absl::StrCat("rebooting ", quoted(name)));
   });
@@ -505,11 +509,8 @@ Result<OperationRecord> DomainManager::reboot(const std::string& name, const Cal
 
 Result<OperationRecord> DomainManager::destroy(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return ops_.startChecked({"destroy-domain", name, caller.request_id, caller.uid}, precheck,
-      [this, name](OperationContext& ctx) -> Status {
-    auto guard = domainLock(name);
-    std::lock_guard op_lock(*guard);
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  return runVerb("destroy-domain", name, caller, precheck,
+                 [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("destroy", 10, "destroying the domain");
     XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
     return setRunningExpected(name, false);
@@ -526,47 +527,75 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
     if (delete_volumes) XENCTL_RETURN_IF_ERROR(deletableVolumes(rec).status());
     return absl::OkStatus();
   };
-  return ops_.startChecked({"delete-domain", name, caller.request_id, caller.uid}, precheck,
-      [this, name, delete_volumes](OperationContext& ctx) -> Status {
-    auto guard = domainLock(name);
-    std::lock_guard op_lock(*guard);
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
-    // Checked again before anything changes: a clone or snapshot may have
-    // been made since the call.
-    std::vector<core::VolumeRef> volumes;
-    if (delete_volumes) {
-      XENCTL_ASSIGN_OR_RETURN(volumes, deletableVolumes(rec));
-    }
-    if (presentInfo(rec).ok()) {
-      ctx.phase("destroy", 10, "destroying the running domain");
-      XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
-    }
-    ctx.phase("undefine", 40, "removing the definition");
-    {
-      std::lock_guard lock(mu_);
-      XENCTL_RETURN_IF_ERROR(store_.deleteDomain(name));
-      defs_.erase(name);
-      names_by_uuid_.erase(rec.spec.uuid);
-      stop_reasons_.erase(rec.spec.uuid);
-    }
-    publish(core::DomainEventKind::kDeleted, rec.spec, -1, DomainState::kStopped);
-    if (volumes.empty()) return absl::OkStatus();
-    // The domain is gone for good from here: a volume that fails to go is
-    // reported, and the others are still deleted.
-    ctx.phase("delete-volumes", 60, absl::StrCat("deleting ", volumes.size(), " volume(s)"));
-    std::vector<std::string> failed;
-    Status first;
-    for (const auto& ref : volumes) {
-      Status st = storage_.removeNow(ref.pool, ref.name);
-      if (st.ok() || absl::IsNotFound(st)) continue;  // NOT_FOUND: the volume, or its pool, is gone
-      failed.push_back(absl::StrCat(ref.target(), " (", st.message(), ")"));
-      if (first.ok()) first = st;
-    }
-    if (failed.empty()) return absl::OkStatus();
-    return Status(first.code(), absl::StrCat(quoted(name), " is deleted, but not its volumes ",
-                                             absl::StrJoin(failed, ", "),
-                                             "; delete them with `vm-volume delete NAME --pool POOL`"));
-  });
+  return runVerb("delete-domain", name, caller, precheck,
+                 [this, delete_volumes](OperationContext& ctx, state::DomainRecord& rec) -> Status {
+                   return removeLocked(rec, delete_volumes, phasesOf(ctx));
+                 });
+}
+
+Status DomainManager::removeNow(const std::string& name, bool delete_volumes, const Phases& phases) {
+  return locked(name, [&](state::DomainRecord& rec) { return removeLocked(rec, delete_volumes, phases); });
+}
+
+Status DomainManager::removeLocked(const state::DomainRecord& rec, bool delete_volumes, const Phases& phases) {
+  const std::string& name = rec.spec.name;
+  // Checked again before anything changes: a clone or snapshot may have
+  // been made since the call.
+  std::vector<core::VolumeRef> volumes;
+  if (delete_volumes) {
+    XENCTL_ASSIGN_OR_RETURN(volumes, deletableVolumes(rec));
+  }
+  if (presentInfo(rec).ok()) {
+    phases.enter("destroy", 10, "destroying the running domain");
+    XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
+  }
+  phases.enter("undefine", 40, "removing the definition");
+  {
+    std::lock_guard lock(mu_);
+    XENCTL_RETURN_IF_ERROR(store_.deleteDomain(name));
+    defs_.erase(name);
+    names_by_uuid_.erase(rec.spec.uuid);
+    stop_reasons_.erase(rec.spec.uuid);
+  }
+  publish(core::DomainEventKind::kDeleted, rec.spec, -1, DomainState::kStopped);
+  if (volumes.empty()) return absl::OkStatus();
+  // The domain is gone for good from here: a volume that fails to go is
+  // reported, and the others are still deleted.
+  phases.enter("delete-volumes", 60, absl::StrCat("deleting ", volumes.size(), " volume(s)"));
+  std::vector<std::string> failed;
+  Status first;
+  for (const auto& ref : volumes) {
+    Status st = storage_.removeNow(ref.pool, ref.name);
+    if (st.ok() || absl::IsNotFound(st)) continue;  // NOT_FOUND: the volume, or its pool, is gone
+    failed.push_back(absl::StrCat(ref.target(), " (", st.message(), ")"));
+    if (first.ok()) first = st;
+  }
+  if (failed.empty()) return absl::OkStatus();
+  return Status(first.code(), absl::StrCat(quoted(name), " is deleted, but not its volumes ",
+                                           absl::StrJoin(failed, ", "),
+                                           "; delete them with `vm-volume delete NAME --pool POOL`"));
+}
+
+DomainManager::Phases DomainManager::phasesOf(OperationContext& ctx) {
+  return {[&ctx](const std::string& name, uint32_t percent, const std::string& message) {
+            ctx.phase(name, percent, message);
+          },
+          ctx.stopToken()};
+}
+
+Result<OperationRecord> DomainManager::runVerb(const std::string& kind, const std::string& name, const Caller& caller,
+                                               const std::function<Status()>& precheck, VerbWork work) {
+  return ops_.startChecked({kind, name, caller.request_id, caller.uid}, precheck,
+                           [this, name, work = std::move(work)](OperationContext& ctx) -> Status {
+                             return locked(name, [&](state::DomainRecord& rec) { return work(ctx, rec); });
+                           });
+}
+
+Status DomainManager::locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work) {
+  auto guard = domainLock(name);
+  std::lock_guard op_lock(*guard);
+  XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  return work(rec);
 }
 
 Status DomainManager::requirePresent(const std::string& name) {
@@ -577,11 +606,8 @@ Status DomainManager::requirePresent(const std::string& name) {
 
 Result<OperationRecord> DomainManager::pause(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return ops_.startChecked({"pause-domain", name, caller.request_id, caller.uid}, precheck,
-      [this, name](OperationContext& ctx) -> Status {
-    auto guard = domainLock(name);
-    std::lock_guard op_lock(*guard);
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  return runVerb("pause-domain", name, caller, precheck,
+                 [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("pause", 10);
     return context(hv_.pauseDomain(rec.spec.uuid), absl::StrCat("pausing ", quoted(name)));
   });
@@ -589,11 +615,8 @@ Result<OperationRecord> DomainManager::pause(const std::string& name, const Call
 
 Result<OperationRecord> DomainManager::unpause(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return ops_.startChecked({"unpause-domain", name, caller.request_id, caller.uid}, precheck,
-      [this, name](OperationContext& ctx) -> Status {
-    auto guard = domainLock(name);
-    std::lock_guard op_lock(*guard);
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  return runVerb("unpause-domain", name, caller, precheck,
+                 [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("unpause", 10);
     return context(hv_.unpauseDomain(rec.spec.uuid), absl::StrCat("unpausing ", quoted(name)));
   });
@@ -613,11 +636,8 @@ Result<OperationRecord> DomainManager::setResources(const std::string& name, Res
                                                      rec.spec.maxmem_mib, " MiB (maxmem)"));
     return absl::OkStatus();
   };
-  return ops_.startChecked({"set-domain-resources", name, caller.request_id, caller.uid}, precheck,
-      [this, name, r](OperationContext& ctx) -> Status {
-    auto guard = domainLock(name);
-    std::lock_guard op_lock(*guard);
-    XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+  return runVerb("set-domain-resources", name, caller, precheck,
+                 [this, name, r](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     if (presentInfo(rec).ok()) {
       ctx.phase("apply", 10, "changing the running domain");
       if (r.vcpus) XENCTL_RETURN_IF_ERROR(context(hv_.setVcpus(rec.spec.uuid, r.vcpus), "setting vcpus"));

@@ -19,9 +19,11 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -101,6 +103,35 @@ class DomainManager {
   /// operation's error; the domain stays deleted.
   Result<core::OperationRecord> remove(const std::string& name, bool force, bool delete_volumes,
                                        const Caller& caller);
+
+  // The work of create() and remove(), done at once in the calling thread
+  // and starting no operation: for steps of a larger operation (a
+  // provisioning saga) that must not start one of their own. They take the
+  // domain's lock and make the checks that protect state (a taken name or
+  // uuid, volumes in use, --delete-volumes' refusals); the request checks
+  // of create() and remove() (a running domain without force) are the
+  // caller's.
+
+  /// Where the work reports its phases (as an operation's, 0..100) and
+  /// hears that it should stop. Both may be empty.
+  struct Phases {
+    std::function<void(const std::string& name, uint32_t percent, const std::string& message)> phase;
+    std::stop_token stop;
+    void enter(const std::string& name, uint32_t percent, const std::string& message = "") const {
+      if (phase) phase(name, percent, message);
+    }
+  };
+  /// Defines the domain (a uuid is assigned when empty; the spec is
+  /// normalized) owned by `owner_uid` and, unless define_only, starts it.
+  /// A failed or stopped start undefines it again, leaving nothing behind.
+  /// Returns the spec as defined. INVALID_ARGUMENT for a bad spec,
+  /// ALREADY_EXISTS for a taken name or uuid, FAILED_PRECONDITION for
+  /// volumes that cannot be used (see the top of this file).
+  Result<core::DomainSpec> createNow(CreateRequest req, int64_t owner_uid, const Phases& phases = {});
+  /// Destroys the domain when present, removes its definition and, with
+  /// `delete_volumes`, its volumes, as remove() does. NOT_FOUND for an
+  /// unknown name.
+  Status removeNow(const std::string& name, bool delete_volumes, const Phases& phases = {});
   Result<core::OperationRecord> pause(const std::string& name, const Caller& caller);
   Result<core::OperationRecord> unpause(const std::string& name, const Caller& caller);
   /// Live when present, and kept in the spec for the next start.
@@ -112,6 +143,21 @@ class DomainManager {
   Result<std::string> consolePath(const std::string& name, bool read_only);
 
  private:
+  /// What a verb does to an existing domain of ours once its operation
+  /// runs: it holds the domain's lock and has its definition as stored.
+  using VerbWork = std::function<Status(OperationContext& ctx, state::DomainRecord& rec)>;
+  /// The one frame of the verbs on an existing domain: `precheck` runs at
+  /// once (its error is the call's, and no operation is made), then an
+  /// operation `kind` on `name` takes the domain's lock, loads the
+  /// definition (the domain may be gone by then) and runs `work`. A verb
+  /// built on it cannot forget the lock.
+  Result<core::OperationRecord> runVerb(const std::string& kind, const std::string& name, const Caller& caller,
+                                        const std::function<Status()>& precheck, VerbWork work);
+  /// Runs `work` holding `name`'s lock, with its definition loaded: the
+  /// frame under runVerb and the *Now methods.
+  Status locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work);
+  static Phases phasesOf(OperationContext& ctx);
+  Status removeLocked(const state::DomainRecord& rec, bool delete_volumes, const Phases& phases);
   Result<state::DomainRecord> definition(const std::string& name);
   Status saveDefinition(const state::DomainRecord& rec);
   /// The API's view of one of ours; `live` is null when it is not in the hypervisor.

@@ -82,10 +82,17 @@ Result<core::OperationRecord> StorageManager::clone(const std::string& pool_name
     return freeName(*p, name);
   };
   return ops_.startChecked({"clone-volume", targetOf(*p, name), caller.request_id, caller.uid}, precheck,
-               [p, source, name, size_bytes](OperationContext& ctx) -> Status {
+               [this, pool_name = p->poolName(), source, name, size_bytes](OperationContext& ctx) -> Status {
                  ctx.phase("clone", 5, absl::StrCat("cloning ", source));
-                 return p->clone(source, name, size_bytes, copyProgress(ctx)).status();
+                 return cloneNow(pool_name, source, name, size_bytes, copyProgress(ctx)).status();
                });
+}
+
+Result<core::Volume> StorageManager::cloneNow(const std::string& pool_name, const std::string& source,
+                                              const std::string& name, uint64_t size_bytes,
+                                              const core::CopyProgress& progress) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  return p->clone(source, name, size_bytes, progress);
 }
 
 Result<core::OperationRecord> StorageManager::snapshot(const std::string& pool_name, const std::string& volume,
@@ -142,11 +149,19 @@ Result<core::OperationRecord> StorageManager::resize(const std::string& pool_nam
     return absl::OkStatus();
   };
   return ops_.startChecked({"resize-volume", targetOf(*p, name), caller.request_id, caller.uid}, precheck,
-               [this, p, name, size_bytes, step](OperationContext& ctx) -> Status {
-                 XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
+               [this, pool_name = p->poolName(), name, size_bytes](OperationContext& ctx) -> Status {
                  ctx.phase("resize", 5, absl::StrCat("growing to ", size_bytes, " bytes"));
-                 return p->resize(name, size_bytes).status();
+                 return resizeNow(pool_name, name, size_bytes).status();
                });
+}
+
+Result<core::Volume> StorageManager::resizeNow(const std::string& pool_name, const std::string& name,
+                                               uint64_t size_bytes) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  // Checked again: a domain may have started since the call. Its file system
+  // is grown offline, which a running guest must not see.
+  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, absl::StrCat("resizing '", targetOf(*p, name), "'")));
+  return p->resize(name, size_bytes);
 }
 
 Result<core::OperationRecord> StorageManager::remove(const std::string& pool_name, const std::string& name,

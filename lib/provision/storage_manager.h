@@ -59,6 +59,14 @@ class StorageManager {
   /// domain uses it or while it has dependents; NOT_FOUND for an unknown
   /// pool or volume.
   Status removeNow(const std::string& pool, const std::string& name);
+  /// A writable clone of `source` (a volume or "VOL@SNAP") named `name`, of
+  /// `size_bytes` (0: the source's), as VolumeManager::clone; `progress`
+  /// hears of the copy and may stop it (CANCELLED, nothing left behind).
+  Result<core::Volume> cloneNow(const std::string& pool, const std::string& source, const std::string& name,
+                                uint64_t size_bytes, const core::CopyProgress& progress = {});
+  /// Grows the volume and its file system: FAILED_PRECONDITION while a
+  /// running domain uses it, else as VolumeManager::resize.
+  Result<core::Volume> resizeNow(const std::string& pool, const std::string& name, uint64_t size_bytes);
 
   /// Every pool's volumes ("" = all pools), by pool then name. NOT_FOUND for an unknown pool.
   Result<std::vector<core::Volume>> list(const std::string& pool);

@@ -449,5 +449,31 @@ TEST_F(DomainManagerTest, VolumeDeleteFailureIsReported) {
   EXPECT_TRUE(pool_->get("root").ok());
 }
 
+// createNow and removeNow do create's and delete's work in the calling
+// thread without an operation of their own, with the same checks and undo.
+TEST_F(DomainManagerTest, NowMethodsStartNoOperation) {
+  volume("root");
+  const size_t ops_before = ops_->list("", false, 100).size();
+  std::vector<std::string> phases;
+  DomainManager::Phases seen{[&](const std::string& n, uint32_t, const std::string&) { phases.push_back(n); }, {}};
+  auto made = domains_->createNow({withDisk("web1", "vol:main/root"), false, false}, 1000, seen);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_FALSE(made->uuid.empty());
+  EXPECT_EQ(stateOf("web1"), DomainState::kRunning);
+  EXPECT_EQ(phases, (std::vector<std::string>{"define", "create", "finalize"}));
+  EXPECT_EQ(usage_->userOf("vol:main/root"), "web1");
+  EXPECT_EQ(domains_->createNow({spec("web1"), true, false}, 1000).status().code(), absl::StatusCode::kAlreadyExists);
+  // A start that fails leaves no definition behind.
+  EXPECT_EQ(domains_->createNow({withDisk("web2", "vol:main/root"), false, false}, 1000).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(domains_->get("web2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(domains_->removeNow("web1", true).ok());
+  EXPECT_EQ(domains_->get("web1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pool_->get("root").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(usage_->users().empty());
+  EXPECT_EQ(domains_->removeNow("web1", false).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ops_->list("", false, 100).size(), ops_before);
+}
+
 }  // namespace
 }  // namespace xenctl::provision

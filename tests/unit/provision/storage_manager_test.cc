@@ -125,5 +125,30 @@ TEST_F(StorageManagerTest, BackendRefusalFailsTheOperation) {
   EXPECT_THAT(op.status.message(), HasSubstr("web1"));
 }
 
+// cloneNow, resizeNow and removeNow work at once, start no operation, and
+// keep a running domain's volume as the operations do.
+TEST_F(StorageManagerTest, NowMethodsStartNoOperation) {
+  done(storage_->create({"", "base", 16 * kMiB, std::nullopt}, req()));
+  const size_t ops_before = ops_.list("", false, 100).size();
+  auto c = storage_->cloneNow("default", "base", "web1", 0);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->origin, "base");
+  EXPECT_EQ(storage_->cloneNow("nope", "base", "web2", 0).status().code(), absl::StatusCode::kNotFound);
+  core::DomainSpec dom1;
+  dom1.name = "dom1";
+  dom1.disks = {{"vol:default/web1", "xvda", "w", ""}};
+  usage_.record(dom1, 3);
+  EXPECT_EQ(storage_->resizeNow("default", "web1", 32 * kMiB).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(storage_->removeNow("default", "web1").code(), absl::StatusCode::kFailedPrecondition);
+  usage_.release("dom1");
+  auto grown = storage_->resizeNow("default", "web1", 32 * kMiB);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  EXPECT_EQ(grown->size_bytes, 32 * kMiB);
+  EXPECT_EQ(storage_->removeNow("default", "base").code(), absl::StatusCode::kFailedPrecondition);  // cloned
+  EXPECT_TRUE(storage_->removeNow("default", "web1").ok());
+  EXPECT_TRUE(storage_->removeNow("default", "base").ok());
+  EXPECT_EQ(ops_.list("", false, 100).size(), ops_before);
+}
+
 }  // namespace
 }  // namespace xenctl::provision
