@@ -475,5 +475,25 @@ TEST_F(DomainManagerTest, NowMethodsStartNoOperation) {
   EXPECT_EQ(ops_->list("", false, 100).size(), ops_before);
 }
 
+// The volumes a domain uses follow the hypervisor's word: an on_* restart
+// keeps them in use, an end reported by the hypervisor frees them, and a
+// domain taken back after a daemon restart uses them again.
+TEST_F(DomainManagerTest, VolumeUseFollowsTheHypervisor) {
+  volume("root");
+  volume("data");
+  core::DomainSpec s = withDisk("web1", "vol:main/root");
+  s.on_crash = core::LifecycleAction::kRestart;
+  done(domains_->create({s, false, false}, caller_));
+  done(domains_->create({withDisk("web2", "vol:main/data"), false, false}, caller_));
+  ASSERT_TRUE(hv_->crashDomain(domains_->get("web1")->spec.uuid).ok());  // on_crash=restart
+  EXPECT_EQ(usage_->userOf("vol:main/root"), "web1");
+  ASSERT_TRUE(hv_->crashDomain(domains_->get("web2")->spec.uuid).ok());  // on_crash=destroy
+  EXPECT_FALSE(usage_->userOf("vol:main/data"));
+  EXPECT_EQ(done(storage_->remove("main", "data", caller_)).state, OperationState::kSucceeded);
+  restart(kKeepDomains);
+  EXPECT_EQ(usage_->userOf("vol:main/root"), "web1");
+  EXPECT_EQ(storage_->remove("main", "root", caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace xenctl::provision
