@@ -39,6 +39,10 @@ struct NetworkInterface {
   std::string address;  ///< "10.0.0.5/24" (IPv4 or IPv6, with a prefix length)
   std::string gateway;  ///< "" = none
   std::vector<std::string> dns;
+  /// The vif's position (devid) in the domain's spec, -1 = its position in
+  /// Customizations::networks. Only ifupdown needs it: it matches interfaces
+  /// by name, and a PV guest names vif N "enXN" (udev, Debian 12) or "ethN".
+  int vif_index = -1;
 };
 
 struct Customizations {
@@ -52,6 +56,9 @@ struct Customizations {
   std::optional<std::string> cloud_init_user_data;
   /// The domain's uuid: the NoCloud instance-id and nothing else.
   std::string instance_id;
+  /// The domain's name, for error messages only ("customizing 'web1': …");
+  /// "" = the hostname, else the device path.
+  std::string domain_name;
   /// A new machine-id, SSH host keys and random seed (the default).
   bool reset_identity = true;
 
