@@ -250,6 +250,44 @@ Result<std::string> randomBytes(size_t n) {
   return out;
 }
 
+/// Comments out the ifupdown stanzas (and auto/allow-* mentions) of the
+/// interfaces in `names`; sets *sources_dir when the text sources
+/// interfaces.d. Returns whether anything changed.
+bool disableStanzas(std::vector<std::string>& lines, const std::set<std::string>& names, bool* sources_dir) {
+  constexpr std::string_view kMark = "# disabled by xenctl: ";
+  bool in_ours = false, changed = false;
+  for (auto& line : lines) {
+    std::vector<std::string> w = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (w.empty() || w[0][0] == '#') {
+      if (in_ours && !w.empty()) {
+        line = absl::StrCat(av(kMark), line);
+        changed = true;
+      }
+      continue;
+    }
+    bool keyword = w[0] == "iface" || w[0] == "mapping" || w[0] == "auto" || absl::StartsWith(w[0], "allow-") ||
+                   w[0] == "source" || w[0] == "source-directory" || w[0] == "rename" || w[0] == "no-auto-down" ||
+                   w[0] == "no-scripts";
+    if (keyword) in_ours = w[0] == "iface" && w.size() > 1 && names.count(w[1]);
+    if (sources_dir && (w[0] == "source" || w[0] == "source-directory") && w.size() > 1 &&
+        absl::StrContains(w[1], "interfaces.d"))
+      *sources_dir = true;
+    if (in_ours) {
+      line = absl::StrCat(av(kMark), line);
+      changed = true;
+    } else if (w[0] == "auto" || absl::StartsWith(w[0], "allow-")) {
+      std::vector<std::string> kept{w[0]};
+      for (size_t k = 1; k < w.size(); ++k)
+        if (!names.count(w[k])) kept.push_back(w[k]);
+      if (kept.size() != w.size()) {
+        line = kept.size() == 1 ? absl::StrCat(av(kMark), line) : absl::StrJoin(kept, " ");
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
 /// Plans every change of one request against one tree, then writes them.
 class Plan {
  public:
@@ -262,8 +300,15 @@ class Plan {
     for (const auto& k : c_.ssh_keys) XENCTL_RETURN_IF_ERROR(planSshKeys(k));
     if (!c_.networks.empty()) XENCTL_RETURN_IF_ERROR(planNetworks());
     if (c_.cloud_init_user_data) XENCTL_RETURN_IF_ERROR(planCloudInit());
-    if (c_.reset_identity) XENCTL_RETURN_IF_ERROR(planIdentity());
+    // Files are checked before ssh-keygen runs but written last, so that
+    // they win over anything else planned for the same path.
+    size_t first_file_op = ops_.size();
     for (const auto& f : c_.files) XENCTL_RETURN_IF_ERROR(planFile(f));
+    std::vector<Op> file_ops(std::make_move_iterator(ops_.begin() + first_file_op),
+                             std::make_move_iterator(ops_.end()));
+    ops_.resize(first_file_op);
+    if (c_.reset_identity) XENCTL_RETURN_IF_ERROR(planIdentity());
+    ops_.insert(ops_.end(), std::make_move_iterator(file_ops.begin()), std::make_move_iterator(file_ops.end()));
     return absl::OkStatus();
   }
 
@@ -413,9 +458,9 @@ class Plan {
         pw->add({u.name, "x", absl::StrCat(uid), absl::StrCat(gid), "", home, shell});
         gr->add({u.name, "x", absl::StrCat(gid), ""});
         if (gs->present) gs->add({u.name, "!", "", ""});
+        // A directory already there is left as it is, as useradd -m does.
         mkdirs(what, "/home", {0755, 0, 0});
         mkdirs(what, home, {0755, uid, gid});
-        own(what, home, {0755, uid, gid});
       }
       // An empty lastchg field turns password aging off: no wall clock needed.
       int si = sh->find(u.name);
@@ -502,10 +547,20 @@ class Plan {
       return fail(what, absl::StatusCode::kFailedPrecondition,
                   absl::StrCat("the home directory '", home, "' in the image's /etc/passwd is not usable"));
     if (auto l = tree_.list(home); !l.ok() && !absl::IsNotFound(l.status())) return fail(what, l.status());
+    // A root forked from a used domain may hold links its users planted: never
+    // chown through a link (~/.ssh -> /root/.ssh), never copy a link's target
+    // (authorized_keys -> /etc/shadow) into the user's file.
+    for (const std::string& p : {home, home + "/.ssh"})
+      if (auto st = tree_.stat(p); st.ok() && st->type == core::FileType::kSymlink)
+        return fail(what, absl::StatusCode::kFailedPrecondition,
+                    absl::StrCat(p, " is a symbolic link; refusing to follow it (make it a directory)"));
 
     std::string dir = home + "/.ssh";
     std::string path = dir + "/authorized_keys";
-    XENCTL_ASSIGN_OR_RETURN(auto existing, read(what, path));
+    std::optional<std::string> existing;
+    if (auto st = tree_.stat(path); planned_.count(path) || (st.ok() && st->type != core::FileType::kSymlink)) {
+      XENCTL_ASSIGN_OR_RETURN(existing, read(what, path));
+    }
     std::vector<std::string> lines = splitLines(existing.value_or(""));
     std::set<std::string> have;
     for (const auto& l : lines) have.insert(std::string(absl::StripAsciiWhitespace(l)));
@@ -593,41 +648,26 @@ class Plan {
     const std::string what = "network: /etc/network/interfaces";
     XENCTL_ASSIGN_OR_RETURN(auto main_text, read(what, "/etc/network/interfaces"));
     std::vector<std::string> lines = splitLines(main_text.value_or(""));
-    bool in_ours = false, sources_dir = false, changed = false;
-    for (auto& line : lines) {
-      std::vector<std::string> w = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-      if (w.empty() || w[0][0] == '#') {
-        if (in_ours && !w.empty()) {
-          line = "# disabled by xenctl: " + line;
-          changed = true;
-        }
-        continue;
-      }
-      bool keyword = w[0] == "iface" || w[0] == "mapping" || w[0] == "auto" || absl::StartsWith(w[0], "allow-") ||
-                     w[0] == "source" || w[0] == "source-directory" || w[0] == "rename" || w[0] == "no-auto-down" ||
-                     w[0] == "no-scripts";
-      if (keyword) in_ours = w[0] == "iface" && w.size() > 1 && names.count(w[1]);
-      if ((w[0] == "source" || w[0] == "source-directory") && w.size() > 1 && absl::StrContains(w[1], "interfaces.d"))
-        sources_dir = true;
-      if (in_ours) {
-        line = "# disabled by xenctl: " + line;
-        changed = true;
-      } else if (w[0] == "auto" || absl::StartsWith(w[0], "allow-")) {
-        std::vector<std::string> kept{w[0]};
-        for (size_t k = 1; k < w.size(); ++k)
-          if (!names.count(w[k])) kept.push_back(w[k]);
-        if (kept.size() != w.size()) {
-          line = kept.size() == 1 ? "# disabled by xenctl: " + line : absl::StrJoin(kept, " ");
-          changed = true;
-        }
-      }
-    }
+    bool sources_dir = false;
+    bool changed = disableStanzas(lines, names, &sources_dir);
     if (!sources_dir) {
       lines.push_back("source /etc/network/interfaces.d/*");
       changed = true;
     }
     if (changed)
       write(what, "/etc/network/interfaces", joinLines(lines), attrsOr("/etc/network/interfaces", {0644, 0, 0}));
+    if (auto others = tree_.list("/etc/network/interfaces.d"); others.ok()) {
+      for (const auto& name : *others) {
+        std::string path = "/etc/network/interfaces.d/" + name;
+        auto st = tree_.stat(path);
+        if (absl::StartsWith(name, "xenctl-") || !st.ok() || st->type != core::FileType::kRegular) continue;
+        std::string file_what = "network: " + path;
+        XENCTL_ASSIGN_OR_RETURN(auto text, read(file_what, path));
+        std::vector<std::string> file_lines = splitLines(text.value_or(""));
+        if (disableStanzas(file_lines, names, nullptr))
+          write(file_what, path, joinLines(file_lines), attrsOr(path, {0644, 0, 0}));
+      }
+    }
     return absl::OkStatus();
   }
 

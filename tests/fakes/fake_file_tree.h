@@ -67,7 +67,6 @@ class FakeFileTree final : public core::FileTree {
     XENCTL_ASSIGN_OR_RETURN(Node * n, walk(path, /*follow_last=*/true, &attrs));
     if (n->type != core::FileType::kDirectory)
       return absl::FailedPreconditionError(absl::StrCat(av(path), " exists and is not a directory"));
-    ++state_->mutations;
     return absl::OkStatus();
   }
 
@@ -191,7 +190,8 @@ class FakeFileTree final : public core::FileTree {
     dumpInto(state_->root, "", out);
     return out;
   }
-  /// Successful changes through any handle, and close() calls.
+  /// Changes made through any handle (a mkdirs that finds everything
+  /// there makes none), and close() calls.
   int mutations() const { return state_->mutations; }
   int closes() const { return state_->closes; }
   bool closed() const { return closed_; }
@@ -261,6 +261,7 @@ class FakeFileTree final : public core::FileTree {
         auto n = std::make_unique<Node>(core::FileType::kDirectory, *mkdir);
         Node* raw = n.get();
         cur->children[c] = std::move(n);
+        ++state_->mutations;
         stack.push_back(raw);
         continue;
       }

@@ -208,6 +208,20 @@ TEST_F(CustomizerTest, SshKeysForRootAndMissingHome) {
   EXPECT_EQ(stat("/srv").uid, 0u);
 }
 
+// Links planted in a home (a root forked from a used domain) are never followed for keys.
+TEST_F(CustomizerTest, SshKeysRefuseLinkedSshDirAndReplaceLinkedFile) {
+  tree_.addSymlink("/home/alice/.ssh", "/root");
+  auto c = only();
+  c.ssh_keys = {{"alice", {kEdKey}}};
+  expectRefusedUnchanged(c, absl::StatusCode::kFailedPrecondition,
+                         "ssh key for user 'alice': /home/alice/.ssh is a symbolic link; refusing to follow it");
+  ASSERT_TRUE(tree_.remove("/home/alice/.ssh", false).ok());
+  tree_.addSymlink("/home/alice/.ssh/authorized_keys", "/etc/shadow");
+  ASSERT_TRUE(apply(c).ok());
+  EXPECT_EQ(read("/home/alice/.ssh/authorized_keys"), absl::StrCat(kEdKey, "\n"));
+  EXPECT_THAT(read("/etc/shadow"), StartsWith("root:*:"));
+}
+
 // A key for a user the image does not have is refused with the brief's message; a key must be one line.
 TEST_F(CustomizerTest, SshKeyErrors) {
   auto c = only();
@@ -255,6 +269,16 @@ TEST_F(CustomizerTest, UserWithoutHashIsLockedAndIdsAreFree) {
   EXPECT_THAT(read("/etc/shadow"), EndsWith("bob:!::0:99999:7:::\n"));
   EXPECT_THAT(read("/etc/passwd"), HasSubstr("bob:x:1001:1002::/home/bob:/bin/bash\n"));
   EXPECT_THAT(read("/etc/group"), EndsWith("bob:x:1002:\n"));
+}
+
+// A new user's home that is already there is left as it is (as useradd -m does).
+TEST_F(CustomizerTest, NewUserKeepsAnExistingHome) {
+  tree_.addDir("/home/bob", 0700, 0, 0);
+  auto c = only();
+  c.users = {{"bob", "", {}}};
+  ASSERT_TRUE(apply(c).ok());
+  EXPECT_EQ(stat("/home/bob").mode, 0700u);
+  EXPECT_EQ(stat("/home/bob").uid, 0u);
 }
 
 // An existing user keeps its uid; its hash and groups are updated.
@@ -317,6 +341,20 @@ TEST_F(CustomizerTest, NetworkIfupdown) {
   auto once = tree_.dump();
   ASSERT_TRUE(apply(c).ok());
   EXPECT_EQ(tree_.dump(), once);
+}
+
+// Stanzas for the vif's names in other interfaces.d files are disabled too; ours and others stay.
+TEST_F(CustomizerTest, NetworkIfupdownDisablesStanzasInInterfacesD) {
+  tree_.addFile("/etc/network/interfaces", "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n");
+  tree_.addFile("/etc/network/interfaces.d/50-cloud-init", "auto lo enX0\niface enX0 inet dhcp\n  mtu 1500\n");
+  tree_.addFile("/etc/network/interfaces.d/60-other", "allow-hotplug eth1\niface eth1 inet dhcp\n");
+  auto c = only();
+  c.networks = {{kMac, "10.0.0.5/24", "", {}}};
+  ASSERT_TRUE(apply(c).ok());
+  EXPECT_EQ(read("/etc/network/interfaces"), "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n");
+  EXPECT_EQ(read("/etc/network/interfaces.d/50-cloud-init"),
+            "auto lo\n# disabled by xenctl: iface enX0 inet dhcp\n# disabled by xenctl:   mtu 1500\n");
+  EXPECT_EQ(read("/etc/network/interfaces.d/60-other"), "allow-hotplug eth1\niface eth1 inet dhcp\n");
 }
 
 // ifupdown names come from vif_index when given, else the position; IPv6 is inet6.
