@@ -80,6 +80,12 @@ struct AccountDb {
     return -1;
   }
   std::vector<std::string> fields(int i) const { return absl::StrSplit(lines[i], ':'); }
+  /// Field `n` of the entry `name` as a number; nullopt when either is missing.
+  std::optional<uint32_t> idOf(std::string_view name, size_t n) const {
+    int i = find(name);
+    auto f = i >= 0 ? fields(i) : std::vector<std::string>{};
+    return f.size() > n ? parseId(f[n]) : std::nullopt;
+  }
   void set(int i, const std::vector<std::string>& f) {
     lines[i] = absl::StrJoin(f, ":");
     changed = true;
@@ -400,21 +406,17 @@ class Plan {
         if (f.size() > 3 && parseId(f[2]) == uid) user_gid = parseId(f[3]);
       }
     } else {
-      int i = pw->find(ug.first);
-      auto f = i >= 0 ? pw->fields(i) : std::vector<std::string>{};
-      auto u = f.size() > 3 ? parseId(f[2]) : std::nullopt;
+      auto u = pw->idOf(ug.first, 2);
       if (!u)
         return fail(what, absl::StatusCode::kNotFound,
                     absl::StrCat("owner '", owner, "': no user '", ug.first, "' in the image's /etc/passwd"));
       uid = *u;
-      user_gid = parseId(f[3]);
+      user_gid = pw->idOf(ug.first, 3);
     }
     if (!has_group) return std::make_pair(uid, user_gid.value_or(uid));
     if (auto n = parseId(ug.second)) return std::make_pair(uid, *n);
     XENCTL_ASSIGN_OR_RETURN(AccountDb * gr, db(what, "/etc/group"));
-    int i = gr->find(ug.second);
-    auto f = i >= 0 ? gr->fields(i) : std::vector<std::string>{};
-    auto g = f.size() > 2 ? parseId(f[2]) : std::nullopt;
+    auto g = gr->idOf(ug.second, 2);
     if (!g)
       return fail(what, absl::StatusCode::kNotFound,
                   absl::StrCat("owner '", owner, "': no group '", ug.second, "' in the image's /etc/group"));
@@ -486,7 +488,7 @@ class Plan {
     // Debian's modes: passwd and group 0644 root, shadow and gshadow 0640 root:shadow.
     uint32_t shadow_gid = 0;
     if (auto it = dbs_.find("/etc/group"); it != dbs_.end())
-      if (int i = it->second.find("shadow"); i >= 0) shadow_gid = parseId(it->second.fields(i)[2]).value_or(0);
+      shadow_gid = it->second.idOf("shadow", 2).value_or(0);
     for (auto& [path, d] : dbs_) {
       if (!d.changed) continue;
       bool secret = absl::EndsWith(path, "shadow");

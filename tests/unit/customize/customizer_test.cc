@@ -92,6 +92,13 @@ class CustomizerTest : public ::testing::Test {
     EXPECT_EQ(tree_.dump(), before);
   }
 
+  /// Applying `c` a second time changes nothing.
+  void expectIdempotent(const core::Customizations& c) {
+    auto once = tree_.dump();
+    ASSERT_TRUE(apply(c).ok());
+    EXPECT_EQ(tree_.dump(), once);
+  }
+
   fakes::FakeFileTree tree_;
   sys::PosixProcessRunner runner_;
   Customizer customizer_{runner_, tree_.opener()};
@@ -104,9 +111,7 @@ TEST_F(CustomizerTest, HostnameReplacesHostsLine) {
   ASSERT_TRUE(apply(c).ok());
   EXPECT_EQ(read("/etc/hostname"), "web1\n");
   EXPECT_EQ(read("/etc/hosts"), "127.0.0.1\tlocalhost\n127.0.1.1\tweb1\n\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-  auto once = tree_.dump();
-  ASSERT_TRUE(apply(c).ok());
-  EXPECT_EQ(tree_.dump(), once);
+  expectIdempotent(c);
 }
 
 // Without a 127.0.1.1 line one is added after 127.0.0.1; a dotted name also gets its short form.
@@ -254,10 +259,7 @@ TEST_F(CustomizerTest, UserAccountCreated) {
   EXPECT_EQ(home.mode, 0755u);
   EXPECT_EQ(home.uid, 1001u);
   EXPECT_EQ(home.gid, 1001u);
-  // Applying again adds no second entry or membership.
-  auto once = tree_.dump();
-  ASSERT_TRUE(apply(c).ok());
-  EXPECT_EQ(tree_.dump(), once);
+  expectIdempotent(c);  // no second entry or membership
 }
 
 // Without a hash the account is locked; the uid and gid skip ids taken by others.
@@ -338,9 +340,7 @@ TEST_F(CustomizerTest, NetworkIfupdown) {
             "# disabled by xenctl: allow-hotplug eth0\n# disabled by xenctl: iface eth0 inet dhcp\n"
             "source /etc/network/interfaces.d/*\n");
   EXPECT_FALSE(exists("/etc/systemd/network"));
-  auto once = tree_.dump();
-  ASSERT_TRUE(apply(c).ok());
-  EXPECT_EQ(tree_.dump(), once);
+  expectIdempotent(c);
 }
 
 // Stanzas for the vif's names in other interfaces.d files are disabled too; ours and others stay.
