@@ -60,10 +60,13 @@ class FileTree {
   virtual Result<std::string> readFile(std::string_view path) = 0;
   /// Creates or replaces the file at `path` with `content` and `attrs`.
   /// An existing symlink at `path` is replaced by the file, not followed.
-  /// FAILED_PRECONDITION when `path` is a directory.
+  /// FAILED_PRECONDITION when `path` is a directory; RESOURCE_EXHAUSTED
+  /// leaves an existing file as it was.
   virtual Status writeFile(std::string_view path, std::string_view content, const FileAttrs& attrs) = 0;
   /// Appends to a regular file, which keeps its mode and owner; creates it
-  /// with `attrs` when missing.
+  /// with `attrs` when missing. A symlink at `path` is followed inside the
+  /// tree (as the shell's `>>` does). The file is appended whole or not at
+  /// all (RESOURCE_EXHAUSTED leaves it as it was).
   virtual Status appendFile(std::string_view path, std::string_view content, const FileAttrs& attrs) = 0;
   /// mkdir -p: creates the missing directories of `path` with `attrs`;
   /// existing ones are left as they are. FAILED_PRECONDITION when a
@@ -75,7 +78,8 @@ class FileTree {
   virtual Status symlink(std::string_view path, std::string_view target) = 0;
   /// Removes the file, symlink or empty directory at `path`; with
   /// `recursive`, a directory and everything below it. NOT_FOUND when
-  /// missing; FAILED_PRECONDITION for a non-empty directory without `recursive`.
+  /// missing; FAILED_PRECONDITION for a non-empty directory without `recursive`;
+  /// INVALID_ARGUMENT for "/" or a path ending in "..".
   virtual Status remove(std::string_view path, bool recursive) = 0;
   /// Sets the permission bits (07777) of the entry (symlinks followed).
   virtual Status chmod(std::string_view path, uint32_t mode) = 0;

@@ -335,6 +335,25 @@ TEST_F(Ext4FileTreeTest, GrowsFullDirectories) {
   EXPECT_EQ(debugfs("cat /etc/conf.d/" + std::string(40, 'n') + "299"), "v");
 }
 
+// Hash-indexed (htree) directories, as a booted guest's big directories
+// are, take new entries and lose old ones and stay indexed.
+TEST_F(Ext4FileTreeTest, IndexedDirectories) {
+  for (int i = 0; i < 1000; ++i) writeHostFile(src_ + "/usr/bin/f" + std::to_string(i), "");
+  makeImage();
+  run({tool("e2fsck"), "-fyD", image_});  // indexes the directories (exit 1: "modified")
+  ASSERT_THAT(statField("/usr/bin", "Flags"), HasSubstr("1000")) << "not indexed";
+  openTree();
+  for (int i = 0; i < 1500; ++i)
+    ASSERT_TRUE(tree_->writeFile("/usr/bin/new-tool-" + std::to_string(i), "#!/bin/sh\n", FileAttrs{0755, 0, 0}).ok());
+  for (int i = 0; i < 1000; i += 3) ASSERT_TRUE(tree_->remove("/usr/bin/f" + std::to_string(i), false).ok());
+  ASSERT_TRUE(tree_->writeFile("/usr/bin/f1", "replaced", FileAttrs{}).ok());
+  EXPECT_EQ(tree_->list("/usr/bin")->size(), 1000u - 334u + 1500u);
+  closeTree();
+  EXPECT_THAT(statField("/usr/bin", "Flags"), HasSubstr("1000"));
+  EXPECT_EQ(debugfs("cat /usr/bin/new-tool-1499"), "#!/bin/sh\n");
+  EXPECT_EQ(debugfs("cat /usr/bin/f1"), "replaced");
+}
+
 // ".." never leads above the root: "/../../etc/x" is "/etc/x".
 TEST_F(Ext4FileTreeTest, DotDotStaysInsideRoot) {
   writeHostFile(src_ + "/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
