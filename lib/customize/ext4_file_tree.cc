@@ -228,22 +228,23 @@ Result<std::unique_ptr<Ext4FileTree>> Ext4FileTree::open(const std::string& devi
       absl::StrAppend(&what, "; this libext2fs (e2fsprogs 1.47) cannot ", writable ? "write" : "read", " it");
     return absl::Status(code == absl::StatusCode::kUnknown ? absl::StatusCode::kFailedPrecondition : code, what);
   }
+  // Checked before the journal: a mounted ext4 always "needs recovery".
+  int mount_flags = 0;
+  if (ext2fs_check_if_mounted(device.c_str(), &mount_flags) == 0 && (mount_flags & EXT2_MF_MOUNTED)) {
+    ext2fs_free(fs);  // refused: nothing is written
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", device, "' is mounted; unmount it (or stop the domain using it) before editing it offline"));
+  }
   if (ext2fs_has_feature_journal_needs_recovery(fs->super)) {
-    ext2fs_close_free(&fs);
+    ext2fs_free(fs);  // refused: nothing is written
     return absl::FailedPreconditionError(absl::StrCat(
         "the ext4 journal on '", device,
         "' needs recovery (the file system was not unmounted cleanly); it is not edited offline: replay it with `e2fsck -fy ",
         device, "` (or mount and unmount it) and retry"));
   }
   if (writable) {
-    int mount_flags = 0;
-    if (ext2fs_check_if_mounted(device.c_str(), &mount_flags) == 0 && (mount_flags & EXT2_MF_MOUNTED)) {
-      ext2fs_close_free(&fs);
-      return absl::FailedPreconditionError(
-          absl::StrCat("'", device, "' is mounted; unmount it before editing it offline"));
-    }
     if ((fs->super->s_state & EXT2_ERROR_FS) || !(fs->super->s_state & EXT2_VALID_FS)) {
-      ext2fs_close_free(&fs);
+      ext2fs_free(fs);  // refused: nothing is written
       return absl::FailedPreconditionError(absl::StrCat(
           "the file system on '", device,
           "' is marked as having errors or as not cleanly unmounted; check it with `e2fsck -fy ", device,
@@ -251,7 +252,7 @@ Result<std::unique_ptr<Ext4FileTree>> Ext4FileTree::open(const std::string& devi
     }
     err = ext2fs_read_bitmaps(fs);
     if (err != 0) {
-      ext2fs_close_free(&fs);
+      ext2fs_free(fs);  // refused: nothing is written
       return absl::Status(codeFor(err) == absl::StatusCode::kUnknown ? absl::StatusCode::kDataLoss : codeFor(err),
                           absl::StrCat("reading the allocation bitmaps of '", device, "': ", messageFor(err),
                                        "; check it with `e2fsck -f ", device, "`"));

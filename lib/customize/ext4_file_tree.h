@@ -38,8 +38,8 @@ class Ext4FileTree final : public core::FileTree {
   /// Opens `device_or_image` (exclusively when `writable`). NOT_FOUND when
   /// missing; PERMISSION_DENIED when it cannot be opened; FAILED_PRECONDITION
   /// for another file system type (named where its signature is known), a
-  /// journal that needs recovery, unsupported features, or (writable) a
-  /// mounted file system or one marked with errors; DATA_LOSS for a damaged
+  /// mounted file system, a journal that needs recovery, unsupported
+  /// features, or (writable) one marked with errors; DATA_LOSS for a damaged
   /// superblock.
   static Result<std::unique_ptr<Ext4FileTree>> open(const std::string& device_or_image, bool writable);
   ~Ext4FileTree() override;

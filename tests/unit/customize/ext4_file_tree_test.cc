@@ -541,6 +541,23 @@ TEST_F(Ext4FileTreeTest, JournalNeedingRecoveryRefused) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 
+// A file system marked with errors is read but not written.
+TEST_F(Ext4FileTreeTest, FileSystemWithErrorsNotWritten) {
+  makeImage();
+  auto r = run({tool("debugfs"), "-w", "-R", "ssv state 3", image_});  // valid | errors
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string before = readAll(image_);
+  auto t = Ext4FileTree::open(image_, true);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(t.status().message(), HasSubstr("e2fsck -fy " + image_));
+  EXPECT_EQ(readAll(image_), before);
+  openTree(false);
+  EXPECT_THAT(*tree_->list("/"), ElementsAre("lost+found"));
+  closeTree();
+  r = run({tool("debugfs"), "-w", "-R", "ssv state 1", image_});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+}
+
 // Read-only trees read but refuse every change; a closed tree refuses all.
 TEST_F(Ext4FileTreeTest, ReadOnlyAndClosed) {
   writeHostFile(src_ + "/etc/hostname", "golden\n");
