@@ -311,6 +311,13 @@ Status Ext4FileTree::checkWritable(std::string_view path) const {
   return absl::OkStatus();
 }
 
+Status Ext4FileTree::checkMode(uint32_t mode, std::string_view step, std::string_view path) const {
+  if (mode & ~07777u)
+    return absl::InvalidArgumentError(absl::StrCat(av(step), " ", where(path), ": mode ", absl::Hex(mode),
+                                                   " has bits beyond the permission bits 07777"));
+  return absl::OkStatus();
+}
+
 Result<std::string> Ext4FileTree::readLink(uint32_t ino, std::string_view path) {
   struct ext2_inode inode;
   errcode_t err = ext2fs_read_inode(fs_, ino, &inode);
@@ -398,6 +405,19 @@ Result<Ext4FileTree::Entry> Ext4FileTree::locate(std::string_view path) {
   if (err == EXT2_ET_FILE_NOT_FOUND) ino = 0;
   else if (err) return fsError(err, "resolving", path);
   return Entry{parent, std::move(name), ino};
+}
+
+Result<Ext4FileTree::Entry> Ext4FileTree::locateReplaceable(std::string_view path, std::string_view step) {
+  XENCTL_ASSIGN_OR_RETURN(Entry e, locate(path));
+  bool is_dir = e.name.empty();
+  if (!is_dir && e.ino != 0) {
+    struct ext2_inode old;
+    errcode_t err = ext2fs_read_inode(fs_, e.ino, &old);
+    if (err) return fsError(err, "replacing", path);
+    is_dir = LINUX_S_ISDIR(old.i_mode);
+  }
+  if (is_dir) return absl::FailedPreconditionError(absl::StrCat(av(step), " ", where(path), ": it is a directory"));
+  return e;
 }
 
 Status Ext4FileTree::touchDir(uint32_t dir, int links_delta, std::string_view path) {
@@ -584,19 +604,8 @@ Result<std::string> Ext4FileTree::readFile(std::string_view path) {
 
 Status Ext4FileTree::writeFile(std::string_view path, std::string_view content, const FileAttrs& attrs) {
   XENCTL_RETURN_IF_ERROR(checkWritable(path));
-  if (attrs.mode & ~07777u)
-    return absl::InvalidArgumentError(absl::StrCat("writing ", where(path), ": mode ", absl::Hex(attrs.mode),
-                                                   " has bits beyond the permission bits 07777"));
-  XENCTL_ASSIGN_OR_RETURN(Entry e, locate(path));
-  if (e.name.empty())
-    return absl::FailedPreconditionError(absl::StrCat("writing ", where(path), ": it is a directory"));
-  if (e.ino != 0) {
-    struct ext2_inode old;
-    errcode_t err = ext2fs_read_inode(fs_, e.ino, &old);
-    if (err) return fsError(err, "replacing", path);
-    if (LINUX_S_ISDIR(old.i_mode))
-      return absl::FailedPreconditionError(absl::StrCat("writing ", where(path), ": it is a directory"));
-  }
+  XENCTL_RETURN_IF_ERROR(checkMode(attrs.mode, "writing", path));
+  XENCTL_ASSIGN_OR_RETURN(Entry e, locateReplaceable(path, "writing"));
   // The new content goes into a new inode first, so a full file system
   // leaves the old file as it was.
   XENCTL_ASSIGN_OR_RETURN(uint32_t ino, createFile(e.parent, content, attrs, path));
@@ -684,9 +693,7 @@ Status Ext4FileTree::mkdirOne(uint32_t parent, const std::string& name, const Fi
 
 Status Ext4FileTree::mkdirs(std::string_view path, const FileAttrs& attrs) {
   XENCTL_RETURN_IF_ERROR(checkWritable(path));
-  if (attrs.mode & ~07777u)
-    return absl::InvalidArgumentError(absl::StrCat("creating ", where(path), ": mode ", absl::Hex(attrs.mode),
-                                                   " has bits beyond the permission bits 07777"));
+  XENCTL_RETURN_IF_ERROR(checkMode(attrs.mode, "creating", path));
   XENCTL_ASSIGN_OR_RETURN(auto comps, splitPath(path));
   std::string prefix;
   for (const std::string& c : comps) {
@@ -712,17 +719,7 @@ Status Ext4FileTree::symlink(std::string_view path, std::string_view target) {
   if (target.empty() || target.find('\0') != std::string_view::npos || target.size() >= fs_->blocksize)
     return absl::InvalidArgumentError(absl::StrCat("creating the symlink ", where(path), ": its target must be 1 to ",
                                                    fs_->blocksize - 1, " bytes without NUL"));
-  XENCTL_ASSIGN_OR_RETURN(Entry e, locate(path));
-  if (e.name.empty())
-    return absl::FailedPreconditionError(absl::StrCat("creating the symlink ", where(path), ": it is a directory"));
-  if (e.ino != 0) {
-    struct ext2_inode old;
-    errcode_t err = ext2fs_read_inode(fs_, e.ino, &old);
-    if (err) return fsError(err, "replacing", path);
-    if (LINUX_S_ISDIR(old.i_mode))
-      return absl::FailedPreconditionError(
-          absl::StrCat("creating the symlink ", where(path), ": it is a directory"));
-  }
+  XENCTL_ASSIGN_OR_RETURN(Entry e, locateReplaceable(path, "creating the symlink"));
   ext2_ino_t ino = 0;
   errcode_t err = ext2fs_new_inode(fs_, e.parent, LINUX_S_IFLNK | 0777, nullptr, &ino);
   if (err) return fsError(err, "allocating an inode for the symlink", path);
@@ -798,9 +795,7 @@ Status Ext4FileTree::remove(std::string_view path, bool recursive) {
 
 Status Ext4FileTree::chmod(std::string_view path, uint32_t mode) {
   XENCTL_RETURN_IF_ERROR(checkWritable(path));
-  if (mode & ~07777u)
-    return absl::InvalidArgumentError(absl::StrCat("chmod ", where(path), ": mode ", absl::Hex(mode),
-                                                   " has bits beyond the permission bits 07777"));
+  XENCTL_RETURN_IF_ERROR(checkMode(mode, "chmod", path));
   XENCTL_ASSIGN_OR_RETURN(uint32_t ino, resolve(path, true));
   struct ext2_inode inode;
   errcode_t err = ext2fs_read_inode(fs_, ino, &inode);

@@ -76,6 +76,8 @@ class Ext4FileTree final : public core::FileTree {
   /// RESOURCE_EXHAUSTED unless `bytes` more after `old_size` fit in the free blocks.
   Status checkSpace(uint64_t old_size, uint64_t bytes, std::string_view path) const;
   std::string where(std::string_view path) const;
+  /// INVALID_ARGUMENT for bits beyond the permission bits 07777.
+  Status checkMode(uint32_t mode, std::string_view step, std::string_view path) const;
   Status fsError(long err, std::string_view step, std::string_view path) const;
 
   /// Resolves `comps` from the root inside the tree; the last component is
@@ -83,6 +85,8 @@ class Ext4FileTree final : public core::FileTree {
   Result<uint32_t> walk(std::string_view path, std::deque<std::string> comps, bool follow_last);
   Result<uint32_t> resolve(std::string_view path, bool follow_last);
   Result<Entry> locate(std::string_view path);
+  /// locate(), FAILED_PRECONDITION when the path names a directory.
+  Result<Entry> locateReplaceable(std::string_view path, std::string_view step);
   Result<std::string> readLink(uint32_t ino, std::string_view path);
 
   Status mkdirOne(uint32_t parent, const std::string& name, const core::FileAttrs& attrs, std::string_view path);
