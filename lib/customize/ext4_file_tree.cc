@@ -784,8 +784,8 @@ Status Ext4FileTree::remove(std::string_view path, bool recursive) {
   if (!empty && !recursive)
     return absl::FailedPreconditionError(
         absl::StrCat("removing ", where(path), ": the directory is not empty (remove it recursively)"));
-  // Unlinked first: a failure half-way leaves a consistent tree with the
-  // directory gone from its parent, its remaining inodes freed or whole.
+  // Unlinked first, then emptied: past the emptiness check only a damaged
+  // file system or an I/O error can fail, and e2fsck then finds the rest.
   err = ext2fs_unlink(fs_, e.parent, e.name.c_str(), e.ino, 0);
   if (err) return fsError(err, "removing", path);
   XENCTL_RETURN_IF_ERROR(touchDir(e.parent, -1, path));
