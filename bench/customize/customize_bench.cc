@@ -112,10 +112,16 @@ Edits makeEdits(int nfiles) {
   return e;
 }
 
-/// The edits in process. Empty on success, else the error.
-std::string editInProcess(const std::string& image, const Edits& e) {
+struct Phases {
+  std::vector<double> open, edit, close;
+};
+
+/// The edits in process, timing each phase into `ph`. Empty on success, else the error.
+std::string editInProcess(const std::string& image, const Edits& e, Phases& ph) {
+  auto t0 = Clock::now();
   auto t = xenctl::customize::Ext4FileTree::open(image, true);
   if (!t.ok()) return std::string(t.status().message());
+  auto t1 = Clock::now();
   auto& tree = **t;
   std::vector<xenctl::Status> st;
   st.push_back(tree.writeFile("/etc/hostname", e.hostname, FileAttrs{0644, 0, 0}));
@@ -124,7 +130,11 @@ std::string editInProcess(const std::string& image, const Edits& e) {
   for (const auto& [path, content] : e.files) st.push_back(tree.writeFile(path, content, FileAttrs{0644, 0, 0}));
   st.push_back(tree.mkdirs("/root/.ssh", FileAttrs{0700, 0, 0}));
   st.push_back(tree.writeFile("/root/.ssh/authorized_keys", e.key, FileAttrs{0600, 0, 0}));
+  auto t2 = Clock::now();
   st.push_back(tree.close());
+  ph.open.push_back(secs(t1 - t0));
+  ph.edit.push_back(secs(t2 - t1));
+  ph.close.push_back(secs(Clock::now() - t2));
   for (const auto& s : st)
     if (!s.ok()) return std::string(s.message());
   return "";
@@ -182,7 +192,7 @@ bool check(const std::string& image, const Edits& e, const char* who) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int rounds = 10, nfiles = 10, scale = 3;
+  int rounds = 20, nfiles = 10, scale = 3;
   std::string workdir;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -227,6 +237,7 @@ int main(int argc, char** argv) {
     return run({"cp", "--sparse=always", image.string(), work.string()}) && run({"sync", work.string()});
   };
   std::vector<double> lib, dbg, lib_cpu, dbg_cpu;
+  Phases phases;
   for (int r = 0; r < rounds; ++r) {
     for (int k = 0; k < 2; ++k) {
       bool lib_turn = (k == 0) == (r % 2 == 0);
@@ -234,7 +245,7 @@ int main(int argc, char** argv) {
       auto s = Clock::now();
       double cpu0 = cpuSeconds(RUSAGE_SELF), child0 = cpuSeconds(RUSAGE_CHILDREN);
       if (lib_turn) {
-        std::string err = editInProcess(work.string(), e);
+        std::string err = editInProcess(work.string(), e, phases);
         lib.push_back(secs(Clock::now() - s));
         lib_cpu.push_back(cpuSeconds(RUSAGE_SELF) - cpu0);
         if (!err.empty()) {
@@ -255,6 +266,8 @@ int main(int argc, char** argv) {
   double a = p50(lib), b = p50(dbg);
   std::printf("  Ext4FileTree (in process):  p50 %7.2f ms  (min %.2f, max %.2f)\n", a * 1e3,
               *std::min_element(lib.begin(), lib.end()) * 1e3, *std::max_element(lib.begin(), lib.end()) * 1e3);
+  std::printf("    phases p50: open %.2f ms, edits %.2f ms, close (flush + fsync) %.2f ms\n", p50(phases.open) * 1e3,
+              p50(phases.edit) * 1e3, p50(phases.close) * 1e3);
   std::printf("  debugfs -w -f CMDS:         p50 %7.2f ms  (min %.2f, max %.2f)\n", b * 1e3,
               *std::min_element(dbg.begin(), dbg.end()) * 1e3, *std::max_element(dbg.begin(), dbg.end()) * 1e3);
   std::printf("  ratio Ext4FileTree / debugfs: %.2fx (target <= 1.0x)\n", b > 0 ? a / b : 0.0);
