@@ -45,8 +45,10 @@ struct FileAttrs {
 /// close(); a tree destroyed without close() may leave the last changes
 /// unwritten but never a file system that fails e2fsck.
 ///
-/// Codes: INVALID_ARGUMENT for a relative or empty path; NOT_FOUND when a
-/// parent directory (or, for read/stat/chmod/chown, the path) is missing;
+/// Codes: INVALID_ARGUMENT for a relative or empty path, or one that names
+/// no entry of its own ("/", or ending in "." or "..") given to writeFile,
+/// appendFile, symlink or remove; NOT_FOUND when a parent directory (or,
+/// for read/stat/chmod/chown, the path) is missing;
 /// FAILED_PRECONDITION when a component that must be a directory is not,
 /// or when the tree was opened read-only; RESOURCE_EXHAUSTED when the file
 /// system is full (no blocks or no inodes), naming the path. Messages name
@@ -64,9 +66,10 @@ class FileTree {
   /// leaves an existing file as it was.
   virtual Status writeFile(std::string_view path, std::string_view content, const FileAttrs& attrs) = 0;
   /// Appends to a regular file, which keeps its mode and owner; creates it
-  /// with `attrs` when missing. A symlink at `path` is followed inside the
-  /// tree (as the shell's `>>` does). The file is appended whole or not at
-  /// all (RESOURCE_EXHAUSTED leaves it as it was).
+  /// with `attrs` when missing. A symlink at `path` is not followed
+  /// (FAILED_PRECONDITION): a link planted in the guest could aim the append
+  /// at any of its files. The file is appended whole or not at all
+  /// (RESOURCE_EXHAUSTED leaves it as it was).
   virtual Status appendFile(std::string_view path, std::string_view content, const FileAttrs& attrs) = 0;
   /// mkdir -p: creates the missing directories of `path` with `attrs`;
   /// existing ones are left as they are. FAILED_PRECONDITION when a
@@ -78,8 +81,7 @@ class FileTree {
   virtual Status symlink(std::string_view path, std::string_view target) = 0;
   /// Removes the file, symlink or empty directory at `path`; with
   /// `recursive`, a directory and everything below it. NOT_FOUND when
-  /// missing; FAILED_PRECONDITION for a non-empty directory without `recursive`;
-  /// INVALID_ARGUMENT for "/" or a path ending in "..".
+  /// missing; FAILED_PRECONDITION for a non-empty directory without `recursive`.
   virtual Status remove(std::string_view path, bool recursive) = 0;
   /// Sets the permission bits (07777) of the entry (symlinks followed).
   virtual Status chmod(std::string_view path, uint32_t mode) = 0;

@@ -419,10 +419,22 @@ Result<Ext4FileTree::Entry> Ext4FileTree::locate(std::string_view path) {
   return Entry{parent, std::move(name), ino};
 }
 
+Result<Ext4FileTree::Entry> Ext4FileTree::locateChangeable(std::string_view path, std::string_view step) {
+  // The last component as written: "/", "." and ".." name a directory by
+  // another name, never an entry of its own to change.
+  std::string_view last = path;
+  while (last.size() > 1 && last.back() == '/') last.remove_suffix(1);
+  last = last.substr(last.rfind('/') + 1);
+  if (last.empty() || last == "." || last == "..")
+    return absl::InvalidArgumentError(
+        absl::StrCat(av(step), " ", where(path), ": the path names no entry of its own (it is '/' or ends in '.' or '..')"));
+  return locate(path);
+}
+
 Result<Ext4FileTree::Entry> Ext4FileTree::locateReplaceable(std::string_view path, std::string_view step) {
-  XENCTL_ASSIGN_OR_RETURN(Entry e, locate(path));
-  bool is_dir = e.name.empty();
-  if (!is_dir && e.ino != 0) {
+  XENCTL_ASSIGN_OR_RETURN(Entry e, locateChangeable(path, step));
+  bool is_dir = false;
+  if (e.ino != 0) {
     struct ext2_inode old;
     errcode_t err = ext2fs_read_inode(fs_, e.ino, &old);
     if (err) return fsError(err, "replacing", path);
@@ -626,20 +638,20 @@ Status Ext4FileTree::writeFile(std::string_view path, std::string_view content, 
 
 Status Ext4FileTree::appendFile(std::string_view path, std::string_view content, const FileAttrs& attrs) {
   XENCTL_RETURN_IF_ERROR(checkWritable(path));
-  Result<uint32_t> found = resolve(path, true);
-  if (!found.ok()) {
-    if (found.status().code() != absl::StatusCode::kNotFound) return found.status();
-    XENCTL_ASSIGN_OR_RETURN(Entry e, locate(path));
-    if (e.ino != 0) return found.status();  // a dangling symlink: its target's directory is missing
-    return writeFile(path, content, attrs);
-  }
-  uint32_t ino = *found;
+  XENCTL_ASSIGN_OR_RETURN(Entry e, locateChangeable(path, "appending to"));
+  if (e.ino == 0) return writeFile(path, content, attrs);
+  uint32_t ino = e.ino;
   struct ext2_inode inode;
   errcode_t err = ext2fs_read_inode(fs_, ino, &inode);
   if (err) return fsError(err, "appending to", path);
+  // A symlink is not followed: one planted in the guest could aim the
+  // append at any file of it (/etc/shadow).
   if (!LINUX_S_ISREG(inode.i_mode))
     return absl::FailedPreconditionError(absl::StrCat(
-        "appending to ", where(path), ": it is ", LINUX_S_ISDIR(inode.i_mode) ? "a directory" : "not a regular file"));
+        "appending to ", where(path), ": it is ",
+        LINUX_S_ISDIR(inode.i_mode)   ? "a directory"
+        : LINUX_S_ISLNK(inode.i_mode) ? "a symlink (appends do not follow links)"
+                                      : "not a regular file"));
   if (content.empty()) return absl::OkStatus();
   ext2_file_t file = nullptr;
   err = ext2fs_file_open(fs_, ino, EXT2_FILE_WRITE, &file);
@@ -778,10 +790,7 @@ Status Ext4FileTree::removeTree(uint32_t dir, std::string_view path, int depth) 
 
 Status Ext4FileTree::remove(std::string_view path, bool recursive) {
   XENCTL_RETURN_IF_ERROR(checkWritable(path));
-  XENCTL_ASSIGN_OR_RETURN(Entry e, locate(path));
-  if (e.name.empty())
-    return absl::InvalidArgumentError(
-        absl::StrCat("removing ", where(path), ": the root or a '..' cannot be removed; name the entry itself"));
+  XENCTL_ASSIGN_OR_RETURN(Entry e, locateChangeable(path, "removing"));
   if (e.ino == 0) return absl::NotFoundError(absl::StrCat("removing ", where(path), ": it does not exist"));
   struct ext2_inode inode;
   errcode_t err = ext2fs_read_inode(fs_, e.ino, &inode);

@@ -85,7 +85,10 @@ class Ext4FileTree final : public core::FileTree {
   Result<uint32_t> walk(std::string_view path, std::deque<std::string> comps, bool follow_last);
   Result<uint32_t> resolve(std::string_view path, bool follow_last);
   Result<Entry> locate(std::string_view path);
-  /// locate(), FAILED_PRECONDITION when the path names a directory.
+  /// locate() for a change to the entry itself: INVALID_ARGUMENT for "/" or
+  /// a path ending in "." or "..".
+  Result<Entry> locateChangeable(std::string_view path, std::string_view step);
+  /// locateChangeable(), FAILED_PRECONDITION when the path names a directory.
   Result<Entry> locateReplaceable(std::string_view path, std::string_view step);
   Result<std::string> readLink(uint32_t ino, std::string_view path);
 

@@ -222,7 +222,8 @@ TEST_F(Ext4FileTreeTest, FastAndSlowSymlinks) {
   EXPECT_EQ(statField("/slow", "Size"), std::to_string(long_target.size()));
 }
 
-// Writing at a symlink replaces the link and leaves its target untouched.
+// Writing at a symlink replaces the link, appending there is refused, and
+// the target stays untouched.
 TEST_F(Ext4FileTreeTest, WriteReplacesSymlinkNotTarget) {
   writeHostFile(src_ + "/etc/issue", "Debian\n");
   std::filesystem::create_directories(src_ + "/etc");
@@ -230,6 +231,9 @@ TEST_F(Ext4FileTreeTest, WriteReplacesSymlinkNotTarget) {
   makeImage();
   openTree();
   EXPECT_EQ(*tree_->readFile("/etc/motd"), "Debian\n");  // read follows
+  auto app = tree_->appendFile("/etc/motd", "planted?\n", FileAttrs{});  // append does not
+  EXPECT_EQ(app.code(), absl::StatusCode::kFailedPrecondition) << app;
+  EXPECT_THAT(app.message(), HasSubstr("symlink"));
   ASSERT_TRUE(tree_->writeFile("/etc/motd", "hello\n", FileAttrs{}).ok());
   closeTree();
   EXPECT_THAT(debugfs("stat /etc/motd"), HasSubstr("Type: regular"));
@@ -362,8 +366,13 @@ TEST_F(Ext4FileTreeTest, DotDotStaysInsideRoot) {
   ASSERT_TRUE(tree_->writeFile("/../../../etc/../etc/./x", "inside", FileAttrs{}).ok());
   EXPECT_EQ(*tree_->readFile("/etc/../../etc/passwd"), "root:x:0:0::/root:/bin/sh\n");
   EXPECT_EQ(tree_->readFile("/etc/x/../passwd").status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(tree_->writeFile("/etc/..", "x", FileAttrs{}).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(tree_->remove("/etc/..", true).code(), absl::StatusCode::kInvalidArgument);
+  for (const char* p : {"/etc/..", "/etc/.", "/", "/etc/./"}) {
+    EXPECT_EQ(tree_->writeFile(p, "x", FileAttrs{}).code(), absl::StatusCode::kInvalidArgument) << p;
+    EXPECT_EQ(tree_->appendFile(p, "x", FileAttrs{}).code(), absl::StatusCode::kInvalidArgument) << p;
+    EXPECT_EQ(tree_->symlink(p, "x").code(), absl::StatusCode::kInvalidArgument) << p;
+    EXPECT_EQ(tree_->remove(p, true).code(), absl::StatusCode::kInvalidArgument) << p;
+  }
+  EXPECT_EQ(tree_->writeFile("/etc", "x", FileAttrs{}).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(tree_->writeFile("etc/relative", "x", FileAttrs{}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(tree_->writeFile("", "x", FileAttrs{}).code(), absl::StatusCode::kInvalidArgument);
   closeTree();
