@@ -2,6 +2,7 @@
 // with an independent reader (debugfs) and every test ends with `e2fsck -fn`
 // clean (TearDown), hostile inputs included.
 #include "lib/customize/ext4_file_tree.h"
+#include "lib/customize/customizer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -595,6 +596,49 @@ TEST_F(Ext4FileTreeTest, DestructorFlushes) {
   ASSERT_TRUE(tree_->writeFile("/root/.ssh/authorized_keys", "ssh-ed25519 AAAA k\n", FileAttrs{0600, 0, 0}).ok());
   tree_.reset();
   EXPECT_EQ(debugfs("cat /root/.ssh/authorized_keys"), "ssh-ed25519 AAAA k\n");
+}
+
+// The Customizer's edits (hostname, a user's SSH key, a file, identity
+// reset with real ssh-keygen) land in a real image through Ext4FileTree,
+// with the image's owners and modes, and leave it clean for e2fsck.
+TEST_F(Ext4FileTreeTest, CustomizerOnRealImage) {
+  writeHostFile(src_ + "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n");
+  writeHostFile(src_ + "/etc/group", "root:x:0:\nalice:x:1000:\n");
+  writeHostFile(src_ + "/etc/hostname", "golden\n");
+  writeHostFile(src_ + "/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tgolden\n");
+  writeHostFile(src_ + "/etc/machine-id", "4f1e9a3bd0c84e2f9a6b7c8d9e0f1a2b\n");
+  writeHostFile(src_ + "/etc/ssh/ssh_host_ed25519_key", "golden private\n");
+  writeHostFile(src_ + "/etc/ssh/ssh_host_ed25519_key.pub", "golden public\n");
+  writeHostFile(src_ + "/var/lib/systemd/random-seed", std::string(512, 'g'));
+  std::filesystem::create_directories(src_ + "/home/alice");
+  std::filesystem::create_directories(src_ + "/root");
+  makeImage();
+  {  // the home belongs to alice, as in a real root
+    openTree();
+    ASSERT_TRUE(tree_->chown("/home/alice", 1000, 1000).ok());
+    closeTree();
+  }
+  core::Customizations c;
+  c.hostname = "web1";
+  c.ssh_keys = {{"alice", {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghij a@b"}}};
+  c.files = {{"/etc/motd", "welcome\n", 0640, "alice"}};
+  Customizer customizer(runner_, [](const std::string& dev, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(dev, writable));
+    return std::unique_ptr<core::FileTree>(std::move(t));
+  });
+  auto st = customizer.applyToDevice(image_, c);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(debugfs("cat /etc/hostname"), "web1\n");
+  EXPECT_THAT(debugfs("cat /etc/hosts"), HasSubstr("127.0.1.1\tweb1"));
+  EXPECT_EQ(statField("/home/alice/.ssh", "Mode"), "0700");
+  EXPECT_EQ(statField("/home/alice/.ssh", "User"), "1000");
+  EXPECT_EQ(statField("/home/alice/.ssh/authorized_keys", "Mode"), "0600");
+  EXPECT_THAT(debugfs("cat /home/alice/.ssh/authorized_keys"), HasSubstr("AAAAC3NzaC1lZDI1NTE5AAAAIAbCdEf"));
+  EXPECT_EQ(statField("/etc/motd", "Group"), "1000");
+  EXPECT_EQ(statField("/etc/machine-id", "Size"), "0");
+  EXPECT_THAT(debugfs("cat /etc/ssh/ssh_host_ed25519_key"), HasSubstr("BEGIN OPENSSH PRIVATE KEY"));
+  EXPECT_EQ(statField("/etc/ssh/ssh_host_ed25519_key", "Mode"), "0600");
+  EXPECT_NE(debugfs("cat /var/lib/systemd/random-seed"), std::string(512, 'g'));
 }
 
 }  // namespace
