@@ -46,13 +46,13 @@ class CreateCommand : public Command {
     std::vector<std::string> given;
     for (const CLI::Option* o : spec_options_)
       if (o->count() > 0) given.push_back(o->get_name());
-    Result<CreateDomainArgs> args = createArgs(f_, xl_config_, given, Session::requestId(m_));
+    Result<v1::CreateDomainRequest> args = createArgs(f_, xl_config_, given, Session::requestId(m_));
     if (!args.ok()) return s.fail(args.status());
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
     // With an xl config only the daemon knows the name: it is the operation's target.
-    return s.finishMutation((*c)->createDomain(*args), m_,
-                            [&](const Operation& done) { return s.showDomain(done.target); });
+    return s.finishMutation((*c)->call(&v1::DomainService::Stub::CreateDomain, *args), m_,
+                            [&](const v1::Operation& done) { return s.showDomain(done.target()); });
   }
 
  private:

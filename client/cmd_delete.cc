@@ -16,7 +16,12 @@ class DeleteCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    return s.finishMutation((*c)->deleteDomain(Session::requestId(m_), name_, force_, delete_volumes_), m_, name_,
+    v1::DeleteDomainRequest req;
+    req.set_request_id(Session::requestId(m_));
+    req.set_name(name_);
+    req.set_force(force_);
+    req.set_delete_volumes(delete_volumes_);
+    return s.finishMutation((*c)->call(&v1::DomainService::Stub::DeleteDomain, req), m_, name_,
                             Session::Then::kReportDeleted);
   }
 

@@ -12,7 +12,7 @@ class HostCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    Result<HostInfo> h = (*c)->hostInfo();
+    Result<v1::HostInfo> h = (*c)->call(&v1::HostService::Stub::GetHostInfo, {});
     if (!h.ok()) return s.fail(h.status());
     if (s.json())
       s.printJson(toJson(*h));

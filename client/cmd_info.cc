@@ -12,7 +12,7 @@ class InfoCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    Result<Domain> d = (*c)->getDomain(name_);
+    Result<v1::Domain> d = (*c)->getDomain(name_);
     if (!d.ok()) return s.fail(d.status());
     if (s.json())
       s.printJson(toJson(*d));

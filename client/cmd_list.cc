@@ -14,12 +14,14 @@ class ListCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    Result<std::vector<Domain>> domains = (*c)->listDomains(include_foreign_);
-    if (!domains.ok()) return s.fail(domains.status());
+    v1::ListDomainsRequest req;
+    req.set_include_foreign(include_foreign_);
+    Result<v1::ListDomainsResponse> resp = (*c)->call(&v1::DomainService::Stub::ListDomains, req);
+    if (!resp.ok()) return s.fail(resp.status());
     if (s.json())
-      s.printJson(toJson(*domains));
+      s.printJson(toJson(resp->domains()));
     else
-      s.print(domainTable(*domains));
+      s.print(domainTable(resp->domains()));
     return kExitOk;
   }
 

@@ -5,9 +5,11 @@
 namespace xenctl::client {
 namespace {
 
+// Req: one of the requests that carry only request_id and name.
+template <class Req>
 class NamedDomainCommand : public Command {
  public:
-  using Call = Result<Operation> (Client::*)(const std::string& request_id, const std::string& name);
+  using Call = Client::Unary<v1::DomainService::Stub, Req, v1::Operation>;
   explicit NamedDomainCommand(Call call) : call_(call) {}
 
   void setup(CLI::App& app) override {
@@ -18,7 +20,10 @@ class NamedDomainCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    return s.finishMutation(((*c)->*call_)(Session::requestId(m_), name_), m_, name_, Session::Then::kShowDomain);
+    Req req;
+    req.set_request_id(Session::requestId(m_));
+    req.set_name(name_);
+    return s.finishMutation((*c)->call(call_, req), m_, name_, Session::Then::kShowDomain);
   }
 
  private:
@@ -27,11 +32,17 @@ class NamedDomainCommand : public Command {
   MutationOptions m_;
 };
 
+template <class Req>
+std::unique_ptr<Command> make(typename NamedDomainCommand<Req>::Call call) {
+  return std::make_unique<NamedDomainCommand<Req>>(call);
+}
+
 }  // namespace
 
-std::unique_ptr<Command> makePauseCommand() { return std::make_unique<NamedDomainCommand>(&Client::pauseDomain); }
-std::unique_ptr<Command> makeUnpauseCommand() { return std::make_unique<NamedDomainCommand>(&Client::unpauseDomain); }
-std::unique_ptr<Command> makeRebootCommand() { return std::make_unique<NamedDomainCommand>(&Client::rebootDomain); }
-std::unique_ptr<Command> makeDestroyCommand() { return std::make_unique<NamedDomainCommand>(&Client::destroyDomain); }
+using Stub = v1::DomainService::Stub;
+std::unique_ptr<Command> makePauseCommand() { return make<v1::PauseDomainRequest>(&Stub::PauseDomain); }
+std::unique_ptr<Command> makeUnpauseCommand() { return make<v1::UnpauseDomainRequest>(&Stub::UnpauseDomain); }
+std::unique_ptr<Command> makeRebootCommand() { return make<v1::RebootDomainRequest>(&Stub::RebootDomain); }
+std::unique_ptr<Command> makeDestroyCommand() { return make<v1::DestroyDomainRequest>(&Stub::DestroyDomain); }
 
 }  // namespace xenctl::client

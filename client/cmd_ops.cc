@@ -16,12 +16,16 @@ class OpsCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    Result<std::vector<Operation>> ops = (*c)->listOperations(target_, !all_, limit_);
-    if (!ops.ok()) return s.fail(ops.status());
+    v1::ListOperationsRequest req;
+    req.set_target(target_);
+    req.set_active_only(!all_);
+    req.set_limit(limit_);
+    Result<v1::ListOperationsResponse> resp = (*c)->call(&v1::OperationService::Stub::ListOperations, req);
+    if (!resp.ok()) return s.fail(resp.status());
     if (s.json())
-      s.printJson(toJson(*ops));
+      s.printJson(toJson(resp->operations()));
     else
-      s.print(operationTable(*ops));
+      s.print(operationTable(resp->operations()));
     return kExitOk;
   }
 

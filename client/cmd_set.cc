@@ -24,7 +24,12 @@ class SetCommand : public Command {
     }
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    return s.finishMutation((*c)->setDomainResources(Session::requestId(m_), name_, vcpus_, memory_mib), m_, name_,
+    v1::SetDomainResourcesRequest req;
+    req.set_request_id(Session::requestId(m_));
+    req.set_name(name_);
+    req.set_vcpus(vcpus_);
+    req.set_memory_mib(memory_mib);
+    return s.finishMutation((*c)->call(&v1::DomainService::Stub::SetDomainResources, req), m_, name_,
                             Session::Then::kShowDomain);
   }
 

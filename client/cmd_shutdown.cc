@@ -16,7 +16,12 @@ class ShutdownCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    return s.finishMutation((*c)->shutdownDomain(Session::requestId(m_), name_, timeout_, force_), m_, name_,
+    v1::ShutdownDomainRequest req;
+    req.set_request_id(Session::requestId(m_));
+    req.set_name(name_);
+    req.set_timeout_seconds(timeout_);
+    req.set_force(force_);
+    return s.finishMutation((*c)->call(&v1::DomainService::Stub::ShutdownDomain, req), m_, name_,
                             Session::Then::kShowDomain);
   }
 

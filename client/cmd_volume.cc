@@ -65,17 +65,19 @@ class VolumeCommand : public Command {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
     Client& cl = **c;
-    const std::string rid = Session::requestId(m_);
+    using Stub = v1::VolumeService::Stub;
     if (list_->parsed()) {
-      auto vs = cl.listVolumes(pool_);
-      if (!vs.ok()) return s.fail(vs.status());
-      s.json() ? s.printJson(toJson(*vs)) : s.print(volumeTable(*vs));
+      v1::ListVolumesRequest req;
+      req.set_pool(pool_);
+      auto resp = cl.call(&Stub::ListVolumes, req);
+      if (!resp.ok()) return s.fail(resp.status());
+      s.json() ? s.printJson(toJson(resp->volumes())) : s.print(volumeTable(resp->volumes()));
       return kExitOk;
     }
     if (pools_->parsed()) {
-      auto ps = cl.listPools();
-      if (!ps.ok()) return s.fail(ps.status());
-      s.json() ? s.printJson(toJson(*ps)) : s.print(poolTable(*ps));
+      auto resp = cl.call(&Stub::ListPools, {});
+      if (!resp.ok()) return s.fail(resp.status());
+      s.json() ? s.printJson(toJson(resp->pools())) : s.print(poolTable(resp->pools()));
       return kExitOk;
     }
     uint64_t bytes = 0;
@@ -84,45 +86,78 @@ class VolumeCommand : public Command {
       if (!mib.ok()) return s.fail(mib.status());
       bytes = *mib << 20;
     }
+    // Every request here starts with request_id and pool.
+    auto request = [&]<class Req>(Req req) {
+      req.set_request_id(Session::requestId(m_));
+      req.set_pool(pool_);
+      return req;
+    };
     if (create_->parsed()) {
       if (!ext4_ && !label_.empty()) return s.usage("--label needs --ext4");
-      std::optional<std::string> ext4;
-      if (ext4_) ext4 = label_;
-      return s.finishMutation(cl.createVolume(rid, pool_, name_, bytes, ext4), m_, show(s, name_));
+      auto req = request(v1::CreateVolumeRequest());
+      req.set_name(name_);
+      req.set_size_bytes(bytes);
+      req.set_make_ext4(ext4_);
+      req.set_ext4_label(label_);
+      return s.finishMutation(cl.call(&Stub::CreateVolume, req), m_, show(s, name_));
     }
-    if (clone_->parsed())
-      return s.finishMutation(cl.cloneVolume(rid, pool_, source_, name_, bytes), m_, show(s, name_));
-    if (snapshot_->parsed())
-      return s.finishMutation(cl.snapshotVolume(rid, pool_, name_, snap_), m_, show(s, name_ + "@" + snap_));
-    if (rollback_->parsed()) return s.finishMutation(cl.rollbackVolume(rid, pool_, name_, snap_), m_, show(s, name_));
-    if (resize_->parsed()) return s.finishMutation(cl.resizeVolume(rid, pool_, name_, bytes), m_, show(s, name_));
-    if (delete_->parsed())
-      return s.finishMutation(cl.deleteVolume(rid, pool_, name_), m_, [&s](const Operation& done) -> int {
+    if (clone_->parsed()) {
+      auto req = request(v1::CloneVolumeRequest());
+      req.set_source(source_);
+      req.set_name(name_);
+      req.set_size_bytes(bytes);
+      return s.finishMutation(cl.call(&Stub::CloneVolume, req), m_, show(s, name_));
+    }
+    if (snapshot_->parsed()) {
+      auto req = request(v1::SnapshotVolumeRequest());
+      req.set_volume(name_);
+      req.set_snapshot(snap_);
+      return s.finishMutation(cl.call(&Stub::SnapshotVolume, req), m_, show(s, name_ + "@" + snap_));
+    }
+    if (rollback_->parsed()) {
+      auto req = request(v1::RollbackVolumeRequest());
+      req.set_volume(name_);
+      req.set_snapshot(snap_);
+      return s.finishMutation(cl.call(&Stub::RollbackVolume, req), m_, show(s, name_));
+    }
+    if (resize_->parsed()) {
+      auto req = request(v1::ResizeVolumeRequest());
+      req.set_name(name_);
+      req.set_size_bytes(bytes);
+      return s.finishMutation(cl.call(&Stub::ResizeVolume, req), m_, show(s, name_));
+    }
+    if (delete_->parsed()) {
+      auto req = request(v1::DeleteVolumeRequest());
+      req.set_name(name_);
+      return s.finishMutation(cl.call(&Stub::DeleteVolume, req), m_, [&s](const v1::Operation& done) -> int {
         if (s.json())
           s.printJson(toJson(done));
         else
-          s.print(absl::StrCat("deleted volume '", done.target, "'\n"));
+          s.print(absl::StrCat("deleted volume '", done.target(), "'\n"));
         return kExitOk;
       });
+    }
     return s.usage("no volume command given; run 'vmm volume --help'");
   }
 
  private:
   // Prints the volume `name` as the operation left it (its pool is in the
   // operation's target, "POOL/NAME").
-  std::function<int(const Operation&)> show(Session& s, std::string name) {
-    return [&s, name](const Operation& done) -> int {
-      const std::string pool = done.target.substr(0, done.target.find('/'));
+  std::function<int(const v1::Operation&)> show(Session& s, std::string name) {
+    return [&s, name](const v1::Operation& done) -> int {
+      v1::ListVolumesRequest req;
+      req.set_pool(done.target().substr(0, done.target().find('/')));
       Result<Client*> c = s.client();
       if (!c.ok()) return s.fail(c.status());
-      auto vs = (*c)->listVolumes(pool);
-      if (!vs.ok()) return s.fail(vs.status());
-      for (const Volume& v : *vs) {
-        if (v.name != name) continue;
-        s.json() ? s.printJson(toJson(v)) : s.print(volumeTable({v}));
+      auto resp = (*c)->call(&v1::VolumeService::Stub::ListVolumes, req);
+      if (!resp.ok()) return s.fail(resp.status());
+      for (const v1::Volume& v : resp->volumes()) {
+        if (v.name() != name) continue;
+        s.json() ? s.printJson(toJson(v)) : s.print(volumeTable(one(v)));
         return kExitOk;
       }
-      return s.fail(absl::NotFoundError(absl::StrCat("volume '", pool, "/", name, "' is gone (deleted meanwhile?)")));
+      return s.fail(
+          absl::NotFoundError(absl::StrCat("volume '", req.pool(), "/", name, "' is gone (deleted meanwhile?)")));
     };
   }
 

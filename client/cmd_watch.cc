@@ -15,7 +15,7 @@ class WatchCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    Result<Operation> last = (*c)->watchOperation(id_, [&](const Operation& op) {
+    Result<v1::Operation> last = (*c)->watchOperation(id_, [&](const v1::Operation& op) {
       if (s.json())
         s.print(toJson(op).dump() + "\n");
       else

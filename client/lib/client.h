@@ -1,26 +1,38 @@
-// The one gRPC client of xenctld used by vmm and vm-*. It speaks the v1 API
-// and hands the commands plain values (client/lib/types.h); protobuf and
-// gRPC stay inside the library.
+// The one gRPC client of xenctld used by vmm and vm-*. It speaks the v1 API's
+// own messages: a command builds the request, `call` sends it, and the
+// response is what the command prints (client/lib/output.h). What the
+// library adds is the connection, deadlines, and errors as Status.
 #pragma once
+
+#include <grpcpp/grpcpp.h>
 
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
+#include <type_traits>
 
 #include "absl/time/time.h"
 #include "client/lib/target.h"
-#include "client/lib/types.h"
 #include "lib/core/status.h"
+#include "xenctl/v1/domain.grpc.pb.h"
+#include "xenctl/v1/host.grpc.pb.h"
+#include "xenctl/v1/image.grpc.pb.h"
+#include "xenctl/v1/operation.grpc.pb.h"
+#include "xenctl/v1/volume.grpc.pb.h"
 
 namespace xenctl::client {
 
 class Client {
  public:
   /// Called with each state of an operation while it is watched.
-  using OperationSink = std::function<void(const Operation&)>;
+  using OperationSink = std::function<void(const v1::Operation&)>;
+
+  /// A unary RPC of one of the v1 services' stubs, e.g.
+  /// &v1::DomainService::Stub::StartDomain.
+  template <class Stub, class Req, class Resp>
+  using Unary = grpc::Status (Stub::*)(grpc::ClientContext*, const Req&, Resp*);
 
   /// Connects to `target`. A failure to reach the daemon within
   /// `connect_timeout` is UNAVAILABLE marked as a connect error (exit 4); its
@@ -28,28 +40,23 @@ class Client {
   /// `call_timeout` bounds each unary call (watching has no deadline).
   static Result<std::unique_ptr<Client>> connect(const Target& target, absl::Duration connect_timeout,
                                                  absl::Duration call_timeout);
-  ~Client();
 
   const Target& target() const { return target_; }
 
-  Result<std::vector<Domain>> listDomains(bool include_foreign);
-  Result<Domain> getDomain(const std::string& name);
-  Result<HostInfo> hostInfo();
+  /// One unary call within the call timeout: the response, or the server's
+  /// code and message as a Status (a lost connection is a connect error).
+  template <class Stub, class Req, class Resp>
+  Result<Resp> call(Unary<Stub, Req, Resp> method, const std::type_identity_t<Req>& req) {
+    Stub stub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline());
+    Resp resp;
+    XENCTL_RETURN_IF_ERROR(fromGrpc((stub.*method)(&ctx, req, &resp)));
+    return resp;
+  }
 
-  // Mutations: each returns the operation the daemon started.
-  Result<Operation> createDomain(const CreateDomainArgs& args);
-  Result<Operation> startDomain(const std::string& request_id, const std::string& name, bool paused);
-  Result<Operation> shutdownDomain(const std::string& request_id, const std::string& name, uint32_t timeout_seconds,
-                                   bool force);
-  Result<Operation> rebootDomain(const std::string& request_id, const std::string& name);
-  Result<Operation> destroyDomain(const std::string& request_id, const std::string& name);
-  Result<Operation> deleteDomain(const std::string& request_id, const std::string& name, bool force,
-                                 bool delete_volumes);
-  Result<Operation> pauseDomain(const std::string& request_id, const std::string& name);
-  Result<Operation> unpauseDomain(const std::string& request_id, const std::string& name);
-  /// 0 leaves a value unchanged.
-  Result<Operation> setDomainResources(const std::string& request_id, const std::string& name, uint32_t vcpus,
-                                       uint64_t memory_mib);
+  /// GetDomain by name.
+  Result<v1::Domain> getDomain(const std::string& name);
 
   /// A console session (AttachConsole): what the guest writes goes to
   /// `output` as it arrives. Unless `read_only`, `input` is called over and
@@ -60,45 +67,27 @@ class Client {
                                     const std::function<void(std::string_view)>& output,
                                     const std::function<std::optional<std::string>()>& input);
 
-  Result<std::vector<Volume>> listVolumes(const std::string& pool);
-  Result<std::vector<PoolCapacity>> listPools();
-  /// `pool` "" is the daemon's default pool. `ext4_label` set: format ext4.
-  Result<Operation> createVolume(const std::string& request_id, const std::string& pool, const std::string& name,
-                                 uint64_t size_bytes, const std::optional<std::string>& ext4_label);
-  Result<Operation> cloneVolume(const std::string& request_id, const std::string& pool, const std::string& source,
-                                const std::string& name, uint64_t size_bytes);
-  Result<Operation> snapshotVolume(const std::string& request_id, const std::string& pool, const std::string& volume,
-                                   const std::string& snapshot);
-  Result<Operation> rollbackVolume(const std::string& request_id, const std::string& pool, const std::string& volume,
-                                   const std::string& snapshot);
-  Result<Operation> resizeVolume(const std::string& request_id, const std::string& pool, const std::string& name,
-                                 uint64_t size_bytes);
-  Result<Operation> deleteVolume(const std::string& request_id, const std::string& pool, const std::string& name);
-
-  Result<std::vector<Image>> listImages();
-  /// INVALID_ARGUMENT for a policy other than "", signed, digest, none.
-  Result<Operation> importImage(const ImportImageArgs& args);
-  Result<Operation> deleteImage(const std::string& request_id, const std::string& name);
-  /// INVALID_ARGUMENT for a format other than "", cpio.gz, tar.zst.
-  Result<Operation> exportImage(const ExportImageArgs& args);
-
-  Result<Operation> getOperation(const std::string& id);
-  /// Newest first. `active_only` hides finished ones; `limit` 0 is the server's default.
-  Result<std::vector<Operation>> listOperations(const std::string& target, bool active_only, uint32_t limit);
   /// Streams the operation until it has finished and returns its last state.
   /// `sink` (may be empty) sees every state, the last one included.
-  Result<Operation> watchOperation(const std::string& id, const OperationSink& sink);
-
-  struct Impl;
+  Result<v1::Operation> watchOperation(const std::string& id, const OperationSink& sink);
 
  private:
-  Client(Target target, std::unique_ptr<Impl> impl);
+  Client(Target target, std::shared_ptr<grpc::Channel> channel, absl::Duration call_timeout);
+  std::chrono::system_clock::time_point deadline() const;
+  /// The call's result as a Status; UNAVAILABLE with the channel down is a
+  /// connect error naming the address.
+  Status fromGrpc(const grpc::Status& s) const;
+
   Target target_;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<grpc::Channel> channel_;
+  absl::Duration call_timeout_;
 };
+
+/// Whether the operation has finished (succeeded, failed or cancelled).
+bool isFinished(const v1::Operation& op);
 
 /// The operation's result as a Status: OK when it succeeded, its server code
 /// and message when it failed, CANCELLED naming it when cancelled.
-Status operationStatus(const Operation& op);
+Status operationStatus(const v1::Operation& op);
 
 }  // namespace xenctl::client

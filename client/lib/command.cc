@@ -24,7 +24,7 @@ class ProgressLine {
  public:
   ProgressLine() : enabled_(::isatty(STDERR_FILENO) == 1) {}
   ~ProgressLine() { clear(); }
-  void show(const Operation& op) {
+  void show(const v1::Operation& op) {
     if (!enabled_) return;
     std::string line = operationLine(op);
     std::fprintf(stderr, "\r\033[K%s", line.c_str());
@@ -65,21 +65,21 @@ int Session::usage(std::string_view message) { return fail(absl::InvalidArgument
 
 void Session::print(std::string_view text) { std::cout << text << std::flush; }
 
-void Session::printJson(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }
+void Session::printJson(const nlohmann::ordered_json& value) { std::cout << value.dump(2) << std::endl; }
 
 std::string Session::requestId(const MutationOptions& m) {
   return m.request_id.empty() ? core::newUuid() : m.request_id;
 }
 
-Result<Operation> Session::wait(const Operation& op) {
+Result<v1::Operation> Session::wait(const v1::Operation& op) {
   XENCTL_ASSIGN_OR_RETURN(Client * c, client());
   ProgressLine progress;
-  return c->watchOperation(op.id, [&](const Operation& update) { progress.show(update); });
+  return c->watchOperation(op.id(), [&](const v1::Operation& update) { progress.show(update); });
 }
 
-int Session::finishMutation(const Result<Operation>& started, const MutationOptions& m, const std::string& domain,
+int Session::finishMutation(const Result<v1::Operation>& started, const MutationOptions& m, const std::string& domain,
                             Then then) {
-  return finishMutation(started, m, [&](const Operation& done) -> int {
+  return finishMutation(started, m, [&](const v1::Operation& done) -> int {
     if (then == Then::kReportDeleted) {
       if (json())
         printJson(toJson(done));
@@ -94,26 +94,26 @@ int Session::finishMutation(const Result<Operation>& started, const MutationOpti
 int Session::showDomain(const std::string& name) {
   Result<Client*> c = client();
   if (!c.ok()) return fail(c.status());
-  Result<Domain> d = (*c)->getDomain(name);
+  Result<v1::Domain> d = (*c)->getDomain(name);
   if (!d.ok()) return fail(d.status());
   if (json())
     printJson(toJson(*d));
   else
-    print(domainTable({*d}));
+    print(domainTable(one(*d)));
   return kExitOk;
 }
 
-int Session::finishMutation(const Result<Operation>& started, const MutationOptions& m,
-                            const std::function<int(const Operation& done)>& show) {
+int Session::finishMutation(const Result<v1::Operation>& started, const MutationOptions& m,
+                            const std::function<int(const v1::Operation& done)>& show) {
   if (!started.ok()) return fail(started.status());
   if (m.no_wait) {
     if (json())
       printJson(toJson(*started));
     else
-      print(started->id + "\n");
+      print(started->id() + "\n");
     return kExitOk;
   }
-  Result<Operation> done = wait(*started);
+  Result<v1::Operation> done = wait(*started);
   if (!done.ok()) return fail(done.status());
   if (Status s = operationStatus(*done); !s.ok()) return fail(s);
   return show(*done);

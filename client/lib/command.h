@@ -13,7 +13,6 @@
 
 #include "client/lib/client.h"
 #include "client/lib/exit_codes.h"
-#include "client/lib/types.h"
 #include "lib/core/status.h"
 
 namespace xenctl::client {
@@ -47,13 +46,14 @@ class Session {
   /// Prints a usage error; returns 2.
   int usage(std::string_view message);
   void print(std::string_view text);
-  void printJson(const nlohmann::json& value);
+  /// Prints JSON indented by two (toJson in client/lib/output.h makes it).
+  void printJson(const nlohmann::ordered_json& value);
 
   /// The request id for a mutation: --request-id, else a fresh random one.
   static std::string requestId(const MutationOptions& m);
 
   /// Watches `op` to its end, drawing progress on stderr when it is a terminal.
-  Result<Operation> wait(const Operation& op);
+  Result<v1::Operation> wait(const v1::Operation& op);
 
   /// What a mutating command shows once its operation succeeded.
   enum class Then {
@@ -65,11 +65,12 @@ class Session {
   /// The end of every mutating command: report an RPC error; with --no-wait
   /// print the operation id (the operation with --json); else wait, report a
   /// failed operation, and show the result as `then` says.
-  int finishMutation(const Result<Operation>& started, const MutationOptions& m, const std::string& domain, Then then);
+  int finishMutation(const Result<v1::Operation>& started, const MutationOptions& m, const std::string& domain,
+                     Then then);
   /// The same, for objects other than domains: once the operation has
   /// succeeded, `show` prints the result and returns the exit code.
-  int finishMutation(const Result<Operation>& started, const MutationOptions& m,
-                     const std::function<int(const Operation& done)>& show);
+  int finishMutation(const Result<v1::Operation>& started, const MutationOptions& m,
+                     const std::function<int(const v1::Operation& done)>& show);
 
  private:
   std::string program_;

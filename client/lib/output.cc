@@ -1,23 +1,46 @@
 #include "client/lib/output.h"
 
+#include <google/protobuf/util/json_util.h>
+
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/lib/client.h"
 #include "client/lib/table.h"
 #include "lib/core/domain.h"
+#include "proto/convert/convert.h"
 
 namespace xenctl::client {
 namespace {
 
-using nlohmann::json;
+// A domain in core's terms, for the tables: its spec (xl's names for types
+// and actions) and state.
+struct DomainView {
+  core::DomainSpec spec;
+  std::optional<core::DomainState> state;  ///< nullopt: UNSPECIFIED (a daemon bug) or newer than this build
 
-std::string stateName(const Domain& d) {
-  return d.state ? std::string(core::toString(*d.state)) : std::string("unknown");
+  explicit DomainView(const v1::Domain& d) : state(protoconv::fromProto(d.state())) {
+    // A spec this build cannot read (a newer daemon's enum values) still shows its name and uuid.
+    if (Result<core::DomainSpec> s = protoconv::fromProto(d.spec()); s.ok()) {
+      spec = *std::move(s);
+    } else {
+      spec.name = d.spec().name();
+      spec.uuid = d.spec().uuid();
+    }
+    // Foreign domains carry no maxima; show the current values.
+    if (spec.maxmem_mib == 0) spec.maxmem_mib = spec.memory_mib;
+    if (spec.maxvcpus == 0) spec.maxvcpus = spec.vcpus;
+  }
+  std::string stateName() const { return state ? std::string(core::toString(*state)) : std::string("unknown"); }
+  bool present() const { return state && core::isPresent(*state); }
+};
+
+std::string operationStateName(const v1::Operation& op) {
+  std::optional<core::OperationState> s = protoconv::fromProto(op.state());
+  return s ? std::string(core::toString(*s)) : std::string("unknown");
 }
-
-bool present(const Domain& d) { return d.state && core::isPresent(*d.state); }
-
-json timeOrNull(const std::optional<absl::Time>& t) { return t ? json(formatTime(*t)) : json(nullptr); }
 
 std::string diskText(const core::DiskSpec& disk) {
   std::string s = absl::StrCat("target=", disk.target);
@@ -55,114 +78,24 @@ class Details {
   std::vector<std::pair<std::string, std::string>> lines_;
 };
 
-std::string ageOf(const std::optional<absl::Time>& t) { return t ? formatTime(*t) : "-"; }
+std::string ageOf(const google::protobuf::Timestamp& t) {
+  std::optional<absl::Time> time = protoconv::fromProto(t);
+  return time ? formatTime(*time) : "-";
+}
 
 }  // namespace
 
+nlohmann::ordered_json toJson(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string text;
+  // The printer fails only for an Any of an unknown type; the API has none.
+  if (!google::protobuf::util::MessageToJsonString(m, &text, options).ok()) return nullptr;
+  return nlohmann::ordered_json::parse(text);
+}
+
 std::string formatTime(absl::Time t) { return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone()); }
-
-json toJson(const Domain& d) {
-  const core::DomainSpec& s = d.spec;
-  json disks = json::array();
-  for (const auto& disk : s.disks)
-    disks.push_back({{"target", disk.target}, {"vdev", disk.vdev}, {"mode", disk.mode}, {"format", disk.format}});
-  json vifs = json::array();
-  for (const auto& vif : s.vifs) vifs.push_back({{"bridge", vif.bridge}, {"mac", vif.mac}, {"ip", vif.ip}});
-  return json{
-      {"name", s.name},
-      {"uuid", s.uuid},
-      {"state", stateName(d)},
-      {"state_reason", d.state_reason},
-      {"domid", d.domid >= 0 ? json(d.domid) : json(nullptr)},
-      {"type", std::string(core::toString(s.type))},
-      {"vcpus", s.vcpus},
-      {"maxvcpus", s.maxvcpus},
-      {"vcpus_online", d.vcpus_online},
-      {"memory_mib", s.memory_mib},
-      {"maxmem_mib", s.maxmem_mib},
-      {"memory_current_mib", d.memory_current_mib},
-      {"cpu_time_seconds", d.cpu_time_seconds},
-      {"kernel", s.kernel},
-      {"ramdisk", s.ramdisk},
-      {"cmdline", s.cmdline},
-      {"bootloader", s.bootloader},
-      {"bootloader_args", s.bootloader_args},
-      {"disks", disks},
-      {"vifs", vifs},
-      {"on_poweroff", std::string(core::toString(s.on_poweroff))},
-      {"on_reboot", std::string(core::toString(s.on_reboot))},
-      {"on_crash", std::string(core::toString(s.on_crash))},
-      {"foreign", d.foreign},
-      {"created_at", timeOrNull(d.created_at)},
-      {"owner_uid", d.owner_uid},
-  };
-}
-
-json toJson(const std::vector<Domain>& ds) {
-  json out = json::array();
-  for (const auto& d : ds) out.push_back(toJson(d));
-  return out;
-}
-
-json toJson(const Operation& op) {
-  return json{
-      {"id", op.id},
-      {"kind", op.kind},
-      {"target", op.target},
-      {"request_id", op.request_id},
-      {"state", std::string(core::toString(op.state))},
-      {"phase", op.phase},
-      {"percent", op.percent},
-      {"bytes_done", op.bytes_done},
-      {"bytes_total", op.bytes_total},
-      {"message", op.message},
-      {"created_at", timeOrNull(op.created_at)},
-      {"updated_at", timeOrNull(op.updated_at)},
-      {"finished_at", timeOrNull(op.finished_at)},
-      {"status_code", op.status_code},
-      {"status_message", op.status_message},
-      {"caller_uid", op.caller_uid},
-  };
-}
-
-json toJson(const std::vector<Operation>& ops) {
-  json out = json::array();
-  for (const auto& op : ops) out.push_back(toJson(op));
-  return out;
-}
-
-json toJson(const PoolCapacity& p) {
-  return json{{"name", p.name},
-              {"driver", p.driver},
-              {"size_bytes", p.size_bytes},
-              {"used_bytes", p.used_bytes},
-              {"metadata_percent", p.metadata_percent}};
-}
-
-json toJson(const std::vector<PoolCapacity>& ps) {
-  json out = json::array();
-  for (const auto& p : ps) out.push_back(toJson(p));
-  return out;
-}
-
-json toJson(const Volume& v) {
-  return json{{"pool", v.pool},
-              {"name", v.name},
-              {"size_bytes", v.size_bytes},
-              {"used_bytes", v.used_bytes},
-              {"origin", v.origin},
-              {"read_only", v.read_only},
-              {"snapshots", v.snapshots},
-              {"used_by", v.used_by},
-              {"path", v.path},
-              {"created_at", timeOrNull(v.created_at)}};
-}
-
-json toJson(const std::vector<Volume>& vs) {
-  json out = json::array();
-  for (const auto& v : vs) out.push_back(toJson(v));
-  return out;
-}
 
 std::string humanBytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"", "K", "M", "G", "T", "P", "E"};
@@ -178,74 +111,40 @@ std::string humanBytes(uint64_t bytes) {
   return absl::StrFormat("%.1f%s", v, kUnits[u]);
 }
 
-std::string volumeTable(const std::vector<Volume>& vs) {
+std::string volumeTable(const Repeated<v1::Volume>& vs) {
   using A = Table::Align;
   Table t({{"Pool"}, {"Name"}, {"Size", A::kRight}, {"Used", A::kRight}, {"Origin"}, {"RO"}, {"Snapshots"},
            {"Domain"}});
-  for (const auto& v : vs)
-    t.addRow({v.pool, v.name, humanBytes(v.size_bytes), humanBytes(v.used_bytes), v.origin.empty() ? "-" : v.origin,
-              v.read_only ? "ro" : "rw", v.snapshots.empty() ? "-" : absl::StrJoin(v.snapshots, ","),
-              v.used_by.empty() ? "-" : v.used_by});
+  for (const v1::Volume& v : vs)
+    t.addRow({v.pool(), v.name(), humanBytes(v.size_bytes()), humanBytes(v.used_bytes()),
+              v.origin().empty() ? "-" : v.origin(), v.read_only() ? "ro" : "rw",
+              v.snapshots().empty() ? "-" : absl::StrJoin(v.snapshots(), ","),
+              v.used_by().empty() ? "-" : v.used_by()});
   return t.render();
 }
 
-json toJson(const Image& i) {
-  return json{{"name", i.name},
-              {"uri", i.uri},
-              {"sha256", i.sha256},
-              {"signed_by", i.signed_by},
-              {"format", i.format},
-              {"base_volume", i.base_volume},
-              {"size_bytes", i.size_bytes},
-              {"clones", i.clones},
-              {"imported_at", timeOrNull(i.imported_at)}};
-}
-
-json toJson(const std::vector<Image>& is) {
-  json out = json::array();
-  for (const auto& i : is) out.push_back(toJson(i));
-  return out;
-}
-
-std::string imageTable(const std::vector<Image>& is) {
+std::string imageTable(const Repeated<v1::Image>& is) {
   using A = Table::Align;
   Table t({{"Name"}, {"Volume"}, {"Size", A::kRight}, {"Clones", A::kRight}, {"Signed by"}, {"SHA-256"}, {"URI"}});
-  for (const auto& i : is)
-    t.addRow({i.name, i.base_volume, humanBytes(i.size_bytes), std::to_string(i.clones),
-              i.signed_by.empty() ? "-" : i.signed_by, i.sha256.substr(0, 12), i.uri});
+  for (const v1::Image& i : is)
+    t.addRow({i.name(), i.base_volume(), humanBytes(i.size_bytes()), std::to_string(i.clones()),
+              i.signed_by().empty() ? "-" : i.signed_by(), i.sha256().substr(0, 12), i.uri()});
   return t.render();
 }
 
-std::string poolTable(const std::vector<PoolCapacity>& ps) {
+std::string poolTable(const Repeated<v1::PoolCapacity>& ps) {
   using A = Table::Align;
   Table t({{"Pool"}, {"Driver"}, {"Size", A::kRight}, {"Used", A::kRight}, {"Free%", A::kRight}});
-  for (const auto& p : ps) {
-    const double free_pct =
-        p.size_bytes ? 100.0 * static_cast<double>(p.size_bytes - p.used_bytes) / static_cast<double>(p.size_bytes) : 0;
-    t.addRow({p.name, p.driver, humanBytes(p.size_bytes), humanBytes(p.used_bytes), absl::StrFormat("%.1f", free_pct)});
+  for (const v1::PoolCapacity& p : ps) {
+    const auto size = static_cast<double>(p.size_bytes());
+    const double free_pct = size > 0 ? 100.0 * (size - static_cast<double>(p.used_bytes())) / size : 0;
+    t.addRow({p.name(), p.driver(), humanBytes(p.size_bytes()), humanBytes(p.used_bytes()),
+              absl::StrFormat("%.1f", free_pct)});
   }
   return t.render();
 }
 
-json toJson(const HostInfo& h) {
-  json pools = toJson(h.pools);
-  return json{
-      {"hypervisor", h.hypervisor},
-      {"hypervisor_version", h.hypervisor_version},
-      {"hostname", h.hostname},
-      {"cpus", h.cpus},
-      {"memory_total_mib", h.memory_total_mib},
-      {"memory_free_mib", h.memory_free_mib},
-      {"domains_defined", h.domains_defined},
-      {"domains_running", h.domains_running},
-      {"pools", pools},
-      {"daemon_version", h.daemon_version},
-      {"operations_active", h.operations_active},
-      {"operations_limit", h.operations_limit},
-  };
-}
-
-std::string domainTable(const std::vector<Domain>& ds) {
+std::string domainTable(const Repeated<v1::Domain>& ds) {
   using A = Table::Align;
   Table t({{"Name"},
            {"ID", A::kRight},
@@ -254,37 +153,38 @@ std::string domainTable(const std::vector<Domain>& ds) {
            {"State"},
            {"Time(s)", A::kRight},
            {"UUID"}});
-  for (const auto& d : ds) {
+  for (const v1::Domain& d : ds) {
+    const DomainView v(d);
     // Like xl list: what the hypervisor reports while the domain is present,
     // the configured values while it is not.
-    const bool live = present(d);
-    std::string state = stateName(d);
-    if (d.foreign) state += " (foreign)";
-    t.addRow({d.spec.name, d.domid >= 0 ? absl::StrCat(d.domid) : "-",
-              absl::StrCat(live ? d.memory_current_mib : d.spec.memory_mib),
-              absl::StrCat(live ? d.vcpus_online : d.spec.vcpus), state,
-              live ? absl::StrFormat("%.1f", d.cpu_time_seconds) : "-", d.spec.uuid});
+    const bool live = v.present();
+    std::string state = v.stateName();
+    if (d.foreign()) state += " (foreign)";
+    t.addRow({v.spec.name, d.domid() >= 0 ? absl::StrCat(d.domid()) : "-",
+              absl::StrCat(live ? d.memory_mib() : v.spec.memory_mib),
+              absl::StrCat(live ? d.vcpus_online() : v.spec.vcpus), state, live ? absl::StrFormat("%.1f", d.cpu_time_seconds()) : "-", v.spec.uuid});
   }
   return t.render();
 }
 
-std::string domainDetails(const Domain& d) {
-  const core::DomainSpec& s = d.spec;
+std::string domainDetails(const v1::Domain& d) {
+  const DomainView v(d);
+  const core::DomainSpec& s = v.spec;
   Details out;
   out.add("name", s.name);
   out.add("uuid", s.uuid);
-  out.add("state", stateName(d));
-  if (!d.state_reason.empty()) out.add("state_reason", d.state_reason);
-  out.add("domid", d.domid >= 0 ? absl::StrCat(d.domid) : "-");
+  out.add("state", v.stateName());
+  if (!d.state_reason().empty()) out.add("state_reason", d.state_reason());
+  out.add("domid", d.domid() >= 0 ? absl::StrCat(d.domid()) : "-");
   out.add("type", std::string(core::toString(s.type)));
   out.add("vcpus", absl::StrCat(s.vcpus));
   out.add("maxvcpus", absl::StrCat(s.maxvcpus));
   out.add("memory", absl::StrCat(s.memory_mib, " MiB"));
   out.add("maxmem", absl::StrCat(s.maxmem_mib, " MiB"));
-  if (present(d)) {
-    out.add("vcpus_online", absl::StrCat(d.vcpus_online));
-    out.add("memory_current", absl::StrCat(d.memory_current_mib, " MiB"));
-    out.add("cpu_time", absl::StrFormat("%.1f s", d.cpu_time_seconds));
+  if (v.present()) {
+    out.add("vcpus_online", absl::StrCat(d.vcpus_online()));
+    out.add("memory_current", absl::StrCat(d.memory_mib(), " MiB"));
+    out.add("cpu_time", absl::StrFormat("%.1f s", d.cpu_time_seconds()));
   }
   if (!s.kernel.empty()) out.add("kernel", s.kernel);
   if (!s.ramdisk.empty()) out.add("ramdisk", s.ramdisk);
@@ -296,54 +196,55 @@ std::string domainDetails(const Domain& d) {
   out.add("on_poweroff", std::string(core::toString(s.on_poweroff)));
   out.add("on_reboot", std::string(core::toString(s.on_reboot)));
   out.add("on_crash", std::string(core::toString(s.on_crash)));
-  out.add("foreign", d.foreign ? "yes" : "no");
-  out.add("created_at", ageOf(d.created_at));
-  if (d.owner_uid >= 0) out.add("owner_uid", absl::StrCat(d.owner_uid));
+  out.add("foreign", d.foreign() ? "yes" : "no");
+  out.add("created_at", ageOf(d.created_at()));
+  if (d.owner_uid() >= 0) out.add("owner_uid", absl::StrCat(d.owner_uid()));
   return out.render();
 }
 
-std::string operationTable(const std::vector<Operation>& ops) {
+std::string operationTable(const Repeated<v1::Operation>& ops) {
   using A = Table::Align;
   Table t({{"ID"}, {"Kind"}, {"Target"}, {"State"}, {"Phase"}, {"%", A::kRight}, {"Started"}, {"Result"}});
-  for (const auto& op : ops) {
-    std::string result = op.finished() ? (op.status_code == 0 ? std::string("ok") : op.status_message) : op.message;
-    t.addRow({op.id, op.kind, op.target, std::string(toString(op.state)), op.phase, absl::StrCat(op.percent),
-              ageOf(op.created_at), result});
+  for (const v1::Operation& op : ops) {
+    std::string result =
+        isFinished(op) ? (op.status_code() == 0 ? std::string("ok") : op.status_message()) : op.message();
+    t.addRow({op.id(), op.kind(), op.target(), operationStateName(op), op.phase(), absl::StrCat(op.percent()),
+              ageOf(op.created_at()), result});
   }
   return t.render();
 }
 
-std::string operationLine(const Operation& op) {
-  std::string line = absl::StrCat(op.id, " ", op.kind, " ", op.target, ": ", av(toString(op.state)));
-  if (!op.phase.empty()) absl::StrAppend(&line, ", ", op.phase);
-  absl::StrAppend(&line, " ", op.percent, "%");
-  if (op.bytes_total > 0)
-    absl::StrAppend(&line, " (", op.bytes_done, "/", op.bytes_total, " bytes)");
-  else if (op.bytes_done > 0)
-    absl::StrAppend(&line, " (", op.bytes_done, " bytes)");
-  if (op.finished() && op.status_code != 0)
-    absl::StrAppend(&line, ": ", op.status_message);
-  else if (!op.message.empty())
-    absl::StrAppend(&line, ": ", op.message);
+std::string operationLine(const v1::Operation& op) {
+  std::string line = absl::StrCat(op.id(), " ", op.kind(), " ", op.target(), ": ", operationStateName(op));
+  if (!op.phase().empty()) absl::StrAppend(&line, ", ", op.phase());
+  absl::StrAppend(&line, " ", op.percent(), "%");
+  if (op.bytes_total() > 0)
+    absl::StrAppend(&line, " (", op.bytes_done(), "/", op.bytes_total(), " bytes)");
+  else if (op.bytes_done() > 0)
+    absl::StrAppend(&line, " (", op.bytes_done(), " bytes)");
+  if (isFinished(op) && op.status_code() != 0)
+    absl::StrAppend(&line, ": ", op.status_message());
+  else if (!op.message().empty())
+    absl::StrAppend(&line, ": ", op.message());
   return line;
 }
 
-std::string hostDetails(const HostInfo& h) {
+std::string hostDetails(const v1::HostInfo& h) {
   Details out;
-  out.add("hypervisor", h.hypervisor);
-  out.add("hypervisor_version", h.hypervisor_version);
-  out.add("hostname", h.hostname);
-  out.add("cpus", absl::StrCat(h.cpus));
-  out.add("memory_total", absl::StrCat(h.memory_total_mib, " MiB"));
-  out.add("memory_free", absl::StrCat(h.memory_free_mib, " MiB"));
-  out.add("domains_defined", absl::StrCat(h.domains_defined));
-  out.add("domains_running", absl::StrCat(h.domains_running));
-  out.add("operations", absl::StrCat(h.operations_active, " active, limit ", h.operations_limit));
-  out.add("daemon_version", h.daemon_version);
-  for (const auto& p : h.pools) {
-    std::string v =
-        absl::StrCat(p.name, " (", p.driver, "): ", p.used_bytes >> 20, " of ", p.size_bytes >> 20, " MiB used");
-    if (p.driver == "lvm-thin") absl::StrAppend(&v, absl::StrFormat(", metadata %.1f%%", p.metadata_percent));
+  out.add("hypervisor", h.hypervisor());
+  out.add("hypervisor_version", h.hypervisor_version());
+  out.add("hostname", h.hostname());
+  out.add("cpus", absl::StrCat(h.cpus()));
+  out.add("memory_total", absl::StrCat(h.memory_total_mib(), " MiB"));
+  out.add("memory_free", absl::StrCat(h.memory_free_mib(), " MiB"));
+  out.add("domains_defined", absl::StrCat(h.domains_defined()));
+  out.add("domains_running", absl::StrCat(h.domains_running()));
+  out.add("operations", absl::StrCat(h.operations_active(), " active, limit ", h.operations_limit()));
+  out.add("daemon_version", h.daemon_version());
+  for (const v1::PoolCapacity& p : h.pools()) {
+    std::string v = absl::StrCat(p.name(), " (", p.driver(), "): ", p.used_bytes() >> 20, " of ", p.size_bytes() >> 20,
+                                 " MiB used");
+    if (p.driver() == "lvm-thin") absl::StrAppend(&v, absl::StrFormat(", metadata %.1f%%", p.metadata_percent()));
     out.add("pool", v);
   }
   return out.render();

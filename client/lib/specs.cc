@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "proto/convert/convert.h"
 
 namespace xenctl::client {
 namespace {
@@ -96,13 +97,13 @@ Result<uint64_t> parseSizeFlag(std::string_view flag, std::string_view text) {
   return mib;
 }
 
-Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& f, std::string request_id) {
+Result<v1::CreateDomainRequest> createArgsFromFlags(const CreateFlags& f, std::string request_id) {
   auto flagError = [](std::string_view flag, const Status& s) {
     return absl::InvalidArgumentError(absl::StrCat(av(flag), ": ", s.message()));
   };
-  CreateDomainArgs a;
-  a.request_id = std::move(request_id);
-  core::DomainSpec& s = a.spec;
+  v1::CreateDomainRequest a;
+  a.set_request_id(std::move(request_id));
+  core::DomainSpec s;
   s.name = f.name;
   XENCTL_ASSIGN_OR_RETURN(s.memory_mib, parseSizeFlag("--memory", f.memory));
   if (!f.maxmem.empty()) {
@@ -136,8 +137,9 @@ Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& f, std::string r
     XENCTL_ASSIGN_OR_RETURN(core::VifSpec vif, parseVifSpec(v));
     s.vifs.push_back(std::move(vif));
   }
-  a.define_only = f.define_only;
-  a.paused = f.paused;
+  protoconv::toProto(s, a.mutable_spec());
+  a.set_define_only(f.define_only);
+  a.set_paused(f.paused);
   return a;
 }
 
@@ -145,7 +147,7 @@ Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& f, std::string r
 // file is not sent whole.
 constexpr uint64_t kMaxXlConfigBytes = uint64_t{1} << 20;
 
-Result<XlConfigFile> readXlConfigFile(const std::string& path) {
+Result<v1::XlConfig> readXlConfigFile(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     const std::string why = absl::StrCat("cannot read xl config '", path, "': ", std::strerror(errno));
@@ -162,10 +164,13 @@ Result<XlConfigFile> readXlConfigFile(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat("cannot read xl config '", path, "': ", std::strerror(errno)));
   std::ostringstream text;
   text << in.rdbuf();
-  return XlConfigFile{path, text.str()};
+  v1::XlConfig file;
+  file.set_file_name(path);
+  file.set_text(std::move(text).str());
+  return file;
 }
 
-Result<CreateDomainArgs> createArgs(const CreateFlags& f, const std::string& xl_config_path,
+Result<v1::CreateDomainRequest> createArgs(const CreateFlags& f, const std::string& xl_config_path,
                                     const std::vector<std::string>& spec_flags, std::string request_id) {
   std::string path = xl_config_path;
   if (!path.empty() && !f.name.empty())
@@ -179,11 +184,11 @@ Result<CreateDomainArgs> createArgs(const CreateFlags& f, const std::string& xl_
       return absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(spec_flags, ", "),
                                                      " cannot be combined with an xl config ('", path,
                                                      "'), which says what the domain is; edit the file instead"));
-    CreateDomainArgs a;
-    a.request_id = std::move(request_id);
-    XENCTL_ASSIGN_OR_RETURN(a.xl_config, readXlConfigFile(path));
-    a.define_only = f.define_only;
-    a.paused = f.paused;
+    v1::CreateDomainRequest a;
+    a.set_request_id(std::move(request_id));
+    XENCTL_ASSIGN_OR_RETURN(*a.mutable_xl_config(), readXlConfigFile(path));
+    a.set_define_only(f.define_only);
+    a.set_paused(f.paused);
     return a;
   }
   if (f.name.empty())

@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "client/lib/types.h"
 #include "lib/core/domain.h"
 #include "lib/core/status.h"
+#include "xenctl/v1/domain.pb.h"
 
 namespace xenctl::client {
 
@@ -39,12 +39,12 @@ struct CreateFlags {
 };
 
 /// Parses the flags' values into the request; INVALID_ARGUMENT names the flag.
-Result<CreateDomainArgs> createArgsFromFlags(const CreateFlags& flags, std::string request_id);
+Result<v1::CreateDomainRequest> createArgsFromFlags(const CreateFlags& flags, std::string request_id);
 
 /// Reads an xl config file for the daemon to parse. NOT_FOUND when it does
 /// not exist, INVALID_ARGUMENT when it is not a regular file or larger than
 /// the daemon takes (1 MiB), both naming the path.
-Result<XlConfigFile> readXlConfigFile(const std::string& path);
+Result<v1::XlConfig> readXlConfigFile(const std::string& path);
 
 /// What vm-create was asked for. From an xl config when --xl-config FILE is
 /// given, or when NAME is an existing file and no spec flag is; otherwise
@@ -52,7 +52,7 @@ Result<XlConfigFile> readXlConfigFile(const std::string& path);
 /// `spec_flags` names the spec flags given (--memory, --vcpus, --type ...);
 /// they cannot be combined with an xl config, which says what the domain is
 /// (INVALID_ARGUMENT naming them). --define-only and --paused apply to both.
-Result<CreateDomainArgs> createArgs(const CreateFlags& flags, const std::string& xl_config_path,
+Result<v1::CreateDomainRequest> createArgs(const CreateFlags& flags, const std::string& xl_config_path,
                                     const std::vector<std::string>& spec_flags, std::string request_id);
 
 }  // namespace xenctl::client

@@ -149,4 +149,4 @@ class DaemonTestCase(unittest.TestCase):
         """vm-list --json as a dict by name."""
         listed = self.vm("list", "--json").json()
         self.assertIsInstance(listed, list)
-        return {d["name"]: d for d in listed}
+        return {d["spec"]["name"]: d for d in listed}

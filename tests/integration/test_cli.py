@@ -13,10 +13,14 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[
 MAC_RE = re.compile(r"^00:16:3e:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
 OP_RE = re.compile(r"^op-[0-9a-f]{16}$")
 
+# --json prints the v1 Domain message (protobuf's JSON mapping, .proto field names).
 DOMAIN_KEYS = {
-    "name", "uuid", "state", "state_reason", "domid", "type", "vcpus", "maxvcpus", "vcpus_online", "memory_mib",
-    "maxmem_mib", "memory_current_mib", "cpu_time_seconds", "kernel", "ramdisk", "cmdline", "bootloader",
-    "bootloader_args", "disks", "vifs", "on_poweroff", "on_reboot", "on_crash", "foreign", "created_at", "owner_uid",
+    "spec", "state", "domid", "vcpus_online", "memory_mib", "cpu_time_seconds", "foreign", "created_at",
+    "state_reason", "owner_uid",
+}
+SPEC_KEYS = {
+    "name", "uuid", "type", "kernel", "ramdisk", "cmdline", "bootloader", "bootloader_args", "memory_mib",
+    "maxmem_mib", "vcpus", "maxvcpus", "disks", "vifs", "on_poweroff", "on_reboot", "on_crash",
 }
 TABLE_HEADER = ["Name", "ID", "Mem", "VCPUs", "State", "Time(s)", "UUID"]
 
@@ -53,44 +57,45 @@ class LifecycleTest(DaemonTestCase):
         self.assertEqual(list(rows), ["web1"])
         self.assertEqual(rows["web1"][2:5], ["512", "2", "running"])
         self.assertEqual(web1.err, "")  # progress goes to stderr only on a terminal
-        # --json output of create: the domain object.
-        self.assertEqual(db1.json()["state"], "paused")
-        self.assertEqual(build1.json()["state"], "stopped")
-        self.assertIsNone(build1.json()["domid"])
+        # --json output of create: the Domain message.
+        self.assertEqual(db1.json()["state"], "DOMAIN_STATE_PAUSED")
+        self.assertEqual(build1.json()["state"], "DOMAIN_STATE_STOPPED")
+        self.assertEqual(build1.json()["domid"], "-1")  # int64: a string in protobuf's JSON mapping
 
         doms = self.domains()
         self.assertEqual(set(doms), {"web1", "db1", "build1"})
         for d in doms.values():
-            self.assertEqual(set(d), DOMAIN_KEYS, d["name"])
-            self.assertRegex(d["uuid"], UUID_RE)
+            self.assertEqual(set(d), DOMAIN_KEYS, d["spec"]["name"])
+            self.assertEqual(set(d["spec"]), SPEC_KEYS, d["spec"]["name"])
+            self.assertRegex(d["spec"]["uuid"], UUID_RE)
             self.assertFalse(d["foreign"])
             self.assertEqual(d["state_reason"], "")
-            self.assertRegex(d["created_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-            self.assertEqual(d["owner_uid"], os.getuid())
-        self.assertEqual(len({d["uuid"] for d in doms.values()}), 3)
+            self.assertRegex(d["created_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+            self.assertEqual(d["owner_uid"], str(os.getuid()))
+        self.assertEqual(len({d["spec"]["uuid"] for d in doms.values()}), 3)
 
-        w = doms["web1"]
-        self.assertEqual((w["state"], w["type"], w["vcpus"], w["maxvcpus"], w["memory_mib"], w["maxmem_mib"]),
-                         ("running", "pvh", 2, 4, 512, 1024))
-        self.assertEqual((w["vcpus_online"], w["memory_current_mib"]), (2, 512))
-        self.assertIsInstance(w["domid"], int)
-        self.assertGreater(w["domid"], 0)
-        self.assertEqual((w["kernel"], w["cmdline"]), ("/boot/vmlinuz", "console=hvc0"))
-        self.assertEqual(w["disks"], [{"target": "/dev/vg0/web1", "vdev": "xvda", "mode": "w", "format": ""}])
-        self.assertEqual(len(w["vifs"]), 1)
-        self.assertEqual((w["vifs"][0]["bridge"], w["vifs"][0]["ip"]), ("xenbr0", "10.0.0.2"))
-        self.assertRegex(w["vifs"][0]["mac"], MAC_RE)  # generated in the Xen OUI
-        self.assertEqual((w["on_poweroff"], w["on_reboot"], w["on_crash"]), ("destroy", "restart", "destroy"))
+        w, ws = doms["web1"], doms["web1"]["spec"]
+        self.assertEqual((w["state"], ws["type"], ws["vcpus"], ws["maxvcpus"], ws["memory_mib"], ws["maxmem_mib"]),
+                         ("DOMAIN_STATE_RUNNING", "DOMAIN_TYPE_PVH", 2, 4, "512", "1024"))
+        self.assertEqual((w["vcpus_online"], w["memory_mib"]), (2, "512"))
+        self.assertGreater(int(w["domid"]), 0)
+        self.assertEqual((ws["kernel"], ws["cmdline"]), ("/boot/vmlinuz", "console=hvc0"))
+        self.assertEqual(ws["disks"], [{"target": "/dev/vg0/web1", "vdev": "xvda", "mode": "w", "format": ""}])
+        self.assertEqual(len(ws["vifs"]), 1)
+        self.assertEqual((ws["vifs"][0]["bridge"], ws["vifs"][0]["ip"]), ("xenbr0", "10.0.0.2"))
+        self.assertRegex(ws["vifs"][0]["mac"], MAC_RE)  # generated in the Xen OUI
+        self.assertEqual((ws["on_poweroff"], ws["on_reboot"], ws["on_crash"]),
+                         ("LIFECYCLE_ACTION_DESTROY", "LIFECYCLE_ACTION_RESTART", "LIFECYCLE_ACTION_DESTROY"))
 
-        d = doms["db1"]
-        self.assertEqual((d["state"], d["type"], d["memory_mib"], d["maxmem_mib"], d["on_crash"]),
-                         ("paused", "hvm", 1024, 1024, "preserve"))
-        self.assertEqual(d["disks"], [{"target": "/srv/db1.img", "vdev": "xvdb", "mode": "r", "format": "raw"}])
+        d, ds = doms["db1"], doms["db1"]["spec"]
+        self.assertEqual((d["state"], ds["type"], ds["memory_mib"], ds["maxmem_mib"], ds["on_crash"]),
+                         ("DOMAIN_STATE_PAUSED", "DOMAIN_TYPE_HVM", "1024", "1024", "LIFECYCLE_ACTION_PRESERVE"))
+        self.assertEqual(ds["disks"], [{"target": "/srv/db1.img", "vdev": "xvdb", "mode": "r", "format": "raw"}])
         self.assertNotEqual(d["domid"], w["domid"])
 
         b = doms["build1"]
-        self.assertEqual((b["state"], b["domid"], b["vcpus"], b["vcpus_online"], b["memory_mib"]),
-                         ("stopped", None, 1, 0, 768))
+        self.assertEqual((b["state"], b["domid"], b["spec"]["vcpus"], b["vcpus_online"], b["spec"]["memory_mib"]),
+                         ("DOMAIN_STATE_STOPPED", "-1", 1, 0, "768"))
 
         # The table says the same as the JSON.
         rows = table_rows(self.vm("list").out)
@@ -98,9 +103,9 @@ class LifecycleTest(DaemonTestCase):
         for name, cells in rows.items():
             j = doms[name]
             self.assertEqual(len(cells), 7, cells)
-            self.assertEqual(cells[1], str(j["domid"]) if j["domid"] is not None else "-")
-            self.assertEqual(cells[4], j["state"])
-            self.assertEqual(cells[6], j["uuid"])
+            self.assertEqual(cells[1], j["domid"] if j["domid"] != "-1" else "-")
+            self.assertEqual("DOMAIN_STATE_" + cells[4].upper(), j["state"])
+            self.assertEqual(cells[6], j["spec"]["uuid"])
         self.assertEqual(rows["build1"][2:4], ["768", "1"])
         self.assertEqual(rows["db1"][2:4], ["1024", "2"])
 
@@ -111,7 +116,7 @@ class LifecycleTest(DaemonTestCase):
         # info: the same object as in the list; the human form has the xl key names.
         self.assertEqual(self.vm("info", "web1", "--json").json(), w)
         info = self.vm("info", "web1").out
-        for line in ("name:           web1", f"uuid:           {w['uuid']}", "state:          running",
+        for line in ("name:           web1", f"uuid:           {ws['uuid']}", "state:          running",
                      "vcpus:          2", "maxvcpus:       4", "memory:         512 MiB", "maxmem:         1024 MiB",
                      "disk:           target=/dev/vg0/web1,vdev=xvda,access=w", "on_reboot:      restart"):
             self.assertIn(line + "\n", info)
@@ -121,14 +126,14 @@ class LifecycleTest(DaemonTestCase):
         self.create_three()
         before = self.domains()["web1"]
         paused = self.vm("pause", "web1", "--json").json()
-        self.assertEqual(paused["state"], "paused")
+        self.assertEqual(paused["state"], "DOMAIN_STATE_PAUSED")
         self.assertEqual(paused["domid"], before["domid"])
-        self.assertEqual(self.domains()["web1"]["state"], "paused")
+        self.assertEqual(self.domains()["web1"]["state"], "DOMAIN_STATE_PAUSED")
         unpaused = self.vm("unpause", "web1", "--json").json()
-        self.assertEqual(unpaused["state"], "running")
+        self.assertEqual(unpaused["state"], "DOMAIN_STATE_RUNNING")
         self.assertEqual(stored({"x": unpaused}), stored({"x": before}))
         # db1 was created paused.
-        self.assertEqual(self.vm("unpause", "db1", "--json").json()["state"], "running")
+        self.assertEqual(self.vm("unpause", "db1", "--json").json()["state"], "DOMAIN_STATE_RUNNING")
 
     def test_pause_stopped_domain_fails_and_names_it(self):
         """Pausing a domain that is not running fails (exit 1) with a message naming it."""
@@ -144,13 +149,15 @@ class LifecycleTest(DaemonTestCase):
         """vm-set changes a running domain live and keeps the values in its definition."""
         self.create_three()
         d = self.vm("set", "web1", "--vcpus", "4", "--memory", "768M", "--json").json()
-        self.assertEqual((d["vcpus"], d["vcpus_online"], d["memory_mib"], d["memory_current_mib"]), (4, 4, 768, 768))
-        self.assertEqual((d["maxvcpus"], d["maxmem_mib"], d["state"]), (4, 1024, "running"))
+        self.assertEqual((d["spec"]["vcpus"], d["vcpus_online"], d["spec"]["memory_mib"], d["memory_mib"]),
+                         (4, 4, "768", "768"))
+        self.assertEqual((d["spec"]["maxvcpus"], d["spec"]["maxmem_mib"], d["state"]),
+                         (4, "1024", "DOMAIN_STATE_RUNNING"))
         d = self.vm("set", "web1", "--vcpus", "1", "--json").json()
-        self.assertEqual((d["vcpus"], d["vcpus_online"], d["memory_mib"]), (1, 1, 768))
+        self.assertEqual((d["spec"]["vcpus"], d["vcpus_online"], d["spec"]["memory_mib"]), (1, 1, "768"))
         # A stopped domain: only the definition changes.
         d = self.vm("set", "build1", "--memory", "512", "--json").json()
-        self.assertEqual((d["state"], d["memory_mib"], d["memory_current_mib"]), ("stopped", 512, 0))
+        self.assertEqual((d["state"], d["spec"]["memory_mib"], d["memory_mib"]), ("DOMAIN_STATE_STOPPED", "512", "0"))
 
         before = stored(self.domains())
         r = self.vm("set", "web1", "--vcpus", "5", expect=2)
@@ -165,23 +172,23 @@ class LifecycleTest(DaemonTestCase):
         """The rest of the life cycle, each step checked in the list."""
         self.create_three()
         d = self.vm("shutdown", "web1", "--timeout", "10", "--json").json()
-        self.assertEqual((d["state"], d["domid"], d["vcpus_online"]), ("stopped", None, 0))
+        self.assertEqual((d["state"], d["domid"], d["vcpus_online"]), ("DOMAIN_STATE_STOPPED", "-1", 0))
         r = self.vm("shutdown", "web1", expect=1)
         self.assertEqual(r.err, "vm-shutdown: domain 'web1' is not running\n")
 
         d = self.vm("destroy", "db1", "--json").json()  # paused: destroy still works
-        self.assertEqual((d["state"], d["domid"]), ("stopped", None))
+        self.assertEqual((d["state"], d["domid"]), ("DOMAIN_STATE_STOPPED", "-1"))
 
         d = self.vm("start", "build1", "--json").json()
-        self.assertEqual(d["state"], "running")
+        self.assertEqual(d["state"], "DOMAIN_STATE_RUNNING")
         domid = d["domid"]
         r = self.vm("start", "build1", expect=1)
         self.assertEqual(r.err, "vm-start: domain 'build1' is already running\n")
         d = self.vm("reboot", "build1", "--json").json()
-        self.assertEqual(d["state"], "running")
+        self.assertEqual(d["state"], "DOMAIN_STATE_RUNNING")
         self.assertNotEqual(d["domid"], domid)  # Xen builds a new domain on reboot
         d = self.vm("start", "web1", "--paused", "--json").json()
-        self.assertEqual(d["state"], "paused")
+        self.assertEqual(d["state"], "DOMAIN_STATE_PAUSED")
 
         r = self.vm("delete", "build1", expect=1)
         self.assertIn("domain 'build1' is running", r.err)
@@ -191,7 +198,7 @@ class LifecycleTest(DaemonTestCase):
         r = self.vm("delete", "db1", "--json")
         op = r.json()
         self.assertEqual((op["kind"], op["target"], op["state"], op["status_code"]),
-                         ("delete-domain", "db1", "succeeded", 0))
+                         ("delete-domain", "db1", "OPERATION_STATE_SUCCEEDED", 0))
         self.assertEqual(set(self.domains()), {"web1"})
         self.vm("destroy", "web1")
         self.vm("delete", "web1")
@@ -217,19 +224,18 @@ class RestartTest(DaemonTestCase):
         self.assertEqual(set(after), {"web1", "db1", "build1"})
         for name in ("web1", "db1"):
             d = after[name]
-            self.assertEqual((d["state"], d["domid"], d["vcpus_online"]), ("vanished", None, 0), name)
+            self.assertEqual((d["state"], d["domid"], d["vcpus_online"]), ("DOMAIN_STATE_VANISHED", "-1", 0), name)
             self.assertIn("test hypervisor keeps no running state", d["state_reason"])
-        self.assertEqual((after["build1"]["state"], after["build1"]["state_reason"]), ("stopped", ""))
-        spec_keys = DOMAIN_KEYS - {"state", "state_reason", "domid", "vcpus_online", "memory_current_mib",
-                                   "cpu_time_seconds"}
+        self.assertEqual((after["build1"]["state"], after["build1"]["state_reason"]), ("DOMAIN_STATE_STOPPED", ""))
+        kept = {"spec", "foreign", "created_at", "owner_uid"}
         for name in before:
-            self.assertEqual({k: after[name][k] for k in spec_keys}, {k: before[name][k] for k in spec_keys}, name)
-        self.assertEqual(after["web1"]["vcpus"], 1)  # the vm-set survived too
+            self.assertEqual({k: after[name][k] for k in kept}, {k: before[name][k] for k in kept}, name)
+        self.assertEqual(after["web1"]["spec"]["vcpus"], 1)  # the vm-set survived too
 
         # A vanished domain can be started again from its definition, same uuid and MAC.
         d = self.vm("start", "web1", "--json").json()
-        self.assertEqual((d["state"], d["uuid"], d["vifs"]), ("running", before["web1"]["uuid"],
-                                                              before["web1"]["vifs"]))
+        self.assertEqual((d["state"], d["spec"]["uuid"], d["spec"]["vifs"]),
+                         ("DOMAIN_STATE_RUNNING", before["web1"]["spec"]["uuid"], before["web1"]["spec"]["vifs"]))
         self.assertEqual(d["vcpus_online"], 1)
 
 
@@ -418,9 +424,10 @@ class OperationsTest(DaemonTestCase):
         updates = [json.loads(line) for line in self.vmm("watch", op_id, "--json").out.splitlines()]
         final = updates[-1]
         self.assertEqual((final["id"], final["kind"], final["target"], final["state"], final["status_code"],
-                          final["percent"]), (op_id, "create-domain", "web1", "succeeded", 0, 100))
-        self.assertIsNotNone(final["finished_at"])
-        self.assertEqual(self.domains()["web1"]["state"], "running")
+                          final["percent"]),
+                         (op_id, "create-domain", "web1", "OPERATION_STATE_SUCCEEDED", 0, 100))
+        self.assertIn("finished_at", final)
+        self.assertEqual(self.domains()["web1"]["state"], "DOMAIN_STATE_RUNNING")
 
         ops = self.vmm("ops", "--all", "--json").json()
         self.assertIn(op_id, [o["id"] for o in ops])
@@ -433,7 +440,7 @@ class OperationsTest(DaemonTestCase):
         op = self.vm("pause", "web1", "--no-wait", "--json").json()
         self.assertEqual((op["kind"], op["target"]), ("pause-domain", "web1"))
         self.vmm("watch", op["id"])
-        self.assertEqual(self.domains()["web1"]["state"], "paused")
+        self.assertEqual(self.domains()["web1"]["state"], "DOMAIN_STATE_PAUSED")
 
     def test_failed_operation_exit_code(self):
         """An operation that fails gives its code and message, from the waiting command and from watch."""
@@ -446,7 +453,7 @@ class OperationsTest(DaemonTestCase):
         self.assertTrue(r.out.splitlines()[-1].startswith(f"{op_id} pause-domain db1: failed"), r)
         self.assertTrue(r.err.startswith("vmm: pausing domain 'db1': "), r)
         op = self.vmm("ops", "--all", "--json").json()[0]
-        self.assertEqual((op["id"], op["state"], op["status_code"]), (op_id, "failed", 9))  # FAILED_PRECONDITION
+        self.assertEqual((op["id"], op["state"], op["status_code"]), (op_id, "OPERATION_STATE_FAILED", 9))  # FAILED_PRECONDITION
         r = self.vm("pause", "db1", expect=1)  # waiting: the same result
         self.assertEqual(r.out, "")
         self.assertTrue(r.err.startswith("vm-pause: pausing domain 'db1': "), r)
@@ -476,7 +483,7 @@ class OperationsTest(DaemonTestCase):
                 os.close(follower)
             os.close(leader)
         self.assertEqual(proc.returncode, 0)
-        self.assertEqual(json.loads(proc.stdout)["state"], "running")
+        self.assertEqual(json.loads(proc.stdout)["state"], "DOMAIN_STATE_RUNNING")
         self.assertIn(b"create-domain web1: ", drawn)
         self.assertTrue(drawn.startswith(b"\r\x1b[K"), drawn)
         self.assertTrue(drawn.endswith(b"\r\x1b[K"), drawn)  # cleared before the result is printed
@@ -489,7 +496,7 @@ class OperationsTest(DaemonTestCase):
         self.vmm("watch", first.out.strip())
         # Waiting on the retried request succeeds too, rather than "already exists".
         r = self.vm("create", "web1", "--memory", "512", "--vcpus", "1", "--request-id", "retry-1", "--json")
-        self.assertEqual(r.json()["name"], "web1")
+        self.assertEqual(r.json()["spec"]["name"], "web1")
         self.assertEqual(list(self.domains()), ["web1"])
         op = self.vmm("ops", "--all", "--json").json()[0]
         self.assertEqual(op["request_id"], "retry-1")
@@ -504,7 +511,7 @@ class OperationsTest(DaemonTestCase):
         self.assertEqual(h["hypervisor"], "test")
         self.assertEqual((h["domains_defined"], h["domains_running"]), (2, 1))
         self.assertGreater(h["cpus"], 0)
-        self.assertGreater(h["memory_total_mib"], h["memory_free_mib"])
+        self.assertGreater(int(h["memory_total_mib"]), int(h["memory_free_mib"]))
         self.assertIsInstance(h["pools"], list)
         text = self.vmm("host").out
         self.assertIn("hypervisor:         test\n", text)

@@ -51,7 +51,7 @@ class ConsoleTest(DaemonTestCase):
         proc.stdin = None  # closed: communicate must not flush it
         _, err = proc.communicate(timeout=20)
         self.assertEqual(proc.returncode, 0, err)
-        self.assertEqual(self.domains()["web1"]["state"], "running")
+        self.assertEqual(self.domains()["web1"]["state"], "DOMAIN_STATE_RUNNING")
 
     def test_refusals(self):
         """A defined but stopped domain cannot be attached (exit 1, says so); an unknown one is exit 3."""

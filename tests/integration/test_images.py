@@ -686,7 +686,7 @@ class DaemonImageTest(DaemonTestCase):
         ops = self.vmm("ops", "--all", "--json").json()
         imports = [o for o in ops if o["kind"] == "import-image"]
         self.assertEqual(len(imports), 1, ops)
-        self.assertEqual((imports[0]["state"], imports[0]["target"]), ("succeeded", "golden"))
+        self.assertEqual((imports[0]["state"], imports[0]["target"]), ("OPERATION_STATE_SUCCEEDED", "golden"))
 
         self.vm("volume", "clone", "golden", "web1")
         self.assertEqual(self.image("list", "--json").json()[0]["clones"], 1)
@@ -701,7 +701,7 @@ class DaemonImageTest(DaemonTestCase):
         """vm-image export packs a directory (tar.zst to file://) and an image's volume (cpio.gz, HTTP PUT); both import back."""
         out = os.path.join(self.workdir, "exported.tar.zst")
         done = self.image("export", self.src, "file://" + out, "--format", "tar.zst", "--json").json()
-        self.assertEqual(done["state"], "succeeded")
+        self.assertEqual(done["state"], "OPERATION_STATE_SUCCEEDED")
         self.assertIn(sha256_of(out), done["message"])
         self.image("import", "fromdir", "file://" + out, "--sha256", sha256_of(out))
         vol = os.path.join(self.pool_dir, "fromdir.img")

@@ -86,7 +86,7 @@ class IndependentClientTest(DaemonTestCase):
 
         # Our CLI and the independent client see the same domain.
         cli = json.loads(self.vm("list", "--json").out)
-        self.assertEqual((cli[0]["uuid"], cli[0]["domid"], cli[0]["vifs"][0]["mac"]),
+        self.assertEqual((cli[0]["spec"]["uuid"], int(cli[0]["domid"]), cli[0]["spec"]["vifs"][0]["mac"]),
                          (d.spec.uuid, d.domid, d.spec.vifs[0].mac))
 
         # Watching a finished operation returns its final state at once.

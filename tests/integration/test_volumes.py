@@ -47,14 +47,14 @@ class VolumeTest(DaemonTestCase):
         """The whole life of a root volume, checked on the files themselves."""
         base = self.vm("volume", "create", "base", "64M", "--json").json()
         self.assertEqual(set(base), VOLUME_KEYS)
-        self.assertEqual((base["pool"], base["size_bytes"], base["origin"]), ("main", 64 * MIB, ""))
+        self.assertEqual((base["pool"], base["size_bytes"], base["origin"]), ("main", str(64 * MIB), ""))
         self.assertEqual(base["path"], os.path.join(self.pool_dir, "base.img"))
         write_at(base["path"], 0, b"golden" * 1000)
         write_at(base["path"], 40 * MIB, b"tail" * 100)
         golden = read_all(base["path"])
 
         web1 = self.vm("volume", "clone", "base", "web1", "--json").json()
-        self.assertEqual((web1["origin"], web1["size_bytes"], web1["read_only"]), ("base", 64 * MIB, False))
+        self.assertEqual((web1["origin"], web1["size_bytes"], web1["read_only"]), ("base", str(64 * MIB), False))
         self.assertTrue(filecmp.cmp(base["path"], web1["path"], shallow=False))
 
         # Writes to the clone stay in the clone.
@@ -71,13 +71,13 @@ class VolumeTest(DaemonTestCase):
         self.assertEqual(self.volumes()["web1"]["snapshots"], ["s1"])
 
         grown = self.vm("volume", "resize", "web1", "1G", "--json").json()
-        self.assertEqual(grown["size_bytes"], 1 << 30)
+        self.assertEqual(grown["size_bytes"], str(1 << 30))
         self.assertEqual(os.path.getsize(web1["path"]), 1 << 30)
         self.assertEqual(read_all(web1["path"])[:len(at_snapshot)], at_snapshot)
 
         # Clones of clones, and a clone grown at birth.
         leaf = self.vm("volume", "clone", "web1", "leaf", "--size", "2G", "--json").json()
-        self.assertEqual((leaf["origin"], leaf["size_bytes"]), ("web1", 2 << 30))
+        self.assertEqual((leaf["origin"], leaf["size_bytes"]), ("web1", str(2 << 30)))
 
         # The table for people.
         table = self.vm("volume", "list").out.splitlines()
@@ -130,7 +130,7 @@ class VolumeTest(DaemonTestCase):
         """Pools come from [[pool]]; the first is the default, --pool picks another."""
         pools = self.vm("volume", "pools", "--json").json()
         self.assertEqual([(p["name"], p["driver"]) for p in pools], [("main", "dir"), ("second", "dir")])
-        self.assertGreater(pools[0]["size_bytes"], 0)
+        self.assertGreater(int(pools[0]["size_bytes"]), 0)
         # The same pools in `vmm host` (used bytes move with whatever else writes to this file system).
         host_pools = self.vmm("host", "--json").json()["pools"]
         self.assertEqual([(p["name"], p["driver"], p["size_bytes"]) for p in host_pools],
@@ -149,7 +149,7 @@ class VolumeTest(DaemonTestCase):
         self.vmm("watch", first)
         ops = self.vmm("ops", "--all", "--json").json()
         self.assertEqual([(o["kind"], o["target"], o["state"]) for o in ops],
-                         [("create-volume", "main/base", "succeeded")])
+                         [("create-volume", "main/base", "OPERATION_STATE_SUCCEEDED")])
 
     def test_volume_of_running_domain_is_kept(self):
         """A running domain's vol: disk can be neither deleted, rolled back nor resized; once it is stopped, it can."""
@@ -195,7 +195,7 @@ class VolumeTest(DaemonTestCase):
                          ["xenctl test hypervisor: console of domain 'web1' (domid 1)",
                           f"disk xvda: {root['path']} (w)", "disk xvdb: /srv/shared.iso (r)"])
         info = self.vm("info", "web1", "--json").json()
-        self.assertEqual(info["disks"][0]["target"], "vol:main/root1")  # the definition keeps the volume's name
+        self.assertEqual(info["spec"]["disks"][0]["target"], "vol:main/root1")  # the definition keeps the volume's name
         r = self.vm("volume", "delete", "root1", expect=1)
         self.assertIn("running domain 'web1' uses it", r.err)
         self.assertIn("root1", self.volumes())
@@ -227,7 +227,8 @@ class VolumeTest(DaemonTestCase):
         r = self.vm("delete", "web1", "--force", "--delete-volumes", expect=1)
         self.assertIn("the volume has snapshots s1", r.err)
         self.assertIn("nothing was deleted", r.err)
-        self.assertEqual([(d["name"], d["state"]) for d in self.vm("list", "--json").json()], [("web1", "running")])
+        self.assertEqual([(d["spec"]["name"], d["state"]) for d in self.vm("list", "--json").json()],
+                         [("web1", "DOMAIN_STATE_RUNNING")])
         self.assertEqual(sorted(self.volumes()), ["root1", "root1@s1"])
 
     def test_volumes_survive_a_restart(self):

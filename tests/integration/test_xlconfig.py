@@ -56,9 +56,11 @@ class XlConfigTest(DaemonTestCase):
         self.assertEqual(r.err, "")
         d = r.json()
         self.assertEqual(d, self.vm("info", "web1", "--json").json())
-        self.assertEqual((d["name"], d["uuid"], d["state"], d["type"]),
-                         ("web1", "6f1a2b3c-4d5e-4f60-8172-93a4b5c6d7e8", "running", "pv"))
-        self.assertEqual((d["memory_mib"], d["maxmem_mib"], d["vcpus"], d["maxvcpus"]), (512, 1024, 2, 4))
+        self.assertEqual(d["state"], "DOMAIN_STATE_RUNNING")
+        d = d["spec"]
+        self.assertEqual((d["name"], d["uuid"], d["type"]),
+                         ("web1", "6f1a2b3c-4d5e-4f60-8172-93a4b5c6d7e8", "DOMAIN_TYPE_PV"))
+        self.assertEqual((d["memory_mib"], d["maxmem_mib"], d["vcpus"], d["maxvcpus"]), ("512", "1024", 2, 4))
         self.assertEqual((d["kernel"], d["ramdisk"], d["cmdline"]),
                          ("/boot/vmlinuz-6.1.0-13-amd64", "/boot/initrd.img-6.1.0-13-amd64",
                           "root=/dev/xvda2 ro console=hvc0"))
@@ -66,7 +68,8 @@ class XlConfigTest(DaemonTestCase):
                                       {"target": "/srv/xen/web1-data.img", "vdev": "xvdb", "mode": "r",
                                        "format": ""}])
         self.assertEqual(d["vifs"], [{"bridge": "xenbr0", "mac": "00:16:3e:4a:1b:2c", "ip": "10.0.0.7"}])
-        self.assertEqual((d["on_poweroff"], d["on_reboot"], d["on_crash"]), ("destroy", "restart", "preserve"))
+        self.assertEqual((d["on_poweroff"], d["on_reboot"], d["on_crash"]),
+                         ("LIFECYCLE_ACTION_DESTROY", "LIFECYCLE_ACTION_RESTART", "LIFECYCLE_ACTION_PRESERVE"))
 
     def test_xl_config_flag_with_define_only_and_human_output(self):
         """vm-create --xl-config FILE --define-only defines it; the table names the domain from the file."""
@@ -74,8 +77,8 @@ class XlConfigTest(DaemonTestCase):
         r = self.vm("create", "--xl-config", path, "--define-only")
         self.assertEqual(r.out.splitlines()[1].split()[0], "db1")
         d = self.vm("info", "db1", "--json").json()
-        self.assertEqual((d["state"], d["type"], d["bootloader"], d["memory_mib"], d["vcpus"]),
-                         ("stopped", "pv", "pygrub", 256, 1))
+        self.assertEqual((d["state"], d["spec"]["type"], d["spec"]["bootloader"], d["spec"]["memory_mib"],
+                          d["spec"]["vcpus"]), ("DOMAIN_STATE_STOPPED", "DOMAIN_TYPE_PV", "pygrub", "256", 1))
 
     def test_unsupported_keys_are_named_and_nothing_is_stored(self):
         """A file with keys xenctld does not map is refused (exit 2), every key named with its line."""

@@ -6,7 +6,6 @@
 
 #include "absl/strings/match.h"
 #include "client/lib/client.h"
-#include "client/lib/convert.h"
 #include "client/lib/exit_codes.h"
 #include "client/lib/output.h"
 #include "client/lib/specs.h"
@@ -125,27 +124,21 @@ TEST(SpecsTest, BuildsCreateArgs) {
   f.disks = {"/dev/vg0/web1,xvda,w"};
   f.vifs = {"bridge=xenbr0"};
   f.on_crash = "preserve";
-  auto a = createArgsFromFlags(f, "req-1");
-  ASSERT_TRUE(a.ok()) << a.status();
-  EXPECT_EQ(a->request_id, "req-1");
-  EXPECT_EQ(a->spec.memory_mib, 1024u);
-  EXPECT_EQ(a->spec.maxmem_mib, 2048u);
-  EXPECT_EQ(a->spec.vcpus, 2u);
-  EXPECT_EQ(a->spec.type, core::DomainType::kPvh);
-  EXPECT_EQ(a->spec.on_poweroff, core::LifecycleAction::kDestroy);
-  EXPECT_EQ(a->spec.on_crash, core::LifecycleAction::kPreserve);
-  ASSERT_EQ(a->spec.disks.size(), 1u);
-  ASSERT_EQ(a->spec.vifs.size(), 1u);
-
-  v1::CreateDomainRequest req = toProto(*a);
-  EXPECT_EQ(req.request_id(), "req-1");
-  EXPECT_EQ(req.spec().name(), "web1");
-  EXPECT_EQ(req.spec().memory_mib(), 1024u);
-  EXPECT_EQ(req.spec().type(), v1::DOMAIN_TYPE_PVH);
-  EXPECT_EQ(req.spec().on_crash(), v1::LIFECYCLE_ACTION_PRESERVE);
-  EXPECT_EQ(req.spec().on_reboot(), v1::LIFECYCLE_ACTION_RESTART);
-  EXPECT_EQ(req.spec().disks(0).vdev(), "xvda");
-  EXPECT_EQ(req.spec().vifs(0).bridge(), "xenbr0");
+  auto req = createArgsFromFlags(f, "req-1");
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_EQ(req->request_id(), "req-1");
+  EXPECT_EQ(req->spec().name(), "web1");
+  EXPECT_EQ(req->spec().memory_mib(), 1024u);
+  EXPECT_EQ(req->spec().maxmem_mib(), 2048u);
+  EXPECT_EQ(req->spec().vcpus(), 2u);
+  EXPECT_EQ(req->spec().type(), v1::DOMAIN_TYPE_PVH);
+  EXPECT_EQ(req->spec().on_poweroff(), v1::LIFECYCLE_ACTION_DESTROY);
+  EXPECT_EQ(req->spec().on_crash(), v1::LIFECYCLE_ACTION_PRESERVE);
+  EXPECT_EQ(req->spec().on_reboot(), v1::LIFECYCLE_ACTION_RESTART);
+  ASSERT_EQ(req->spec().disks_size(), 1);
+  EXPECT_EQ(req->spec().disks(0).vdev(), "xvda");
+  ASSERT_EQ(req->spec().vifs_size(), 1);
+  EXPECT_EQ(req->spec().vifs(0).bridge(), "xenbr0");
 }
 
 TEST(SpecsTest, CreateArgsErrorsNameTheFlag) {
@@ -193,21 +186,18 @@ TEST(SpecsTest, XlConfigFromNameOrFlagIsSentAsText) {
   CreateFlags f;
   f.name = file.path();
   f.paused = true;
-  auto a = createArgs(f, "", {}, "req-2");
-  ASSERT_TRUE(a.ok()) << a.status();
-  ASSERT_TRUE(a->xl_config.has_value());
-  EXPECT_EQ(a->xl_config->file_name, file.path());
-  EXPECT_EQ(a->xl_config->text, "name = 'web1'\nmemory = 256\n");
-  v1::CreateDomainRequest req = toProto(*a);
-  EXPECT_EQ(req.source_case(), v1::CreateDomainRequest::kXlConfig);
-  EXPECT_EQ(req.xl_config().text(), "name = 'web1'\nmemory = 256\n");
-  EXPECT_TRUE(req.paused());
-  EXPECT_FALSE(req.has_spec());
+  auto req = createArgs(f, "", {}, "req-2");
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_EQ(req->source_case(), v1::CreateDomainRequest::kXlConfig);
+  EXPECT_EQ(req->xl_config().file_name(), file.path());
+  EXPECT_EQ(req->xl_config().text(), "name = 'web1'\nmemory = 256\n");
+  EXPECT_TRUE(req->paused());
+  EXPECT_FALSE(req->has_spec());
 
   f.name.clear();
-  a = createArgs(f, file.path(), {}, "req-3");
-  ASSERT_TRUE(a.ok()) << a.status();
-  EXPECT_EQ(a->xl_config->file_name, file.path());
+  req = createArgs(f, file.path(), {}, "req-3");
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_EQ(req->xl_config().file_name(), file.path());
 }
 
 // Spec flags with a file, NAME with --xl-config, a missing file, and flags without --memory are refused.
@@ -251,21 +241,23 @@ TEST(ExitCodeTest, MapsStatusCodes) {
 
 // A failed operation carries the server's code and message; it maps like an RPC error.
 TEST(OperationTest, StatusOfFinishedOperations) {
-  Operation op;
-  op.id = "op-1";
-  op.kind = "create-domain";
-  op.target = "web1";
-  op.state = OperationState::kSucceeded;
+  v1::Operation op;
+  op.set_id("op-1");
+  op.set_kind("create-domain");
+  op.set_target("web1");
+  op.set_state(v1::OPERATION_STATE_SUCCEEDED);
   EXPECT_TRUE(operationStatus(op).ok());
-  op.state = OperationState::kFailed;
-  op.status_code = 3;
-  op.status_message = "domain 'web1': memory 10 MiB is out of range";
+  op.set_state(v1::OPERATION_STATE_FAILED);
+  op.set_status_code(3);
+  op.set_status_message("domain 'web1': memory 10 MiB is out of range");
   Status s = operationStatus(op);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), op.status_message);
-  op.status_code = 0;  // a daemon bug: failed without a code
+  EXPECT_EQ(s.message(), op.status_message());
+  op.set_status_code(0);  // a daemon bug: failed without a code
   EXPECT_EQ(operationStatus(op).code(), absl::StatusCode::kUnknown);
-  op.state = OperationState::kCancelled;
+  op.set_state(v1::OPERATION_STATE_RUNNING);
+  EXPECT_EQ(operationStatus(op).code(), absl::StatusCode::kFailedPrecondition);
+  op.set_state(v1::OPERATION_STATE_CANCELLED);
   EXPECT_EQ(operationStatus(op).code(), absl::StatusCode::kCancelled);
   EXPECT_NE(operationStatus(op).message().find("op-1"), std::string::npos);
 }
@@ -292,57 +284,69 @@ v1::Domain sampleDomain() {
   return d;
 }
 
-TEST(OutputTest, DomainJsonHasTheDocumentedKeys) {
-  nlohmann::json j = toJson(fromProto(sampleDomain()));
-  EXPECT_EQ(j["name"], "web1");
-  EXPECT_EQ(j["uuid"], "6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c");
-  EXPECT_EQ(j["state"], "running");
-  EXPECT_EQ(j["domid"], 7);
-  EXPECT_EQ(j["type"], "pv");
-  EXPECT_EQ(j["vcpus"], 2);
-  EXPECT_EQ(j["maxvcpus"], 4);
+// --json is protobuf's JSON mapping with the .proto's names: spec nested, enums by name, 64-bit ints as strings.
+TEST(OutputTest, DomainJsonIsTheMessageWithProtoFieldNames) {
+  nlohmann::ordered_json j = toJson(sampleDomain());
+  EXPECT_EQ(j["spec"]["name"], "web1");
+  EXPECT_EQ(j["spec"]["uuid"], "6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c");
+  EXPECT_EQ(j["spec"]["type"], "DOMAIN_TYPE_PV");
+  EXPECT_EQ(j["spec"]["vcpus"], 2);
+  EXPECT_EQ(j["spec"]["maxvcpus"], 4);
+  EXPECT_EQ(j["spec"]["memory_mib"], "512");
+  EXPECT_EQ(j["spec"]["maxmem_mib"], "0");  // as sent: 0 means "= memory"
+  EXPECT_EQ(j["spec"]["on_poweroff"], "LIFECYCLE_ACTION_UNSPECIFIED");
+  EXPECT_EQ(j["spec"]["disks"][0]["target"], "/dev/vg0/web1");
+  EXPECT_EQ(j["spec"]["vifs"], nlohmann::ordered_json::array());
+  EXPECT_EQ(j["spec"]["bootloader_args"], nlohmann::ordered_json::array());
+  EXPECT_EQ(j["state"], "DOMAIN_STATE_RUNNING");
+  EXPECT_EQ(j["domid"], "7");
   EXPECT_EQ(j["vcpus_online"], 2);
-  EXPECT_EQ(j["memory_mib"], 512);
-  EXPECT_EQ(j["maxmem_mib"], 512);  // 0 in the proto means "= memory"
-  EXPECT_EQ(j["memory_current_mib"], 500);
+  EXPECT_EQ(j["memory_mib"], "500");
+  EXPECT_EQ(j["cpu_time_seconds"], 12.34);
   EXPECT_EQ(j["foreign"], false);
-  EXPECT_EQ(j["on_poweroff"], "destroy");  // unspecified: xl's default
-  EXPECT_EQ(j["on_reboot"], "restart");
+  EXPECT_EQ(j["state_reason"], "");
   EXPECT_EQ(j["created_at"], "2023-11-14T22:13:20Z");
-  EXPECT_EQ(j["disks"][0]["target"], "/dev/vg0/web1");
-  EXPECT_TRUE(j["vifs"].is_array());
+  // The .proto's order, not the alphabet's.
+  EXPECT_EQ(j.begin().key(), "spec");
 }
 
-TEST(OutputTest, StoppedDomainHasNullDomid) {
+// Default scalars are printed; an unset timestamp is left out; a list is a JSON array of the messages.
+TEST(OutputTest, StoppedDomainJsonAndLists) {
   v1::Domain d = sampleDomain();
   d.set_state(v1::DOMAIN_STATE_STOPPED);
   d.set_domid(-1);
+  d.set_foreign(false);
   d.clear_created_at();
-  nlohmann::json j = toJson(fromProto(d));
-  EXPECT_EQ(j["state"], "stopped");
-  EXPECT_TRUE(j["domid"].is_null());
-  EXPECT_TRUE(j["created_at"].is_null());
-  EXPECT_EQ(toJson(std::vector<Domain>{}).dump(), "[]");
+  nlohmann::ordered_json j = toJson(d);
+  EXPECT_EQ(j["state"], "DOMAIN_STATE_STOPPED");
+  EXPECT_EQ(j["domid"], "-1");
+  EXPECT_EQ(j["owner_uid"], "0");
+  EXPECT_FALSE(j.contains("created_at"));
+  EXPECT_EQ(toJson(Repeated<v1::Domain>()).dump(), "[]");
+  EXPECT_EQ(toJson(one(d)).size(), 1u);
+  EXPECT_EQ(toJson(one(d))[0], j);
 }
 
 // Like xl list: live figures while present, configured ones while not.
 TEST(OutputTest, DomainTable) {
-  Domain running = fromProto(sampleDomain());
+  v1::Domain running = sampleDomain();
   v1::Domain s = sampleDomain();
   s.mutable_spec()->set_name("db1");
   s.set_state(v1::DOMAIN_STATE_STOPPED);
   s.set_domid(-1);
   s.set_vcpus_online(0);
   s.set_memory_mib(0);
-  Domain stopped = fromProto(s);
-  EXPECT_EQ(domainTable({running, stopped}),
+  Repeated<v1::Domain> both;
+  *both.Add() = running;
+  *both.Add() = s;
+  EXPECT_EQ(domainTable(both),
             "Name  ID  Mem  VCPUs  State    Time(s)  UUID\n"
             "web1   7  500      2  running     12.3  6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c\n"
             "db1    -  512      2  stopped        -  6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c\n");
 }
 
 TEST(OutputTest, DomainDetails) {
-  EXPECT_EQ(domainDetails(fromProto(sampleDomain())),
+  EXPECT_EQ(domainDetails(sampleDomain()),
             "name:           web1\n"
             "uuid:           6f1c0c3e-8d2a-4b57-9a43-0d1e2f3a4b5c\n"
             "state:          running\n"
@@ -364,6 +368,7 @@ TEST(OutputTest, DomainDetails) {
             "owner_uid:      0\n");
 }
 
+// An operation prints as its message; its progress line names a failure by the server's message.
 TEST(OutputTest, OperationJsonAndLine) {
   v1::Operation p;
   p.set_id("op-00000000000000ab");
@@ -374,20 +379,22 @@ TEST(OutputTest, OperationJsonAndLine) {
   p.set_percent(10);
   p.set_status_code(6);
   p.set_status_message("domain 'web1' already exists");
-  Operation op = fromProto(p);
-  nlohmann::json j = toJson(op);
-  EXPECT_EQ(j["state"], "failed");
+  nlohmann::ordered_json j = toJson(p);
+  EXPECT_EQ(j["state"], "OPERATION_STATE_FAILED");
   EXPECT_EQ(j["status_code"], 6);
-  EXPECT_EQ(operationLine(op),
+  EXPECT_EQ(j["bytes_done"], "0");
+  EXPECT_FALSE(j.contains("finished_at"));
+  EXPECT_EQ(operationLine(p),
             "op-00000000000000ab create-domain web1: failed, define 10%: domain 'web1' already exists");
 }
 
+// Host info prints as its message, pools included.
 TEST(OutputTest, HostJson) {
   v1::HostInfo h;
   h.set_hypervisor("test");
   h.set_cpus(8);
   h.add_pools()->set_name("default");
-  nlohmann::json j = toJson(fromProto(h));
+  nlohmann::ordered_json j = toJson(h);
   EXPECT_EQ(j["hypervisor"], "test");
   EXPECT_EQ(j["cpus"], 8);
   EXPECT_EQ(j["pools"][0]["name"], "default");
