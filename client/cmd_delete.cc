@@ -16,9 +16,7 @@ class DeleteCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    v1::DeleteDomainRequest req;
-    req.set_request_id(Session::requestId(m_));
-    req.set_name(name_);
+    auto req = Session::domainRequest<v1::DeleteDomainRequest>(m_, name_);
     req.set_force(force_);
     req.set_delete_volumes(delete_volumes_);
     return s.finishMutation((*c)->call(&v1::DomainService::Stub::DeleteDomain, req), m_, name_,

@@ -20,10 +20,8 @@ class NamedDomainCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    Req req;
-    req.set_request_id(Session::requestId(m_));
-    req.set_name(name_);
-    return s.finishMutation((*c)->call(call_, req), m_, name_, Session::Then::kShowDomain);
+    return s.finishMutation((*c)->call(call_, Session::domainRequest<Req>(m_, name_)), m_, name_,
+                            Session::Then::kShowDomain);
   }
 
  private:

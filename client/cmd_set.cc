@@ -24,9 +24,7 @@ class SetCommand : public Command {
     }
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    v1::SetDomainResourcesRequest req;
-    req.set_request_id(Session::requestId(m_));
-    req.set_name(name_);
+    auto req = Session::domainRequest<v1::SetDomainResourcesRequest>(m_, name_);
     req.set_vcpus(vcpus_);
     req.set_memory_mib(memory_mib);
     return s.finishMutation((*c)->call(&v1::DomainService::Stub::SetDomainResources, req), m_, name_,

@@ -16,9 +16,7 @@ class ShutdownCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    v1::ShutdownDomainRequest req;
-    req.set_request_id(Session::requestId(m_));
-    req.set_name(name_);
+    auto req = Session::domainRequest<v1::ShutdownDomainRequest>(m_, name_);
     req.set_timeout_seconds(timeout_);
     req.set_force(force_);
     return s.finishMutation((*c)->call(&v1::DomainService::Stub::ShutdownDomain, req), m_, name_,

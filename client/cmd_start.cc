@@ -15,9 +15,7 @@ class StartCommand : public Command {
   int run(Session& s) override {
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    v1::StartDomainRequest req;
-    req.set_request_id(Session::requestId(m_));
-    req.set_name(name_);
+    auto req = Session::domainRequest<v1::StartDomainRequest>(m_, name_);
     req.set_paused(paused_);
     return s.finishMutation((*c)->call(&v1::DomainService::Stub::StartDomain, req), m_, name_,
                             Session::Then::kShowDomain);

@@ -51,6 +51,15 @@ class Session {
 
   /// The request id for a mutation: --request-id, else a fresh random one.
   static std::string requestId(const MutationOptions& m);
+  /// A mutation's request (v1::StartDomainRequest ...) on the domain `name`,
+  /// with its request_id and name set.
+  template <class Req>
+  static Req domainRequest(const MutationOptions& m, const std::string& name) {
+    Req req;
+    req.set_request_id(requestId(m));
+    req.set_name(name);
+    return req;
+  }
 
   /// Watches `op` to its end, drawing progress on stderr when it is a terminal.
   Result<v1::Operation> wait(const v1::Operation& op);
