@@ -23,8 +23,8 @@ using Repeated = google::protobuf::RepeatedPtrField<T>;
 /// daemon sent it, with the .proto's field names (snake_case), every field
 /// of a scalar, enum or repeated type present even at its default, unset
 /// message fields (a timestamp not yet set) left out, enums by their .proto
-/// names and 64-bit integers as strings, as the mapping says. Keys keep the
-/// .proto's order.
+/// names and 64-bit integers as strings, as the mapping says. Keys come in
+/// the printer's order (nlohmann::ordered_json keeps it).
 nlohmann::ordered_json toJson(const google::protobuf::Message& m);
 /// A JSON array of the messages (what the list commands print).
 template <class T>

@@ -306,7 +306,7 @@ TEST(OutputTest, DomainJsonIsTheMessageWithProtoFieldNames) {
   EXPECT_EQ(j["foreign"], false);
   EXPECT_EQ(j["state_reason"], "");
   EXPECT_EQ(j["created_at"], "2023-11-14T22:13:20Z");
-  // The .proto's order, not the alphabet's.
+  // The printer's order (spec first), not the alphabet's.
   EXPECT_EQ(j.begin().key(), "spec");
 }
 
