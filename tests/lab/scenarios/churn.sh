@@ -33,7 +33,7 @@ for ((r = 1; r <= rounds; r++)); do
     --disk "/dev/$LAB_VG/churn-ours,xvda,w" --json
   alive "round $r, after vm-create"
   lab_cli "list-$r" vm-list --all --json
-  lab_json_has "$LAB_OUT/list-$r.out" "any(.[]; .name == \"$xl_guest\" and .foreign) and any(.[]; .name == \"$ours\")" \
+  lab_json_has "$LAB_OUT/list-$r.out" "any(.[]; .spec.name == \"$xl_guest\" and .foreign) and any(.[]; .spec.name == \"$ours\")" \
     "round $r: vm-list --all does not show both $xl_guest (foreign) and $ours"
   lab_run -t 60 xl destroy "$xl_guest" || lab_fail "round $r: xl destroy $xl_guest failed"
   lab_cli "destroy-$r" vm-destroy "$ours"

@@ -20,10 +20,10 @@ lab_run -t 240 xl create "$(lab_guest_cfg "$xl_guest" "/dev/$LAB_VG/fr-xl")" || 
 xl_domid=$(xl domid "$xl_guest")
 
 lab_cli list-all vm-list --all --json
-lab_json_has "$LAB_OUT/list-all.out" "any(.[]; .name == \"$xl_guest\" and .foreign == true and .domid == $xl_domid)" \
+lab_json_has "$LAB_OUT/list-all.out" "any(.[]; .spec.name == \"$xl_guest\" and .foreign == true and (.domid | tonumber) == $xl_domid)" \
   "vm-list --all does not show $xl_guest (domid $xl_domid) as foreign"
 lab_cli list-ours vm-list --json
-lab_json_has "$LAB_OUT/list-ours.out" "all(.[]; .name != \"$xl_guest\")" "vm-list without --all shows the foreign $xl_guest"
+lab_json_has "$LAB_OUT/list-ours.out" "all(.[]; .spec.name != \"$xl_guest\")" "vm-list without --all shows the foreign $xl_guest"
 
 rc=0
 lab_run -t 60 -o "$LAB_OUT/pause-foreign.out" vm-pause --connect "$LAB_CONNECT" "$xl_guest" || rc=$?
@@ -33,11 +33,11 @@ lab_say "vm-pause of the foreign $xl_guest was refused and changed nothing"
 
 lab_cli create vm-create "$ours" --type pv --kernel "$LAB_GUEST_DIR/vmlinux" --ramdisk "$LAB_GUEST_DIR/initrd.img" \
   --cmdline "console=hvc0 rdinit=/init quiet" --memory 128M --vcpus 1 --disk "/dev/$LAB_VG/fr-ours,xvda,w" --json
-lab_json_has "$LAB_OUT/create.out" '.state == "running" or .state == "blocked"' "vm-create did not leave $ours running"
+lab_json_has "$LAB_OUT/create.out" '.state == "DOMAIN_STATE_RUNNING" or .state == "DOMAIN_STATE_BLOCKED"' "vm-create did not leave $ours running"
 lab_run -t 60 xl destroy "$ours" || lab_fail "xl destroy $ours failed"
 ours_stopped() {
   vm-info --connect "$LAB_CONNECT" "$ours" --json >"$LAB_OUT/info-ours.out" 2>&1 &&
-    jq -e '.state == "stopped" and .domid == null' "$LAB_OUT/info-ours.out" >/dev/null
+    jq -e '.state == "DOMAIN_STATE_STOPPED" and .domid == "-1"' "$LAB_OUT/info-ours.out" >/dev/null
 }
 lab_wait_for 60 "xenctld to show $ours stopped after xl destroy" ours_stopped
 lab_json_has "$LAB_OUT/info-ours.out" '.state_reason | test("destroyed outside xenctld")' \

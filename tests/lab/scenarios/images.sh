@@ -50,7 +50,7 @@ path=$(jq -r .path "$LAB_OUT/clone.out")
 rm -f "$(lab_guest_log "$guest")"
 lab_cli create vm-create "$guest" --type pv --kernel "$LAB_GUEST_DIR/vmlinux" --ramdisk "$LAB_GUEST_DIR/initrd.img" \
   --cmdline "console=hvc0 rdinit=/init quiet" --memory 128M --vcpus 1 --disk "vol:thin/$clone,xvda,w" --json
-lab_json_has "$LAB_OUT/create.out" ".disks[0].target == \"vol:thin/$clone\"" \
+lab_json_has "$LAB_OUT/create.out" ".spec.disks[0].target == \"vol:thin/$clone\"" \
   "vm-create does not show the disk as vol:thin/$clone"
 domid=$(jq -r .domid "$LAB_OUT/create.out")
 # What libxl gave blkback: the backend path of xvda, then its params.

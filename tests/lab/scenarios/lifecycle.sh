@@ -27,7 +27,7 @@ rm -f "$(lab_guest_log "$guest")"
 lab_cli create vm-create "$guest" --type pv --kernel "$LAB_GUEST_DIR/vmlinux" --ramdisk "$LAB_GUEST_DIR/initrd.img" \
   --cmdline "console=hvc0 rdinit=/init quiet" --memory 128M --vcpus 1 --maxvcpus 2 \
   --disk "/dev/$LAB_VG/$root,xvda,w" --paused --json
-lab_json_has "$LAB_OUT/create.out" '.state == "paused"' "vm-create --paused did not leave $guest paused"
+lab_json_has "$LAB_OUT/create.out" '.state == "DOMAIN_STATE_PAUSED"' "vm-create --paused did not leave $guest paused"
 domid=$(jq -r .domid "$LAB_OUT/create.out")
 # Attach before the guest runs, so all it prints comes through the console.
 lab_wait_for 60 "xenconsoled to give $guest a console" xenstore-read "/local/domain/$domid/console/tty"
@@ -47,12 +47,12 @@ lab_wait_for 30 "the marker on vm-console --read-only $guest" grep -q "LAB-GUEST
 
 lab_cli pause vm-pause "$guest" --json
 [[ $(xl_field "$guest" 5) == *p* ]] || lab_fail "xl list shows $guest as '$(xl_field "$guest" 5)' after vm-pause"
-lab_json_has "$LAB_OUT/pause.out" '.state == "paused"' "vm-pause did not report paused"
+lab_json_has "$LAB_OUT/pause.out" '.state == "DOMAIN_STATE_PAUSED"' "vm-pause did not report paused"
 lab_cli unpause vm-unpause "$guest" --json
 [[ $(xl_field "$guest" 5) != *p* ]] || lab_fail "xl list still shows $guest paused after vm-unpause"
 
 lab_cli set vm-set "$guest" --vcpus 2 --memory 96M --json
-lab_json_has "$LAB_OUT/set.out" '.vcpus == 2 and .memory_mib == 96' "vm-set did not keep vcpus 2 and memory 96 MiB in the spec"
+lab_json_has "$LAB_OUT/set.out" '.spec.vcpus == 2 and (.spec.memory_mib | tonumber) == 96' "vm-set did not keep vcpus 2 and memory 96 MiB in the spec"
 [[ $(xenstore-read "/local/domain/$domid/cpu/1/availability" 2>&1) == online ]] ||
   lab_fail "vcpu 1 of $guest is not offered to the guest after vm-set --vcpus 2: cpu/1/availability is '$(xenstore-read "/local/domain/$domid/cpu/1/availability" 2>&1)'"
 [[ $(xenstore-read "/local/domain/$domid/memory/target" 2>&1) == 98304 ]] ||
@@ -60,10 +60,10 @@ lab_json_has "$LAB_OUT/set.out" '.vcpus == 2 and .memory_mib == 96' "vm-set did 
 lab_say "vcpu 1 offered and memory target 96 MiB set in xenstore"
 
 lab_cli list vm-list --json
-lab_json_has "$LAB_OUT/list.out" "any(.[]; .name == \"$guest\" and .domid == $domid)" "vm-list does not show $guest as domid $domid"
+lab_json_has "$LAB_OUT/list.out" "any(.[]; .spec.name == \"$guest\" and (.domid | tonumber) == $domid)" "vm-list does not show $guest as domid $domid"
 
 lab_cli destroy vm-destroy "$guest" --json
-lab_json_has "$LAB_OUT/destroy.out" '.state == "stopped"' "vm-destroy did not leave $guest stopped"
+lab_json_has "$LAB_OUT/destroy.out" '.state == "DOMAIN_STATE_STOPPED"' "vm-destroy did not leave $guest stopped"
 ! xl domid "$guest" >/dev/null 2>&1 || lab_fail "xl still lists $guest after vm-destroy"
 console_ended() { ! kill -0 "$console_pid" 2>/dev/null; }
 lab_wait_for 30 "vm-console to end with the domain" console_ended

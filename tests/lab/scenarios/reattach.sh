@@ -31,7 +31,7 @@ LAB_XENCTLD_PID=
 
 lab_xenctld_start libxl --keep-state
 lab_cli info vm-info "$guest" --json
-lab_json_has "$LAB_OUT/info.out" ".domid == $domid and (.state == \"running\" or .state == \"blocked\")" \
+lab_json_has "$LAB_OUT/info.out" "(.domid | tonumber) == $domid and (.state == \"DOMAIN_STATE_RUNNING\" or .state == \"DOMAIN_STATE_BLOCKED\")" \
   "the restarted xenctld does not show $guest running as domid $domid"
 lab_say "after the restart xenctld shows $guest: $(jq -c '{state, domid}' "$LAB_OUT/info.out")"
 
@@ -47,7 +47,7 @@ if ! (lab_wait_for 240 "$guest to come back under a new domid and boot again (on
   lab_fail "$guest did not come back under a new domid after vm-reboot (on_reboot=restart)"
 fi
 lab_cli info-after vm-info "$guest" --json
-lab_json_has "$LAB_OUT/info-after.out" ".domid != $domid and (.state == \"running\" or .state == \"blocked\")" \
+lab_json_has "$LAB_OUT/info-after.out" "(.domid | tonumber) != $domid and (.state == \"DOMAIN_STATE_RUNNING\" or .state == \"DOMAIN_STATE_BLOCKED\")" \
   "vm-info does not show $guest running under a new domid after the reboot"
 lab_say "restarted by the adopted on_reboot: $(jq -c '{state, domid}' "$LAB_OUT/info-after.out")"
 

@@ -139,7 +139,7 @@ lab_json_has "$LAB_OUT/pools.out" 'any(.[]; .name == "snap" and .driver == "lvm-
 # --- lvm-thin ------------------------------------------------------------
 marker="storage-marker-$(date +%s)-$RANDOM"
 vol base create base 64M --ext4 --label root --pool thin
-lab_json_has "$LAB_OUT/base.out" '.size_bytes == 67108864 and .read_only == false' "base is not a writable 64 MiB volume"
+lab_json_has "$LAB_OUT/base.out" '(.size_bytes | tonumber) == 67108864 and .read_only == false' "base is not a writable 64 MiB volume"
 write_marker "/dev/$LAB_VG/base" "$marker"
 
 vol golden snapshot base golden --pool thin
@@ -194,7 +194,7 @@ lab_say "rollback of root2 to root2@before restored its content and kept the sna
 
 # Resize: the LV and its ext4 grow.
 vol resize3 resize root3 128M --pool thin
-lab_json_has "$LAB_OUT/resize3.out" '.size_bytes == 134217728' "root3 is not 128 MiB after resize"
+lab_json_has "$LAB_OUT/resize3.out" '(.size_bytes | tonumber) == 134217728' "root3 is not 128 MiB after resize"
 blocks=$(dumpe2fs -h "/dev/$LAB_VG/root3" 2>/dev/null | awk -F: '/^Block count/ { gsub(/ /, "", $2); print $2 }')
 bsize=$(dumpe2fs -h "/dev/$LAB_VG/root3" 2>/dev/null | awk -F: '/^Block size/ { gsub(/ /, "", $2); print $2 }')
 ((blocks * bsize > 120 * 1024 * 1024)) || lab_fail "root3's ext4 is $((blocks * bsize)) bytes after resize, want ~128 MiB"
@@ -213,7 +213,7 @@ vol_refused delete-golden 'cloned from it' delete base@golden --pool thin
 lab_cli delete20 vmm volume delete "root$N_CLONES" --pool thin
 ! lvs "$LAB_VG/root$N_CLONES" >/dev/null 2>&1 || lab_fail "root$N_CLONES still exists after delete"
 vol pools-after pools
-lab_json_has "$LAB_OUT/pools-after.out" 'any(.[]; .name == "thin" and .size_bytes == 1073741824 and .used_bytes > 0 and .metadata_percent > 0)' \
+lab_json_has "$LAB_OUT/pools-after.out" 'any(.[]; .name == "thin" and (.size_bytes | tonumber) == 1073741824 and (.used_bytes | tonumber) > 0 and .metadata_percent > 0)' \
   "the thin pool's info does not show its 1 GiB, its data and metadata use"
 
 # --- lvm-snapshot ----------------------------------------------------------
@@ -221,7 +221,7 @@ smarker="classic-marker-$RANDOM"
 vol sbase create sbase 32M --ext4 --label sroot --pool snap
 write_marker "/dev/$LAB_VG/sbase" "$smarker"
 for i in 1 2 3; do vol "sclone$i" clone sbase "sroot$i" --pool snap; done
-lab_json_has "$LAB_OUT/sclone1.out" '.origin == "sbase" and .size_bytes == 33554432 and .read_only == false' \
+lab_json_has "$LAB_OUT/sclone1.out" '.origin == "sbase" and (.size_bytes | tonumber) == 33554432 and .read_only == false' \
   "sroot1 is not a writable 32 MiB clone of sbase"
 write_marker "/dev/$LAB_VG/sroot1" "changed-in-sroot1"
 [[ $(read_marker "/dev/$LAB_VG/sbase") == "$smarker" ]] || lab_fail "sbase changed after a write into sroot1"
@@ -230,7 +230,7 @@ vol_refused sclone-of-clone 'classic' clone sroot1 sroot1-child --pool snap
 
 vol svol create svol 32M --ext4 --pool snap
 vol sresize resize svol 48M --pool snap
-lab_json_has "$LAB_OUT/sresize.out" '.size_bytes == 50331648' "svol is not 48 MiB after resize"
+lab_json_has "$LAB_OUT/sresize.out" '(.size_bytes | tonumber) == 50331648' "svol is not 48 MiB after resize"
 write_marker "/dev/$LAB_VG/svol" "svol-v1"
 vol ssnap snapshot svol v1 --pool snap
 write_marker "/dev/$LAB_VG/svol" "svol-v2"

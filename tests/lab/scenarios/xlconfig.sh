@@ -25,7 +25,7 @@ sed 's/^/    | /' "$cfg"
 lab_xenctld_start libxl
 rm -f "$(lab_guest_log "$guest")"
 lab_cli create vmm create "$cfg" --json
-lab_json_has "$LAB_OUT/create.out" "(.state == \"running\" or .state == \"blocked\") and .name == \"$guest\"" \
+lab_json_has "$LAB_OUT/create.out" "(.state == \"DOMAIN_STATE_RUNNING\" or .state == \"DOMAIN_STATE_BLOCKED\") and .spec.name == \"$guest\"" \
   "vmm create $cfg did not leave $guest running"
 domid=$(jq -r .domid "$LAB_OUT/create.out")
 [[ $(xl domid "$guest" 2>/dev/null) == "$domid" ]] ||
@@ -38,11 +38,12 @@ lab_say "guest $guest (domid $domid) booted from the xl config and read '$marker
 
 lab_cli info vm-info "$guest" --json
 lab_json_has "$LAB_OUT/info.out" "
-  .type == \"pv\" and .memory_mib == 128 and .vcpus == 1 and
+  .spec | .type == \"DOMAIN_TYPE_PV\" and .memory_mib == \"128\" and .vcpus == 1 and
   .kernel == \"$LAB_GUEST_DIR/vmlinux\" and .ramdisk == \"$LAB_GUEST_DIR/initrd.img\" and
   .cmdline == \"console=hvc0 rdinit=/init quiet\" and
   .disks == [{\"target\": \"/dev/$LAB_VG/$root\", \"vdev\": \"xvda\", \"mode\": \"w\", \"format\": \"\"}] and
-  .on_poweroff == \"destroy\" and .on_reboot == \"restart\" and .on_crash == \"destroy\"" \
+  .on_poweroff == \"LIFECYCLE_ACTION_DESTROY\" and .on_reboot == \"LIFECYCLE_ACTION_RESTART\" and
+  .on_crash == \"LIFECYCLE_ACTION_DESTROY\"" \
   "vm-info does not show the spec of $cfg"
 
 # The same guest under another name, with one key xenctld does not map.
@@ -59,7 +60,7 @@ grep -q "does not support the key vnc (line $(wc -l <"$bad"))" "$LAB_OUT/refused
   lab_fail "the refusal does not name vnc and its line: $(cat "$LAB_OUT/refused.err")"
 ! xl domid "$refused" >/dev/null 2>&1 || lab_fail "xl lists $refused although its config was refused"
 lab_cli list vm-list --json
-lab_json_has "$LAB_OUT/list.out" "all(.[]; .name != \"$refused\") and any(.[]; .name == \"$guest\")" \
+lab_json_has "$LAB_OUT/list.out" "all(.[]; .spec.name != \"$refused\") and any(.[]; .spec.name == \"$guest\")" \
   "vm-list shows the refused $refused, or lost $guest"
 lab_say "a config with vnc= was refused by name and created nothing"
 
