@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/lib/convert.h"
 #include "client/lib/exit_codes.h"
+#include "xenctl/v1/container.grpc.pb.h"
 #include "xenctl/v1/domain.grpc.pb.h"
 #include "xenctl/v1/host.grpc.pb.h"
 #include "xenctl/v1/image.grpc.pb.h"
@@ -30,6 +31,7 @@ struct Client::Impl {
   std::unique_ptr<v1::HostService::Stub> host;
   std::unique_ptr<v1::VolumeService::Stub> volumes;
   std::unique_ptr<v1::ImageService::Stub> images;
+  std::unique_ptr<v1::ContainerService::Stub> containers;
   absl::Duration call_timeout;
 };
 
@@ -103,6 +105,7 @@ Result<std::unique_ptr<Client>> Client::connect(const Target& target, absl::Dura
   impl->host = v1::HostService::NewStub(channel);
   impl->volumes = v1::VolumeService::NewStub(channel);
   impl->images = v1::ImageService::NewStub(channel);
+  impl->containers = v1::ContainerService::NewStub(channel);
   impl->channel = std::move(channel);
   impl->call_timeout = call_timeout;
   return std::unique_ptr<Client>(new Client(target, std::move(impl)));
@@ -405,6 +408,26 @@ Result<Operation> Client::exportImage(const ExportImageArgs& args) {
     return absl::InvalidArgumentError(absl::StrCat("export format '", args.format, "' is unknown; use cpio.gz or tar.zst"));
   v1::Operation resp;
   XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(images, ExportImage, req, &resp));
+  return fromProto(resp);
+}
+
+Result<std::string> Client::stripContainer(const std::string& text, const std::string& file_name) {
+  v1::StripContainerRequest req;
+  req.set_text(text);
+  req.set_file_name(file_name);
+  v1::StripContainerResponse resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(containers, StripContainer, req, &resp));
+  return resp.xl_config();
+}
+
+Result<Operation> Client::applyContainer(const std::string& request_id, const std::string& text,
+                                         const std::string& file_name) {
+  v1::ApplyContainerRequest req;
+  req.set_request_id(request_id);
+  req.set_text(text);
+  req.set_file_name(file_name);
+  v1::Operation resp;
+  XENCTL_RETURN_IF_ERROR(XENCTL_UNARY(containers, ApplyContainer, req, &resp));
   return fromProto(resp);
 }
 

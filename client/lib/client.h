@@ -60,6 +60,13 @@ class Client {
                                     const std::function<void(std::string_view)>& output,
                                     const std::function<std::optional<std::string>()>& input);
 
+  /// The xl config of a container file without its expressions
+  /// (StripContainer); INVALID_ARGUMENT "FILE:LINE:COLUMN: ..." for a bad one.
+  Result<std::string> stripContainer(const std::string& text, const std::string& file_name);
+  /// Runs the container file's expressions in order (ApplyContainer).
+  Result<Operation> applyContainer(const std::string& request_id, const std::string& text,
+                                   const std::string& file_name);
+
   Result<std::vector<Volume>> listVolumes(const std::string& pool);
   Result<std::vector<PoolCapacity>> listPools();
   /// `pool` "" is the daemon's default pool. `ext4_label` set: format ext4.
