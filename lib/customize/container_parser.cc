@@ -525,11 +525,6 @@ Result<ContainerFile> parseContainer(std::string_view text, std::string_view fil
   return Parser(text, file_name).run();
 }
 
-bool hasContainerExpressions(std::string_view text) {
-  auto f = parseContainer(text, "");
-  return !f.ok() || !f->statements.empty();
-}
-
 std::optional<Location> statementTarget(const Statement& s) {
   return std::visit(
       [](const auto& b) -> std::optional<Location> {

@@ -152,10 +152,6 @@ struct ContainerFile {
 /// error, never a crash, and input size bounds the work (linear scans).
 Result<ContainerFile> parseContainer(std::string_view text, std::string_view file_name);
 
-/// True when the text holds at least one expression (a '[' where an xl
-/// statement could start). Cheap; never fails.
-bool hasContainerExpressions(std::string_view text);
-
 /// The tree a statement edits or makes (the archive / target), or nullopt
 /// for [create], which reads a host directory.
 std::optional<Location> statementTarget(const Statement& s);

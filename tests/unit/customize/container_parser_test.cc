@@ -172,8 +172,6 @@ TEST(ContainerParser, PlainXlConfigUnchanged) {
   ContainerFile f = parseOk(xl);
   EXPECT_TRUE(f.statements.empty());
   EXPECT_EQ(f.xl_config, xl);
-  EXPECT_FALSE(hasContainerExpressions(xl));
-  EXPECT_TRUE(hasContainerExpressions(xl + "[hostname a archive /img][end]\n"));
 }
 
 // The typed customizations parse into lib/core's Customization structs.

@@ -1,0 +1,278 @@
+#include "lib/customize/container_executor.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "tests/fakes/fake_fetcher.h"
+
+namespace xenctl::customize {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A minimal in-memory tree (regular files and directories, no symlinks):
+// tests/fakes/fake_file_tree.h was not on main when this was written.
+struct MemoryFs {
+  std::map<std::string, std::pair<std::string, core::FileAttrs>> files;
+  std::set<std::string> dirs = {"/"};
+  int opens_writable = 0;
+  int closes = 0;
+};
+
+class MemoryTree : public core::FileTree {
+ public:
+  MemoryTree(MemoryFs& fs, bool writable) : fs_(fs), writable_(writable) {}
+  Result<std::string> readFile(std::string_view p) override {
+    auto it = fs_.files.find(std::string(p));
+    if (it == fs_.files.end()) return absl::NotFoundError(absl::StrCat(av(p), ": no such file"));
+    return it->second.first;
+  }
+  Status writeFile(std::string_view p, std::string_view content, const core::FileAttrs& a) override {
+    XENCTL_RETURN_IF_ERROR(mutable_(p));
+    fs_.files[std::string(p)] = {std::string(content), a};
+    return absl::OkStatus();
+  }
+  Status appendFile(std::string_view p, std::string_view content, const core::FileAttrs& a) override {
+    XENCTL_RETURN_IF_ERROR(mutable_(p));
+    auto& f = fs_.files[std::string(p)];
+    f.first.append(content);
+    return absl::OkStatus();
+  }
+  Status mkdirs(std::string_view p, const core::FileAttrs&) override {
+    if (!writable_) return absl::FailedPreconditionError("read-only");
+    std::string path(p);
+    for (size_t i = 1; i <= path.size(); ++i)
+      if (i == path.size() || path[i] == '/') fs_.dirs.insert(path.substr(0, i));
+    return absl::OkStatus();
+  }
+  Status symlink(std::string_view, std::string_view) override { return absl::UnimplementedError("symlink"); }
+  Status remove(std::string_view p, bool) override {
+    if (!writable_) return absl::FailedPreconditionError("read-only");
+    return fs_.files.erase(std::string(p)) ? absl::OkStatus() : absl::NotFoundError(av(p));
+  }
+  Status chmod(std::string_view, uint32_t) override { return absl::UnimplementedError("chmod"); }
+  Status chown(std::string_view, uint32_t, uint32_t) override { return absl::UnimplementedError("chown"); }
+  Result<core::FileStat> stat(std::string_view p) override {
+    std::string path(p);
+    if (auto it = fs_.files.find(path); it != fs_.files.end())
+      return core::FileStat{core::FileType::kRegular, it->second.second.mode, it->second.second.uid,
+                            it->second.second.gid, it->second.first.size(), ""};
+    if (fs_.dirs.count(path)) return core::FileStat{core::FileType::kDirectory, 0755, 0, 0, 0, ""};
+    return absl::NotFoundError(av(p));
+  }
+  Result<std::vector<std::string>> list(std::string_view) override { return std::vector<std::string>{}; }
+  Status close() override {
+    ++fs_.closes;
+    return absl::OkStatus();
+  }
+
+ private:
+  Status mutable_(std::string_view p) {
+    if (!writable_) return absl::FailedPreconditionError("read-only");
+    std::string parent(p.substr(0, p.rfind('/')));
+    if (!parent.empty() && !fs_.dirs.count(parent)) return absl::NotFoundError(absl::StrCat(parent, ": no dir"));
+    return absl::OkStatus();
+  }
+  MemoryFs& fs_;
+  bool writable_;
+};
+
+class ContainerExecutorTest : public ::testing::Test {
+ protected:
+  ContainerExecutorTest() {
+    fs_["/img/web1"].dirs.insert("/etc");
+    fs_["/img/web1"].files["/etc/motd"] = {"one\ntwo\nthree\nfour\nfive\nsix\nseven\n", {0640, 0, 4}};
+    ports_.open_tree = [this](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+      auto it = fs_.find(path);
+      if (it == fs_.end()) return absl::NotFoundError(absl::StrCat(path, ": no such image"));
+      if (writable) ++it->second.opens_writable;
+      return std::unique_ptr<core::FileTree>(new MemoryTree(it->second, writable));
+    };
+    ports_.fetcher = &fetcher_;
+    ports_.volume_path = [](const core::VolumeRef& v) -> Result<std::string> {
+      if (v.pool == "thin" && v.name == "web1") return std::string("/img/web1");
+      return absl::NotFoundError(absl::StrCat("no volume ", v.pool, "/", v.name));
+    };
+  }
+
+  Status run(std::string_view text) {
+    auto parsed = parseContainer(text, "web1.cfg");
+    if (!parsed.ok()) return parsed.status();
+    return runContainer(*parsed, "web1.cfg", ports_);
+  }
+  const std::string& file(const std::string& p) { return fs_["/img/web1"].files[p].first; }
+
+  std::map<std::string, MemoryFs> fs_;
+  fakes::FakeFetcher fetcher_;
+  ContainerPorts ports_;
+};
+
+constexpr char kPatch[] =
+    "diff --git a/etc/motd b/etc/motd\n"
+    "--- a/etc/motd\t2026-01-01 00:00:00\n"
+    "+++ b/etc/motd\t2026-01-02 00:00:00\n"
+    "@@ -1,3 +1,3 @@\n"
+    " one\n"
+    "-two\n"
+    "+TWO\n"
+    " three\n"
+    "@@ -5,3 +5,4 @@\n"
+    " five\n"
+    " six\n"
+    "+six and a half\n"
+    " seven\n"
+    "--- /dev/null\n"
+    "+++ b/etc/issue\n"
+    "@@ -0,0 +1 @@\n"
+    "+Welcome\n"
+    "\\ No newline at end of file\n";
+
+// [replace] writes the inline text over the file, keeping its mode and
+// owner, and creates a missing one with its directories.
+TEST_F(ContainerExecutorTest, ReplaceWritesAndCreates) {
+  ASSERT_TRUE(run("[replace /etc/motd archive vol:thin/web1\nHello\n] [end]\n"
+                  "[replace /etc/new/HOSTNAME archive /img/web1\n\nFCDOBBS\n\n] [end]\n")
+                  .ok());
+  EXPECT_EQ(file("/etc/motd"), "Hello\n");
+  EXPECT_EQ(fs_["/img/web1"].files["/etc/motd"].second.mode, 0640u);
+  EXPECT_EQ(fs_["/img/web1"].files["/etc/motd"].second.gid, 4u);
+  EXPECT_EQ(file("/etc/new/HOSTNAME"), "FCDOBBS\n");
+  EXPECT_EQ(fs_["/img/web1"].files["/etc/new/HOSTNAME"].second.mode, 0644u);
+  // One writable open for the whole run, closed at the end.
+  EXPECT_EQ(fs_["/img/web1"].opens_writable, 1);
+}
+
+// [copy] fetches each source once per run, however often it is named.
+TEST_F(ContainerExecutorTest, CopyFetchesOnce) {
+  fetcher_.serve("http://h/motd", "from the net\n");
+  ASSERT_TRUE(run("[copy /etc/motd archive vol:thin/web1 source http://h/motd] [end]\n"
+                  "[copy /etc/motd2 archive vol:thin/web1 source http://h/motd] [end]\n")
+                  .ok());
+  EXPECT_EQ(file("/etc/motd"), "from the net\n");
+  EXPECT_EQ(file("/etc/motd2"), "from the net\n");
+  EXPECT_EQ(fetcher_.requested(), std::vector<std::string>{"http://h/motd"});
+}
+
+// [patch] applies every hunk (with an offset after an earlier change), creates
+// a file from /dev/null, and honours "\ No newline at end of file".
+TEST_F(ContainerExecutorTest, PatchAppliesHunks) {
+  fetcher_.serve("file:///srv/motd.patch", kPatch);
+  ASSERT_TRUE(run("[replace /etc/motd archive vol:thin/web1\nzero\none\ntwo\nthree\nfour\nfive\nsix\nseven\n] [end]\n"
+                  "[patch vol:thin/web1 /srv/motd.patch 1][end]\n")
+                  .ok());
+  EXPECT_EQ(file("/etc/motd"), "zero\none\nTWO\nthree\nfour\nfive\nsix\nsix and a half\nseven\n");
+  EXPECT_EQ(file("/etc/issue"), "Welcome");
+}
+
+// A hunk whose context is not in the file fails naming the file and the
+// hunk, and nothing of the run is written, not even the statements before it.
+TEST_F(ContainerExecutorTest, FailedHunkChangesNothing) {
+  fetcher_.serve("file:///srv/motd.patch", kPatch);
+  Status s = run("[replace /etc/hostname archive vol:thin/web1\nweb1\n] [end]\n"
+                 "[replace /etc/motd archive vol:thin/web1\nsomething else\n] [end]\n"
+                 "[patch vol:thin/web1 /srv/motd.patch][end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:7:1: [patch] /srv/motd.patch: hunk 1 of /etc/motd (@@ -1,3 +1,3 @@) "
+                                     "does not apply"));
+  EXPECT_EQ(fs_["/img/web1"].files.count("/etc/hostname"), 0u);
+  EXPECT_EQ(file("/etc/motd"), "one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
+  EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
+}
+
+// A dry run fetches and checks everything, hunks included, and writes nothing.
+TEST_F(ContainerExecutorTest, DryRunWritesNothing) {
+  fetcher_.serve("file:///srv/motd.patch", kPatch);
+  auto parsed = parseContainer("[replace /etc/x archive vol:thin/web1\nx\n] [end]\n"
+                               "[patch vol:thin/web1 /srv/motd.patch][end]\n", "web1.cfg");
+  ASSERT_TRUE(parsed.ok());
+  ContainerRunOptions dry;
+  dry.dry_run = true;
+  EXPECT_TRUE(runContainer(*parsed, "web1.cfg", ports_, dry).ok());
+  EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
+  EXPECT_EQ(fs_["/img/web1"].files.count("/etc/x"), 0u);
+  fs_["/img/web1"].files["/etc/motd"].first = "changed\n";
+  EXPECT_EQ(runContainer(*parsed, "web1.cfg", ports_, dry).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// A missing source, volume or image stops the run before any change.
+TEST_F(ContainerExecutorTest, MissingInputsChangeNothing) {
+  Status s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n"
+                 "[copy /etc/a archive vol:thin/web1 source http://h/none] [end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: [copy] fetching http://h/none"));
+  s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n[replace /etc/a archive vol:thin/db9\nx\n] [end]\n");
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: [replace] no volume thin/db9"));
+  s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n[replace /etc/a archive /img/none\nx\n] [end]\n");
+  EXPECT_THAT(s.message(), HasSubstr("/img/none: no such image"));
+  EXPECT_EQ(file("/etc/motd"), "one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
+  EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
+}
+
+// What is not built answers UNIMPLEMENTED naming the statement, before any change.
+TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
+  for (std::string_view text : {
+           "[create /etc ftp://h/etc.cpio.gz][end]",
+           "[image /img/new 50M lbl][end]",
+           "[populate image /img/web1 /mnt /a.cpio.gz][end]",
+           "[replace /etc/x archive vol:thin/web1 fork /srv/x.cpio.gz\nx\n] [end]",
+           "[copy /etc/x archive vol:thin/web1 source /m diff /srv/x.patch] [end]",
+           "[patch vol:thin/web1 /p 1 /srv/out.cpio.gz][end]",
+           "[replace /etc/x archive http://h/etc.cpio.gz\nx\n] [end]",
+           "[hostname web1 archive vol:thin/web1][end]",  // no Customizer given
+       }) {
+    Status s = run(absl::StrCat("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n", av(text)));
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << text << ": " << s;
+    EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: ["));
+  }
+  EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
+}
+
+// Typed expressions go to the Customizer, in order with the others, with
+// identity reset only where [reset-identity] asks.
+TEST_F(ContainerExecutorTest, TypedExpressionsReachTheCustomizer) {
+  std::vector<core::Customizations> seen;
+  ports_.customize = [&](core::FileTree& t, const core::Customizations& c) {
+    seen.push_back(c);
+    EXPECT_EQ(t.readFile("/etc/motd").value_or(""), "first\n");  // the replace before it is made
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(run("[replace /etc/motd archive vol:thin/web1\nfirst\n] [end]\n"
+                  "[hostname web1 archive vol:thin/web1][end]\n"
+                  "[reset-identity archive vol:thin/web1][end]\n")
+                  .ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].hostname, "web1");
+  EXPECT_FALSE(seen[0].reset_identity);
+  EXPECT_TRUE(seen[1].reset_identity);
+}
+
+// A diff that is not one, and a strip level deeper than the names.
+TEST(UnifiedDiff, BadDiffs) {
+  EXPECT_THAT(parseUnifiedDiff("just text\n", 1).status().message(), HasSubstr("not a unified diff"));
+  EXPECT_THAT(parseUnifiedDiff("--- motd\n+++ motd\n@@ -1 +1 @@\n-a\n+b\n", 1).status().message(),
+              HasSubstr("line 1 of the diff: 'motd' has fewer than 1 leading components"));
+  EXPECT_THAT(parseUnifiedDiff("--- a/m\n+++ b/m\n@@ -1,2 +1,2 @@\n-a\n+b\n", 1).status().message(),
+              HasSubstr("ends before its header's count"));
+  EXPECT_THAT(parseUnifiedDiff("--- a/m\n+++ b/m\n@@ bad @@\n", 1).status().message(),
+              HasSubstr("line 3 of the diff: '@@ bad @@' is not a hunk header"));
+  auto p = parseUnifiedDiff("--- /etc/m\n+++ /etc/m\n@@ -1 +1 @@\n-a\n+b\n", 0);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)[0].path, "/etc/m");
+}
+
+// A hunk found away from its stated line still applies; one whose removed
+// line differs does not.
+TEST(UnifiedDiff, OffsetAndMismatch) {
+  auto p = parseUnifiedDiff("--- a/m\n+++ b/m\n@@ -2,2 +2,2 @@\n c\n-d\n+D\n", 1);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(applyFilePatch("x\ny\nz\nc\nd\n", (*p)[0]).value_or("?"), "x\ny\nz\nc\nD\n");
+  auto bad = applyFilePatch("c\ne\n", (*p)[0]);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(bad.status().message(), HasSubstr("hunk 1 of /m (@@ -2,2 +2,2 @@) does not apply"));
+}
+
+}  // namespace
+}  // namespace xenctl::customize
