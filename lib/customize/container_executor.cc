@@ -1,5 +1,6 @@
 #include "lib/customize/container_executor.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,8 +65,7 @@ std::string notBuilt(const Statement& s, const ContainerPorts& ports) {
   const TreeOutputs* outs = nullptr;
   if (auto* r = std::get_if<ReplaceStmt>(&b)) outs = &r->outputs;
   if (auto* c = std::get_if<CopyStmt>(&b)) outs = &c->outputs;
-  if (outs && (outs->diff || outs->fork))
-    return "options 'diff' and 'fork' are not built yet in this xenctl; drop them";
+  if (outs && outs->fork) return "option 'fork' is not built yet in this xenctl; drop it";
   if (auto* p = std::get_if<PatchStmt>(&b); p && p->out)
     return "OUT-URI (forking the patched tree) is not built yet in this xenctl; drop it";
   if (isTyped(b) && !ports.customize) return "typed customizations are not available in this build";
@@ -104,6 +104,8 @@ struct Step {
   const Statement* statement = nullptr;
   std::string tree;  // host path of its tree
   std::vector<Write> writes;
+  std::optional<Location> diff;  // where the tree's diff so far goes
+  std::string diff_text;
 };
 
 class Run {
@@ -205,9 +207,18 @@ class Run {
     if (auto it = overlay.find(path); it != overlay.end()) return it->second;
     XENCTL_ASSIGN_OR_RETURN(core::FileTree * t, tree(tree_path, false));
     auto content = t->readFile(path);
-    if (content.ok()) return std::optional<std::string>(std::move(*content));
-    if (content.status().code() == absl::StatusCode::kNotFound) return std::optional<std::string>();
-    return content.status();
+    std::optional<std::string> now;
+    if (content.ok()) now = std::move(*content);
+    else if (content.status().code() != absl::StatusCode::kNotFound) return content.status();
+    originals_[tree_path].emplace(path, now);
+    return now;
+  }
+
+  // The diff of the tree's planned changes so far against the run's start.
+  std::string treeDiff(const std::string& tree_path) {
+    std::string out;
+    for (const auto& [path, now] : overlays_[tree_path]) out += unifiedDiff(path, originals_[tree_path][path], now);
+    return out;
   }
 
   void planWrite(Step& step, std::string path, std::optional<std::string> content) {
@@ -219,11 +230,13 @@ class Run {
   Status plan(Step& step) {
     const Statement& s = *step.statement;
     if (auto* r = std::get_if<ReplaceStmt>(&s.body)) {
-      XENCTL_RETURN_IF_ERROR(tree(step.tree, false).status());  // the tree must open
+      XENCTL_RETURN_IF_ERROR(current(step.tree, r->path).status());  // the tree opens; the original is kept
       planWrite(step, r->path, r->text);
+      step.diff = r->outputs.diff;
     } else if (auto* c = std::get_if<CopyStmt>(&s.body)) {
-      XENCTL_RETURN_IF_ERROR(tree(step.tree, false).status());
+      XENCTL_RETURN_IF_ERROR(current(step.tree, c->path).status());
       planWrite(step, c->path, cache_.at(fetchUri(c->source)));
+      step.diff = c->outputs.diff;
     } else if (auto* p = std::get_if<PatchStmt>(&s.body)) {
       for (const FilePatch& fp : patches_.at(&s)) {
         XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> now, current(step.tree, fp.path));
@@ -242,6 +255,22 @@ class Run {
     } else {
       XENCTL_RETURN_IF_ERROR(tree(step.tree, false).status());  // typed: made in pass 3
     }
+    if (step.diff) step.diff_text = treeDiff(step.tree);
+    return absl::OkStatus();
+  }
+
+  Status storeDiff(const Step& step) {
+    std::string_view rest = step.diff_text;
+    auto r = ports_.fetcher->put(
+        fetchUri(*step.diff),
+        [&](char* buf, size_t max) -> Result<size_t> {
+          size_t n = std::min(max, rest.size());
+          std::copy_n(rest.data(), n, buf);
+          rest.remove_prefix(n);
+          return n;
+        },
+        options_.fetch);
+    if (!r.ok()) return Status(r.status().code(), absl::StrCat("storing the diff: ", r.status().message()));
     return absl::OkStatus();
   }
 
@@ -263,6 +292,7 @@ class Run {
       }
       XENCTL_RETURN_IF_ERROR(t->writeFile(w.path, *w.content, attrs));
     }
+    if (step.diff) return storeDiff(step);
     return absl::OkStatus();
   }
 
@@ -273,13 +303,105 @@ class Run {
   std::map<std::string, std::unique_ptr<core::FileTree>> trees_;
   std::map<std::string, std::map<std::string, std::optional<std::string>>> overlays_;
   std::map<const Statement*, std::vector<FilePatch>> patches_;
+  // tree -> path -> what it held before the run (nullopt: missing)
+  std::map<std::string, std::map<std::string, std::optional<std::string>>> originals_;
 };
+
+// One line of an edit script: ' ' kept, '-' removed, '+' added.
+struct Edit {
+  char op;
+  std::string_view line;
+};
+
+// The edits that turn `a` into `b`: common ends trimmed, then a longest
+// common subsequence over the middle (one replace-all hunk when too big).
+std::vector<Edit> editScript(const std::vector<std::string_view>& a, const std::vector<std::string_view>& b) {
+  size_t pre = 0;
+  while (pre < a.size() && pre < b.size() && a[pre] == b[pre]) ++pre;
+  size_t suf = 0;
+  while (suf < a.size() - pre && suf < b.size() - pre && a[a.size() - 1 - suf] == b[b.size() - 1 - suf]) ++suf;
+  std::vector<Edit> out;
+  for (size_t i = 0; i < pre; ++i) out.push_back({' ', a[i]});
+  size_t n = a.size() - pre - suf, m = b.size() - pre - suf;
+  if (n * m > kMaxDiffCells || n == 0 || m == 0) {
+    for (size_t i = 0; i < n; ++i) out.push_back({'-', a[pre + i]});
+    for (size_t j = 0; j < m; ++j) out.push_back({'+', b[pre + j]});
+  } else {
+    // lcs[i][j]: the LCS length of a[pre+i..] and b[pre+j..].
+    std::vector<uint32_t> lcs((n + 1) * (m + 1), 0);
+    auto L = [&](size_t i, size_t j) -> uint32_t& { return lcs[i * (m + 1) + j]; };
+    for (size_t i = n; i-- > 0;)
+      for (size_t j = m; j-- > 0;)
+        L(i, j) = a[pre + i] == b[pre + j] ? L(i + 1, j + 1) + 1 : std::max(L(i + 1, j), L(i, j + 1));
+    size_t i = 0, j = 0;
+    while (i < n || j < m) {
+      if (i < n && j < m && a[pre + i] == b[pre + j]) {
+        out.push_back({' ', a[pre + i]});
+        ++i, ++j;
+      } else if (i < n && (j == m || L(i + 1, j) >= L(i, j + 1))) {
+        out.push_back({'-', a[pre + i++]});  // removals before additions, as diff -u
+      } else {
+        out.push_back({'+', b[pre + j++]});
+      }
+    }
+  }
+  for (size_t i = a.size() - suf; i < a.size(); ++i) out.push_back({' ', a[i]});
+  return out;
+}
+
+void appendDiffLine(std::string& out, char op, std::string_view line) {
+  out += op;
+  out.append(line);
+  if (line.empty() || line.back() != '\n') out += "\n\\ No newline at end of file\n";
+}
 
 }  // namespace
 
 Status runContainer(const ContainerFile& file, std::string_view file_name, const ContainerPorts& ports,
                     const ContainerRunOptions& options) {
   return Run(file_name, ports, options).run(file);
+}
+
+std::string unifiedDiff(std::string_view path, const std::optional<std::string>& before,
+                        const std::optional<std::string>& after) {
+  if (before == after) return "";
+  static const std::string kNone;
+  std::vector<std::string_view> a = linesOf(before ? *before : kNone), b = linesOf(after ? *after : kNone);
+  std::vector<Edit> edits = editScript(a, b);
+  std::string rel(path.starts_with("/") ? path.substr(1) : path);
+  std::string out = absl::StrCat("--- ", before ? "a/" + rel : "/dev/null", "\n+++ ",
+                                 after ? "b/" + rel : "/dev/null", "\n");
+  constexpr size_t kContext = 3;
+  for (size_t k = 0; k < edits.size();) {
+    if (edits[k].op == ' ') {
+      ++k;
+      continue;
+    }
+    // A hunk: from kContext lines before this change to kContext lines after
+    // the last change that is at most 2*kContext kept lines from the next.
+    size_t start = k >= kContext ? k - kContext : 0;
+    size_t end = k;
+    for (size_t kept = 0; end < edits.size() && kept <= 2 * kContext; ++end)
+      kept = edits[end].op == ' ' ? kept + 1 : 0;
+    while (end > k && edits[end - 1].op == ' ') --end;
+    end = std::min(edits.size(), end + kContext);
+    size_t old_line = 1, new_line = 1;
+    for (size_t e = 0; e < start; ++e) {
+      if (edits[e].op != '+') ++old_line;
+      if (edits[e].op != '-') ++new_line;
+    }
+    size_t old_count = 0, new_count = 0;
+    std::string body;
+    for (size_t e = start; e < end; ++e) {
+      if (edits[e].op != '+') ++old_count;
+      if (edits[e].op != '-') ++new_count;
+      appendDiffLine(body, edits[e].op, edits[e].line);
+    }
+    absl::StrAppend(&out, "@@ -", old_count == 0 ? old_line - 1 : old_line, ",", old_count, " +",
+                    new_count == 0 ? new_line - 1 : new_line, ",", new_count, " @@\n", body);
+    k = end;
+  }
+  return out;
 }
 
 Result<std::vector<FilePatch>> parseUnifiedDiff(std::string_view diff, int strip) {

@@ -16,14 +16,20 @@
 // made in pass 3 only, so a [patch] sees the replace/copy/patch changes
 // before it but not the typed ones.
 //
+// The diff option of replace and copy stores (Fetcher::put, after the
+// statement's writes) the unified diff of every file the run's replace,
+// copy and patch statements have changed in that tree so far, against the
+// tree as it was before the run; typed customizations are not in it.
+//
 // Not built yet (each answers UNIMPLEMENTED naming the statement, in pass
-// 1): [create], [image], [populate], the diff and fork options, [patch]'s
-// OUT-URI, and editing an archive at a remote URI (give an image file's
-// path or vol:POOL/NAME as the archive instead).
+// 1): [create], [image], [populate], the fork option, [patch]'s OUT-URI,
+// and editing an archive at a remote URI (give an image file's path or
+// vol:POOL/NAME as the archive instead).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -87,6 +93,15 @@ struct FilePatch {
   };
   std::vector<Hunk> hunks;
 };
+
+/// The unified diff (3 lines of context, "a/" and "b/" names, so
+/// [patch]'s default strip 1 takes it back to `path`) that turns `before`
+/// into `after`; nullopt is a missing file (/dev/null). "" when they are
+/// equal. Lines are matched by a longest common subsequence; past
+/// `kMaxDiffCells` line pairs the differing middle is given as one hunk.
+std::string unifiedDiff(std::string_view path, const std::optional<std::string>& before,
+                        const std::optional<std::string>& after);
+inline constexpr size_t kMaxDiffCells = size_t{16} << 20;
 
 /// Parses a unified diff (diff -u, git diff) and strips `strip` leading
 /// components from its file names. INVALID_ARGUMENT naming the diff's line

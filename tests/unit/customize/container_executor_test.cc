@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -218,7 +219,7 @@ TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
            "[image /img/new 50M lbl][end]",
            "[populate image /img/web1 /mnt /a.cpio.gz][end]",
            "[replace /etc/x archive vol:thin/web1 fork /srv/x.cpio.gz\nx\n] [end]",
-           "[copy /etc/x archive vol:thin/web1 source /m diff /srv/x.patch] [end]",
+           "[copy /etc/x archive vol:thin/web1 source /m fork /srv/x.cpio.gz] [end]",
            "[patch vol:thin/web1 /p 1 /srv/out.cpio.gz][end]",
            "[replace /etc/x archive http://h/etc.cpio.gz\nx\n] [end]",
            "[hostname web1 archive vol:thin/web1][end]",  // no Customizer given
@@ -247,6 +248,53 @@ TEST_F(ContainerExecutorTest, TypedExpressionsReachTheCustomizer) {
   EXPECT_EQ(seen[0].hostname, "web1");
   EXPECT_FALSE(seen[0].reset_identity);
   EXPECT_TRUE(seen[1].reset_identity);
+}
+
+// The diff option stores, after the statement, the diff of the tree's
+// changes so far; a later run's [patch] applies it to a copy of the
+// original tree. (Within one run every URI is fetched before any change.)
+TEST_F(ContainerExecutorTest, DiffOptionRoundTripsThroughPatch) {
+  fs_["/img/web2"] = fs_["/img/web1"];
+  ASSERT_TRUE(run("[replace /etc/motd archive /img/web1\none\n2\nthree\nfour\nfive\nsix\nseven\neight\n] [end]\n"
+                  "[replace /etc/hostname archive /img/web1 diff file:///srv/web1.patch\nweb1\n] [end]\n")
+                  .ok());
+  ASSERT_TRUE(run("[patch /img/web2 /srv/web1.patch][end]\n").ok());
+  EXPECT_EQ(fs_["/img/web2"].files["/etc/motd"].first, file("/etc/motd"));
+  EXPECT_EQ(fs_["/img/web2"].files["/etc/hostname"].first, "web1\n");
+  std::string patch;
+  fetcher_.fetch("file:///srv/web1.patch", [&](std::string_view c) { patch.append(c); return absl::OkStatus(); }, {})
+      .IgnoreError();
+  EXPECT_EQ(patch,
+            "--- /dev/null\n+++ b/etc/hostname\n@@ -0,0 +1,1 @@\n+web1\n"
+            "--- a/etc/motd\n+++ b/etc/motd\n@@ -1,7 +1,8 @@\n one\n-two\n+2\n three\n four\n five\n six\n"
+            " seven\n+eight\n");
+}
+
+// unifiedDiff and applyFilePatch are inverses: changes far apart (two
+// hunks), a missing final newline, a new and a removed file.
+TEST(UnifiedDiff, RoundTrip) {
+  std::string a, b;
+  for (int i = 0; i < 40; ++i) {
+    a += absl::StrCat("line ", i, "\n");
+    b += i == 3 ? "changed\n" : i == 30 ? "" : absl::StrCat("line ", i, "\n");
+  }
+  b += "tail without newline";
+  struct Case {
+    std::optional<std::string> before, after;
+  };
+  for (const Case& c : std::vector<Case>{{a, b}, {b, a}, {std::nullopt, a}, {a, std::nullopt}, {"x", "y"}}) {
+    std::string d = unifiedDiff("/etc/f", c.before, c.after);
+    auto parsed = parseUnifiedDiff(d, 1);
+    ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << d;
+    ASSERT_EQ(parsed->size(), 1u);
+    EXPECT_EQ((*parsed)[0].path, "/etc/f");
+    auto applied = applyFilePatch(c.before.value_or(""), (*parsed)[0]);
+    ASSERT_TRUE(applied.ok()) << applied.status() << "\n" << d;
+    EXPECT_EQ(*applied, c.after.value_or("")) << d;
+  }
+  std::string three_hunks = unifiedDiff("/f", a, b);
+  EXPECT_EQ(std::count(three_hunks.begin(), three_hunks.end(), '@'), 3 * 4) << three_hunks;
+  EXPECT_EQ(unifiedDiff("/f", a, a), "");
 }
 
 // A diff that is not one, and a strip level deeper than the names.
