@@ -28,12 +28,6 @@ STRIPPED = ("name   = 'web1'\nmemory = 256\n\n\n\n\n\n\n"
 
 class ContainerTest(DaemonTestCase):
 
-    def write(self, name, text):
-        path = os.path.join(self.workdir, name)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return path
-
     def test_dry_run_writes_the_stripped_config(self):
         """vm-container --dry-run --stripped OUT writes the xl config without the expressions, lines kept."""
         path = self.write("my-domain", CONTAINER)
