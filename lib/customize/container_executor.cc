@@ -122,11 +122,12 @@ class Run {
       if (!step.ok()) return at(file_name_, s, step.status());
       steps.push_back(std::move(*step));
     }
-    for (Step& step : steps)  // pass 2
-      if (Status st = plan(step); !st.ok()) return at(file_name_, *step.statement, st);
+    Status planned = absl::OkStatus();
+    for (size_t i = 0; i < steps.size() && planned.ok(); ++i)  // pass 2
+      if (Status st = plan(steps[i]); !st.ok()) planned = at(file_name_, *steps[i].statement, st);
     for (auto& [path, tree] : trees_) (void)tree->close();  // read-only: nothing to lose
     trees_.clear();
-    if (options_.dry_run) return absl::OkStatus();
+    if (!planned.ok() || options_.dry_run) return planned;
     Status result = absl::OkStatus();  // pass 3
     for (size_t i = 0; i < steps.size() && result.ok(); ++i) {
       if (options_.progress) options_.progress(i, steps.size(), *steps[i].statement);

@@ -181,6 +181,7 @@ TEST_F(ContainerExecutorTest, FailedHunkChangesNothing) {
   EXPECT_EQ(fs_["/img/web1"].files.count("/etc/hostname"), 0u);
   EXPECT_EQ(file("/etc/motd"), "one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
   EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
+  EXPECT_EQ(fs_["/img/web1"].closes, 1);  // the read-only view, closed all the same
 }
 
 // A dry run fetches and checks everything, hunks included, and writes nothing.
