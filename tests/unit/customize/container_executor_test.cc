@@ -5,92 +5,27 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
+#include <tuple>
 
+#include "lib/customize/customizer.h"
 #include "tests/fakes/fake_fetcher.h"
+#include "tests/fakes/fake_file_tree.h"
+#include "tests/fakes/fake_process_runner.h"
 
 namespace xenctl::customize {
 namespace {
 
 using ::testing::HasSubstr;
 
-// A minimal in-memory tree (regular files and directories, no symlinks):
-// tests/fakes/fake_file_tree.h was not on main when this was written.
-struct MemoryFs {
-  std::map<std::string, std::pair<std::string, core::FileAttrs>> files;
-  std::set<std::string> dirs = {"/"};
-  int opens_writable = 0;
-  int closes = 0;
-};
-
-class MemoryTree : public core::FileTree {
- public:
-  MemoryTree(MemoryFs& fs, bool writable) : fs_(fs), writable_(writable) {}
-  Result<std::string> readFile(std::string_view p) override {
-    auto it = fs_.files.find(std::string(p));
-    if (it == fs_.files.end()) return absl::NotFoundError(absl::StrCat(av(p), ": no such file"));
-    return it->second.first;
-  }
-  Status writeFile(std::string_view p, std::string_view content, const core::FileAttrs& a) override {
-    XENCTL_RETURN_IF_ERROR(mutable_(p));
-    fs_.files[std::string(p)] = {std::string(content), a};
-    return absl::OkStatus();
-  }
-  Status appendFile(std::string_view p, std::string_view content, const core::FileAttrs& a) override {
-    XENCTL_RETURN_IF_ERROR(mutable_(p));
-    auto& f = fs_.files[std::string(p)];
-    f.first.append(content);
-    return absl::OkStatus();
-  }
-  Status mkdirs(std::string_view p, const core::FileAttrs&) override {
-    if (!writable_) return absl::FailedPreconditionError("read-only");
-    std::string path(p);
-    for (size_t i = 1; i <= path.size(); ++i)
-      if (i == path.size() || path[i] == '/') fs_.dirs.insert(path.substr(0, i));
-    return absl::OkStatus();
-  }
-  Status symlink(std::string_view, std::string_view) override { return absl::UnimplementedError("symlink"); }
-  Status remove(std::string_view p, bool) override {
-    if (!writable_) return absl::FailedPreconditionError("read-only");
-    return fs_.files.erase(std::string(p)) ? absl::OkStatus() : absl::NotFoundError(av(p));
-  }
-  Status chmod(std::string_view, uint32_t) override { return absl::UnimplementedError("chmod"); }
-  Status chown(std::string_view, uint32_t, uint32_t) override { return absl::UnimplementedError("chown"); }
-  Result<core::FileStat> stat(std::string_view p) override {
-    std::string path(p);
-    if (auto it = fs_.files.find(path); it != fs_.files.end())
-      return core::FileStat{core::FileType::kRegular, it->second.second.mode, it->second.second.uid,
-                            it->second.second.gid, it->second.first.size(), ""};
-    if (fs_.dirs.count(path)) return core::FileStat{core::FileType::kDirectory, 0755, 0, 0, 0, ""};
-    return absl::NotFoundError(av(p));
-  }
-  Result<std::vector<std::string>> list(std::string_view) override { return std::vector<std::string>{}; }
-  Status close() override {
-    ++fs_.closes;
-    return absl::OkStatus();
-  }
-
- private:
-  Status mutable_(std::string_view p) {
-    if (!writable_) return absl::FailedPreconditionError("read-only");
-    std::string parent(p.substr(0, p.rfind('/')));
-    if (!parent.empty() && !fs_.dirs.count(parent)) return absl::NotFoundError(absl::StrCat(parent, ": no dir"));
-    return absl::OkStatus();
-  }
-  MemoryFs& fs_;
-  bool writable_;
-};
-
 class ContainerExecutorTest : public ::testing::Test {
  protected:
   ContainerExecutorTest() {
-    fs_["/img/web1"].dirs.insert("/etc");
-    fs_["/img/web1"].files["/etc/motd"] = {"one\ntwo\nthree\nfour\nfive\nsix\nseven\n", {0640, 0, 4}};
+    image("/img/web1").addFile("/etc/motd", "one\ntwo\nthree\nfour\nfive\nsix\nseven\n", 0640, 0, 4);
     ports_.open_tree = [this](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
-      auto it = fs_.find(path);
-      if (it == fs_.end()) return absl::NotFoundError(absl::StrCat(path, ": no such image"));
-      if (writable) ++it->second.opens_writable;
-      return std::unique_ptr<core::FileTree>(new MemoryTree(it->second, writable));
+      auto it = images_.find(path);
+      if (it == images_.end()) return absl::NotFoundError(absl::StrCat(path, ": no such image"));
+      opened_.push_back(absl::StrCat(path, writable ? " rw" : " ro"));
+      return std::unique_ptr<core::FileTree>(it->second->reopen(writable));
     };
     ports_.fetcher = &fetcher_;
     ports_.volume_path = [](const core::VolumeRef& v) -> Result<std::string> {
@@ -99,14 +34,25 @@ class ContainerExecutorTest : public ::testing::Test {
     };
   }
 
+  fakes::FakeFileTree& image(const std::string& path) {
+    auto& t = images_[path];
+    if (!t) t = std::make_unique<fakes::FakeFileTree>();
+    return *t;
+  }
   Status run(std::string_view text) {
     auto parsed = parseContainer(text, "web1.cfg");
     if (!parsed.ok()) return parsed.status();
     return runContainer(*parsed, "web1.cfg", ports_);
   }
-  const std::string& file(const std::string& p) { return fs_["/img/web1"].files[p].first; }
+  std::string file(const std::string& p, const std::string& img = "/img/web1") {
+    return image(img).readFile(p).value_or("<missing>");
+  }
+  int writableOpens(const std::string& img = "/img/web1") const {
+    return static_cast<int>(std::count(opened_.begin(), opened_.end(), img + " rw"));
+  }
 
-  std::map<std::string, MemoryFs> fs_;
+  std::map<std::string, std::unique_ptr<fakes::FakeFileTree>> images_;
+  std::vector<std::string> opened_;
   fakes::FakeFetcher fetcher_;
   ContainerPorts ports_;
 };
@@ -138,12 +84,13 @@ TEST_F(ContainerExecutorTest, ReplaceWritesAndCreates) {
                   "[replace /etc/new/HOSTNAME archive /img/web1\n\nFCDOBBS\n\n] [end]\n")
                   .ok());
   EXPECT_EQ(file("/etc/motd"), "Hello\n");
-  EXPECT_EQ(fs_["/img/web1"].files["/etc/motd"].second.mode, 0640u);
-  EXPECT_EQ(fs_["/img/web1"].files["/etc/motd"].second.gid, 4u);
+  EXPECT_EQ(image("/img/web1").stat("/etc/motd")->mode, 0640u);
+  EXPECT_EQ(image("/img/web1").stat("/etc/motd")->gid, 4u);
   EXPECT_EQ(file("/etc/new/HOSTNAME"), "FCDOBBS\n");
-  EXPECT_EQ(fs_["/img/web1"].files["/etc/new/HOSTNAME"].second.mode, 0644u);
+  EXPECT_EQ(image("/img/web1").stat("/etc/new/HOSTNAME")->mode, 0644u);
   // One writable open for the whole run, closed at the end.
-  EXPECT_EQ(fs_["/img/web1"].opens_writable, 1);
+  EXPECT_EQ(writableOpens(), 1);
+  EXPECT_EQ(image("/img/web1").closes(), 2);  // the read-only view of pass 2, the writable one
 }
 
 // [copy] fetches each source once per run, however often it is named.
@@ -178,10 +125,10 @@ TEST_F(ContainerExecutorTest, FailedHunkChangesNothing) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("web1.cfg:7:1: [patch] /srv/motd.patch: hunk 1 of /etc/motd (@@ -1,3 +1,3 @@) "
                                      "does not apply"));
-  EXPECT_EQ(fs_["/img/web1"].files.count("/etc/hostname"), 0u);
+  EXPECT_EQ(file("/etc/hostname"), "<missing>");
   EXPECT_EQ(file("/etc/motd"), "one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
-  EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
-  EXPECT_EQ(fs_["/img/web1"].closes, 1);  // the read-only view, closed all the same
+  EXPECT_EQ(writableOpens(), 0);
+  EXPECT_EQ(image("/img/web1").closes(), 1);  // the read-only view, closed all the same
 }
 
 // A dry run fetches and checks everything, hunks included, and writes nothing.
@@ -193,9 +140,9 @@ TEST_F(ContainerExecutorTest, DryRunWritesNothing) {
   ContainerRunOptions dry;
   dry.dry_run = true;
   EXPECT_TRUE(runContainer(*parsed, "web1.cfg", ports_, dry).ok());
-  EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
-  EXPECT_EQ(fs_["/img/web1"].files.count("/etc/x"), 0u);
-  fs_["/img/web1"].files["/etc/motd"].first = "changed\n";
+  EXPECT_EQ(writableOpens(), 0);
+  EXPECT_EQ(file("/etc/x"), "<missing>");
+  image("/img/web1").addFile("/etc/motd", "changed\n");
   EXPECT_EQ(runContainer(*parsed, "web1.cfg", ports_, dry).code(), absl::StatusCode::kFailedPrecondition);
 }
 
@@ -210,7 +157,7 @@ TEST_F(ContainerExecutorTest, MissingInputsChangeNothing) {
   s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n[replace /etc/a archive /img/none\nx\n] [end]\n");
   EXPECT_THAT(s.message(), HasSubstr("/img/none: no such image"));
   EXPECT_EQ(file("/etc/motd"), "one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
-  EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
+  EXPECT_EQ(writableOpens(), 0);
 }
 
 // What is not built answers UNIMPLEMENTED naming the statement, before any change.
@@ -229,7 +176,7 @@ TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
     EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << text << ": " << s;
     EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: ["));
   }
-  EXPECT_EQ(fs_["/img/web1"].opens_writable, 0);
+  EXPECT_EQ(writableOpens(), 0);
 }
 
 // Typed expressions go to the Customizer, in order with the others, with
@@ -255,13 +202,13 @@ TEST_F(ContainerExecutorTest, TypedExpressionsReachTheCustomizer) {
 // changes so far; a later run's [patch] applies it to a copy of the
 // original tree. (Within one run every URI is fetched before any change.)
 TEST_F(ContainerExecutorTest, DiffOptionRoundTripsThroughPatch) {
-  fs_["/img/web2"] = fs_["/img/web1"];
+  images_["/img/web2"] = image("/img/web1").clone();
   ASSERT_TRUE(run("[replace /etc/motd archive /img/web1\none\n2\nthree\nfour\nfive\nsix\nseven\neight\n] [end]\n"
                   "[replace /etc/hostname archive /img/web1 diff file:///srv/web1.patch\nweb1\n] [end]\n")
                   .ok());
   ASSERT_TRUE(run("[patch /img/web2 /srv/web1.patch][end]\n").ok());
-  EXPECT_EQ(fs_["/img/web2"].files["/etc/motd"].first, file("/etc/motd"));
-  EXPECT_EQ(fs_["/img/web2"].files["/etc/hostname"].first, "web1\n");
+  EXPECT_EQ(file("/etc/motd", "/img/web2"), file("/etc/motd"));
+  EXPECT_EQ(file("/etc/hostname", "/img/web2"), "web1\n");
   std::string patch;
   fetcher_.fetch("file:///srv/web1.patch", [&](std::string_view c) { patch.append(c); return absl::OkStatus(); }, {})
       .IgnoreError();
@@ -296,6 +243,29 @@ TEST(UnifiedDiff, RoundTrip) {
   std::string three_hunks = unifiedDiff("/f", a, b);
   EXPECT_EQ(std::count(three_hunks.begin(), three_hunks.end(), '@'), 3 * 4) << three_hunks;
   EXPECT_EQ(unifiedDiff("/f", a, a), "");
+}
+
+// The typed expressions through the real Customizer: hostname and a file
+// with its mode and owner, in the image the statements name.
+TEST_F(ContainerExecutorTest, TypedExpressionsThroughTheCustomizer) {
+  fakes::FakeFileTree& t = image("/img/web1");
+  t.addFile("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nwww:x:33:33::/var/www:/usr/sbin/nologin\n");
+  t.addFile("/etc/group", "root:x:0:\nwww:x:33:\n");
+  t.addFile("/etc/hosts", "127.0.0.1 localhost\n127.0.1.1 golden\n");
+  fakes::FakeProcessRunner runner;
+  Customizer customizer(runner, ports_.open_tree);
+  ports_.customize = [&](core::FileTree& tree, const core::Customizations& c) { return customizer.apply(tree, c); };
+  Status s = run("[hostname web1 archive vol:thin/web1][end]\n"
+                 "[file /srv/www/index.html 0640 www:www archive vol:thin/web1\n<h1>web1</h1>\n] [end]\n");
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(file("/etc/hostname"), "web1\n");
+  EXPECT_THAT(file("/etc/hosts"), HasSubstr("127.0.1.1"));
+  EXPECT_THAT(file("/etc/hosts"), HasSubstr("web1"));
+  EXPECT_EQ(file("/srv/www/index.html"), "<h1>web1</h1>\n");
+  auto st = t.stat("/srv/www/index.html");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(std::make_tuple(st->mode, st->uid, st->gid), std::make_tuple(0640u, 33u, 33u));
+  EXPECT_TRUE(runner.commands().empty());  // no identity reset unless asked
 }
 
 // A diff that is not one, and a strip level deeper than the names.
