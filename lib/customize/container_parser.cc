@@ -69,7 +69,7 @@ const std::vector<Shape>& shapes() {
       {"file", {"PATH", "MODE", "OWNER"}, 3, {"archive"}, true, true},
       {"ssh-key", {"USER"}, 1, {"archive"}, true, true},
       {"user", {"NAME", "HASH", "GROUPS"}, 3, {"archive"}, false, true},
-      {"network", {"MAC", "ADDRESS"}, 2, {"archive", "gateway", "dns"}, false, true},
+      {"network", {"MAC", "ADDRESS"}, 2, {"archive", "gateway", "dns", "vif"}, false, true},
       {"user-data", {}, 0, {"archive"}, true, true},
       {"reset-identity", {}, 0, {"archive"}, false, true},
   };
@@ -476,6 +476,10 @@ class Parser {
                      absl::StrCat("[network] ADDRESS '", av(addr), "' needs a prefix length (10.0.0.5/24)"));
       s.nic.address = std::string(addr);
       if (auto it = p.options.find("gateway"); it != p.options.end()) s.nic.gateway = std::string(it->second.word);
+      if (auto it = p.options.find("vif"); it != p.options.end())
+        if (!absl::SimpleAtoi(av(it->second.word), &s.nic.vif_index) || s.nic.vif_index < 0 || s.nic.vif_index > 255)
+          return error(it->second.offset, absl::StrCat("[network] vif '", av(it->second.word),
+                                                       "' is not a vif number (0 for the first vif of the domain)"));
       if (auto it = p.options.find("dns"); it != p.options.end())
         for (std::string_view d : splitOn(it->second.word, ',', true)) s.nic.dns.emplace_back(d);
       return s;

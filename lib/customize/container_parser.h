@@ -20,7 +20,8 @@
 //   [file PATH MODE OWNER archive TARGET TEXT ][end]   MODE octal; OWNER "-" = root
 //   [ssh-key USER archive TARGET KEY-LINES ][end]      one OpenSSH public key a line
 //   [user NAME HASH GROUPS archive TARGET ][end]       HASH "!" = locked; GROUPS a,b or "-"
-//   [network MAC ADDRESS/PREFIX archive TARGET [gateway IP] [dns IP,IP] ][end]
+//   [network MAC ADDRESS/PREFIX archive TARGET [gateway IP] [dns IP,IP] [vif N] ][end]
+//                                                     N: the vif's devid (ifupdown names it enXN/ethN)
 //   [user-data archive TARGET TEXT ][end]              a cloud-init NoCloud seed
 //   [reset-identity archive TARGET ][end]              new machine-id, SSH host keys, seed
 //

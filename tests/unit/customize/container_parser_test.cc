@@ -184,7 +184,7 @@ TEST(ContainerParser, TypedExpressions) {
       "  ssh-rsa AAAAB3Nza other\n] [end]\n"
       "[user admin $6$salt$hash sudo,adm archive vol:thin/web1][end]\n"
       "[user guest ! - archive vol:thin/web1][end]\n"
-      "[network 00:16:3E:00:00:01 10.0.0.5/24 archive vol:thin/web1 gateway 10.0.0.1 dns 1.1.1.1,9.9.9.9][end]\n"
+      "[network 00:16:3E:00:00:01 10.0.0.5/24 archive vol:thin/web1 gateway 10.0.0.1 dns 1.1.1.1,9.9.9.9 vif 1][end]\n"
       "[user-data archive vol:thin/web1\n#cloud-config\npackages: [nginx]\n] [end]\n"
       "[reset-identity archive vol:thin/web1][end]\n");
   ASSERT_EQ(f.statements.size(), 8u);
@@ -210,6 +210,7 @@ TEST(ContainerParser, TypedExpressions) {
   EXPECT_EQ(nic.address, "10.0.0.5/24");
   EXPECT_EQ(nic.gateway, "10.0.0.1");
   EXPECT_THAT(nic.dns, ::testing::ElementsAre("1.1.1.1", "9.9.9.9"));
+  EXPECT_EQ(nic.vif_index, 1);
   EXPECT_EQ(std::get<UserDataStmt>(f.statements[6].body).user_data, "#cloud-config\npackages: [nginx]\n");
   EXPECT_TRUE(std::holds_alternative<ResetIdentityStmt>(f.statements[7].body));
   EXPECT_EQ(statementTarget(f.statements[7])->text, "vol:thin/web1");
@@ -297,6 +298,8 @@ TEST(ContainerParserErrors, BadValues) {
   EXPECT_THAT(errorOf("[network 00:16:3e archive /i 10.0.0.1/8][end]"), HasSubstr("web1.cfg:1:10: [network] MAC"));
   EXPECT_THAT(errorOf("[network 00:16:3e:00:00:01 10.0.0.1 archive /i][end]"),
               HasSubstr("web1.cfg:1:28: [network] ADDRESS"));
+  EXPECT_THAT(errorOf("[network 00:16:3e:00:00:01 10.0.0.1/8 archive /i vif x][end]"),
+              HasSubstr("web1.cfg:1:54: [network] vif 'x' is not a vif number"));
   EXPECT_THAT(errorOf("[ssh-key root archive /i\n  not-a-key\n] [end]"),
               HasSubstr("web1.cfg:2:3: [ssh-key] 'not-a-key' is not an OpenSSH public key line"));
   EXPECT_THAT(errorOf("[patch /i /p 99][end]"), HasSubstr("web1.cfg:1:14: [patch] STRIP '99'"));
