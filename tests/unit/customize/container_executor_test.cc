@@ -4,13 +4,18 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <tuple>
 
 #include "lib/customize/customizer.h"
+#include "lib/customize/ext4_file_tree.h"
+#include "lib/sys/posix_process_runner.h"
 #include "tests/fakes/fake_fetcher.h"
 #include "tests/fakes/fake_file_tree.h"
 #include "tests/fakes/fake_process_runner.h"
+#include "tests/support/temp_dir.h"
 
 namespace xenctl::customize {
 namespace {
@@ -266,6 +271,43 @@ TEST_F(ContainerExecutorTest, TypedExpressionsThroughTheCustomizer) {
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(std::make_tuple(st->mode, st->uid, st->gid), std::make_tuple(0640u, 33u, 33u));
   EXPECT_TRUE(runner.commands().empty());  // no identity reset unless asked
+}
+
+// On a real ext4 image (mkfs.ext4 -d, edited through Ext4FileTree): replace,
+// copy and patch land as debugfs reads them, and e2fsck -fn finds it clean.
+TEST(ContainerExecutorExt4, ReplaceCopyPatchOnAnImage) {
+  test_support::TempDir tmp;
+  std::filesystem::create_directories(tmp.sub("src/etc"));
+  std::ofstream(tmp.sub("src/etc/motd")) << "one\ntwo\nthree\n";
+  sys::PosixProcessRunner runner;
+  auto sh = [&](std::vector<std::string> argv) {
+    argv[0] = std::filesystem::exists("/usr/sbin/" + argv[0]) ? "/usr/sbin/" + argv[0] : "/sbin/" + argv[0];
+    auto r = runner.run(argv, absl::Seconds(120));
+    EXPECT_TRUE(r.ok() && r->exit_code == 0) << argv[0] << ": " << (r.ok() ? r->output : r.status().ToString());
+    return r.ok() ? r->stdout_text : "";
+  };
+  const std::string img = tmp.sub("root.img");
+  sh({"mkfs.ext4", "-q", "-F", "-d", tmp.sub("src"), img, "16M"});
+  fakes::FakeFetcher fetcher;
+  fetcher.serve("http://h/issue", "Debian GNU/Linux 12\n");
+  fetcher.serve("http://h/motd.patch", "--- a/etc/motd\n+++ b/etc/motd\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n");
+  ContainerPorts ports;
+  ports.open_tree = [](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(path, writable));
+    return std::unique_ptr<core::FileTree>(std::move(t));
+  };
+  ports.fetcher = &fetcher;
+  auto parsed = parseContainer(absl::StrCat("[replace /etc/HOSTNAME archive ", img, "\nFCDOBBS\n] [end]\n",
+                                            "[copy /etc/issue archive file://", img, " source http://h/issue] [end]\n",
+                                            "[patch ", img, " http://h/motd.patch 1][end]\n"),
+                               "web1.cfg");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  Status s = runContainer(*parsed, "web1.cfg", ports);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/HOSTNAME", img}), "FCDOBBS\n");
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/issue", img}), "Debian GNU/Linux 12\n");
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/motd", img}), "one\nTWO\nthree\n");
+  sh({"e2fsck", "-fn", img});
 }
 
 // A diff that is not one, and a strip level deeper than the names.
