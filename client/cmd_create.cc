@@ -1,6 +1,6 @@
 // vm-create NAME --memory SIZE --vcpus N [...], or vm-create FILE /
-// --xl-config FILE (an xl config, parsed by the daemon): CreateDomain, then
-// the domain.
+// --xl-config FILE (an xl config, parsed by the daemon, or a container file
+// whose expressions run first): CreateDomain, then the domain.
 #include <vector>
 
 #include "client/commands.h"
@@ -50,6 +50,9 @@ class CreateCommand : public Command {
     if (!args.ok()) return s.fail(args.status());
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
+    if (args->has_xl_config())  // a container file: its expressions run first
+      if (int rc = applyContainerFile(s, **c, *args->mutable_xl_config(), args->request_id()); rc != kExitOk)
+        return rc;
     // With an xl config only the daemon knows the name: it is the operation's target.
     return s.finishMutation((*c)->call(&v1::DomainService::Stub::CreateDomain, *args), m_,
                             [&](const v1::Operation& done) { return s.showDomain(done.target()); });

@@ -24,5 +24,12 @@ std::unique_ptr<Command> makeHostCommand();
 std::unique_ptr<Command> makeVolumeCommand();
 std::unique_ptr<Command> makeConsoleCommand();
 std::unique_ptr<Command> makeImageCommand();
+std::unique_ptr<Command> makeContainerCommand();
+
+/// vmm create FILE of a container file (cmd_container.cc): has the daemon
+/// check it, run its expressions and wait for them, then leaves in `file`
+/// the plain xl config to create the domain from. A plain xl config is left
+/// as it is. Returns kExitOk to go on, else the exit code (already reported).
+int applyContainerFile(Session& s, Client& c, v1::XlConfig& file, const std::string& request_id);
 
 }  // namespace xenctl::client

@@ -22,6 +22,8 @@ constexpr CommandInfo kCommands[] = {
     {"volume", "Manage volumes: create, clone, snapshot, rollback, resize, delete, list, pools", true,
      makeVolumeCommand},
     {"image", "Manage golden images: import, list, delete, export", true, makeImageCommand},
+    {"container", "Check a container file, run its expressions, write its plain xl config", true,
+     makeContainerCommand},
     {"ops", "List operations", false, makeOpsCommand},
     {"watch", "Follow one operation to its end", false, makeWatchCommand},
     {"host", "Show the host: hypervisor, CPUs, memory, pools", false, makeHostCommand},

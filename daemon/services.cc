@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/convert.h"
+#include "lib/customize/container_parser.h"
 #include "lib/sys/console_pty.h"
 #include "lib/xen/xl_config.h"
 #include "proto/convert/convert.h"
@@ -408,9 +409,16 @@ grpc::Status ImageServiceImpl::ExportImage(grpc::ServerContext* ctx, const v1::E
   grpc::Status Svc::Method(grpc::ServerContext*, const v1::Req*, v1::Resp*) {            \
     return notBuilt(#Method, what);                                                      \
   }
-XENCTL_NOT_BUILT(ContainerServiceImpl, ApplyContainer, ApplyContainerRequest, Operation, "container files")
-XENCTL_NOT_BUILT(ContainerServiceImpl, StripContainer, StripContainerRequest, StripContainerResponse,
-                 "container files")
+XENCTL_NOT_BUILT(ContainerServiceImpl, ApplyContainer, ApplyContainerRequest, Operation,
+                 "running container expressions")
 #undef XENCTL_NOT_BUILT
+
+grpc::Status ContainerServiceImpl::StripContainer(grpc::ServerContext*, const v1::StripContainerRequest* req,
+                                                  v1::StripContainerResponse* out) {
+  auto parsed = customize::parseContainer(req->text(), req->file_name().empty() ? "container" : req->file_name());
+  if (!parsed.ok()) return toGrpc(parsed.status());
+  out->set_xl_config(std::move(parsed->xl_config));
+  return grpc::Status::OK;
+}
 
 }  // namespace xenctl::daemon

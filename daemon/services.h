@@ -110,9 +110,8 @@ class ImageServiceImpl final : public v1::ImageService::Service {
   ServiceContext& c_;
 };
 
-// Services of the v1 contract whose backends are not built yet: every
-// method answers UNIMPLEMENTED and says so.
-
+// The container language: StripContainer parses (lib/customize); running
+// the expressions (ApplyContainer) answers UNIMPLEMENTED until it is wired.
 class ContainerServiceImpl final : public v1::ContainerService::Service {
  public:
   grpc::Status ApplyContainer(grpc::ServerContext*, const v1::ApplyContainerRequest*, v1::Operation*) override;

@@ -124,6 +124,13 @@ class DaemonTestCase(unittest.TestCase):
             self.daemon.start()
             self.addCleanup(self.daemon.stop)
 
+    def write(self, name, text):
+        """Writes `text` to NAME in the test's directory; returns its path."""
+        path = os.path.join(self.workdir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
     def env(self, **extra):
         env = {k: v for k, v in os.environ.items() if k != "XENCTL_CONNECT"}
         env["XENCTL_CONNECT"] = self.daemon.address

@@ -11,8 +11,8 @@ from harness import VMM_DIR, DaemonTestCase
 
 MAN_DIR = os.environ.get("MAN_DIR", "")
 COMMANDS = ["create", "list", "info", "start", "shutdown", "reboot", "destroy", "delete", "pause", "unpause", "set",
-            "console", "volume", "image", "ops", "watch", "host"]
-VM_COMMANDS = COMMANDS[:14]
+            "console", "volume", "image", "container", "ops", "watch", "host"]
+VM_COMMANDS = COMMANDS[:15]
 VOLUME_COMMANDS = ["create", "clone", "snapshot", "rollback", "resize", "delete", "list", "pools"]
 IMAGE_COMMANDS = ["import", "list", "delete", "export"]
 

@@ -39,12 +39,6 @@ HVM_WITH_UNSUPPORTED = textwrap.dedent("""\
 
 class XlConfigTest(DaemonTestCase):
 
-    def write(self, name, text):
-        path = os.path.join(self.workdir, name)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return path
-
     def assert_nothing_stored(self):
         self.assertEqual(self.vm("list", "--json").json(), [])
         self.assertEqual(self.vmm("ops", "--all", "--json").json(), [])

@@ -1,0 +1,117 @@
+// Runs a parsed container file (container_parser.h): its expressions, in
+// order, over the file systems they name, edited offline through the
+// FileTree port.
+//
+// A run has three passes so that a file with an error changes nothing:
+//  1. check: every statement is one this build runs, every target resolves,
+//     every URI is fetched (once per run, then reused);
+//  2. plan: replace, copy and patch are worked out in memory over what the
+//     trees hold (opened read-only), each hunk checked against its context;
+//  3. write: the trees are opened writable once each, the planned writes and
+//     the typed customizations are made in statement order, and each tree
+//     is closed.
+// A failure in passes 1-2 leaves every tree as it was. In pass 3 only a
+// typed customization the Customizer refuses, or an I/O error, can stop the
+// run part way; the error names the statement. Typed customizations are
+// made in pass 3 only, so a [patch] sees the replace/copy/patch changes
+// before it but not the typed ones.
+//
+// The diff option of replace and copy stores (Fetcher::put, after the
+// statement's writes) the unified diff of every file the run's replace,
+// copy and patch statements have changed in that tree so far, against the
+// tree as it was before the run; typed customizations are not in it.
+//
+// Not built yet (each answers UNIMPLEMENTED naming the statement, in pass
+// 1): [create], [image], [populate], the fork option, [patch]'s OUT-URI,
+// and editing an archive at a remote URI (give an image file's path or
+// vol:POOL/NAME as the archive instead).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "lib/core/customization.h"
+#include "lib/core/fetcher.h"
+#include "lib/core/file_tree.h"
+#include "lib/core/status.h"
+#include "lib/core/volume.h"
+#include "lib/customize/container_parser.h"
+
+namespace xenctl::customize {
+
+/// What a run needs from outside; all of them ports or plain functions so
+/// the executor is tested with fakes.
+struct ContainerPorts {
+  /// Opens an image file or a block device.
+  core::FileTreeOpener open_tree;
+  /// Fetches sources and patches (file, http, https, ftp).
+  core::Fetcher* fetcher = nullptr;
+  /// The host path of a managed volume (the daemon: StorageManager). It must
+  /// refuse (FAILED_PRECONDITION) a volume a running domain uses: the
+  /// executor edits it offline. Empty: vol:POOL/NAME targets are
+  /// FAILED_PRECONDITION.
+  std::function<Result<std::string>(const core::VolumeRef&)> volume_path;
+  /// Makes typed customizations (the daemon: customize::Customizer::apply).
+  /// Empty: the typed expressions are UNIMPLEMENTED.
+  std::function<Status(core::FileTree&, const core::Customizations&)> customize;
+};
+
+struct ContainerRunOptions {
+  /// For each fetch; max_bytes is set to `max_fetch_bytes` when it is 0.
+  core::FetchOptions fetch;
+  uint64_t max_fetch_bytes = uint64_t{64} << 20;
+  /// The NoCloud instance-id written by [user-data] (the domain's uuid).
+  std::string instance_id;
+  /// Passes 1 and 2 only: everything is fetched, opened read-only and
+  /// checked (hunks included); nothing is written.
+  bool dry_run = false;
+  /// Told before each statement of pass 3 runs: its index and the total.
+  std::function<void(size_t index, size_t total, const Statement&)> progress;
+};
+
+/// Runs `file`'s statements. `file_name` names the file in errors
+/// ("web1.cfg:12:3: [patch] ..."). Codes: UNIMPLEMENTED for a statement this
+/// build does not run; INVALID_ARGUMENT for a patch that does not parse;
+/// FAILED_PRECONDITION for a hunk whose context is not in the file (naming
+/// the file and the hunk); the ports' own codes (NOT_FOUND for a missing
+/// image, source or volume ...), each prefixed with the statement's place.
+Status runContainer(const ContainerFile& file, std::string_view file_name, const ContainerPorts& ports,
+                    const ContainerRunOptions& options = {});
+
+/// One file's change in a unified diff.
+struct FilePatch {
+  std::string path;  ///< absolute in the tree, after stripping
+  bool create = false;  ///< "--- /dev/null"
+  bool remove = false;  ///< "+++ /dev/null"
+  struct Hunk {
+    size_t old_start = 0, old_count = 0, new_start = 0, new_count = 0;
+    std::string header;              ///< "@@ -1,3 +1,4 @@"
+    std::vector<std::string> lines;  ///< each with its ' ', '-' or '+' and its "\n" (absent at EOF without one)
+  };
+  std::vector<Hunk> hunks;
+};
+
+/// The unified diff (3 lines of context, "a/" and "b/" names, so
+/// [patch]'s default strip 1 takes it back to `path`) that turns `before`
+/// into `after`; nullopt is a missing file (/dev/null). "" when they are
+/// equal. Lines are matched by a longest common subsequence; past
+/// `kMaxDiffCells` line pairs the differing middle is given as one hunk.
+std::string unifiedDiff(std::string_view path, const std::optional<std::string>& before,
+                        const std::optional<std::string>& after);
+inline constexpr size_t kMaxDiffCells = size_t{16} << 20;
+
+/// Parses a unified diff (diff -u, git diff) and strips `strip` leading
+/// components from its file names. INVALID_ARGUMENT naming the diff's line
+/// for a malformed hunk or a name with too few components.
+Result<std::vector<FilePatch>> parseUnifiedDiff(std::string_view diff, int strip);
+
+/// Applies `patch`'s hunks to `content`: each hunk's context and removed
+/// lines must be in the file, at its line or shifted by the same offset as
+/// the hunks before it (searched both ways). FAILED_PRECONDITION naming the
+/// file and the hunk when one is not.
+Result<std::string> applyFilePatch(std::string_view content, const FilePatch& patch);
+
+}  // namespace xenctl::customize

@@ -1,0 +1,339 @@
+#include "lib/customize/container_executor.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <tuple>
+
+#include "lib/customize/customizer.h"
+#include "lib/customize/ext4_file_tree.h"
+#include "lib/sys/posix_process_runner.h"
+#include "tests/fakes/fake_fetcher.h"
+#include "tests/fakes/fake_file_tree.h"
+#include "tests/fakes/fake_process_runner.h"
+#include "tests/support/temp_dir.h"
+
+namespace xenctl::customize {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ContainerExecutorTest : public ::testing::Test {
+ protected:
+  ContainerExecutorTest() {
+    image("/img/web1").addFile("/etc/motd", "one\ntwo\nthree\nfour\nfive\nsix\nseven\n", 0640, 0, 4);
+    ports_.open_tree = [this](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+      auto it = images_.find(path);
+      if (it == images_.end()) return absl::NotFoundError(absl::StrCat(path, ": no such image"));
+      opened_.push_back(absl::StrCat(path, writable ? " rw" : " ro"));
+      return std::unique_ptr<core::FileTree>(it->second->reopen(writable));
+    };
+    ports_.fetcher = &fetcher_;
+    ports_.volume_path = [](const core::VolumeRef& v) -> Result<std::string> {
+      if (v.pool == "thin" && v.name == "web1") return std::string("/img/web1");
+      return absl::NotFoundError(absl::StrCat("no volume ", v.pool, "/", v.name));
+    };
+  }
+
+  fakes::FakeFileTree& image(const std::string& path) {
+    auto& t = images_[path];
+    if (!t) t = std::make_unique<fakes::FakeFileTree>();
+    return *t;
+  }
+  Status run(std::string_view text) {
+    auto parsed = parseContainer(text, "web1.cfg");
+    if (!parsed.ok()) return parsed.status();
+    return runContainer(*parsed, "web1.cfg", ports_);
+  }
+  std::string file(const std::string& p, const std::string& img = "/img/web1") {
+    return image(img).readFile(p).value_or("<missing>");
+  }
+  int writableOpens(const std::string& img = "/img/web1") const {
+    return static_cast<int>(std::count(opened_.begin(), opened_.end(), img + " rw"));
+  }
+
+  std::map<std::string, std::unique_ptr<fakes::FakeFileTree>> images_;
+  std::vector<std::string> opened_;
+  fakes::FakeFetcher fetcher_;
+  ContainerPorts ports_;
+};
+
+constexpr char kPatch[] =
+    "diff --git a/etc/motd b/etc/motd\n"
+    "--- a/etc/motd\t2026-01-01 00:00:00\n"
+    "+++ b/etc/motd\t2026-01-02 00:00:00\n"
+    "@@ -1,3 +1,3 @@\n"
+    " one\n"
+    "-two\n"
+    "+TWO\n"
+    " three\n"
+    "@@ -5,3 +5,4 @@\n"
+    " five\n"
+    " six\n"
+    "+six and a half\n"
+    " seven\n"
+    "--- /dev/null\n"
+    "+++ b/etc/issue\n"
+    "@@ -0,0 +1 @@\n"
+    "+Welcome\n"
+    "\\ No newline at end of file\n";
+
+// [replace] writes the inline text over the file, keeping its mode and
+// owner, and creates a missing one with its directories.
+TEST_F(ContainerExecutorTest, ReplaceWritesAndCreates) {
+  ASSERT_TRUE(run("[replace /etc/motd archive vol:thin/web1\nHello\n] [end]\n"
+                  "[replace /etc/new/HOSTNAME archive /img/web1\n\nFCDOBBS\n\n] [end]\n")
+                  .ok());
+  EXPECT_EQ(file("/etc/motd"), "Hello\n");
+  EXPECT_EQ(image("/img/web1").stat("/etc/motd")->mode, 0640u);
+  EXPECT_EQ(image("/img/web1").stat("/etc/motd")->gid, 4u);
+  EXPECT_EQ(file("/etc/new/HOSTNAME"), "FCDOBBS\n");
+  EXPECT_EQ(image("/img/web1").stat("/etc/new/HOSTNAME")->mode, 0644u);
+  // One writable open for the whole run, closed at the end.
+  EXPECT_EQ(writableOpens(), 1);
+  EXPECT_EQ(image("/img/web1").closes(), 2);  // the read-only view of pass 2, the writable one
+}
+
+// [copy] fetches each source once per run, however often it is named.
+TEST_F(ContainerExecutorTest, CopyFetchesOnce) {
+  fetcher_.serve("http://h/motd", "from the net\n");
+  ASSERT_TRUE(run("[copy /etc/motd archive vol:thin/web1 source http://h/motd] [end]\n"
+                  "[copy /etc/motd2 archive vol:thin/web1 source http://h/motd] [end]\n")
+                  .ok());
+  EXPECT_EQ(file("/etc/motd"), "from the net\n");
+  EXPECT_EQ(file("/etc/motd2"), "from the net\n");
+  EXPECT_EQ(fetcher_.requested(), std::vector<std::string>{"http://h/motd"});
+}
+
+// [patch] applies every hunk (with an offset after an earlier change), creates
+// a file from /dev/null, and honours "\ No newline at end of file".
+TEST_F(ContainerExecutorTest, PatchAppliesHunks) {
+  fetcher_.serve("file:///srv/motd.patch", kPatch);
+  ASSERT_TRUE(run("[replace /etc/motd archive vol:thin/web1\nzero\none\ntwo\nthree\nfour\nfive\nsix\nseven\n] [end]\n"
+                  "[patch vol:thin/web1 /srv/motd.patch 1][end]\n")
+                  .ok());
+  EXPECT_EQ(file("/etc/motd"), "zero\none\nTWO\nthree\nfour\nfive\nsix\nsix and a half\nseven\n");
+  EXPECT_EQ(file("/etc/issue"), "Welcome");
+}
+
+// A hunk whose context is not in the file fails naming the file and the
+// hunk, and nothing of the run is written, not even the statements before it.
+TEST_F(ContainerExecutorTest, FailedHunkChangesNothing) {
+  fetcher_.serve("file:///srv/motd.patch", kPatch);
+  Status s = run("[replace /etc/hostname archive vol:thin/web1\nweb1\n] [end]\n"
+                 "[replace /etc/motd archive vol:thin/web1\nsomething else\n] [end]\n"
+                 "[patch vol:thin/web1 /srv/motd.patch][end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:7:1: [patch] /srv/motd.patch: hunk 1 of /etc/motd (@@ -1,3 +1,3 @@) "
+                                     "does not apply"));
+  EXPECT_EQ(file("/etc/hostname"), "<missing>");
+  EXPECT_EQ(file("/etc/motd"), "one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
+  EXPECT_EQ(writableOpens(), 0);
+  EXPECT_EQ(image("/img/web1").closes(), 1);  // the read-only view, closed all the same
+}
+
+// A dry run fetches and checks everything, hunks included, and writes nothing.
+TEST_F(ContainerExecutorTest, DryRunWritesNothing) {
+  fetcher_.serve("file:///srv/motd.patch", kPatch);
+  auto parsed = parseContainer("[replace /etc/x archive vol:thin/web1\nx\n] [end]\n"
+                               "[patch vol:thin/web1 /srv/motd.patch][end]\n", "web1.cfg");
+  ASSERT_TRUE(parsed.ok());
+  ContainerRunOptions dry;
+  dry.dry_run = true;
+  EXPECT_TRUE(runContainer(*parsed, "web1.cfg", ports_, dry).ok());
+  EXPECT_EQ(writableOpens(), 0);
+  EXPECT_EQ(file("/etc/x"), "<missing>");
+  image("/img/web1").addFile("/etc/motd", "changed\n");
+  EXPECT_EQ(runContainer(*parsed, "web1.cfg", ports_, dry).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// A missing source, volume or image stops the run before any change.
+TEST_F(ContainerExecutorTest, MissingInputsChangeNothing) {
+  Status s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n"
+                 "[copy /etc/a archive vol:thin/web1 source http://h/none] [end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: [copy] fetching http://h/none"));
+  s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n[replace /etc/a archive vol:thin/db9\nx\n] [end]\n");
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: [replace] no volume thin/db9"));
+  s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n[replace /etc/a archive /img/none\nx\n] [end]\n");
+  EXPECT_THAT(s.message(), HasSubstr("/img/none: no such image"));
+  EXPECT_EQ(file("/etc/motd"), "one\ntwo\nthree\nfour\nfive\nsix\nseven\n");
+  EXPECT_EQ(writableOpens(), 0);
+}
+
+// What is not built answers UNIMPLEMENTED naming the statement, before any change.
+TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
+  for (std::string_view text : {
+           "[create /etc ftp://h/etc.cpio.gz][end]",
+           "[image /img/new 50M lbl][end]",
+           "[populate image /img/web1 /mnt /a.cpio.gz][end]",
+           "[replace /etc/x archive vol:thin/web1 fork /srv/x.cpio.gz\nx\n] [end]",
+           "[copy /etc/x archive vol:thin/web1 source /m fork /srv/x.cpio.gz] [end]",
+           "[patch vol:thin/web1 /p 1 /srv/out.cpio.gz][end]",
+           "[replace /etc/x archive http://h/etc.cpio.gz\nx\n] [end]",
+           "[hostname web1 archive vol:thin/web1][end]",  // no Customizer given
+       }) {
+    Status s = run(absl::StrCat("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n", av(text)));
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << text << ": " << s;
+    EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: ["));
+  }
+  EXPECT_EQ(writableOpens(), 0);
+}
+
+// Typed expressions go to the Customizer, in order with the others, with
+// identity reset only where [reset-identity] asks.
+TEST_F(ContainerExecutorTest, TypedExpressionsReachTheCustomizer) {
+  std::vector<core::Customizations> seen;
+  ports_.customize = [&](core::FileTree& t, const core::Customizations& c) {
+    seen.push_back(c);
+    EXPECT_EQ(t.readFile("/etc/motd").value_or(""), "first\n");  // the replace before it is made
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(run("[replace /etc/motd archive vol:thin/web1\nfirst\n] [end]\n"
+                  "[hostname web1 archive vol:thin/web1][end]\n"
+                  "[reset-identity archive vol:thin/web1][end]\n")
+                  .ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].hostname, "web1");
+  EXPECT_FALSE(seen[0].reset_identity);
+  EXPECT_TRUE(seen[1].reset_identity);
+}
+
+// The diff option stores, after the statement, the diff of the tree's
+// changes so far; a later run's [patch] applies it to a copy of the
+// original tree. (Within one run every URI is fetched before any change.)
+TEST_F(ContainerExecutorTest, DiffOptionRoundTripsThroughPatch) {
+  images_["/img/web2"] = image("/img/web1").clone();
+  ASSERT_TRUE(run("[replace /etc/motd archive /img/web1\none\n2\nthree\nfour\nfive\nsix\nseven\neight\n] [end]\n"
+                  "[replace /etc/hostname archive /img/web1 diff file:///srv/web1.patch\nweb1\n] [end]\n")
+                  .ok());
+  ASSERT_TRUE(run("[patch /img/web2 /srv/web1.patch][end]\n").ok());
+  EXPECT_EQ(file("/etc/motd", "/img/web2"), file("/etc/motd"));
+  EXPECT_EQ(file("/etc/hostname", "/img/web2"), "web1\n");
+  std::string patch;
+  fetcher_.fetch("file:///srv/web1.patch", [&](std::string_view c) { patch.append(c); return absl::OkStatus(); }, {})
+      .IgnoreError();
+  EXPECT_EQ(patch,
+            "--- /dev/null\n+++ b/etc/hostname\n@@ -0,0 +1,1 @@\n+web1\n"
+            "--- a/etc/motd\n+++ b/etc/motd\n@@ -1,7 +1,8 @@\n one\n-two\n+2\n three\n four\n five\n six\n"
+            " seven\n+eight\n");
+}
+
+// unifiedDiff and applyFilePatch are inverses: changes far apart (two
+// hunks), a missing final newline, a new and a removed file.
+TEST(UnifiedDiff, RoundTrip) {
+  std::string a, b;
+  for (int i = 0; i < 40; ++i) {
+    a += absl::StrCat("line ", i, "\n");
+    b += i == 3 ? "changed\n" : i == 30 ? "" : absl::StrCat("line ", i, "\n");
+  }
+  b += "tail without newline";
+  struct Case {
+    std::optional<std::string> before, after;
+  };
+  for (const Case& c : std::vector<Case>{{a, b}, {b, a}, {std::nullopt, a}, {a, std::nullopt}, {"x", "y"}}) {
+    std::string d = unifiedDiff("/etc/f", c.before, c.after);
+    auto parsed = parseUnifiedDiff(d, 1);
+    ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << d;
+    ASSERT_EQ(parsed->size(), 1u);
+    EXPECT_EQ((*parsed)[0].path, "/etc/f");
+    auto applied = applyFilePatch(c.before.value_or(""), (*parsed)[0]);
+    ASSERT_TRUE(applied.ok()) << applied.status() << "\n" << d;
+    EXPECT_EQ(*applied, c.after.value_or("")) << d;
+  }
+  std::string three_hunks = unifiedDiff("/f", a, b);
+  EXPECT_EQ(std::count(three_hunks.begin(), three_hunks.end(), '@'), 3 * 4) << three_hunks;
+  EXPECT_EQ(unifiedDiff("/f", a, a), "");
+}
+
+// The typed expressions through the real Customizer: hostname and a file
+// with its mode and owner, in the image the statements name.
+TEST_F(ContainerExecutorTest, TypedExpressionsThroughTheCustomizer) {
+  fakes::FakeFileTree& t = image("/img/web1");
+  t.addFile("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nwww:x:33:33::/var/www:/usr/sbin/nologin\n");
+  t.addFile("/etc/group", "root:x:0:\nwww:x:33:\n");
+  t.addFile("/etc/hosts", "127.0.0.1 localhost\n127.0.1.1 golden\n");
+  fakes::FakeProcessRunner runner;
+  Customizer customizer(runner, ports_.open_tree);
+  ports_.customize = [&](core::FileTree& tree, const core::Customizations& c) { return customizer.apply(tree, c); };
+  Status s = run("[hostname web1 archive vol:thin/web1][end]\n"
+                 "[file /srv/www/index.html 0640 www:www archive vol:thin/web1\n<h1>web1</h1>\n] [end]\n");
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(file("/etc/hostname"), "web1\n");
+  EXPECT_THAT(file("/etc/hosts"), HasSubstr("127.0.1.1"));
+  EXPECT_THAT(file("/etc/hosts"), HasSubstr("web1"));
+  EXPECT_EQ(file("/srv/www/index.html"), "<h1>web1</h1>\n");
+  auto st = t.stat("/srv/www/index.html");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(std::make_tuple(st->mode, st->uid, st->gid), std::make_tuple(0640u, 33u, 33u));
+  EXPECT_TRUE(runner.commands().empty());  // no identity reset unless asked
+}
+
+// On a real ext4 image (mkfs.ext4 -d, edited through Ext4FileTree): replace,
+// copy and patch land as debugfs reads them, and e2fsck -fn finds it clean.
+TEST(ContainerExecutorExt4, ReplaceCopyPatchOnAnImage) {
+  test_support::TempDir tmp;
+  std::filesystem::create_directories(tmp.sub("src/etc"));
+  std::ofstream(tmp.sub("src/etc/motd")) << "one\ntwo\nthree\n";
+  sys::PosixProcessRunner runner;
+  auto sh = [&](std::vector<std::string> argv) {
+    argv[0] = std::filesystem::exists("/usr/sbin/" + argv[0]) ? "/usr/sbin/" + argv[0] : "/sbin/" + argv[0];
+    auto r = runner.run(argv, absl::Seconds(120));
+    EXPECT_TRUE(r.ok() && r->exit_code == 0) << argv[0] << ": " << (r.ok() ? r->output : r.status().ToString());
+    return r.ok() ? r->stdout_text : "";
+  };
+  const std::string img = tmp.sub("root.img");
+  sh({"mkfs.ext4", "-q", "-F", "-d", tmp.sub("src"), img, "16M"});
+  fakes::FakeFetcher fetcher;
+  fetcher.serve("http://h/issue", "Debian GNU/Linux 12\n");
+  fetcher.serve("http://h/motd.patch", "--- a/etc/motd\n+++ b/etc/motd\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n");
+  ContainerPorts ports;
+  ports.open_tree = [](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(path, writable));
+    return std::unique_ptr<core::FileTree>(std::move(t));
+  };
+  ports.fetcher = &fetcher;
+  auto parsed = parseContainer(absl::StrCat("[replace /etc/HOSTNAME archive ", img, "\nFCDOBBS\n] [end]\n",
+                                            "[copy /etc/issue archive file://", img, " source http://h/issue] [end]\n",
+                                            "[patch ", img, " http://h/motd.patch 1][end]\n"),
+                               "web1.cfg");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  Status s = runContainer(*parsed, "web1.cfg", ports);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/HOSTNAME", img}), "FCDOBBS\n");
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/issue", img}), "Debian GNU/Linux 12\n");
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/motd", img}), "one\nTWO\nthree\n");
+  sh({"e2fsck", "-fn", img});
+}
+
+// A diff that is not one, and a strip level deeper than the names.
+TEST(UnifiedDiff, BadDiffs) {
+  EXPECT_THAT(parseUnifiedDiff("just text\n", 1).status().message(), HasSubstr("not a unified diff"));
+  EXPECT_THAT(parseUnifiedDiff("--- motd\n+++ motd\n@@ -1 +1 @@\n-a\n+b\n", 1).status().message(),
+              HasSubstr("line 1 of the diff: 'motd' has fewer than 1 leading components"));
+  EXPECT_THAT(parseUnifiedDiff("--- a/m\n+++ b/m\n@@ -1,2 +1,2 @@\n-a\n+b\n", 1).status().message(),
+              HasSubstr("ends before its header's count"));
+  EXPECT_THAT(parseUnifiedDiff("--- a/m\n+++ b/m\n@@ bad @@\n", 1).status().message(),
+              HasSubstr("line 3 of the diff: '@@ bad @@' is not a hunk header"));
+  auto p = parseUnifiedDiff("--- /etc/m\n+++ /etc/m\n@@ -1 +1 @@\n-a\n+b\n", 0);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)[0].path, "/etc/m");
+}
+
+// A hunk found away from its stated line still applies; one whose removed
+// line differs does not.
+TEST(UnifiedDiff, OffsetAndMismatch) {
+  auto p = parseUnifiedDiff("--- a/m\n+++ b/m\n@@ -2,2 +2,2 @@\n c\n-d\n+D\n", 1);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(applyFilePatch("x\ny\nz\nc\nd\n", (*p)[0]).value_or("?"), "x\ny\nz\nc\nD\n");
+  auto bad = applyFilePatch("c\ne\n", (*p)[0]);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(bad.status().message(), HasSubstr("hunk 1 of /m (@@ -2,2 +2,2 @@) does not apply"));
+}
+
+}  // namespace
+}  // namespace xenctl::customize
