@@ -109,7 +109,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
       auto u = std::make_unique<UnixListener>();
       u->path = l.substr(5);
       auto fd = sys::listenUnix(u->path, 0660);
-      if (!fd.ok()) return Status(fd.status().code(), absl::StrCat("listening on ", l, ": ", fd.status().message()));
+      if (!fd.ok()) return annotate(fd.status(), absl::StrCat("listening on ", l));
       u->fd = *std::move(fd);
       s->unix_.push_back(std::move(u));
       s->addresses_.push_back(l);

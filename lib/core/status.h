@@ -18,6 +18,18 @@ using Result = absl::StatusOr<T>;
 /// is 0), so std::string_view must be bridged into absl::StrCat and friends.
 inline absl::string_view av(std::string_view s) { return {s.data(), s.size()}; }
 
+/// The Status of a failed system call: "<what>: <strerror(err)>", its code
+/// chosen from `err` (ENOENT NOT_FOUND, EEXIST ALREADY_EXISTS, EACCES/EPERM
+/// PERMISSION_DENIED, ENOSPC/EDQUOT RESOURCE_EXHAUSTED, EINVAL
+/// INVALID_ARGUMENT, ENOTEMPTY/EBUSY FAILED_PRECONDITION, EAGAIN UNAVAILABLE,
+/// ...: abseil's table, absl::ErrnoToStatusCode). `what` names the step and
+/// the object ("creating /var/lib/xenctl/images/x.partial").
+Status errnoStatus(int err, std::string_view what);
+
+/// `st` with "<what>: " before its message: the step and object it failed
+/// in. The code (and any payload) is kept; OK stays OK.
+Status annotate(const Status& st, std::string_view what);
+
 }  // namespace xenctl
 
 #define XENCTL_CONCAT_INNER_(a, b) a##b

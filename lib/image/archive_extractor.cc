@@ -37,22 +37,11 @@ struct ArchiveDeleter {
 };
 using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 
-Status errnoStatus(int err, std::string_view what) {
-  std::string msg = absl::StrCat(av(what), ": ", std::strerror(err));
-  switch (err) {
-    case ENOSPC:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(absl::StrCat(msg, "; free space in the pool"));
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(msg);
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case EEXIST:
-      return absl::AlreadyExistsError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
+// A failed call while unpacking; a full file system also says what to do.
+Status unpackError(int err, std::string_view what) {
+  Status st = errnoStatus(err, what);
+  if (err != ENOSPC && err != EDQUOT) return st;
+  return Status(st.code(), absl::StrCat(st.message(), "; free space in the pool"));
 }
 
 int openat2Beneath(int dirfd, const char* path, uint64_t flags, mode_t mode) {
@@ -194,7 +183,7 @@ class SparseWriter {
       ssize_t w = ::pwrite(fd_, data + done, size - done, static_cast<off_t>(offset + done));
       if (w < 0) {
         if (errno == EINTR) continue;
-        return errnoStatus(errno, absl::StrCat("writing ", what_));
+        return unpackError(errno, absl::StrCat("writing ", what_));
       }
       done += static_cast<size_t>(w);
     }
@@ -219,7 +208,7 @@ class Extractor {
 
   Result<ExtractStats> run() {
     root_ = UniqueFd(::open(target_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root_) return errnoStatus(errno, absl::StrCat("opening the target directory ", target_));
+    if (!root_) return unpackError(errno, absl::StrCat("opening the target directory ", target_));
     archive_entry* entry = nullptr;
     for (;;) {
       if (policy_.stop.stop_requested()) return cancelled();
@@ -260,7 +249,7 @@ class Extractor {
       int fd = openat2Beneath(cur.get(), p.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
       if (fd < 0 && errno == ENOENT) {
         if (::mkdirat(cur.get(), p.c_str(), 0755) != 0 && errno != EEXIST)
-          return errnoStatus(errno, absl::StrCat("creating the directory of '", av(name), "'"));
+          return unpackError(errno, absl::StrCat("creating the directory of '", av(name), "'"));
         fd = openat2Beneath(cur.get(), p.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
       }
       if (fd < 0) {
@@ -270,7 +259,7 @@ class Extractor {
           return absl::InvalidArgumentError(absl::StrCat(
               "archive entry '", av(name), "' goes through '", at,
               "', which is a symlink or not a directory; refusing (an entry must not be written through a link)"));
-        return errnoStatus(err, absl::StrCat("opening '", at, "' for archive entry '", av(name), "'"));
+        return unpackError(err, absl::StrCat("opening '", at, "' for archive entry '", av(name), "'"));
       }
       cur = UniqueFd(fd);
     }
@@ -283,7 +272,7 @@ class Extractor {
     *kept_dir = false;
     if (::fstatat(parent, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) return Status();
-      return errnoStatus(errno, absl::StrCat("looking at '", av(name), "'"));
+      return unpackError(errno, absl::StrCat("looking at '", av(name), "'"));
     }
     if (S_ISDIR(st.st_mode)) {
       if (keep_dir) {
@@ -296,7 +285,7 @@ class Extractor {
       return Status();
     }
     if (::unlinkat(parent, leaf.c_str(), 0) != 0)
-      return errnoStatus(errno, absl::StrCat("replacing '", av(name), "'"));
+      return unpackError(errno, absl::StrCat("replacing '", av(name), "'"));
     return Status();
   }
 
@@ -311,7 +300,7 @@ class Extractor {
           ++stats_.xattrs_skipped;
           continue;
         }
-        return errnoStatus(errno, absl::StrCat("setting xattr ", xname, " on '", av(name), "'"));
+        return unpackError(errno, absl::StrCat("setting xattr ", xname, " on '", av(name), "'"));
       }
     }
     return Status();
@@ -332,7 +321,7 @@ class Extractor {
   Status chownFd(int fd, archive_entry* entry, std::string_view name) {
     if (!keep_owners_) return Status();
     if (::fchown(fd, static_cast<uid_t>(archive_entry_uid(entry)), static_cast<gid_t>(archive_entry_gid(entry))) != 0)
-      return errnoStatus(errno, absl::StrCat("setting the owner of '", av(name), "'"));
+      return unpackError(errno, absl::StrCat("setting the owner of '", av(name), "'"));
     return Status();
   }
 
@@ -359,18 +348,18 @@ class Extractor {
                       bool existing) {
     UniqueFd fd(openat2Beneath(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | (existing ? O_TRUNC : O_CREAT | O_EXCL),
                          0600));
-    if (!fd) return errnoStatus(errno, absl::StrCat("creating '", av(name), "'"));
+    if (!fd) return unpackError(errno, absl::StrCat("creating '", av(name), "'"));
     XENCTL_RETURN_IF_ERROR(writeData(fd.get(), name));
     if (archive_entry_size_is_set(entry) && ::ftruncate(fd.get(), archive_entry_size(entry)) != 0)
-      return errnoStatus(errno, absl::StrCat("sizing '", av(name), "'"));
+      return unpackError(errno, absl::StrCat("sizing '", av(name), "'"));
     XENCTL_RETURN_IF_ERROR(chownFd(fd.get(), entry, name));
     if (::fchmod(fd.get(), archive_entry_perm(entry) & 07777) != 0)
-      return errnoStatus(errno, absl::StrCat("setting the mode of '", av(name), "'"));
+      return unpackError(errno, absl::StrCat("setting the mode of '", av(name), "'"));
     XENCTL_RETURN_IF_ERROR(applyXattrs(fd.get(), entry, name));
     timespec times[2];
     entryTimes(entry, times);
     if (::futimens(fd.get(), times) != 0)
-      return errnoStatus(errno, absl::StrCat("setting the times of '", av(name), "'"));
+      return unpackError(errno, absl::StrCat("setting the times of '", av(name), "'"));
     return Status();
   }
 
@@ -425,7 +414,7 @@ class Extractor {
         if (err == ENOENT)
           return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a hard link to '", hardlink,
                                                          "', which the archive did not create before it"));
-        return errnoStatus(err, absl::StrCat("hard-linking '", name, "' to '", hardlink, "'"));
+        return unpackError(err, absl::StrCat("hard-linking '", name, "' to '", hardlink, "'"));
       }
       // cpio newc stores the data with the last link of a set.
       if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0)
@@ -438,9 +427,9 @@ class Extractor {
     switch (type) {
       case AE_IFDIR: {
         if (!kept_dir && ::mkdirat(parent.get(), leaf.c_str(), 0700) != 0)
-          return errnoStatus(errno, absl::StrCat("creating the directory '", name, "'"));
+          return unpackError(errno, absl::StrCat("creating the directory '", name, "'"));
         UniqueFd dir(openat2Beneath(parent.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0));
-        if (!dir) return errnoStatus(errno, absl::StrCat("opening the directory '", name, "'"));
+        if (!dir) return unpackError(errno, absl::StrCat("opening the directory '", name, "'"));
         XENCTL_RETURN_IF_ERROR(chownFd(dir.get(), entry, name));
         XENCTL_RETURN_IF_ERROR(applyXattrs(dir.get(), entry, name));
         // Mode and times last: a read-only directory must still take its entries.
@@ -455,14 +444,14 @@ class Extractor {
         const char* to = archive_entry_symlink(entry);
         if (!to) return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a symlink without a target"));
         if (::symlinkat(to, parent.get(), leaf.c_str()) != 0)
-          return errnoStatus(errno, absl::StrCat("creating the symlink '", name, "'"));
+          return unpackError(errno, absl::StrCat("creating the symlink '", name, "'"));
         if (keep_owners_ && ::fchownat(parent.get(), leaf.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
                                        static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0)
-          return errnoStatus(errno, absl::StrCat("setting the owner of '", name, "'"));
+          return unpackError(errno, absl::StrCat("setting the owner of '", name, "'"));
         timespec times[2];
         entryTimes(entry, times);
         if (::utimensat(parent.get(), leaf.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
-          return errnoStatus(errno, absl::StrCat("setting the times of '", name, "'"));
+          return unpackError(errno, absl::StrCat("setting the times of '", name, "'"));
         return Status();
       }
       case AE_IFCHR:
@@ -470,12 +459,12 @@ class Extractor {
       case AE_IFIFO: {
         dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(entry);
         if (::mknodat(parent.get(), leaf.c_str(), type | (perm & 0777), dev) != 0)
-          return errnoStatus(errno, absl::StrCat("creating the ", type == AE_IFIFO ? "fifo" : "device node", " '", name,
+          return unpackError(errno, absl::StrCat("creating the ", type == AE_IFIFO ? "fifo" : "device node", " '", name,
                                                  "'", type == AE_IFIFO ? "" : " (device nodes need root)"));
         UniqueFd node(openat2Beneath(parent.get(), leaf.c_str(), O_PATH | O_NOFOLLOW, 0));
         if (keep_owners_ && ::fchownat(parent.get(), leaf.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
                                        static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0)
-          return errnoStatus(errno, absl::StrCat("setting the owner of '", name, "'"));
+          return unpackError(errno, absl::StrCat("setting the owner of '", name, "'"));
         timespec times[2];
         entryTimes(entry, times);
         ::utimensat(parent.get(), leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
@@ -495,9 +484,9 @@ class Extractor {
       // A later entry may have replaced the directory; then there is nothing to fix.
       if (!dir) continue;
       if (::fchmod(dir.get(), d.mode) != 0)
-        return errnoStatus(errno, absl::StrCat("setting the mode of '", d.path, "'"));
+        return unpackError(errno, absl::StrCat("setting the mode of '", d.path, "'"));
       if (::futimens(dir.get(), d.times) != 0)
-        return errnoStatus(errno, absl::StrCat("setting the times of '", d.path, "'"));
+        return unpackError(errno, absl::StrCat("setting the times of '", d.path, "'"));
     }
     return Status();
   }
@@ -562,7 +551,7 @@ Result<RawStats> copyRawImage(const ChunkSource& source, const std::string& targ
   archive_entry* entry;
   if (archive_read_next_header(a.get(), &entry) != ARCHIVE_OK) return archiveError(a.get(), in, "reading the raw image");
   UniqueFd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd) return errnoStatus(errno, absl::StrCat("creating ", target));
+  if (!fd) return unpackError(errno, absl::StrCat("creating ", target));
   RawStats stats;
   stats.filter = filterName(a.get());
   std::string head;  // the first bytes, to check for the superblock
@@ -591,7 +580,7 @@ Result<RawStats> copyRawImage(const ChunkSource& source, const std::string& targ
     return absl::InvalidArgumentError(
         "the raw image has no ext2/3/4 superblock; give an ext4 file-system image or a tar/cpio archive");
   if (::ftruncate(fd.get(), static_cast<off_t>(offset)) != 0 || ::fsync(fd.get()) != 0)
-    return errnoStatus(errno, absl::StrCat("finishing ", target));
+    return unpackError(errno, absl::StrCat("finishing ", target));
   stats.size = offset;
   return stats;
 }

@@ -97,7 +97,7 @@ Result<PackStats> packDirectory(const std::string& dir, ExportFormat format, con
     if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) <= 0) return Status();
     const char* src = archive_entry_sourcepath(e);
     int fd = ::open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return absl::InternalError(absl::StrCat("packing ", dir, ": opening ", src, ": ", std::strerror(errno)));
+    if (fd < 0) return errnoStatus(errno, absl::StrCat("packing ", dir, ": opening ", src));
     Status out;
     for (la_int64_t left = archive_entry_size(e); left > 0 && out.ok();) {
       ssize_t n = ::read(fd, buf.data(), std::min<size_t>(buf.size(), static_cast<size_t>(left)));

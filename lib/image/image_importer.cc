@@ -48,8 +48,7 @@ class Staging {
   static Result<Staging> create(const std::string& dest) {
     std::string templ = dest + ".partial-XXXXXX";
     if (!::mkdtemp(templ.data()))
-      return Status(errno == ENOENT ? absl::StatusCode::kNotFound : absl::StatusCode::kPermissionDenied,
-                    absl::StrCat("creating the staging directory ", templ, ": ", std::strerror(errno)));
+      return errnoStatus(errno, absl::StrCat("creating the staging directory ", templ));
     return Staging(templ);
   }
   Staging(Staging&& o) noexcept : path_(std::exchange(o.path_, "")) {}
@@ -101,7 +100,7 @@ Result<std::optional<Sha256Digest>> sha256FromSums(core::Fetcher& fetcher, const
   auto d = findInSha256Sums(*sums, uriBasename(uri));
   if (d.ok()) return *d;
   if (d.status().code() == absl::StatusCode::kNotFound) return std::nullopt;
-  return Status(d.status().code(), absl::StrCat("importing ", uri, ": ", sums_uri, ": ", d.status().message()));
+  return annotate(d.status(), absl::StrCat("importing ", uri, ": ", sums_uri));
 }
 
 Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& request, const std::string& dest) {
@@ -235,7 +234,7 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
       unpacked = raw.status();
     } else {
       if (::mkdir(staged.c_str(), 0700) != 0)
-        unpacked = absl::PermissionDeniedError(absl::StrCat("creating ", staged, ": ", std::strerror(errno)));
+        unpacked = errnoStatus(errno, absl::StrCat("creating ", staged));
       else {
         auto x = extractArchive(source, staged, xpolicy);
         if (x.ok()) result.extract = *x;
@@ -254,7 +253,7 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
   // The download's error is the one to report when it cut the stream short;
   // otherwise the unpacker's (which also stopped the download).
   if (!unpacked.ok() && !source_failed)
-    return Status(unpacked.code(), absl::StrCat("unpacking ", uri, ": ", unpacked.message()));
+    return annotate(unpacked, absl::StrCat("unpacking ", uri));
   if (!fetched.ok()) return fetched.status();
   if (!unpacked.ok()) return unpacked;
   result.bytes = fetched->bytes;
@@ -281,8 +280,7 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
   }
 
   if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0)
-    return Status(errno == EEXIST ? absl::StatusCode::kAlreadyExists : absl::StatusCode::kInternal,
-                  absl::StrCat("importing ", uri, ": moving the image to ", dest, ": ", std::strerror(errno)));
+    return errnoStatus(errno, absl::StrCat("importing ", uri, ": moving the image to ", dest));
   return result;
 }
 

@@ -16,11 +16,6 @@ namespace {
 
 std::string quoted(const std::string& name) { return absl::StrCat("domain '", name, "'"); }
 
-// Prefixes a failure with the step and object, keeping its code.
-Status context(const Status& st, const std::string& what) {
-  return st.ok() ? st : Status(st.code(), absl::StrCat(what, ": ", st.message()));
-}
-
 // "domain 'web1': disk xvda (vol:main/web1-root)".
 std::string diskOf(const std::string& domain, const core::DiskSpec& d) {
   return absl::StrCat(quoted(domain), ": disk ", d.vdev, " (", d.target, ")");
@@ -90,7 +85,7 @@ Status DomainManager::load() {
     auto resolved = resolveDisks(spec);
     const core::DomainSpec& given = resolved.ok() ? *resolved : spec;
     if (Status st = hv_.adopt(given); !st.ok() && !absl::IsNotFound(st))  // NOT_FOUND: it ended meanwhile
-      return context(st, absl::StrCat("taking back ", quoted(spec.name), " (uuid ", spec.uuid, ")"));
+      return annotate(st, absl::StrCat("taking back ", quoted(spec.name), " (uuid ", spec.uuid, ")"));
   }
   return absl::OkStatus();
 }
@@ -107,18 +102,18 @@ Result<core::DomainSpec> DomainManager::resolveDisks(const core::DomainSpec& spe
     if (!core::isVolumeTarget(d.target)) continue;
     const std::string who = diskOf(spec.name, d);
     auto ref = core::parseVolumeTarget(d.target);
-    XENCTL_RETURN_IF_ERROR(context(ref.status(), who));
+    XENCTL_RETURN_IF_ERROR(annotate(ref.status(), who));
     auto pool = storage_.pool(ref->pool);
     if (absl::IsNotFound(pool.status()))
       return absl::FailedPreconditionError(
           absl::StrCat(who, ": ", pool.status().message(), "; `vm-volume pools` lists them"));
-    XENCTL_RETURN_IF_ERROR(context(pool.status(), who));
+    XENCTL_RETURN_IF_ERROR(annotate(pool.status(), who));
     auto vol = (*pool)->get(ref->name);
     if (absl::IsNotFound(vol.status()))
       return absl::FailedPreconditionError(absl::StrCat(who, ": pool '", ref->pool, "' has no volume '", ref->name,
                                                         "'; create it, or see `vm-volume list --pool ", ref->pool,
                                                         "`"));
-    XENCTL_RETURN_IF_ERROR(context(vol.status(), who));
+    XENCTL_RETURN_IF_ERROR(annotate(vol.status(), who));
     if (vol->read_only && d.mode != "r")
       return absl::FailedPreconditionError(absl::StrCat(
           who, ": the volume is read-only (a snapshot or a golden base) and the disk is writable; attach it with "
@@ -157,7 +152,7 @@ Result<core::DomainInfo> DomainManager::startInHypervisor(const core::DomainSpec
 
 Status DomainManager::destroyInHypervisor(const state::DomainRecord& rec) {
   XENCTL_RETURN_IF_ERROR(
-      context(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(rec.spec.name))));
+      annotate(hv_.destroyDomain(rec.spec.uuid), absl::StrCat("destroying ", quoted(rec.spec.name))));
   usage_.release(rec.spec.name);  // gone now, whenever the hypervisor's report comes
   return absl::OkStatus();
 }
@@ -176,7 +171,7 @@ Result<std::vector<core::VolumeRef>> DomainManager::deletableVolumes(const state
                                          d.target, ")");
     const std::string instead = "; nothing was deleted; delete the domain without --delete-volumes";
     auto ref = core::parseVolumeTarget(d.target);
-    XENCTL_RETURN_IF_ERROR(context(ref.status(), who));
+    XENCTL_RETURN_IF_ERROR(annotate(ref.status(), who));
     if (std::find(out.begin(), out.end(), *ref) != out.end()) continue;
     auto pool = storage_.pool(ref->pool);
     if (!pool.ok())
@@ -431,7 +426,7 @@ Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, int64_t own
   phases.enter("create", 30, "creating the domain in the hypervisor");
   auto info = startInHypervisor(spec, req.paused);
   if (!info.ok()) {
-    Status why = undefine(context(info.status(), absl::StrCat("creating ", quoted(spec.name))));
+    Status why = undefine(annotate(info.status(), absl::StrCat("creating ", quoted(spec.name))));
     publish(core::DomainEventKind::kDeleted, spec, -1, DomainState::kStopped, "create failed");
     return why;
   }
@@ -452,7 +447,7 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
                  [this, name, paused](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("create", 10, "creating the domain in the hypervisor");
     auto info = startInHypervisor(rec.spec, paused);
-    XENCTL_RETURN_IF_ERROR(context(info.status(), absl::StrCat("starting ", quoted(name))));
+    XENCTL_RETURN_IF_ERROR(annotate(info.status(), absl::StrCat("starting ", quoted(name))));
     return setRunningExpected(name, true);
   });
 }
@@ -463,7 +458,7 @@ Result<OperationRecord> DomainManager::shutdown(const std::string& name, Shutdow
                  [this, name, req](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("shutdown", 10, "asking the guest to shut down");
     XENCTL_RETURN_IF_ERROR(
-        context(hv_.shutdownDomain(rec.spec.uuid), absl::StrCat("shutting down ", quoted(name))));
+        annotate(hv_.shutdownDomain(rec.spec.uuid), absl::StrCat("shutting down ", quoted(name))));
     ctx.phase("wait", 20, absl::StrCat("waiting up to ", absl::FormatDuration(req.timeout), " for the guest"));
     // Wait on hypervisor events (and cancellation), never on a timer tick.
     const absl::Time deadline = clock_.now() + req.timeout;
@@ -503,7 +498,7 @@ Result<OperationRecord> DomainManager::reboot(const std::string& name, const Cal
   return runVerb("reboot-domain", name, caller, precheck,
                  [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("reboot", 10, "asking the guest to reboot");
-    return context(hv_.rebootDomain(rec.spec.uuid), absl::StrCat("rebooting ", quoted(name)));
+    return annotate(hv_.rebootDomain(rec.spec.uuid), absl::StrCat("rebooting ", quoted(name)));
   });
 }
 
@@ -609,7 +604,7 @@ Result<OperationRecord> DomainManager::pause(const std::string& name, const Call
   return runVerb("pause-domain", name, caller, precheck,
                  [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("pause", 10);
-    return context(hv_.pauseDomain(rec.spec.uuid), absl::StrCat("pausing ", quoted(name)));
+    return annotate(hv_.pauseDomain(rec.spec.uuid), absl::StrCat("pausing ", quoted(name)));
   });
 }
 
@@ -618,7 +613,7 @@ Result<OperationRecord> DomainManager::unpause(const std::string& name, const Ca
   return runVerb("unpause-domain", name, caller, precheck,
                  [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("unpause", 10);
-    return context(hv_.unpauseDomain(rec.spec.uuid), absl::StrCat("unpausing ", quoted(name)));
+    return annotate(hv_.unpauseDomain(rec.spec.uuid), absl::StrCat("unpausing ", quoted(name)));
   });
 }
 
@@ -640,9 +635,9 @@ Result<OperationRecord> DomainManager::setResources(const std::string& name, Res
                  [this, name, r](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     if (presentInfo(rec).ok()) {
       ctx.phase("apply", 10, "changing the running domain");
-      if (r.vcpus) XENCTL_RETURN_IF_ERROR(context(hv_.setVcpus(rec.spec.uuid, r.vcpus), "setting vcpus"));
+      if (r.vcpus) XENCTL_RETURN_IF_ERROR(annotate(hv_.setVcpus(rec.spec.uuid, r.vcpus), "setting vcpus"));
       if (r.memory_mib)
-        XENCTL_RETURN_IF_ERROR(context(hv_.setMemory(rec.spec.uuid, r.memory_mib), "setting memory"));
+        XENCTL_RETURN_IF_ERROR(annotate(hv_.setMemory(rec.spec.uuid, r.memory_mib), "setting memory"));
     }
     ctx.phase("store", 80, "keeping the new values in the definition");
     if (r.vcpus) rec.spec.vcpus = r.vcpus;

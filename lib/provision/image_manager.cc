@@ -310,7 +310,7 @@ Status ImageManager::exportWork(OperationContext& ctx, const ExportRequest& req)
     XENCTL_ASSIGN_OR_RETURN(std::string path, volumePath(req.source));
     dir = cleanup.path = absl::StrCat(config_.work_dir, "/", ctx.id());
     if (::mkdir(dir.c_str(), 0700) != 0)
-      return absl::InternalError(absl::StrCat("creating ", dir, ": ", std::strerror(errno)));
+      return errnoStatus(errno, absl::StrCat("creating ", dir));
     XENCTL_RETURN_IF_ERROR(runTool(tools_, {"debugfs", "-R", absl::StrCat("rdump / ", dir), path},
                                    absl::StrCat("exporting ", req.source, ": reading its file system")));
   }

@@ -179,8 +179,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   std::unique_ptr<Store> store(new Store(db));
   sqlite3_busy_timeout(db, 5000);
   XENCTL_RETURN_IF_ERROR(store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
-  if (Status st = store->migrate(); !st.ok())
-    return Status(st.code(), absl::StrCat("state database ", path, ": ", st.message()));
+  XENCTL_RETURN_IF_ERROR(annotate(store->migrate(), absl::StrCat("state database ", path)));
   return store;
 }
 

@@ -35,10 +35,6 @@ Status validateRef(const std::string& name, bool allow_snapshot) {
   return core::validateVolumeName(snap, "snapshot");
 }
 
-Status context(Status st, std::string_view what) {
-  return st.ok() ? st : Status(st.code(), absl::StrCat(av(what), ": ", st.message()));
-}
-
 std::string gib(uint64_t bytes) { return absl::StrFormat("%.2f GiB", static_cast<double>(bytes) / (1 << 30)); }
 
 }  // namespace
@@ -51,8 +47,8 @@ Result<std::unique_ptr<DirVolumes>> DirVolumes::open(std::string pool, std::stri
     return absl::InvalidArgumentError(absl::StrCat("pool '", pool, "': path '", dir, "' is not absolute"));
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   const std::string what = absl::StrCat("opening pool '", pool, "' at ", dir);
-  XENCTL_RETURN_IF_ERROR(context(makeDirs(dir + "/.meta"), what));
-  XENCTL_RETURN_IF_ERROR(context(makeDirs(dir + "/.tmp"), what));
+  XENCTL_RETURN_IF_ERROR(annotate(makeDirs(dir + "/.meta"), what));
+  XENCTL_RETURN_IF_ERROR(annotate(makeDirs(dir + "/.tmp"), what));
   // What a crash left half-made is not a volume: drop it.
   XENCTL_ASSIGN_OR_RETURN(auto leftovers, listDir(dir + "/.tmp"));
   for (const auto& f : leftovers) (void)removeFile(absl::StrCat(dir, "/.tmp/", f));
@@ -216,7 +212,7 @@ Result<core::Volume> DirVolumes::create(const std::string& name, uint64_t size_b
   }
   if (!st.ok()) {
     (void)removeFile(tmp);
-    return context(st, absl::StrCat("creating ", who(name)));
+    return annotate(st, absl::StrCat("creating ", who(name)));
   }
   return get(name);
 }
@@ -236,7 +232,7 @@ Result<core::Volume> DirVolumes::clone(const std::string& base, const std::strin
                                                    base_info.size, " bytes; a clone can only be as large or larger"));
   XENCTL_RETURN_IF_ERROR(requireSpaceForCopy(base, step));
   auto v = copyNew(base, name, Meta{base, false, clock_.now()}, size_bytes, progress);
-  if (!v.ok()) return context(v.status(), step);
+  if (!v.ok()) return annotate(v.status(), step);
   return v;
 }
 
@@ -254,7 +250,7 @@ Result<core::Volume> DirVolumes::snapshot(const std::string& volume, const std::
   if (exists(imagePath(name))) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
   XENCTL_RETURN_IF_ERROR(requireSpaceForCopy(volume, step));
   auto v = copyNew(volume, name, Meta{volume, true, clock_.now()}, 0, progress);
-  if (!v.ok()) return context(v.status(), step);
+  if (!v.ok()) return annotate(v.status(), step);
   return v;
 }
 
@@ -277,7 +273,7 @@ Result<core::Volume> DirVolumes::rollback(const std::string& volume, const std::
   if (st.ok()) st = renameReplace(tmp, imagePath(volume));
   if (!st.ok()) {
     (void)removeFile(tmp);
-    return context(st, step);
+    return annotate(st, step);
   }
   return get(volume);
 }
@@ -292,13 +288,13 @@ Result<core::Volume> DirVolumes::resize(const std::string& name, uint64_t size_b
   if (size_bytes < v.size_bytes)
     return absl::InvalidArgumentError(absl::StrCat(step, ": ", size_bytes, " bytes is below its size of ", v.size_bytes,
                                                    " bytes; volumes only grow"));
-  XENCTL_RETURN_IF_ERROR(context(withSpace(growFile(v.path, size_bytes)), step));
+  XENCTL_RETURN_IF_ERROR(annotate(withSpace(growFile(v.path, size_bytes)), step));
   XENCTL_ASSIGN_OR_RETURN(bool ext, hasExtSuperblock(v.path));
   if (ext && tools_) {
     // resize2fs grows an unmounted file system only after a forced check;
     // e2fsck -p exits 1 when it fixed something, which is fine.
-    XENCTL_RETURN_IF_ERROR(context(runTool({"e2fsck", "-f", "-p", v.path}, 1), step));
-    XENCTL_RETURN_IF_ERROR(context(runTool({"resize2fs", v.path}), step));
+    XENCTL_RETURN_IF_ERROR(annotate(runTool({"e2fsck", "-f", "-p", v.path}, 1), step));
+    XENCTL_RETURN_IF_ERROR(annotate(runTool({"resize2fs", v.path}), step));
   }
   return get(name);
 }
@@ -310,8 +306,8 @@ Status DirVolumes::remove(const std::string& name) {
   XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
   XENCTL_ASSIGN_OR_RETURN(core::VolumeDependents deps, dependentsOf(name, images));
   XENCTL_RETURN_IF_ERROR(core::requireNoDependents(deps, step));
-  XENCTL_RETURN_IF_ERROR(context(removeFile(imagePath(name)), step));
-  if (Status st = removeFile(metaPath(name)); !st.ok() && !absl::IsNotFound(st)) return context(st, step);
+  XENCTL_RETURN_IF_ERROR(annotate(removeFile(imagePath(name)), step));
+  if (Status st = removeFile(metaPath(name)); !st.ok() && !absl::IsNotFound(st)) return annotate(st, step);
   return absl::OkStatus();
 }
 

@@ -23,11 +23,6 @@ namespace {
 
 using sys::UniqueFd;
 
-Status errnoError(int err, std::string_view call, const std::string& path) {
-  return Status(absl::ErrnoToStatusCode(err), absl::StrCat(av(call), " ", path, ": ", std::strerror(err)));
-}
-
-
 std::string dirOf(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -36,8 +31,8 @@ std::string dirOf(const std::string& path) {
 
 Status syncDir(const std::string& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return errnoError(errno, "open", dir);
-  if (::fsync(fd.get()) != 0) return errnoError(errno, "fsync", dir);
+  if (!fd) return errnoStatus(errno, absl::StrCat("open ", dir));
+  if (::fsync(fd.get()) != 0) return errnoStatus(errno, absl::StrCat("fsync ", dir));
   return absl::OkStatus();
 }
 
@@ -60,16 +55,16 @@ Status sparseCopy(int in, int out, uint64_t size, const std::string& src, const 
     off_t data = ::lseek(in, off, SEEK_DATA);
     if (data < 0) {
       if (errno == ENXIO) break;  // only a hole is left
-      return errnoError(errno, "lseek SEEK_DATA", src);
+      return errnoStatus(errno, absl::StrCat("lseek SEEK_DATA ", src));
     }
     off_t hole = ::lseek(in, data, SEEK_HOLE);
-    if (hole < 0) return errnoError(errno, "lseek SEEK_HOLE", src);
+    if (hole < 0) return errnoStatus(errno, absl::StrCat("lseek SEEK_HOLE ", src));
     for (off_t pos = data; pos < hole;) {
       size_t want = static_cast<size_t>(std::min<off_t>(hole - pos, static_cast<off_t>(kChunk)));
       ssize_t got = ::pread(in, buf.get(), want, pos);
       if (got < 0) {
         if (errno == EINTR) continue;
-        return errnoError(errno, "read", src);
+        return errnoStatus(errno, absl::StrCat("read ", src));
       }
       if (got == 0) break;  // the source shrank under us
       for (size_t b = 0; b < static_cast<size_t>(got); b += kBlock) {
@@ -79,7 +74,7 @@ Status sparseCopy(int in, int out, uint64_t size, const std::string& src, const 
           ssize_t put = ::pwrite(out, buf.get() + b + w, n - w, pos + static_cast<off_t>(b + w));
           if (put < 0) {
             if (errno == EINTR) continue;
-            return errnoError(errno, "write", dst);
+            return errnoStatus(errno, absl::StrCat("write ", dst));
           }
           w += static_cast<size_t>(put);
         }
@@ -97,7 +92,7 @@ Status sparseCopy(int in, int out, uint64_t size, const std::string& src, const 
 Result<CopyMethod> cloneInto(int in, int out, const std::string& src, const std::string& dst,
                              const core::CopyProgress& progress) {
   struct stat st;
-  if (::fstat(in, &st) != 0) return errnoError(errno, "stat", src);
+  if (::fstat(in, &st) != 0) return errnoStatus(errno, absl::StrCat("stat ", src));
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (::ioctl(out, FICLONE, in) == 0) {
     if (progress) (void)progress(size, size);
@@ -106,8 +101,8 @@ Result<CopyMethod> cloneInto(int in, int out, const std::string& src, const std:
   const int err = errno;
   // Not a reflink file system (or not across these two): copy the data.
   if (err != EOPNOTSUPP && err != ENOTTY && err != EXDEV && err != EINVAL && err != ENOSYS)
-    return errnoError(err, "ioctl FICLONE", dst);
-  if (::ftruncate(out, static_cast<off_t>(size)) != 0) return errnoError(errno, "truncate", dst);
+    return errnoStatus(err, absl::StrCat("ioctl FICLONE ", dst));
+  if (::ftruncate(out, static_cast<off_t>(size)) != 0) return errnoStatus(errno, absl::StrCat("truncate ", dst));
   XENCTL_RETURN_IF_ERROR(sparseCopy(in, out, size, src, dst, progress));
   return CopyMethod::kSparseCopy;
 }
@@ -118,41 +113,41 @@ std::string_view toString(CopyMethod m) { return m == CopyMethod::kReflink ? "re
 
 Result<CopyMethod> cloneFile(const std::string& src, const std::string& dst, const core::CopyProgress& progress) {
   UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) return errnoError(errno, "open", src);
+  if (!in) return errnoStatus(errno, absl::StrCat("open ", src));
   UniqueFd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!out) return errnoError(errno, "create", dst);
+  if (!out) return errnoStatus(errno, absl::StrCat("create ", dst));
   Result<CopyMethod> method = cloneInto(in.get(), out.get(), src, dst, progress);
-  if (method.ok() && ::fsync(out.get()) != 0) method = errnoError(errno, "fsync", dst);
+  if (method.ok() && ::fsync(out.get()) != 0) method = errnoStatus(errno, absl::StrCat("fsync ", dst));
   if (!method.ok()) ::unlink(dst.c_str());
   return method;
 }
 
 Status createSparseFile(const std::string& path, uint64_t size) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd) return errnoError(errno, "create", path);
+  if (!fd) return errnoStatus(errno, absl::StrCat("create ", path));
   Status st;
   if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
-    st = errnoError(errno, "truncate", path);
+    st = errnoStatus(errno, absl::StrCat("truncate ", path));
   else if (::fsync(fd.get()) != 0)
-    st = errnoError(errno, "fsync", path);
+    st = errnoStatus(errno, absl::StrCat("fsync ", path));
   if (!st.ok()) ::unlink(path.c_str());
   return st;
 }
 
 Status growFile(const std::string& path, uint64_t size) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return errnoError(errno, "open", path);
+  if (!fd) return errnoStatus(errno, absl::StrCat("open ", path));
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return errnoError(errno, "stat", path);
+  if (::fstat(fd.get(), &st) != 0) return errnoStatus(errno, absl::StrCat("stat ", path));
   if (static_cast<uint64_t>(st.st_size) >= size) return absl::OkStatus();
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return errnoError(errno, "truncate", path);
-  if (::fsync(fd.get()) != 0) return errnoError(errno, "fsync", path);
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return errnoStatus(errno, absl::StrCat("truncate ", path));
+  if (::fsync(fd.get()) != 0) return errnoStatus(errno, absl::StrCat("fsync ", path));
   return absl::OkStatus();
 }
 
 Result<FileInfo> fileInfo(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return errnoError(errno, "stat", path);
+  if (::stat(path.c_str(), &st) != 0) return errnoStatus(errno, absl::StrCat("stat ", path));
   return FileInfo{static_cast<uint64_t>(st.st_size), static_cast<uint64_t>(st.st_blocks) * 512,
                   absl::TimeFromTimespec(st.st_mtim)};
 }
@@ -167,21 +162,21 @@ Status writeFileAtomic(const std::string& path, const std::string& content) {
   const std::string tmp = absl::StrCat(path, ".tmp-", ::getpid(), "-", counter++);
   {
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd) return errnoError(errno, "create", tmp);
+    if (!fd) return errnoStatus(errno, absl::StrCat("create ", tmp));
     Status st;
     for (size_t off = 0; off < content.size() && st.ok();) {
       ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
-      if (n < 0 && errno != EINTR) st = errnoError(errno, "write", tmp);
+      if (n < 0 && errno != EINTR) st = errnoStatus(errno, absl::StrCat("write ", tmp));
       if (n > 0) off += static_cast<size_t>(n);
     }
-    if (st.ok() && ::fsync(fd.get()) != 0) st = errnoError(errno, "fsync", tmp);
+    if (st.ok() && ::fsync(fd.get()) != 0) st = errnoStatus(errno, absl::StrCat("fsync ", tmp));
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return st;
     }
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    Status st = errnoError(errno, "rename", tmp);
+    Status st = errnoStatus(errno, absl::StrCat("rename ", tmp));
     ::unlink(tmp.c_str());
     return st;
   }
@@ -190,14 +185,14 @@ Status writeFileAtomic(const std::string& path, const std::string& content) {
 
 Result<std::string> readSmallFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errnoError(errno, "open", path);
+  if (!fd) return errnoStatus(errno, absl::StrCat("open ", path));
   std::string out;
   char buf[4096];
   for (;;) {
     ssize_t n = ::read(fd.get(), buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return errnoError(errno, "read", path);
+      return errnoStatus(errno, absl::StrCat("read ", path));
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
@@ -207,18 +202,18 @@ Result<std::string> readSmallFile(const std::string& path) {
 }
 
 Status renameReplace(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) != 0) return errnoError(errno, "rename to " + to, from);
+  if (::rename(from.c_str(), to.c_str()) != 0) return errnoStatus(errno, absl::StrCat("rename to ", to, " ", from));
   return syncDir(dirOf(to));
 }
 
 Status renameNoReplace(const std::string& from, const std::string& to) {
   if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0)
-    return errnoError(errno, "rename to " + to, from);
+    return errnoStatus(errno, absl::StrCat("rename to ", to, " ", from));
   return syncDir(dirOf(to));
 }
 
 Status removeFile(const std::string& path) {
-  if (::unlink(path.c_str()) != 0) return errnoError(errno, "unlink", path);
+  if (::unlink(path.c_str()) != 0) return errnoStatus(errno, absl::StrCat("unlink ", path));
   return absl::OkStatus();
 }
 
@@ -229,17 +224,17 @@ Status makeDirs(const std::string& path) {
     pos = path.find('/', pos + 1);
     partial = path.substr(0, pos);
     if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return errnoError(errno, "mkdir", partial);
+    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return errnoStatus(errno, absl::StrCat("mkdir ", partial));
   }
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return errnoError(errno, "stat", path);
+  if (::stat(path.c_str(), &st) != 0) return errnoStatus(errno, absl::StrCat("stat ", path));
   if (!S_ISDIR(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat(path, " is not a directory"));
   return absl::OkStatus();
 }
 
 Result<std::vector<std::string>> listDir(const std::string& dir) {
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
-  if (!d) return errnoError(errno, "opendir", dir);
+  if (!d) return errnoStatus(errno, absl::StrCat("opendir ", dir));
   std::vector<std::string> out;
   errno = 0;
   while (dirent* e = ::readdir(d.get())) {
@@ -247,13 +242,13 @@ Result<std::vector<std::string>> listDir(const std::string& dir) {
     if (n != "." && n != "..") out.emplace_back(n);
     errno = 0;
   }
-  if (errno != 0) return errnoError(errno, "readdir", dir);
+  if (errno != 0) return errnoStatus(errno, absl::StrCat("readdir ", dir));
   return out;
 }
 
 Result<FsSpace> fsSpace(const std::string& dir) {
   struct statvfs vfs;
-  if (::statvfs(dir.c_str(), &vfs) != 0) return errnoError(errno, "statvfs", dir);
+  if (::statvfs(dir.c_str(), &vfs) != 0) return errnoStatus(errno, absl::StrCat("statvfs ", dir));
   const uint64_t unit = vfs.f_frsize ? vfs.f_frsize : vfs.f_bsize;
   FsSpace s;
   s.size = uint64_t{vfs.f_blocks} * unit;
@@ -264,10 +259,10 @@ Result<FsSpace> fsSpace(const std::string& dir) {
 
 Result<bool> hasExtSuperblock(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errnoError(errno, "open", path);
+  if (!fd) return errnoStatus(errno, absl::StrCat("open ", path));
   unsigned char magic[2] = {0, 0};
   ssize_t got = ::pread(fd.get(), magic, sizeof(magic), 1024 + 56);
-  if (got < 0) return errnoError(errno, "read", path);
+  if (got < 0) return errnoStatus(errno, absl::StrCat("read ", path));
   return got == 2 && magic[0] == 0x53 && magic[1] == 0xEF;
 }
 
@@ -286,7 +281,7 @@ Result<bool> supportsReflink(const std::string& dir) {
 
 Result<std::vector<Extent>> fileExtents(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errnoError(errno, "open", path);
+  if (!fd) return errnoStatus(errno, absl::StrCat("open ", path));
   constexpr uint32_t kBatch = 256;
   std::vector<char> buf(sizeof(fiemap) + kBatch * sizeof(fiemap_extent));
   std::vector<Extent> out;
@@ -298,7 +293,7 @@ Result<std::vector<Extent>> fileExtents(const std::string& path) {
     fm->fm_length = FIEMAP_MAX_OFFSET - start;
     fm->fm_flags = FIEMAP_FLAG_SYNC;
     fm->fm_extent_count = kBatch;
-    if (::ioctl(fd.get(), FS_IOC_FIEMAP, fm) != 0) return errnoError(errno, "ioctl FIEMAP", path);
+    if (::ioctl(fd.get(), FS_IOC_FIEMAP, fm) != 0) return errnoStatus(errno, absl::StrCat("ioctl FIEMAP ", path));
     if (fm->fm_mapped_extents == 0) break;
     bool last = false;
     for (uint32_t i = 0; i < fm->fm_mapped_extents; ++i) {

@@ -193,7 +193,7 @@ Result<std::vector<LvRow>> Lvm::lvs(const std::string& vg) const {
   if (r.exit_code != 0) return statusFromLvm(argv, r.exit_code, r.output);
   if (r.stdout_truncated) return absl::ResourceExhaustedError(absl::StrCat("`lvs ", vg, "` printed more than 32 MiB"));
   auto rows = parseLvsReport(r.stdout_text);
-  if (!rows.ok()) return Status(rows.status().code(), absl::StrCat("reading `lvs ", vg, "`: ", rows.status().message()));
+  if (!rows.ok()) return annotate(rows.status(), absl::StrCat("reading `lvs ", vg, "`"));
   return rows;
 }
 

@@ -2,11 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/sys/spawn.h"
 #include "lib/sys/unique_fd.h"
 
 extern char** environ;
@@ -34,10 +31,6 @@ using sys::UniqueFd;
 constexpr int kReportFd = 3;       // LVM_REPORT_FD in the shell
 constexpr int kProcessed = 1;      // lvm2's ECMD_PROCESSED
 constexpr size_t kMaxChatter = 64 * 1024;
-
-Status errnoError(int err, std::string_view what) {
-  return Status(absl::ErrnoToStatusCode(err), absl::StrCat("lvm shell: ", av(what), ": ", std::strerror(err)));
-}
 
 std::string text(const json& entry, const char* key) {
   auto it = entry.find(key);
@@ -66,15 +59,6 @@ std::string errorsOf(const json& doc) {
     for (const auto& e : *log)
       if (e.is_object() && text(e, "log_type") == "error") out.push_back(text(e, "log_message"));
   return absl::StrJoin(out, "\n");
-}
-
-// A descriptor at 10 or above: dup2 onto 0..3 in the child must always copy
-// (dup2 of an fd onto itself keeps its close-on-exec flag).
-Result<UniqueFd> high(int fd) {
-  UniqueFd owned(fd);
-  const int h = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
-  if (h < 0) return errnoError(errno, "fcntl");
-  return UniqueFd(h);
 }
 
 std::vector<std::string> shellEnvironment(const std::string& profile) {
@@ -135,7 +119,7 @@ class LvmShells::Shell {
   };
   Result<Answer> answer(absl::Time deadline, const std::string& what);
   bool broken() const { return broken_; }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
 
  private:
   Shell() = default;
@@ -145,90 +129,56 @@ class LvmShells::Shell {
     return st;
   }
 
-  pid_t pid_ = -1;
-  UniqueFd pidfd_, in_, out_, err_, report_;
+  sys::Child child_;
+  UniqueFd in_, out_, err_, report_;
   bool broken_ = false;
 };
 
 Result<std::unique_ptr<LvmShells::Shell>> LvmShells::Shell::start(const LvmShellOptions& o) {
   // stdin is a socket so that writing to a dead shell is an error (send with
   // MSG_NOSIGNAL), never a SIGPIPE.
-  int in[2], out[2], err[2], rep[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) return errnoError(errno, "socketpair");
-  UniqueFd in_ours(in[0]);
-  XENCTL_ASSIGN_OR_RETURN(UniqueFd in_child, high(in[1]));
-  if (::pipe2(out, O_CLOEXEC) != 0) return errnoError(errno, "pipe");
-  UniqueFd out_ours(out[0]);
-  XENCTL_ASSIGN_OR_RETURN(UniqueFd out_child, high(out[1]));
-  if (::pipe2(err, O_CLOEXEC) != 0) return errnoError(errno, "pipe");
-  UniqueFd err_ours(err[0]);
-  XENCTL_ASSIGN_OR_RETURN(UniqueFd err_child, high(err[1]));
-  if (::pipe2(rep, O_CLOEXEC) != 0) return errnoError(errno, "pipe");
-  UniqueFd rep_ours(rep[0]);
-  XENCTL_ASSIGN_OR_RETURN(UniqueFd rep_child, high(rep[1]));
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_child.get(), STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, out_child.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_child.get(), STDERR_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, rep_child.get(), kReportFd);
-  // A default signal mask (the daemon blocks SIGTERM for sigwait) and a
-  // process group of its own (a ^C meant for a foreground xenctld must not
-  // kill LVM in the middle of a command).
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
-
-  std::vector<std::string> env = shellEnvironment(o.profile);
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string bin = o.lvm;
-  char* args[] = {bin.data(), nullptr};
-  pid_t pid = -1;
-  const int spawn_err = ::posix_spawnp(&pid, bin.c_str(), &actions, &attr, args, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (spawn_err == ENOENT)
-    return absl::NotFoundError(absl::StrCat("program '", o.lvm, "' not found (is it installed and on PATH?)"));
-  if (spawn_err != 0) return errnoError(spawn_err, absl::StrCat("starting ", o.lvm));
+  int in[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) return errnoStatus(errno, "lvm shell: socketpair");
+  UniqueFd in_ours(in[0]), in_child(in[1]);
+  sys::Pipe out, err, rep;
+  for (sys::Pipe* p : {&out, &err, &rep}) {
+    auto made = sys::makePipe();
+    if (!made.ok()) return annotate(made.status(), "lvm shell");
+    *p = *std::move(made);
+  }
+  // Its own process group: a ^C meant for a foreground xenctld must not kill
+  // LVM in the middle of a command.
+  auto child = sys::spawn({.argv = {o.lvm},
+                           .env = shellEnvironment(o.profile),
+                           .fds = {{STDIN_FILENO, in_child.get()},
+                                   {STDOUT_FILENO, out.write.get()},
+                                   {STDERR_FILENO, err.write.get()},
+                                   {kReportFd, rep.write.get()}},
+                           .own_process_group = true});
+  if (!child.ok()) return absl::IsNotFound(child.status()) ? child.status() : annotate(child.status(), "lvm shell");
 
   std::unique_ptr<Shell> s(new Shell());
-  s->pid_ = pid;
-  // glibc 2.36 declares pidfd_open without extern "C"; the syscall is the same.
-  s->pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  s->child_ = *std::move(child);
   s->in_ = std::move(in_ours);
-  s->out_ = std::move(out_ours);
-  s->err_ = std::move(err_ours);
-  s->report_ = std::move(rep_ours);
+  s->out_ = std::move(out.read);
+  s->err_ = std::move(err.read);
+  s->report_ = std::move(rep.read);
   for (int fd : {s->out_.get(), s->err_.get(), s->report_.get()}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
   return s;
 }
 
 void LvmShells::Shell::stop() {
-  if (pid_ < 0) return;
+  if (!child_.running()) return;
   if (!broken_) {
     // End of input ends the shell; give it a moment before the kill.
     in_.reset();
-    pollfd p{pidfd_.get(), POLLIN, 0};
-    if (pidfd_ && ::poll(&p, 1, 1000) == 1) {
-      int status = 0;
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      pid_ = -1;
+    pollfd p{child_.pidfd(), POLLIN, 0};
+    if (child_.pidfd() >= 0 && ::poll(&p, 1, 1000) == 1) {
+      child_.wait();
       return;
     }
   }
-  ::kill(pid_, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
+  child_.kill();
 }
 
 Status LvmShells::Shell::send(const std::string& line) {
@@ -242,7 +192,7 @@ Status LvmShells::Shell::send(const std::string& line) {
     const ssize_t n = ::send(in_.get(), input.data() + sent, input.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      return fail(absl::UnavailableError(absl::StrCat("the lvm shell (pid ", pid_, ") is gone: ", std::strerror(errno))));
+      return fail(absl::UnavailableError(absl::StrCat("the lvm shell (pid ", pid(), ") is gone: ", std::strerror(errno))));
     sent += static_cast<size_t>(n);
   }
   return absl::OkStatus();
@@ -258,14 +208,14 @@ Result<LvmShells::Shell::Answer> LvmShells::Shell::answer(absl::Time deadline, c
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration())
       return fail(absl::DeadlineExceededError(absl::StrCat("`", what, "` ran longer than its deadline in the lvm shell "
-                                                           "(pid ", pid_, "), which was killed")));
+                                                           "(pid ", pid(), "), which was killed")));
     pollfd fds[4] = {{report_.get(), POLLIN, 0}, {out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0},
-                     {pidfd_.get(), POLLIN, 0}};
-    const nfds_t n = pidfd_ ? 4 : 3;
+                     {child_.pidfd(), POLLIN, 0}};
+    const nfds_t n = child_.pidfd() >= 0 ? 4 : 3;
     char buf[65536];
     if (::poll(fds, n, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) < 0) {
       if (errno == EINTR) continue;
-      return fail(errnoError(errno, "poll"));
+      return fail(errnoStatus(errno, "lvm shell: poll"));
     }
     bool closed = false;
     for (int i = 0; i < 3; ++i) {
@@ -298,7 +248,7 @@ Result<LvmShells::Shell::Answer> LvmShells::Shell::answer(absl::Time deadline, c
       }
     }
     if (closed || (n == 4 && (fds[3].revents & POLLIN)))
-      return fail(absl::UnavailableError(absl::StrCat("`", what, "`: the lvm shell (pid ", pid_, ") exited: ",
+      return fail(absl::UnavailableError(absl::StrCat("`", what, "`: the lvm shell (pid ", pid(), ") exited: ",
                                                       absl::StripAsciiWhitespace(a.chatter))));
   }
 }
@@ -353,7 +303,7 @@ Result<core::ProcessResult> LvmShells::run(const std::vector<std::string>& argv,
     Status sent = shell->send(line);
     if (sent.ok()) break;
     give(std::move(shell));
-    if (attempt == 1) return Status(sent.code(), absl::StrCat("`", line, "`: ", sent.message()));
+    if (attempt == 1) return annotate(sent, absl::StrCat("`", line, "`"));
   }
   auto answer = shell->answer(deadline, line);
   if (!answer.ok()) {

@@ -23,10 +23,6 @@ std::string mib(uint64_t bytes) { return absl::StrFormat("%.1f MiB", static_cast
 std::string bytesArg(uint64_t bytes) { return absl::StrCat(bytes, "b"); }
 std::string tagArg(std::string_view key, const std::string& value) { return absl::StrCat(av(key), "=", value); }
 
-Status context(Status st, std::string_view what) {
-  return st.ok() ? st : Status(st.code(), absl::StrCat(av(what), ": ", st.message()));
-}
-
 // LVM's own rules for LV names beyond the characters (lvm(8), "VALID NAMES").
 Status lvmAccepts(const std::string& name) {
   static const char* const kReserved[] = {"_cdata", "_cmeta", "_corig", "_iorig", "_mimage", "_mlog", "_pmspare",
@@ -95,7 +91,7 @@ Result<std::vector<LvRow>> LvmVolumes::reportLocked() {
   const absl::Time now = common_.clock->now();
   if (auto recent = common_.groups->recentReport(vg_, now)) return *std::move(recent);
   auto rows = lvm_.lvs(vg_);
-  if (!rows.ok()) return context(rows.status(), absl::StrCat("listing pool '", pool_, "' (VG ", vg_, ")"));
+  if (!rows.ok()) return annotate(rows.status(), absl::StrCat("listing pool '", pool_, "' (VG ", vg_, ")"));
   common_.groups->remember(vg_, *rows, now);
   return rows;
 }
@@ -197,7 +193,7 @@ Status LvmVolumes::remove(const std::string& name) {
   XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
   XENCTL_ASSIGN_OR_RETURN(core::VolumeDependents deps, dependentsOf(rows, name));
   XENCTL_RETURN_IF_ERROR(core::requireNoDependents(deps, step));
-  XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(lvName(name))}), step));
+  XENCTL_RETURN_IF_ERROR(annotate(change({"lvremove", "-y", vgLv(lvName(name))}), step));
   rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const LvRow& r) { return r.name == lvName(name); }),
              rows.end());
   common_.groups->amend(vg_, std::move(rows), common_.clock->now());
@@ -220,7 +216,7 @@ Result<core::Volume> LvmVolumes::finishCreate(const std::string& work, const std
   if (made.ok()) made = change({"lvrename", vg_, work, name});
   if (!made.ok()) {
     (void)change({"lvremove", "-y", vgLv(work)});
-    return context(made, step);
+    return annotate(made, step);
   }
   XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
   return volumeOf(rows, name);
@@ -309,13 +305,13 @@ Status LvmVolumes::recover() {
     if (!ours(r)) continue;
     const std::string what = absl::StrCat("pool '", pool_, "': cleaning up ", vgLv(r.name), " left by a crash");
     if (absl::EndsWith(r.name, av(kNew))) {
-      XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(r.name)}), what));
+      XENCTL_RETURN_IF_ERROR(annotate(change({"lvremove", "-y", vgLv(r.name)}), what));
     } else if (absl::EndsWith(r.name, av(kOld))) {
       const std::string name = r.name.substr(0, r.name.size() - kOld.size());
       if (find(rows, name))
-        XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(r.name)}), what));
+        XENCTL_RETURN_IF_ERROR(annotate(change({"lvremove", "-y", vgLv(r.name)}), what));
       else
-        XENCTL_RETURN_IF_ERROR(context(change({"lvrename", vg_, r.name, name}), what));
+        XENCTL_RETURN_IF_ERROR(annotate(change({"lvrename", vg_, r.name, name}), what));
     }
   }
   return absl::OkStatus();
@@ -344,8 +340,8 @@ Result<std::unique_ptr<LvmThinVolumes>> LvmThinVolumes::open(std::string pool, L
   std::unique_ptr<LvmThinVolumes> p(new LvmThinVolumes(std::move(pool), std::move(options), std::move(common)));
   const std::string what = absl::StrCat("opening pool '", p->pool_, "' on thin pool ", p->opt_.vg, "/", p->opt_.thinpool);
   XENCTL_ASSIGN_OR_RETURN(auto rows, p->report());
-  XENCTL_RETURN_IF_ERROR(context(p->thinPoolRow(rows).status(), what));
-  XENCTL_RETURN_IF_ERROR(context(p->recover(), what));
+  XENCTL_RETURN_IF_ERROR(annotate(p->thinPoolRow(rows).status(), what));
+  XENCTL_RETURN_IF_ERROR(annotate(p->recover(), what));
   return p;
 }
 
@@ -404,7 +400,7 @@ Result<core::Volume> LvmThinVolumes::create(const std::string& name, uint64_t si
     XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
     if (find(rows, name)) return absl::AlreadyExistsError(absl::StrCat(who(name), " already exists"));
     XENCTL_RETURN_IF_ERROR(checkGuardRails(rows, size_bytes, step));
-    XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-T", vgLv(opt_.thinpool), "-V", bytesArg(size_bytes),
+    XENCTL_RETURN_IF_ERROR(annotate(change({"lvcreate", "-y", "-T", vgLv(opt_.thinpool), "-V", bytesArg(size_bytes),
                                              "-n", work, "-kn", "-ay"}),
                                    step));
   }
@@ -423,14 +419,14 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
   // -kn: a clone is an ordinary volume (a snapshot gets the activation-skip
   // flag by default and would have no device node); -ay: Xen needs its node.
   // The base is not activated: a thin snapshot needs only the pool.
-  XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-s", "-kn", "-ay", "-p", "rw", "-n", name, "--addtag",
+  XENCTL_RETURN_IF_ERROR(annotate(change({"lvcreate", "-y", "-s", "-kn", "-ay", "-p", "rw", "-n", name, "--addtag",
                                            tagArg(kOriginTag, lvName(base)), vgLv(lvName(base))}),
                                  step));
   if (size > b.size_bytes) {
     Status st = change({"lvextend", "-L", bytesArg(size), vgLv(name)});
     if (!st.ok()) {
       (void)change({"lvremove", "-y", vgLv(name)});
-      return context(st, step);
+      return annotate(st, step);
     }
   }
   // The VG as this clone leaves it, without reading it again (with many LVs
@@ -463,7 +459,7 @@ Result<core::Volume> LvmThinVolumes::snapshot(const std::string& volume, const s
   const std::string name = core::snapshotName(volume, snapshot);
   XENCTL_RETURN_IF_ERROR(checkGuardRails(m.rows, m.source.size_bytes, m.step));
   // Read-only, and left inactive with the activation-skip flag: a golden copy.
-  XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-s", "-ky", "-p", "r", "-n", lvName(name), "--addtag",
+  XENCTL_RETURN_IF_ERROR(annotate(change({"lvcreate", "-y", "-s", "-ky", "-p", "r", "-n", lvName(name), "--addtag",
                                            tagArg(kOriginTag, volume), vgLv(volume)}),
                                  m.step));
   XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
@@ -487,20 +483,20 @@ Result<core::Volume> LvmThinVolumes::rollback(const std::string& volume, const s
   const std::string origin = row->tag(kOriginTag);
   if (!origin.empty()) argv.insert(argv.end(), {"--addtag", tagArg(kOriginTag, origin)});
   argv.push_back(vgLv(lvName(snap)));
-  XENCTL_RETURN_IF_ERROR(context(change(argv), step));
+  XENCTL_RETURN_IF_ERROR(annotate(change(argv), step));
   // The swap: two renames under the VG lock and the volume's reservation.
   if (Status st = change({"lvrename", vg_, volume, old}); !st.ok()) {
     (void)change({"lvremove", "-y", vgLv(fresh)});
-    return context(st, step);
+    return annotate(st, step);
   }
   if (Status st = change({"lvrename", vg_, fresh, volume}); !st.ok()) {
     (void)change({"lvrename", vg_, old, volume});
     (void)change({"lvremove", "-y", vgLv(fresh)});
-    return context(st, step);
+    return annotate(st, step);
   }
   // The old content is gone from the API's view now; a failure here leaves
   // NAME++old for the next open() to remove.
-  XENCTL_RETURN_IF_ERROR(context(change({"lvremove", "-y", vgLv(old)}), step));
+  XENCTL_RETURN_IF_ERROR(annotate(change({"lvremove", "-y", vgLv(old)}), step));
   XENCTL_ASSIGN_OR_RETURN(rows, reportLocked());
   return volumeOf(rows, volume);
 }
@@ -510,11 +506,11 @@ Result<core::Volume> LvmThinVolumes::resize(const std::string& name, uint64_t si
   const core::Volume& v = m.source;
   if (size_bytes == v.size_bytes) return v;
   XENCTL_RETURN_IF_ERROR(checkGuardRails(m.rows, size_bytes - v.size_bytes, m.step));
-  XENCTL_RETURN_IF_ERROR(context(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), m.step));
+  XENCTL_RETURN_IF_ERROR(annotate(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), m.step));
   if (!find(m.rows, name)->active())
-    XENCTL_RETURN_IF_ERROR(context(change({"lvchange", "-ay", "-K", vgLv(name)}), m.step));
+    XENCTL_RETURN_IF_ERROR(annotate(change({"lvchange", "-ay", "-K", vgLv(name)}), m.step));
   m.vg.unlock();  // the file system is grown under the volume's reservation only
-  XENCTL_RETURN_IF_ERROR(context(growFs(name), m.step));
+  XENCTL_RETURN_IF_ERROR(annotate(growFs(name), m.step));
   return get(name);
 }
 
@@ -551,8 +547,8 @@ Result<std::unique_ptr<LvmSnapshotVolumes>> LvmSnapshotVolumes::open(std::string
   std::unique_ptr<LvmSnapshotVolumes> p(
       new LvmSnapshotVolumes(std::move(pool), std::move(options), std::move(common)));
   const std::string what = absl::StrCat("opening pool '", p->pool_, "' on VG ", p->vg_);
-  XENCTL_RETURN_IF_ERROR(context(p->lvm_.vgs(p->vg_).status(), what));
-  XENCTL_RETURN_IF_ERROR(context(p->recover(), what));
+  XENCTL_RETURN_IF_ERROR(annotate(p->lvm_.vgs(p->vg_).status(), what));
+  XENCTL_RETURN_IF_ERROR(annotate(p->recover(), what));
   return p;
 }
 
@@ -603,7 +599,7 @@ Status LvmSnapshotVolumes::snapshotLv(const std::vector<LvRow>& rows, const LvRo
     return absl::ResourceExhaustedError(absl::StrCat(
         step, ": its copy-on-write store needs ", cow, " bytes (", gib(cow), ") but VG ", vg_, " has ", vg.free,
         " bytes (", gib(vg.free), ") free; delete volumes, add a PV (vgextend) or lower snapshot_size"));
-  return context(change({"lvcreate", "-y", "-s", "-L", bytesArg(cow), "-p", read_only ? "r" : "rw", "-n", lv,
+  return annotate(change({"lvcreate", "-y", "-s", "-L", bytesArg(cow), "-p", read_only ? "r" : "rw", "-n", lv,
                            "--addtag", tagArg(kPoolTag, pool_), "--addtag", tagArg(kOriginTag, origin.name),
                            vgLv(origin.name)}),
                  step);
@@ -624,7 +620,7 @@ Result<core::Volume> LvmSnapshotVolumes::create(const std::string& name, uint64_
       return absl::ResourceExhaustedError(absl::StrCat(step, ": it needs ", size_bytes, " bytes (", gib(size_bytes),
                                                        ") but VG ", vg_, " has ", vg.free, " bytes (", gib(vg.free),
                                                        ") free; delete volumes or add a PV (vgextend)"));
-    XENCTL_RETURN_IF_ERROR(context(change({"lvcreate", "-y", "-L", bytesArg(size_bytes), "-n", work, "-ay",
+    XENCTL_RETURN_IF_ERROR(annotate(change({"lvcreate", "-y", "-L", bytesArg(size_bytes), "-n", work, "-ay",
                                              "--addtag", tagArg(kPoolTag, pool_), vg_}),
                                    step));
   }
@@ -693,11 +689,11 @@ Result<core::Volume> LvmSnapshotVolumes::rollback(const std::string& volume, con
   const uint64_t cow = s->size;
   // The origin shows the snapshot's content as soon as the merge starts; the
   // command waits (polling every second) until it ends and the snapshot is gone.
-  XENCTL_RETURN_IF_ERROR(context(change({"lvconvert", "-y", "--merge", "-i", "1", "--config",
+  XENCTL_RETURN_IF_ERROR(annotate(change({"lvconvert", "-y", "--merge", "-i", "1", "--config",
                                            "global {use_lvmpolld=0}", vgLv(s->name)}),
                                  step));
   // Kept, as the port promises: taken again, now equal to the volume.
-  XENCTL_RETURN_IF_ERROR(context(
+  XENCTL_RETURN_IF_ERROR(annotate(
       change({"lvcreate", "-y", "-s", "-L", bytesArg(cow), "-p", "r", "-n", s->name, "--addtag",
                 tagArg(kPoolTag, pool_), "--addtag", tagArg(kOriginTag, volume), vgLv(volume)}),
       absl::StrCat(step, " (the volume is rolled back; taking the snapshot again failed)")));
@@ -712,9 +708,9 @@ Result<core::Volume> LvmSnapshotVolumes::resize(const std::string& name, uint64_
     return absl::FailedPreconditionError(absl::StrCat(
         m.step, ": it is a clone, a classic LVM snapshot, which has its origin's size; use an lvm-thin pool"));
   if (size_bytes == v.size_bytes) return v;
-  XENCTL_RETURN_IF_ERROR(context(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), m.step));
+  XENCTL_RETURN_IF_ERROR(annotate(change({"lvextend", "-L", bytesArg(size_bytes), vgLv(name)}), m.step));
   m.vg.unlock();  // the file system is grown under the volume's reservation only
-  XENCTL_RETURN_IF_ERROR(context(growFs(name), m.step));
+  XENCTL_RETURN_IF_ERROR(annotate(growFs(name), m.step));
   return get(name);
 }
 

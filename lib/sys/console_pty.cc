@@ -25,19 +25,19 @@ int pollMs(absl::Duration d) {
 Result<PtyPair> openPtyPair() {
   UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
   if (!master || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0)
-    return absl::ResourceExhaustedError(absl::StrCat("cannot open a pseudo-terminal: ", std::strerror(errno)));
+    return errnoStatus(errno, "cannot open a pseudo-terminal");
   char name[128];
   if (::ptsname_r(master.get(), name, sizeof(name)) != 0)
-    return absl::InternalError(absl::StrCat("ptsname: ", std::strerror(errno)));
+    return errnoStatus(errno, "ptsname");
   // Raw from the start, as xenconsoled makes its ptys: what the guest side
   // writes before anyone attaches is kept as written (no \r to \n).
   UniqueFd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
   termios t;
   if (!slave || ::tcgetattr(slave.get(), &t) != 0)
-    return absl::InternalError(absl::StrCat("opening ", name, ": ", std::strerror(errno)));
+    return errnoStatus(errno, absl::StrCat("opening ", name));
   ::cfmakeraw(&t);
   if (::tcsetattr(slave.get(), TCSANOW, &t) != 0)
-    return absl::InternalError(absl::StrCat("tcsetattr ", name, ": ", std::strerror(errno)));
+    return errnoStatus(errno, absl::StrCat("tcsetattr ", name));
   return PtyPair{std::move(master), name};
 }
 
@@ -57,7 +57,7 @@ Result<ConsolePty> ConsolePty::open(const std::string& path, const std::string& 
 Result<std::string> ConsolePty::read(absl::Duration timeout) {
   pollfd p{fd_.get(), POLLIN, 0};
   int n = ::poll(&p, 1, pollMs(timeout));
-  if (n < 0 && errno != EINTR) return absl::InternalError(absl::StrCat("poll on the console: ", std::strerror(errno)));
+  if (n < 0 && errno != EINTR) return errnoStatus(errno, "poll on the console");
   if (n <= 0) return std::string();
   std::string out(4096, '\0');
   ssize_t got = ::read(fd_.get(), out.data(), out.size());

@@ -4,7 +4,7 @@
 
 namespace xenctl::sys {
 
-/// posix_spawnp, output through a pipe, the deadline kept with poll(2) on the
+/// sys::spawn, output through pipes, the deadline kept with poll(2) on the
 /// pipe and a pidfd (no sleeping), SIGKILL when it passes.
 class PosixProcessRunner final : public core::ProcessRunner {
  public:

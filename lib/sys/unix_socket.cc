@@ -17,10 +17,6 @@ namespace xenctl::sys {
 
 namespace {
 
-Status errnoError(int err, const std::string& what) {
-  return absl::ErrnoToStatus(err, what);
-}
-
 Result<sockaddr_un> unixAddress(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -41,9 +37,9 @@ Result<UniqueFd> listenUnix(const std::string& path, mode_t mode) {
   if (ec) return absl::PermissionDeniedError(absl::StrCat("creating ", parent.string(), ": ", ec.message()));
 
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return errnoError(errno, "socket(AF_UNIX)");
+  if (!fd) return errnoStatus(errno, "socket(AF_UNIX)");
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    if (errno != EADDRINUSE) return errnoError(errno, absl::StrCat("binding ", path));
+    if (errno != EADDRINUSE) return errnoStatus(errno, absl::StrCat("binding ", path));
     // Is somebody accepting on it? If not, it is a leftover from a crash.
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0)
@@ -51,10 +47,10 @@ Result<UniqueFd> listenUnix(const std::string& path, mode_t mode) {
           absl::StrCat("another daemon is listening on ", path, "; stop it or choose another --listen path"));
     ::unlink(path.c_str());
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-      return errnoError(errno, absl::StrCat("binding ", path));
+      return errnoStatus(errno, absl::StrCat("binding ", path));
   }
-  if (::chmod(path.c_str(), mode) != 0) return errnoError(errno, absl::StrCat("chmod ", path));
-  if (::listen(fd.get(), 128) != 0) return errnoError(errno, absl::StrCat("listening on ", path));
+  if (::chmod(path.c_str(), mode) != 0) return errnoStatus(errno, absl::StrCat("chmod ", path));
+  if (::listen(fd.get(), 128) != 0) return errnoStatus(errno, absl::StrCat("listening on ", path));
   return fd;
 }
 
@@ -62,7 +58,7 @@ Result<PeerCredentials> peerCredentials(int fd) {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    return errnoError(errno, "getsockopt(SO_PEERCRED)");
+    return errnoStatus(errno, "getsockopt(SO_PEERCRED)");
   return PeerCredentials{cred.pid, cred.uid, cred.gid};
 }
 

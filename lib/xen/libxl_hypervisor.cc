@@ -107,7 +107,7 @@ Status LibxlHypervisor::start() {
   libxl_event_register_callbacks(ctx_, &kEventHooks, this);
 
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) return absl::ResourceExhaustedError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  if (wake_fd_ < 0) return errnoStatus(errno, "eventfd");
   thread_ = std::thread([this] { eventLoop(); });
   action_thread_ = std::thread([this] { actionLoop(); });
 
