@@ -18,192 +18,234 @@ std::string where(const std::string& path, const toml::source_region& r) {
   return absl::StrCat(path, ":", r.begin.line);
 }
 
-}  // namespace
+// The steps of loadConfig: one per section, each naming the file and line
+// of what it refuses.
+class ConfigReader {
+ public:
+  explicit ConfigReader(const std::string& path) : path_(path) {}
 
-Result<Config> loadConfig(const std::string& path, Config c) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& err) {
-    if (!err.source().path)  // not even opened
-      return absl::InvalidArgumentError(absl::StrCat("config ", path, ": ", av(err.description())));
-    return absl::InvalidArgumentError(absl::StrCat("config ", where(path, err.source()), ":",
-                                                   err.source().begin.column, ": ", av(err.description())));
+  Result<toml::table> parse() const {
+    try {
+      return toml::parse_file(path_);
+    } catch (const toml::parse_error& err) {
+      if (!err.source().path)  // not even opened
+        return absl::InvalidArgumentError(absl::StrCat("config ", path_, ": ", av(err.description())));
+      return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, err.source()), ":",
+                                                     err.source().begin.column, ": ", av(err.description())));
+    }
   }
-  for (auto&& [key, node] : root)
-    if (key.str() != "daemon" && key.str() != "test-hypervisor" && key.str() != "pool" && key.str() != "images")
-      return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown section '",
-                                                     av(key.str()),
-                                                     "'; known: [daemon], [test-hypervisor], [[pool]], [images]"));
 
-  auto bad_type = [&](const toml::node& n, std::string_view key, std::string_view want) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config ", where(path, n.source()), ": '", av(key), "' must be ", av(want)));
-  };
-  if (toml::table* d = root["daemon"].as_table()) {
+  Status checkSections(const toml::table& root) const {
+    for (auto&& [key, node] : root)
+      if (key.str() != "daemon" && key.str() != "test-hypervisor" && key.str() != "pool" && key.str() != "images")
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, node.source()), ": unknown section '",
+                                                       av(key.str()),
+                                                       "'; known: [daemon], [test-hypervisor], [[pool]], [images]"));
+    return absl::OkStatus();
+  }
+
+  Status readDaemon(const toml::table& d, Config& c) const {
     const std::set<std::string> known = {"listen", "state_dir", "hypervisor", "max_operations", "log_level"};
-    for (auto&& [key, node] : *d) {
+    for (auto&& [key, node] : d) {
       const std::string k(key.str());
       if (!known.count(k))
         return absl::InvalidArgumentError(absl::StrCat(
-            "config ", where(path, node.source()), ": unknown key '", k,
+            "config ", where(path_, node.source()), ": unknown key '", k,
             "' in [daemon]; known: listen, state_dir, hypervisor, max_operations, log_level"));
       if (k == "listen") {
-        const toml::array* arr = node.as_array();
-        if (!arr) return bad_type(node, k, "an array of strings");
-        c.listen.clear();
-        for (const auto& el : *arr) {
-          if (!el.is_string()) return bad_type(el, k, "an array of strings");
-          c.listen.push_back(std::string(*el.value<std::string_view>()));
-        }
+        XENCTL_ASSIGN_OR_RETURN(c.listen, strings(node, k, "an array of strings"));
       } else if (k == "max_operations") {
         auto v = node.value<int64_t>();
-        if (!v || *v < 1 || *v > 1024) return bad_type(node, k, "a whole number from 1 to 1024");
+        if (!v || *v < 1 || *v > 1024) return badType(node, k, "a whole number from 1 to 1024");
         c.max_operations = static_cast<uint32_t>(*v);
       } else {
         auto v = node.value<std::string>();
-        if (!v) return bad_type(node, k, "a string");
+        if (!v) return badType(node, k, "a string");
         (k == "state_dir" ? c.state_dir : k == "hypervisor" ? c.hypervisor : c.log_level) = *v;
       }
     }
+    return absl::OkStatus();
   }
-  if (toml::table* t = root["test-hypervisor"].as_table()) {
-    for (auto&& [key, node] : *t) {
+
+  Status readTestHypervisor(const toml::table& t, Config& c) const {
+    for (auto&& [key, node] : t) {
       const std::string k(key.str());
       auto v = node.value<int64_t>();
       if (k != "cpus" && k != "memory_mib")
-        return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, node.source()), ": unknown key '", k,
                                                        "' in [test-hypervisor]; known: cpus, memory_mib"));
-      if (!v || *v < 1) return bad_type(node, k, "a positive whole number");
+      if (!v || *v < 1) return badType(node, k, "a positive whole number");
       if (k == "cpus")
         c.test_cpus = static_cast<uint32_t>(*v);
       else
         c.test_memory_mib = static_cast<uint64_t>(*v);
     }
+    return absl::OkStatus();
   }
-  auto key_files = [&](const toml::node& node, std::string_view k) -> Result<std::vector<std::string>> {
-    const toml::array* arr = node.as_array();
-    if (!arr) return bad_type(node, k, "an array of strings (minisign public key files)");
-    std::vector<std::string> files;
-    for (const auto& el : *arr) {
-      if (!el.is_string()) return bad_type(el, k, "an array of strings (minisign public key files)");
-      files.push_back(std::string(*el.value<std::string_view>()));
-    }
-    return files;
-  };
-  if (toml::table* t = root["images"].as_table()) {
-    for (auto&& [key, node] : *t) {
+
+  Status readImages(const toml::table& t, ImagesConfig& images) const {
+    for (auto&& [key, node] : t) {
       const std::string k(key.str());
       if (k == "trusted_keys") {
-        XENCTL_ASSIGN_OR_RETURN(c.images.trusted_keys, key_files(node, k));
+        XENCTL_ASSIGN_OR_RETURN(images.trusted_keys, strings(node, k, kKeyFiles));
       } else if (k == "source") {
         const toml::array* arr = node.as_array();
         if (!arr || !arr->is_array_of_tables())
-          return bad_type(node, "source", "an array of tables ([[images.source]])");
-        c.images.sources.clear();
+          return badType(node, "source", "an array of tables ([[images.source]])");
+        images.sources.clear();
         for (const auto& el : *arr) {
-          ImageSourceConfig sc;
-          sc.where = where(path, el.source());
-          for (auto&& [skey, snode] : *el.as_table()) {
-            const std::string sk(skey.str());
-            if (sk == "prefix" || sk == "policy") {
-              auto v = snode.value<std::string>();
-              if (!v) return bad_type(snode, sk, "a string");
-              if (sk == "policy" && *v != "signed" && *v != "digest" && *v != "none")
-                return bad_type(snode, sk, "\"signed\", \"digest\" or \"none\"");
-              (sk == "prefix" ? sc.prefix : sc.policy) = *v;
-            } else if (sk == "trusted_keys") {
-              XENCTL_ASSIGN_OR_RETURN(sc.trusted_keys, key_files(snode, sk));
-            } else if (sk == "allow_unsigned_requests") {
-              auto v = snode.value<bool>();
-              if (!v) return bad_type(snode, sk, "true or false");
-              sc.allow_unsigned_requests = *v;
-            } else {
-              return absl::InvalidArgumentError(absl::StrCat(
-                  "config ", where(path, snode.source()), ": unknown key '", sk,
-                  "' in an [[images.source]]; known: prefix, policy, trusted_keys, allow_unsigned_requests"));
-            }
-          }
-          if (sc.prefix.empty())
-            return absl::InvalidArgumentError(absl::StrCat(
-                "config ", sc.where, ": an [[images.source]] needs a prefix, e.g. \"https://images.example/\""));
-          c.images.sources.push_back(std::move(sc));
+          XENCTL_ASSIGN_OR_RETURN(ImageSourceConfig sc, readImageSource(el));
+          images.sources.push_back(std::move(sc));
         }
       } else if (k == "ca_file") {
         auto v = node.value<std::string>();
-        if (!v) return bad_type(node, k, "a string");
-        c.images.ca_file = *v;
+        if (!v) return badType(node, k, "a string");
+        images.ca_file = *v;
       } else if (k == "allow_setid" || k == "allow_devices") {
         auto v = node.value<bool>();
-        if (!v) return bad_type(node, k, "true or false");
-        (k == "allow_setid" ? c.images.allow_setid : c.images.allow_devices) = *v;
+        if (!v) return badType(node, k, "true or false");
+        (k == "allow_setid" ? images.allow_setid : images.allow_devices) = *v;
       } else {
         return absl::InvalidArgumentError(
-            absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
+            absl::StrCat("config ", where(path_, node.source()), ": unknown key '", k,
                          "' in [images]; known: trusted_keys, source, ca_file, allow_setid, allow_devices"));
       }
     }
+    return absl::OkStatus();
   }
-  if (toml::node* pools = root.get("pool")) {
-    const toml::array* arr = pools->as_array();
-    if (!arr || !arr->is_array_of_tables()) return bad_type(*pools, "pool", "an array of tables ([[pool]])");
-    c.pools.clear();
+
+  Status readPools(const toml::node& pools, std::vector<PoolConfig>& out) const {
+    const toml::array* arr = pools.as_array();
+    if (!arr || !arr->is_array_of_tables()) return badType(pools, "pool", "an array of tables ([[pool]])");
+    out.clear();
+    for (const auto& el : *arr) {
+      XENCTL_ASSIGN_OR_RETURN(PoolConfig pc, readPool(*el.as_table()));
+      out.push_back(std::move(pc));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static constexpr std::string_view kKeyFiles = "an array of strings (minisign public key files)";
+
+  Status badType(const toml::node& n, std::string_view key, std::string_view want) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", where(path_, n.source()), ": '", av(key), "' must be ", av(want)));
+  }
+
+  Result<std::vector<std::string>> strings(const toml::node& node, std::string_view k, std::string_view want) const {
+    const toml::array* arr = node.as_array();
+    if (!arr) return badType(node, k, want);
+    std::vector<std::string> out;
+    for (const auto& el : *arr) {
+      if (!el.is_string()) return badType(el, k, want);
+      out.push_back(std::string(*el.value<std::string_view>()));
+    }
+    return out;
+  }
+
+  Result<ImageSourceConfig> readImageSource(const toml::node& el) const {
+    ImageSourceConfig sc;
+    sc.where = where(path_, el.source());
+    for (auto&& [skey, snode] : *el.as_table()) {
+      const std::string sk(skey.str());
+      if (sk == "prefix" || sk == "policy") {
+        auto v = snode.value<std::string>();
+        if (!v) return badType(snode, sk, "a string");
+        if (sk == "policy" && *v != "signed" && *v != "digest" && *v != "none")
+          return badType(snode, sk, "\"signed\", \"digest\" or \"none\"");
+        (sk == "prefix" ? sc.prefix : sc.policy) = *v;
+      } else if (sk == "trusted_keys") {
+        XENCTL_ASSIGN_OR_RETURN(sc.trusted_keys, strings(snode, sk, kKeyFiles));
+      } else if (sk == "allow_unsigned_requests") {
+        auto v = snode.value<bool>();
+        if (!v) return badType(snode, sk, "true or false");
+        sc.allow_unsigned_requests = *v;
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config ", where(path_, snode.source()), ": unknown key '", sk,
+            "' in an [[images.source]]; known: prefix, policy, trusted_keys, allow_unsigned_requests"));
+      }
+    }
+    if (sc.prefix.empty())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config ", sc.where, ": an [[images.source]] needs a prefix, e.g. \"https://images.example/\""));
+    return sc;
+  }
+
+  Result<PoolConfig> readPool(const toml::table& t) const {
     // The keys each driver takes; any other is an error naming its line.
     static const std::map<std::string, std::set<std::string>> kKeys = {
         {"dir", {"name", "driver", "path"}},
         {"lvm-thin", {"name", "driver", "vg", "thinpool", "max_overcommit", "data_watermark", "metadata_watermark"}},
         {"lvm-snapshot", {"name", "driver", "vg", "snapshot_size", "snapshot_percent", "snapshot_watermark"}},
     };
-    for (const auto& el : *arr) {
-      PoolConfig pc;
-      const toml::table& t = *el.as_table();
-      if (const toml::node* d = t.get("driver")) {
-        auto v = d->value<std::string>();
-        if (!v) return bad_type(*d, "driver", "a string");
-        pc.driver = *v;
-      }
-      auto keys = kKeys.find(pc.driver);
-      if (keys == kKeys.end())
-        return absl::InvalidArgumentError(absl::StrCat("config ", where(path, t.get("driver")->source()),
-                                                       ": driver \"", pc.driver,
-                                                       "\" is unknown; use \"dir\", \"lvm-thin\" or \"lvm-snapshot\""));
-      for (auto&& [key, node] : t) {
-        const std::string k(key.str());
-        if (!keys->second.count(k))
-          return absl::InvalidArgumentError(absl::StrCat("config ", where(path, node.source()), ": unknown key '", k,
-                                                         "' in a [[pool]] with driver \"", pc.driver,
-                                                         "\"; known: ", absl::StrJoin(keys->second, ", ")));
-        if (k == "driver") continue;
-        if (k == "max_overcommit" || k == "data_watermark" || k == "metadata_watermark" || k == "snapshot_percent" ||
-            k == "snapshot_watermark") {
-          auto v = node.value<double>();  // integers too
-          const bool ratio = k == "max_overcommit";
-          if (!v || *v <= 0 || (!ratio && *v > 100))
-            return bad_type(node, k, ratio ? "a positive number" : "a percentage above 0, at most 100");
-          (k == "max_overcommit"       ? pc.max_overcommit
-           : k == "data_watermark"     ? pc.data_watermark
-           : k == "metadata_watermark" ? pc.metadata_watermark
-           : k == "snapshot_percent"   ? pc.snapshot_percent
-                                       : pc.snapshot_watermark) = *v;
-        } else if (k == "snapshot_size") {
-          auto v = node.value<std::string>();
-          Result<uint64_t> mib = v ? core::parseSizeMib(*v) : absl::InvalidArgumentError("not a string");
-          if (!mib.ok() || *mib == 0) return bad_type(node, k, "a size such as \"512M\" or \"2G\"");
-          pc.snapshot_size_mib = *mib;
-        } else {
-          auto v = node.value<std::string>();
-          if (!v) return bad_type(node, k, "a string");
-          (k == "name" ? pc.name : k == "path" ? pc.path : k == "vg" ? pc.vg : pc.thinpool) = *v;
-        }
-      }
-      const bool dir = pc.driver == "dir", thin = pc.driver == "lvm-thin";
-      if (pc.name.empty() || (dir && pc.path.empty()) || (!dir && pc.vg.empty()) || (thin && pc.thinpool.empty()))
-        return absl::InvalidArgumentError(absl::StrCat(
-            "config ", where(path, el.source()), ": a [[pool]] with driver \"", pc.driver, "\" needs ",
-            dir ? "a name and a path" : thin ? "a name, a vg and a thinpool" : "a name and a vg"));
-      c.pools.push_back(std::move(pc));
+    PoolConfig pc;
+    if (const toml::node* d = t.get("driver")) {
+      auto v = d->value<std::string>();
+      if (!v) return badType(*d, "driver", "a string");
+      pc.driver = *v;
     }
+    auto keys = kKeys.find(pc.driver);
+    if (keys == kKeys.end())
+      return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, t.get("driver")->source()),
+                                                     ": driver \"", pc.driver,
+                                                     "\" is unknown; use \"dir\", \"lvm-thin\" or \"lvm-snapshot\""));
+    for (auto&& [key, node] : t) {
+      const std::string k(key.str());
+      if (!keys->second.count(k))
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, node.source()), ": unknown key '", k,
+                                                       "' in a [[pool]] with driver \"", pc.driver,
+                                                       "\"; known: ", absl::StrJoin(keys->second, ", ")));
+      if (k != "driver") XENCTL_RETURN_IF_ERROR(readPoolKey(k, node, pc));
+    }
+    const bool dir = pc.driver == "dir", thin = pc.driver == "lvm-thin";
+    if (pc.name.empty() || (dir && pc.path.empty()) || (!dir && pc.vg.empty()) || (thin && pc.thinpool.empty()))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config ", where(path_, t.source()), ": a [[pool]] with driver \"", pc.driver, "\" needs ",
+          dir ? "a name and a path" : thin ? "a name, a vg and a thinpool" : "a name and a vg"));
+    return pc;
   }
+
+  // One key of a [[pool]] other than its driver, known to the driver.
+  Status readPoolKey(const std::string& k, const toml::node& node, PoolConfig& pc) const {
+    if (k == "max_overcommit" || k == "data_watermark" || k == "metadata_watermark" || k == "snapshot_percent" ||
+        k == "snapshot_watermark") {
+      auto v = node.value<double>();  // integers too
+      const bool ratio = k == "max_overcommit";
+      if (!v || *v <= 0 || (!ratio && *v > 100))
+        return badType(node, k, ratio ? "a positive number" : "a percentage above 0, at most 100");
+      (k == "max_overcommit"       ? pc.max_overcommit
+       : k == "data_watermark"     ? pc.data_watermark
+       : k == "metadata_watermark" ? pc.metadata_watermark
+       : k == "snapshot_percent"   ? pc.snapshot_percent
+                                   : pc.snapshot_watermark) = *v;
+    } else if (k == "snapshot_size") {
+      auto v = node.value<std::string>();
+      Result<uint64_t> mib = v ? core::parseSizeMib(*v) : absl::InvalidArgumentError("not a string");
+      if (!mib.ok() || *mib == 0) return badType(node, k, "a size such as \"512M\" or \"2G\"");
+      pc.snapshot_size_mib = *mib;
+    } else {
+      auto v = node.value<std::string>();
+      if (!v) return badType(node, k, "a string");
+      (k == "name" ? pc.name : k == "path" ? pc.path : k == "vg" ? pc.vg : pc.thinpool) = *v;
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string& path_;
+};
+
+}  // namespace
+
+Result<Config> loadConfig(const std::string& path, Config c) {
+  ConfigReader reader(path);
+  XENCTL_ASSIGN_OR_RETURN(toml::table root, reader.parse());
+  XENCTL_RETURN_IF_ERROR(reader.checkSections(root));
+  if (toml::table* d = root["daemon"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readDaemon(*d, c));
+  if (toml::table* t = root["test-hypervisor"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readTestHypervisor(*t, c));
+  if (toml::table* t = root["images"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readImages(*t, c.images));
+  if (toml::node* pools = root.get("pool")) XENCTL_RETURN_IF_ERROR(reader.readPools(*pools, c.pools));
   return c;
 }
 

@@ -29,44 +29,14 @@ namespace xenctl::daemon {
 Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string version) {
   XENCTL_RETURN_IF_ERROR(validateConfig(config));
   std::unique_ptr<Server> s(new Server());
-
-  std::error_code ec;
-  std::filesystem::create_directories(config.state_dir, ec);
-  if (ec)
-    return absl::FailedPreconditionError(
-        absl::StrCat("creating state directory ", config.state_dir, ": ", ec.message()));
-  XENCTL_ASSIGN_OR_RETURN(s->store_, state::Store::open(config.state_dir + "/xenctld.db"));
-
-  if (config.hypervisor == "test") {
-    s->hv_ = std::make_unique<testhv::TestHypervisor>(
-        testhv::TestHypervisor::Options{config.test_cpus, config.test_memory_mib, version});
-  } else {
-    xen::LibxlHypervisor::Options options;
-    options.log = [](xen::LibxlLogLevel level, std::string_view line) {
-      static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::debug, spdlog::level::info,
-                                                              spdlog::level::warn, spdlog::level::err};
-      spdlog::log(kLevels[static_cast<int>(level)], "{}", line);
-    };
-    options.min_log_level = spdlog::get_level() <= spdlog::level::debug ? xen::LibxlLogLevel::kDebug
-                                                                        : xen::LibxlLogLevel::kWarn;
-    XENCTL_ASSIGN_OR_RETURN(s->hv_, xen::LibxlHypervisor::create(std::move(options)));
-  }
+  XENCTL_RETURN_IF_ERROR(s->openState(config));
+  XENCTL_RETURN_IF_ERROR(s->openHypervisor(config, version));
 
   s->ops_ = std::make_unique<provision::OperationRegistry>(
       s->clock_, s->store_.get(), provision::OperationRegistry::Options{config.max_operations, 1000});
   XENCTL_RETURN_IF_ERROR(s->ops_->load());
   s->events_ = std::make_unique<provision::EventBus>();
-  // Guests' lives in the log, one line per event (a crash, an on_* restart,
-  // a domain destroyed outside xenctld), from before the domains are adopted.
-  s->event_log_ = std::jthread([sub = std::shared_ptr(s->events_->subscribe())](std::stop_token st) {
-    while (!st.stop_requested()) {
-      auto e = sub->next(absl::Now() + absl::Milliseconds(500));
-      if (!e) continue;
-      spdlog::info("event domain={} kind={} domid={} state={}{}{}{}", e->name, core::toString(e->kind), e->domid,
-                   core::toString(e->state), e->message.empty() ? "" : " message=\"", e->message,
-                   e->message.empty() ? "" : "\"");
-    }
-  });
+  s->startEventLog();
   // Storage first: adopting the running domains resolves their volumes.
   XENCTL_ASSIGN_OR_RETURN(s->storage_, openStorage(config, *s->ops_, s->clock_, s->volume_usage_));
   s->domains_ = std::make_unique<provision::DomainManager>(*s->hv_, *s->storage_, s->volume_usage_, *s->store_,
@@ -79,19 +49,78 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   s->images_ = std::make_unique<provision::ImageManager>(*s->storage_, *s->fetcher_, *s->store_, *s->ops_,
                                                          *s->image_tools_, s->clock_, std::move(image_config));
 
-  s->context_.reset(new ServiceContext{*s->domains_, *s->ops_, *s->events_, *s->hv_, s->peers_, s->stopping_,
-                                        *s->storage_, *s->images_});
-  s->services_.push_back(std::make_unique<DomainServiceImpl>(*s->context_));
-  s->services_.push_back(std::make_unique<OperationServiceImpl>(*s->context_));
-  s->services_.push_back(std::make_unique<HostServiceImpl>(*s->context_, version));
-  s->services_.push_back(std::make_unique<VolumeServiceImpl>(*s->context_));
-  s->services_.push_back(std::make_unique<ImageServiceImpl>(*s->context_));
-  s->services_.push_back(std::make_unique<ContainerServiceImpl>());
+  XENCTL_RETURN_IF_ERROR(s->serve(config, version));
+  return s;
+}
+
+Status Server::openState(const Config& config) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.state_dir, ec);
+  if (ec)
+    return absl::FailedPreconditionError(
+        absl::StrCat("creating state directory ", config.state_dir, ": ", ec.message()));
+  XENCTL_ASSIGN_OR_RETURN(store_, state::Store::open(config.state_dir + "/xenctld.db"));
+  return absl::OkStatus();
+}
+
+Status Server::openHypervisor(const Config& config, const std::string& version) {
+  if (config.hypervisor == "test") {
+    hv_ = std::make_unique<testhv::TestHypervisor>(
+        testhv::TestHypervisor::Options{config.test_cpus, config.test_memory_mib, version});
+    return absl::OkStatus();
+  }
+  xen::LibxlHypervisor::Options options;
+  options.log = [](xen::LibxlLogLevel level, std::string_view line) {
+    static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::debug, spdlog::level::info,
+                                                            spdlog::level::warn, spdlog::level::err};
+    spdlog::log(kLevels[static_cast<int>(level)], "{}", line);
+  };
+  options.min_log_level = spdlog::get_level() <= spdlog::level::debug ? xen::LibxlLogLevel::kDebug
+                                                                      : xen::LibxlLogLevel::kWarn;
+  XENCTL_ASSIGN_OR_RETURN(hv_, xen::LibxlHypervisor::create(std::move(options)));
+  return absl::OkStatus();
+}
+
+void Server::startEventLog() {
+  // Guests' lives in the log, one line per event (a crash, an on_* restart,
+  // a domain destroyed outside xenctld), from before the domains are adopted.
+  event_log_ = std::jthread([sub = std::shared_ptr(events_->subscribe())](std::stop_token st) {
+    while (!st.stop_requested()) {
+      auto e = sub->next(absl::Now() + absl::Milliseconds(500));
+      if (!e) continue;
+      spdlog::info("event domain={} kind={} domid={} state={}{}{}{}", e->name, core::toString(e->kind), e->domid,
+                   core::toString(e->state), e->message.empty() ? "" : " message=\"", e->message,
+                   e->message.empty() ? "" : "\"");
+    }
+  });
+}
+
+Status Server::serve(const Config& config, const std::string& version) {
+  context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_});
+  services_.push_back(std::make_unique<DomainServiceImpl>(*context_));
+  services_.push_back(std::make_unique<OperationServiceImpl>(*context_));
+  services_.push_back(std::make_unique<HostServiceImpl>(*context_, version));
+  services_.push_back(std::make_unique<VolumeServiceImpl>(*context_));
+  services_.push_back(std::make_unique<ImageServiceImpl>(*context_));
+  services_.push_back(std::make_unique<ContainerServiceImpl>());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  for (auto& svc : s->services_) builder.RegisterService(svc.get());
+  for (auto& svc : services_) builder.RegisterService(svc.get());
+  XENCTL_RETURN_IF_ERROR(listen(config, builder));
+  grpc_ = builder.BuildAndStart();
+  if (!grpc_) return absl::UnavailableError("gRPC server did not start (is a TCP listen address in use?)");
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  for (auto& u : unix_) {
+    int fd = u->fd.get();
+    std::string path = u->path;
+    u->thread = std::jthread([this, fd, path](std::stop_token st) { acceptLoop(st, fd, path); });
+  }
+  return absl::OkStatus();
+}
+
+Status Server::listen(const Config& config, grpc::ServerBuilder& builder) {
   // Unix sockets are accepted by us (for SO_PEERCRED); TCP goes to gRPC.
   // Sockets systemd passes (xenctld.socket) take the place of unix: entries.
   auto activated = sys::systemdListenSockets();
@@ -100,8 +129,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
     u->path = path;
     u->fd = std::move(fd);
     u->owned = false;
-    s->addresses_.push_back("unix:" + u->path + " (from systemd)");
-    s->unix_.push_back(std::move(u));
+    addresses_.push_back("unix:" + u->path + " (from systemd)");
+    unix_.push_back(std::move(u));
   }
   for (const auto& l : config.listen) {
     if (absl::StartsWith(l, "unix:")) {
@@ -111,24 +140,15 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
       auto fd = sys::listenUnix(u->path, 0660);
       if (!fd.ok()) return annotate(fd.status(), absl::StrCat("listening on ", l));
       u->fd = *std::move(fd);
-      s->unix_.push_back(std::move(u));
-      s->addresses_.push_back(l);
+      unix_.push_back(std::move(u));
+      addresses_.push_back(l);
     } else {
       spdlog::warn("listening on {} without TLS: anyone who can reach it controls this host's domains", l);
       builder.AddListeningPort(l.substr(4), grpc::InsecureServerCredentials());
-      s->addresses_.push_back(l);
+      addresses_.push_back(l);
     }
   }
-  s->grpc_ = builder.BuildAndStart();
-  if (!s->grpc_) return absl::UnavailableError("gRPC server did not start (is a TCP listen address in use?)");
-  s->wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  for (auto& u : s->unix_) {
-    Server* self = s.get();
-    int fd = u->fd.get();
-    std::string path = u->path;
-    u->thread = std::jthread([self, fd, path](std::stop_token st) { self->acceptLoop(st, fd, path); });
-  }
-  return s;
+  return absl::OkStatus();
 }
 
 void Server::acceptLoop(std::stop_token stop, int listen_fd, const std::string& path) {

@@ -14,6 +14,10 @@
 #include "lib/sys/system_clock.h"
 #include "lib/sys/unix_socket.h"
 
+namespace grpc {
+class ServerBuilder;
+}
+
 namespace xenctl::daemon {
 
 class Server {
@@ -38,6 +42,13 @@ class Server {
     bool owned = true;  // false when systemd passed it
     std::jthread thread;
   };
+  // The steps of start(), in its order.
+  Status openState(const Config& config);
+  Status openHypervisor(const Config& config, const std::string& version);
+  void startEventLog();
+  /// The services, the listeners, gRPC and the accept loops.
+  Status serve(const Config& config, const std::string& version);
+  Status listen(const Config& config, grpc::ServerBuilder& builder);
   void acceptLoop(std::stop_token stop, int listen_fd, const std::string& path);
 
   sys::SystemClock clock_;
