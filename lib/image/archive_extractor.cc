@@ -368,10 +368,47 @@ class Extractor {
     if (!raw) return absl::InvalidArgumentError("an archive entry has no name (or one that cannot be read)");
     std::string name = raw;
     XENCTL_ASSIGN_OR_RETURN(auto parts, safeComponents(name, "archive entry"));
-    mode_t type = archive_entry_filetype(entry);
-    mode_t perm = archive_entry_perm(entry);
-    const char* hardlink = archive_entry_hardlink(entry);
+    XENCTL_RETURN_IF_ERROR(checkPolicy(entry, name));
+    const mode_t type = archive_entry_filetype(entry);
+    if (parts.empty()) {
+      // "." or "./": the target directory itself.
+      if (type != AE_IFDIR)
+        return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' names the target itself but is not a directory"));
+      DirFixup fix{"", archive_entry_perm(entry) & 07777, {}};
+      entryTimes(entry, fix.times);
+      dirs_.push_back(fix);
+      return Status();
+    }
+    const std::string leaf = parts.back();
+    XENCTL_ASSIGN_OR_RETURN(UniqueFd parent, openDir(parts, parts.size() - 1, name));
+    if (archive_entry_hardlink(entry)) return makeHardLink(parent.get(), leaf, entry, name);
 
+    bool kept_dir = false;
+    XENCTL_RETURN_IF_ERROR(clearLeaf(parent.get(), leaf, type == AE_IFDIR, &kept_dir, name));
+    switch (type) {
+      case AE_IFDIR:
+        return makeDirectory(parent.get(), leaf, kept_dir, entry, parts, name);
+      case AE_IFREG:
+        return writeRegular(parent.get(), leaf, entry, name, /*existing=*/false);
+      case AE_IFLNK:
+        return makeSymlink(parent.get(), leaf, entry, name);
+      case AE_IFCHR:
+      case AE_IFBLK:
+      case AE_IFIFO:
+        return makeNode(parent.get(), leaf, entry, name);
+      case AE_IFSOCK:
+        return Status();  // a socket is not content; tar skips it too
+      default:
+        return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' has an unknown file type ", type));
+    }
+  }
+
+  // The size limit (on what the headers declare) and the image policy on
+  // device nodes and set-id files, before anything is written.
+  Status checkPolicy(archive_entry* entry, const std::string& name) {
+    const mode_t type = archive_entry_filetype(entry);
+    const mode_t perm = archive_entry_perm(entry);
+    const char* hardlink = archive_entry_hardlink(entry);
     if (archive_entry_size_is_set(entry)) {
       uint64_t size = static_cast<uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry)));
       if (size > policy_.max_total_bytes - std::min(declared_, policy_.max_total_bytes))
@@ -389,92 +426,75 @@ class Extractor {
                                                       (perm & S_ISUID) ? "user" : "group",
                                                       "-id (mode ", absl::StrFormat("%04o", perm),
                                                       "); refusing (the image policy does not allow set-id files)"));
+    return Status();
+  }
 
-    if (parts.empty()) {
-      // "." or "./": the target directory itself.
-      if (type != AE_IFDIR)
-        return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' names the target itself but is not a directory"));
-      DirFixup fix{"", perm & 07777, {}};
-      entryTimes(entry, fix.times);
-      dirs_.push_back(fix);
-      return Status();
+  Status makeHardLink(int parent, const std::string& leaf, archive_entry* entry, const std::string& name) {
+    const char* hardlink = archive_entry_hardlink(entry);
+    XENCTL_ASSIGN_OR_RETURN(auto tparts, safeComponents(hardlink, absl::StrCat("the hard link target of '", name, "',")));
+    if (tparts.empty())
+      return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a hard link to the target itself"));
+    XENCTL_ASSIGN_OR_RETURN(UniqueFd tparent, openDir(tparts, tparts.size() - 1, name));
+    bool kept_dir;
+    XENCTL_RETURN_IF_ERROR(clearLeaf(parent, leaf, false, &kept_dir, name));
+    if (::linkat(tparent.get(), tparts.back().c_str(), parent, leaf.c_str(), 0) != 0) {
+      int err = errno;
+      if (err == ENOENT)
+        return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a hard link to '", hardlink,
+                                                       "', which the archive did not create before it"));
+      return unpackError(err, absl::StrCat("hard-linking '", name, "' to '", hardlink, "'"));
     }
-    const std::string leaf = parts.back();
-    XENCTL_ASSIGN_OR_RETURN(UniqueFd parent, openDir(parts, parts.size() - 1, name));
+    // cpio newc stores the data with the last link of a set.
+    if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0)
+      return writeRegular(parent, leaf, entry, name, /*existing=*/true);
+    return Status();
+  }
 
-    if (hardlink) {
-      XENCTL_ASSIGN_OR_RETURN(auto tparts, safeComponents(hardlink, absl::StrCat("the hard link target of '", name, "',")));
-      if (tparts.empty())
-        return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a hard link to the target itself"));
-      XENCTL_ASSIGN_OR_RETURN(UniqueFd tparent, openDir(tparts, tparts.size() - 1, name));
-      bool kept_dir;
-      XENCTL_RETURN_IF_ERROR(clearLeaf(parent.get(), leaf, false, &kept_dir, name));
-      if (::linkat(tparent.get(), tparts.back().c_str(), parent.get(), leaf.c_str(), 0) != 0) {
-        int err = errno;
-        if (err == ENOENT)
-          return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a hard link to '", hardlink,
-                                                         "', which the archive did not create before it"));
-        return unpackError(err, absl::StrCat("hard-linking '", name, "' to '", hardlink, "'"));
-      }
-      // cpio newc stores the data with the last link of a set.
-      if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0)
-        return writeRegular(parent.get(), leaf, entry, name, /*existing=*/true);
-      return Status();
-    }
+  Status makeDirectory(int parent, const std::string& leaf, bool kept_dir, archive_entry* entry,
+                       const std::vector<std::string>& parts, const std::string& name) {
+    if (!kept_dir && ::mkdirat(parent, leaf.c_str(), 0700) != 0)
+      return unpackError(errno, absl::StrCat("creating the directory '", name, "'"));
+    UniqueFd dir(openat2Beneath(parent, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0));
+    if (!dir) return unpackError(errno, absl::StrCat("opening the directory '", name, "'"));
+    XENCTL_RETURN_IF_ERROR(chownFd(dir.get(), entry, name));
+    XENCTL_RETURN_IF_ERROR(applyXattrs(dir.get(), entry, name));
+    // Mode and times last: a read-only directory must still take its entries.
+    DirFixup fix{absl::StrJoin(parts, "/"), archive_entry_perm(entry) & 07777, {}};
+    entryTimes(entry, fix.times);
+    dirs_.push_back(fix);
+    return Status();
+  }
 
-    bool kept_dir = false;
-    XENCTL_RETURN_IF_ERROR(clearLeaf(parent.get(), leaf, type == AE_IFDIR, &kept_dir, name));
-    switch (type) {
-      case AE_IFDIR: {
-        if (!kept_dir && ::mkdirat(parent.get(), leaf.c_str(), 0700) != 0)
-          return unpackError(errno, absl::StrCat("creating the directory '", name, "'"));
-        UniqueFd dir(openat2Beneath(parent.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0));
-        if (!dir) return unpackError(errno, absl::StrCat("opening the directory '", name, "'"));
-        XENCTL_RETURN_IF_ERROR(chownFd(dir.get(), entry, name));
-        XENCTL_RETURN_IF_ERROR(applyXattrs(dir.get(), entry, name));
-        // Mode and times last: a read-only directory must still take its entries.
-        DirFixup fix{absl::StrJoin(parts, "/"), perm & 07777, {}};
-        entryTimes(entry, fix.times);
-        dirs_.push_back(fix);
-        return Status();
-      }
-      case AE_IFREG:
-        return writeRegular(parent.get(), leaf, entry, name, /*existing=*/false);
-      case AE_IFLNK: {
-        const char* to = archive_entry_symlink(entry);
-        if (!to) return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a symlink without a target"));
-        if (::symlinkat(to, parent.get(), leaf.c_str()) != 0)
-          return unpackError(errno, absl::StrCat("creating the symlink '", name, "'"));
-        if (keep_owners_ && ::fchownat(parent.get(), leaf.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
-                                       static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0)
-          return unpackError(errno, absl::StrCat("setting the owner of '", name, "'"));
-        timespec times[2];
-        entryTimes(entry, times);
-        if (::utimensat(parent.get(), leaf.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
-          return unpackError(errno, absl::StrCat("setting the times of '", name, "'"));
-        return Status();
-      }
-      case AE_IFCHR:
-      case AE_IFBLK:
-      case AE_IFIFO: {
-        dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(entry);
-        if (::mknodat(parent.get(), leaf.c_str(), type | (perm & 0777), dev) != 0)
-          return unpackError(errno, absl::StrCat("creating the ", type == AE_IFIFO ? "fifo" : "device node", " '", name,
-                                                 "'", type == AE_IFIFO ? "" : " (device nodes need root)"));
-        UniqueFd node(openat2Beneath(parent.get(), leaf.c_str(), O_PATH | O_NOFOLLOW, 0));
-        if (keep_owners_ && ::fchownat(parent.get(), leaf.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
-                                       static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0)
-          return unpackError(errno, absl::StrCat("setting the owner of '", name, "'"));
-        timespec times[2];
-        entryTimes(entry, times);
-        ::utimensat(parent.get(), leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
-        return Status();
-      }
-      case AE_IFSOCK:
-        return Status();  // a socket is not content; tar skips it too
-      default:
-        return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' has an unknown file type ", type));
-    }
+  Status makeSymlink(int parent, const std::string& leaf, archive_entry* entry, const std::string& name) {
+    const char* to = archive_entry_symlink(entry);
+    if (!to) return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is a symlink without a target"));
+    if (::symlinkat(to, parent, leaf.c_str()) != 0)
+      return unpackError(errno, absl::StrCat("creating the symlink '", name, "'"));
+    if (keep_owners_ && ::fchownat(parent, leaf.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
+                                   static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0)
+      return unpackError(errno, absl::StrCat("setting the owner of '", name, "'"));
+    timespec times[2];
+    entryTimes(entry, times);
+    if (::utimensat(parent, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+      return unpackError(errno, absl::StrCat("setting the times of '", name, "'"));
+    return Status();
+  }
+
+  // A fifo or a device node (checkPolicy let it through).
+  Status makeNode(int parent, const std::string& leaf, archive_entry* entry, const std::string& name) {
+    const mode_t type = archive_entry_filetype(entry);
+    dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(entry);
+    if (::mknodat(parent, leaf.c_str(), type | (archive_entry_perm(entry) & 0777), dev) != 0)
+      return unpackError(errno, absl::StrCat("creating the ", type == AE_IFIFO ? "fifo" : "device node", " '", name,
+                                             "'", type == AE_IFIFO ? "" : " (device nodes need root)"));
+    UniqueFd node(openat2Beneath(parent, leaf.c_str(), O_PATH | O_NOFOLLOW, 0));
+    if (keep_owners_ && ::fchownat(parent, leaf.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
+                                   static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0)
+      return unpackError(errno, absl::StrCat("setting the owner of '", name, "'"));
+    timespec times[2];
+    entryTimes(entry, times);
+    ::utimensat(parent, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    return Status();
   }
 
   Status fixupDirectories() {

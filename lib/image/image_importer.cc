@@ -103,6 +103,141 @@ Result<std::optional<Sha256Digest>> sha256FromSums(core::Fetcher& fetcher, const
   return annotate(d.status(), absl::StrCat("importing ", uri, ": ", sums_uri));
 }
 
+namespace {
+
+// The signature at URI.minisig when the policy wants one: readable,
+// prehashed, and by a trusted key (checked again with the data at the end;
+// this only fails fast, before the image is downloaded).
+Result<std::optional<MinisignSignature>> fetchSignature(core::Fetcher& fetcher, const ImportRequest& request,
+                                                        SignaturePolicy policy) {
+  if (policy == SignaturePolicy::kNone) return std::nullopt;
+  const std::string& uri = request.uri;
+  std::optional<MinisignSignature> sig;
+  std::string sig_uri = uri + ".minisig";
+  auto text = fetchSmall(fetcher, sig_uri, kMaxSignatureBytes, request.fetch);
+  if (text.ok()) {
+    auto parsed = MinisignSignature::parse(*text);
+    if (!parsed.ok())
+      return absl::DataLossError(absl::StrCat("importing ", uri, ": the signature ", sig_uri,
+                                              " is unreadable: ", parsed.status().message()));
+    sig = *parsed;
+    if (!sig->prehashed)
+      return absl::FailedPreconditionError(absl::StrCat(
+          "importing ", uri, ": ", sig_uri,
+          " is a legacy minisign signature, which cannot be checked while streaming; sign the image again "
+          "with minisign 0.8 or later (prehashed by default)"));
+  } else if (text.status().code() != absl::StatusCode::kNotFound) {
+    return text.status();
+  } else if (policy == SignaturePolicy::kSigned) {
+    return absl::FailedPreconditionError(
+        request.source.empty()
+            ? absl::StrCat("importing ", uri, ": no signature at ", sig_uri,
+                           "; remote images must be signed (minisign -S -m IMAGE) by a trusted key, or imported "
+                           "with unsigned images allowed")
+            : absl::StrCat("importing ", uri, ": no signature at ", sig_uri, "; ", request.source,
+                           " wants images signed by one of its trusted keys: sign it (minisign -S -m IMAGE) and "
+                           "put the .minisig beside it, or change that source's policy in xenctld's config"));
+  }
+  if (sig) {
+    bool trusted = false;
+    for (const auto& k : request.trusted_keys) trusted = trusted || k.key_id == sig->key_id;
+    if (!trusted) {
+      Status st = verifyMinisignPrehashed(*sig, request.trusted_keys, Blake2b512Digest{});
+      return Status(st.code(), absl::StrCat("importing ", uri, ": ", st.message(),
+                                            request.source.empty() ? "" : " (the keys of ", request.source,
+                                            request.source.empty() ? "" : ")"));
+    }
+  }
+  return sig;
+}
+
+// Unpacks the stream in `pipe` into `staged`: a raw ext image copied, an
+// archive unpacked, as the request or the first bytes say; then reads the
+// rest, which still counts for the digest and the signature.
+// *source_failed: the download's error (not the unpacker's) ended it.
+Status unpackStream(BytePipe& pipe, const ImportRequest& request, const std::string& staged, ImportResult& result,
+                    bool* source_failed) {
+  // Read ahead enough to tell a raw ext image from an archive, then give
+  // those bytes to the unpacker first.
+  std::string prefix;
+  bool at_end = false;
+  while (prefix.size() < kDetectBytes) {
+    auto chunk = pipe.read();
+    if (!chunk.ok()) {
+      *source_failed = true;
+      return chunk.status();
+    }
+    if (chunk->empty()) {
+      at_end = true;
+      break;
+    }
+    prefix += *chunk;
+  }
+  ImageKind kind = request.format == ImageFormat::kRawExt    ? ImageKind::kRawExt
+                   : request.format == ImageFormat::kArchive ? ImageKind::kArchive
+                                                             : detectImageKind(prefix);
+  result.kind = kind;
+  bool prefix_given = false;
+  ChunkSource source = [&]() -> Result<std::string> {
+    if (!prefix_given) {
+      prefix_given = true;
+      if (!prefix.empty()) return std::move(prefix);
+    }
+    if (at_end) return std::string();
+    auto chunk = pipe.read();
+    if (!chunk.ok()) *source_failed = true;
+    if (chunk.ok() && chunk->empty()) at_end = true;
+    return chunk;
+  };
+  ExtractPolicy xpolicy = request.extract;
+  if (!xpolicy.stop.stop_possible()) xpolicy.stop = request.fetch.stop;
+  Status unpacked;
+  if (kind == ImageKind::kRawExt) {
+    auto raw = copyRawImage(source, staged, xpolicy);
+    if (raw.ok()) result.raw = *raw;
+    unpacked = raw.status();
+  } else {
+    if (::mkdir(staged.c_str(), 0700) != 0)
+      unpacked = errnoStatus(errno, absl::StrCat("creating ", staged));
+    else {
+      auto x = extractArchive(source, staged, xpolicy);
+      if (x.ok()) result.extract = *x;
+      unpacked = x.status();
+    }
+  }
+  // The archive may end before the stream does (tar pads its end).
+  while (unpacked.ok() && !at_end) {
+    auto chunk = source();
+    if (!chunk.ok()) unpacked = chunk.status();
+  }
+  return unpacked;
+}
+
+// The digest and the signature of what was downloaded (result.sha256 set),
+// before anything becomes visible at the destination.
+Status verifyImage(const ImportRequest& request, const std::optional<Sha256Digest>& expected,
+                   const std::optional<MinisignSignature>& sig, Blake2b512& blake, ImportResult& result) {
+  const std::string& uri = request.uri;
+  if (expected) {
+    if (*expected != result.sha256)
+      return absl::DataLossError(absl::StrCat("importing ", uri, ": SHA-256 mismatch: expected ", toHex(*expected),
+                                              " (", result.digest_source, "), got ", toHex(result.sha256),
+                                              "; the image was altered or is not the one meant; nothing was kept"));
+    result.digest_checked = true;
+  }
+  if (sig) {
+    Status st = verifyMinisignPrehashed(*sig, request.trusted_keys, blake.finish());
+    if (!st.ok())
+      return Status(st.code(), absl::StrCat("importing ", uri, ": ", st.message(), "; nothing was kept"));
+    result.signed_ = true;
+    result.key_id = keyIdString(sig->key_id);
+    result.trusted_comment = sig->trusted_comment;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& request, const std::string& dest) {
   XENCTL_RETURN_IF_ERROR(initSodium());
   XENCTL_ASSIGN_OR_RETURN(std::string scheme, uriScheme(request.uri));
@@ -116,45 +251,7 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
   ImportResult result;
   // The signature and the digest come first: a bad or untrusted signature
   // stops the import before the image is downloaded.
-  std::optional<MinisignSignature> sig;
-  if (policy != SignaturePolicy::kNone) {
-    std::string sig_uri = uri + ".minisig";
-    auto text = fetchSmall(fetcher, sig_uri, kMaxSignatureBytes, request.fetch);
-    if (text.ok()) {
-      auto parsed = MinisignSignature::parse(*text);
-      if (!parsed.ok())
-        return absl::DataLossError(absl::StrCat("importing ", uri, ": the signature ", sig_uri,
-                                                " is unreadable: ", parsed.status().message()));
-      sig = *parsed;
-      if (!sig->prehashed)
-        return absl::FailedPreconditionError(absl::StrCat(
-            "importing ", uri, ": ", sig_uri,
-            " is a legacy minisign signature, which cannot be checked while streaming; sign the image again "
-            "with minisign 0.8 or later (prehashed by default)"));
-    } else if (text.status().code() != absl::StatusCode::kNotFound) {
-      return text.status();
-    } else if (policy == SignaturePolicy::kSigned) {
-      return absl::FailedPreconditionError(
-          request.source.empty()
-              ? absl::StrCat("importing ", uri, ": no signature at ", sig_uri,
-                             "; remote images must be signed (minisign -S -m IMAGE) by a trusted key, or imported "
-                             "with unsigned images allowed")
-              : absl::StrCat("importing ", uri, ": no signature at ", sig_uri, "; ", request.source,
-                             " wants images signed by one of its trusted keys: sign it (minisign -S -m IMAGE) and "
-                             "put the .minisig beside it, or change that source's policy in xenctld's config"));
-    }
-    if (sig) {
-      bool trusted = false;
-      for (const auto& k : request.trusted_keys) trusted = trusted || k.key_id == sig->key_id;
-      // Checked again, with the signature, at the end; this only fails fast.
-      if (!trusted) {
-        Status st = verifyMinisignPrehashed(*sig, request.trusted_keys, Blake2b512Digest{});
-        return Status(st.code(), absl::StrCat("importing ", uri, ": ", st.message(),
-                                              request.source.empty() ? "" : " (the keys of ", request.source,
-                                              request.source.empty() ? "" : ")"));
-      }
-    }
-  }
+  XENCTL_ASSIGN_OR_RETURN(std::optional<MinisignSignature> sig, fetchSignature(fetcher, request, policy));
   std::optional<Sha256Digest> expected = request.sha256;
   if (expected) result.digest_source = request.sha256_source;
   if (!expected && request.use_sha256sums) {
@@ -188,66 +285,8 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
         request.fetch);
     pipe.closeWrite(fetched.ok() ? Status() : fetched.status());
   });
-
-  // Read ahead enough to tell a raw ext image from an archive, then give
-  // those bytes to the unpacker first.
-  std::string prefix;
-  Status read_status;
-  bool at_end = false;
-  bool source_failed = false;  // the download's error reached the unpacker
-  while (prefix.size() < kDetectBytes) {
-    auto chunk = pipe.read();
-    if (!chunk.ok()) {
-      read_status = chunk.status();
-      source_failed = true;
-      break;
-    }
-    if (chunk->empty()) {
-      at_end = true;
-      break;
-    }
-    prefix += *chunk;
-  }
-  Status unpacked = read_status;
-  if (unpacked.ok()) {
-    ImageKind kind = request.format == ImageFormat::kRawExt    ? ImageKind::kRawExt
-                     : request.format == ImageFormat::kArchive ? ImageKind::kArchive
-                                                               : detectImageKind(prefix);
-    result.kind = kind;
-    bool prefix_given = false;
-    ChunkSource source = [&]() -> Result<std::string> {
-      if (!prefix_given) {
-        prefix_given = true;
-        if (!prefix.empty()) return std::move(prefix);
-      }
-      if (at_end) return std::string();
-      auto chunk = pipe.read();
-      if (!chunk.ok()) source_failed = true;
-      if (chunk.ok() && chunk->empty()) at_end = true;
-      return chunk;
-    };
-    ExtractPolicy xpolicy = request.extract;
-    if (!xpolicy.stop.stop_possible()) xpolicy.stop = request.fetch.stop;
-    if (kind == ImageKind::kRawExt) {
-      auto raw = copyRawImage(source, staged, xpolicy);
-      if (raw.ok()) result.raw = *raw;
-      unpacked = raw.status();
-    } else {
-      if (::mkdir(staged.c_str(), 0700) != 0)
-        unpacked = errnoStatus(errno, absl::StrCat("creating ", staged));
-      else {
-        auto x = extractArchive(source, staged, xpolicy);
-        if (x.ok()) result.extract = *x;
-        unpacked = x.status();
-      }
-    }
-    // The archive may end before the stream does (tar pads its end): the
-    // rest still counts for the digest and the signature.
-    while (unpacked.ok() && !at_end) {
-      auto chunk = source();
-      if (!chunk.ok()) unpacked = chunk.status();
-    }
-  }
+  bool source_failed = false;
+  Status unpacked = unpackStream(pipe, request, staged, result, &source_failed);
   if (!unpacked.ok()) pipe.closeRead(unpacked);
   downloader.join();
   // The download's error is the one to report when it cut the stream short;
@@ -260,25 +299,9 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
   result.attempts = fetched->attempts;
   result.resumes = fetched->resumes;
 
-  // Verify before anything becomes visible at `dest`.
   if (request.on_phase) request.on_phase("verify");
   result.sha256 = sha.finish();
-  if (expected) {
-    if (*expected != result.sha256)
-      return absl::DataLossError(absl::StrCat("importing ", uri, ": SHA-256 mismatch: expected ", toHex(*expected),
-                                              " (", result.digest_source, "), got ", toHex(result.sha256),
-                                              "; the image was altered or is not the one meant; nothing was kept"));
-    result.digest_checked = true;
-  }
-  if (sig) {
-    Status st = verifyMinisignPrehashed(*sig, request.trusted_keys, blake.finish());
-    if (!st.ok())
-      return Status(st.code(), absl::StrCat("importing ", uri, ": ", st.message(), "; nothing was kept"));
-    result.signed_ = true;
-    result.key_id = keyIdString(sig->key_id);
-    result.trusted_comment = sig->trusted_comment;
-  }
-
+  XENCTL_RETURN_IF_ERROR(verifyImage(request, expected, sig, blake, result));
   if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0)
     return errnoStatus(errno, absl::StrCat("importing ", uri, ": moving the image to ", dest));
   return result;
