@@ -113,7 +113,6 @@ Result<core::OperationRecord> ImageManager::import(const ImportRequest& req, con
 }
 
 Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool) {
-  const std::string what = absl::StrCat("importing image '", req.name, "'");
   state::ImageRecord rec;
   rec.name = req.name;
   rec.uri = req.uri;
@@ -138,24 +137,8 @@ Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req,
     expected_from = "SHA256SUMS";
   }
   if (expected) {
-    XENCTL_ASSIGN_OR_RETURN(auto all, store_.listImages());
-    for (const auto& other : all) {
-      if (other.sha256 != image::toHex(*expected) || other.pool != pool.poolName()) continue;
-      if (!cachedProofSuffices(other, source)) continue;
-      ctx.phase("unpack", kUnpackPct, absl::StrCat("same SHA-256 as image '", other.name, "': cloning its volume"));
-      XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool.clone(other.volume, rec.volume, 0, [&ctx](uint64_t, uint64_t) {
-        return !ctx.cancelled();
-      }));
-      ctx.phase("finalize", kFinalizePct);
-      rec.sha256 = other.sha256;
-      rec.signed_by = other.signed_by;
-      rec.kind = other.kind;
-      rec.size_bytes = v.size_bytes;
-      rec.imported_at = clock_.now();
-      Status st = store_.insertImage(rec);
-      if (!st.ok()) (void)pool.remove(rec.volume);
-      return st;
-    }
+    XENCTL_ASSIGN_OR_RETURN(bool cloned, importFromCache(ctx, *expected, source, pool, rec));
+    if (cloned) return absl::OkStatus();
   }
 
   image::ImportRequest ir;
@@ -185,11 +168,42 @@ Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req,
   rec.sha256 = image::toHex(imported->sha256);
   rec.signed_by = imported->key_id;
   rec.kind = std::string(image::toString(imported->kind));
+  return makeBaseVolume(ctx, staged, *imported, pool, rec);
+}
 
+Result<bool> ImageManager::importFromCache(OperationContext& ctx, const image::Sha256Digest& sha,
+                                           const image::SourceDecision& source, core::VolumeManager& pool,
+                                           state::ImageRecord& rec) {
+  XENCTL_ASSIGN_OR_RETURN(auto all, store_.listImages());
+  for (const auto& other : all) {
+    if (other.sha256 != image::toHex(sha) || other.pool != pool.poolName()) continue;
+    if (!cachedProofSuffices(other, source)) continue;
+    ctx.phase("unpack", kUnpackPct, absl::StrCat("same SHA-256 as image '", other.name, "': cloning its volume"));
+    XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool.clone(other.volume, rec.volume, 0, [&ctx](uint64_t, uint64_t) {
+      return !ctx.cancelled();
+    }));
+    ctx.phase("finalize", kFinalizePct);
+    rec.sha256 = other.sha256;
+    rec.signed_by = other.signed_by;
+    rec.kind = other.kind;
+    rec.size_bytes = v.size_bytes;
+    rec.imported_at = clock_.now();
+    Status st = store_.insertImage(rec);
+    if (!st.ok()) (void)pool.remove(rec.volume);
+    XENCTL_RETURN_IF_ERROR(st);
+    return true;
+  }
+  return false;
+}
+
+Status ImageManager::makeBaseVolume(OperationContext& ctx, const std::string& staged,
+                                    const image::ImportResult& imported, core::VolumeManager& pool,
+                                    state::ImageRecord& rec) {
+  const std::string what = absl::StrCat("importing image '", rec.name, "'");
   ctx.phase("unpack", kUnpackPct, "making the base volume");
   uint64_t size;
-  if (imported->kind == image::ImageKind::kRawExt) {
-    size = std::max<uint64_t>((imported->raw.size + 511) / 512 * 512, core::kMinVolumeBytes);
+  if (imported.kind == image::ImageKind::kRawExt) {
+    size = std::max<uint64_t>((imported.raw.size + 511) / 512 * 512, core::kMinVolumeBytes);
   } else {
     size = ext4SizeFor(measure(staged));
   }
@@ -200,7 +214,7 @@ Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req,
   };
   if (ctx.cancelled()) return undo(absl::CancelledError(absl::StrCat(what, ": cancelled")));
   Status made;
-  if (imported->kind == image::ImageKind::kRawExt) {
+  if (imported.kind == image::ImageKind::kRawExt) {
     made = runTool(tools_,
                    {"dd", "if=" + staged, "of=" + vol.path, "bs=1M", "conv=sparse,notrunc,fsync", "status=none"},
                    absl::StrCat(what, ": copying the raw image into ", vol.path));

@@ -83,6 +83,16 @@ class ImageManager {
  private:
   Result<state::ImageRecord> find(const std::string& name);
   Status importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool);
+  /// importWork's shortcut: when an image in `pool` has the SHA-256 `sha` (and
+  /// proof enough for `source`), clones its volume as rec's and records rec
+  /// (true). False when there is none.
+  Result<bool> importFromCache(OperationContext& ctx, const image::Sha256Digest& sha,
+                               const image::SourceDecision& source, core::VolumeManager& pool, state::ImageRecord& rec);
+  /// importWork's last step: the base volume from the staged image (mkfs.ext4
+  /// -d for a tree, a sparse copy for raw ext), then the catalog record. The
+  /// volume is removed again on failure.
+  Status makeBaseVolume(OperationContext& ctx, const std::string& staged, const image::ImportResult& imported,
+                        core::VolumeManager& pool, state::ImageRecord& rec);
   Status exportWork(OperationContext& ctx, const ExportRequest& req);
   /// The host path of "vol:POOL/NAME".
   Result<std::string> volumePath(const std::string& source);
