@@ -141,10 +141,7 @@ double together(int n, F f) {
   });
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come, also into a file
+Options parseOptions(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -168,14 +165,14 @@ int main(int argc, char** argv) {
                    "usage: clone_bench [--connect TARGET] [--pool POOL] [--vg VG] [--base VOLUME] [--fill N] "
                    "[--samples N] [--concurrent N] [--keep]\n"
                    "The base is a volume or snapshot (VOLUME@SNAP) of the lvm-thin pool POOL on VG.\n");
-      return 2;
+      std::exit(2);
     }
   }
-  Xenctld x(o.connect);
-  std::printf("bench/clone  xenctld at %s, pool %s (VG %s), base %s\n", o.connect.c_str(), o.pool.c_str(),
-              o.vg.c_str(), o.base.c_str());
+  return o;
+}
 
-  // The LVs that stay present throughout.
+// The LVs that stay present throughout.
+void fill(const Options& o, Xenctld& x) {
   const auto have = x.names(o.pool);
   int made = 0;
   const double fill_s = timed([&] {
@@ -188,9 +185,11 @@ int main(int argc, char** argv) {
   });
   std::printf("  fill: %d clones made in %.1f s (%zu volumes in the pool now)\n", made, fill_s,
               x.names(o.pool).size());
+}
 
-  // What a report of the VG costs with this many LVs, as a tool: the fields
-  // xenctld reads, and names and sizes only (no device-mapper status per LV).
+// What a report of the VG costs with this many LVs, as a tool: the fields
+// xenctld reads, and names and sizes only (no device-mapper status per LV).
+void measureReports(const Options& o) {
   std::vector<double> full, lean;
   for (int i = 0; i < 5; ++i) {
     full.push_back(timed([&] {
@@ -208,7 +207,14 @@ int main(int argc, char** argv) {
   }
   std::printf("  lvs (as a tool) of the VG: xenctld's fields p50 %.3f s; names, sizes, tags only p50 %.3f s\n",
               pct(full, 0.5), pct(lean, 0.5));
+}
 
+struct Samples {
+  double raw50, raw95, x50, x95;
+};
+
+// One raw lvcreate -s and one xenctld clone, alternating.
+Samples measureOneClone(const Options& o, Xenctld& x) {
   std::vector<double> raw, ours;
   for (int i = 0; i < o.samples; ++i) {
     const std::string rn = absl::StrFormat("cb-raw-%03d", i), xn = absl::StrFormat("cb-x-%03d", i);
@@ -220,10 +226,19 @@ int main(int argc, char** argv) {
     check(rawRemove(o, rn), "lvremove " + rn);
     check(x.remove(o.pool, xn), "xenctld delete " + xn);
   }
-  const double raw50 = pct(raw, 0.5), raw95 = pct(raw, 0.95), x50 = pct(ours, 0.5), x95 = pct(ours, 0.95);
-  std::printf("  raw lvcreate -s       n=%d p50 %.3f s  p95 %.3f s\n", o.samples, raw50, raw95);
-  std::printf("  xenctld CloneVolume   n=%d p50 %.3f s  p95 %.3f s\n", o.samples, x50, x95);
+  const Samples s{pct(raw, 0.5), pct(raw, 0.95), pct(ours, 0.5), pct(ours, 0.95)};
+  std::printf("  raw lvcreate -s       n=%d p50 %.3f s  p95 %.3f s\n", o.samples, s.raw50, s.raw95);
+  std::printf("  xenctld CloneVolume   n=%d p50 %.3f s  p95 %.3f s\n", o.samples, s.x50, s.x95);
+  return s;
+}
 
+struct Many {
+  double conc, serial;
+};
+
+// n clones through xenctld at once and in a row, n raw lvcreates at once,
+// and where a raw clone's time goes.
+Many measureMany(const Options& o, Xenctld& x) {
   const int n = o.concurrent;
   std::vector<std::string> errs(n);
   const double conc = together(n, [&](int i) { errs[i] = x.clone(o.pool, o.base, absl::StrFormat("cb-c-%03d", i)); });
@@ -254,14 +269,32 @@ int main(int argc, char** argv) {
   std::printf("  %d xenctld clones at once   %.2f s (%.2f s each)\n", n, conc, conc / n);
   std::printf("  %d xenctld clones in a row  %.2f s\n", n, serial);
   std::printf("  %d raw lvcreate -s at once  %.2f s\n", n, raw_conc);
+  return {conc, serial};
+}
 
-  const double ratio = x50 / raw50, conc_ratio = conc / x50;
+void printRatios(const Options& o, const Samples& s, const Many& m) {
+  const int n = o.concurrent;
+  const double ratio = s.x50 / s.raw50, conc_ratio = m.conc / s.x50;
   std::printf("RATIO clone p50 xenctld/raw lvcreate -s = %.2fx (target <= 1.0x: %s)\n", ratio,
               ratio <= 1.0 ? "met" : "missed");
-  std::printf("RATIO clone p95 xenctld/raw lvcreate -s = %.2fx\n", x95 / raw95);
+  std::printf("RATIO clone p95 xenctld/raw lvcreate -s = %.2fx\n", s.x95 / s.raw95);
   std::printf("RATIO %d concurrent / one clone (p50) = %.2fx (target < 5x: %s); %d in a row = %.2fx\n", n, conc_ratio,
-              conc_ratio < 5.0 ? "met" : "missed", n, serial / x50);
+              conc_ratio < 5.0 ? "met" : "missed", n, m.serial / s.x50);
+}
 
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come, also into a file
+  const Options o = parseOptions(argc, argv);
+  Xenctld x(o.connect);
+  std::printf("bench/clone  xenctld at %s, pool %s (VG %s), base %s\n", o.connect.c_str(), o.pool.c_str(),
+              o.vg.c_str(), o.base.c_str());
+  fill(o, x);
+  measureReports(o);
+  const Samples one = measureOneClone(o, x);
+  const Many many = measureMany(o, x);
+  printRatios(o, one, many);
   if (!o.keep) {
     const double gone = timed([&] {
       for (int i = 0; i < o.fill; ++i) check(x.remove(o.pool, absl::StrFormat("cb-fill-%03d", i)), "delete fill");

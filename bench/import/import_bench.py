@@ -75,6 +75,58 @@ def timed(argv, cpu_key=None, **kw):
     return elapsed
 
 
+def make_archive(work, www, size_mib):
+    """A tree of size_mib MiB packed as www/root.tar.zst: its size and SHA-256."""
+    os.makedirs(www)
+    tree = os.path.join(work, "tree")
+    t0 = time.monotonic()
+    files = make_tree(tree, size_mib)
+    archive = os.path.join(www, "root.tar.zst")
+    subprocess.run(["tar", "--zstd", "-cf", archive, "-C", tree, "."], check=True)
+    shutil.rmtree(tree)
+    size = os.path.getsize(archive)
+    with open(archive, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest() if hasattr(hashlib, "file_digest") else \
+            hashlib.sha256(f.read()).hexdigest()
+    print(f"archive: {size_mib} MiB tree, {files} small files + big ones, tar.zst {size / 2**20:.1f} MiB "
+          f"(made in {time.monotonic() - t0:.1f} s)")
+    return size, digest
+
+
+def start_daemon(xenctld, work, port):
+    """xenctld (test hypervisor) on work/x.sock, trusting the loopback server's digests."""
+    state = os.path.join(work, "state")
+    sock = os.path.join(work, "x.sock")
+    config = os.path.join(work, "xenctld.toml")
+    with open(config, "w", encoding="utf-8") as f:  # the loopback server: a SHA-256 is proof enough
+        f.write(f'[[images.source]]\nprefix = "http://127.0.0.1:{port}/"\n'
+                f'policy = "digest"\n')
+    daemon = subprocess.Popen([xenctld, "--config", config, "--listen", "unix:" + sock,
+                               "--state-dir", state, "--hypervisor", "test"], stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.02)
+    return daemon
+
+
+def report(runs, size, bsdtar):
+    label = {"pipeline": f"curl | tee | {'bsdtar' if bsdtar else 'GNU tar (no bsdtar)'} -x + sha256sum",
+             "xenctl": "lib/image import (fetch+sha256+unpack, one pass)",
+             "xenctld": "vm-image import (+ mkfs.ext4 -d into a dir pool)"}
+    best = {}
+    for k, ts in runs.items():
+        if not ts:
+            continue
+        best[k] = min(ts)
+        cpu = f"  CPU {min(CPU[k]):.2f} s" if k in CPU else ""
+        print(f"{label[k]:55s} best {best[k]:6.2f} s  {size / best[k] / 2**20:7.1f} MiB/s{cpu}  "
+              f"(runs: {', '.join(f'{t:.2f}' for t in ts)})")
+    print(f"ratio xenctl / pipeline throughput: {best['pipeline'] / best['xenctl']:.2f}x (target >= 1.0); "
+          f"CPU time pipeline / xenctl: {min(CPU['pipeline']) / min(CPU['xenctl']):.2f}x "
+          f"(the steadier figure on a shared machine; the HTTP server's CPU is in neither)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image-tool", required=True)
@@ -87,19 +139,7 @@ def main():
     work = tempfile.mkdtemp(prefix="xenctl-bench-import-", dir=os.environ.get("TMPDIR", "/var/tmp"))
     try:
         www = os.path.join(work, "www")
-        os.makedirs(www)
-        tree = os.path.join(work, "tree")
-        t0 = time.monotonic()
-        files = make_tree(tree, args.size_mib)
-        archive = os.path.join(www, "root.tar.zst")
-        subprocess.run(["tar", "--zstd", "-cf", archive, "-C", tree, "."], check=True)
-        shutil.rmtree(tree)
-        size = os.path.getsize(archive)
-        with open(archive, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest() if hasattr(hashlib, "file_digest") else \
-                hashlib.sha256(f.read()).hexdigest()
-        print(f"archive: {args.size_mib} MiB tree, {files} small files + big ones, tar.zst {size / 2**20:.1f} MiB "
-              f"(made in {time.monotonic() - t0:.1f} s)")
+        size, digest = make_archive(work, www, args.size_mib)
 
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=www))
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -135,20 +175,7 @@ def main():
                       cpu_key="xenctl", stdout=subprocess.DEVNULL)
             return t
 
-        daemon = None
-        if args.xenctld and args.vmm_dir:
-            state = os.path.join(work, "state")
-            sock = os.path.join(work, "x.sock")
-            config = os.path.join(work, "xenctld.toml")
-            with open(config, "w", encoding="utf-8") as f:  # the loopback server: a SHA-256 is proof enough
-                f.write(f'[[images.source]]\nprefix = "http://127.0.0.1:{httpd.server_address[1]}/"\n'
-                        f'policy = "digest"\n')
-            daemon = subprocess.Popen([args.xenctld, "--config", config, "--listen", "unix:" + sock,
-                                       "--state-dir", state, "--hypervisor", "test"], stderr=subprocess.DEVNULL)
-            for _ in range(500):
-                if os.path.exists(sock):
-                    break
-                time.sleep(0.02)
+        daemon = start_daemon(args.xenctld, work, httpd.server_address[1]) if args.xenctld and args.vmm_dir else None
         n = [0]
 
         def via_daemon():
@@ -175,20 +202,7 @@ def main():
             daemon.wait()
         httpd.shutdown()
 
-        label = {"pipeline": f"curl | tee | {'bsdtar' if bsdtar else 'GNU tar (no bsdtar)'} -x + sha256sum",
-                 "xenctl": "lib/image import (fetch+sha256+unpack, one pass)",
-                 "xenctld": "vm-image import (+ mkfs.ext4 -d into a dir pool)"}
-        best = {}
-        for k, ts in runs.items():
-            if not ts:
-                continue
-            best[k] = min(ts)
-            cpu = f"  CPU {min(CPU[k]):.2f} s" if k in CPU else ""
-            print(f"{label[k]:55s} best {best[k]:6.2f} s  {size / best[k] / 2**20:7.1f} MiB/s{cpu}  "
-                  f"(runs: {', '.join(f'{t:.2f}' for t in ts)})")
-        print(f"ratio xenctl / pipeline throughput: {best['pipeline'] / best['xenctl']:.2f}x (target >= 1.0); "
-              f"CPU time pipeline / xenctl: {min(CPU['pipeline']) / min(CPU['xenctl']):.2f}x "
-              f"(the steadier figure on a shared machine; the HTTP server's CPU is in neither)")
+        report(runs, size, bool(bsdtar))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
