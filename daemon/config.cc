@@ -101,10 +101,18 @@ class ConfigReader {
         auto v = node.value<std::string>();
         if (!v) return badType(node, k, "a string");
         images.ca_file = *v;
-      } else if (k == "allow_setid" || k == "allow_devices") {
+      } else if (k == "allow_setid") {
         auto v = node.value<bool>();
         if (!v) return badType(node, k, "true or false");
-        (k == "allow_setid" ? images.allow_setid : images.allow_devices) = *v;
+        images.allow_setid = *v;
+      } else if (k == "allow_devices") {
+        if (auto b = node.value<bool>()) {
+          images.allow_devices = *b ? DeviceNodes::kAll : DeviceNodes::kNone;
+        } else if (node.value<std::string>() == "standard") {
+          images.allow_devices = DeviceNodes::kStandard;
+        } else {
+          return badType(node, k, "true, false or \"standard\"");
+        }
       } else {
         return absl::InvalidArgumentError(
             absl::StrCat("config ", where(path_, node.source()), ": unknown key '", k,

@@ -43,6 +43,9 @@ struct ImageSourceConfig {
   std::string where;  ///< "FILE:LINE" of the table, for messages
 };
 
+/// [images] allow_devices: which device nodes an image archive may carry.
+enum class DeviceNodes { kNone, kStandard, kAll };
+
 /// The [images] table: what vouches for an image, and what it may contain.
 struct ImagesConfig {
   /// minisign public key files (as `minisign -G` writes them).
@@ -50,9 +53,14 @@ struct ImagesConfig {
   std::vector<ImageSourceConfig> sources;
   /// A PEM bundle of CAs for https image servers ("" = the system's).
   std::string ca_file;
-  /// Let archives carry set-id files (OS images do: su, passwd) and device nodes.
-  bool allow_setid = false;
-  bool allow_devices = false;
+  /// Keep set-id files (OS images have them: su, passwd, mount). Safe: an
+  /// archive is unpacked where only xenctld's user can reach it, then copied
+  /// into a volume; nothing in it runs on the host.
+  bool allow_setid = true;
+  /// Which device nodes an archive may carry (kept inside the volume):
+  /// `false`, `"standard"` (debootstrap's /dev: null, zero, full, random,
+  /// urandom, tty, console, ptmx) or `true` (any).
+  DeviceNodes allow_devices = DeviceNodes::kStandard;
 };
 
 struct Config {

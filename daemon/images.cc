@@ -1,5 +1,9 @@
 #include "daemon/images.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -57,12 +61,18 @@ Result<provision::ImageConfig> imageConfig(const Config& config) {
                  sc.allow_unsigned_requests ? ", requests may lower it" : "");
   out.ca_file = config.images.ca_file;
   out.extract.allow_setid = config.images.allow_setid;
-  out.extract.allow_devices = config.images.allow_devices;
+  out.extract.allow_devices = config.images.allow_devices == DeviceNodes::kAll;
+  out.extract.allow_standard_devices = config.images.allow_devices == DeviceNodes::kStandard;
+  // Unpacked trees (with their set-id files and device nodes) live here
+  // until they are copied into a volume: private to xenctld's user.
   out.work_dir = config.state_dir + "/images.tmp";
   std::error_code ec;
   std::filesystem::remove_all(out.work_dir, ec);
   std::filesystem::create_directories(out.work_dir, ec);
   if (ec) return absl::FailedPreconditionError(absl::StrCat("creating ", out.work_dir, ": ", ec.message()));
+  if (::chmod(out.work_dir.c_str(), 0700) != 0)
+    return absl::FailedPreconditionError(
+        absl::StrCat("making ", out.work_dir, " private (mode 0700): ", std::strerror(errno)));
   return out;
 }
 

@@ -30,6 +30,8 @@ using sys::UniqueFd;
 constexpr size_t kBlock = 4096;
 // ext2/3/4: the superblock starts at 1024, its magic 0xEF53 (little-endian) at +56.
 constexpr size_t kExtMagicOffset = 1024 + 56;
+// For messages: the nodes isStandardDeviceNode accepts, by their usual names.
+constexpr std::string_view kStandardNodeNames = "/dev/null, zero, full, random, urandom, tty, console, ptmx";
 
 
 struct ArchiveDeleter {
@@ -417,15 +419,12 @@ class Extractor {
             " bytes; refusing the archive"));
       declared_ += size;
     }
-    if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK) && !policy_.allow_devices)
-      return absl::PermissionDeniedError(absl::StrCat(
-          "archive entry '", name, "' is a ", type == AE_IFCHR ? "character" : "block",
-          " device node; refusing (the image policy does not allow device nodes)"));
+    if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK)) XENCTL_RETURN_IF_ERROR(checkDevice(entry, name));
     if ((type == AE_IFREG || hardlink) && (perm & (S_ISUID | S_ISGID)) && !policy_.allow_setid)
-      return absl::PermissionDeniedError(absl::StrCat("archive entry '", name, "' is set-",
-                                                      (perm & S_ISUID) ? "user" : "group",
-                                                      "-id (mode ", absl::StrFormat("%04o", perm),
-                                                      "); refusing (the image policy does not allow set-id files)"));
+      return absl::PermissionDeniedError(absl::StrCat(
+          "archive entry '", name, "' is set-", (perm & S_ISUID) ? "user" : "group", "-id (mode ",
+          absl::StrFormat("%04o", perm), "); refusing: set [images] allow_setid = true in xenctld.toml to accept ",
+          "set-id files (OS images have them: su, passwd, mount)"));
     return Status();
   }
 
@@ -497,6 +496,25 @@ class Extractor {
     return Status();
   }
 
+  // A device node passes when the policy takes any, or takes the standard
+  // ones and it is one; the refusal names the setting that would accept it.
+  Status checkDevice(archive_entry* entry, std::string_view name) const {
+    const bool character = archive_entry_filetype(entry) == AE_IFCHR;
+    const dev_t rdev = archive_entry_rdev(entry);
+    const unsigned maj = major(rdev), min = minor(rdev);
+    const bool standard = isStandardDeviceNode(character, maj, min);
+    if (policy_.allow_devices || (policy_.allow_standard_devices && standard)) return Status();
+    const std::string node = absl::StrCat("archive entry '", av(name), "' is a ", character ? "character" : "block",
+                                          " device node (", maj, ":", min, ")");
+    if (policy_.allow_standard_devices)
+      return absl::PermissionDeniedError(absl::StrCat(
+          node, ", not one of the standard nodes (", av(kStandardNodeNames),
+          "); refusing: set [images] allow_devices = true in xenctld.toml to accept any device node"));
+    return absl::PermissionDeniedError(absl::StrCat(
+        node, "; refusing: set [images] allow_devices = true in xenctld.toml to accept device nodes (or \"standard\" ",
+        "for the standard ones only: ", av(kStandardNodeNames), ")"));
+  }
+
   Status fixupDirectories() {
     for (const DirFixup& d : dirs_) {
       UniqueFd dir(d.path.empty() ? ::open(target_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -523,6 +541,12 @@ class Extractor {
 };
 
 }  // namespace
+
+bool isStandardDeviceNode(bool character, unsigned maj, unsigned min) {
+  if (!character) return false;
+  if (maj == 1) return min == 3 || min == 5 || min == 7 || min == 8 || min == 9;
+  return maj == 5 && min <= 2;
+}
 
 std::string_view toString(ImageKind k) { return k == ImageKind::kRawExt ? "raw-ext" : "archive"; }
 

@@ -17,11 +17,17 @@ namespace xenctl::image {
 using ChunkSource = std::function<Result<std::string>()>;
 
 /// What an archive may contain. The defaults suit an archive from anywhere;
-/// a trusted (signed) OS image needs allow_setid, and allow_devices when it
-/// ships /dev nodes.
+/// an OS root (debootstrap's, say) needs allow_setid (su, passwd, mount) and
+/// allow_standard_devices (its /dev nodes). xenctld sets these from its
+/// [images] allow_setid and allow_devices, and the refusals name those keys.
+/// Keeping set-id bits and device nodes is safe only where no other user can
+/// reach the files: importImage checks that of its destination.
 struct ExtractPolicy {
-  bool allow_devices = false;  ///< character and block device nodes (mknod needs root)
-  bool allow_setid = false;    ///< set-user-id / set-group-id regular files
+  bool allow_devices = false;  ///< any character or block device node (mknod needs root)
+  /// The standard nodes only (see isStandardDeviceNode): what debootstrap
+  /// creates and systemd lets every container have; no hardware behind them.
+  bool allow_standard_devices = false;
+  bool allow_setid = false;  ///< set-user-id / set-group-id regular files
   /// Owners from the archive; the default is "when running as root".
   enum class Owners { kAuto, kKeep, kIgnore } owners = Owners::kAuto;
   uint64_t max_total_bytes = uint64_t{64} << 30;  ///< sum of the entries' sizes
@@ -36,6 +42,12 @@ struct ExtractStats {
   std::string format;            ///< libarchive's name: "POSIX pax interchange format", "SVR4 cpio newc" …
   std::string filter;            ///< "gzip", "xz", "zstd", "bzip2", "none"
 };
+
+/// Whether a device node is one of the standard ones, by its type and number
+/// wherever it is in the tree: the character devices null 1:3, zero 1:5,
+/// full 1:7, random 1:8, urandom 1:9, tty 5:0, console 5:1 and ptmx 5:2 —
+/// debootstrap's /dev, and the nodes systemd allows every container.
+bool isStandardDeviceNode(bool character, unsigned major, unsigned minor);
 
 /// Reads a tar or cpio archive (gzip, xz, zstd, bzip2 or not compressed)
 /// from `source` and recreates it under the existing, empty directory

@@ -12,6 +12,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "lib/image/byte_pipe.h"
 #include "lib/image/uri.h"
 
@@ -68,6 +69,25 @@ class Staging {
 bool exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+// An image whose set-id files and device nodes are kept must land where no
+// other user can reach them: an unprivileged user who could walk into the
+// tree could run a set-user-id root program from it, or open a device node,
+// in the time between the unpacking and the removal of the tree. The
+// staging directory is private (mkdtemp: 0700), and so must be the
+// directory the tree is then moved into.
+Status checkPrivateParent(const std::string& dest, const std::string& uri) {
+  const auto slash = dest.rfind('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dest.substr(0, slash);
+  struct stat st;
+  if (::stat(parent.c_str(), &st) != 0)
+    return absl::NotFoundError(absl::StrCat("importing ", uri, ": ", parent, ": ", std::strerror(errno)));
+  if (st.st_uid == ::geteuid() && (st.st_mode & 077) == 0) return Status();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "importing ", uri, ": the image may keep set-id files and device nodes, and ", parent,
+      " (where it is unpacked) can be reached by other users (mode ", absl::StrFormat("%04o", st.st_mode & 07777),
+      ", owner uid ", st.st_uid, "); unpack it in a directory of mode 0700 owned by uid ", ::geteuid()));
 }
 
 }  // namespace
@@ -244,6 +264,9 @@ Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& re
   const std::string& uri = request.uri;
   if (exists(dest))
     return absl::AlreadyExistsError(absl::StrCat("importing ", uri, ": ", dest, " already exists; delete it first"));
+  const ExtractPolicy& extract = request.extract;
+  if (extract.allow_setid || extract.allow_devices || extract.allow_standard_devices)
+    XENCTL_RETURN_IF_ERROR(checkPrivateParent(dest, uri));
   SignaturePolicy policy = request.signature;
   if (policy == SignaturePolicy::kAuto)
     policy = scheme == "file" ? SignaturePolicy::kDigest : SignaturePolicy::kSigned;

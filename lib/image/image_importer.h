@@ -78,10 +78,13 @@ Result<std::optional<Sha256Digest>> sha256FromSums(core::Fetcher& fetcher, const
 /// exist: a directory for an archive, a sparse file for a raw ext image.
 /// Work happens in a sibling "DEST.partial-XXXXXX" that is removed on any
 /// failure, so either `dest` appears complete and verified or nothing is
-/// kept. Codes: those of the Fetcher and extractArchive, plus DATA_LOSS when
-/// the SHA-256 or the signature does not match (both values named),
-/// FAILED_PRECONDITION when the policy wants a signature and there is none,
-/// ALREADY_EXISTS when `dest` exists.
+/// kept. When `request.extract` keeps set-id files or device nodes, the
+/// directory holding `dest` must be private (owned by this process's user,
+/// no access for group or others), or FAILED_PRECONDITION before anything
+/// is fetched. Codes: those of the Fetcher and extractArchive, plus
+/// DATA_LOSS when the SHA-256 or the signature does not match (both values
+/// named), FAILED_PRECONDITION when the policy wants a signature and there
+/// is none, ALREADY_EXISTS when `dest` exists.
 Result<ImportResult> importImage(core::Fetcher& fetcher, const ImportRequest& request, const std::string& dest);
 
 }  // namespace xenctl::image

@@ -158,11 +158,20 @@ Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req,
     ctx.progress(std::min(pct, kVerifyPct), p.bytes, p.total);
   };
   ir.on_phase = [&ctx](std::string_view phase) { ctx.phase(std::string(phase), kVerifyPct); };
-  const std::string staged = absl::StrCat(config_.work_dir, "/", ctx.id());
+  // The tree goes into a directory of this operation that only xenctld's
+  // user can enter (importImage checks it): an OS image keeps its set-id
+  // files and device nodes until mkfs.ext4 has copied them into the volume,
+  // and no other user may reach them meanwhile. Nothing from the tree is
+  // ever run on the host.
+  const std::string private_dir = absl::StrCat(config_.work_dir, "/", ctx.id());
+  const std::string staged = private_dir + "/tree";
+  if (::mkdir(private_dir.c_str(), 0700) != 0 || ::chmod(private_dir.c_str(), 0700) != 0)
+    return absl::InternalError(absl::StrCat("importing image '", req.name, "': creating the private staging directory ",
+                                            private_dir, ": ", std::strerror(errno), "; check ", config_.work_dir));
   struct Cleanup {
     std::string path;
     ~Cleanup() { removeTree(path); }
-  } cleanup{staged};
+  } cleanup{private_dir};
   auto imported = image::importImage(fetcher_, ir, staged);
   if (!imported.ok()) return imported.status();
   rec.sha256 = image::toHex(imported->sha256);

@@ -27,7 +27,9 @@ struct ImageConfig {
   /// and [images] trusted_keys).
   image::ImageSources sources;
   std::string ca_file;   ///< extra CAs for https ("" = the system's)
-  std::string work_dir;  ///< staging for unpacked trees; must exist, on a file system with room
+  /// Staging for unpacked trees; must exist, on a file system with room.
+  /// Each import unpacks into a 0700 directory of its own in it.
+  std::string work_dir;
   image::ExtractPolicy extract;
   uint64_t max_image_bytes = 0;  ///< 0 = no limit on the download
 };

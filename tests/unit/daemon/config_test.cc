@@ -1,6 +1,7 @@
 #include "daemon/config.h"
 #include "daemon/images.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -132,12 +133,34 @@ allow_setid = true
   EXPECT_EQ(c->images.trusted_keys.size(), 2u);
   EXPECT_EQ(c->images.ca_file, "/etc/xenctl/ca.pem");
   EXPECT_TRUE(c->images.allow_setid);
-  EXPECT_FALSE(c->images.allow_devices);
+  EXPECT_EQ(c->images.allow_devices, DeviceNodes::kStandard);
   auto unknown = loadConfig(write("[images]\nkeys = []\n"));
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(unknown.status().message().find("unknown key 'keys' in [images]"), std::string::npos) << unknown.status();
   auto wrong = loadConfig(write("[images]\nallow_setid = \"yes\"\n"));
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The built-in defaults accept OS roots (set-id files, the standard /dev nodes), and so does the shipped xenctld.toml.
+TEST(Config, ImagesDefaultsAcceptOsRoots) {
+  Config builtin;
+  EXPECT_TRUE(builtin.images.allow_setid);
+  EXPECT_EQ(builtin.images.allow_devices, DeviceNodes::kStandard);
+  auto shipped = loadConfig(XENCTL_SOURCE_DIR "/systemd/xenctld.toml");
+  ASSERT_TRUE(shipped.ok()) << shipped.status();
+  EXPECT_EQ(shipped->images.allow_setid, builtin.images.allow_setid);
+  EXPECT_EQ(shipped->images.allow_devices, builtin.images.allow_devices);
+}
+
+// allow_devices takes true (any node), false (none) or "standard"; anything else names the choices.
+TEST(Config, ImagesAllowDevices) {
+  EXPECT_EQ(loadConfig(write("[images]\nallow_devices = true\n"))->images.allow_devices, DeviceNodes::kAll);
+  EXPECT_EQ(loadConfig(write("[images]\nallow_devices = false\n"))->images.allow_devices, DeviceNodes::kNone);
+  EXPECT_EQ(loadConfig(write("[images]\nallow_devices = \"standard\"\n"))->images.allow_devices,
+            DeviceNodes::kStandard);
+  auto wrong = loadConfig(write("[images]\nallow_devices = \"all\"\n"));
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(wrong.status().message()), ::testing::HasSubstr("true, false or \"standard\""));
 }
 
 // [[images.source]] tables give a prefix, a policy, their own keys and whether requests may lower the policy.

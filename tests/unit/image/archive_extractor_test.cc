@@ -201,6 +201,95 @@ TEST_F(ExtractTest, PolicyAllowsSetidAndDevices) {
   EXPECT_EQ(s.st_rdev, makedev(1, 3));
 }
 
+// Every policy refusal names the [images] setting of xenctld.toml that would accept the entry.
+TEST_F(ExtractTest, PolicyRefusalsNameTheSetting) {
+  Entry sda;
+  sda.name = "./dev/sda";
+  sda.type = AE_IFBLK;
+  sda.perm = 0660;
+  sda.rdev = makedev(8, 0);
+  Entry full = sda;
+  full.name = "./dev/full";
+  full.type = AE_IFCHR;
+  full.rdev = makedev(1, 7);
+  struct Case {
+    const char* what;
+    Entry entry;
+    ExtractPolicy policy;
+    std::vector<std::string> message;
+  };
+  ExtractPolicy standard;
+  standard.allow_standard_devices = true;
+  const std::vector<Case> cases = {
+      {"set-id, not allowed", file("./usr/bin/su", "#!", 04755), {},
+       {"'./usr/bin/su' is set-user-id (mode 4755)", "set [images] allow_setid = true in xenctld.toml"}},
+      {"device, none allowed", full, {},
+       {"'./dev/full' is a character device node (1:7)",
+        "set [images] allow_devices = true in xenctld.toml to accept device nodes", "\"standard\""}},
+      {"device, only standard ones allowed", sda, standard,
+       {"'./dev/sda' is a block device node (8:0), not one of the standard nodes",
+        "set [images] allow_devices = true in xenctld.toml to accept any device node"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TempDir t;
+    auto st = extractArchive(chunked(buildArchive({c.entry})), t.path(), c.policy);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.status().code(), absl::StatusCode::kPermissionDenied);
+    for (const std::string& m : c.message) EXPECT_THAT(std::string(st.status().message()), HasSubstr(m));
+  }
+}
+
+// The standard nodes are the eight character devices debootstrap makes, by number; nothing else is.
+TEST(StandardDeviceNodes, DebootstrapsDevOnly) {
+  for (auto [maj, min] : {std::pair{1u, 3u}, {1u, 5u}, {1u, 7u}, {1u, 8u}, {1u, 9u}, {5u, 0u}, {5u, 1u}, {5u, 2u}})
+    EXPECT_TRUE(isStandardDeviceNode(true, maj, min)) << maj << ":" << min;
+  for (auto [maj, min] : {std::pair{1u, 1u} /* mem */, {1u, 2u} /* kmem */, {1u, 4u} /* port */, {5u, 3u},
+                          {4u, 0u} /* tty0 */, {8u, 0u}, {10u, 232u} /* kvm */})
+    EXPECT_FALSE(isStandardDeviceNode(true, maj, min)) << maj << ":" << min;
+  EXPECT_FALSE(isStandardDeviceNode(false, 1, 3)) << "a block device 1:3 (ram) is not /dev/null";
+}
+
+// With the standard nodes allowed, debootstrap's /dev unpacks (as root: mknod), and a disk node is refused.
+TEST_F(ExtractTest, StandardDevicesPassOthersAreRefused) {
+  ExtractPolicy p;
+  p.allow_standard_devices = true;
+  std::vector<Entry> dev = {dir("dev")};
+  const std::vector<std::tuple<const char*, unsigned, unsigned>> nodes = {
+      {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8},
+      {"urandom", 1, 9}, {"tty", 5, 0}, {"console", 5, 1}, {"ptmx", 5, 2}};
+  for (auto [name, maj, min] : nodes) {
+    Entry e;
+    e.name = std::string("dev/") + name;
+    e.type = AE_IFCHR;
+    e.perm = 0666;
+    e.rdev = makedev(maj, min);
+    dev.push_back(e);
+  }
+  auto st = extract(buildArchive(dev), p);
+  if (::geteuid() != 0) {
+    // The policy let the node through; only mknod, which needs root, refused it.
+    ASSERT_FALSE(st.ok());
+    EXPECT_THAT(std::string(st.status().message()), HasSubstr("device nodes need root"));
+    return;
+  }
+  ASSERT_TRUE(st.ok()) << st.status();
+  for (auto [name, maj, min] : nodes) {
+    struct stat s;
+    ASSERT_EQ(::lstat((target_ + "/dev/" + name).c_str(), &s), 0) << name;
+    EXPECT_TRUE(S_ISCHR(s.st_mode)) << name;
+    EXPECT_EQ(s.st_rdev, makedev(maj, min)) << name;
+  }
+  Entry mem = dev[1];
+  mem.name = "dev/mem";
+  mem.rdev = makedev(1, 1);
+  TempDir t;
+  auto refused = extractArchive(chunked(buildArchive({mem})), t.path(), p);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(listTree(t.path()), std::vector<std::string>{}) << "the refused node was created";
+}
+
 // A huge entry count stops at the limit with RESOURCE_EXHAUSTED.
 TEST_F(ExtractTest, EntryCountLimit) {
   std::vector<Entry> many;

@@ -230,6 +230,34 @@ TEST_F(ImportTest, RawImage) {
 }
 
 // The signature policy names round-trip.
+// An import that keeps set-id files or device nodes is refused before any fetch unless its destination's directory is private.
+TEST_F(ImportTest, KeepingSetidNeedsAPrivateDirectory) {
+  ImportRequest r = request();
+  r.signature = SignaturePolicy::kNone;
+  r.extract.allow_setid = true;
+  const std::string open_dir = tmp_.sub("shared");
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0755), 0);
+  auto refused = importImage(fetcher_, r, open_dir + "/debian-12");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr(open_dir + " (where it is unpacked) can be reached by other users (mode 0755"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("mode 0700"));
+  EXPECT_EQ(fetcher_.requested(), std::vector<std::string>{}) << "fetched before the check";
+  EXPECT_EQ(listTree(open_dir), std::vector<std::string>{});
+
+  r.extract.allow_setid = false;
+  r.extract.allow_standard_devices = true;
+  EXPECT_EQ(importImage(fetcher_, r, open_dir + "/debian-12").status().code(), absl::StatusCode::kFailedPrecondition)
+      << "the standard device nodes need the same";
+
+  const std::string private_dir = tmp_.sub("private");
+  ASSERT_EQ(::mkdir(private_dir.c_str(), 0700), 0);
+  auto ok = importImage(fetcher_, r, private_dir + "/debian-12");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(readAll(private_dir + "/debian-12/etc/hostname"), "golden\n");
+}
+
 TEST(SignaturePolicyNames, RoundTrip) {
   for (auto p : {SignaturePolicy::kAuto, SignaturePolicy::kSigned, SignaturePolicy::kDigest, SignaturePolicy::kNone})
     EXPECT_EQ(parseSignaturePolicy(toString(p)).value(), p);
