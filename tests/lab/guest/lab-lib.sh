@@ -9,6 +9,8 @@
 #   LAB_BIN       xenctld, vmm and the vm-* links from the host build (may be empty)
 #   LAB_OUT       a directory for files worth keeping (it lands in the results)
 #   LAB_GUEST_DIR vmlinux + initrd.img of the test PV guest
+#   LAB_GOLDEN_DIR the golden Debian 12 image (debian-12.tar.zst, its
+#                 .minisig, golden.pub, vmlinux, initrd.img, identity.txt)
 #   LAB_HOST_BUILD_DIR  the host build dir the binaries came from (for messages)
 # Everything under TCG is slow (an lvcreate takes seconds): every wait here is
 # bounded, and the bounds are generous.
@@ -244,7 +246,14 @@ lab_xenctld_kill() {
     lab_say "xenctld (pid $LAB_XENCTLD_PID) still running: killing it"
     kill -KILL "$LAB_XENCTLD_PID"
   fi
-  cp -r "$LAB_XENCTLD_STATE" "$LAB_OUT/state" 2>/dev/null || true
+  # Not images.tmp: an import cut short leaves an unpacked OS tree there,
+  # hundreds of MB with device nodes, which the 9p share refuses.
+  local f
+  mkdir -p "$LAB_OUT/state"
+  for f in "$LAB_XENCTLD_STATE"/*; do
+    [[ -e $f && $(basename "$f") != images.tmp ]] && cp -r "$f" "$LAB_OUT/state/" 2>/dev/null
+  done
+  true
   for core in "$LAB_OUT"/core.*; do
     [[ -f $core && $core != *.txt ]] || continue
     lab_say "xenctld left $core; backtraces in $core.txt"

@@ -18,6 +18,9 @@ out=$2
 debs=$3
 shift 3
 runtime_packages=("$@")
+# Programs xenctld runs, which ldd cannot see: ssh-keygen makes a clone's
+# SSH host keys (and the provision scenario's user key).
+exec_packages=(openssh-client)
 rootfs=$out/rootfs
 trap 'lab_unmount_under "$rootfs" || lab_log "could not unmount everything under $rootfs"' EXIT
 
@@ -45,7 +48,7 @@ install_runtime_packages() {
   timeout -k 10 300 chroot "$rootfs" apt-get update -q >/dev/null ||
     lab_die "apt-get update in the Dom0 image failed or took over 300s; check network access to $LAB_MIRROR"
   DEBIAN_FRONTEND=noninteractive timeout -k 10 900 chroot "$rootfs" apt-get install -y -q --no-install-recommends \
-    "${runtime_packages[@]}" >"$out/apt.log" 2>&1 || {
+    "${runtime_packages[@]}" "${exec_packages[@]}" >"$out/apt.log" 2>&1 || {
     tail -n 30 "$out/apt.log" >&2
     lab_die "installing the runtime packages in the Dom0 image failed or took over 900s (log above)"
   }
@@ -73,19 +76,6 @@ configure_dom0() {
   rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/cache/apt/"*.bin
 }
 
-# The PV guest boots the Debian kernel as an uncompressed ELF: under TCG most
-# of `xl create` is libxenguest decompressing a bzImage (~25 s vs ~11 s).
-extract_vmlinux() {
-  local bz=$1 dest=$2 off
-  # the bzImage payload is one XZ stream; LC_ALL=C so grep -P matches bytes
-  off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$bz" | head -n 1 | cut -d: -f1)
-  [[ -n $off ]] || lab_die "no XZ payload in $bz: the kernel's compression changed; adapt extract_vmlinux"
-  # xz stops after the first stream, so tail dies of SIGPIPE: not an error
-  { tail -c +$((off + 1)) "$bz" || true; } | xz -dc --single-stream >"$dest"
-  [[ $(head -c 4 "$dest" | od -An -c | tr -d ' ') == '177ELF' ]] ||
-    lab_die "what $bz unpacks to is not an ELF kernel"
-}
-
 # A tiny initramfs for the PV guest: static busybox, the modules to mount an
 # ext4 disk over xen-blkfront, and guest-init, which prints the disk's marker.
 build_guest() {
@@ -93,7 +83,7 @@ build_guest() {
   kv=$(kernel_version)
   dir=$rootfs/usr/local/share/lab/guest
   mkdir -p "$dir"
-  extract_vmlinux "$rootfs/boot/vmlinuz-$kv" "$dir/vmlinux"
+  lab_extract_vmlinux "$rootfs/boot/vmlinuz-$kv" "$dir/vmlinux"
 
   local tree=$out/guest-initramfs
   rm -rf "$tree"
