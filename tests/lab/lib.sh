@@ -185,6 +185,58 @@ lab_chroot_mounts() {
   mount --bind /dev "$r/dev"
 }
 
+# Bounds for the network-bound steps of a root file system: a stalled
+# mirror must fail the build, not hang it. A normal build takes 20-40 s each.
+LAB_DEBOOTSTRAP_TIMEOUT=900
+LAB_APT_TIMEOUT=1200
+
+# lab_debootstrap ROOTFS DEB_CACHE WHAT: a minbase $LAB_SUITE in ROOTFS, its
+# packages cached in DEB_CACHE/debootstrap; everything else comes through
+# apt (lab_apt_install), whose dependency resolution handles virtual deps.
+lab_debootstrap() {
+  local rootfs=$1 debs=$2 what=$3
+  mkdir -p "$debs/debootstrap"
+  timeout -k 10 "$LAB_DEBOOTSTRAP_TIMEOUT" debootstrap --variant=minbase --cache-dir="$debs/debootstrap" \
+    "$LAB_SUITE" "$rootfs" "$LAB_MIRROR" >"$rootfs.debootstrap.log" 2>&1 || {
+    tail -n 30 "$rootfs.debootstrap.log" >&2
+    lab_die "debootstrap of $what ($LAB_SUITE from $LAB_MIRROR) failed or took over ${LAB_DEBOOTSTRAP_TIMEOUT}s (log above, full log $rootfs.debootstrap.log); check network access to the mirror"
+  }
+  rm -f "$rootfs.debootstrap.log"
+}
+
+# lab_apt_prepare ROOTFS: the mirror's sources, and no daemon started by a
+# package script (xen, udev, sshd): it would run on the build host and keep
+# the tree busy. The caller removes usr/sbin/policy-rc.d when done.
+lab_apt_prepare() {
+  local rootfs=$1
+  printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n' "$LAB_MIRROR" "$LAB_SUITE" \
+    "$LAB_MIRROR" "$LAB_SUITE" "$LAB_SECURITY_MIRROR" "$LAB_SUITE" >"$rootfs/etc/apt/sources.list"
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+}
+
+# lab_apt_install ROOTFS DEB_CACHE WHAT PACKAGE...: installs PACKAGEs in the
+# chroot without recommends, .debs cached in DEB_CACHE/apt, keeping the
+# conffiles written before (confold: e.g. initramfs-tools' modules list).
+# Leaves the chroot mounts for the caller's lab_unmount_under.
+lab_apt_install() {
+  local rootfs=$1 debs=$2 what=$3
+  shift 3
+  mkdir -p "$debs/apt/partial"
+  lab_chroot_mounts "$rootfs"
+  mount --bind "$debs/apt" "$rootfs/var/cache/apt/archives"
+  printf 'Acquire::Retries "3";\nAcquire::http::Timeout "60";\n' >"$rootfs/etc/apt/apt.conf.d/80lab-network"
+  timeout -k 10 300 chroot "$rootfs" apt-get update -q >/dev/null ||
+    lab_die "apt-get update in the $what chroot failed or took over 300s; check network access to $LAB_MIRROR"
+  DEBIAN_FRONTEND=noninteractive timeout -k 10 "$LAB_APT_TIMEOUT" chroot "$rootfs" apt-get install -y -q \
+    --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "$@" >"$rootfs.apt.log" 2>&1 || {
+    tail -n 30 "$rootfs.apt.log" >&2
+    lab_die "apt-get install in the $what chroot failed or took over ${LAB_APT_TIMEOUT}s (log above, full log $rootfs.apt.log)"
+  }
+  rm -f "$rootfs.apt.log"
+}
+
 # lab_extract_vmlinux BZIMAGE DEST writes the kernel inside a Debian bzImage
 # as an uncompressed ELF: the PV guests boot that, because under TCG most of
 # `xl create` is libxenguest decompressing a bzImage (~25 s vs ~11 s).

@@ -31,7 +31,7 @@ source "$(dirname "$0")/../lib.sh"
 out=$1
 debs=$2
 [[ ! -e $out ]] || lab_die "golden.sh: $out already exists"
-mkdir -p "$out" "$debs/debootstrap" "$debs/apt/partial"
+mkdir -p "$out"
 rootfs=$out/rootfs
 trap 'lab_unmount_under "$rootfs" || lab_log "could not unmount everything under $rootfs"' EXIT
 
@@ -40,40 +40,18 @@ trap 'lab_unmount_under "$rootfs" || lab_log "could not unmount everything under
 # .network file for it. iproute2 lets the report print the addresses.
 packages=(systemd systemd-sysv udev openssh-server linux-image-amd64 initramfs-tools iproute2 zstd)
 
-debootstrap_golden() {
-  timeout -k 10 900 debootstrap --variant=minbase --cache-dir="$debs/debootstrap" \
-    "$LAB_SUITE" "$rootfs" "$LAB_MIRROR" >"$out/debootstrap.log" 2>&1 || {
-    tail -n 30 "$out/debootstrap.log" >&2
-    lab_die "debootstrap of the golden image failed (full log $out/debootstrap.log)"
-  }
-  rm -f "$out/debootstrap.log"
-}
+debootstrap_golden() { lab_debootstrap "$rootfs" "$debs" "the golden image"; }
 
 install_golden_packages() {
-  cat >"$rootfs/etc/apt/sources.list" <<EOF
-deb $LAB_MIRROR $LAB_SUITE main
-deb $LAB_MIRROR $LAB_SUITE-updates main
-deb $LAB_SECURITY_MIRROR $LAB_SUITE-security main
-EOF
-  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
-  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+  lab_apt_prepare "$rootfs"
   # A small initramfs that mounts the root over xen-blkfront: Debian's
   # default (MODULES=most) is ~40 MB, which is slow to load under TCG.
   mkdir -p "$rootfs/etc/initramfs-tools/conf.d"
   printf 'MODULES=list\nCOMPRESS=gzip\n' >"$rootfs/etc/initramfs-tools/conf.d/lab.conf"
   printf 'xen-blkfront\next4\n' >"$rootfs/etc/initramfs-tools/modules"
-  lab_chroot_mounts "$rootfs"
-  mount --bind "$debs/apt" "$rootfs/var/cache/apt/archives"
-  timeout -k 10 300 chroot "$rootfs" apt-get update -q >/dev/null ||
-    lab_die "apt-get update in the golden chroot failed; check network access to $LAB_MIRROR"
-  DEBIAN_FRONTEND=noninteractive timeout -k 10 1200 chroot "$rootfs" apt-get install -y -q \
-    --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${packages[@]}" >"$out/apt.log" 2>&1 || {
-    tail -n 30 "$out/apt.log" >&2
-    lab_die "apt-get install in the golden chroot failed (full log $out/apt.log)"
-  }
-  rm -f "$out/apt.log"
+  lab_apt_install "$rootfs" "$debs" golden "${packages[@]}"
   lab_unmount_under "$rootfs" || lab_die "could not unmount the chroot mounts under $rootfs"
+  rm -f "$rootfs/etc/apt/apt.conf.d/80lab-network"
 }
 
 configure_golden() {
