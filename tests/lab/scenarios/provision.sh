@@ -34,7 +34,7 @@ BOOT_LIMIT=${PROVISION_BOOT_LIMIT:-900}
 waiting=()
 
 sampler=
-trap '[[ -z $sampler ]] || kill "$sampler" 2>/dev/null; lab_cleanup "$gold" "$web1" "$web2" "$web3" -- "$gold-root" "$web1-root" "$web2-root" "$web3-root" "$web3-scratch" "$image"; ip link del "$bridge" 2>/dev/null' EXIT
+trap '[[ -z $sampler ]] || kill "$sampler" 2>/dev/null; lab_cleanup "$gold" "$web1" "$web2" "$web3" -- "$gold-root" "$web1-root" "$web2-root" "$web3-root" "$web3-scratch" "$image"; ip link del "$bridge" 2>/dev/null || true' EXIT
 
 # Where the time goes under TCG (an import, a boot): the busiest processes
 # every 20 s, in the results.
@@ -284,3 +284,5 @@ if ((${#waiting[@]} > 0)); then
 else
   lab_say "provision passed"
 fi
+# Explicitly: a script that ends without `exit` ends with its EXIT trap's status.
+exit 0
