@@ -26,10 +26,7 @@ class SourcePolicyFetcher final : public core::Fetcher {
         return inner_.fetch(uri, sink, options);
       case image::SignaturePolicy::kDigest:
         if (absl::StartsWithIgnoreCase(uri, "file://")) return inner_.fetch(uri, sink, options);
-        return absl::PermissionDeniedError(absl::StrCat(
-            uri, ": ", d.source, " wants a digest, which a container file cannot give; sign it (minisign, at ",
-            uri, ".minisig) or declare an [[images.source]] for it with policy \"signed\" or \"none\" in "
-            "xenctld's config"));
+        break;  // a signature when there is one; a container file gives no digest
       case image::SignaturePolicy::kSigned:
       case image::SignaturePolicy::kAuto:
         break;
@@ -56,8 +53,11 @@ class SourcePolicyFetcher final : public core::Fetcher {
     if (!got.ok()) {
       if (got.status().code() != absl::StatusCode::kNotFound) return got.status();
       return absl::PermissionDeniedError(absl::StrCat(
-          uri, ": ", d.source, " wants a minisign signature and there is none at ", uri,
-          ".minisig; sign it with a key of the source's trusted keys, or declare an [[images.source]] for it "
+          uri, ": ", d.source,
+          d.policy == image::SignaturePolicy::kDigest
+              ? " wants a signature or a digest, a container file gives no digest, and there is no signature at "
+              : " wants a minisign signature and there is none at ",
+          uri, ".minisig; sign it with a key of the source's trusted keys, or declare an [[images.source]] for it "
           "with policy \"none\" in xenctld's config"));
     }
     auto sig = image::MinisignSignature::parse(sig_text);

@@ -15,11 +15,12 @@
 //    the image sources' policy (lib/image/image_sources.h, [[images.source]]
 //    and [images] trusted_keys), as an image import from that URI would:
 //    "signed" needs a minisign signature at URI.minisig by a trusted key of
-//    the source; "none" takes the bytes as they are; "digest" is taken for a
-//    file:// URI (a file already on this host, the built-in default) and
-//    refused for a remote one, since a container file gives no digest. So by
-//    default a remote source or patch must be signed: a patch of
-//    /etc/shadow from the network is a way into every server it makes.
+//    the source; "none" takes the bytes as they are; "digest" takes a
+//    file:// URI as it is (a file already on this host: the built-in
+//    default) and wants the signature for a remote one, since a container
+//    file gives no digest. So by default a remote source or patch must be
+//    signed: a patch of /etc/shadow from the network is a way into every
+//    server it makes.
 #pragma once
 
 #include <cstdint>
