@@ -9,6 +9,7 @@
 #include "tests/fakes/fake_fetcher.h"
 #include "tests/fakes/fake_file_tree.h"
 #include "tests/fakes/fake_volumes.h"
+#include "tests/support/minisign_vectors.h"
 #include "tests/unit/provision/test_util.h"
 
 namespace xenctl::provision {
@@ -16,19 +17,11 @@ namespace {
 
 using core::OperationState;
 using ::testing::HasSubstr;
+using ::xenctl::testing::kMinisignMessage;
+using ::xenctl::testing::kMinisignPrehashedSig;
+using ::xenctl::testing::kMinisignPublicKey;
 
 constexpr uint64_t kMiB = 1 << 20;
-
-// Written by minisign 0.11 over kSigned (tests/unit/image/minisign_test.cc).
-constexpr std::string_view kSigned = "hello golden image\n";
-constexpr std::string_view kPublicKey =
-    "untrusted comment: minisign public key 53DB1FFA3519811B\n"
-    "RWQbgRk1+h/bU3mtkquF5h/GkgsQh2lW2xQXMJ74ldXzZT6gsgLhLBNz\n";
-constexpr std::string_view kSignature =
-    "untrusted comment: signature from minisign secret key\n"
-    "RUQbgRk1+h/bU9+Qd+LsnNt5B2uMGWZYOBfxLzDvCqHyO0qofyPJQivFMETeWeKeR2JFACfE93J2kdAwCOJ28BuzLfd48RX05wo=\n"
-    "trusted comment: timestamp:1 file:msg.txt\n"
-    "bq1UIRMqrcoF1+vgCyaBNgx4cqYJ0jrD4otZTRZEJJWj45/ElauTisWoi1ExvPt+Bk3YSmhxQ9ler6/iWBUjBw==\n";
 
 constexpr char kMotdPatch[] =
     "--- a/etc/motd\n"
@@ -48,7 +41,7 @@ class ContainerRunnerTest : public ::testing::Test {
     ASSERT_TRUE(pools[0]->create("web1", 64 * kMiB, std::nullopt).ok());
     storage_ = std::make_unique<StorageManager>(std::move(pools), ops_, usage_);
     tree_.addFile("/etc/motd", "one\ntwo\n");
-    makeRunner(image::ImageSources({image::MinisignPublicKey::parse(kPublicKey).value()}));
+    makeRunner(image::ImageSources({image::MinisignPublicKey::parse(kMinisignPublicKey).value()}));
   }
   void makeRunner(image::ImageSources sources) {
     ContainerRunner::Ports ports;
@@ -153,7 +146,7 @@ TEST_F(ContainerRunnerTest, RequestIdDeduplicates) {
 // change, naming the setting; a source declared "none" is taken as it is.
 TEST_F(ContainerRunnerTest, RemoteSourcesMustBeSigned) {
   const std::string copy = "[copy /etc/motd archive vol:thin/web1 source https://h/motd] [end]\n";
-  fetcher_.serve("https://h/motd", std::string(kSigned));
+  fetcher_.serve("https://h/motd", std::string(kMinisignMessage));
   auto op = run(copy);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kPermissionDenied) << op.status;
   EXPECT_THAT(op.status.message(), HasSubstr("https://h/motd.minisig"));
@@ -161,15 +154,15 @@ TEST_F(ContainerRunnerTest, RemoteSourcesMustBeSigned) {
   EXPECT_EQ(file("/etc/motd"), "one\ntwo\n");
 
   fetcher_.serve("https://h/motd", "tampered\n");
-  fetcher_.serve("https://h/motd.minisig", std::string(kSignature));
+  fetcher_.serve("https://h/motd.minisig", std::string(kMinisignPrehashedSig));
   op = run(copy);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kDataLoss) << op.status;
   EXPECT_EQ(file("/etc/motd"), "one\ntwo\n");
 
-  fetcher_.serve("https://h/motd", std::string(kSigned));
+  fetcher_.serve("https://h/motd", std::string(kMinisignMessage));
   op = run(copy);
   EXPECT_EQ(op.state, OperationState::kSucceeded) << op.status;
-  EXPECT_EQ(file("/etc/motd"), kSigned);
+  EXPECT_EQ(file("/etc/motd"), kMinisignMessage);
 
   image::ImageSource open;
   open.prefix = "https://open.example/";
