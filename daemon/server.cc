@@ -19,6 +19,8 @@
 #include "daemon/convert.h"
 #include "daemon/images.h"
 #include "daemon/pools.h"
+#include "lib/customize/customizer.h"
+#include "lib/customize/ext4_file_tree.h"
 #include "lib/image/curl_fetcher.h"
 #include "lib/sys/posix_process_runner.h"
 #include "lib/testhv/test_hypervisor.h"
@@ -46,8 +48,19 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   XENCTL_ASSIGN_OR_RETURN(s->fetcher_, image::CurlFetcher::create());
   s->image_tools_ = std::make_unique<sys::PosixProcessRunner>();
   XENCTL_ASSIGN_OR_RETURN(provision::ImageConfig image_config, imageConfig(config));
+  // Container files fetch under the images' source policy (container_runner.h).
+  provision::ContainerRunner::Config container_config;
+  container_config.sources = image_config.sources;
+  container_config.ca_file = image_config.ca_file;
   s->images_ = std::make_unique<provision::ImageManager>(*s->storage_, *s->fetcher_, *s->store_, *s->ops_,
                                                          *s->image_tools_, s->clock_, std::move(image_config));
+
+  s->customizer_ = std::make_unique<customize::Customizer>(*s->image_tools_, customize::Ext4FileTree::open);
+  provision::ContainerRunner::Ports container_ports{
+      customize::Ext4FileTree::open, s->fetcher_.get(),
+      [c = s->customizer_.get()](core::FileTree& t, const core::Customizations& cz) { return c->apply(t, cz); }};
+  s->containers_ = std::make_unique<provision::ContainerRunner>(
+      *s->storage_, s->volume_usage_, *s->ops_, std::move(container_ports), std::move(container_config));
 
   XENCTL_RETURN_IF_ERROR(s->serve(config, version));
   return s;
@@ -96,13 +109,14 @@ void Server::startEventLog() {
 }
 
 Status Server::serve(const Config& config, const std::string& version) {
-  context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_});
+  context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
+                                    *containers_});
   services_.push_back(std::make_unique<DomainServiceImpl>(*context_));
   services_.push_back(std::make_unique<OperationServiceImpl>(*context_));
   services_.push_back(std::make_unique<HostServiceImpl>(*context_, version));
   services_.push_back(std::make_unique<VolumeServiceImpl>(*context_));
   services_.push_back(std::make_unique<ImageServiceImpl>(*context_));
-  services_.push_back(std::make_unique<ContainerServiceImpl>());
+  services_.push_back(std::make_unique<ContainerServiceImpl>(*context_));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -11,6 +11,7 @@
 #include "daemon/config.h"
 #include "daemon/peers.h"
 #include "daemon/services.h"
+#include "lib/customize/customizer.h"
 #include "lib/sys/system_clock.h"
 #include "lib/sys/unix_socket.h"
 
@@ -63,6 +64,8 @@ class Server {
   std::unique_ptr<core::Fetcher> fetcher_;
   std::unique_ptr<core::ProcessRunner> image_tools_;
   std::unique_ptr<provision::ImageManager> images_;
+  std::unique_ptr<customize::Customizer> customizer_;
+  std::unique_ptr<provision::ContainerRunner> containers_;
   PeerRegistry peers_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<ServiceContext> context_;

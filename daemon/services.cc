@@ -405,13 +405,12 @@ grpc::Status ImageServiceImpl::ExportImage(grpc::ServerContext* ctx, const v1::E
   return answer("ExportImage", req->source(), caller, c_.images.exportImage(er, caller), out);
 }
 
-#define XENCTL_NOT_BUILT(Svc, Method, Req, Resp, what)                                   \
-  grpc::Status Svc::Method(grpc::ServerContext*, const v1::Req*, v1::Resp*) {            \
-    return notBuilt(#Method, what);                                                      \
-  }
-XENCTL_NOT_BUILT(ContainerServiceImpl, ApplyContainer, ApplyContainerRequest, Operation,
-                 "running container expressions")
-#undef XENCTL_NOT_BUILT
+grpc::Status ContainerServiceImpl::ApplyContainer(grpc::ServerContext* ctx, const v1::ApplyContainerRequest* req,
+                                                  v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  provision::ContainerRunner::ApplyRequest ar{req->text(), req->file_name(), req->dry_run()};
+  return answer("ApplyContainer", req->file_name(), caller, c_.containers.apply(ar, caller), out);
+}
 
 grpc::Status ContainerServiceImpl::StripContainer(grpc::ServerContext*, const v1::StripContainerRequest* req,
                                                   v1::StripContainerResponse* out) {

@@ -7,6 +7,7 @@
 
 #include "daemon/peers.h"
 #include "lib/core/hypervisor.h"
+#include "lib/provision/container_runner.h"
 #include "lib/provision/domain_manager.h"
 #include "lib/provision/event_bus.h"
 #include "lib/provision/image_manager.h"
@@ -32,6 +33,7 @@ struct ServiceContext {
   const std::atomic<bool>& stopping;
   provision::StorageManager& storage;
   provision::ImageManager& images;
+  provision::ContainerRunner& containers;
 };
 
 class DomainServiceImpl final : public v1::DomainService::Service {
@@ -110,13 +112,17 @@ class ImageServiceImpl final : public v1::ImageService::Service {
   ServiceContext& c_;
 };
 
-// The container language: StripContainer parses (lib/customize); running
-// the expressions (ApplyContainer) answers UNIMPLEMENTED until it is wired.
+// The container language: StripContainer parses (lib/customize);
+// ApplyContainer runs the expressions (provision::ContainerRunner).
 class ContainerServiceImpl final : public v1::ContainerService::Service {
  public:
+  explicit ContainerServiceImpl(ServiceContext& c) : c_(c) {}
   grpc::Status ApplyContainer(grpc::ServerContext*, const v1::ApplyContainerRequest*, v1::Operation*) override;
   grpc::Status StripContainer(grpc::ServerContext*, const v1::StripContainerRequest*,
                               v1::StripContainerResponse*) override;
+
+ private:
+  ServiceContext& c_;
 };
 
 }  // namespace xenctl::daemon

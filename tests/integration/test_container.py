@@ -4,9 +4,10 @@ writes the plain xl config; a file with an error is refused with its line
 and column and changes nothing."""
 
 import os
+import subprocess
 import textwrap
 
-from harness import DaemonTestCase
+from harness import Daemon, DaemonTestCase
 
 CONTAINER = textwrap.dedent("""\
     name   = 'web1'
@@ -61,3 +62,97 @@ class ContainerTest(DaemonTestCase):
         self.assertIn(f"{path}:3:15: [image] SIZE '50XB' is not a size", r.err)
         self.assertEqual(self.vm("list", "--json").json(), [])
         self.assertEqual(self.vmm("ops", "--all", "--json").json(), [])
+
+
+MOTD_PATCH = textwrap.dedent("""\
+    --- a/etc/motd
+    +++ b/etc/motd
+    @@ -1,3 +1,3 @@
+     Welcome
+    -to the golden image
+    +to web1
+     Bye
+    """)
+
+
+class ContainerApplyTest(DaemonTestCase):
+    """ApplyContainer against the real xenctld: a dir pool "thin" whose
+    volumes are ext4 image files, edited offline and read back by debugfs."""
+
+    start_daemon = False
+
+    def setUp(self):
+        super().setUp()
+        self.pool_dir = os.path.join(self.workdir, "pools", "thin")
+        config = self.write("xenctld.toml", f'[[pool]]\nname = "thin"\ndriver = "dir"\npath = "{self.pool_dir}"\n')
+        self.daemon = Daemon(self.workdir, extra_args=["--config", config])
+        self.daemon.start()
+        self.addCleanup(self.daemon.stop)
+        self.vm("volume", "create", "web1", "64M", "--ext4")
+        self.volume = os.path.join(self.pool_dir, "web1.img")
+        self.patch = self.write("motd.patch", MOTD_PATCH)
+
+    def cat(self, path):
+        r = subprocess.run(["debugfs", "-R", f"cat {path}", self.volume], capture_output=True, text=True, check=True)
+        return r.stdout
+
+    def container(self, name="web1"):
+        return self.write(f"{name}.cfg", textwrap.dedent(f"""\
+            name   = '{name}'
+            memory = 128
+            disk   = [ 'vol:thin/web1,raw,xvda,w' ]
+            [replace /etc/motd archive vol:thin/web1
+            Welcome
+            to the golden image
+            Bye
+            ] [end]
+            [patch vol:thin/web1 {self.patch}][end]
+            [replace /etc/HOSTNAME archive vol:thin/web1
+            FCDOBBS
+            ] [end]
+            [hostname {name} archive vol:thin/web1][end]
+            """))
+
+    def test_vm_container_replaces_and_patches_a_volume(self):
+        """vm-container --container FILE replaces, patches and customizes files in the volume, in order."""
+        path = self.container()
+        r = self.vm("container", "--container", path)
+        self.assertIn("expressions applied", r.out)
+        self.assertEqual(self.cat("/etc/motd"), "Welcome\nto web1\nBye\n")
+        self.assertEqual(self.cat("/etc/HOSTNAME"), "FCDOBBS\n")
+        self.assertEqual(self.cat("/etc/hostname"), "web1\n")
+        ops = self.vmm("ops", "--all", "--json").json()
+        self.assertEqual([(o["kind"], o["target"], o["state"]) for o in ops],
+                         [("apply-container", path, "OPERATION_STATE_SUCCEEDED"),
+                          ("create-volume", "thin/web1", "OPERATION_STATE_SUCCEEDED")])
+        fsck = subprocess.run(["e2fsck", "-fn", self.volume], capture_output=True, text=True)
+        self.assertEqual(fsck.returncode, 0, fsck.stdout + fsck.stderr)
+
+    def test_failing_run_changes_nothing(self):
+        """A hunk that does not apply fails the run with its place, and the volume keeps what it had."""
+        bad = self.write("bad.cfg", f"name = 'web1'\n[replace /etc/motd archive vol:thin/web1\nother\n] [end]\n"
+                                    f"[patch vol:thin/web1 {self.patch}][end]\n")
+        r = self.vm("container", "--container", bad, expect=None)
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn(f"{bad}:5:1: [patch]", r.err)
+        self.assertIn("does not apply", r.err)
+        ls = subprocess.run(["debugfs", "-R", "ls /etc", self.volume], capture_output=True, text=True)
+        self.assertNotIn("motd", ls.stdout)
+
+    def test_dry_run_changes_nothing(self):
+        """--dry-run checks the file with the daemon and leaves the volume alone."""
+        self.vm("container", "--container", self.container(), "--dry-run")
+        ls = subprocess.run(["debugfs", "-R", "ls /etc", self.volume], capture_output=True, text=True)
+        self.assertNotIn("motd", ls.stdout)
+
+    def test_vmm_create_applies_then_creates(self):
+        """vmm create FILE runs the expressions, then creates the domain from the stripped config; a second
+        run against the volume of the running domain is refused."""
+        path = self.container()
+        self.vmm("create", path)
+        self.assertEqual(self.cat("/etc/motd"), "Welcome\nto web1\nBye\n")
+        dom = self.domains()["web1"]
+        self.assertEqual(dom["spec"]["disks"][0]["target"], "vol:thin/web1")
+        r = self.vm("container", "--container", path, expect=None)
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn("running domain 'web1' uses it", r.err)

@@ -4,23 +4,18 @@
 #include <gtest/gtest.h>
 
 #include "lib/image/digest.h"
+#include "tests/support/minisign_vectors.h"
 
 namespace xenctl::image {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Written by the stock minisign 0.11: `minisign -G -W`, then `minisign -S`
-// (prehashed, the default) and `minisign -S -l` (legacy) over kMessage.
-constexpr std::string_view kMessage = "hello golden image\n";
-constexpr std::string_view kPublicKey =
-    "untrusted comment: minisign public key 53DB1FFA3519811B\n"
-    "RWQbgRk1+h/bU3mtkquF5h/GkgsQh2lW2xQXMJ74ldXzZT6gsgLhLBNz\n";
-constexpr std::string_view kPrehashedSig =
-    "untrusted comment: signature from minisign secret key\n"
-    "RUQbgRk1+h/bU9+Qd+LsnNt5B2uMGWZYOBfxLzDvCqHyO0qofyPJQivFMETeWeKeR2JFACfE93J2kdAwCOJ28BuzLfd48RX05wo=\n"
-    "trusted comment: timestamp:1 file:msg.txt\n"
-    "bq1UIRMqrcoF1+vgCyaBNgx4cqYJ0jrD4otZTRZEJJWj45/ElauTisWoi1ExvPt+Bk3YSmhxQ9ler6/iWBUjBw==\n";
+// kMessage, kPublicKey and kPrehashedSig: tests/support/minisign_vectors.h.
+// kLegacySig: written by the same minisign 0.11 with `minisign -S -l` (legacy).
+constexpr std::string_view kMessage = ::xenctl::testing::kMinisignMessage;
+constexpr std::string_view kPublicKey = ::xenctl::testing::kMinisignPublicKey;
+constexpr std::string_view kPrehashedSig = ::xenctl::testing::kMinisignPrehashedSig;
 constexpr std::string_view kLegacySig =
     "untrusted comment: signature from minisign secret key\n"
     "RWQbgRk1+h/bU5k9MFSqXn22R3sz3ljzTOvYJVDtVkwE/WzcFWqafjf9pu8uBFFbH04E6f0gMI2oFaqd9hZHX4G/wFD5PVa6qAw=\n"

@@ -1,0 +1,141 @@
+#include "lib/provision/container_runner.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "lib/customize/container_executor.h"
+#include "lib/image/minisign.h"
+
+namespace xenctl::provision {
+namespace {
+
+// A Fetcher that lets through only what the URI's image source accepts (see
+// the header). A fetch that must be signed is held in memory (the executor
+// holds it anyway, bounded by max_bytes) until its signature verifies, so
+// the executor never sees unproven bytes.
+class SourcePolicyFetcher final : public core::Fetcher {
+ public:
+  SourcePolicyFetcher(core::Fetcher& inner, const image::ImageSources& sources) : inner_(inner), sources_(sources) {}
+
+  Result<core::FetchResult> fetch(const std::string& uri, const core::ByteSink& sink,
+                                  const core::FetchOptions& options) override {
+    XENCTL_ASSIGN_OR_RETURN(image::SourceDecision d, sources_.choose(uri, image::SignaturePolicy::kAuto));
+    switch (d.policy) {
+      case image::SignaturePolicy::kNone:
+        return inner_.fetch(uri, sink, options);
+      case image::SignaturePolicy::kDigest:
+        if (absl::StartsWithIgnoreCase(uri, "file://")) return inner_.fetch(uri, sink, options);
+        break;  // a signature when there is one; a container file gives no digest
+      case image::SignaturePolicy::kSigned:
+      case image::SignaturePolicy::kAuto:
+        break;
+    }
+    std::string body;
+    XENCTL_ASSIGN_OR_RETURN(core::FetchResult r, inner_.fetch(
+        uri,
+        [&](std::string_view chunk) {
+          body.append(chunk);
+          return absl::OkStatus();
+        },
+        options));
+    std::string sig_text;
+    core::FetchOptions sig_options = options;
+    sig_options.max_bytes = 64 << 10;
+    sig_options.progress = nullptr;
+    auto got = inner_.fetch(
+        uri + ".minisig",
+        [&](std::string_view chunk) {
+          sig_text.append(chunk);
+          return absl::OkStatus();
+        },
+        sig_options);
+    if (!got.ok()) {
+      if (got.status().code() != absl::StatusCode::kNotFound) return got.status();
+      return absl::PermissionDeniedError(absl::StrCat(
+          uri, ": ", d.source,
+          d.policy == image::SignaturePolicy::kDigest
+              ? " wants a signature or a digest, a container file gives no digest, and there is no signature at "
+              : " wants a minisign signature and there is none at ",
+          uri, ".minisig; sign it with a key of the source's trusted keys, or declare an [[images.source]] for it "
+          "with policy \"none\" in xenctld's config"));
+    }
+    auto sig = image::MinisignSignature::parse(sig_text);
+    if (!sig.ok()) return Status(sig.status().code(), absl::StrCat(uri, ".minisig: ", sig.status().message()));
+    if (Status v = image::verifyMinisign(*sig, d.trusted_keys, body); !v.ok())
+      return Status(v.code(), absl::StrCat(uri, ": the signature of ", d.source, " does not verify: ", v.message()));
+    XENCTL_RETURN_IF_ERROR(sink(body));
+    return r;
+  }
+
+  Result<uint64_t> put(const std::string& uri, const core::ByteSource& source,
+                       const core::FetchOptions& options) override {
+    return inner_.put(uri, source, options);
+  }
+
+ private:
+  core::Fetcher& inner_;
+  const image::ImageSources& sources_;
+};
+
+}  // namespace
+
+ContainerRunner::ContainerRunner(StorageManager& storage, const VolumeUsage& usage, OperationRegistry& ops,
+                                 Ports ports, Config config)
+    : storage_(storage), usage_(usage), ops_(ops), ports_(std::move(ports)), config_(std::move(config)) {}
+
+Result<std::string> ContainerRunner::volumePath(const core::VolumeRef& ref) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * pool, storage_.pool(ref.pool));
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool->get(ref.name));
+  if (auto user = usage_.userOf(ref.target()))
+    return absl::FailedPreconditionError(absl::StrCat(ref.target(), ": running domain '", *user,
+                                                      "' uses it, and a container file edits volumes offline; "
+                                                      "shut the domain down first"));
+  return v.path;
+}
+
+Status ContainerRunner::runNow(const customize::ContainerFile& file, std::string_view file_name,
+                               const RunOptions& options) {
+  if (ports_.fetcher == nullptr) return absl::FailedPreconditionError("the container runner has no fetcher");
+  SourcePolicyFetcher fetcher(*ports_.fetcher, config_.sources);
+  customize::ContainerPorts ports{ports_.open_tree, &fetcher,
+                                  [this](const core::VolumeRef& ref) { return volumePath(ref); }, ports_.customize};
+  customize::ContainerRunOptions run;
+  run.fetch.stop = options.stop;
+  run.fetch.ca_file = config_.ca_file;
+  run.max_fetch_bytes = config_.max_fetch_bytes;
+  run.instance_id = options.instance_id;
+  run.dry_run = options.dry_run;
+  run.progress = options.progress;
+  return customize::runContainer(file, file_name, ports, run);
+}
+
+Result<core::OperationRecord> ContainerRunner::apply(const ApplyRequest& req, const Caller& caller) {
+  std::string name = req.file_name.empty() ? "container" : req.file_name;
+  auto parsed = customize::parseContainer(req.text, name);
+  // A retry with a request_id seen before gets its operation; otherwise a
+  // file with an error is refused before anything starts.
+  const Status parse_status = parsed.status();
+  auto file = std::make_shared<customize::ContainerFile>(parsed.ok() ? *std::move(parsed)
+                                                                     : customize::ContainerFile{});
+  const bool dry_run = req.dry_run;
+  return ops_.startChecked({"apply-container", name, caller.request_id, caller.uid},
+                           [&] { return parse_status; },
+                           [this, file, name, dry_run](OperationContext& ctx) -> Status {
+    ctx.phase("run", 5,
+              dry_run ? "fetching and checking every statement; nothing is written"
+                      : "fetching and checking every statement before any is written");
+    RunOptions options;
+    options.dry_run = dry_run;
+    options.stop = ctx.stopToken();
+    options.progress = [&ctx](size_t index, size_t total, const customize::Statement& s) {
+      ctx.progress(static_cast<uint32_t>(10 + 90 * index / (total ? total : 1)), index, total,
+                   absl::StrCat("line ", s.pos.line, ": [", s.keyword, "]"));
+    };
+    Status st = runNow(*file, name, options);
+    if (!st.ok() && ctx.cancelled()) return absl::CancelledError(absl::StrCat("cancelled: ", st.message()));
+    return st;
+  });
+}
+
+}  // namespace xenctl::provision
