@@ -178,7 +178,7 @@ ramdisk = "$golden_dir/initrd.img"
 extra   = "$cmdline"
 memory  = ${memory%M}
 vcpus   = 1
-disk    = [ 'vol:thin/$web2-root,xvda,w' ]
+disk    = [ 'vol:thin/$web2-root,raw,xvda,w' ]
 vif     = [ 'bridge=$bridge,mac=00:16:3e:4c:41:02' ]
 on_poweroff = "destroy"
 
@@ -245,7 +245,7 @@ type    = "pv"
 kernel  = "$golden_dir/vmlinux"
 memory  = 128
 vcpus   = 1
-disk    = [ 'vol:thin/$web3-scratch,xvda,w' ]
+disk    = [ 'vol:thin/$web3-scratch,raw,xvda,w' ]
 [image vol:thin/$web3-scratch 64MB $web3 ][end]
 [hostname $web3 archive vol:thin/$web3-scratch ][end]
 [bogus-expression vol:thin/$web3-scratch ][end]
