@@ -64,6 +64,10 @@ class ImageManager {
   };
   Result<std::vector<ImageView>> list();
 
+  /// The catalog entry of an image: what a root is cloned from.
+  /// NOT_FOUND when the catalog has no such image.
+  Result<state::ImageRecord> get(const std::string& name) { return find(name); }
+
   /// Deletes the image and its base volume. FAILED_PRECONDITION while
   /// volumes cloned from it exist (they are named).
   Result<core::OperationRecord> remove(const std::string& name, const Caller& caller);

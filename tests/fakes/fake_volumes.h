@@ -27,6 +27,7 @@ class FakeVolumes final : public core::VolumeManager {
     std::mutex mu;
     std::map<std::string, core::Volume> volumes;  // by name; snapshots as "VOL@SNAP"
     Status remove_failure;                        // what remove() returns while not OK
+    Status clone_failure, resize_failure;         // what clone() and resize() return while not OK
   };
 
   explicit FakeVolumes(std::string pool, std::shared_ptr<State> state = std::make_shared<State>())
@@ -38,6 +39,17 @@ class FakeVolumes final : public core::VolumeManager {
   void failRemove(Status st) {
     std::lock_guard lock(state_->mu);
     state_->remove_failure = std::move(st);
+  }
+
+  /// From now on clone() or resize() fails with `st` (a full pool, say)
+  /// and changes nothing; OK makes it work again.
+  void failClone(Status st) {
+    std::lock_guard lock(state_->mu);
+    state_->clone_failure = std::move(st);
+  }
+  void failResize(Status st) {
+    std::lock_guard lock(state_->mu);
+    state_->resize_failure = std::move(st);
   }
 
   const std::string& poolName() const override { return pool_; }
@@ -58,6 +70,9 @@ class FakeVolumes final : public core::VolumeManager {
     XENCTL_RETURN_IF_ERROR(core::validateVolumeName(name));
     if (size_bytes) XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
     std::lock_guard lock(state_->mu);
+    if (!state_->clone_failure.ok())
+      return Status(state_->clone_failure.code(),
+                    absl::StrCat("cloning ", who(base), ": ", state_->clone_failure.message()));
     XENCTL_ASSIGN_OR_RETURN(core::Volume b, find(base));
     XENCTL_RETURN_IF_ERROR(requireFree(name));
     if (size_bytes && size_bytes < b.size_bytes)
@@ -95,6 +110,9 @@ class FakeVolumes final : public core::VolumeManager {
   Result<core::Volume> resize(const std::string& name, uint64_t size_bytes) override {
     XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
     std::lock_guard lock(state_->mu);
+    if (!state_->resize_failure.ok())
+      return Status(state_->resize_failure.code(),
+                    absl::StrCat("resizing ", who(name), ": ", state_->resize_failure.message()));
     XENCTL_ASSIGN_OR_RETURN(core::Volume v, find(name));
     if (v.read_only) return absl::FailedPreconditionError(absl::StrCat("resizing ", who(name), ": it is read-only"));
     if (size_bytes < v.size_bytes)

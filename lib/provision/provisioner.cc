@@ -1,0 +1,263 @@
+#include "lib/provision/provisioner.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace xenctl::provision {
+namespace {
+
+// Overall percent at the start of each phase; the clone's copy (sparse
+// copies on a dir pool without reflinks) fills the range up to kGrowPct.
+constexpr uint32_t kResolvePct = 2, kClonePct = 5, kGrowPct = 60, kCustomizePct = 70, kDefinePct = 85,
+                   kStartPct = 90;
+
+std::string quoted(const std::string& name) { return absl::StrCat("domain '", name, "'"); }
+
+Status withContext(const Status& st, const std::string& what) {
+  return st.ok() ? st : Status(st.code(), absl::StrCat(what, ": ", st.message()));
+}
+
+}  // namespace
+
+Status runSaga(OperationContext& ctx, const std::string& what, const std::vector<SagaStep>& steps) {
+  std::vector<std::pair<const SagaStep*, StepRecord>> done;
+  Status failed;
+  const SagaStep* failed_step = nullptr;
+  for (const SagaStep& step : steps) {
+    if (ctx.cancelled()) {
+      failed = absl::CancelledError("cancelled before this step");
+      failed_step = &step;
+      break;
+    }
+    ctx.phase(step.name, step.percent, step.message);
+    StepRecord record;
+    if (Status st = step.run(ctx, record); !st.ok()) {
+      failed = st;
+      failed_step = &step;
+      break;
+    }
+    done.emplace_back(&step, std::move(record));
+  }
+  if (failed.ok()) return failed;
+
+  std::vector<std::string> undone, left;
+  if (!done.empty()) ctx.phase("undo", failed_step->percent, "undoing the steps done so far");
+  for (auto it = done.rbegin(); it != done.rend(); ++it) {
+    if (!it->first->undo) continue;
+    if (Status st = it->first->undo(it->second); st.ok())
+      undone.push_back(it->first->name);
+    else
+      left.push_back(absl::StrCat(it->first->name, " (", st.message(), ")"));
+  }
+  std::string msg = absl::StrCat(what, ": ", failed_step->name, ": ", failed.message());
+  if (!undone.empty()) absl::StrAppend(&msg, "; undone: ", absl::StrJoin(undone, ", "));
+  if (!left.empty())
+    absl::StrAppend(&msg, "; could not undo: ", absl::StrJoin(left, ", "),
+                    ": remove what is left by hand (`vm-volume delete`, `vm-delete`)");
+  return Status(failed.code(), msg);
+}
+
+struct Provisioner::Plan {
+  ProvisionRequest req;  // spec normalized, with its root disk; customizations complete
+  int64_t owner_uid = -1;
+  state::ImageRecord image;
+  std::string pool;  // where the root is cloned: the image's pool
+  std::string root;  // the root volume's name
+  uint64_t base_size = 0;
+};
+
+Provisioner::Provisioner(DomainManager& domains, StorageManager& storage, ImageManager& images,
+                         OperationRegistry& ops, Customize customize)
+    : domains_(domains), storage_(storage), images_(images), ops_(ops), customize_(std::move(customize)) {}
+
+std::string Provisioner::rootVolumeName(const std::string& domain) { return absl::StrCat(domain, "-root"); }
+
+Status Provisioner::prepare(Plan& p) {
+  ProvisionRequest& r = p.req;
+  XENCTL_RETURN_IF_ERROR(core::validateDomainName(r.spec.name));
+  const std::string who = quoted(r.spec.name);
+  if (r.image.empty()) return absl::InvalidArgumentError(absl::StrCat(who, ": the root names no image"));
+  if (r.image.find("://") != std::string::npos)
+    return absl::InvalidArgumentError(absl::StrCat(
+        who, ": root image '", r.image, "' is a URI; import it first (`vm-image import NAME ", r.image,
+        "`), then create the domain from NAME"));
+
+  auto image = images_.get(r.image);
+  if (absl::IsNotFound(image.status()))
+    return absl::FailedPreconditionError(absl::StrCat(who, ": root image '", r.image,
+                                                      "' is not in the catalog; import it (`vm-image import ",
+                                                      r.image, " URI`) or see `vm-image list`"));
+  XENCTL_RETURN_IF_ERROR(image.status());
+  p.image = *std::move(image);
+  p.pool = p.image.pool;
+  if (!r.pool.empty() && r.pool != p.pool)
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, ": root image '", r.image, "' is in pool '", p.pool, "', not '", r.pool,
+        "'; a root is cloned in its image's pool: drop the pool, or import the image into '", r.pool,
+        "' too (`vm-image import NAME URI --pool ", r.pool, "`)"));
+  auto pool = storage_.pool(p.pool);
+  if (!pool.ok())
+    return absl::FailedPreconditionError(
+        absl::StrCat(who, ": root image '", r.image, "': ", pool.status().message()));
+  auto base = (*pool)->get(p.image.volume);
+  if (absl::IsNotFound(base.status()))
+    return absl::FailedPreconditionError(absl::StrCat(who, ": root image '", r.image, "': its base volume '", p.pool,
+                                                      "/", p.image.volume,
+                                                      "' is missing; delete the image and import it again"));
+  XENCTL_RETURN_IF_ERROR(base.status());
+  p.base_size = base->size_bytes;
+
+  p.root = rootVolumeName(r.spec.name);
+  if (Status st = core::validateVolumeName(p.root, "root volume"); !st.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": ", st.message(), "; a domain with a root image needs a name of at most 58 characters"));
+  if (r.root_size_bytes) {
+    XENCTL_RETURN_IF_ERROR(withContext(core::validateVolumeSize(r.root_size_bytes), who + ": root size"));
+    if (r.root_size_bytes < p.base_size)
+      return absl::InvalidArgumentError(absl::StrCat(who, ": root size ", r.root_size_bytes,
+                                                     " bytes is below the size of image '", r.image, "' (",
+                                                     p.base_size, " bytes); give at least that"));
+  }
+  auto taken = (*pool)->get(p.root);
+  if (taken.ok())
+    return absl::AlreadyExistsError(absl::StrCat(who, ": its root volume '", p.pool, "/", p.root,
+                                                 "' already exists; delete it (`vm-volume delete ", p.root,
+                                                 " --pool ", p.pool, "`) or name the domain otherwise"));
+  if (!absl::IsNotFound(taken.status())) return taken.status();
+
+  // The root is the first disk; the uuid and the MACs exist from here on,
+  // so the guest's network files and NoCloud instance-id can name them.
+  core::DiskSpec root_disk{core::VolumeRef{p.pool, p.root}.target(),
+                           r.root_vdev.empty() ? std::string("xvda") : r.root_vdev, "w", ""};
+  r.spec.disks.insert(r.spec.disks.begin(), std::move(root_disk));
+  if (r.spec.uuid.empty()) r.spec.uuid = core::newUuid();
+  XENCTL_ASSIGN_OR_RETURN(r.spec, core::normalizeSpec(std::move(r.spec)));
+  if (auto existing = domains_.get(r.spec.name); existing.ok() || !absl::IsNotFound(existing.status()))
+    return existing.ok() ? absl::AlreadyExistsError(absl::StrCat(who, " already exists")) : existing.status();
+
+  core::Customizations& c = r.customizations;
+  c.networks.clear();
+  std::vector<size_t> interface_of(r.spec.vifs.size(), SIZE_MAX);
+  for (size_t i = 0; i < r.spec.vifs.size(); ++i) {
+    const core::VifSpec& v = r.spec.vifs[i];
+    if (v.ip.empty()) continue;
+    if (v.ip.find('/') == std::string::npos)
+      return absl::InvalidArgumentError(absl::StrCat(who, ": vif ", i, ": ip '", v.ip,
+                                                     "' needs a prefix length (e.g. ", v.ip,
+                                                     "/24) to configure the guest's network"));
+    interface_of[i] = c.networks.size();
+    c.networks.push_back({v.mac, v.ip, "", {}});
+  }
+  for (const auto& n : r.networks) {
+    if (n.vif >= r.spec.vifs.size() || interface_of[n.vif] == SIZE_MAX)
+      return absl::InvalidArgumentError(absl::StrCat(
+          who, ": a gateway or DNS servers are given for vif ", n.vif,
+          ", which has no ip; give the vif an address (--ip, or ip= in --vif)"));
+    core::NetworkInterface& iface = c.networks[interface_of[n.vif]];
+    iface.gateway = n.gateway;
+    iface.dns = n.dns;
+  }
+  c.instance_id = r.spec.uuid;
+  if (!c.empty() && !customize_)
+    return absl::UnimplementedError(
+        absl::StrCat(who, ": customizing a root volume is not built into this xenctld yet; create it without "
+                          "customizations and with the identity kept (--keep-identity)"));
+  return absl::OkStatus();
+}
+
+std::vector<SagaStep> Provisioner::steps(const std::shared_ptr<Plan>& plan) {
+  const ProvisionRequest& r = plan->req;
+  std::vector<SagaStep> out;
+
+  out.push_back({"resolve", kResolvePct, absl::StrCat("image '", r.image, "'"),
+                 [this, plan](OperationContext& ctx, StepRecord&) -> Status {
+                   // Checked again: the image may have been deleted since the call.
+                   XENCTL_ASSIGN_OR_RETURN(state::ImageRecord image, images_.get(plan->image.name));
+                   XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * pool, storage_.pool(image.pool));
+                   XENCTL_RETURN_IF_ERROR(pool->get(image.volume).status());
+                   ctx.progress(kResolvePct, 0, 0,
+                                absl::StrCat("image '", image.name, "' is cached in pool '", image.pool,
+                                             "' (sha256 ", image.sha256.substr(0, 12), "); not fetched"));
+                   return absl::OkStatus();
+                 },
+                 {}});
+
+  out.push_back({"clone", kClonePct, absl::StrCat("cloning ", plan->pool, "/", plan->root, " from image '", r.image, "'"),
+                 [this, plan](OperationContext& ctx, StepRecord& rec) -> Status {
+                   auto progress = [&ctx](uint64_t done, uint64_t total) {
+                     ctx.progress(total ? kClonePct + static_cast<uint32_t>((kGrowPct - kClonePct) * done / total)
+                                        : kGrowPct,
+                                  done, total);
+                     return !ctx.cancelled();
+                   };
+                   XENCTL_RETURN_IF_ERROR(
+                       storage_.cloneNow(plan->pool, plan->image.volume, plan->root, 0, progress).status());
+                   rec["pool"] = plan->pool;
+                   rec["volume"] = plan->root;
+                   return absl::OkStatus();
+                 },
+                 [this](const StepRecord& rec) -> Status {
+                   Status st = storage_.removeNow(rec.at("pool"), rec.at("volume"));
+                   if (absl::IsNotFound(st)) return absl::OkStatus();
+                   return withContext(st, absl::StrCat("volume ", rec.at("pool"), "/", rec.at("volume")));
+                 }});
+
+  if (r.root_size_bytes > plan->base_size)
+    out.push_back({"grow", kGrowPct, absl::StrCat("growing ", plan->root, " and its file system to ", r.root_size_bytes,
+                                                  " bytes"),
+                   [this, plan](OperationContext&, StepRecord&) -> Status {
+                     return storage_.resizeNow(plan->pool, plan->root, plan->req.root_size_bytes).status();
+                   },
+                   {}});  // the clone's undo deletes the grown volume
+
+  if (!r.customizations.empty())
+    out.push_back({"customize", kCustomizePct,
+                   r.customizations.reset_identity ? "applying the customizations and a new identity"
+                                                   : "applying the customizations",
+                   [this, plan](OperationContext&, StepRecord&) -> Status {
+                     XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * pool, storage_.pool(plan->pool));
+                     XENCTL_ASSIGN_OR_RETURN(core::Volume root, pool->get(plan->root));
+                     return customize_(root.path, plan->req.customizations);
+                   },
+                   {}});  // the clone's undo deletes the customized volume
+
+  // DomainManager::createNow defines and, unless define_only, starts: one
+  // step whose phases are "define" then "start". A start that fails undoes
+  // its definition itself; the undo here is for steps that come later.
+  out.push_back({"define", kDefinePct, "storing the definition",
+                 [this, plan](OperationContext& ctx, StepRecord& rec) -> Status {
+                   DomainManager::Phases phases;
+                   phases.stop = ctx.stopToken();
+                   phases.phase = [&ctx](const std::string& phase, uint32_t pct, const std::string& message) {
+                     const uint32_t overall = kDefinePct + pct * (100 - kDefinePct) / 100;
+                     if (phase == "define")
+                       ctx.phase("define", overall, message);
+                     else if (phase == "create")
+                       ctx.phase("start", std::max(overall, kStartPct), message);
+                     else
+                       ctx.progress(overall, 0, 0, message);
+                   };
+                   DomainManager::CreateRequest create{plan->req.spec, plan->req.define_only, plan->req.paused};
+                   XENCTL_RETURN_IF_ERROR(domains_.createNow(std::move(create), plan->owner_uid, phases).status());
+                   rec["domain"] = plan->req.spec.name;
+                   return absl::OkStatus();
+                 },
+                 [this](const StepRecord& rec) { return domains_.removeNow(rec.at("domain"), false); }});
+  return out;
+}
+
+Result<core::OperationRecord> Provisioner::create(ProvisionRequest req, const Caller& caller) {
+  auto plan = std::make_shared<Plan>();
+  plan->req = std::move(req);
+  plan->owner_uid = caller.uid;
+  const std::string name = plan->req.spec.name;
+  return ops_.startChecked({"create-domain", name, caller.request_id, caller.uid}, [&] { return prepare(*plan); },
+                           [this, plan, name](OperationContext& ctx) {
+                             return runSaga(ctx, absl::StrCat("provisioning ", quoted(name)), steps(plan));
+                           });
+}
+
+}  // namespace xenctl::provision

@@ -1,0 +1,123 @@
+// Provisioner: one-call provisioning (DESIGN.md "Provisioning"). CreateDomain
+// with a root image and customizations runs as ONE operation made of ordered
+// steps, a small saga: resolve the image → clone the root → grow it →
+// customize → define → start. Each step has a name (the operation's phase)
+// and an undo; the undo's inputs are written into the step's record as the
+// step runs, so a journal can later store (name, record) after each step and
+// roll back after a crash. When a step fails, or the operation is cancelled
+// between steps, the completed steps are undone in reverse: no clone and no
+// definition are left behind.
+//
+// The managers do not call one another: the Provisioner calls ImageManager
+// (the catalog), StorageManager (cloneNow, resizeNow, removeNow) and
+// DomainManager (createNow, removeNow), each inside this one operation.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lib/core/customization.h"
+#include "lib/core/domain.h"
+#include "lib/provision/caller.h"
+#include "lib/provision/domain_manager.h"
+#include "lib/provision/image_manager.h"
+#include "lib/provision/operation_registry.h"
+#include "lib/provision/storage_manager.h"
+
+namespace xenctl::provision {
+
+/// What a step's undo needs, written by the step while it runs (e.g.
+/// "pool" -> "default", "volume" -> "web1-root"): plain strings, so that a
+/// journal can store it as it is.
+using StepRecord = std::map<std::string, std::string>;
+
+/// One step of a saga.
+struct SagaStep {
+  std::string name;      ///< the operation's phase while it runs
+  uint32_t percent = 0;  ///< the operation's overall progress at its start
+  std::string message;
+  std::function<Status(OperationContext&, StepRecord&)> run;
+  /// Undoes a completed run from its record alone; empty when there is
+  /// nothing to undo (a later step's undo, or an earlier one's, covers it).
+  std::function<Status(const StepRecord&)> undo;
+};
+
+/// Runs `steps` in order inside one operation, each as a phase. When a step
+/// fails, or the operation is cancelled before a step, the completed steps'
+/// undos run in reverse order and the failure is returned with its code,
+/// prefixed with `what` and the step's name; an undo that fails too is named
+/// in the message (what is left behind, and what to do about it).
+Status runSaga(OperationContext& ctx, const std::string& what, const std::vector<SagaStep>& steps);
+
+/// What CreateDomain with a root image asks for.
+struct ProvisionRequest {
+  /// The domain; the root volume becomes its first disk. The uuid is
+  /// assigned when empty, and MACs are generated, before customizing.
+  core::DomainSpec spec;
+  bool define_only = false;
+  bool paused = false;
+
+  /// A catalog image name ("debian-12"). A URI is refused (INVALID_ARGUMENT):
+  /// import it first with `vm-image import`.
+  std::string image;
+  /// Pool for the root volume; "" = the image's pool. A root is cloned from
+  /// the image's base volume, so another pool is refused (FAILED_PRECONDITION).
+  std::string pool;
+  uint64_t root_size_bytes = 0;  ///< 0 = the image's size; else grown, with its file system
+  std::string root_vdev;         ///< "" = xvda
+
+  /// Applied to the root volume before the domain is defined. `networks`
+  /// and `instance_id` are filled here: one interface per vif with an ip (its
+  /// MAC from the spec), and the domain's uuid.
+  core::Customizations customizations;
+  /// Gateway and DNS servers for the static address of vif `vif`.
+  struct VifNetwork {
+    size_t vif = 0;
+    std::string gateway;
+    std::vector<std::string> dns;
+  };
+  std::vector<VifNetwork> networks;
+};
+
+class Provisioner {
+ public:
+  /// Applies customizations to the file system on `device_path` (a block
+  /// device or an image file) offline. Real: customize::Customizer.
+  using Customize = std::function<Status(const std::string& device_path, const core::Customizations&)>;
+
+  /// `customize` may be empty: then a request with customizations (the
+  /// identity reset included) is refused with UNIMPLEMENTED.
+  Provisioner(DomainManager& domains, StorageManager& storage, ImageManager& images, OperationRegistry& ops,
+              Customize customize);
+
+  /// Checked at once, nothing made: the image is in the catalog and its
+  /// base volume in the pool, the root volume's name ("NAME-root") is free,
+  /// the size is not below the image's, the spec is valid and its name and
+  /// uuid are free, and the network settings name vifs with an address.
+  /// Then one operation (kind "create-domain", target the domain's name)
+  /// with the phases resolve, clone, grow (with a size only), customize
+  /// (when there is something to apply), define, start (unless define_only;
+  /// define and start are one step, DomainManager::createNow).
+  Result<core::OperationRecord> create(ProvisionRequest req, const Caller& caller);
+
+  /// "web1" -> "web1-root".
+  static std::string rootVolumeName(const std::string& domain);
+
+ private:
+  struct Plan;
+  /// The checks of create; fills the plan (pool, base, spec with its root
+  /// disk, customizations).
+  Status prepare(Plan& plan);
+  std::vector<SagaStep> steps(const std::shared_ptr<Plan>& plan);
+
+  DomainManager& domains_;
+  StorageManager& storage_;
+  ImageManager& images_;
+  OperationRegistry& ops_;
+  Customize customize_;
+};
+
+}  // namespace xenctl::provision
