@@ -1,6 +1,8 @@
 // vm-create NAME --memory SIZE --vcpus N [...], or vm-create FILE /
 // --xl-config FILE (an xl config, parsed by the daemon, or a container file
-// whose expressions run first): CreateDomain, then the domain.
+// whose expressions run first), optionally with a root from a catalog image
+// and its customizations (--image, --hostname, --ssh-key ...): CreateDomain,
+// then the domain.
 #include <vector>
 
 #include "client/commands.h"
@@ -37,6 +39,40 @@ class CreateCommand : public Command {
              ->type_name("ACTION"));
     spec(app.add_option("--on-crash", f_.on_crash, "Action when the guest crashes (default: destroy)")
              ->type_name("ACTION"));
+    spec(app.add_option("--ip", f_.ip,
+                        "Static address of the first vif, with its prefix (10.0.0.5/24); adds a vif on Xen's "
+                        "default bridge when none is given")
+             ->type_name("ADDR/LEN"));
+    // One-call provisioning: a root cloned from a catalog image, changed before its first boot.
+    app.add_option("--image", f_.image,
+                   "Clone the root (NAME-root, the first disk) from this catalog image (`vm-image list`); "
+                   "--memory and --vcpus then default to 512M and 1")
+        ->type_name("IMAGE");
+    app.add_option("--pool", f_.pool, "Pool of the image, where the root is cloned (default: the image's)")
+        ->type_name("POOL");
+    app.add_option("--root-size", f_.root_size, "Grow the root and its file system to SIZE")->type_name("SIZE");
+    app.add_option("--root-vdev", f_.root_vdev, "Guest device of the root (default: xvda)")->type_name("VDEV");
+    app.add_option("--hostname", f_.hostname, "Set /etc/hostname and the 127.0.1.1 line of /etc/hosts")
+        ->type_name("NAME");
+    app.add_option("--ssh-key", f_.ssh_key_files, "Add the public keys in FILE to the user's authorized_keys")
+        ->type_name("FILE")
+        ->allow_extra_args(false);
+    app.add_option("--ssh-user", f_.ssh_user, "Whose authorized_keys --ssh-key fills (default: root)")
+        ->type_name("USER");
+    app.add_option("--file", f_.files, "Write a file into the guest: /PATH=TEXT or /PATH=@LOCAL_FILE (mode 0644)")
+        ->type_name("SPEC")
+        ->allow_extra_args(false);
+    app.add_option("--user", f_.users, "Create or update an account: NAME[:HASH][:GROUP,...] (HASH from mkpasswd)")
+        ->type_name("SPEC")
+        ->allow_extra_args(false);
+    app.add_option("--gateway", f_.gateway, "Default gateway for the --ip address")->type_name("ADDR");
+    app.add_option("--dns", f_.dns, "DNS server(s) for the --ip address (repeat, or comma-separate)")
+        ->type_name("ADDR")
+        ->allow_extra_args(false);
+    app.add_option("--user-data", f_.user_data_file, "Write a cloud-init NoCloud seed with this user-data")
+        ->type_name("FILE");
+    app.add_flag("--keep-identity", f_.keep_identity,
+                 "Keep the image's machine-id, SSH host keys and random seed (default: new ones for this domain)");
     app.add_flag("--define-only", f_.define_only, "Define the domain; do not start it");
     app.add_flag("--paused", f_.paused, "Start it paused");
     addMutationOptions(app, m_);

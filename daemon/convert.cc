@@ -1,5 +1,6 @@
 #include "daemon/convert.h"
 
+#include "absl/strings/str_cat.h"
 #include "proto/convert/convert.h"
 
 namespace xenctl::daemon {
@@ -87,6 +88,57 @@ void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p) {
   p->set_size_bytes(pool.size_bytes);
   p->set_used_bytes(pool.used_bytes);
   p->set_metadata_percent(pool.metadata_percent);
+}
+
+Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainRequest& req, core::DomainSpec spec) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  provision::ProvisionRequest out;
+  out.spec = std::move(spec);
+  out.define_only = req.define_only();
+  out.paused = req.paused();
+  out.image = req.root().image();
+  out.pool = req.root().pool();
+  out.root_size_bytes = req.root().size_mib() * kMiB;
+  out.root_vdev = req.root().vdev();
+  core::Customizations& c = out.customizations;
+  c.reset_identity = !req.keep_identity();
+  for (int i = 0; i < req.customizations_size(); ++i) {
+    const v1::Customization& p = req.customizations(i);
+    switch (p.kind_case()) {
+      case v1::Customization::kHostname:
+        if (c.hostname)
+          return absl::InvalidArgumentError(
+              absl::StrCat("customization ", i, ": a second hostname ('", p.hostname(), "' after '", *c.hostname,
+                           "'); give one"));
+        c.hostname = p.hostname();
+        break;
+      case v1::Customization::kFile:
+        c.files.push_back({p.file().path(), p.file().content(), p.file().mode() ? p.file().mode() : 0644u,
+                           p.file().owner()});
+        break;
+      case v1::Customization::kSshAuthorizedKeys:
+        c.ssh_keys.push_back({p.ssh_authorized_keys().user().empty() ? "root" : p.ssh_authorized_keys().user(),
+                              {p.ssh_authorized_keys().keys().begin(), p.ssh_authorized_keys().keys().end()}});
+        break;
+      case v1::Customization::kUser:
+        c.users.push_back({p.user().name(), p.user().password_hash(),
+                           {p.user().groups().begin(), p.user().groups().end()}});
+        break;
+      case v1::Customization::kCloudInitUserData: c.cloud_init_user_data = p.cloud_init_user_data(); break;
+      case v1::Customization::kNetwork:
+        out.networks.push_back({p.network().vif(), p.network().gateway(),
+                                {p.network().dns().begin(), p.network().dns().end()}});
+        break;
+      case v1::Customization::kContainerText:
+        return absl::UnimplementedError(
+            "a container_text customization is not built into CreateDomain yet; give the typed customizations "
+            "(hostname, file, ssh_authorized_keys, user, network, cloud_init_user_data)");
+      case v1::Customization::KIND_NOT_SET:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "customization ", i, " has no kind this xenctld knows (sent by a newer client?)"));
+    }
+  }
+  return out;
 }
 
 }  // namespace xenctl::daemon

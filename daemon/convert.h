@@ -10,6 +10,7 @@
 #include "lib/core/operation.h"
 #include "lib/core/volume.h"
 #include "lib/provision/domain_manager.h"
+#include "lib/provision/provisioner.h"
 #include "xenctl/v1/domain.pb.h"
 #include "xenctl/v1/host.pb.h"
 #include "xenctl/v1/operation.pb.h"
@@ -24,5 +25,11 @@ void toProto(const core::OperationRecord& r, v1::Operation* p);
 void toProto(const core::DomainEvent& e, v1::DomainEvent* p);
 void toProto(const core::Volume& v, v1::Volume* p);
 void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p);
+
+/// A CreateDomain with a root: its root, customizations and identity choice
+/// around `spec` (read from the request's spec or xl config). INVALID_ARGUMENT
+/// for a customization with no kind (one this build does not know) or a
+/// second hostname; UNIMPLEMENTED for container_text.
+Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainRequest& req, core::DomainSpec spec);
 
 }  // namespace xenctl::daemon

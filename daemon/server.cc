@@ -61,6 +61,13 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
       [c = s->customizer_.get()](core::FileTree& t, const core::Customizations& cz) { return c->apply(t, cz); }};
   s->containers_ = std::make_unique<provision::ContainerRunner>(
       *s->storage_, s->volume_usage_, *s->ops_, std::move(container_ports), std::move(container_config));
+  // CreateDomain with a root: its customizations are applied by the same
+  // Customizer, to the root volume's ext4, offline.
+  s->provisioner_ = std::make_unique<provision::Provisioner>(
+      *s->domains_, *s->storage_, *s->images_, *s->ops_,
+      [c = s->customizer_.get()](const std::string& device, const core::Customizations& customizations) {
+        return c->applyToDevice(device, customizations);
+      });
 
   XENCTL_RETURN_IF_ERROR(s->serve(config, version));
   return s;
@@ -110,7 +117,7 @@ void Server::startEventLog() {
 
 Status Server::serve(const Config& config, const std::string& version) {
   context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
-                                    *containers_});
+                                    *containers_, *provisioner_});
   services_.push_back(std::make_unique<DomainServiceImpl>(*context_));
   services_.push_back(std::make_unique<OperationServiceImpl>(*context_));
   services_.push_back(std::make_unique<HostServiceImpl>(*context_, version));

@@ -66,6 +66,7 @@ class Server {
   std::unique_ptr<provision::ImageManager> images_;
   std::unique_ptr<customize::Customizer> customizer_;
   std::unique_ptr<provision::ContainerRunner> containers_;
+  std::unique_ptr<provision::Provisioner> provisioner_;  // after customizer_, which it calls
   PeerRegistry peers_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<ServiceContext> context_;

@@ -48,11 +48,6 @@ std::string volumeTarget(const std::string& pool, const std::string& name) {
   return absl::StrCat(pool.empty() ? "(default)" : pool, "/", name);
 }
 
-grpc::Status notBuilt(const char* method, const char* what) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      absl::StrCat(method, " is not built yet in this xenctld: ", what, " come in a later release"));
-}
-
 // The spec a CreateDomain asks for: given as one, or read from an xl config
 // by lib/xen's reader (libxlutil).
 Result<core::DomainSpec> requestedSpec(const v1::CreateDomainRequest& req) {
@@ -70,13 +65,22 @@ Result<core::DomainSpec> requestedSpec(const v1::CreateDomainRequest& req) {
 grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1::CreateDomainRequest* req,
                                              v1::Operation* out) {
   auto caller = callerOf(c_, ctx, req->request_id());
-  if (req->has_root() || req->customizations_size() > 0)
-    return notBuilt("CreateDomain with a root image or customizations", "images and customization");
   auto spec = requestedSpec(*req);
   if (!spec.ok())
     return answer("CreateDomain", req->has_xl_config() ? req->xl_config().file_name() : req->spec().name(), caller,
                   spec.status(), out);
   const std::string name = spec->name;
+  if (req->has_root()) {
+    auto pr = provisionRequest(*req, *std::move(spec));
+    if (!pr.ok()) return answer("CreateDomain", name, caller, pr.status(), out);
+    return answer("CreateDomain", name, caller, c_.provisioner.create(*std::move(pr), caller), out);
+  }
+  if (req->customizations_size() > 0 || req->keep_identity())
+    return answer("CreateDomain", name, caller,
+                  absl::InvalidArgumentError(absl::StrCat("domain '", name,
+                                                          "': customizations and keep_identity apply to a root "
+                                                          "cloned from an image; give a root image (--image)")),
+                  out);
   provision::DomainManager::CreateRequest cr{*std::move(spec), req->define_only(), req->paused()};
   return answer("CreateDomain", name, caller, c_.domains.create(std::move(cr), caller), out);
 }

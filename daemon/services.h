@@ -12,6 +12,7 @@
 #include "lib/provision/event_bus.h"
 #include "lib/provision/image_manager.h"
 #include "lib/provision/operation_registry.h"
+#include "lib/provision/provisioner.h"
 #include "lib/provision/storage_manager.h"
 #include "xenctl/v1/container.grpc.pb.h"
 #include "xenctl/v1/domain.grpc.pb.h"
@@ -34,6 +35,7 @@ struct ServiceContext {
   provision::StorageManager& storage;
   provision::ImageManager& images;
   provision::ContainerRunner& containers;
+  provision::Provisioner& provisioner;
 };
 
 class DomainServiceImpl final : public v1::DomainService::Service {

@@ -105,11 +105,15 @@ Result<v1::CreateDomainRequest> createArgsFromFlags(const CreateFlags& f, std::s
   a.set_request_id(std::move(request_id));
   core::DomainSpec s;
   s.name = f.name;
-  XENCTL_ASSIGN_OR_RETURN(s.memory_mib, parseSizeFlag("--memory", f.memory));
+  if (f.memory.empty() && !f.image.empty()) {
+    s.memory_mib = kImageDefaultMemoryMib;
+  } else {
+    XENCTL_ASSIGN_OR_RETURN(s.memory_mib, parseSizeFlag("--memory", f.memory));
+  }
   if (!f.maxmem.empty()) {
     XENCTL_ASSIGN_OR_RETURN(s.maxmem_mib, parseSizeFlag("--maxmem", f.maxmem));
   }
-  s.vcpus = f.vcpus;
+  s.vcpus = f.vcpus == 0 && !f.image.empty() ? kImageDefaultVcpus : f.vcpus;
   s.maxvcpus = f.maxvcpus;
   if (!f.type.empty()) {
     Result<core::DomainType> t = core::parseDomainType(f.type);
@@ -137,10 +141,140 @@ Result<v1::CreateDomainRequest> createArgsFromFlags(const CreateFlags& f, std::s
     XENCTL_ASSIGN_OR_RETURN(core::VifSpec vif, parseVifSpec(v));
     s.vifs.push_back(std::move(vif));
   }
+  if (!f.ip.empty()) {
+    if (s.vifs.empty()) s.vifs.emplace_back();  // on Xen's default bridge
+    if (!s.vifs[0].ip.empty())
+      return absl::InvalidArgumentError(absl::StrCat("--ip '", f.ip, "' and ip=", s.vifs[0].ip,
+                                                     " in the first --vif both give its address; give one"));
+    s.vifs[0].ip = f.ip;
+  }
   protoconv::toProto(s, a.mutable_spec());
   a.set_define_only(f.define_only);
   a.set_paused(f.paused);
   return a;
+}
+
+namespace {
+
+// What the daemon takes in one request is bounded; a file meant for a guest
+// is refused here rather than sent whole to be refused there.
+constexpr uint64_t kMaxFlagFileBytes = uint64_t{1} << 20;
+
+Result<std::string> readFlagFile(std::string_view flag, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return absl::InvalidArgumentError(absl::StrCat(av(flag), ": cannot read '", path, "': ", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode))
+    return absl::InvalidArgumentError(absl::StrCat(av(flag), ": '", path, "' is not a regular file"));
+  if (static_cast<uint64_t>(st.st_size) > kMaxFlagFileBytes)
+    return absl::InvalidArgumentError(absl::StrCat(av(flag), ": '", path, "' is ", st.st_size,
+                                                   " bytes; at most ", kMaxFlagFileBytes, " go in one request"));
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in)
+    return absl::InvalidArgumentError(absl::StrCat(av(flag), ": cannot read '", path, "': ", std::strerror(errno)));
+  return text.str();
+}
+
+std::vector<std::string> splitOn(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  for (size_t start = 0;;) {
+    size_t at = text.find(sep, start);
+    out.emplace_back(text.substr(start, at - start));
+    if (at == std::string_view::npos) return out;
+    start = at + 1;
+  }
+}
+
+}  // namespace
+
+Status addRootFlags(const CreateFlags& f, v1::CreateDomainRequest& a) {
+  if (f.image.empty()) {
+    const std::pair<bool, std::string_view> needs_image[] = {
+        {!f.pool.empty(), "--pool"},          {!f.root_size.empty(), "--root-size"},
+        {!f.root_vdev.empty(), "--root-vdev"}, {!f.hostname.empty(), "--hostname"},
+        {!f.ssh_key_files.empty(), "--ssh-key"}, {!f.ssh_user.empty(), "--ssh-user"},
+        {!f.files.empty(), "--file"},         {!f.users.empty(), "--user"},
+        {!f.gateway.empty(), "--gateway"},    {!f.dns.empty(), "--dns"},
+        {!f.user_data_file.empty(), "--user-data"}, {f.keep_identity, "--keep-identity"}};
+    for (const auto& [given, flag] : needs_image)
+      if (given)
+        return absl::InvalidArgumentError(absl::StrCat(
+            av(flag), " changes a root cloned from an image; give the image with --image NAME (`vm-image list`)"));
+    return absl::OkStatus();
+  }
+  v1::RootImage* root = a.mutable_root();
+  root->set_image(f.image);
+  root->set_pool(f.pool);
+  root->set_vdev(f.root_vdev);
+  if (!f.root_size.empty()) {
+    XENCTL_ASSIGN_OR_RETURN(uint64_t mib, parseSizeFlag("--root-size", f.root_size));
+    root->set_size_mib(mib);
+  }
+  a.set_keep_identity(f.keep_identity);
+  if (!f.hostname.empty()) a.add_customizations()->set_hostname(f.hostname);
+  for (const std::string& spec : f.files) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || spec[0] != '/')
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --file '", spec, "': use /GUEST/PATH=TEXT or /GUEST/PATH=@LOCAL_FILE"));
+    v1::FileContent* file = a.add_customizations()->mutable_file();
+    file->set_path(spec.substr(0, eq));
+    file->set_mode(0644);
+    std::string value = spec.substr(eq + 1);
+    if (!value.empty() && value[0] == '@') {
+      XENCTL_ASSIGN_OR_RETURN(std::string content, readFlagFile("--file", value.substr(1)));
+      file->set_content(std::move(content));
+    } else {
+      file->set_content(std::move(value));
+    }
+  }
+  if (!f.ssh_key_files.empty()) {
+    v1::SshKeys* keys = a.add_customizations()->mutable_ssh_authorized_keys();
+    keys->set_user(f.ssh_user.empty() ? "root" : f.ssh_user);
+    for (const std::string& path : f.ssh_key_files) {
+      XENCTL_ASSIGN_OR_RETURN(std::string text, readFlagFile("--ssh-key", path));
+      const int before = keys->keys_size();
+      for (std::string& line : splitOn(text, '\n')) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!line.empty() && line[0] != '#') keys->add_keys(std::move(line));
+      }
+      if (keys->keys_size() == before)
+        return absl::InvalidArgumentError(
+            absl::StrCat("--ssh-key: '", path, "' holds no key; give an OpenSSH public key file (id_ed25519.pub)"));
+    }
+  } else if (!f.ssh_user.empty()) {
+    return absl::InvalidArgumentError("--ssh-user names whose keys --ssh-key installs; give --ssh-key FILE too");
+  }
+  for (const std::string& spec : f.users) {
+    std::vector<std::string> parts = splitOn(spec, ':');
+    if (parts.size() > 3 || parts[0].empty())
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --user '", spec, "': use NAME[:HASH][:GROUP,GROUP...] (HASH from mkpasswd; "
+                                                 "empty: password login locked)"));
+    v1::UserAccount* user = a.add_customizations()->mutable_user();
+    user->set_name(parts[0]);
+    if (parts.size() > 1) user->set_password_hash(parts[1]);
+    if (parts.size() > 2)
+      for (std::string& g : splitOn(parts[2], ','))
+        if (!g.empty()) user->add_groups(std::move(g));
+  }
+  if (!f.user_data_file.empty()) {
+    XENCTL_ASSIGN_OR_RETURN(std::string user_data, readFlagFile("--user-data", f.user_data_file));
+    a.add_customizations()->set_cloud_init_user_data(std::move(user_data));
+  }
+  if (f.gateway.empty() && f.dns.empty()) return absl::OkStatus();
+  if (f.ip.empty())
+    return absl::InvalidArgumentError(absl::StrCat(f.gateway.empty() ? "--dns" : "--gateway",
+                                                   " completes the static address --ip gives; give --ip too"));
+  v1::NetworkSettings* net = a.add_customizations()->mutable_network();
+  net->set_vif(0);  // --ip's
+  net->set_gateway(f.gateway);
+  for (const std::string& d : f.dns)
+    for (std::string& server : splitOn(d, ','))
+      if (!server.empty()) net->add_dns(std::move(server));
+  return absl::OkStatus();
 }
 
 // The daemon's limit (lib/xen/xl_config.h), checked here too so a wrong
@@ -189,6 +323,7 @@ Result<v1::CreateDomainRequest> createArgs(const CreateFlags& f, const std::stri
     XENCTL_ASSIGN_OR_RETURN(*a.mutable_xl_config(), readXlConfigFile(path));
     a.set_define_only(f.define_only);
     a.set_paused(f.paused);
+    XENCTL_RETURN_IF_ERROR(addRootFlags(f, a));
     return a;
   }
   if (f.name.empty())
@@ -199,13 +334,15 @@ Result<v1::CreateDomainRequest> createArgs(const CreateFlags& f, const std::stri
     return false;
   };
   for (std::string_view flag : {"--memory", "--vcpus"})
-    if (!given(flag))
+    if (!given(flag) && f.image.empty())
       return absl::InvalidArgumentError(
           name_is_file ? absl::StrCat(av(flag), " is required (to create from the xl config '", f.name,
                                       "', give it without spec flags)")
                        : absl::StrCat(av(flag), " is required (to create from an xl config instead, give the file: '",
                                       f.name, "' is not one)"));
-  return createArgsFromFlags(f, std::move(request_id));
+  XENCTL_ASSIGN_OR_RETURN(v1::CreateDomainRequest a, createArgsFromFlags(f, std::move(request_id)));
+  XENCTL_RETURN_IF_ERROR(addRootFlags(f, a));
+  return a;
 }
 
 }  // namespace xenctl::client

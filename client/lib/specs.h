@@ -36,10 +36,35 @@ struct CreateFlags {
   std::vector<std::string> disks, vifs;
   std::string on_poweroff, on_reboot, on_crash;  ///< xl action names, or empty
   bool define_only = false, paused = false;
+  /// The first vif's address ("10.0.0.5/24"); makes a vif on the default
+  /// bridge when none is given.
+  std::string ip;
+
+  // One-call provisioning: a root from a catalog image and what to change in it.
+  std::string image, pool, root_size, root_vdev;  ///< root_size: SIZE
+  std::string hostname;
+  std::vector<std::string> ssh_key_files;  ///< each: OpenSSH public keys, one a line
+  std::string ssh_user;                    ///< "" = root
+  std::vector<std::string> files;          ///< PATH=TEXT or PATH=@LOCAL_FILE
+  std::vector<std::string> users;          ///< NAME[:HASH][:GROUP,GROUP...]
+  std::string gateway;
+  std::vector<std::string> dns;            ///< each may hold several, comma-separated
+  std::string user_data_file;
+  bool keep_identity = false;
 };
+
+/// With --image and without --memory / --vcpus: what the domain gets.
+inline constexpr uint64_t kImageDefaultMemoryMib = 512;
+inline constexpr uint32_t kImageDefaultVcpus = 1;
 
 /// Parses the flags' values into the request; INVALID_ARGUMENT names the flag.
 Result<v1::CreateDomainRequest> createArgsFromFlags(const CreateFlags& flags, std::string request_id);
+
+/// Fills the root and its customizations from --image and the flags that
+/// need it (--hostname, --ssh-key, --file ...), reading the local files they
+/// name. INVALID_ARGUMENT naming the flag for a bad value, an unreadable
+/// file, or a customization flag without --image.
+Status addRootFlags(const CreateFlags& flags, v1::CreateDomainRequest& args);
 
 /// Reads an xl config file for the daemon to parse. NOT_FOUND when it does
 /// not exist, INVALID_ARGUMENT when it is not a regular file or larger than
