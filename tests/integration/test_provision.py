@@ -1,0 +1,120 @@
+"""One-call provisioning through the real vm-create against the real xenctld
+(test hypervisor, a dir pool "main"): a tiny golden image made here with
+`mkfs.ext4 -d` is imported from file://, then `vm-create NAME --image ...`
+clones, grows, customizes, defines and starts in one operation. The root
+volume's files are read back offline with debugfs."""
+
+import hashlib
+import os
+import subprocess
+
+from harness import Daemon, DaemonTestCase
+
+MiB = 1 << 20
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+class ProvisionTest(DaemonTestCase):
+    start_daemon = False
+
+    def setUp(self):
+        super().setUp()
+        self.pool_dir = os.path.join(self.workdir, "pool")
+        config = os.path.join(self.workdir, "xenctld.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(f'[[pool]]\nname = "main"\npath = "{self.pool_dir}"\n')
+        self.daemon = Daemon(self.workdir, extra_args=["--config", config])
+        self.daemon.start()
+        self.addCleanup(self.daemon.stop)
+        # A root tree as small as a Debian one is laid out.
+        root = os.path.join(self.workdir, "rootfs")
+        write(os.path.join(root, "etc/hostname"), "golden\n")
+        write(os.path.join(root, "etc/hosts"), "127.0.0.1\tlocalhost\n127.0.1.1\tgolden\n")
+        write(os.path.join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
+        write(os.path.join(root, "etc/group"), "root:x:0:\n")
+        write(os.path.join(root, "etc/shadow"), "root:*:19000:0:99999:7:::\n", 0o640)
+        write(os.path.join(root, "etc/machine-id"), "0123456789abcdef0123456789abcdef\n", 0o444)
+        os.makedirs(os.path.join(root, "root"), mode=0o700)
+        image = os.path.join(self.workdir, "golden.img")
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", root, image, "16M"], check=True, capture_output=True)
+        self.vm("image", "import", "golden", "file://" + image, "--sha256", sha256_of(image))
+
+    def volume_file(self, name):
+        return os.path.join(self.pool_dir, name + ".img")
+
+    def debugfs_cat(self, volume, path):
+        return subprocess.run(["debugfs", "-R", f"cat {path}", self.volume_file(volume)], capture_output=True,
+                              check=True).stdout
+
+    def volumes(self):
+        return {v["name"]: v for v in self.vm("volume", "list", "--json").json()}
+
+    def test_provisions_from_the_cached_image_in_one_operation(self):
+        """vm-create --image clones and grows the root, defines it as the first disk and starts the domain, in one operation."""
+        self.vm("create", "web1", "--image", "golden", "--root-size", "64M", "--keep-identity", "--memory", "256M")
+        d = self.domains()["web1"]
+        self.assertEqual(d["state"], "running")
+        self.assertEqual(d["memory_mib"], 256)
+        self.assertEqual(d["disks"][0]["target"], "vol:main/web1-root")
+        self.assertEqual((d["disks"][0]["vdev"], d["disks"][0]["mode"]), ("xvda", "w"))
+        vols = self.volumes()
+        self.assertEqual(vols["web1-root"]["origin"], "golden")
+        self.assertEqual(vols["web1-root"]["size_bytes"], 64 * MiB)
+        self.assertEqual(vols["web1-root"]["used_by"], "web1")
+        # The file system grew with the volume, and the image's files are there.
+        stats = subprocess.run(["dumpe2fs", "-h", self.volume_file("web1-root")], capture_output=True, text=True,
+                               check=True).stdout
+        fields = dict(line.split(":", 1) for line in stats.splitlines() if ":" in line)
+        self.assertEqual(int(fields["Block count"]) * int(fields["Block size"]), 64 * MiB)
+        self.assertEqual(self.debugfs_cat("web1-root", "/etc/hostname"), b"golden\n")
+        ops = [o for o in self.vmm("ops", "--all", "--json").json() if o["kind"] == "create-domain"]
+        self.assertEqual(len(ops), 1, ops)
+        self.assertEqual((ops[0]["state"], ops[0]["target"], ops[0]["phase"]), ("succeeded", "web1", "start"))
+        # --define-only stops after the definition.
+        self.vm("create", "web2", "--image", "golden", "--keep-identity", "--define-only")
+        self.assertEqual(self.domains()["web2"]["state"], "stopped")
+        self.assertIn("web2-root", self.volumes())
+
+    def test_a_failing_step_leaves_nothing(self):
+        """A start the hypervisor refuses undoes the definition and the clone, and the error says so."""
+        r = self.vm("create", "big", "--image", "golden", "--keep-identity", "--memory", "1T", expect=1)
+        self.assertIn("provisioning domain 'big': define: creating domain 'big': ", r.err)
+        self.assertIn("undone: clone", r.err)
+        self.assertEqual(list(self.volumes()), ["golden"])
+        self.assertEqual(self.domains(), {})
+        self.assertEqual(sorted(f for f in os.listdir(self.pool_dir) if not f.startswith(".")), ["golden.img"])
+
+    def test_refusals(self):
+        """Bad requests are refused at once, naming what to do, and change nothing."""
+        r = self.vm("create", "web1", "--image", "https://images.example/golden.tar.zst", "--keep-identity", expect=2)
+        self.assertIn("import it first (`vm-image import NAME https://images.example/golden.tar.zst`)", r.err)
+        r = self.vm("create", "web1", "--image", "nosuch", "--keep-identity", expect=1)
+        self.assertIn("root image 'nosuch' is not in the catalog", r.err)
+        r = self.vm("create", "web1", "--memory", "256M", "--vcpus", "1", "--hostname", "web1", expect=2)
+        self.assertIn("--hostname changes a root cloned from an image; give the image with --image", r.err)
+        r = self.vm("create", "web1", "--image", "golden", "--gateway", "10.0.0.1", expect=2)
+        self.assertIn("--gateway completes the static address --ip gives", r.err)
+        r = self.vm("create", "web1", "--image", "golden", "--root-size", "8M", "--keep-identity", expect=2)
+        self.assertIn("below the size of image 'golden'", r.err)
+        self.vm("volume", "create", "web1-root", "1M")
+        r = self.vm("create", "web1", "--image", "golden", "--keep-identity", expect=1)
+        self.assertIn("its root volume 'main/web1-root' already exists", r.err)
+        self.assertEqual(self.domains(), {})
+        self.assertEqual(sorted(self.volumes()), ["golden", "web1-root"])
+
+
+if __name__ == "__main__":
+    import unittest
+
+    unittest.main()
