@@ -200,6 +200,93 @@ TEST(SpecsTest, XlConfigFromNameOrFlagIsSentAsText) {
   EXPECT_EQ(req->xl_config().file_name(), file.path());
 }
 
+// --image makes a root with its customizations; local files are read; --ip adds a vif.
+TEST(SpecsTest, ImageFlagsBuildTheRootAndItsCustomizations) {
+  TempFile key("ssh-ed25519 AAAAC3Nza one@host\n# a comment\n\nssh-ed25519 AAAAC3Nzb two@host\r\n");
+  TempFile motd("Welcome\n");
+  TempFile user_data("#cloud-config\n");
+  CreateFlags f;
+  f.name = "web1";
+  f.image = "debian-12";
+  f.pool = "thin";
+  f.root_size = "8G";
+  f.hostname = "web1";
+  f.ssh_key_files = {key.path()};
+  f.ssh_user = "admin";
+  f.files = {"/etc/motd=@" + motd.path(), "/etc/issue=hello=world"};
+  f.users = {"alice:$6$salt$hash:sudo,adm", "bob"};
+  f.ip = "10.0.0.5/24";
+  f.gateway = "10.0.0.1";
+  f.dns = {"10.0.0.53,10.0.0.54", "10.0.0.55"};
+  f.user_data_file = user_data.path();
+  f.keep_identity = true;
+  auto a = createArgs(f, "", {"--ip"}, "r");
+  ASSERT_TRUE(a.ok()) << a.status();
+  const v1::CreateDomainRequest& req = *a;
+  EXPECT_EQ(req.spec().memory_mib(), kImageDefaultMemoryMib);  // --memory and --vcpus may be left out with --image
+  EXPECT_EQ(req.spec().vcpus(), kImageDefaultVcpus);
+  ASSERT_EQ(req.spec().vifs_size(), 1);
+  EXPECT_EQ(req.spec().vifs(0).bridge(), "");  // Xen's default bridge
+  EXPECT_EQ(req.spec().vifs(0).ip(), "10.0.0.5/24");
+  EXPECT_EQ(req.root().image(), "debian-12");
+  EXPECT_EQ(req.root().pool(), "thin");
+  EXPECT_EQ(req.root().size_mib(), 8192u);
+  EXPECT_TRUE(req.keep_identity());
+  ASSERT_EQ(req.customizations_size(), 8);
+  EXPECT_EQ(req.customizations(0).hostname(), "web1");
+  EXPECT_EQ(req.customizations(1).file().path(), "/etc/motd");
+  EXPECT_EQ(req.customizations(1).file().content(), "Welcome\n");
+  EXPECT_EQ(req.customizations(2).file().content(), "hello=world");
+  EXPECT_EQ(req.customizations(3).ssh_authorized_keys().user(), "admin");
+  EXPECT_EQ(req.customizations(3).ssh_authorized_keys().keys_size(), 2);
+  EXPECT_EQ(req.customizations(3).ssh_authorized_keys().keys(1), "ssh-ed25519 AAAAC3Nzb two@host");
+  EXPECT_EQ(req.customizations(4).user().password_hash(), "$6$salt$hash");
+  EXPECT_EQ(req.customizations(4).user().groups_size(), 2);
+  EXPECT_EQ(req.customizations(5).user().name(), "bob");
+  EXPECT_EQ(req.customizations(6).cloud_init_user_data(), "#cloud-config\n");
+  EXPECT_EQ(req.customizations(7).network().vif(), 0u);
+  EXPECT_EQ(req.customizations(7).network().gateway(), "10.0.0.1");
+  EXPECT_EQ(req.customizations(7).network().dns_size(), 3);
+}
+
+// Customization flags without --image, --gateway without --ip, bad --file / --user values and keyless files are refused by name.
+TEST(SpecsTest, ImageFlagErrorsNameTheFlag) {
+  CreateFlags f;
+  f.name = "web1";
+  f.memory = "512";
+  f.vcpus = 1;
+  f.hostname = "web1";
+  auto a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--hostname changes a root cloned from an image")) << a.status();
+  f.hostname.clear();
+  f.image = "golden";
+  f.gateway = "10.0.0.1";
+  a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--gateway completes the static address --ip gives"))
+      << a.status();
+  f.gateway.clear();
+  f.files = {"etc/motd=x"};
+  a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "invalid --file 'etc/motd=x'")) << a.status();
+  f.files = {"/etc/motd=@/nonexistent/motd"};
+  a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--file: cannot read '/nonexistent/motd'")) << a.status();
+  f.files.clear();
+  f.users = {"a:b:c:d"};
+  a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "invalid --user 'a:b:c:d'")) << a.status();
+  f.users.clear();
+  TempFile empty("# no key here\n");
+  f.ssh_key_files = {empty.path()};
+  a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
+  EXPECT_TRUE(absl::StrContains(a.status().message(), "holds no key")) << a.status();
+  f.ssh_key_files.clear();
+  f.ip = "10.0.0.5/24";
+  f.vifs = {"bridge=xenbr0,ip=10.0.0.6/24"};
+  a = createArgs(f, "", {"--memory", "--vcpus", "--ip", "--vif"}, "r");
+  EXPECT_TRUE(absl::StrContains(a.status().message(), "both give its address")) << a.status();
+}
+
 // Spec flags with a file, NAME with --xl-config, a missing file, and flags without --memory are refused.
 TEST(SpecsTest, XlConfigConflictsAreRefused) {
   TempFile file("name = 'web1'\n");

@@ -1,0 +1,66 @@
+// The daemon's translation of a CreateDomain with a root into the Provisioner's request.
+#include "daemon/convert.h"
+
+#include <gtest/gtest.h>
+
+namespace xenctl::daemon {
+namespace {
+
+// Root, identity choice and every typed customization arrive as the Provisioner takes them.
+TEST(ProvisionRequestTest, CarriesRootAndCustomizations) {
+  v1::CreateDomainRequest req;
+  req.mutable_root()->set_image("debian-12");
+  req.mutable_root()->set_pool("thin");
+  req.mutable_root()->set_size_mib(8192);
+  req.mutable_root()->set_vdev("xvdb");
+  req.set_keep_identity(true);
+  req.set_paused(true);
+  req.add_customizations()->set_hostname("web1");
+  req.add_customizations()->mutable_file()->set_path("/etc/motd");
+  auto* keys = req.add_customizations()->mutable_ssh_authorized_keys();
+  keys->add_keys("ssh-ed25519 AAAA x@y");
+  auto* net = req.add_customizations()->mutable_network();
+  net->set_vif(1);
+  net->set_gateway("10.0.0.1");
+  net->add_dns("10.0.0.53");
+  core::DomainSpec spec;
+  spec.name = "web1";
+  auto r = provisionRequest(req, spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spec.name, "web1");
+  EXPECT_EQ(r->image, "debian-12");
+  EXPECT_EQ(r->pool, "thin");
+  EXPECT_EQ(r->root_size_bytes, uint64_t{8192} << 20);
+  EXPECT_EQ(r->root_vdev, "xvdb");
+  EXPECT_TRUE(r->paused);
+  EXPECT_FALSE(r->customizations.reset_identity);
+  EXPECT_EQ(r->customizations.hostname, "web1");
+  ASSERT_EQ(r->customizations.files.size(), 1u);
+  EXPECT_EQ(r->customizations.files[0].mode, 0644u);  // 0 in the proto
+  ASSERT_EQ(r->customizations.ssh_keys.size(), 1u);
+  EXPECT_EQ(r->customizations.ssh_keys[0].user, "root");  // "" in the proto
+  ASSERT_EQ(r->networks.size(), 1u);
+  EXPECT_EQ(r->networks[0].vif, 1u);
+  EXPECT_EQ(r->networks[0].gateway, "10.0.0.1");
+  EXPECT_EQ(r->networks[0].dns, std::vector<std::string>{"10.0.0.53"});
+}
+
+// container_text is not built here; an unknown kind and a second hostname are bad requests.
+TEST(ProvisionRequestTest, RefusesWhatItCannotCarry) {
+  v1::CreateDomainRequest req;
+  req.mutable_root()->set_image("debian-12");
+  req.add_customizations()->set_container_text("[create]\n");
+  EXPECT_EQ(provisionRequest(req, {}).status().code(), absl::StatusCode::kUnimplemented);
+  req.clear_customizations();
+  req.add_customizations();
+  EXPECT_EQ(provisionRequest(req, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  req.clear_customizations();
+  req.add_customizations()->set_hostname("a");
+  req.add_customizations()->set_hostname("b");
+  auto r = provisionRequest(req, {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("a second hostname ('b' after 'a')"), std::string::npos) << r.status();
+}
+
+}  // namespace
+}  // namespace xenctl::daemon
