@@ -149,7 +149,11 @@ Status Provisioner::prepare(Plan& p) {
                                                      "' needs a prefix length (e.g. ", v.ip,
                                                      "/24) to configure the guest's network"));
     interface_of[i] = c.networks.size();
-    c.networks.push_back({v.mac, v.ip, "", {}});
+    core::NetworkInterface iface;
+    iface.mac = v.mac;
+    iface.address = v.ip;
+    iface.vif_index = static_cast<int>(i);
+    c.networks.push_back(std::move(iface));
   }
   for (const auto& n : r.networks) {
     if (n.vif >= r.spec.vifs.size() || interface_of[n.vif] == SIZE_MAX)
@@ -161,6 +165,7 @@ Status Provisioner::prepare(Plan& p) {
     iface.dns = n.dns;
   }
   c.instance_id = r.spec.uuid;
+  c.domain_name = r.spec.name;
   if (!c.empty() && !customize_)
     return absl::UnimplementedError(
         absl::StrCat(who, ": customizing a root volume is not built into this xenctld yet; create it without "

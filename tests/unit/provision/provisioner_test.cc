@@ -200,6 +200,7 @@ TEST_F(ProvisionerTest, ProvisionsInOrder) {
   const core::Customizations& c = customized_[0].second;
   EXPECT_EQ(c.hostname, "web1");
   EXPECT_EQ(c.instance_id, v->spec.uuid);
+  EXPECT_EQ(c.domain_name, "web1");
   EXPECT_TRUE(c.reset_identity);
   auto root = pool_->get("web1-root");
   ASSERT_TRUE(root.ok());
@@ -246,6 +247,8 @@ TEST_F(ProvisionerTest, NetworksFromVifs) {
   EXPECT_EQ(nets[0].address, "10.0.0.5/24");
   EXPECT_EQ(nets[0].gateway, "10.0.0.1");
   EXPECT_THAT(nets[0].dns, ElementsAre("10.0.0.53", "10.0.0.54"));
+  EXPECT_EQ(nets[0].vif_index, 0);
+  EXPECT_EQ(nets[1].vif_index, 2);  // its position in the spec, for ifupdown's names
   EXPECT_EQ(nets[1].mac, "00:16:3e:00:00:07");
   EXPECT_EQ(nets[1].address, "fd00::5/64");
   EXPECT_EQ(nets[1].gateway, "");
