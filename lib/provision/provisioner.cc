@@ -26,6 +26,7 @@ Status runSaga(OperationContext& ctx, const std::string& what, const std::vector
   std::vector<std::pair<const SagaStep*, StepRecord>> done;
   Status failed;
   const SagaStep* failed_step = nullptr;
+  std::string failed_phase;
   for (const SagaStep& step : steps) {
     if (ctx.cancelled()) {
       failed = absl::CancelledError("cancelled before this step");
@@ -37,6 +38,7 @@ Status runSaga(OperationContext& ctx, const std::string& what, const std::vector
     if (Status st = step.run(ctx, record); !st.ok()) {
       failed = st;
       failed_step = &step;
+      if (auto phase = record.find("phase"); phase != record.end()) failed_phase = phase->second;
       break;
     }
     done.emplace_back(&step, std::move(record));
@@ -52,7 +54,8 @@ Status runSaga(OperationContext& ctx, const std::string& what, const std::vector
     else
       left.push_back(absl::StrCat(it->first->name, " (", st.message(), ")"));
   }
-  std::string msg = absl::StrCat(what, ": ", failed_step->name, ": ", failed.message());
+  std::string msg =
+      absl::StrCat(what, ": ", failed_phase.empty() ? failed_step->name : failed_phase, ": ", failed.message());
   if (!undone.empty()) absl::StrAppend(&msg, "; undone: ", absl::StrJoin(undone, ", "));
   if (!left.empty())
     absl::StrAppend(&msg, "; could not undo: ", absl::StrJoin(left, ", "),
@@ -236,14 +239,16 @@ std::vector<SagaStep> Provisioner::steps(const std::shared_ptr<Plan>& plan) {
                  [this, plan](OperationContext& ctx, StepRecord& rec) -> Status {
                    DomainManager::Phases phases;
                    phases.stop = ctx.stopToken();
-                   phases.phase = [&ctx](const std::string& phase, uint32_t pct, const std::string& message) {
+                   phases.phase = [&ctx, &rec](const std::string& phase, uint32_t pct, const std::string& message) {
                      const uint32_t overall = kDefinePct + pct * (100 - kDefinePct) / 100;
-                     if (phase == "define")
+                     if (phase == "define") {
                        ctx.phase("define", overall, message);
-                     else if (phase == "create")
+                     } else if (phase == "create") {
+                       rec["phase"] = "start";
                        ctx.phase("start", std::max(overall, kStartPct), message);
-                     else
+                     } else {
                        ctx.progress(overall, 0, 0, message);
+                     }
                    };
                    DomainManager::CreateRequest create{plan->req.spec, plan->req.define_only, plan->req.paused};
                    XENCTL_RETURN_IF_ERROR(domains_.createNow(std::move(create), plan->owner_uid, phases).status());

@@ -31,7 +31,8 @@ namespace xenctl::provision {
 
 /// What a step's undo needs, written by the step while it runs (e.g.
 /// "pool" -> "default", "volume" -> "web1-root"): plain strings, so that a
-/// journal can store it as it is.
+/// journal can store it as it is. A step of several phases keeps the one it
+/// is in under "phase": a failure is named by it.
 using StepRecord = std::map<std::string, std::string>;
 
 /// One step of a saga.

@@ -168,6 +168,21 @@ TEST(RunSagaTest, NamesAnUndoThatFails) {
   EXPECT_TRUE(first_undone);
 }
 
+// A step of several phases is named in its error by the phase it failed in.
+TEST(RunSagaTest, NamesTheFailedPhaseOfAStep) {
+  fakes::FakeClock clock;
+  OperationRegistry ops{clock, nullptr, OperationRegistry::Options{}};
+  std::vector<SagaStep> steps = {{"define", 80, "",
+                                  [](OperationContext&, StepRecord& rec) {
+                                    rec["phase"] = "start";
+                                    return absl::ResourceExhaustedError("no memory");
+                                  },
+                                  {}}};
+  auto op = ops.start({"t", "x", "", 0}, [&](OperationContext& ctx) { return runSaga(ctx, "x", steps); });
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ(waitFinished(ops, op->id).status.message(), "x: start: no memory");
+}
+
 // The happy path: one operation clones, grows, customizes, defines and starts; each step sees the earlier ones.
 TEST_F(ProvisionerTest, ProvisionsInOrder) {
   ProvisionRequest r = request("web1");
@@ -393,7 +408,7 @@ TEST_F(ProvisionerTest, StartFailureUndoesDefinitionAndClone) {
   EXPECT_EQ(op.state, OperationState::kFailed);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kResourceExhausted);
   // The define step's createNow undid its own definition; the saga undid the clone.
-  EXPECT_THAT(std::string(op.status.message()), HasSubstr("provisioning domain 'big': define: creating domain 'big': "));
+  EXPECT_THAT(std::string(op.status.message()), HasSubstr("provisioning domain 'big': start: creating domain 'big': "));
   EXPECT_THAT(std::string(op.status.message()), HasSubstr("undone: clone"));
   expectNothingLeft();
 }
