@@ -45,6 +45,13 @@ class ProvisionTest(DaemonTestCase):
         write(os.path.join(root, "etc/group"), "root:x:0:\n")
         write(os.path.join(root, "etc/shadow"), "root:*:19000:0:99999:7:::\n", 0o640)
         write(os.path.join(root, "etc/machine-id"), "0123456789abcdef0123456789abcdef\n", 0o444)
+        write(os.path.join(root, "etc/network/interfaces"), "auto lo\niface lo inet loopback\n")
+        os.makedirs(os.path.join(root, "etc/network/interfaces.d"))
+        os.makedirs(os.path.join(root, "etc/ssh"))
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "golden", "-f",
+                        os.path.join(root, "etc/ssh/ssh_host_ed25519_key")], check=True, capture_output=True)
+        with open(os.path.join(root, "etc/ssh/ssh_host_ed25519_key.pub"), encoding="utf-8") as f:
+            self.golden_host_key = f.read()
         os.makedirs(os.path.join(root, "root"), mode=0o700)
         image = os.path.join(self.workdir, "golden.img")
         subprocess.run(["mkfs.ext4", "-q", "-F", "-d", root, image, "16M"], check=True, capture_output=True)
@@ -86,10 +93,52 @@ class ProvisionTest(DaemonTestCase):
         self.assertEqual(self.domains()["web2"]["state"], "stopped")
         self.assertIn("web2-root", self.volumes())
 
+    def test_customizes_the_clone_offline(self):
+        """--hostname, --ssh-key, --file, --ip/--gateway/--dns and a new identity land in the root; the file system stays clean."""
+        key = os.path.join(self.workdir, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "admin@it", "-f", key], check=True,
+                       capture_output=True)
+        write(os.path.join(self.workdir, "motd.txt"), "Welcome to web1\n")
+        self.vm("create", "web1", "--image", "golden", "--root-size", "32M", "--hostname", "web1", "--ssh-key",
+                key + ".pub", "--file", "/etc/motd=@" + os.path.join(self.workdir, "motd.txt"), "--file",
+                "/etc/issue=hello", "--ip", "10.0.0.5/24", "--gateway", "10.0.0.1", "--dns", "10.0.0.53")
+        d = self.domains()["web1"]
+        self.assertEqual(d["state"], "running")
+        self.assertEqual(self.debugfs_cat("web1-root", "/etc/hostname"), b"web1\n")
+        self.assertIn(b"127.0.1.1\tweb1", self.debugfs_cat("web1-root", "/etc/hosts"))
+        self.assertEqual(self.debugfs_cat("web1-root", "/etc/motd"), b"Welcome to web1\n")
+        self.assertEqual(self.debugfs_cat("web1-root", "/etc/issue"), b"hello")
+        with open(key + ".pub", "rb") as f:
+            self.assertIn(f.read().strip(), self.debugfs_cat("web1-root", "/root/.ssh/authorized_keys"))
+        mac = d["vifs"][0]["mac"]
+        network = self.debugfs_cat("web1-root", "/etc/network/interfaces.d/xenctl-" + mac.replace(":", ""))
+        self.assertIn(b"10.0.0.5", network)
+        self.assertIn(b"10.0.0.1", network)
+        # A new identity: machine-id reset, a fresh host key; the image keeps its own.
+        self.assertNotIn(b"0123456789abcdef", self.debugfs_cat("web1-root", "/etc/machine-id"))
+        web1_key = self.debugfs_cat("web1-root", "/etc/ssh/ssh_host_ed25519_key.pub").decode()
+        self.assertNotEqual(web1_key.split()[1], self.golden_host_key.split()[1])
+        self.assertEqual(self.debugfs_cat("golden", "/etc/hostname"), b"golden\n")
+        self.vm("create", "web2", "--image", "golden", "--hostname", "web2")
+        web2_key = self.debugfs_cat("web2-root", "/etc/ssh/ssh_host_ed25519_key.pub").decode()
+        self.assertNotEqual(web1_key.split()[1], web2_key.split()[1])
+        for volume in ("web1-root", "web2-root"):
+            fsck = subprocess.run(["e2fsck", "-fn", self.volume_file(volume)], capture_output=True, text=True)
+            self.assertEqual(fsck.returncode, 0, fsck.stdout + fsck.stderr)
+
+    def test_a_failing_customization_leaves_nothing(self):
+        """A customization the image cannot take (a group it lacks) fails the operation (exit 3) and removes the clone."""
+        r = self.vm("create", "web1", "--image", "golden", "--user", "alice::wheel", expect=3)  # NOT_FOUND: no such group
+        self.assertIn("provisioning domain 'web1': customize: ", r.err)
+        self.assertIn("wheel", r.err)
+        self.assertIn("undone: clone", r.err)
+        self.assertEqual(list(self.volumes()), ["golden"])
+        self.assertEqual(self.domains(), {})
+
     def test_a_failing_step_leaves_nothing(self):
         """A start the hypervisor refuses undoes the definition and the clone, and the error says so."""
         r = self.vm("create", "big", "--image", "golden", "--keep-identity", "--memory", "1T", expect=1)
-        self.assertIn("provisioning domain 'big': define: creating domain 'big': ", r.err)
+        self.assertIn("provisioning domain 'big': start: creating domain 'big': ", r.err)
         self.assertIn("undone: clone", r.err)
         self.assertEqual(list(self.volumes()), ["golden"])
         self.assertEqual(self.domains(), {})
