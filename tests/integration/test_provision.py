@@ -71,13 +71,13 @@ class ProvisionTest(DaemonTestCase):
         """vm-create --image clones and grows the root, defines it as the first disk and starts the domain, in one operation."""
         self.vm("create", "web1", "--image", "golden", "--root-size", "64M", "--keep-identity", "--memory", "256M")
         d = self.domains()["web1"]
-        self.assertEqual(d["state"], "running")
-        self.assertEqual(d["memory_mib"], 256)
-        self.assertEqual(d["disks"][0]["target"], "vol:main/web1-root")
-        self.assertEqual((d["disks"][0]["vdev"], d["disks"][0]["mode"]), ("xvda", "w"))
+        self.assertEqual(d["state"], "DOMAIN_STATE_RUNNING")
+        self.assertEqual(d["spec"]["memory_mib"], "256")
+        self.assertEqual(d["spec"]["disks"][0]["target"], "vol:main/web1-root")
+        self.assertEqual((d["spec"]["disks"][0]["vdev"], d["spec"]["disks"][0]["mode"]), ("xvda", "w"))
         vols = self.volumes()
         self.assertEqual(vols["web1-root"]["origin"], "golden")
-        self.assertEqual(vols["web1-root"]["size_bytes"], 64 * MiB)
+        self.assertEqual(vols["web1-root"]["size_bytes"], str(64 * MiB))
         self.assertEqual(vols["web1-root"]["used_by"], "web1")
         # The file system grew with the volume, and the image's files are there.
         stats = subprocess.run(["dumpe2fs", "-h", self.volume_file("web1-root")], capture_output=True, text=True,
@@ -87,10 +87,10 @@ class ProvisionTest(DaemonTestCase):
         self.assertEqual(self.debugfs_cat("web1-root", "/etc/hostname"), b"golden\n")
         ops = [o for o in self.vmm("ops", "--all", "--json").json() if o["kind"] == "create-domain"]
         self.assertEqual(len(ops), 1, ops)
-        self.assertEqual((ops[0]["state"], ops[0]["target"], ops[0]["phase"]), ("succeeded", "web1", "start"))
+        self.assertEqual((ops[0]["state"], ops[0]["target"], ops[0]["phase"]), ("OPERATION_STATE_SUCCEEDED", "web1", "start"))
         # --define-only stops after the definition.
         self.vm("create", "web2", "--image", "golden", "--keep-identity", "--define-only")
-        self.assertEqual(self.domains()["web2"]["state"], "stopped")
+        self.assertEqual(self.domains()["web2"]["state"], "DOMAIN_STATE_STOPPED")
         self.assertIn("web2-root", self.volumes())
 
     def test_customizes_the_clone_offline(self):
@@ -103,14 +103,14 @@ class ProvisionTest(DaemonTestCase):
                 key + ".pub", "--file", "/etc/motd=@" + os.path.join(self.workdir, "motd.txt"), "--file",
                 "/etc/issue=hello", "--ip", "10.0.0.5/24", "--gateway", "10.0.0.1", "--dns", "10.0.0.53")
         d = self.domains()["web1"]
-        self.assertEqual(d["state"], "running")
+        self.assertEqual(d["state"], "DOMAIN_STATE_RUNNING")
         self.assertEqual(self.debugfs_cat("web1-root", "/etc/hostname"), b"web1\n")
         self.assertIn(b"127.0.1.1\tweb1", self.debugfs_cat("web1-root", "/etc/hosts"))
         self.assertEqual(self.debugfs_cat("web1-root", "/etc/motd"), b"Welcome to web1\n")
         self.assertEqual(self.debugfs_cat("web1-root", "/etc/issue"), b"hello")
         with open(key + ".pub", "rb") as f:
             self.assertIn(f.read().strip(), self.debugfs_cat("web1-root", "/root/.ssh/authorized_keys"))
-        mac = d["vifs"][0]["mac"]
+        mac = d["spec"]["vifs"][0]["mac"]
         network = self.debugfs_cat("web1-root", "/etc/network/interfaces.d/xenctl-" + mac.replace(":", ""))
         self.assertIn(b"10.0.0.5", network)
         self.assertIn(b"10.0.0.1", network)
