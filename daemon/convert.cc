@@ -90,6 +90,43 @@ void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p) {
   p->set_metadata_percent(pool.metadata_percent);
 }
 
+namespace {
+
+void toProto(const core::FileStat& st, v1::FileInfo* p) {
+  static constexpr const char* kTypes[] = {"file", "directory", "symlink", "other"};
+  p->set_type(kTypes[static_cast<int>(st.type)]);
+  p->set_mode(st.mode);
+  p->set_uid(st.uid);
+  p->set_gid(st.gid);
+  p->set_size(st.size);
+  p->set_link_target(st.link_target);
+}
+
+}  // namespace
+
+void toProto(const provision::RootDiff& d, v1::DiffDomainResponse* p) {
+  using Kind = customize::TreeChange::Kind;
+  p->set_volume(d.root.target());
+  p->set_vdev(d.vdev);
+  p->set_origin(d.base.target());
+  p->mutable_changes()->Reserve(static_cast<int>(d.changes.size()));
+  for (const customize::TreeChange& c : d.changes) {
+    v1::FileChange* f = p->add_changes();
+    f->set_path(c.path);
+    f->set_kind(c.kind == Kind::kAdded     ? v1::FileChange::KIND_ADDED
+                : c.kind == Kind::kRemoved ? v1::FileChange::KIND_REMOVED
+                                           : v1::FileChange::KIND_CHANGED);
+    f->set_type_changed(c.type);
+    f->set_content_changed(c.content);
+    f->set_mode_changed(c.mode);
+    f->set_owner_changed(c.owner);
+    f->set_link_target_changed(c.link_target);
+    if (c.kind != Kind::kAdded) toProto(c.before, f->mutable_before());
+    if (c.kind != Kind::kRemoved) toProto(c.after, f->mutable_after());
+  }
+  p->set_patch(d.patch);
+}
+
 Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainRequest& req, core::DomainSpec spec) {
   constexpr uint64_t kMiB = uint64_t{1} << 20;
   provision::ProvisionRequest out;

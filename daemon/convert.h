@@ -11,6 +11,7 @@
 #include "lib/core/volume.h"
 #include "lib/provision/domain_manager.h"
 #include "lib/provision/provisioner.h"
+#include "lib/provision/root_differ.h"
 #include "xenctl/v1/domain.pb.h"
 #include "xenctl/v1/host.pb.h"
 #include "xenctl/v1/operation.pb.h"
@@ -25,6 +26,7 @@ void toProto(const core::OperationRecord& r, v1::Operation* p);
 void toProto(const core::DomainEvent& e, v1::DomainEvent* p);
 void toProto(const core::Volume& v, v1::Volume* p);
 void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p);
+void toProto(const provision::RootDiff& d, v1::DiffDomainResponse* p);
 
 /// A CreateDomain with a root: its root, customizations and identity choice
 /// around `spec` (read from the request's spec or xl config). INVALID_ARGUMENT

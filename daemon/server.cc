@@ -68,6 +68,14 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
       [c = s->customizer_.get()](const std::string& device, const core::Customizations& customizations) {
         return c->applyToDevice(device, customizations);
       });
+  // vm-fork resets the fork's identity with the same Customizer; vm-diff
+  // reads roots read-only through the same opener.
+  s->forker_ = std::make_unique<provision::DomainForker>(
+      *s->domains_, *s->storage_, *s->ops_,
+      [c = s->customizer_.get()](const std::string& device, const core::Customizations& customizations) {
+        return c->applyToDevice(device, customizations);
+      });
+  s->differ_ = std::make_unique<provision::RootDiffer>(*s->domains_, *s->storage_, customize::Ext4FileTree::open);
 
   XENCTL_RETURN_IF_ERROR(s->serve(config, version));
   return s;
@@ -117,7 +125,7 @@ void Server::startEventLog() {
 
 Status Server::serve(const Config& config, const std::string& version) {
   context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
-                                    *containers_, *provisioner_});
+                                    *containers_, *provisioner_, *forker_, *differ_});
   services_.push_back(std::make_unique<DomainServiceImpl>(*context_));
   services_.push_back(std::make_unique<OperationServiceImpl>(*context_));
   services_.push_back(std::make_unique<HostServiceImpl>(*context_, version));

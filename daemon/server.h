@@ -67,6 +67,8 @@ class Server {
   std::unique_ptr<customize::Customizer> customizer_;
   std::unique_ptr<provision::ContainerRunner> containers_;
   std::unique_ptr<provision::Provisioner> provisioner_;  // after customizer_, which it calls
+  std::unique_ptr<provision::DomainForker> forker_;
+  std::unique_ptr<provision::RootDiffer> differ_;
   PeerRegistry peers_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<ServiceContext> context_;

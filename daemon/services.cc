@@ -24,6 +24,8 @@ constexpr absl::Duration kStreamCheck = absl::Seconds(1);
 // up to kConsoleInputWait for the guest side to take keystrokes.
 constexpr absl::Duration kConsolePoll = absl::Milliseconds(200);
 constexpr absl::Duration kConsoleInputWait = absl::Seconds(5);
+// A DiffDomain answer above this is refused: clients take 4 MiB by default.
+constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
 
 provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, const std::string& request_id) {
   return {request_id, static_cast<int64_t>(static_cast<int32_t>(c.peers.lookup(ctx->peer()).uid))};
@@ -217,6 +219,33 @@ grpc::Status DomainServiceImpl::WatchEvents(grpc::ServerContext* ctx, const v1::
     toProto(*e, &out);
     if (!writer->Write(out)) break;
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status DomainServiceImpl::ForkDomain(grpc::ServerContext* ctx, const v1::ForkDomainRequest* req,
+                                           v1::Operation* out) {
+  auto caller = callerOf(c_, ctx, req->request_id());
+  provision::ForkRequest fr;
+  fr.source = req->source();
+  fr.name = req->name();
+  if (!req->hostname().empty()) fr.hostname = req->hostname();
+  fr.define_only = req->define_only();
+  fr.paused = req->paused();
+  return answer("ForkDomain", req->name(), caller, c_.forker.fork(std::move(fr), caller), out);
+}
+
+grpc::Status DomainServiceImpl::DiffDomain(grpc::ServerContext*, const v1::DiffDomainRequest* req,
+                                           v1::DiffDomainResponse* out) {
+  auto d = c_.differ.diff(req->name(), req->vdev(), req->patch());
+  if (!d.ok()) return toGrpc(d.status());
+  toProto(*d, out);
+  // gRPC's clients take at most 4 MiB in one answer by default.
+  if (out->ByteSizeLong() > kMaxDiffAnswerBytes)
+    return toGrpc(absl::ResourceExhaustedError(absl::StrCat(
+        "diffing domain '", req->name(), "': the answer (", d->changes.size(), " changed entries",
+        req->patch() ? absl::StrCat(", a patch of ", d->patch.size(), " bytes") : std::string(), ") is ",
+        out->ByteSizeLong(), " bytes, more than the ", kMaxDiffAnswerBytes, " one answer carries",
+        req->patch() ? "; list the changes without the patch" : "")));
   return grpc::Status::OK;
 }
 

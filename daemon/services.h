@@ -8,11 +8,13 @@
 #include "daemon/peers.h"
 #include "lib/core/hypervisor.h"
 #include "lib/provision/container_runner.h"
+#include "lib/provision/domain_forker.h"
 #include "lib/provision/domain_manager.h"
 #include "lib/provision/event_bus.h"
 #include "lib/provision/image_manager.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/provisioner.h"
+#include "lib/provision/root_differ.h"
 #include "lib/provision/storage_manager.h"
 #include "xenctl/v1/container.grpc.pb.h"
 #include "xenctl/v1/domain.grpc.pb.h"
@@ -36,6 +38,8 @@ struct ServiceContext {
   provision::ImageManager& images;
   provision::ContainerRunner& containers;
   provision::Provisioner& provisioner;
+  provision::DomainForker& forker;
+  provision::RootDiffer& differ;
 };
 
 class DomainServiceImpl final : public v1::DomainService::Service {
@@ -57,6 +61,8 @@ class DomainServiceImpl final : public v1::DomainService::Service {
                              grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                            grpc::ServerWriter<v1::DomainEvent>*) override;
+  grpc::Status ForkDomain(grpc::ServerContext*, const v1::ForkDomainRequest*, v1::Operation*) override;
+  grpc::Status DiffDomain(grpc::ServerContext*, const v1::DiffDomainRequest*, v1::DiffDomainResponse*) override;
 
  private:
   ServiceContext& c_;
