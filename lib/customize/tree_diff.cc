@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "lib/customize/container_executor.h"
 
 namespace xenctl::customize {
 namespace {
@@ -106,6 +107,23 @@ class Walk {
   std::vector<TreeChange> out_;
 };
 
+std::string_view typeName(core::FileType t) {
+  switch (t) {
+    case core::FileType::kRegular: return "file";
+    case core::FileType::kDirectory: return "directory";
+    case core::FileType::kSymlink: return "symlink";
+    case core::FileType::kOther: return "special file";
+  }
+  return "entry";
+}
+
+// "symlink -> /usr/share/zoneinfo/UTC", "file 0644 0:0".
+std::string describe(const core::FileStat& st) {
+  if (st.type == core::FileType::kSymlink)
+    return absl::StrFormat("symlink -> %s %u:%u", st.link_target, st.uid, st.gid);
+  return absl::StrFormat("%s %04o %u:%u", av(typeName(st.type)), st.mode, st.uid, st.gid);
+}
+
 }  // namespace
 
 std::string_view toString(TreeChange::Kind k) {
@@ -138,5 +156,56 @@ Result<std::vector<TreeChange>> diffTrees(core::FileTree& base, core::FileTree& 
 }
 
 bool isBinary(std::string_view content) { return content.find('\0') != std::string_view::npos; }
+
+
+Result<std::string> writePatch(core::FileTree& base, core::FileTree& tree, const std::vector<TreeChange>& changes) {
+  using Kind = TreeChange::Kind;
+  std::string out;
+  auto note = [&out](const std::string& path, std::string_view what) {
+    absl::StrAppend(&out, "xenctl: ", path, ": ", av(what), " (not in this patch)\n");
+  };
+  for (const TreeChange& c : changes) {
+    const bool was_file = c.kind != Kind::kAdded && c.before.type == core::FileType::kRegular;
+    const bool is_file = c.kind != Kind::kRemoved && c.after.type == core::FileType::kRegular;
+    // What the patch carries: the content of regular files. A file replaced
+    // by another type is carried as its removal; a file that replaces
+    // another type as its creation.
+    std::optional<std::string> before, after;
+    if (was_file && (c.kind == Kind::kRemoved || c.type || c.content)) {
+      XENCTL_ASSIGN_OR_RETURN(before, Walk::readIn(base, c.path, "base"));
+    }
+    if (is_file && (c.kind == Kind::kAdded || c.type || c.content)) {
+      XENCTL_ASSIGN_OR_RETURN(after, Walk::readIn(tree, c.path, "tree"));
+    }
+    if (before || after) {
+      if ((before && isBinary(*before)) || (after && isBinary(*after))) {
+        std::string rel = c.path.substr(1);
+        absl::StrAppend(&out, "Binary files ", before ? "a/" + rel : "/dev/null", " and ",
+                        after ? "b/" + rel : "/dev/null", " differ\n");
+      } else {
+        out += unifiedDiff(c.path, before, after);
+      }
+    }
+    // What it cannot carry, named.
+    switch (c.kind) {
+      case Kind::kAdded:
+        if (!is_file) note(c.path, absl::StrCat("added ", describe(c.after)));
+        else if (c.after.mode != 0644 || c.after.uid != 0 || c.after.gid != 0)
+          note(c.path, absl::StrCat("added as ", describe(c.after)));
+        break;
+      case Kind::kRemoved:
+        if (!was_file) note(c.path, absl::StrCat("removed ", describe(c.before)));
+        break;
+      case Kind::kChanged:
+        if (c.type) {
+          if (!was_file || !is_file) note(c.path, absl::StrCat(describe(c.before), " became ", describe(c.after)));
+        } else if (c.mode || c.owner || c.link_target) {
+          note(c.path, absl::StrCat(describe(c.before), " became ", describe(c.after)));
+        }
+        break;
+    }
+  }
+  return out;
+}
 
 }  // namespace xenctl::customize

@@ -72,7 +72,11 @@ Result<RootDiff> RootDiffer::diff(const std::string& name, const std::string& vd
   auto result = customize::diffTrees(**base_tree, **root_tree);
   if (result.ok()) {
     out.changes = *std::move(result);
-    if (patch) result = absl::UnimplementedError("writing the differences as a patch is not built yet; list them");
+    if (patch) {
+      auto text = customize::writePatch(**base_tree, **root_tree, out.changes);
+      if (text.ok()) out.patch = *std::move(text);
+      else result = text.status();
+    }
   }
   (void)(*base_tree)->close();
   (void)(*root_tree)->close();

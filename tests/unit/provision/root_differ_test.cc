@@ -127,6 +127,14 @@ TEST_F(RootDifferTest, OpenerErrorNamesTheVolume) {
               HasSubstr("diffing domain 'other': opening the base, volume main/blank: "));
 }
 
+// With a patch: the unified diff of the changed text files.
+TEST_F(RootDifferTest, WritesThePatch) {
+  auto d = differ().diff("web1", "", true);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->patch, "--- a/etc/hostname\n+++ b/etc/hostname\n@@ -1,1 +1,1 @@\n-golden\n+web1\n");
+  EXPECT_EQ(differ().diff("web1", "", false)->patch, "");
+}
+
 // Without an opener the build cannot read file systems: UNIMPLEMENTED.
 TEST_F(RootDifferTest, NoOpenerIsUnimplemented) {
   RootDiffer none(*domains_, *storage_, {});
