@@ -1,6 +1,5 @@
 #include "lib/provision/domain_forker.h"
 
-#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -117,30 +116,13 @@ std::vector<SagaStep> DomainForker::steps(const std::shared_ptr<Plan>& plan) {
   const size_t n = plan->clones.size();
   for (size_t i = 0; i < n; ++i) {
     const Plan::Clone& c = plan->clones[i];
-    const uint32_t from = kClonePct + static_cast<uint32_t>((kCustomizePct - kClonePct) * i / n);
-    const uint32_t to = kClonePct + static_cast<uint32_t>((kCustomizePct - kClonePct) * (i + 1) / n);
-    out.push_back(
-        {"clone", from,
-         absl::StrCat("cloning ", c.source.pool, "/", c.source.name, " (", c.vdev, ") as ", c.clone.name),
-         [this, plan, i, from, to](OperationContext& ctx, StepRecord& rec) -> Status {
-           const Plan::Clone& c = plan->clones[i];
-           // Checked again: SRC may have been started since the call.
-           XENCTL_RETURN_IF_ERROR(requireStopped(plan->req.source));
-           auto progress = [&ctx, from, to](uint64_t done, uint64_t total) {
-             ctx.progress(total ? from + static_cast<uint32_t>((to - from) * done / total) : to, done, total);
-             return !ctx.cancelled();
-           };
-           XENCTL_RETURN_IF_ERROR(storage_.cloneNow(c.source.pool, c.source.name, c.clone.name, 0, progress).status());
-           rec["pool"] = c.clone.pool;
-           rec["volume"] = c.clone.name;
-           return absl::OkStatus();
-         },
-         [this](const StepRecord& rec) -> Status {
-           Status st = storage_.removeNow(rec.at("pool"), rec.at("volume"));
-           if (absl::IsNotFound(st)) return absl::OkStatus();
-           if (st.ok()) return st;
-           return Status(st.code(), absl::StrCat("volume ", rec.at("pool"), "/", rec.at("volume"), ": ", st.message()));
-         }});
+    // Checked again before each clone: SRC may have been started since the call.
+    out.push_back(cloneStep(storage_, c.source.pool, c.source.name, c.clone.name,
+                            kClonePct + static_cast<uint32_t>((kCustomizePct - kClonePct) * i / n),
+                            kClonePct + static_cast<uint32_t>((kCustomizePct - kClonePct) * (i + 1) / n),
+                            absl::StrCat("cloning ", c.source.pool, "/", c.source.name, " (", c.vdev, ") as ",
+                                         c.clone.name),
+                            [this, plan] { return requireStopped(plan->req.source); }));
   }
 
   out.push_back({"customize", kCustomizePct,
@@ -154,27 +136,8 @@ std::vector<SagaStep> DomainForker::steps(const std::shared_ptr<Plan>& plan) {
                  },
                  {}});  // the clone's undo deletes the customized volume
 
-  // As in the Provisioner: createNow defines and, unless define_only,
-  // starts; a start that fails undoes its definition itself.
-  out.push_back({"define", kDefinePct, "storing the definition",
-                 [this, plan](OperationContext& ctx, StepRecord& rec) -> Status {
-                   DomainManager::Phases phases;
-                   phases.stop = ctx.stopToken();
-                   phases.phase = [&ctx](const std::string& phase, uint32_t pct, const std::string& message) {
-                     const uint32_t overall = kDefinePct + pct * (100 - kDefinePct) / 100;
-                     if (phase == "define")
-                       ctx.phase("define", overall, message);
-                     else if (phase == "create")
-                       ctx.phase("start", std::max(overall, kStartPct), message);
-                     else
-                       ctx.progress(overall, 0, 0, message);
-                   };
-                   DomainManager::CreateRequest create{plan->spec, plan->req.define_only, plan->req.paused};
-                   XENCTL_RETURN_IF_ERROR(domains_.createNow(std::move(create), plan->owner_uid, phases).status());
-                   rec["domain"] = plan->spec.name;
-                   return absl::OkStatus();
-                 },
-                 [this](const StepRecord& rec) { return domains_.removeNow(rec.at("domain"), false); }});
+  out.push_back(defineStep(domains_, {plan->spec, plan->req.define_only, plan->req.paused}, plan->owner_uid,
+                           kDefinePct, kStartPct));
   return out;
 }
 

@@ -63,6 +63,55 @@ Status runSaga(OperationContext& ctx, const std::string& what, const std::vector
   return Status(failed.code(), msg);
 }
 
+SagaStep cloneStep(StorageManager& storage, const std::string& pool, const std::string& source,
+                   const std::string& clone, uint32_t percent, uint32_t end_percent, std::string message,
+                   std::function<Status()> check) {
+  return {"clone", percent, std::move(message),
+          [&storage, pool, source, clone, percent, end_percent, check](OperationContext& ctx,
+                                                                       StepRecord& rec) -> Status {
+            if (check) XENCTL_RETURN_IF_ERROR(check());
+            auto progress = [&ctx, percent, end_percent](uint64_t done, uint64_t total) {
+              ctx.progress(total ? percent + static_cast<uint32_t>((end_percent - percent) * done / total) : end_percent,
+                           done, total);
+              return !ctx.cancelled();
+            };
+            XENCTL_RETURN_IF_ERROR(storage.cloneNow(pool, source, clone, 0, progress).status());
+            rec["pool"] = pool;
+            rec["volume"] = clone;
+            return absl::OkStatus();
+          },
+          [&storage](const StepRecord& rec) -> Status {
+            Status st = storage.removeNow(rec.at("pool"), rec.at("volume"));
+            if (absl::IsNotFound(st)) return absl::OkStatus();
+            return withContext(st, absl::StrCat("volume ", rec.at("pool"), "/", rec.at("volume")));
+          }};
+}
+
+SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, int64_t owner_uid, uint32_t percent,
+                    uint32_t start_percent) {
+  return {"define", percent, "storing the definition",
+          [&domains, req, owner_uid, percent, start_percent](OperationContext& ctx, StepRecord& rec) -> Status {
+            DomainManager::Phases phases;
+            phases.stop = ctx.stopToken();
+            phases.phase = [&ctx, &rec, percent, start_percent](const std::string& phase, uint32_t pct,
+                                                                const std::string& message) {
+              const uint32_t overall = percent + pct * (100 - percent) / 100;
+              if (phase == "define") {
+                ctx.phase("define", overall, message);
+              } else if (phase == "create") {
+                rec["phase"] = "start";
+                ctx.phase("start", std::max(overall, start_percent), message);
+              } else {
+                ctx.progress(overall, 0, 0, message);
+              }
+            };
+            XENCTL_RETURN_IF_ERROR(domains.createNow(req, owner_uid, phases).status());
+            rec["domain"] = req.spec.name;
+            return absl::OkStatus();
+          },
+          [&domains](const StepRecord& rec) { return domains.removeNow(rec.at("domain"), false); }};
+}
+
 struct Provisioner::Plan {
   ProvisionRequest req;  // spec normalized, with its root disk; customizations complete
   int64_t owner_uid = -1;
@@ -193,25 +242,8 @@ std::vector<SagaStep> Provisioner::steps(const std::shared_ptr<Plan>& plan) {
                  },
                  {}});
 
-  out.push_back({"clone", kClonePct, absl::StrCat("cloning ", plan->pool, "/", plan->root, " from image '", r.image, "'"),
-                 [this, plan](OperationContext& ctx, StepRecord& rec) -> Status {
-                   auto progress = [&ctx](uint64_t done, uint64_t total) {
-                     ctx.progress(total ? kClonePct + static_cast<uint32_t>((kGrowPct - kClonePct) * done / total)
-                                        : kGrowPct,
-                                  done, total);
-                     return !ctx.cancelled();
-                   };
-                   XENCTL_RETURN_IF_ERROR(
-                       storage_.cloneNow(plan->pool, plan->image.volume, plan->root, 0, progress).status());
-                   rec["pool"] = plan->pool;
-                   rec["volume"] = plan->root;
-                   return absl::OkStatus();
-                 },
-                 [this](const StepRecord& rec) -> Status {
-                   Status st = storage_.removeNow(rec.at("pool"), rec.at("volume"));
-                   if (absl::IsNotFound(st)) return absl::OkStatus();
-                   return withContext(st, absl::StrCat("volume ", rec.at("pool"), "/", rec.at("volume")));
-                 }});
+  out.push_back(cloneStep(storage_, plan->pool, plan->image.volume, plan->root, kClonePct, kGrowPct,
+                          absl::StrCat("cloning ", plan->pool, "/", plan->root, " from image '", r.image, "'")));
 
   if (r.root_size_bytes > plan->base_size)
     out.push_back({"grow", kGrowPct, absl::StrCat("growing ", plan->root, " and its file system to ", r.root_size_bytes,
@@ -232,30 +264,8 @@ std::vector<SagaStep> Provisioner::steps(const std::shared_ptr<Plan>& plan) {
                    },
                    {}});  // the clone's undo deletes the customized volume
 
-  // DomainManager::createNow defines and, unless define_only, starts: one
-  // step whose phases are "define" then "start". A start that fails undoes
-  // its definition itself; the undo here is for steps that come later.
-  out.push_back({"define", kDefinePct, "storing the definition",
-                 [this, plan](OperationContext& ctx, StepRecord& rec) -> Status {
-                   DomainManager::Phases phases;
-                   phases.stop = ctx.stopToken();
-                   phases.phase = [&ctx, &rec](const std::string& phase, uint32_t pct, const std::string& message) {
-                     const uint32_t overall = kDefinePct + pct * (100 - kDefinePct) / 100;
-                     if (phase == "define") {
-                       ctx.phase("define", overall, message);
-                     } else if (phase == "create") {
-                       rec["phase"] = "start";
-                       ctx.phase("start", std::max(overall, kStartPct), message);
-                     } else {
-                       ctx.progress(overall, 0, 0, message);
-                     }
-                   };
-                   DomainManager::CreateRequest create{plan->req.spec, plan->req.define_only, plan->req.paused};
-                   XENCTL_RETURN_IF_ERROR(domains_.createNow(std::move(create), plan->owner_uid, phases).status());
-                   rec["domain"] = plan->req.spec.name;
-                   return absl::OkStatus();
-                 },
-                 [this](const StepRecord& rec) { return domains_.removeNow(rec.at("domain"), false); }});
+  out.push_back(defineStep(domains_, {plan->req.spec, plan->req.define_only, plan->req.paused}, plan->owner_uid,
+                           kDefinePct, kStartPct));
   return out;
 }
 

@@ -53,6 +53,21 @@ struct SagaStep {
 /// in the message (what is left behind, and what to do about it).
 Status runSaga(OperationContext& ctx, const std::string& what, const std::vector<SagaStep>& steps);
 
+/// The step "clone": `source` cloned as `clone` in `pool`
+/// (StorageManager::cloneNow), the copy's progress spread from `percent` to
+/// `end_percent`, after `check` (may be empty) passes. Its undo deletes the
+/// clone (one already gone is fine).
+SagaStep cloneStep(StorageManager& storage, const std::string& pool, const std::string& source,
+                   const std::string& clone, uint32_t percent, uint32_t end_percent, std::string message,
+                   std::function<Status()> check = {});
+/// The step "define": DomainManager::createNow defines the domain and,
+/// unless `req.define_only`, starts it (the phase "start" from
+/// `start_percent`; a failure there is named "start"). A start that fails
+/// undoes its definition itself; the step's undo removes the definition for
+/// the steps that come later.
+SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, int64_t owner_uid, uint32_t percent,
+                    uint32_t start_percent);
+
 /// What CreateDomain with a root image asks for.
 struct ProvisionRequest {
   /// The domain; the root volume becomes its first disk. The uuid is

@@ -299,7 +299,7 @@ TEST_F(DomainForkerTest, StartFailureUndoesEverything) {
   auto op = done(forker_->fork(request(), caller_));
   EXPECT_EQ(op.state, OperationState::kFailed);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(std::string(op.status.message()), HasSubstr("define: creating domain 'web2': "));
+  EXPECT_THAT(std::string(op.status.message()), HasSubstr("forking domain 'web1' as 'web2': start: creating domain 'web2': "));
   EXPECT_THAT(std::string(op.status.message()), HasSubstr("undone: clone, clone"));
   EXPECT_THAT(volumeNames(), ElementsAre("data/web1-data", "main/golden", "main/web1-root"));
   EXPECT_THAT(domainNames(), ElementsAre("hog", "web1"));
