@@ -24,6 +24,8 @@ constexpr CommandInfo kCommands[] = {
     {"image", "Manage golden images: import, list, delete, export", true, makeImageCommand},
     {"container", "Check a container file, run its expressions, write its plain xl config", true,
      makeContainerCommand},
+    {"fork", "Make a new domain from a stopped one's volumes, with a new identity", true, makeForkCommand},
+    {"diff", "List what a stopped domain's root changed from its golden image", true, makeDiffCommand},
     {"ops", "List operations", false, makeOpsCommand},
     {"watch", "Follow one operation to its end", false, makeWatchCommand},
     {"host", "Show the host: hypervisor, CPUs, memory, pools", false, makeHostCommand},
