@@ -3,14 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <mutex>
 
-#include "lib/testhv/test_hypervisor.h"
-#include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_file_tree.h"
-#include "tests/fakes/fake_volumes.h"
-#include "tests/unit/provision/test_util.h"
+#include "tests/unit/provision/managers_fixture.h"
 
 namespace xenctl::provision {
 namespace {
@@ -23,38 +19,26 @@ using ::testing::Not;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-// A daemon's parts over two pools in memory, "main" and "data" (each can be
-// made to fail a clone or a remove), a test hypervisor with 1 GiB, and a
-// stopped domain "web1" whose root main/web1-root was cloned from the
-// golden base main/golden, with a data disk data/web1-data and a read-only
-// disk on a host path. The customizer is a recording lambda.
-class DomainForkerTest : public ::testing::Test {
+// Two pools in memory, "main" and "data", and a stopped domain "web1" whose
+// root main/web1-root was cloned from the golden base main/golden, with a
+// data disk data/web1-data and a read-only disk on a host path. The
+// customizer is a recording lambda.
+class DomainForkerTest : public ManagersFixture {
  protected:
+  std::vector<std::string> poolNames() const override { return {"main", "data"}; }
   void SetUp() override {
-    auto main = std::make_unique<fakes::FakeVolumes>("main");
-    auto data = std::make_unique<fakes::FakeVolumes>("data");
-    main_ = main.get();
-    data_ = data.get();
-    std::vector<std::unique_ptr<core::VolumeManager>> pools;
-    pools.push_back(std::move(main));
-    pools.push_back(std::move(data));
-    storage_ = std::make_unique<StorageManager>(std::move(pools), ops_, usage_);
-    domains_ = std::make_unique<DomainManager>(hv_, *storage_, usage_, *store_, ops_, bus_, clock_);
-    ASSERT_TRUE(domains_->load().ok());
+    ManagersFixture::SetUp();
+    main_ = pools_[0];
+    data_ = pools_[1];
     ASSERT_TRUE(main_->create("golden", 16 * kMiB, std::nullopt).ok());
     ASSERT_TRUE(main_->clone("golden", "web1-root", 0, {}).ok());
     ASSERT_TRUE(data_->create("web1-data", 8 * kMiB, std::nullopt).ok());
-    core::DomainSpec spec;
-    spec.name = "web1";
-    spec.memory_mib = 256;
-    spec.vcpus = 1;
-    spec.disks = {{"vol:main/web1-root", "xvda", "w", ""},
-                  {"vol:data/web1-data", "xvdb", "w", ""},
-                  {"/srv/iso/tools.iso", "xvdc", "r", ""}};
-    spec.vifs = {{"xenbr0", "", "10.0.0.5"}};
-    auto src = domains_->createNow({spec, /*define_only=*/true, false}, 1000);
-    ASSERT_TRUE(src.ok()) << src.status();
-    source_ = *src;
+    define("web1",
+           {{"vol:main/web1-root", "xvda", "w", ""},
+            {"vol:data/web1-data", "xvdb", "w", ""},
+            {"/srv/iso/tools.iso", "xvdc", "r", ""}},
+           {{"xenbr0", "", "10.0.0.5"}});
+    source_ = domains_->get("web1")->spec;
     forker_ = makeForker([this](const std::string& path, const core::Customizations& c) -> Status {
       std::lock_guard lock(mu_);
       customized_.push_back({path, c});
@@ -71,27 +55,6 @@ class DomainForkerTest : public ::testing::Test {
     r.name = name;
     return r;
   }
-  core::OperationRecord done(const Result<core::OperationRecord>& r) {
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? waitFinished(ops_, r->id) : core::OperationRecord{};
-  }
-  std::vector<std::string> volumeNames() {
-    auto vols = storage_->list("");
-    EXPECT_TRUE(vols.ok()) << vols.status();
-    std::vector<std::string> names;
-    if (vols.ok())
-      for (const auto& v : *vols) names.push_back(absl::StrCat(v.pool, "/", v.name));
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-  std::vector<std::string> domainNames() {
-    auto views = domains_->list(true);
-    EXPECT_TRUE(views.ok()) << views.status();
-    std::vector<std::string> names;
-    if (views.ok())
-      for (const auto& v : *views) names.push_back(v.spec.name);
-    return names;
-  }
   // After a failed fork: the source's volumes and web1 alone, as before.
   void expectNothingLeft() {
     EXPECT_THAT(volumeNames(), ElementsAre("data/web1-data", "main/golden", "main/web1-root"));
@@ -99,19 +62,10 @@ class DomainForkerTest : public ::testing::Test {
     EXPECT_TRUE(hv_.listDomains()->empty());
   }
 
-  fakes::FakeClock clock_;
-  std::unique_ptr<state::Store> store_ = *state::Store::open(":memory:");
-  OperationRegistry ops_{clock_, nullptr, OperationRegistry::Options{}};
-  EventBus bus_;
-  testhv::TestHypervisor hv_{testhv::TestHypervisor::Options{8, 1024, "t"}};
-  VolumeUsage usage_;
   fakes::FakeVolumes* main_ = nullptr;
   fakes::FakeVolumes* data_ = nullptr;
-  std::unique_ptr<StorageManager> storage_;
-  std::unique_ptr<DomainManager> domains_;
   std::unique_ptr<DomainForker> forker_;
   core::DomainSpec source_;
-  Caller caller_{"", 1000};
 
   std::mutex mu_;
   std::vector<std::pair<std::string, core::Customizations>> customized_;
@@ -201,12 +155,7 @@ TEST_F(DomainForkerTest, RefusesAtOnce) {
   EXPECT_EQ(code(unknown), absl::StatusCode::kNotFound);
   EXPECT_EQ(code(request("Bad Name")), absl::StatusCode::kInvalidArgument);
 
-  core::DomainSpec plain;
-  plain.name = "plain";
-  plain.memory_mib = 64;
-  plain.vcpus = 1;
-  plain.disks = {{"/dev/vg0/plain", "xvda", "w", ""}};
-  ASSERT_TRUE(domains_->createNow({plain, true, false}, 1000).ok());
+  define("plain", {{"/dev/vg0/plain", "xvda", "w", ""}});
   EXPECT_EQ(code(request("plain")), absl::StatusCode::kAlreadyExists);
   ForkRequest host_path = request("plain2");
   host_path.source = "plain";
@@ -291,7 +240,7 @@ TEST_F(DomainForkerTest, StartFailureUndoesEverything) {
     // The host fills up meanwhile: 1 GiB, all taken.
     core::DomainSpec hog;
     hog.name = "hog";
-    hog.memory_mib = 900;
+    hog.memory_mib = 1000;
     hog.vcpus = 1;
     EXPECT_TRUE(domains_->createNow({hog, false, false}, 1000).ok());
     return absl::OkStatus();

@@ -3,11 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "lib/testhv/test_hypervisor.h"
-#include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_file_tree.h"
-#include "tests/fakes/fake_volumes.h"
-#include "tests/unit/provision/test_util.h"
+#include "tests/unit/provision/managers_fixture.h"
 
 namespace xenctl::provision {
 namespace {
@@ -19,16 +16,11 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 // One pool "main" in memory with a golden base and web1's root cloned from
 // it; their file systems are FakeFileTrees found by the volumes' paths.
-class RootDifferTest : public ::testing::Test {
+class RootDifferTest : public ManagersFixture {
  protected:
   void SetUp() override {
-    auto pool = std::make_unique<fakes::FakeVolumes>("main");
-    pool_ = pool.get();
-    std::vector<std::unique_ptr<core::VolumeManager>> pools;
-    pools.push_back(std::move(pool));
-    storage_ = std::make_unique<StorageManager>(std::move(pools), ops_, usage_);
-    domains_ = std::make_unique<DomainManager>(hv_, *storage_, usage_, *store_, ops_, bus_, clock_);
-    ASSERT_TRUE(domains_->load().ok());
+    ManagersFixture::SetUp();
+    pool_ = pools_[0];
     ASSERT_TRUE(pool_->create("golden", 16 * kMiB, std::nullopt).ok());
     ASSERT_TRUE(pool_->clone("golden", "web1-root", 0, {}).ok());
     ASSERT_TRUE(pool_->create("blank", 16 * kMiB, std::nullopt).ok());
@@ -37,14 +29,6 @@ class RootDifferTest : public ::testing::Test {
     root_ = golden_.clone();
     root_->addFile("/etc/hostname", "web1\n");
     define("web1", {{"vol:main/web1-root", "xvda", "w", ""}, {"vol:main/blank", "xvdb", "w", ""}});
-  }
-  void define(const std::string& name, std::vector<core::DiskSpec> disks) {
-    core::DomainSpec spec;
-    spec.name = name;
-    spec.memory_mib = 64;
-    spec.vcpus = 1;
-    spec.disks = std::move(disks);
-    ASSERT_TRUE(domains_->createNow({spec, true, false}, 1000).ok());
   }
   RootDiffer differ() {
     return RootDiffer(*domains_, *storage_, [this](const std::string& path, bool writable)
@@ -56,19 +40,10 @@ class RootDifferTest : public ::testing::Test {
     });
   }
 
-  fakes::FakeClock clock_;
-  std::unique_ptr<state::Store> store_ = *state::Store::open(":memory:");
-  OperationRegistry ops_{clock_, nullptr, OperationRegistry::Options{}};
-  EventBus bus_;
-  testhv::TestHypervisor hv_{testhv::TestHypervisor::Options{8, 1024, "t"}};
-  VolumeUsage usage_;
   fakes::FakeVolumes* pool_ = nullptr;
-  std::unique_ptr<StorageManager> storage_;
-  std::unique_ptr<DomainManager> domains_;
   fakes::FakeFileTree golden_;
   std::unique_ptr<fakes::FakeFileTree> root_;
   std::vector<std::string> opened_;
-  Caller caller_{"", 1000};
 };
 
 // The first managed disk is compared with its origin, both opened read-only.
