@@ -44,10 +44,7 @@ class ForkDiffTest(test_provision.ProvisionTest):
         self.assertEqual(hostname["after"]["size"], str(len("web1\n")))
 
     def test_patch_applies_to_another_copy(self):
-        """vm-diff --patch writes a unified diff (a/ b/ names, strip 1) that patch(1) applies to a copy of the image."""
-        # The container language's [patch] takes the same format (its round
-        # trip is tests/unit/customize/tree_diff_test.cc); vm-container does
-        # not run expressions in xenctld yet, so patch(1) stands in for it here.
+        """vm-diff --patch writes a unified diff (a/ b/ names, strip 1) that a container file's [patch] and patch(1) apply."""
         self.vm("create", "web1", "--image", "golden", "--hostname", "web1", "--file", "/etc/motd=hello\n",
                 "--keep-identity", "--define-only")
         patch = self.vm("diff", "web1", "--patch").out
@@ -62,6 +59,17 @@ class ForkDiffTest(test_provision.ProvisionTest):
         for path in ("etc/hostname", "etc/hosts", "etc/motd"):
             with open(os.path.join(copy, path), "rb") as f:
                 self.assertEqual(f.read(), self.debugfs_cat("web1-root", "/" + path), path)
+        # The container language's [patch], on another clone of the image.
+        patch_file = os.path.join(self.workdir, "web1.patch")
+        write(patch_file, patch)
+        self.vm("create", "web2", "--image", "golden", "--keep-identity", "--define-only")
+        container = os.path.join(self.workdir, "web2.cfg")
+        write(container, f"[patch vol:main/web2-root {patch_file} 1][end]\n")
+        self.vm("container", "--container", container)
+        for path in ("/etc/hostname", "/etc/hosts", "/etc/motd"):
+            self.assertEqual(self.debugfs_cat("web2-root", path), self.debugfs_cat("web1-root", path), path)
+        self.fsck_clean("web2-root")
+        self.assertEqual(self.vm("diff", "web2", "--patch").out, patch)
 
     def test_diff_refusals(self):
         """A running domain and a domain without a cloned root are refused, naming what to do."""
