@@ -1,5 +1,6 @@
 #include "lib/xen/xl_config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -420,6 +421,12 @@ Result<core::DomainSpec> readXlConfig(std::string_view text, std::string_view fi
     return absl::InvalidArgumentError(absl::StrCat("xl config ", file, " is ", text.size(),
                                                    " bytes; xenctld reads at most ", kMaxXlConfigBytes,
                                                    " (is it an xl config file?)"));
+  // libxlutil's lexer asserts (aborting the daemon) on a NUL inside a quoted
+  // string, and no xl.cfg(5) value may hold one: a NUL anywhere is refused.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "xl config ", file, ":", 1 + std::count(text.begin(), text.begin() + static_cast<ptrdiff_t>(nul), '\n'),
+        ": holds a NUL byte (at offset ", nul, "); an xl config is text (is it an xl config file?)"));
   ReportStream report;
   if (!report.get()) return absl::ResourceExhaustedError("reading an xl config: no memory for libxlutil's report");
   std::unique_ptr<XLU_Config, ConfigDeleter> cfg(xlu_cfg_init(report.get(), file.c_str()));

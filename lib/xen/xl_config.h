@@ -44,7 +44,7 @@ inline constexpr size_t kMaxXlConfigBytes = size_t{1} << 20;
 ///    on);
 ///  - a value of the wrong kind or out of range, no name, cmdline together
 ///    with root or extra, builder contradicting type, a text over
-///    kMaxXlConfigBytes.
+///    kMaxXlConfigBytes, a NUL byte anywhere (libxlutil would abort on one).
 Result<core::DomainSpec> readXlConfig(std::string_view text, std::string_view file_name);
 
 }  // namespace xenctl::xen

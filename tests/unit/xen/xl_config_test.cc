@@ -288,6 +288,16 @@ TEST(ReadXlConfig, OversizedTextIsRefused) {
   EXPECT_THAT(readError(big).message, HasSubstr("at most"));
 }
 
+// A NUL byte, even inside a quoted string, is refused before libxlutil's
+// lexer sees it (found by xl_config_fuzz: its dequote asserted, aborting
+// the daemon; tests/fuzz/corpus/xl_config_fuzz/crash-nul-in-string).
+TEST(ReadXlConfig, NulByteIsRefusedNotAborted) {
+  using namespace std::string_literals;
+  EXPECT_THAT(readError("name = 'a'\ndisk = [ 'fi\0le:/root/cd.iso,hdc:cdrom,r' ]\n"s).message,
+              AllOf(HasSubstr(":2: holds a NUL byte"), HasSubstr("offset 23")));
+  EXPECT_THAT(readError("\0"s).message, HasSubstr("NUL"));
+}
+
 // The list of supported keys is what the reader maps (no key in it is refused).
 TEST(ReadXlConfig, SupportedKeysAreAccepted) {
   std::string text = R"(name = 'all'
