@@ -386,6 +386,11 @@ Result<uint32_t> Ext4FileTree::walk(std::string_view path, std::deque<std::strin
           "resolving ", where(path), ": more than ", kMaxSymlinkHops,
           " symlinks on the way (a symlink loop, as ELOOP); fix the links inside the image"));
     XENCTL_ASSIGN_OR_RETURN(std::string target, readLink(next, path));
+    // A guest image may hold a symlink whose target is empty (or starts with
+    // NUL); Linux resolves it to ENOENT, and so does this.
+    if (target.empty())
+      return absl::NotFoundError(absl::StrCat(where(path), " does not exist (the symlink '", name,
+                                              "' on the way has an empty target)"));
     // The target resolves inside the tree: an absolute one from its root.
     if (target.front() == '/') cur = EXT2_ROOT_INO;
     std::deque<std::string> parts = splitTarget(target);

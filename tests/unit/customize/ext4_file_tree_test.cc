@@ -409,6 +409,28 @@ TEST_F(Ext4FileTreeTest, SymlinksPointingOutStayInside) {
   EXPECT_THAT(debugfs("ls -l /srv"), HasSubstr("www"));
 }
 
+// A symlink with an empty target (its first byte NUL, as a crafted guest
+// image may hold) resolves as Linux does, to NOT_FOUND, instead of reading
+// the empty target's first character (found by ext4_path_fuzz:
+// tests/fuzz/corpus/ext4_path_fuzz/crash-empty-symlink-target).
+TEST_F(Ext4FileTreeTest, EmptySymlinkTargetIsNotFound) {
+  std::filesystem::create_directories(src_);
+  std::filesystem::create_symlink("xnul", src_ + "/nulfirst");
+  makeImage();
+  auto r = run({tool("debugfs"), "-w", "-R", "sif /nulfirst block[0] 0", image_});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  check_fsck_ = false;  // e2fsck rightly calls the link damaged
+  openTree();
+  for (const char* p : {"/nulfirst/x", "/nulfirst"}) {
+    auto got = tree_->readFile(p);
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound) << p;
+    EXPECT_THAT(got.status().message(), HasSubstr("'nulfirst' on the way has an empty target")) << p;
+  }
+  EXPECT_EQ(tree_->writeFile("/nulfirst/x", "x", FileAttrs{}).code(), absl::StatusCode::kNotFound);
+  // The link itself (not followed) can still be replaced.
+  EXPECT_TRUE(tree_->writeFile("/nulfirst", "fixed", FileAttrs{}).ok());
+}
+
 // Symlink loops fail after a bounded number of hops with a clear error.
 TEST_F(Ext4FileTreeTest, SymlinkLoopsFail) {
   std::filesystem::create_directories(src_);
