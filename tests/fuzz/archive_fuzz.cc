@@ -15,25 +15,12 @@
 #include <string_view>
 
 #include "lib/image/archive_extractor.h"
+#include "tests/fuzz/fuzz_temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace xenctl::image;
 
 namespace {
-const fs::path& baseDir() {
-  static fs::path base = [] {
-    std::string dir = (fs::temp_directory_path() / "xenctl-fuzz-archive.XXXXXX").string();
-    if (!mkdtemp(dir.data())) std::abort();
-    static std::string keep = dir;
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(keep, ec);
-    });
-    return fs::path(dir);
-  }();
-  return base;
-}
-
 // Makes everything below `p` removable (an archive may ship 0000 directories).
 void removeTree(const fs::path& p) {
   std::error_code ec;
@@ -60,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   policy.max_total_bytes = uint64_t{16} << 20;
   policy.max_entries = 4096;
 
-  const fs::path& base = baseDir();
+  const fs::path& base = xenctl::fuzz::tempDir("archive");
   const fs::path target = base / "t";
   fs::create_directory(target);
   if (detectImageKind(stream.substr(0, 65536)) == ImageKind::kRawExt) {

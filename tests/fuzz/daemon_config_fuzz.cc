@@ -1,26 +1,18 @@
 // libFuzzer entry for xenctld's TOML config (loadConfig, then
 // validateConfig). loadConfig reads a path, so each input is written to one
 // file in a private temporary directory, removed at exit.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "daemon/config.h"
+#include "tests/fuzz/fuzz_temp_dir.h"
 
 namespace {
-std::string& configPath() {
-  static std::string path = [] {
-    std::string dir = (std::filesystem::temp_directory_path() / "xenctl-fuzz-config.XXXXXX").string();
-    if (!mkdtemp(dir.data())) std::abort();
-    static std::string keep = dir;
-    std::atexit([] { std::filesystem::remove_all(keep); });
-    return dir + "/xenctld.toml";
-  }();
+const std::string& configPath() {
+  static const std::string path = (xenctl::fuzz::tempDir("config") / "xenctld.toml").string();
   return path;
 }
 }  // namespace

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "lib/customize/ext4_file_tree.h"
+#include "tests/fuzz/fuzz_temp_dir.h"
 
 namespace fs = std::filesystem;
 using xenctl::customize::Ext4FileTree;
@@ -38,13 +39,7 @@ void run(const std::string& cmd) {
 }
 
 void makeImage() {
-  std::string dir = (fs::temp_directory_path() / "xenctl-fuzz-ext4.XXXXXX").string();
-  if (!mkdtemp(dir.data())) std::abort();
-  g_dir = dir;
-  std::atexit([] {
-    std::error_code ec;
-    fs::remove_all(g_dir, ec);
-  });
+  g_dir = xenctl::fuzz::tempDir("ext4");
   const fs::path t = g_dir / "tree";
   fs::create_directories(t / "etc/ssh");
   fs::create_directories(t / "var/lib/deep/er/still");
