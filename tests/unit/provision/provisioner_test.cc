@@ -11,6 +11,7 @@
 #include "tests/fakes/fake_process_runner.h"
 #include "tests/fakes/fake_volumes.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/provision/managers_fixture.h"
 #include "tests/unit/provision/test_util.h"
 
 namespace xenctl::provision {
@@ -27,16 +28,11 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 // remove can be made to fail), a test hypervisor with 1 GiB, and an image
 // "golden" in the catalog whose base volume has 16 MiB. The customizer is a
 // recording lambda.
-class ProvisionerTest : public ::testing::Test {
+class ProvisionerTest : public ManagersFixture {
  protected:
   void SetUp() override {
-    auto pool = std::make_unique<fakes::FakeVolumes>("main");
-    pool_ = pool.get();
-    std::vector<std::unique_ptr<core::VolumeManager>> pools;
-    pools.push_back(std::move(pool));
-    storage_ = std::make_unique<StorageManager>(std::move(pools), ops_, usage_);
-    domains_ = std::make_unique<DomainManager>(hv_, *storage_, usage_, *store_, ops_, bus_, clock_);
-    ASSERT_TRUE(domains_->load().ok());
+    ManagersFixture::SetUp();
+    pool_ = pools_[0];
     ImageConfig cfg;
     cfg.work_dir = tmp_.path();
     images_ = std::make_unique<ImageManager>(*storage_, fetcher_, *store_, ops_, tools_, clock_, cfg);
@@ -69,49 +65,20 @@ class ProvisionerTest : public ::testing::Test {
     r.customizations.hostname = name;
     return r;
   }
-  core::OperationRecord done(const Result<core::OperationRecord>& r) {
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? waitFinished(ops_, r->id) : core::OperationRecord{};
-  }
-  std::vector<std::string> volumeNames() {
-    auto vols = storage_->list("");
-    EXPECT_TRUE(vols.ok()) << vols.status();
-    std::vector<std::string> names;
-    if (vols.ok())
-      for (const auto& v : *vols) names.push_back(v.name);
-    return names;
-  }
-  std::vector<std::string> domainNames() {
-    auto views = domains_->list(true);
-    EXPECT_TRUE(views.ok()) << views.status();
-    std::vector<std::string> names;
-    if (views.ok())
-      for (const auto& v : *views) names.push_back(v.spec.name);
-    return names;
-  }
   // After a failed provisioning: the golden base alone, no domain anywhere.
   void expectNothingLeft() {
-    EXPECT_THAT(volumeNames(), ElementsAre("golden"));
+    EXPECT_THAT(volumeNames(), ElementsAre("main/golden"));
     EXPECT_TRUE(domainNames().empty());
     EXPECT_TRUE(store_->listDomains()->empty());
     EXPECT_TRUE(hv_.listDomains()->empty());
   }
 
-  fakes::FakeClock clock_;
   test_support::TempDir tmp_;
-  std::unique_ptr<state::Store> store_ = *state::Store::open(":memory:");
-  OperationRegistry ops_{clock_, nullptr, OperationRegistry::Options{}};
-  EventBus bus_;
-  testhv::TestHypervisor hv_{testhv::TestHypervisor::Options{8, 1024, "t"}};
   fakes::FakeFetcher fetcher_;
   fakes::FakeProcessRunner tools_;
-  VolumeUsage usage_;
-  fakes::FakeVolumes* pool_ = nullptr;
-  std::unique_ptr<StorageManager> storage_;
-  std::unique_ptr<DomainManager> domains_;
+  fakes::FakeVolumes* pool_ = nullptr;  ///< "main"
   std::unique_ptr<ImageManager> images_;
   std::unique_ptr<Provisioner> provisioner_;
-  Caller caller_{"", 1000};
 
   std::mutex mu_;
   std::vector<std::pair<std::string, core::Customizations>> customized_;
@@ -243,7 +210,7 @@ TEST_F(ProvisionerTest, VdevPausedAndDefineOnly) {
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   EXPECT_EQ(op.phase, "define");
   EXPECT_EQ(domains_->get("b")->state, DomainState::kStopped);
-  EXPECT_THAT(volumeNames(), ElementsAre("a-root", "b-root", "golden"));
+  EXPECT_THAT(volumeNames(), ElementsAre("main/a-root", "main/b-root", "main/golden"));
 }
 
 // Each vif with an ip becomes a network interface with the MAC the daemon generated; gateway and DNS join it.
@@ -396,7 +363,7 @@ TEST_F(ProvisionerTest, DefineFailureDeletesTheClone) {
   EXPECT_EQ(op.state, OperationState::kFailed);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(std::string(op.status.message()), HasSubstr("define: domain 'web1' already exists; undone: clone"));
-  EXPECT_THAT(volumeNames(), ElementsAre("golden"));
+  EXPECT_THAT(volumeNames(), ElementsAre("main/golden"));
   auto other = domains_->get("web1");
   ASSERT_TRUE(other.ok());
   EXPECT_TRUE(other->spec.disks.empty());
@@ -422,7 +389,7 @@ TEST_F(ProvisionerTest, RetryReturnsTheSameOperation) {
   auto again = provisioner_->create(request("web1"), c);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->id, first->id);
-  EXPECT_THAT(volumeNames(), ElementsAre("golden", "web1-root"));
+  EXPECT_THAT(volumeNames(), ElementsAre("main/golden", "main/web1-root"));
 }
 
 }  // namespace
