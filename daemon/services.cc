@@ -28,7 +28,19 @@ constexpr absl::Duration kConsoleInputWait = absl::Seconds(5);
 constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
 
 provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, const std::string& request_id) {
-  return {request_id, static_cast<int64_t>(static_cast<int32_t>(c.peers.lookup(ctx->peer()).uid))};
+  provision::Caller caller;
+  caller.request_id = request_id;
+  sys::PeerCredentials peer = c.peers.lookup(ctx->peer());
+  caller.uid = static_cast<int64_t>(static_cast<int32_t>(peer.uid));
+  if (caller.uid >= 0) {
+    caller.identity.kind = core::Identity::Kind::kUnix;
+    caller.identity.uid = caller.uid;
+    caller.identity.gid = static_cast<int64_t>(static_cast<int32_t>(peer.gid));
+  }
+  // Until roles are mapped from the configuration, every caller that reaches
+  // the socket may do everything, as before.
+  caller.role = core::Role::kAdmin;
+  return caller;
 }
 
 // Answers a mutating call with its operation, and audits it once.

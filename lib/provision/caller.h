@@ -2,13 +2,24 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+
+#include "lib/core/identity.h"
 
 namespace xenctl::provision {
 
 /// Who asks, and the idempotency key of the request.
 struct Caller {
+  Caller() = default;
+  Caller(std::string id, int64_t u) : request_id(std::move(id)), uid(u) {}
+
   std::string request_id;
   int64_t uid = -1;
+  core::Identity identity;
+  /// What the daemon's authorization granted this caller. Managers consult
+  /// it only for what they alone can see, such as whether a host path named
+  /// inside a request may be used (admins only, or under allowed paths).
+  core::Role role = core::Role::kNone;
 };
 
 }  // namespace xenctl::provision
