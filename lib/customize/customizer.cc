@@ -222,7 +222,7 @@ class HostTempDir {
     const char* base = std::getenv("TMPDIR");
     std::string templ = absl::StrCat(base && *base ? base : "/tmp", "/xenctl-hostkeys-XXXXXX");
     if (!::mkdtemp(templ.data()))
-      return absl::UnavailableError(absl::StrCat("making a private directory ", templ, ": ", std::strerror(errno)));
+      return errnoStatus(errno, absl::StrCat("making a private directory ", templ));
     return HostTempDir(std::move(templ));
   }
   HostTempDir(HostTempDir&& o) noexcept : path_(std::exchange(o.path_, "")) {}
@@ -240,7 +240,7 @@ class HostTempDir {
 
 Result<std::string> readHostFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) return absl::UnavailableError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
+  if (!f) return errnoStatus(errno, absl::StrCat("reading ", path));
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
@@ -250,7 +250,7 @@ Result<std::string> randomBytes(size_t n) {
   while (got < n) {
     ssize_t r = ::getrandom(out.data() + got, n - got, 0);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return absl::UnavailableError(absl::StrCat("getrandom: ", std::strerror(errno)));
+    if (r < 0) return errnoStatus(errno, "getrandom");
     got += static_cast<size_t>(r);
   }
   return out;
