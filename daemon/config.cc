@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -45,15 +46,18 @@ class ConfigReader {
   }
 
   Status readDaemon(const toml::table& d, Config& c) const {
-    const std::set<std::string> known = {"listen", "state_dir", "hypervisor", "max_operations", "log_level"};
+    const std::set<std::string> known = {"listen", "state_dir", "hypervisor", "max_operations", "log_level", "tls"};
     for (auto&& [key, node] : d) {
       const std::string k(key.str());
       if (!known.count(k))
         return absl::InvalidArgumentError(absl::StrCat(
             "config ", where(path_, node.source()), ": unknown key '", k,
-            "' in [daemon]; known: listen, state_dir, hypervisor, max_operations, log_level"));
+            "' in [daemon]; known: listen, state_dir, hypervisor, max_operations, log_level, [daemon.tls]"));
       if (k == "listen") {
-        XENCTL_ASSIGN_OR_RETURN(c.listen, strings(node, k, "an array of strings"));
+        XENCTL_RETURN_IF_ERROR(readListen(node, c));
+      } else if (k == "tls") {
+        if (!node.is_table()) return badType(node, k, "a table ([daemon.tls])");
+        XENCTL_RETURN_IF_ERROR(readTls(*node.as_table(), c.tls));
       } else if (k == "max_operations") {
         auto v = node.value<int64_t>();
         if (!v || *v < 1 || *v > 1024) return badType(node, k, "a whole number from 1 to 1024");
@@ -150,6 +154,55 @@ class ConfigReader {
       out.push_back(std::string(*el.value<std::string_view>()));
     }
     return out;
+  }
+
+  // [daemon] listen: each entry an address, or { address = "tcp:...", insecure = true }.
+  Status readListen(const toml::node& node, Config& c) const {
+    static constexpr std::string_view kWant =
+        "an array of addresses (\"unix:PATH\", \"tcp:HOST:PORT\") or { address = \"tcp:HOST:PORT\", insecure = true }";
+    const toml::array* arr = node.as_array();
+    if (!arr) return badType(node, "listen", kWant);
+    c.listen.clear();
+    c.insecure_listen.clear();
+    for (const auto& el : *arr) {
+      if (auto address = el.value<std::string>()) {
+        c.listen.push_back(*address);
+        continue;
+      }
+      const toml::table* t = el.as_table();
+      if (!t) return badType(el, "listen", kWant);
+      std::optional<std::string> address;
+      bool insecure = false;
+      for (auto&& [key, value] : *t) {
+        if (key.str() == "address" && value.is_string()) {
+          address = value.value<std::string>();
+        } else if (key.str() == "insecure" && value.is_boolean()) {
+          insecure = *value.value<bool>();
+        } else {
+          return badType(value, "listen", kWant);
+        }
+      }
+      if (!address) return badType(el, "listen", kWant);
+      if (insecure && !absl::StartsWith(*address, "tcp:"))
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, el.source()), ": listen address '",
+                                                       *address, "': insecure = true applies to tcp: listeners only"));
+      c.listen.push_back(*address);
+      if (insecure) c.insecure_listen.push_back(*address);
+    }
+    return absl::OkStatus();
+  }
+
+  Status readTls(const toml::table& t, TlsConfig& tls) const {
+    for (auto&& [key, node] : t) {
+      const std::string k(key.str());
+      if (k != "cert" && k != "key" && k != "client_ca")
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, node.source()), ": unknown key '", k,
+                                                       "' in [daemon.tls]; known: cert, key, client_ca"));
+      auto v = node.value<std::string>();
+      if (!v || v->empty()) return badType(node, k, "a file name (PEM)");
+      (k == "cert" ? tls.cert : k == "key" ? tls.key : tls.client_ca) = *v;
+    }
+    return absl::OkStatus();
   }
 
   Result<ImageSourceConfig> readImageSource(const toml::node& el) const {
@@ -265,6 +318,32 @@ std::vector<PoolConfig> effectivePools(const Config& c) {
   return {dir};
 }
 
+namespace {
+
+// Remote callers get mutual TLS, unless the operator wrote insecure = true
+// for that listener.
+Status validateTls(const Config& c) {
+  std::vector<std::string> missing;
+  if (c.tls.cert.empty()) missing.push_back("cert");
+  if (c.tls.key.empty()) missing.push_back("key");
+  if (c.tls.client_ca.empty()) missing.push_back("client_ca");
+  if (c.tls.configured() && !missing.empty())
+    return absl::InvalidArgumentError(absl::StrCat("[daemon.tls] needs cert, key and client_ca together; missing: ",
+                                                   absl::StrJoin(missing, ", ")));
+  for (const auto& l : c.listen) {
+    if (!absl::StartsWith(l, "tcp:") || c.tls.configured() ||
+        std::find(c.insecure_listen.begin(), c.insecure_listen.end(), l) != c.insecure_listen.end())
+      continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen address '", l, "' needs mutual TLS: set [daemon.tls] cert, key and client_ca (missing: ",
+        absl::StrJoin(missing, ", "), "); or, on a network where anyone who reaches it may control this host, write { address = \"",
+        l, "\", insecure = true } in [daemon] listen"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 Status validateConfig(const Config& c) {
   if (c.hypervisor != "test" && c.hypervisor != "libxl")
     return absl::InvalidArgumentError(
@@ -274,6 +353,7 @@ Status validateConfig(const Config& c) {
     if (!absl::StartsWith(l, "unix:/") && !absl::StartsWith(l, "tcp:"))
       return absl::InvalidArgumentError(
           absl::StrCat("listen address '", l, "' is not unix:/ABSOLUTE/PATH or tcp:HOST:PORT"));
+  XENCTL_RETURN_IF_ERROR(validateTls(c));
   if (c.state_dir.empty()) return absl::InvalidArgumentError("state_dir is empty; give --state-dir DIR");
   static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error"};
   if (!levels.count(c.log_level))

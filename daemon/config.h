@@ -63,9 +63,22 @@ struct ImagesConfig {
   DeviceNodes allow_devices = DeviceNodes::kStandard;
 };
 
+/// [daemon.tls]: mutual TLS for the tcp: listeners. All three files are
+/// PEM; they are read at start and again on SIGHUP.
+struct TlsConfig {
+  std::string cert;       ///< the daemon's certificate chain, leaf first
+  std::string key;        ///< its private key
+  std::string client_ca;  ///< the CAs that vouch for client certificates
+  bool configured() const { return !cert.empty() || !key.empty() || !client_ca.empty(); }
+};
+
 struct Config {
   /// "unix:PATH" or "tcp:HOST:PORT", one or more.
   std::vector<std::string> listen = {"unix:/run/xenctld/xenctld.sock"};
+  /// The tcp: addresses of `listen` the operator wrote with `insecure = true`
+  /// ({ address = "tcp:...", insecure = true }): served without TLS.
+  std::vector<std::string> insecure_listen;
+  TlsConfig tls;
   std::string state_dir = "/var/lib/xenctld";
   /// "test" (in-memory) or "libxl".
   std::string hypervisor = "libxl";
@@ -88,7 +101,8 @@ std::vector<PoolConfig> effectivePools(const Config& c);
 /// and key for a syntax error, an unknown key or a value of the wrong type.
 Result<Config> loadConfig(const std::string& path, Config base = {});
 
-/// Checks values that flags and the file can both set.
+/// Checks values that flags and the file can both set, and that every tcp:
+/// listener has [daemon.tls] or was written with insecure = true.
 Status validateConfig(const Config& c);
 
 }  // namespace xenctl::daemon

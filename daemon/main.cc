@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);  // reloads the TLS certificates
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -79,17 +80,27 @@ int main(int argc, char** argv) {
   sys::notifySystemd("READY=1");
 
   // Wait for a signal; with a systemd watchdog, prove liveness meanwhile.
+  // SIGHUP rereads [daemon.tls]'s files; SIGTERM and SIGINT stop.
   const absl::Duration watchdog = sys::systemdWatchdogInterval();
   int sig = 0;
   for (;;) {
     if (watchdog == absl::ZeroDuration()) {
       sigwait(&sigs, &sig);
-      break;
+    } else {
+      timespec ts = absl::ToTimespec(watchdog);
+      sig = sigtimedwait(&sigs, nullptr, &ts);
+      if (sig <= 0) {
+        sys::notifySystemd("WATCHDOG=1");
+        continue;
+      }
     }
-    timespec ts = absl::ToTimespec(watchdog);
-    sig = sigtimedwait(&sigs, nullptr, &ts);
-    if (sig > 0) break;
-    sys::notifySystemd("WATCHDOG=1");
+    if (sig != SIGHUP) break;
+    sys::notifySystemd("RELOADING=1");
+    if (auto st = (*server)->reloadTls(absl::Seconds(30)); st.ok())
+      spdlog::info("SIGHUP: TLS certificates reloaded");
+    else
+      spdlog::warn("SIGHUP: TLS certificates not reloaded (those in use keep serving): {}", std::string(st.message()));
+    sys::notifySystemd("READY=1");
   }
   spdlog::info("signal {}: stopping", sig);
   sys::notifySystemd("STOPPING=1");

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -15,10 +16,12 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/convert.h"
 #include "daemon/images.h"
 #include "daemon/pools.h"
+#include "daemon/tls.h"
 #include "lib/customize/customizer.h"
 #include "lib/customize/ext4_file_tree.h"
 #include "lib/image/curl_fetcher.h"
@@ -123,15 +126,23 @@ void Server::startEventLog() {
   });
 }
 
+std::vector<std::unique_ptr<grpc::Service>> Server::makeServices() const {
+  std::vector<std::unique_ptr<grpc::Service>> services;
+  services.push_back(std::make_unique<DomainServiceImpl>(*context_));
+  services.push_back(std::make_unique<OperationServiceImpl>(*context_));
+  services.push_back(std::make_unique<HostServiceImpl>(*context_, version_));
+  services.push_back(std::make_unique<VolumeServiceImpl>(*context_));
+  services.push_back(std::make_unique<ImageServiceImpl>(*context_));
+  services.push_back(std::make_unique<ContainerServiceImpl>(*context_));
+  return services;
+}
+
 Status Server::serve(const Config& config, const std::string& version) {
   context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
                                     *containers_, *provisioner_, *forker_, *differ_});
-  services_.push_back(std::make_unique<DomainServiceImpl>(*context_));
-  services_.push_back(std::make_unique<OperationServiceImpl>(*context_));
-  services_.push_back(std::make_unique<HostServiceImpl>(*context_, version));
-  services_.push_back(std::make_unique<VolumeServiceImpl>(*context_));
-  services_.push_back(std::make_unique<ImageServiceImpl>(*context_));
-  services_.push_back(std::make_unique<ContainerServiceImpl>(*context_));
+  version_ = version;
+  tls_ = config.tls;
+  services_ = makeServices();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -139,7 +150,12 @@ Status Server::serve(const Config& config, const std::string& version) {
   for (auto& svc : services_) builder.RegisterService(svc.get());
   XENCTL_RETURN_IF_ERROR(listen(config, builder));
   grpc_ = builder.BuildAndStart();
-  if (!grpc_) return absl::UnavailableError("gRPC server did not start (is a TCP listen address in use?)");
+  if (!grpc_) return absl::UnavailableError("gRPC server did not start");
+  if (!tcp_listeners_.empty()) {
+    XENCTL_ASSIGN_OR_RETURN(tcp_, startTcp());
+    for (const auto& l : tcp_listeners_)
+      addresses_.push_back(absl::StrCat("tcp:", l.host, ":", l.port, l.insecure ? " (insecure)" : " (mutual TLS)"));
+  }
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   for (auto& u : unix_) {
     int fd = u->fd.get();
@@ -150,8 +166,9 @@ Status Server::serve(const Config& config, const std::string& version) {
 }
 
 Status Server::listen(const Config& config, grpc::ServerBuilder& builder) {
-  // Unix sockets are accepted by us (for SO_PEERCRED); TCP goes to gRPC.
-  // Sockets systemd passes (xenctld.socket) take the place of unix: entries.
+  // Unix sockets are accepted by us (for SO_PEERCRED); TCP goes to a gRPC
+  // server of its own (startTcp). Sockets systemd passes (xenctld.socket)
+  // take the place of unix: entries.
   auto activated = sys::systemdListenSockets();
   for (auto& [path, fd] : activated) {
     auto u = std::make_unique<UnixListener>();
@@ -171,12 +188,65 @@ Status Server::listen(const Config& config, grpc::ServerBuilder& builder) {
       u->fd = *std::move(fd);
       unix_.push_back(std::move(u));
       addresses_.push_back(l);
-    } else {
-      spdlog::warn("listening on {} without TLS: anyone who can reach it controls this host's domains", l);
-      builder.AddListeningPort(l.substr(4), grpc::InsecureServerCredentials());
-      addresses_.push_back(l);
+      continue;
     }
+    TcpListener t;
+    t.address = l;
+    const size_t colon = l.rfind(':');
+    t.host = l.substr(4, colon == std::string::npos || colon < 4 ? std::string::npos : colon - 4);
+    if (colon == std::string::npos || colon < 4 || !absl::SimpleAtoi(l.substr(colon + 1), &t.port) || t.port < 0 ||
+        t.port > 65535)
+      return absl::InvalidArgumentError(absl::StrCat("listen address '", l, "' is not tcp:HOST:PORT"));
+    t.insecure = std::find(config.insecure_listen.begin(), config.insecure_listen.end(), l) !=
+                 config.insecure_listen.end();
+    if (t.insecure)
+      spdlog::warn("listening on {} without TLS (insecure = true): anyone who can reach it controls this host's "
+                   "domains",
+                   l);
+    tcp_listeners_.push_back(std::move(t));
   }
+  return absl::OkStatus();
+}
+
+Result<std::unique_ptr<Server::TcpServer>> Server::startTcp() {
+  std::shared_ptr<grpc::ServerCredentials> tls;
+  if (tls_.configured()) {
+    XENCTL_ASSIGN_OR_RETURN(TlsMaterial material, loadTlsMaterial(tls_));
+    spdlog::info("mutual TLS on tcp: listeners: certificate {}", material.summary);
+    tls = mutualTlsCredentials(material);
+  }
+  auto t = std::make_unique<TcpServer>();
+  t->services = makeServices();
+  grpc::ServerBuilder builder;
+  // A reload binds the ports again while the server it replaces still holds them.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 1);
+  for (auto& svc : t->services) builder.RegisterService(svc.get());
+  std::vector<int> bound(tcp_listeners_.size(), 0);
+  for (size_t i = 0; i < tcp_listeners_.size(); ++i) {
+    const TcpListener& l = tcp_listeners_[i];
+    builder.AddListeningPort(absl::StrCat(l.host, ":", l.port), l.insecure ? grpc::InsecureServerCredentials() : tls,
+                             &bound[i]);
+  }
+  t->server = builder.BuildAndStart();
+  std::string addresses;
+  for (const auto& l : tcp_listeners_) addresses += (addresses.empty() ? "" : ", ") + l.address;
+  if (!t->server)
+    return absl::UnavailableError(
+        absl::StrCat("listening on ", addresses, ": gRPC could not bind; is the port in use by another program?"));
+  for (size_t i = 0; i < tcp_listeners_.size(); ++i) tcp_listeners_[i].port = bound[i];
+  return t;
+}
+
+Status Server::reloadTls(absl::Duration grace) {
+  if (!tcp_ || !tls_.configured())
+    return absl::FailedPreconditionError("nothing to reload: no tcp: listener uses [daemon.tls]");
+  XENCTL_ASSIGN_OR_RETURN(std::unique_ptr<TcpServer> fresh, startTcp());
+  // The old server stops accepting at once; its calls finish or are
+  // cancelled at the deadline, on a thread of their own.
+  retiring_ = std::jthread([old = std::exchange(tcp_, std::move(fresh)), deadline = absl::Now() + grace] {
+    old->server->Shutdown(absl::ToChronoTime(deadline));
+    old->server->Wait();
+  });
   return absl::OkStatus();
 }
 
@@ -222,8 +292,12 @@ void Server::stop(absl::Duration grace) {
   }
   events_->close();
   ops_->shutdown();  // cancels running work, so watchers see the end
-  grpc_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  const auto deadline = absl::ToChronoTime(absl::Now() + grace);
+  if (tcp_) tcp_->server->Shutdown(deadline);
+  grpc_->Shutdown(deadline);
   grpc_->Wait();
+  if (tcp_) tcp_->server->Wait();
+  if (retiring_.joinable()) retiring_.join();
   if (wake_fd_ >= 0) ::close(wake_fd_);
   wake_fd_ = -1;
 }

@@ -31,6 +31,14 @@ class Server {
   /// Where it listens: "unix:PATH" (systemd's sockets too) and "tcp:HOST:PORT".
   const std::vector<std::string>& addresses() const { return addresses_; }
 
+  /// Rereads [daemon.tls]'s files and serves the tcp: listeners with them
+  /// (SIGHUP). A new TCP server binds the same ports (SO_REUSEPORT) before the
+  /// old one stops accepting; the old one's calls get `grace` to finish. The
+  /// Unix sockets and their connections are untouched. On an error (a file
+  /// missing, a key that does not match) nothing changes and the old
+  /// certificates keep serving. FAILED_PRECONDITION when no listener has TLS.
+  Status reloadTls(absl::Duration grace);
+
   /// Stops accepting, lets in-flight calls finish (or cancels them after
   /// `grace`), cancels running operations and removes the socket files.
   void stop(absl::Duration grace);
@@ -43,6 +51,18 @@ class Server {
     bool owned = true;  // false when systemd passed it
     std::jthread thread;
   };
+  /// The tcp: listeners, served by a gRPC server of their own so that a
+  /// certificate reload restarts only them.
+  struct TcpListener {
+    std::string address;  // "tcp:HOST:PORT" as configured
+    std::string host;
+    int port = 0;  // the bound port once started (a configured 0 keeps the first one chosen)
+    bool insecure = false;
+  };
+  struct TcpServer {
+    std::vector<std::unique_ptr<grpc::Service>> services;
+    std::unique_ptr<grpc::Server> server;  // declared last: stopped before its services go
+  };
   // The steps of start(), in its order.
   Status openState(const Config& config);
   Status openHypervisor(const Config& config, const std::string& version);
@@ -50,6 +70,9 @@ class Server {
   /// The services, the listeners, gRPC and the accept loops.
   Status serve(const Config& config, const std::string& version);
   Status listen(const Config& config, grpc::ServerBuilder& builder);
+  std::vector<std::unique_ptr<grpc::Service>> makeServices() const;
+  /// A TCP server on tcp_listeners_, TLS from [daemon.tls]'s files as they are now.
+  Result<std::unique_ptr<TcpServer>> startTcp();
   void acceptLoop(std::stop_token stop, int listen_fd, const std::string& path);
 
   sys::SystemClock clock_;
@@ -74,6 +97,11 @@ class Server {
   std::unique_ptr<ServiceContext> context_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_;
+  std::string version_;
+  TlsConfig tls_;
+  std::vector<TcpListener> tcp_listeners_;
+  std::unique_ptr<TcpServer> tcp_;
+  std::jthread retiring_;  // lets the TCP server a reload replaced finish its calls
   std::vector<std::unique_ptr<UnixListener>> unix_;
   std::vector<std::string> addresses_;
   int wake_fd_ = -1;  // eventfd that ends the accept loops

@@ -22,7 +22,7 @@ std::string write(const std::string& text) {
 TEST(Config, Loads) {
   auto c = loadConfig(write(R"(
 [daemon]
-listen = ["unix:/tmp/x.sock", "tcp:127.0.0.1:7000"]
+listen = ["unix:/tmp/x.sock", { address = "tcp:127.0.0.1:7000", insecure = true }]
 state_dir = "/tmp/st"
 hypervisor = "test"
 max_operations = 4
@@ -32,7 +32,8 @@ cpus = 2
 memory_mib = 1024
 )"));
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->listen.size(), 2u);
+  EXPECT_EQ(c->listen, (std::vector<std::string>{"unix:/tmp/x.sock", "tcp:127.0.0.1:7000"}));
+  EXPECT_EQ(c->insecure_listen, std::vector<std::string>{"tcp:127.0.0.1:7000"});
   EXPECT_EQ(c->state_dir, "/tmp/st");
   EXPECT_EQ(c->hypervisor, "test");
   EXPECT_EQ(c->max_operations, 4u);
@@ -298,6 +299,69 @@ snapshot_watermark = 90
     auto bad = loadConfig(path);
     ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
     EXPECT_NE(bad.status().message().find(path + k.needle), absl::string_view::npos) << bad.status();
+  }
+}
+
+// [daemon.tls] names the three PEM files; with it a tcp: listener is valid.
+TEST(Config, Tls) {
+  auto c = loadConfig(write(R"(
+[daemon]
+listen = ["tcp:0.0.0.0:7443"]
+[daemon.tls]
+cert = "/etc/xenctl/tls/xenctld.pem"
+key = "/etc/xenctl/tls/xenctld.key"
+client_ca = "/etc/xenctl/tls/clients.pem"
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tls.cert, "/etc/xenctl/tls/xenctld.pem");
+  EXPECT_EQ(c->tls.key, "/etc/xenctl/tls/xenctld.key");
+  EXPECT_EQ(c->tls.client_ca, "/etc/xenctl/tls/clients.pem");
+  EXPECT_TRUE(c->insecure_listen.empty());
+  EXPECT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+}
+
+// A tcp: listener without [daemon.tls] is refused, naming the settings and the way out.
+TEST(Config, TcpNeedsTlsOrInsecure) {
+  Config c;
+  c.listen = {"unix:/run/x.sock", "tcp:0.0.0.0:7443"};
+  Status st = validateConfig(c);
+  ASSERT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()),
+              testing::HasSubstr("listen address 'tcp:0.0.0.0:7443' needs mutual TLS: set [daemon.tls] cert, key "
+                                 "and client_ca (missing: cert, key, client_ca)"));
+  EXPECT_THAT(std::string(st.message()), testing::HasSubstr("insecure = true"));
+  c.insecure_listen = {"tcp:0.0.0.0:7443"};
+  EXPECT_TRUE(validateConfig(c).ok());
+  // Half a [daemon.tls] is an error even where nothing listens on tcp:.
+  c = Config{};
+  c.tls.cert = "/c.pem";
+  c.tls.key = "/k.pem";
+  st = validateConfig(c);
+  ASSERT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), testing::HasSubstr("[daemon.tls] needs cert, key and client_ca together; "
+                                                            "missing: client_ca"));
+}
+
+// Mistakes in [daemon.tls] and in listener tables name the file and line.
+TEST(Config, TlsErrors) {
+  struct Case {
+    const char* text;
+    const char* needle;
+  };
+  for (const Case& k : {
+           Case{"[daemon.tls]\ncert = \"/c\"\ncrl = \"/x\"\n", ":3: unknown key 'crl' in [daemon.tls]"},
+           Case{"[daemon.tls]\nkey = 7\n", ":2: 'key' must be a file name"},
+           Case{"[daemon.tls]\nkey = \"\"\n", ":2: 'key' must be a file name"},
+           Case{"[daemon]\nlisten = [{ address = \"unix:/x\", insecure = true }]\n",
+                ":2: listen address 'unix:/x': insecure = true applies to tcp: listeners only"},
+           Case{"[daemon]\nlisten = [{ insecure = true }]\n", ":2: 'listen' must be an array of addresses"},
+           Case{"[daemon]\nlisten = [{ address = \"tcp:h:1\", insecure = \"yes\" }]\n", ":2: 'listen' must be"},
+           Case{"[daemon]\ntls = 1\n", ":2: 'tls' must be a table"},
+       }) {
+    const std::string path = write(k.text);
+    auto c = loadConfig(path);
+    ASSERT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
+    EXPECT_THAT(std::string(c.status().message()), testing::HasSubstr(path + k.needle)) << c.status();
   }
 }
 
