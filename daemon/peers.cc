@@ -1,8 +1,13 @@
 #include "daemon/peers.h"
 
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/auth_context.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 
 namespace xenctl::daemon {
@@ -20,6 +25,41 @@ sys::PeerCredentials PeerRegistry::lookup(const std::string& grpc_peer) const {
   std::lock_guard lock(mu_);
   auto it = by_fd_.find(fd);
   return it == by_fd_.end() ? unknown : it->second;
+}
+
+std::optional<core::Identity> certificateIdentity(const grpc::AuthContext& auth) {
+  // gRPC fills these only from a certificate its TLS handshake verified
+  // against [daemon.tls] client_ca; the subject is OpenSSL's RFC 2253 print,
+  // which is RFC 4514's form.
+  auto first = [&](const char* name) -> std::string {
+    std::vector<grpc::string_ref> v = auth.FindPropertyValues(name);
+    return v.empty() ? std::string() : std::string(v.front().data(), v.front().size());
+  };
+  if (first(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME) != GRPC_SSL_TRANSPORT_SECURITY_TYPE ||
+      !auth.IsPeerAuthenticated())
+    return std::nullopt;
+  core::Identity id;
+  id.kind = core::Identity::Kind::kCertificate;
+  id.subject = first(GRPC_X509_SUBJECT_PROPERTY_NAME);
+  if (id.subject.empty()) return std::nullopt;
+  for (auto [property, prefix] : {std::pair{GRPC_PEER_DNS_PROPERTY_NAME, "DNS:"},
+                                  std::pair{GRPC_PEER_URI_PROPERTY_NAME, "URI:"},
+                                  std::pair{GRPC_PEER_EMAIL_PROPERTY_NAME, "email:"},
+                                  std::pair{GRPC_PEER_IP_PROPERTY_NAME, "IP:"}})
+    for (const grpc::string_ref& v : auth.FindPropertyValues(property))
+      id.sans.push_back(absl::StrCat(prefix, absl::string_view(v.data(), v.size())));
+  return id;
+}
+
+std::string describe(const core::Identity& identity) {
+  switch (identity.kind) {
+    case core::Identity::Kind::kUnix: return absl::StrCat("uid=", identity.uid, " gid=", identity.gid);
+    case core::Identity::Kind::kCertificate:
+      return absl::StrCat("cert=\"", identity.subject, "\"",
+                          identity.sans.empty() ? "" : absl::StrCat(" sans=\"", absl::StrJoin(identity.sans, ","), "\""));
+    case core::Identity::Kind::kUnknown: break;
+  }
+  return "identity=unknown";
 }
 
 }  // namespace xenctl::daemon

@@ -5,9 +5,15 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
+#include "lib/core/identity.h"
 #include "lib/sys/unix_socket.h"
+
+namespace grpc {
+class AuthContext;
+}
 
 namespace xenctl::daemon {
 
@@ -23,5 +29,16 @@ class PeerRegistry {
   mutable std::mutex mu_;
   std::map<int, sys::PeerCredentials> by_fd_;
 };
+
+/// The caller on a mutual-TLS listener: kind kCertificate with the subject of
+/// the client certificate the handshake verified, in RFC 4514 form
+/// ("CN=orchestrator,O=example"), and its subject alternative names as
+/// "DNS:name", "URI:uri", "email:address" or "IP:address". nullopt when the
+/// connection carries no verified certificate (a Unix socket, a tcp: listener
+/// with insecure = true).
+std::optional<core::Identity> certificateIdentity(const grpc::AuthContext& auth);
+
+/// The identity as audit lines name it: "uid=0 gid=0", "cert=\"CN=...\"" or "unknown".
+std::string describe(const core::Identity& identity);
 
 }  // namespace xenctl::daemon

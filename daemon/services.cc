@@ -36,6 +36,8 @@ provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, co
     caller.identity.kind = core::Identity::Kind::kUnix;
     caller.identity.uid = caller.uid;
     caller.identity.gid = static_cast<int64_t>(static_cast<int32_t>(peer.gid));
+  } else if (auto cert = certificateIdentity(*ctx->auth_context())) {
+    caller.identity = *std::move(cert);
   }
   // Until roles are mapped from the configuration, every caller that reaches
   // the socket may do everything, as before.
@@ -47,11 +49,11 @@ provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, co
 grpc::Status answer(const char* call, const std::string& target, const provision::Caller& caller,
                     const Result<core::OperationRecord>& r, v1::Operation* out) {
   if (!r.ok()) {
-    spdlog::info("audit call={} target={} uid={} request_id={} result=\"{}\"", call, target, caller.uid,
+    spdlog::info("audit call={} target={} {} request_id={} result=\"{}\"", call, target, describe(caller.identity),
                  caller.request_id, r.status().ToString());
     return toGrpc(r.status());
   }
-  spdlog::info("audit call={} target={} uid={} request_id={} operation={}", call, target, caller.uid,
+  spdlog::info("audit call={} target={} {} request_id={} operation={}", call, target, describe(caller.identity),
                caller.request_id, r->id);
   toProto(*r, out);
   return grpc::Status::OK;
