@@ -10,9 +10,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <tuple>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/lib/exit_codes.h"
 #include "proto/convert/convert.h"
 
@@ -52,10 +56,35 @@ std::string unixSocketProblem(const std::string& path) {
 
 Status connectError(const Target& t, std::string_view why) {
   std::string reason(why);
-  if (t.kind == Target::Kind::kUnix) reason = unixSocketProblem(t.endpoint);
-  for (char& c : reason) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (t.kind == Target::Kind::kUnix) {
+    reason = unixSocketProblem(t.endpoint);
+    for (char& c : reason) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
   return markConnectError(absl::UnavailableError(
       absl::StrCat("cannot connect to xenctld at ", t.address, ": ", reason, "; ", connectAdvice(t))));
+}
+
+// What a tcp: connection presents and trusts, read from the files.
+Result<std::shared_ptr<grpc::ChannelCredentials>> tlsCredentials(const Target& t, const TlsFiles& tls) {
+  std::vector<std::string> missing;
+  if (tls.cert.empty()) missing.push_back(absl::StrCat("--cert (or $", kCertEnv, ")"));
+  if (tls.key.empty()) missing.push_back(absl::StrCat("--key (or $", kKeyEnv, ")"));
+  if (tls.ca.empty()) missing.push_back(absl::StrCat("--ca (or $", kCaEnv, ")"));
+  if (!missing.empty())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "connecting to ", t.address, " needs mutual TLS: give ", absl::StrJoin(missing, ", "),
+        ": the client certificate and key, and the CA of xenctld's certificate"));
+  grpc::SslCredentialsOptions options;
+  for (auto [flag, path, out] : {std::tuple{"--cert", &tls.cert, &options.pem_cert_chain},
+                                 std::tuple{"--key", &tls.key, &options.pem_private_key},
+                                 std::tuple{"--ca", &tls.ca, &options.pem_root_certs}}) {
+    std::ifstream f(*path, std::ios::binary);
+    if (f) *out = std::string{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+    if (!f || out->find("-----BEGIN ") == std::string::npos)
+      return absl::InvalidArgumentError(absl::StrCat("reading ", flag, " ", *path, ": ",
+                                                     f ? "no PEM in it" : std::strerror(errno)));
+  }
+  return grpc::SslCredentials(options);
 }
 
 Status waitConnected(grpc::Channel& channel, const Target& t, absl::Duration timeout) {
@@ -63,7 +92,11 @@ Status waitConnected(grpc::Channel& channel, const Target& t, absl::Duration tim
   grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
   while (state != GRPC_CHANNEL_READY) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN)
-      return connectError(t, "connection failed");
+      return connectError(t, t.kind == Target::Kind::kUnix
+                                 ? "connection failed"
+                                 : "connection refused or TLS handshake failed (--ca must hold the CA of xenctld's "
+                                   "certificate, which must name the host; xenctld's client_ca must have signed "
+                                   "--cert, and neither may have expired)");
     if (!channel.WaitForStateChange(state, deadline))
       return connectError(t, absl::StrCat("no answer within ", absl::FormatDuration(timeout)));
     state = channel.GetState(true);
@@ -73,14 +106,17 @@ Status waitConnected(grpc::Channel& channel, const Target& t, absl::Duration tim
 
 }  // namespace
 
-Result<std::unique_ptr<Client>> Client::connect(const Target& target, absl::Duration connect_timeout,
-                                                absl::Duration call_timeout) {
+Result<std::unique_ptr<Client>> Client::connect(const Target& target, const TlsFiles& tls,
+                                                absl::Duration connect_timeout, absl::Duration call_timeout) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (target.kind == Target::Kind::kTcp) {
+    XENCTL_ASSIGN_OR_RETURN(credentials, tlsCredentials(target, tls));
+  }
   grpc::ChannelArguments args;
   // One attempt, reported at once: the CLI tells the user rather than retrying.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  // TODO(tls): tcp: needs the mutual-TLS credentials of the security issue.
-  auto channel = grpc::CreateCustomChannel(target.grpc_target, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(target.grpc_target, credentials, args);
   XENCTL_RETURN_IF_ERROR(waitConnected(*channel, target, connect_timeout));
   return std::unique_ptr<Client>(new Client(target, std::move(channel), call_timeout));
 }

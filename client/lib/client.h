@@ -38,8 +38,11 @@ class Client {
   /// `connect_timeout` is UNAVAILABLE marked as a connect error (exit 4); its
   /// message names the address, where it came from, and what to do.
   /// `call_timeout` bounds each unary call (watching has no deadline).
-  static Result<std::unique_ptr<Client>> connect(const Target& target, absl::Duration connect_timeout,
-                                                 absl::Duration call_timeout);
+  /// A tcp: target is reached over mutual TLS with `tls`'s files, all three
+  /// required (INVALID_ARGUMENT naming the missing flags); the daemon's
+  /// certificate must be signed by `tls.ca` and name the target's host.
+  static Result<std::unique_ptr<Client>> connect(const Target& target, const TlsFiles& tls,
+                                                 absl::Duration connect_timeout, absl::Duration call_timeout);
 
   const Target& target() const { return target_; }
 

@@ -15,7 +15,9 @@ namespace xenctl::client {
 namespace {
 
 std::string footer() {
-  return absl::StrCat("The daemon's address: --connect, else $", kConnectEnv, ", else ", av(kDefaultConnect), ".\n\n",
+  return absl::StrCat("The daemon's address: --connect, else $", kConnectEnv, ", else ", av(kDefaultConnect),
+                      ".\nA tcp: address needs mutual TLS: --cert, --key and --ca (else $", kCertEnv, ", $", kKeyEnv,
+                      ", $", kCaEnv, ").\n\n",
                       exitCodesHelp());
 }
 
@@ -51,7 +53,8 @@ Result<Client*> Session::client() {
   if (client_) return client_.get();
   XENCTL_ASSIGN_OR_RETURN(Target target, resolveTarget(options_.connect, std::getenv(kConnectEnv)));
   const absl::Duration timeout = absl::Seconds(options_.call_timeout);
-  XENCTL_ASSIGN_OR_RETURN(client_, Client::connect(target, timeout, timeout));
+  TlsFiles tls = resolveTlsFiles(options_.tls, std::getenv(kCertEnv), std::getenv(kKeyEnv), std::getenv(kCaEnv));
+  XENCTL_ASSIGN_OR_RETURN(client_, Client::connect(target, tls, timeout, timeout));
   return client_.get();
 }
 
@@ -121,6 +124,12 @@ int Session::finishMutation(const Result<v1::Operation>& started, const Mutation
 
 void addCommonOptions(CLI::App& app, CommonOptions& options) {
   app.add_option("--connect", options.connect, "xenctld's address: unix:PATH or tcp:HOST:PORT")->type_name("ADDR");
+  app.add_option("--cert", options.tls.cert, "tcp: only: this client's certificate (PEM; else $XENCTL_CERT)")
+      ->type_name("FILE");
+  app.add_option("--key", options.tls.key, "tcp: only: the certificate's private key (PEM; else $XENCTL_KEY)")
+      ->type_name("FILE");
+  app.add_option("--ca", options.tls.ca, "tcp: only: the CA of xenctld's certificate (PEM; else $XENCTL_CA)")
+      ->type_name("FILE");
   app.add_flag("--json", options.json, "Print JSON for scripts instead of tables");
   app.add_option("--call-timeout", options.call_timeout, "Deadline of each call to the daemon, in seconds")
       ->type_name("SECONDS")

@@ -13,6 +13,7 @@
 
 #include "client/lib/client.h"
 #include "client/lib/exit_codes.h"
+#include "client/lib/target.h"
 #include "lib/core/status.h"
 
 namespace xenctl::client {
@@ -20,6 +21,7 @@ namespace xenctl::client {
 /// Flags every command takes.
 struct CommonOptions {
   std::string connect;       ///< --connect
+  TlsFiles tls;              ///< --cert, --key, --ca (for tcp: addresses)
   bool json = false;         ///< --json
   double call_timeout = 30;  ///< --call-timeout, seconds
 };

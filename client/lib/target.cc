@@ -54,4 +54,11 @@ Result<Target> resolveTarget(std::string_view flag_value, const char* env_value)
   return parseTarget(kDefaultConnect, "default");
 }
 
+TlsFiles resolveTlsFiles(const TlsFiles& flags, const char* cert_env, const char* key_env, const char* ca_env) {
+  auto pick = [](const std::string& flag, const char* env) {
+    return !flag.empty() || env == nullptr ? flag : std::string(env);
+  };
+  return TlsFiles{pick(flags.cert, cert_env), pick(flags.key, key_env), pick(flags.ca, ca_env)};
+}
+
 }  // namespace xenctl::client

@@ -34,6 +34,30 @@ TEST(TargetTest, ResolvesFlagThenEnvThenDefault) {
   EXPECT_EQ(t->address, "unix:/run/xenctld/xenctld.sock");
 }
 
+// Each TLS file comes from its flag, else its variable.
+TEST(TargetTest, ResolvesTlsFilesFlagThenEnv) {
+  TlsFiles flags{"/flag/cert.pem", "", ""};
+  TlsFiles got = resolveTlsFiles(flags, "/env/cert.pem", "/env/key.pem", nullptr);
+  EXPECT_EQ(got.cert, "/flag/cert.pem");
+  EXPECT_EQ(got.key, "/env/key.pem");
+  EXPECT_EQ(got.ca, "");
+}
+
+// A tcp: target without the three TLS files is refused before any connection, naming what is missing.
+TEST(TargetTest, TcpNeedsTlsFiles) {
+  auto t = parseTarget("tcp:dom0.example:7443", "--connect");
+  ASSERT_TRUE(t.ok());
+  auto c = Client::connect(*t, TlsFiles{"/c.pem", "", ""}, absl::Seconds(1), absl::Seconds(1));
+  ASSERT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << c.status();
+  EXPECT_EQ(c.status().message(),
+            "connecting to tcp:dom0.example:7443 needs mutual TLS: give --key (or $XENCTL_KEY), --ca (or $XENCTL_CA): "
+            "the client certificate and key, and the CA of xenctld's certificate");
+  c = Client::connect(*t, TlsFiles{"/nonexistent/c.pem", "/k.pem", "/ca.pem"}, absl::Seconds(1), absl::Seconds(1));
+  ASSERT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << c.status();
+  EXPECT_EQ(c.status().message(), "reading --cert /nonexistent/c.pem: No such file or directory");
+  EXPECT_EQ(exitCodeFor(c.status()), 2);
+}
+
 // gRPC wants an absolute path after "unix:".
 TEST(TargetTest, MakesUnixPathsAbsolute) {
   auto t = parseTarget("unix:run/x.sock", "--connect");
