@@ -334,10 +334,10 @@ Status validateTls(const Config& c) {
     if (!absl::StartsWith(l, "tcp:") || c.tls.configured() ||
         std::find(c.insecure_listen.begin(), c.insecure_listen.end(), l) != c.insecure_listen.end())
       continue;
-    return absl::InvalidArgumentError(absl::StrCat(
-        "listen address '", l, "' needs mutual TLS: set [daemon.tls] cert, key and client_ca (missing: ",
-        absl::StrJoin(missing, ", "), "); or, on a network where anyone who reaches it may control this host, write { address = \"",
-        l, "\", insecure = true } in [daemon] listen"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address '", l, "' needs mutual TLS: set [daemon.tls] cert, key and client_ca; or write { ",
+                     "address = \"", l, "\", insecure = true } in [daemon] listen to serve it in plaintext ",
+                     "(anyone who can reach it then controls this host)"));
   }
   return absl::OkStatus();
 }

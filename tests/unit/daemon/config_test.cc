@@ -328,7 +328,7 @@ TEST(Config, TcpNeedsTlsOrInsecure) {
   ASSERT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(st.message()),
               testing::HasSubstr("listen address 'tcp:0.0.0.0:7443' needs mutual TLS: set [daemon.tls] cert, key "
-                                 "and client_ca (missing: cert, key, client_ca)"));
+                                 "and client_ca; or write { address = \"tcp:0.0.0.0:7443\", insecure = true }"));
   EXPECT_THAT(std::string(st.message()), testing::HasSubstr("insecure = true"));
   c.insecure_listen = {"tcp:0.0.0.0:7443"};
   EXPECT_TRUE(validateConfig(c).ok());
