@@ -118,6 +118,15 @@ class TlsTestCase(DaemonTestCase):
                 subject = dict(x[0] for x in s.getpeercert()["subject"])
         return subject["commonName"]
 
+    def grpc_credentials(self):
+        """Python grpc's credentials for the good client certificate."""
+        def content(path):
+            with open(path, "rb") as f:
+                return f.read()
+        return grpc.ssl_channel_credentials(root_certificates=content(self.pki.path("ca.pem")),
+                                            private_key=content(self.client_key),
+                                            certificate_chain=content(self.client_cert))
+
     def raw_call(self, channel, method, timeout=CALL_TIMEOUT_S):
         """A unary call with an empty request, its reply left undecoded."""
         call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
@@ -198,6 +207,16 @@ class MutualTlsTest(TlsTestCase):
         reader = threading.Thread(target=lambda: seen.extend(e for _, e in zip(range(1), events)), daemon=True)
         reader.start()
         self.raw_call(unix, "/xenctl.v1.DomainService/ListDomains")
+        # A remote stream open across the reload is served by the replaced server until it ends (30 s grace).
+        remote = grpc.secure_channel(f"127.0.0.1:{self.port}", self.grpc_credentials())
+        self.addCleanup(remote.close)
+        remote_events = remote.unary_stream("/xenctl.v1.DomainService/WatchEvents", request_serializer=lambda b: b,
+                                            response_deserializer=lambda b: b)(b"", timeout=CALL_TIMEOUT_S)
+        remote_seen = []
+        remote_reader = threading.Thread(
+            target=lambda: remote_seen.extend(e for _, e in zip(range(1), remote_events)), daemon=True)
+        remote_reader.start()
+        self.raw_call(remote, "/xenctl.v1.DomainService/ListDomains")
 
         # A reload that fails (the key does not match) keeps the old certificate.
         _, other_key = self.pki.leaf("spare", "ca", "/CN=spare", "DNS:localhost", "serverAuth")
@@ -225,8 +244,11 @@ class MutualTlsTest(TlsTestCase):
         self.raw_call(unix, "/xenctl.v1.DomainService/ListDomains")
         self.vm("create", "after-reload", "--memory", "256M", "--vcpus", "1")
         reader.join(CALL_TIMEOUT_S)
+        remote_reader.join(CALL_TIMEOUT_S)
         self.assertEqual(len(seen), 1, "the WatchEvents stream opened before SIGHUP saw no event")
+        self.assertEqual(len(remote_seen), 1, "the TLS WatchEvents stream opened before SIGHUP saw no event")
         events.cancel()
+        remote_events.cancel()
 
 
 class ListenerStartTest(TlsTestCase):
