@@ -148,7 +148,7 @@ Status Server::serve(const Config& config, const std::string& version) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   for (auto& svc : services_) builder.RegisterService(svc.get());
-  XENCTL_RETURN_IF_ERROR(listen(config, builder));
+  XENCTL_RETURN_IF_ERROR(listen(config));
   grpc_ = builder.BuildAndStart();
   if (!grpc_) return absl::UnavailableError("gRPC server did not start");
   if (!tcp_listeners_.empty()) {
@@ -165,7 +165,7 @@ Status Server::serve(const Config& config, const std::string& version) {
   return absl::OkStatus();
 }
 
-Status Server::listen(const Config& config, grpc::ServerBuilder& builder) {
+Status Server::listen(const Config& config) {
   // Unix sockets are accepted by us (for SO_PEERCRED); TCP goes to a gRPC
   // server of its own (startTcp). Sockets systemd passes (xenctld.socket)
   // take the place of unix: entries.
@@ -241,11 +241,16 @@ Status Server::reloadTls(absl::Duration grace) {
   if (!tcp_ || !tls_.configured())
     return absl::FailedPreconditionError("nothing to reload: no tcp: listener uses [daemon.tls]");
   XENCTL_ASSIGN_OR_RETURN(std::unique_ptr<TcpServer> fresh, startTcp());
+  std::erase_if(retiring_, [](const auto& r) { return r->done.load(); });
   // The old server stops accepting at once; its calls finish or are
-  // cancelled at the deadline, on a thread of their own.
-  retiring_ = std::jthread([old = std::exchange(tcp_, std::move(fresh)), deadline = absl::Now() + grace] {
-    old->server->Shutdown(absl::ToChronoTime(deadline));
-    old->server->Wait();
+  // cancelled at the deadline, on a thread of their own, so that this (the
+  // main thread, which also feeds systemd's watchdog) never waits for them.
+  auto& r = *retiring_.emplace_back(std::make_unique<Retiring>());
+  r.tcp = std::exchange(tcp_, std::move(fresh));
+  r.thread = std::jthread([&r, deadline = absl::ToChronoTime(absl::Now() + grace)] {
+    r.tcp->server->Shutdown(deadline);
+    r.tcp->server->Wait();
+    r.done = true;
   });
   return absl::OkStatus();
 }
@@ -297,7 +302,7 @@ void Server::stop(absl::Duration grace) {
   grpc_->Shutdown(deadline);
   grpc_->Wait();
   if (tcp_) tcp_->server->Wait();
-  if (retiring_.joinable()) retiring_.join();
+  retiring_.clear();  // joins each; ops_->shutdown() above ended their streams
   if (wake_fd_ >= 0) ::close(wake_fd_);
   wake_fd_ = -1;
 }

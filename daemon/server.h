@@ -4,6 +4,7 @@
 #include <grpcpp/server.h>
 
 #include <atomic>
+#include <list>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -63,13 +64,19 @@ class Server {
     std::vector<std::unique_ptr<grpc::Service>> services;
     std::unique_ptr<grpc::Server> server;  // declared last: stopped before its services go
   };
+  /// A TCP server a reload replaced, finishing its calls on a thread of its own.
+  struct Retiring {
+    std::unique_ptr<TcpServer> tcp;
+    std::atomic<bool> done{false};
+    std::jthread thread;  // declared last: joined before `tcp` goes
+  };
   // The steps of start(), in its order.
   Status openState(const Config& config);
   Status openHypervisor(const Config& config, const std::string& version);
   void startEventLog();
   /// The services, the listeners, gRPC and the accept loops.
   Status serve(const Config& config, const std::string& version);
-  Status listen(const Config& config, grpc::ServerBuilder& builder);
+  Status listen(const Config& config);
   std::vector<std::unique_ptr<grpc::Service>> makeServices() const;
   /// A TCP server on tcp_listeners_, TLS from [daemon.tls]'s files as they are now.
   Result<std::unique_ptr<TcpServer>> startTcp();
@@ -101,7 +108,7 @@ class Server {
   TlsConfig tls_;
   std::vector<TcpListener> tcp_listeners_;
   std::unique_ptr<TcpServer> tcp_;
-  std::jthread retiring_;  // lets the TCP server a reload replaced finish its calls
+  std::list<std::unique_ptr<Retiring>> retiring_;  // several when reloads come faster than calls end
   std::vector<std::unique_ptr<UnixListener>> unix_;
   std::vector<std::string> addresses_;
   int wake_fd_ = -1;  // eventfd that ends the accept loops
