@@ -213,6 +213,7 @@ Result<std::unique_ptr<Server::TcpServer>> Server::startTcp() {
   if (tls_.configured()) {
     XENCTL_ASSIGN_OR_RETURN(TlsMaterial material, loadTlsMaterial(tls_));
     spdlog::info("mutual TLS on tcp: listeners: certificate {}", material.summary);
+    for (const auto& w : material.warnings) spdlog::warn("{}", w);
     tls = mutualTlsCredentials(material);
   }
   auto t = std::make_unique<TcpServer>();

@@ -4,11 +4,14 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <fstream>
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace xenctl::daemon {
 namespace {
@@ -86,6 +89,11 @@ Result<TlsMaterial> loadTlsMaterial(const TlsConfig& config) {
     return absl::InvalidArgumentError(absl::StrCat(setting("client_ca", config.client_ca),
                                                    " holds no PEM certificate: it must be the CA that signs client certificates"));
   m.summary = describe(chain.front().get());
+  struct stat st;
+  if (::stat(config.key.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+    m.warnings.push_back(absl::StrFormat("%s is open to other users (mode %04o); whoever reads it can pose as "
+                                         "xenctld: chmod 600 it",
+                                         setting("key", config.key), st.st_mode & 07777));
   return m;
 }
 

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "daemon/config.h"
 #include "lib/core/status.h"
@@ -20,6 +21,8 @@ struct TlsMaterial {
   std::string client_ca;   ///< PEM bundle, one certificate or more
   /// For the log: the leaf's subject and when it expires.
   std::string summary;
+  /// For the log: what works but should be changed (a key other users can read).
+  std::vector<std::string> warnings;
 };
 
 /// Reads the three files and checks that each holds PEM of its kind and that

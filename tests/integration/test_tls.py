@@ -279,6 +279,13 @@ class ListenerStartTest(TlsTestCase):
         self.assertEqual(rc, 1, log)
         self.assertIn(f"[daemon.tls] cert {missing}: No such file or directory", log)
 
+    def test_key_open_to_other_users_is_warned(self):
+        """A [daemon.tls] key that other users can read still serves, with a warning naming it."""
+        os.chmod(self.server_key, 0o640)
+        self.start(f'"{self.tcp}"')
+        self.assertIn(f"[daemon.tls] key {self.server_key} is open to other users (mode 0640)", self.daemon.log())
+        self.vm("list", env=self.tls_env())
+
     def test_insecure_listener_starts_with_a_warning(self):
         """insecure = true serves the tcp: listener in plaintext and warns at every start."""
         self.start(f'{{ address = "{self.tcp}", insecure = true }}', tls=False)
