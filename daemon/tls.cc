@@ -60,9 +60,7 @@ std::string describe(X509* x) {
     long n = BIO_get_mem_data(b, &data);
     return std::string(data, static_cast<size_t>(n));
   };
-  const bool expired = X509_cmp_current_time(X509_get0_notAfter(x)) < 0;
-  return absl::StrCat("subject ", text(subject.get()), expired ? ", EXPIRED on " : ", valid until ",
-                      text(until.get()));
+  return absl::StrCat("subject ", text(subject.get()), ", valid until ", text(until.get()));
 }
 
 }  // namespace
@@ -89,6 +87,9 @@ Result<TlsMaterial> loadTlsMaterial(const TlsConfig& config) {
     return absl::InvalidArgumentError(absl::StrCat(setting("client_ca", config.client_ca),
                                                    " holds no PEM certificate: it must be the CA that signs client certificates"));
   m.summary = describe(chain.front().get());
+  if (X509_cmp_current_time(X509_get0_notAfter(chain.front().get())) < 0)
+    m.warnings.push_back(absl::StrCat(setting("cert", config.cert),
+                                      " has expired: clients refuse it; put a new one there and send SIGHUP"));
   struct stat st;
   if (::stat(config.key.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
     m.warnings.push_back(absl::StrFormat("%s is open to other users (mode %04o); whoever reads it can pose as "

@@ -1,5 +1,6 @@
 #include "daemon/config.h"
 #include "daemon/images.h"
+#include "daemon/tls.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -363,6 +364,20 @@ TEST(Config, TlsErrors) {
     ASSERT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
     EXPECT_THAT(std::string(c.status().message()), testing::HasSubstr(path + k.needle)) << c.status();
   }
+}
+
+// A [daemon.tls] file without PEM of its kind is named by its setting before any handshake.
+TEST(TlsMaterial, FilesAreChecked) {
+  TlsConfig tls{write("not a certificate\n"), write("not a key\n"), write("not a CA\n")};
+  auto m = loadTlsMaterial(tls);
+  ASSERT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << m.status();
+  EXPECT_EQ(m.status().message(),
+            "[daemon.tls] cert " + tls.cert + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+  tls.key = "/nonexistent/xenctld.key";
+  m = loadTlsMaterial(tls);
+  ASSERT_EQ(m.status().code(), absl::StatusCode::kNotFound) << m.status();
+  EXPECT_THAT(std::string(m.status().message()),
+              testing::HasSubstr("[daemon.tls] key /nonexistent/xenctld.key: No such file or directory"));
 }
 
 }  // namespace
