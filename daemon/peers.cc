@@ -41,13 +41,13 @@ std::optional<core::Identity> certificateIdentity(const grpc::AuthContext& auth)
   core::Identity id;
   id.kind = core::Identity::Kind::kCertificate;
   id.subject = first(GRPC_X509_SUBJECT_PROPERTY_NAME);
-  if (id.subject.empty()) return std::nullopt;
   for (auto [property, prefix] : {std::pair{GRPC_PEER_DNS_PROPERTY_NAME, "DNS:"},
                                   std::pair{GRPC_PEER_URI_PROPERTY_NAME, "URI:"},
                                   std::pair{GRPC_PEER_EMAIL_PROPERTY_NAME, "email:"},
                                   std::pair{GRPC_PEER_IP_PROPERTY_NAME, "IP:"}})
     for (const grpc::string_ref& v : auth.FindPropertyValues(property))
       id.sans.push_back(absl::StrCat(prefix, absl::string_view(v.data(), v.size())));
+  if (id.subject.empty() && id.sans.empty()) return std::nullopt;  // nothing to name it by
   return id;
 }
 

@@ -56,6 +56,20 @@ TEST(CertificateIdentity, SubjectAndSans) {
             "IP:192.0.2.7\"");
 }
 
+// A certificate with SANs and an empty subject is still an identity; one with neither is none.
+TEST(CertificateIdentity, EmptySubject) {
+  auto id = certificateIdentity(FakeAuthContext(true, {{GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME,
+                                                        GRPC_SSL_TRANSPORT_SECURITY_TYPE},
+                                                       {GRPC_X509_SUBJECT_PROPERTY_NAME, ""},
+                                                       {GRPC_PEER_URI_PROPERTY_NAME, "spiffe://example/orch"}}));
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(id->subject, "");
+  EXPECT_EQ(id->sans, std::vector<std::string>{"URI:spiffe://example/orch"});
+  EXPECT_FALSE(certificateIdentity(FakeAuthContext(true, {{GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME,
+                                                           GRPC_SSL_TRANSPORT_SECURITY_TYPE}}))
+                   .has_value());
+}
+
 // Without a verified certificate (plaintext, or TLS that did not authenticate the peer) there is no identity.
 TEST(CertificateIdentity, NoneWithoutVerifiedCertificate) {
   EXPECT_FALSE(certificateIdentity(FakeAuthContext(false, {})).has_value());
