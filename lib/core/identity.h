@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "lib/core/status.h"
 
 namespace xenctl::core {
 
@@ -22,7 +25,25 @@ struct Identity {
   std::vector<std::string> sans;
 };
 
-/// Ordered: each role may do what the ones before it may.
+/// Ordered: each role may do what the ones before it may, on what it may
+/// reach. A viewer reads the whole host; an operator reads and acts on the
+/// domains it owns or was granted, and their volumes (see
+/// provision::AccessPolicy); an admin reaches everything.
 enum class Role { kNone, kViewer, kOperator, kAdmin };
+
+/// "none", "viewer", "operator", "admin".
+std::string_view toString(Role r);
+/// INVALID_ARGUMENT naming the roles for anything else.
+Result<Role> parseRole(std::string_view s);
+
+/// The one string that names an identity in the store (a domain's owner, a
+/// grant) and in logs: "uid:1000" or "cert:CN=orchestrator,O=example";
+/// "unknown" for an identity the daemon could not establish.
+std::string principal(const Identity& id);
+
+/// Checks a principal given by a person or a client ("uid:N" with N >= 0,
+/// or "cert:SUBJECT" with a non-empty subject); INVALID_ARGUMENT naming it
+/// and the accepted forms otherwise.
+Status validatePrincipal(std::string_view p);
 
 }  // namespace xenctl::core

@@ -22,4 +22,12 @@ struct Caller {
   core::Role role = core::Role::kNone;
 };
 
+/// The principal recorded as the owner of what `caller` creates:
+/// core::principal of its identity, "uid:N" for a caller known only by its
+/// uid (tests, older paths), "" when neither is known.
+inline std::string ownerOf(const Caller& caller) {
+  if (caller.identity.kind != core::Identity::Kind::kUnknown) return core::principal(caller.identity);
+  return caller.uid >= 0 ? "uid:" + std::to_string(caller.uid) : std::string();
+}
+
 }  // namespace xenctl::provision

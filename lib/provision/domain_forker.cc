@@ -18,6 +18,7 @@ std::string quoted(const std::string& name) { return absl::StrCat("domain '", na
 struct DomainForker::Plan {
   ForkRequest req;
   int64_t owner_uid = -1;
+  std::string owner;  // ownerOf(caller)
   core::DomainSpec spec;  // NEW's, normalized, its disks naming the clones
   struct Clone {
     core::VolumeRef source, clone;
@@ -136,7 +137,8 @@ std::vector<SagaStep> DomainForker::steps(const std::shared_ptr<Plan>& plan) {
                  },
                  {}});  // the clone's undo deletes the customized volume
 
-  out.push_back(defineStep(domains_, {plan->spec, plan->req.define_only, plan->req.paused}, plan->owner_uid,
+  out.push_back(defineStep(domains_, {plan->spec, plan->req.define_only, plan->req.paused},
+                           {plan->owner_uid, plan->owner},
                            kDefinePct, kStartPct));
   return out;
 }
@@ -145,6 +147,7 @@ Result<core::OperationRecord> DomainForker::fork(ForkRequest req, const Caller& 
   auto plan = std::make_shared<Plan>();
   plan->req = std::move(req);
   plan->owner_uid = caller.uid;
+  plan->owner = ownerOf(caller);
   const std::string name = plan->req.name;
   return ops_.startChecked(
       {"fork-domain", name, caller.request_id, caller.uid}, [&] { return prepare(*plan); },

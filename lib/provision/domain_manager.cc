@@ -1,6 +1,7 @@
 #include "lib/provision/domain_manager.h"
 
 #include <algorithm>
+#include <set>
 #include <stop_token>
 
 #include "absl/container/flat_hash_map.h"
@@ -281,6 +282,8 @@ DomainView DomainManager::viewOf(const state::DomainRecord& rec, const core::Dom
   v.spec = rec.spec;
   v.created_at = rec.created_at;
   v.owner_uid = rec.owner_uid;
+  v.owner = rec.owner;
+  v.grants = rec.grants;
   if (live) {
     v.live = *live;
     v.state = live->state;
@@ -384,21 +387,22 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
     return resolveDisks(*spec).status();
   };
   return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid}, precheck_volumes,
-                           [this, spec, req, uid = caller.uid](OperationContext& ctx) -> Status {
+                           [this, spec, req, owner = Owner(caller.uid, ownerOf(caller))](OperationContext& ctx) -> Status {
                              CreateRequest checked = req;
                              checked.spec = *spec;
-                             return createNow(checked, uid, phasesOf(ctx)).status();
+                             return createNow(checked, owner, phasesOf(ctx)).status();
                            });
 }
 
-Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, int64_t owner_uid, const Phases& phases) {
+Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner& owner, const Phases& phases) {
   if (req.spec.uuid.empty()) req.spec.uuid = core::newUuid();
   XENCTL_ASSIGN_OR_RETURN(core::DomainSpec spec, core::normalizeSpec(std::move(req.spec)));
   auto guard = domainLock(spec.name);
   std::lock_guard op_lock(*guard);
   phases.enter("define", 5, "storing the definition");
   const absl::Time now = clock_.now();
-  state::DomainRecord rec{spec, now, now, owner_uid, false};
+  state::DomainRecord rec{spec, now, now, owner.uid, owner.principal, {}, false};
+  if (rec.owner.empty() && owner.uid >= 0) rec.owner = absl::StrCat("uid:", owner.uid);
   {
     std::lock_guard lock(mu_);
     if (defs_.count(spec.name)) return absl::AlreadyExistsError(absl::StrCat(quoted(spec.name), " already exists"));
@@ -591,6 +595,30 @@ Status DomainManager::locked(const std::string& name, const std::function<Status
   std::lock_guard op_lock(*guard);
   XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
   return work(rec);
+}
+
+Result<DomainAccess> DomainManager::access(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = defs_.find(name);
+  if (it == defs_.end()) return absl::NotFoundError(absl::StrCat(quoted(name), " not found"));
+  return DomainAccess{it->second.owner, it->second.grants};
+}
+
+Result<DomainView> DomainManager::changeAccess(const std::string& name, const AccessChange& change) {
+  if (change.owner && !change.owner->empty())
+    XENCTL_RETURN_IF_ERROR(annotate(core::validatePrincipal(*change.owner), absl::StrCat("owner of ", quoted(name))));
+  for (const auto* list : {&change.grant, &change.revoke})
+    for (const auto& p : *list)
+      XENCTL_RETURN_IF_ERROR(annotate(core::validatePrincipal(p), absl::StrCat("access to ", quoted(name))));
+  XENCTL_RETURN_IF_ERROR(locked(name, [&](state::DomainRecord& rec) -> Status {
+    if (change.owner) rec.owner = *change.owner;
+    std::set<std::string> grants(rec.grants.begin(), rec.grants.end());
+    for (const auto& p : change.grant) grants.insert(p);
+    for (const auto& p : change.revoke) grants.erase(p);
+    rec.grants.assign(grants.begin(), grants.end());
+    return saveDefinition(rec);
+  }));
+  return get(name);
 }
 
 Status DomainManager::requirePresent(const std::string& name) {

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -47,6 +48,15 @@ struct DomainView {
   std::string state_reason;
   absl::Time created_at = absl::UnixEpoch();
   int64_t owner_uid = -1;
+  /// Who owns it and who was granted operator rights on it (state::DomainRecord).
+  std::string owner;
+  std::vector<std::string> grants;
+};
+
+/// Who may act on a domain besides admins.
+struct DomainAccess {
+  std::string owner;                ///< core::principal, "" for none
+  std::vector<std::string> grants;  ///< sorted
 };
 
 class DomainManager {
@@ -55,6 +65,21 @@ class DomainManager {
     core::DomainSpec spec;  ///< uuid is assigned here when empty
     bool define_only = false;
     bool paused = false;
+  };
+  /// Who a new domain belongs to: its creator's uid and principal
+  /// (ownerOf); a principal "" is "uid:UID", or none for uid -1.
+  struct Owner {
+    Owner(int64_t u) : uid(u) {}  // NOLINT: a uid alone is an owner
+    Owner(int64_t u, std::string p) : uid(u), principal(std::move(p)) {}
+    int64_t uid = -1;
+    std::string principal;
+  };
+  /// A change of who may act on a domain: a new owner (when set; "" for
+  /// none), identities to grant operator rights to and to revoke them from.
+  struct AccessChange {
+    std::optional<std::string> owner;
+    std::vector<std::string> grant;
+    std::vector<std::string> revoke;
   };
   struct ShutdownRequest {
     absl::Duration timeout = absl::Seconds(60);
@@ -122,12 +147,12 @@ class DomainManager {
     }
   };
   /// Defines the domain (a uuid is assigned when empty; the spec is
-  /// normalized) owned by `owner_uid` and, unless define_only, starts it.
+  /// normalized) owned by `owner` and, unless define_only, starts it.
   /// A failed or stopped start undefines it again, leaving nothing behind.
   /// Returns the spec as defined. INVALID_ARGUMENT for a bad spec,
   /// ALREADY_EXISTS for a taken name or uuid, FAILED_PRECONDITION for
   /// volumes that cannot be used (see the top of this file).
-  Result<core::DomainSpec> createNow(CreateRequest req, int64_t owner_uid, const Phases& phases = {});
+  Result<core::DomainSpec> createNow(CreateRequest req, const Owner& owner, const Phases& phases = {});
   /// Destroys the domain when present, removes its definition and, with
   /// `delete_volumes`, its volumes, as remove() does. NOT_FOUND for an
   /// unknown name.
@@ -141,6 +166,16 @@ class DomainManager {
   /// for an unknown name; FAILED_PRECONDITION when it is not running, or
   /// when it is foreign and not `read_only` (typing into it changes it).
   Result<std::string> consolePath(const std::string& name, bool read_only);
+
+  /// Who owns `name` and who was granted rights on it. NOT_FOUND for a
+  /// name that is not one of ours (foreign domains have no owner).
+  Result<DomainAccess> access(const std::string& name);
+  /// Applies `change` at once (no operation: it changes who may act, not
+  /// the domain) and returns the domain's view. NOT_FOUND for an unknown
+  /// name; INVALID_ARGUMENT, changing nothing, for an identity that is not
+  /// a principal (core::validatePrincipal). Granting one already granted,
+  /// or revoking one not granted, is not an error.
+  Result<DomainView> changeAccess(const std::string& name, const AccessChange& change);
 
  private:
   /// What a verb does to an existing domain of ours once its operation

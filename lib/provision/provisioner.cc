@@ -87,10 +87,10 @@ SagaStep cloneStep(StorageManager& storage, const std::string& pool, const std::
           }};
 }
 
-SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, int64_t owner_uid, uint32_t percent,
+SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, DomainManager::Owner owner, uint32_t percent,
                     uint32_t start_percent) {
   return {"define", percent, "storing the definition",
-          [&domains, req, owner_uid, percent, start_percent](OperationContext& ctx, StepRecord& rec) -> Status {
+          [&domains, req, owner, percent, start_percent](OperationContext& ctx, StepRecord& rec) -> Status {
             DomainManager::Phases phases;
             phases.stop = ctx.stopToken();
             phases.phase = [&ctx, &rec, percent, start_percent](const std::string& phase, uint32_t pct,
@@ -105,7 +105,7 @@ SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, in
                 ctx.progress(overall, 0, 0, message);
               }
             };
-            XENCTL_RETURN_IF_ERROR(domains.createNow(req, owner_uid, phases).status());
+            XENCTL_RETURN_IF_ERROR(domains.createNow(req, owner, phases).status());
             rec["domain"] = req.spec.name;
             return absl::OkStatus();
           },
@@ -115,6 +115,7 @@ SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, in
 struct Provisioner::Plan {
   ProvisionRequest req;  // spec normalized, with its root disk; customizations complete
   int64_t owner_uid = -1;
+  std::string owner;  // ownerOf(caller)
   state::ImageRecord image;
   std::string pool;  // where the root is cloned: the image's pool
   std::string root;  // the root volume's name
@@ -264,7 +265,8 @@ std::vector<SagaStep> Provisioner::steps(const std::shared_ptr<Plan>& plan) {
                    },
                    {}});  // the clone's undo deletes the customized volume
 
-  out.push_back(defineStep(domains_, {plan->req.spec, plan->req.define_only, plan->req.paused}, plan->owner_uid,
+  out.push_back(defineStep(domains_, {plan->req.spec, plan->req.define_only, plan->req.paused},
+                           {plan->owner_uid, plan->owner},
                            kDefinePct, kStartPct));
   return out;
 }
@@ -273,6 +275,7 @@ Result<core::OperationRecord> Provisioner::create(ProvisionRequest req, const Ca
   auto plan = std::make_shared<Plan>();
   plan->req = std::move(req);
   plan->owner_uid = caller.uid;
+  plan->owner = ownerOf(caller);
   const std::string name = plan->req.spec.name;
   return ops_.startChecked({"create-domain", name, caller.request_id, caller.uid}, [&] { return prepare(*plan); },
                            [this, plan, name](OperationContext& ctx) {

@@ -65,7 +65,7 @@ SagaStep cloneStep(StorageManager& storage, const std::string& pool, const std::
 /// `start_percent`; a failure there is named "start"). A start that fails
 /// undoes its definition itself; the step's undo removes the definition for
 /// the steps that come later.
-SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, int64_t owner_uid, uint32_t percent,
+SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, DomainManager::Owner owner, uint32_t percent,
                     uint32_t start_percent);
 
 /// What CreateDomain with a root image asks for.

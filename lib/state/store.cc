@@ -57,6 +57,12 @@ const char* const kMigrations[] = {
     );
     CREATE INDEX images_by_sha256 ON images(sha256);
     )sql",
+    // 2 -> 3: domains' owners as identities (not only uids) and their grants.
+    R"sql(
+    ALTER TABLE domains ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    ALTER TABLE domains ADD COLUMN grants TEXT NOT NULL DEFAULT '[]';
+    UPDATE domains SET owner = 'uid:' || owner_uid WHERE owner_uid >= 0;
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -222,10 +228,11 @@ Status Store::migrate() {
 Status Store::insertDomain(const DomainRecord& r) {
   std::lock_guard lock(mu_);
   Stmt st(db_,
-          "INSERT INTO domains(name, uuid, spec, created_at, updated_at, owner_uid, running_expected) "
-          "VALUES(?,?,?,?,?,?,?)");
+          "INSERT INTO domains(name, uuid, spec, created_at, updated_at, owner_uid, running_expected, owner, grants) "
+          "VALUES(?,?,?,?,?,?,?,?,?)");
   st.bind(1, r.spec.name).bind(2, r.spec.uuid).bind(3, encodeSpec(r.spec)).bind(4, toMicros(r.created_at));
   st.bind(5, toMicros(r.updated_at)).bind(6, r.owner_uid).bind(7, int64_t{r.running_expected});
+  st.bind(8, r.owner).bind(9, json(r.grants).dump());
   Status s = expectDone(st, absl::StrCat("storing domain '", r.spec.name, "'"));
   if (absl::IsAlreadyExists(s))
     return absl::AlreadyExistsError(absl::StrCat("domain '", r.spec.name, "' already exists"));
@@ -234,9 +241,9 @@ Status Store::insertDomain(const DomainRecord& r) {
 
 Status Store::updateDomain(const DomainRecord& r) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "UPDATE domains SET spec=?, updated_at=?, running_expected=? WHERE name=?");
+  Stmt st(db_, "UPDATE domains SET spec=?, updated_at=?, running_expected=?, owner=?, grants=? WHERE name=?");
   st.bind(1, encodeSpec(r.spec)).bind(2, toMicros(r.updated_at)).bind(3, int64_t{r.running_expected});
-  st.bind(4, r.spec.name);
+  st.bind(4, r.owner).bind(5, json(r.grants).dump()).bind(6, r.spec.name);
   XENCTL_RETURN_IF_ERROR(expectDone(st, absl::StrCat("updating domain '", r.spec.name, "'")));
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("domain '", r.spec.name, "' not found"));
   return absl::OkStatus();
@@ -253,7 +260,8 @@ Status Store::deleteDomain(const std::string& name) {
 
 Result<std::vector<DomainRecord>> Store::listDomains() {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "SELECT spec, created_at, updated_at, owner_uid, running_expected FROM domains ORDER BY name");
+  Stmt st(db_,
+          "SELECT spec, created_at, updated_at, owner_uid, running_expected, owner, grants FROM domains ORDER BY name");
   std::vector<DomainRecord> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
@@ -263,6 +271,12 @@ Result<std::vector<DomainRecord>> Store::listDomains() {
     r.updated_at = fromMicros(st.integer(2));
     r.owner_uid = st.integer(3);
     r.running_expected = st.integer(4) != 0;
+    r.owner = st.text(5);
+    json grants = json::parse(st.text(6), nullptr, /*allow_exceptions=*/false);
+    if (!grants.is_array())
+      return absl::DataLossError(absl::StrCat("stored grants of domain '", r.spec.name, "' are not a JSON array"));
+    for (const auto& g : grants)
+      if (g.is_string()) r.grants.push_back(g.get<std::string>());
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return st.error("listing domains");

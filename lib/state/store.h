@@ -24,6 +24,11 @@ struct DomainRecord {
   absl::Time created_at = absl::UnixEpoch();
   absl::Time updated_at = absl::UnixEpoch();
   int64_t owner_uid = -1;
+  /// Who owns it (core::principal: "uid:1000", "cert:CN=ci"): its creator,
+  /// or whom an admin gave it to; "" for none (only admins act on it).
+  std::string owner;
+  /// Identities granted operator rights on it by its owner or an admin, sorted.
+  std::vector<std::string> grants;
   /// True from the moment xenctld starts the domain until it sees it stop;
   /// a domain missing from the hypervisor with this set has vanished.
   bool running_expected = false;
@@ -52,12 +57,13 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   int schemaVersion();
 
   /// ALREADY_EXISTS when the name or uuid is taken.
   Status insertDomain(const DomainRecord& rec);
-  /// NOT_FOUND when no domain has that name.
+  /// NOT_FOUND when no domain has that name. Writes the spec, times,
+  /// running_expected, owner and grants.
   Status updateDomain(const DomainRecord& rec);
   Status deleteDomain(const std::string& name);
   Result<std::vector<DomainRecord>> listDomains();

@@ -71,6 +71,48 @@ TEST_F(StoreTest, DomainsPersistAcrossReopen) {
   EXPECT_EQ((*all)[1].owner_uid, 1000);
 }
 
+// A domain's owner and grants are stored, updated and read back.
+TEST_F(StoreTest, OwnerAndGrantsPersist) {
+  auto s = *Store::open(path_);
+  DomainRecord r = record("web1", "u1");
+  r.owner = "cert:CN=ci,O=example";
+  ASSERT_TRUE(s->insertDomain(r).ok());
+  EXPECT_EQ(s->listDomains()->at(0).owner, "cert:CN=ci,O=example");
+  EXPECT_TRUE(s->listDomains()->at(0).grants.empty());
+  r.owner = "uid:1001";
+  r.grants = {"cert:CN=x", "uid:1002"};
+  ASSERT_TRUE(s->updateDomain(r).ok());
+  auto back = s->listDomains()->at(0);
+  EXPECT_EQ(back.owner, "uid:1001");
+  EXPECT_EQ(back.grants, (std::vector<std::string>{"cert:CN=x", "uid:1002"}));
+}
+
+// A version-2 database's domains get their owner from owner_uid when migrated.
+TEST_F(StoreTest, MigrationGivesOldDomainsTheirCreatorAsOwner) {
+  {
+    auto s = *Store::open(path_);
+    ASSERT_TRUE(s->insertDomain(record("web1", "u1")).ok());
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    // Back to what version 2 had: no owner, no grants.
+    ASSERT_EQ(sqlite3_exec(db,
+                           "ALTER TABLE domains DROP COLUMN owner; ALTER TABLE domains DROP COLUMN grants; "
+                           "PRAGMA user_version = 2;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto s = *Store::open(path_);
+  EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
+  auto all = *s->listDomains();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].owner, "uid:1000");
+  EXPECT_TRUE(all[0].grants.empty());
+}
+
 // A taken name or uuid is ALREADY_EXISTS and changes nothing.
 TEST_F(StoreTest, DuplicatesRefused) {
   auto s = *Store::open(":memory:");
@@ -202,7 +244,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
     ASSERT_TRUE(s->insertDomain(record("web1", "u1")).ok());
   }
   auto s = *Store::open(path_);
-  EXPECT_EQ(s->schemaVersion(), 2);
+  EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
   EXPECT_EQ(s->listDomains()->size(), 1u);
   EXPECT_TRUE(s->listImages()->empty());
 }
