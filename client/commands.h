@@ -27,6 +27,7 @@ std::unique_ptr<Command> makeImageCommand();
 std::unique_ptr<Command> makeContainerCommand();
 std::unique_ptr<Command> makeForkCommand();
 std::unique_ptr<Command> makeDiffCommand();
+std::unique_ptr<Command> makeAccessCommand();
 
 /// vmm create FILE of a container file (cmd_container.cc): has the daemon
 /// check it, run its expressions and wait for them, then leaves in `file`

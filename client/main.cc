@@ -26,6 +26,7 @@ constexpr CommandInfo kCommands[] = {
      makeContainerCommand},
     {"fork", "Make a new domain from a stopped one's volumes, with a new identity", true, makeForkCommand},
     {"diff", "List what a stopped domain's root changed from its golden image", true, makeDiffCommand},
+    {"access", "Show or change who owns a domain and who may act on it", true, makeAccessCommand},
     {"ops", "List operations", false, makeOpsCommand},
     {"watch", "Follow one operation to its end", false, makeWatchCommand},
     {"host", "Show the host: hypervisor, CPUs, memory, pools", false, makeHostCommand},

@@ -1,5 +1,8 @@
 #include "daemon/config.h"
 
+#include <grp.h>
+#include <pwd.h>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -7,6 +10,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/core/domain.h"
@@ -38,10 +42,11 @@ class ConfigReader {
 
   Status checkSections(const toml::table& root) const {
     for (auto&& [key, node] : root)
-      if (key.str() != "daemon" && key.str() != "test-hypervisor" && key.str() != "pool" && key.str() != "images")
-        return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, node.source()), ": unknown section '",
-                                                       av(key.str()),
-                                                       "'; known: [daemon], [test-hypervisor], [[pool]], [images]"));
+      if (key.str() != "daemon" && key.str() != "test-hypervisor" && key.str() != "pool" && key.str() != "images" &&
+          key.str() != "access")
+        return absl::InvalidArgumentError(
+            absl::StrCat("config ", where(path_, node.source()), ": unknown section '", av(key.str()),
+                         "'; known: [daemon], [test-hypervisor], [[pool]], [images], [access]"));
     return absl::OkStatus();
   }
 
@@ -126,6 +131,32 @@ class ConfigReader {
     return absl::OkStatus();
   }
 
+  // [access]: role = ["user:NAME", "uid:N", "group:NAME", "gid:N", "cert:SUBJECT", ...].
+  Status readAccess(const toml::table& t, std::vector<core::RoleBinding>& out) const {
+    constexpr std::string_view kForms =
+        "an array of \"user:NAME\", \"uid:N\", \"group:NAME\", \"gid:N\" or \"cert:SUBJECT\" strings";
+    out.clear();
+    for (auto&& [key, node] : t) {
+      const std::string k(key.str());
+      auto role = core::parseRole(k);
+      if (!role.ok() || *role == core::Role::kNone)
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, node.source()), ": unknown key '", k,
+                                                       "' in [access]; known: admin, operator, viewer"));
+      const toml::array* arr = node.as_array();
+      if (!arr) return badType(node, k, kForms);
+      for (const auto& el : *arr) {
+        auto v = el.value<std::string>();
+        if (!v) return badType(el, k, kForms);
+        auto b = binding(*v, *role);
+        if (!b.ok())
+          return absl::InvalidArgumentError(
+              absl::StrCat("config ", where(path_, el.source()), ": in [access] ", k, ": ", b.status().message()));
+        out.push_back(*std::move(b));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   Status readPools(const toml::node& pools, std::vector<PoolConfig>& out) const {
     const toml::array* arr = pools.as_array();
     if (!arr || !arr->is_array_of_tables()) return badType(pools, "pool", "an array of tables ([[pool]])");
@@ -203,6 +234,35 @@ class ConfigReader {
       (k == "cert" ? tls.cert : k == "key" ? tls.key : tls.client_ca) = *v;
     }
     return absl::OkStatus();
+  }
+
+  // One [access] entry, its user or group name looked up now (NSS).
+  static Result<core::RoleBinding> binding(const std::string& entry, core::Role role) {
+    using Kind = core::RoleBinding::Kind;
+    const auto colon = entry.find(':');
+    const std::string kind = entry.substr(0, colon), value = colon == std::string::npos ? "" : entry.substr(colon + 1);
+    if (value.empty())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", entry, "' is not user:NAME, uid:N, group:NAME, gid:N or cert:SUBJECT"));
+    if (kind == "cert") return core::RoleBinding{Kind::kSubject, -1, value, role};
+    if (kind == "uid" || kind == "gid") {
+      int64_t id;
+      if (!absl::SimpleAtoi(value, &id) || id < 0 || value.find_first_not_of("0123456789") != std::string::npos)
+        return absl::InvalidArgumentError(absl::StrCat("'", entry, "': ", kind, " must be a number"));
+      return core::RoleBinding{kind == "uid" ? Kind::kUid : Kind::kGid, id, "", role};
+    }
+    if (kind == "user") {
+      const passwd* pw = ::getpwnam(value.c_str());
+      if (!pw) return absl::InvalidArgumentError(absl::StrCat("'", entry, "': there is no user '", value, "'"));
+      return core::RoleBinding{Kind::kUid, static_cast<int64_t>(pw->pw_uid), "", role};
+    }
+    if (kind == "group") {
+      const group* gr = ::getgrnam(value.c_str());
+      if (!gr) return absl::InvalidArgumentError(absl::StrCat("'", entry, "': there is no group '", value, "'"));
+      return core::RoleBinding{Kind::kGid, static_cast<int64_t>(gr->gr_gid), "", role};
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", entry, "' is not user:NAME, uid:N, group:NAME, gid:N or cert:SUBJECT"));
   }
 
   Result<ImageSourceConfig> readImageSource(const toml::node& el) const {
@@ -307,6 +367,7 @@ Result<Config> loadConfig(const std::string& path, Config c) {
   if (toml::table* t = root["test-hypervisor"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readTestHypervisor(*t, c));
   if (toml::table* t = root["images"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readImages(*t, c.images));
   if (toml::node* pools = root.get("pool")) XENCTL_RETURN_IF_ERROR(reader.readPools(*pools, c.pools));
+  if (toml::table* t = root["access"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readAccess(*t, c.access));
   return c;
 }
 

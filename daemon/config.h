@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/core/identity.h"
 #include "lib/core/status.h"
 
 namespace xenctl::daemon {
@@ -92,6 +93,12 @@ struct Config {
   /// pool "default" at STATE_DIR/volumes (see effectivePools).
   std::vector<PoolConfig> pools;
   ImagesConfig images;
+  /// The [access] table: who has which role (root is always admin; anyone
+  /// else not bound here has none). Entries "user:NAME", "uid:N",
+  /// "group:NAME", "gid:N" (the caller's primary or supplementary group) or
+  /// "cert:SUBJECT" (a client certificate's subject or a SAN, exactly), under
+  /// the keys admin, operator and viewer; names resolved when read.
+  std::vector<core::RoleBinding> access;
 };
 
 /// The pools to open: the declared ones, or the default dir pool.

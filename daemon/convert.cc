@@ -20,6 +20,8 @@ void toProto(const provision::DomainView& v, v1::Domain* p) {
   if (!v.foreign) protoconv::toProto(v.created_at, p->mutable_created_at());
   p->set_state_reason(v.state_reason);
   p->set_owner_uid(v.owner_uid);
+  p->set_owner(v.owner);
+  for (const auto& g : v.grants) p->add_grants(g);
 }
 
 void toProto(const core::OperationRecord& r, v1::Operation* p) {

@@ -138,8 +138,9 @@ std::vector<std::unique_ptr<grpc::Service>> Server::makeServices() const {
 }
 
 Status Server::serve(const Config& config, const std::string& version) {
+  access_ = std::make_unique<provision::AccessPolicy>(config.access, *domains_, *storage_, *ops_);
   context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
-                                    *containers_, *provisioner_, *forker_, *differ_});
+                                    *containers_, *provisioner_, *forker_, *differ_, *access_});
   version_ = version;
   tls_ = config.tls;
   services_ = makeServices();

@@ -99,6 +99,7 @@ class Server {
   std::unique_ptr<provision::Provisioner> provisioner_;  // after customizer_, which it calls
   std::unique_ptr<provision::DomainForker> forker_;
   std::unique_ptr<provision::RootDiffer> differ_;
+  std::unique_ptr<provision::AccessPolicy> access_;
   PeerRegistry peers_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<ServiceContext> context_;

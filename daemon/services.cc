@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "daemon/authz.h"
 #include "daemon/convert.h"
 #include "lib/customize/container_parser.h"
 #include "lib/sys/console_pty.h"
@@ -16,6 +18,13 @@
 
 namespace xenctl::daemon {
 namespace {
+
+// The caller of this handler's request, admitted by the rule table
+// (daemon/authz.h), or the refusal returned.
+#define XENCTL_ADMIT(caller, method, request)                               \
+  auto caller##_admitted = admit(c_, ctx, method, request);                 \
+  if (!caller##_admitted.ok()) return toGrpc(caller##_admitted.status());   \
+  [[maybe_unused]] const provision::Caller& caller = *caller##_admitted
 
 // How often a waiting stream looks at whether its client has gone: the sync
 // API tells a handler only when it asks.
@@ -27,34 +36,14 @@ constexpr absl::Duration kConsoleInputWait = absl::Seconds(5);
 // A DiffDomain answer above this is refused: clients take 4 MiB by default.
 constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
 
-provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, const std::string& request_id) {
-  provision::Caller caller;
-  caller.request_id = request_id;
-  sys::PeerCredentials peer = c.peers.lookup(ctx->peer());
-  caller.uid = static_cast<int64_t>(static_cast<int32_t>(peer.uid));
-  if (caller.uid >= 0) {
-    caller.identity.kind = core::Identity::Kind::kUnix;
-    caller.identity.uid = caller.uid;
-    caller.identity.gid = static_cast<int64_t>(static_cast<int32_t>(peer.gid));
-  } else if (auto cert = certificateIdentity(*ctx->auth_context())) {
-    caller.identity = *std::move(cert);
-  }
-  // Until roles are mapped from the configuration, every caller that reaches
-  // the socket may do everything, as before.
-  caller.role = core::Role::kAdmin;
-  return caller;
-}
-
 // Answers a mutating call with its operation, and audits it once.
 grpc::Status answer(const char* call, const std::string& target, const provision::Caller& caller,
                     const Result<core::OperationRecord>& r, v1::Operation* out) {
   if (!r.ok()) {
-    spdlog::info("audit call={} target={} {} request_id={} result=\"{}\"", call, target, describe(caller.identity),
-                 caller.request_id, r.status().ToString());
+    audit(caller, call, target, absl::StrCat("failed: ", r.status().ToString()));
     return toGrpc(r.status());
   }
-  spdlog::info("audit call={} target={} {} request_id={} operation={}", call, target, describe(caller.identity),
-               caller.request_id, r->id);
+  audit(caller, call, target, absl::StrCat("operation ", r->id));
   toProto(*r, out);
   return grpc::Status::OK;
 }
@@ -80,93 +69,101 @@ Result<core::DomainSpec> requestedSpec(const v1::CreateDomainRequest& req) {
 
 grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1::CreateDomainRequest* req,
                                              v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
+  XENCTL_ADMIT(caller, "DomainService.CreateDomain", *req);
   auto spec = requestedSpec(*req);
   if (!spec.ok())
-    return answer("CreateDomain", req->has_xl_config() ? req->xl_config().file_name() : req->spec().name(), caller,
-                  spec.status(), out);
+    return answer("DomainService.CreateDomain",
+                  req->has_xl_config() ? req->xl_config().file_name() : req->spec().name(), caller, spec.status(), out);
   const std::string name = spec->name;
+  if (Status st = c_.access.authorizeSpec(caller, *spec); !st.ok()) {
+    audit(caller, "DomainService.CreateDomain", name, absl::StrCat("denied: ", st.message()));
+    return toGrpc(st);
+  }
   if (req->has_root()) {
     auto pr = provisionRequest(*req, *std::move(spec));
-    if (!pr.ok()) return answer("CreateDomain", name, caller, pr.status(), out);
-    return answer("CreateDomain", name, caller, c_.provisioner.create(*std::move(pr), caller), out);
+    if (!pr.ok()) return answer("DomainService.CreateDomain", name, caller, pr.status(), out);
+    return answer("DomainService.CreateDomain", name, caller, c_.provisioner.create(*std::move(pr), caller), out);
   }
   if (req->customizations_size() > 0 || req->keep_identity())
-    return answer("CreateDomain", name, caller,
+    return answer("DomainService.CreateDomain", name, caller,
                   absl::InvalidArgumentError(absl::StrCat("domain '", name,
                                                           "': customizations and keep_identity apply to a root "
                                                           "cloned from an image; give a root image (--image)")),
                   out);
   provision::DomainManager::CreateRequest cr{*std::move(spec), req->define_only(), req->paused()};
-  return answer("CreateDomain", name, caller, c_.domains.create(std::move(cr), caller), out);
+  return answer("DomainService.CreateDomain", name, caller, c_.domains.create(std::move(cr), caller), out);
 }
 
-grpc::Status DomainServiceImpl::GetDomain(grpc::ServerContext*, const v1::GetDomainRequest* req, v1::Domain* out) {
+grpc::Status DomainServiceImpl::GetDomain(grpc::ServerContext* ctx, const v1::GetDomainRequest* req, v1::Domain* out) {
+  XENCTL_ADMIT(caller, "DomainService.GetDomain", *req);
   auto v = c_.domains.get(req->name());
   if (!v.ok()) return toGrpc(v.status());
   toProto(*v, out);
   return grpc::Status::OK;
 }
 
-grpc::Status DomainServiceImpl::ListDomains(grpc::ServerContext*, const v1::ListDomainsRequest* req,
+grpc::Status DomainServiceImpl::ListDomains(grpc::ServerContext* ctx, const v1::ListDomainsRequest* req,
                                             v1::ListDomainsResponse* out) {
+  XENCTL_ADMIT(caller, "DomainService.ListDomains", *req);
   auto views = c_.domains.list(req->include_foreign());
   if (!views.ok()) return toGrpc(views.status());
   out->mutable_domains()->Reserve(static_cast<int>(views->size()));
-  for (const auto& v : *views) toProto(v, out->add_domains());
+  for (const auto& v : *views)
+    if (c_.access.maySeeDomain(caller, v.spec.name)) toProto(v, out->add_domains());
   return grpc::Status::OK;
 }
 
 grpc::Status DomainServiceImpl::StartDomain(grpc::ServerContext* ctx, const v1::StartDomainRequest* req,
                                             v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("StartDomain", req->name(), caller, c_.domains.start(req->name(), req->paused(), caller), out);
+  XENCTL_ADMIT(caller, "DomainService.StartDomain", *req);
+  return answer("DomainService.StartDomain", req->name(), caller,
+                c_.domains.start(req->name(), req->paused(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::ShutdownDomain(grpc::ServerContext* ctx, const v1::ShutdownDomainRequest* req,
                                                v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
+  XENCTL_ADMIT(caller, "DomainService.ShutdownDomain", *req);
   provision::DomainManager::ShutdownRequest sr;
   if (req->timeout_seconds() > 0) sr.timeout = absl::Seconds(req->timeout_seconds());
   sr.force = req->force();
-  return answer("ShutdownDomain", req->name(), caller, c_.domains.shutdown(req->name(), sr, caller), out);
+  return answer("DomainService.ShutdownDomain", req->name(), caller, c_.domains.shutdown(req->name(), sr, caller), out);
 }
 
 grpc::Status DomainServiceImpl::RebootDomain(grpc::ServerContext* ctx, const v1::RebootDomainRequest* req,
                                              v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("RebootDomain", req->name(), caller, c_.domains.reboot(req->name(), caller), out);
+  XENCTL_ADMIT(caller, "DomainService.RebootDomain", *req);
+  return answer("DomainService.RebootDomain", req->name(), caller, c_.domains.reboot(req->name(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::DestroyDomain(grpc::ServerContext* ctx, const v1::DestroyDomainRequest* req,
                                               v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("DestroyDomain", req->name(), caller, c_.domains.destroy(req->name(), caller), out);
+  XENCTL_ADMIT(caller, "DomainService.DestroyDomain", *req);
+  return answer("DomainService.DestroyDomain", req->name(), caller, c_.domains.destroy(req->name(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::DeleteDomain(grpc::ServerContext* ctx, const v1::DeleteDomainRequest* req,
                                              v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("DeleteDomain", req->name(), caller,
+  XENCTL_ADMIT(caller, "DomainService.DeleteDomain", *req);
+  return answer("DomainService.DeleteDomain", req->name(), caller,
                 c_.domains.remove(req->name(), req->force(), req->delete_volumes(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::PauseDomain(grpc::ServerContext* ctx, const v1::PauseDomainRequest* req,
                                             v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("PauseDomain", req->name(), caller, c_.domains.pause(req->name(), caller), out);
+  XENCTL_ADMIT(caller, "DomainService.PauseDomain", *req);
+  return answer("DomainService.PauseDomain", req->name(), caller, c_.domains.pause(req->name(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::UnpauseDomain(grpc::ServerContext* ctx, const v1::UnpauseDomainRequest* req,
                                               v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("UnpauseDomain", req->name(), caller, c_.domains.unpause(req->name(), caller), out);
+  XENCTL_ADMIT(caller, "DomainService.UnpauseDomain", *req);
+  return answer("DomainService.UnpauseDomain", req->name(), caller, c_.domains.unpause(req->name(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::SetDomainResources(grpc::ServerContext* ctx, const v1::SetDomainResourcesRequest* req,
                                                    v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("SetDomainResources", req->name(), caller,
+  XENCTL_ADMIT(caller, "DomainService.SetDomainResources", *req);
+  return answer("DomainService.SetDomainResources", req->name(), caller,
                 c_.domains.setResources(req->name(), {req->vcpus(), req->memory_mib()}, caller), out);
 }
 
@@ -176,9 +173,10 @@ grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext* ctx,
   if (!stream->Read(&first))
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "AttachConsole: the first message must name the domain");
   const bool read_only = first.read_only();
+  XENCTL_ADMIT(caller, "DomainService.AttachConsole", first);
   auto path = c_.domains.consolePath(first.name(), read_only);
-  spdlog::info("audit call=AttachConsole target={} uid={} read_only={} result=\"{}\"", first.name(),
-               callerOf(c_, ctx, "").uid, read_only, path.ok() ? "OK" : path.status().ToString());
+  audit(caller, "DomainService.AttachConsole", first.name(),
+        absl::StrCat(read_only ? "read-only " : "", path.ok() ? "attached" : "failed: " + path.status().ToString()));
   if (!path.ok()) return toGrpc(path.status());
   auto console = sys::ConsolePty::open(*path, absl::StrCat("domain '", first.name(), "'"));
   if (!console.ok()) return toGrpc(console.status());
@@ -224,11 +222,14 @@ grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext* ctx,
 
 grpc::Status DomainServiceImpl::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
                                             grpc::ServerWriter<v1::DomainEvent>* writer) {
+  XENCTL_ADMIT(caller, "DomainService.WatchEvents", *req);
   auto sub = c_.events.subscribe();
   while (!ctx->IsCancelled() && !c_.stopping) {
     auto e = sub->next(absl::Now() + kStreamCheck);
     if (!e) continue;
-    if (!req->name().empty() && e->name != req->name() && e->kind != core::DomainEventKind::kEventsLost) continue;
+    if (e->kind != core::DomainEventKind::kEventsLost &&
+        ((!req->name().empty() && e->name != req->name()) || !c_.access.maySeeDomain(caller, e->name)))
+      continue;
     v1::DomainEvent out;
     toProto(*e, &out);
     if (!writer->Write(out)) break;
@@ -238,18 +239,19 @@ grpc::Status DomainServiceImpl::WatchEvents(grpc::ServerContext* ctx, const v1::
 
 grpc::Status DomainServiceImpl::ForkDomain(grpc::ServerContext* ctx, const v1::ForkDomainRequest* req,
                                            v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
+  XENCTL_ADMIT(caller, "DomainService.ForkDomain", *req);
   provision::ForkRequest fr;
   fr.source = req->source();
   fr.name = req->name();
   if (!req->hostname().empty()) fr.hostname = req->hostname();
   fr.define_only = req->define_only();
   fr.paused = req->paused();
-  return answer("ForkDomain", req->name(), caller, c_.forker.fork(std::move(fr), caller), out);
+  return answer("DomainService.ForkDomain", req->name(), caller, c_.forker.fork(std::move(fr), caller), out);
 }
 
-grpc::Status DomainServiceImpl::DiffDomain(grpc::ServerContext*, const v1::DiffDomainRequest* req,
+grpc::Status DomainServiceImpl::DiffDomain(grpc::ServerContext* ctx, const v1::DiffDomainRequest* req,
                                            v1::DiffDomainResponse* out) {
+  XENCTL_ADMIT(caller, "DomainService.DiffDomain", *req);
   auto d = c_.differ.diff(req->name(), req->vdev(), req->patch());
   if (!d.ok()) return toGrpc(d.status());
   toProto(*d, out);
@@ -263,23 +265,48 @@ grpc::Status DomainServiceImpl::DiffDomain(grpc::ServerContext*, const v1::DiffD
   return grpc::Status::OK;
 }
 
-grpc::Status OperationServiceImpl::GetOperation(grpc::ServerContext*, const v1::GetOperationRequest* req,
+grpc::Status DomainServiceImpl::SetDomainAccess(grpc::ServerContext* ctx, const v1::SetDomainAccessRequest* req,
+                                                v1::Domain* out) {
+  XENCTL_ADMIT(caller, "DomainService.SetDomainAccess", *req);
+  if (Status st = c_.access.authorizeAccessChange(caller, req->name(), req->has_owner()); !st.ok()) {
+    audit(caller, "DomainService.SetDomainAccess", req->name(), absl::StrCat("denied: ", st.message()));
+    return toGrpc(st);
+  }
+  provision::DomainManager::AccessChange change;
+  if (req->has_owner()) change.owner = req->owner();
+  change.grant.assign(req->grant().begin(), req->grant().end());
+  change.revoke.assign(req->revoke().begin(), req->revoke().end());
+  auto v = c_.domains.changeAccess(req->name(), change);
+  // The identities are not secrets: the change is in the record.
+  audit(caller, "DomainService.SetDomainAccess", req->name(),
+        v.ok() ? absl::StrCat("changed: owner ", v->owner.empty() ? "(none)" : v->owner, ", grants [",
+                              absl::StrJoin(v->grants, ","), "]")
+               : absl::StrCat("failed: ", v.status().ToString()));
+  if (!v.ok()) return toGrpc(v.status());
+  toProto(*v, out);
+  return grpc::Status::OK;
+}
+
+grpc::Status OperationServiceImpl::GetOperation(grpc::ServerContext* ctx, const v1::GetOperationRequest* req,
                                                 v1::Operation* out) {
+  XENCTL_ADMIT(caller, "OperationService.GetOperation", *req);
   auto r = c_.ops.get(req->id());
   if (!r.ok()) return toGrpc(r.status());
   toProto(*r, out);
   return grpc::Status::OK;
 }
 
-grpc::Status OperationServiceImpl::ListOperations(grpc::ServerContext*, const v1::ListOperationsRequest* req,
+grpc::Status OperationServiceImpl::ListOperations(grpc::ServerContext* ctx, const v1::ListOperationsRequest* req,
                                                   v1::ListOperationsResponse* out) {
+  XENCTL_ADMIT(caller, "OperationService.ListOperations", *req);
   for (const auto& r : c_.ops.list(req->target(), req->active_only(), req->limit() ? req->limit() : 100))
-    toProto(r, out->add_operations());
+    if (c_.access.maySeeOperation(caller, r)) toProto(r, out->add_operations());
   return grpc::Status::OK;
 }
 
 grpc::Status OperationServiceImpl::WatchOperation(grpc::ServerContext* ctx, const v1::WatchOperationRequest* req,
                                                   grpc::ServerWriter<v1::Operation>* writer) {
+  XENCTL_ADMIT(caller, "OperationService.WatchOperation", *req);
   uint64_t sent = 0;
   for (;;) {
     auto r = c_.ops.waitChange(req->id(), sent, absl::Now() + kStreamCheck);
@@ -300,11 +327,13 @@ grpc::Status OperationServiceImpl::WatchOperation(grpc::ServerContext* ctx, cons
 
 grpc::Status OperationServiceImpl::CancelOperation(grpc::ServerContext* ctx, const v1::CancelOperationRequest* req,
                                                    v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("CancelOperation", req->id(), caller, c_.ops.cancel(req->id()), out);
+  XENCTL_ADMIT(caller, "OperationService.CancelOperation", *req);
+  return answer("OperationService.CancelOperation", req->id(), caller, c_.ops.cancel(req->id()), out);
 }
 
-grpc::Status HostServiceImpl::GetHostInfo(grpc::ServerContext*, const v1::GetHostInfoRequest*, v1::HostInfo* out) {
+grpc::Status HostServiceImpl::GetHostInfo(grpc::ServerContext* ctx, const v1::GetHostInfoRequest* req,
+                                          v1::HostInfo* out) {
+  XENCTL_ADMIT(caller, "HostService.GetHostInfo", *req);
   auto info = c_.hv.hostInfo();
   if (!info.ok()) return toGrpc(info.status());
   out->set_hypervisor(info->name);
@@ -328,57 +357,61 @@ grpc::Status HostServiceImpl::GetHostInfo(grpc::ServerContext*, const v1::GetHos
 
 grpc::Status VolumeServiceImpl::CreateVolume(grpc::ServerContext* ctx, const v1::CreateVolumeRequest* req,
                                              v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
+  XENCTL_ADMIT(caller, "VolumeService.CreateVolume", *req);
   provision::StorageManager::CreateRequest cr{req->pool(), req->name(), req->size_bytes(), std::nullopt};
   if (req->make_ext4()) cr.ext4_label = req->ext4_label();
-  return answer("CreateVolume", volumeTarget(req->pool(), req->name()), caller, c_.storage.create(cr, caller), out);
+  return answer("VolumeService.CreateVolume", volumeTarget(req->pool(), req->name()), caller,
+                c_.storage.create(cr, caller), out);
 }
 
 grpc::Status VolumeServiceImpl::CloneVolume(grpc::ServerContext* ctx, const v1::CloneVolumeRequest* req,
                                             v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("CloneVolume", volumeTarget(req->pool(), req->name()), caller,
+  XENCTL_ADMIT(caller, "VolumeService.CloneVolume", *req);
+  return answer("VolumeService.CloneVolume", volumeTarget(req->pool(), req->name()), caller,
                 c_.storage.clone(req->pool(), req->source(), req->name(), req->size_bytes(), caller), out);
 }
 
 grpc::Status VolumeServiceImpl::SnapshotVolume(grpc::ServerContext* ctx, const v1::SnapshotVolumeRequest* req,
                                                v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("SnapshotVolume", volumeTarget(req->pool(), req->volume()), caller,
+  XENCTL_ADMIT(caller, "VolumeService.SnapshotVolume", *req);
+  return answer("VolumeService.SnapshotVolume", volumeTarget(req->pool(), req->volume()), caller,
                 c_.storage.snapshot(req->pool(), req->volume(), req->snapshot(), caller), out);
 }
 
 grpc::Status VolumeServiceImpl::RollbackVolume(grpc::ServerContext* ctx, const v1::RollbackVolumeRequest* req,
                                                v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("RollbackVolume", volumeTarget(req->pool(), req->volume()), caller,
+  XENCTL_ADMIT(caller, "VolumeService.RollbackVolume", *req);
+  return answer("VolumeService.RollbackVolume", volumeTarget(req->pool(), req->volume()), caller,
                 c_.storage.rollback(req->pool(), req->volume(), req->snapshot(), caller), out);
 }
 
 grpc::Status VolumeServiceImpl::ResizeVolume(grpc::ServerContext* ctx, const v1::ResizeVolumeRequest* req,
                                              v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("ResizeVolume", volumeTarget(req->pool(), req->name()), caller,
+  XENCTL_ADMIT(caller, "VolumeService.ResizeVolume", *req);
+  return answer("VolumeService.ResizeVolume", volumeTarget(req->pool(), req->name()), caller,
                 c_.storage.resize(req->pool(), req->name(), req->size_bytes(), caller), out);
 }
 
 grpc::Status VolumeServiceImpl::DeleteVolume(grpc::ServerContext* ctx, const v1::DeleteVolumeRequest* req,
                                              v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("DeleteVolume", volumeTarget(req->pool(), req->name()), caller,
+  XENCTL_ADMIT(caller, "VolumeService.DeleteVolume", *req);
+  return answer("VolumeService.DeleteVolume", volumeTarget(req->pool(), req->name()), caller,
                 c_.storage.remove(req->pool(), req->name(), caller), out);
 }
 
-grpc::Status VolumeServiceImpl::ListVolumes(grpc::ServerContext*, const v1::ListVolumesRequest* req,
+grpc::Status VolumeServiceImpl::ListVolumes(grpc::ServerContext* ctx, const v1::ListVolumesRequest* req,
                                             v1::ListVolumesResponse* out) {
+  XENCTL_ADMIT(caller, "VolumeService.ListVolumes", *req);
   auto vols = c_.storage.list(req->pool());
   if (!vols.ok()) return toGrpc(vols.status());
-  for (const auto& v : *vols) toProto(v, out->add_volumes());
+  for (const auto& v : *vols)
+    if (c_.access.maySeeVolume(caller, v.pool, v.name)) toProto(v, out->add_volumes());
   return grpc::Status::OK;
 }
 
-grpc::Status VolumeServiceImpl::ListPools(grpc::ServerContext*, const v1::ListPoolsRequest*,
+grpc::Status VolumeServiceImpl::ListPools(grpc::ServerContext* ctx, const v1::ListPoolsRequest* req,
                                           v1::ListPoolsResponse* out) {
+  XENCTL_ADMIT(caller, "VolumeService.ListPools", *req);
   auto pools = c_.storage.pools();
   if (!pools.ok()) return toGrpc(pools.status());
   for (const auto& p : *pools) toProto(p, out->add_pools());
@@ -415,14 +448,15 @@ void toProto(const provision::ImageManager::ImageView& v, v1::Image* out) {
 
 grpc::Status ImageServiceImpl::ImportImage(grpc::ServerContext* ctx, const v1::ImportImageRequest* req,
                                            v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
+  XENCTL_ADMIT(caller, "ImageService.ImportImage", *req);
   provision::ImageManager::ImportRequest ir{req->name(), req->uri(), req->sha256(), fromProto(req->policy()),
                                             req->pool()};
-  return answer("ImportImage", req->name(), caller, c_.images.import(ir, caller), out);
+  return answer("ImageService.ImportImage", req->name(), caller, c_.images.import(ir, caller), out);
 }
 
-grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,
+grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext* ctx, const v1::ListImagesRequest* req,
                                           v1::ListImagesResponse* out) {
+  XENCTL_ADMIT(caller, "ImageService.ListImages", *req);
   auto images = c_.images.list();
   if (!images.ok()) return toGrpc(images.status());
   for (const auto& v : *images) toProto(v, out->add_images());
@@ -431,13 +465,13 @@ grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext*, const v1::ListIm
 
 grpc::Status ImageServiceImpl::DeleteImage(grpc::ServerContext* ctx, const v1::DeleteImageRequest* req,
                                            v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
-  return answer("DeleteImage", req->name(), caller, c_.images.remove(req->name(), caller), out);
+  XENCTL_ADMIT(caller, "ImageService.DeleteImage", *req);
+  return answer("ImageService.DeleteImage", req->name(), caller, c_.images.remove(req->name(), caller), out);
 }
 
 grpc::Status ImageServiceImpl::ExportImage(grpc::ServerContext* ctx, const v1::ExportImageRequest* req,
                                            v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
+  XENCTL_ADMIT(caller, "ImageService.ExportImage", *req);
   provision::ImageManager::ExportRequest er{req->source(), req->uri(), image::ExportFormat::kCpioGz};
   switch (req->format()) {
     case v1::ARCHIVE_FORMAT_UNSPECIFIED:
@@ -447,20 +481,22 @@ grpc::Status ImageServiceImpl::ExportImage(grpc::ServerContext* ctx, const v1::E
       er.format = image::ExportFormat::kTarZst;
       break;
     default:
-      return toGrpc(absl::InvalidArgumentError("export formats are cpio.gz and tar.zst"));
+      return answer("ImageService.ExportImage", req->source(), caller,
+                    absl::InvalidArgumentError("export formats are cpio.gz and tar.zst"), out);
   }
-  return answer("ExportImage", req->source(), caller, c_.images.exportImage(er, caller), out);
+  return answer("ImageService.ExportImage", req->source(), caller, c_.images.exportImage(er, caller), out);
 }
 
 grpc::Status ContainerServiceImpl::ApplyContainer(grpc::ServerContext* ctx, const v1::ApplyContainerRequest* req,
                                                   v1::Operation* out) {
-  auto caller = callerOf(c_, ctx, req->request_id());
+  XENCTL_ADMIT(caller, "ContainerService.ApplyContainer", *req);
   provision::ContainerRunner::ApplyRequest ar{req->text(), req->file_name(), req->dry_run()};
-  return answer("ApplyContainer", req->file_name(), caller, c_.containers.apply(ar, caller), out);
+  return answer("ContainerService.ApplyContainer", req->file_name(), caller, c_.containers.apply(ar, caller), out);
 }
 
-grpc::Status ContainerServiceImpl::StripContainer(grpc::ServerContext*, const v1::StripContainerRequest* req,
+grpc::Status ContainerServiceImpl::StripContainer(grpc::ServerContext* ctx, const v1::StripContainerRequest* req,
                                                   v1::StripContainerResponse* out) {
+  XENCTL_ADMIT(caller, "ContainerService.StripContainer", *req);
   auto parsed = customize::parseContainer(req->text(), req->file_name().empty() ? "container" : req->file_name());
   if (!parsed.ok()) return toGrpc(parsed.status());
   out->set_xl_config(std::move(parsed->xl_config));

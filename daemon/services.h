@@ -1,11 +1,13 @@
 // The gRPC services: translate protobuf to lib calls and back, map errors
-// to gRPC codes, audit mutating calls. No logic of their own.
+// to gRPC codes, admit each call by the rule table and audit changes and
+// refusals (daemon/authz.h). No logic of their own.
 #pragma once
 
 #include <atomic>
 #include <string>
 
 #include "daemon/peers.h"
+#include "lib/provision/access_policy.h"
 #include "lib/core/hypervisor.h"
 #include "lib/provision/container_runner.h"
 #include "lib/provision/domain_forker.h"
@@ -40,6 +42,8 @@ struct ServiceContext {
   provision::Provisioner& provisioner;
   provision::DomainForker& forker;
   provision::RootDiffer& differ;
+  /// Who may do what (daemon/authz.h applies it to each call).
+  provision::AccessPolicy& access;
 };
 
 class DomainServiceImpl final : public v1::DomainService::Service {
@@ -63,6 +67,7 @@ class DomainServiceImpl final : public v1::DomainService::Service {
                            grpc::ServerWriter<v1::DomainEvent>*) override;
   grpc::Status ForkDomain(grpc::ServerContext*, const v1::ForkDomainRequest*, v1::Operation*) override;
   grpc::Status DiffDomain(grpc::ServerContext*, const v1::DiffDomainRequest*, v1::DiffDomainResponse*) override;
+  grpc::Status SetDomainAccess(grpc::ServerContext*, const v1::SetDomainAccessRequest*, v1::Domain*) override;
 
  private:
   ServiceContext& c_;

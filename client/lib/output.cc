@@ -199,6 +199,8 @@ std::string domainDetails(const v1::Domain& d) {
   out.add("foreign", d.foreign() ? "yes" : "no");
   out.add("created_at", ageOf(d.created_at()));
   if (d.owner_uid() >= 0) out.add("owner_uid", absl::StrCat(d.owner_uid()));
+  if (!d.owner().empty()) out.add("owner", d.owner());
+  if (d.grants_size() > 0) out.add("grants", absl::StrJoin(d.grants(), ", "));
   return out.render();
 }
 

@@ -31,6 +31,16 @@ struct Identity {
 /// provision::AccessPolicy); an admin reaches everything.
 enum class Role { kNone, kViewer, kOperator, kAdmin };
 
+/// One binding of a role to identities (the configuration's [access]
+/// table, names resolved to ids).
+struct RoleBinding {
+  enum class Kind { kUid, kGid, kSubject };
+  Kind kind = Kind::kUid;
+  int64_t id = -1;      ///< kUid, kGid
+  std::string subject;  ///< kSubject: a certificate's subject or one of its SANs, exactly
+  Role role = Role::kNone;
+};
+
 /// "none", "viewer", "operator", "admin".
 std::string_view toString(Role r);
 /// INVALID_ARGUMENT naming the roles for anything else.

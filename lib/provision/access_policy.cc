@@ -63,7 +63,8 @@ Role AccessPolicy::roleOf(const core::Identity& id) const {
 
 Status AccessPolicy::authorize(const Caller& caller, std::string_view method, const Rule& rule, const Target& target) {
   if (caller.role >= rule.need && reaches(caller, rule, target)) return absl::OkStatus();
-  const std::string who = absl::StrCat(core::principal(caller.identity), " (role ", av(core::toString(caller.role)), ")");
+  const std::string who =
+      absl::StrCat(core::principal(caller.identity), " (role ", av(core::toString(caller.role)), ")");
   const std::string what = absl::StrCat(av(method), " on ", describe(rule.scope, target));
   if (caller.role < rule.need)
     return absl::PermissionDeniedError(absl::StrCat(
@@ -73,6 +74,33 @@ Status AccessPolicy::authorize(const Caller& caller, std::string_view method, co
   return absl::PermissionDeniedError(absl::StrCat("permission denied: ", who, " may not call ", what,
                                                   "; an operator needs the right", av(rightOn(rule.scope)),
                                                   ", or ask an admin"));
+}
+
+Status AccessPolicy::authorizeSpec(const Caller& caller, const core::DomainSpec& spec) {
+  if (caller.role == Role::kAdmin) return absl::OkStatus();
+  for (const auto& d : spec.disks) {
+    if (!core::isVolumeTarget(d.target)) continue;
+    auto ref = core::parseVolumeTarget(d.target);
+    if (ref.ok() && mayUseVolume(caller, ref->pool, ref->name)) continue;
+    return absl::PermissionDeniedError(absl::StrCat(
+        "permission denied: ", core::principal(caller.identity), " (role ", av(core::toString(caller.role)),
+        ") may not give domain '", spec.name, "' the disk ", d.target, " (", d.vdev,
+        "): an operator's domains use only volumes of its own domains, their clones and snapshots"));
+  }
+  return absl::OkStatus();
+}
+
+Status AccessPolicy::authorizeAccessChange(const Caller& caller, const std::string& name, bool changes_owner) {
+  if (caller.role == Role::kAdmin) return absl::OkStatus();
+  const std::string me = core::principal(caller.identity);
+  auto access = domains_.access(name);
+  const bool owner = caller.role >= Role::kOperator && access.ok() && access->owner == me;
+  if (owner && !changes_owner) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "permission denied: ", me, " (role ", av(core::toString(caller.role)),
+      ") may not call DomainService.SetDomainAccess on domain '", name, "'; ",
+      changes_owner ? "only an admin gives a domain to another owner"
+                    : "its owner (an operator) or an admin grants and revokes access"));
 }
 
 bool AccessPolicy::reaches(const Caller& caller, const Rule& rule, const Target& target) {

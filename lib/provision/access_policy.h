@@ -37,14 +37,7 @@
 
 namespace xenctl::provision {
 
-/// One binding of the configuration's [access] table, names resolved.
-struct RoleBinding {
-  enum class Kind { kUid, kGid, kSubject };
-  Kind kind = Kind::kUid;
-  int64_t id = -1;      ///< kUid, kGid
-  std::string subject;  ///< kSubject: a certificate's subject or one of its SANs, exactly
-  core::Role role = core::Role::kNone;
-};
+using core::RoleBinding;
 
 /// What a call reaches, which decides how its target is checked.
 enum class Scope {
@@ -80,6 +73,15 @@ class AccessPolicy {
   /// OK, or PERMISSION_DENIED naming the identity and its role, the method,
   /// the target and the role (and right) the call needs.
   Status authorize(const Caller& caller, std::string_view method, const Rule& rule, const Target& target);
+
+  /// What an operator may put in a domain it creates: every "vol:" disk a
+  /// volume it may use (a host path is the host-path rules' business).
+  /// OK for admins; PERMISSION_DENIED naming the disk otherwise.
+  Status authorizeSpec(const Caller& caller, const core::DomainSpec& spec);
+  /// Who may change a domain's access: admins; its owner may grant and
+  /// revoke but not give it away; a grantee may do neither.
+  /// PERMISSION_DENIED saying so.
+  Status authorizeAccessChange(const Caller& caller, const std::string& name, bool changes_owner);
 
   /// Whether `caller` may act on domain `name` as an operator: an admin
   /// always; an operator when it owns it or was granted it. Unknown and

@@ -144,6 +144,31 @@ class ProvisionTest(DaemonTestCase):
         self.assertEqual(self.domains(), {})
         self.assertEqual(sorted(f for f in os.listdir(self.pool_dir) if not f.startswith(".")), ["golden.img"])
 
+    def test_secrets_stay_out_of_logs_and_operations(self):
+        """Password hashes, user-data and keys given to a create appear neither in the daemon's log (audit
+        included) nor in the operations, whether the create succeeds or fails."""
+        key = os.path.join(self.workdir, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "secret-key-comment-4711", "-f", key],
+                       check=True, capture_output=True)
+        with open(key + ".pub", encoding="utf-8") as f:
+            public_key = f.read().split()[1]
+        password_hash = "$6$saltsaltsalt$SECRETHASH4711abcdefghijklmnopqrstuvwxyz0123456789"
+        user_data = write(os.path.join(self.workdir, "user-data"), "#cloud-config\nsecret_token: USERDATA4711\n")
+        self.vm("create", "web1", "--image", "golden", "--keep-identity", "--user", f"alice:{password_hash}",
+                "--ssh-key", key + ".pub", "--user-data", user_data)
+        # The same secrets in a create that fails while customizing (no such group).
+        self.vm("create", "web2", "--image", "golden", "--keep-identity", "--user", f"bob:{password_hash}:nosuch",
+                "--ssh-key", key + ".pub", "--user-data", user_data, expect=3)
+        ops = self.vmm("ops", "--all", "--json").out
+        log = self.daemon.log()
+        self.assertIn("audit identity=uid:0 role=admin method=DomainService.CreateDomain target=web1", log)
+        for secret in ("SECRETHASH4711", "USERDATA4711", public_key, "secret-key-comment-4711"):
+            with self.subTest(secret=secret):
+                self.assertNotIn(secret, log)
+                self.assertNotIn(secret, ops)
+        # They did reach the guest.
+        self.assertIn(b"SECRETHASH4711", self.debugfs_cat("web1-root", "/etc/shadow"))
+
     def test_refusals(self):
         """Bad requests are refused at once, naming what to do, and change nothing."""
         r = self.vm("create", "web1", "--image", "https://images.example/golden.tar.zst", "--keep-identity", expect=2)

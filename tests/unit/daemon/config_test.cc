@@ -382,3 +382,44 @@ TEST(TlsMaterial, FilesAreChecked) {
 
 }  // namespace
 }  // namespace xenctl::daemon
+
+namespace xenctl::daemon {
+namespace {
+
+// [access] binds roles to users, groups and certificates, names resolved;
+// a bad entry or key is an error naming the line.
+TEST(Config, Access) {
+  auto c = loadConfig(write(R"(
+[access]
+admin = ["user:root", "gid:10"]
+operator = ["uid:1001", "cert:CN=ci,O=example", "group:root"]
+viewer = []
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  using Kind = core::RoleBinding::Kind;
+  ASSERT_EQ(c->access.size(), 5u);
+  EXPECT_EQ(c->access[0].kind, Kind::kUid);
+  EXPECT_EQ(c->access[0].id, 0);
+  EXPECT_EQ(c->access[0].role, core::Role::kAdmin);
+  EXPECT_EQ(c->access[1].kind, Kind::kGid);
+  EXPECT_EQ(c->access[1].id, 10);
+  EXPECT_EQ(c->access[2].id, 1001);
+  EXPECT_EQ(c->access[2].role, core::Role::kOperator);
+  EXPECT_EQ(c->access[3].kind, Kind::kSubject);
+  EXPECT_EQ(c->access[3].subject, "CN=ci,O=example");
+  EXPECT_EQ(c->access[4].kind, Kind::kGid);
+  EXPECT_EQ(c->access[4].id, 0);
+  for (const char* bad : {"[access]\nadmin = [\"user:no-such-user-xenctl\"]\n",
+                          "[access]\nadmin = [\"group:no-such-group-xenctl\"]\n", "[access]\nadmin = [\"uid:-1\"]\n",
+                          "[access]\nadmin = [\"alice\"]\n", "[access]\nadmin = [\"cert:\"]\n",
+                          "[access]\nroot = [\"uid:1\"]\n", "[access]\nnone = [\"uid:1\"]\n",
+                          "[access]\nadmin = \"uid:1\"\n"}) {
+    auto r = loadConfig(write(bad));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(r.status().message(), ::testing::HasSubstr(":2")) << bad;
+  }
+  EXPECT_TRUE(loadConfig(write("[daemon]\n"))->access.empty());  // deny by default
+}
+
+}  // namespace
+}  // namespace xenctl::daemon
