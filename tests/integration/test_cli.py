@@ -16,7 +16,7 @@ OP_RE = re.compile(r"^op-[0-9a-f]{16}$")
 # --json prints the v1 Domain message (protobuf's JSON mapping, .proto field names).
 DOMAIN_KEYS = {
     "spec", "state", "domid", "vcpus_online", "memory_mib", "cpu_time_seconds", "foreign", "created_at",
-    "state_reason", "owner_uid",
+    "state_reason", "owner_uid", "owner", "grants",
 }
 SPEC_KEYS = {
     "name", "uuid", "type", "kernel", "ramdisk", "cmdline", "bootloader", "bootloader_args", "memory_mib",
@@ -227,7 +227,7 @@ class RestartTest(DaemonTestCase):
             self.assertEqual((d["state"], d["domid"], d["vcpus_online"]), ("DOMAIN_STATE_VANISHED", "-1", 0), name)
             self.assertIn("test hypervisor keeps no running state", d["state_reason"])
         self.assertEqual((after["build1"]["state"], after["build1"]["state_reason"]), ("DOMAIN_STATE_STOPPED", ""))
-        kept = {"spec", "foreign", "created_at", "owner_uid"}
+        kept = {"spec", "foreign", "created_at", "owner_uid", "owner", "grants"}
         for name in before:
             self.assertEqual({k: after[name][k] for k in kept}, {k: before[name][k] for k in kept}, name)
         self.assertEqual(after["web1"]["spec"]["vcpus"], 1)  # the vm-set survived too

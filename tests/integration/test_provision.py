@@ -153,7 +153,8 @@ class ProvisionTest(DaemonTestCase):
         with open(key + ".pub", encoding="utf-8") as f:
             public_key = f.read().split()[1]
         password_hash = "$6$saltsaltsalt$SECRETHASH4711abcdefghijklmnopqrstuvwxyz0123456789"
-        user_data = write(os.path.join(self.workdir, "user-data"), "#cloud-config\nsecret_token: USERDATA4711\n")
+        user_data = os.path.join(self.workdir, "user-data")
+        write(user_data, "#cloud-config\nsecret_token: USERDATA4711\n")
         self.vm("create", "web1", "--image", "golden", "--keep-identity", "--user", f"alice:{password_hash}",
                 "--ssh-key", key + ".pub", "--user-data", user_data)
         # The same secrets in a create that fails while customizing (no such group).
