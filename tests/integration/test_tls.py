@@ -80,6 +80,8 @@ class TlsTestCase(DaemonTestCase):
         """Starts xenctld with a config naming `listen_tcp` (a TOML value) and,
         when `tls`, [daemon.tls]; returns once it serves on both sockets."""
         text = f'[daemon]\nlisten = ["unix:{self.daemon.sock}", {listen_tcp}]\n'
+        # The orchestrator's certificate is an admin's (deny by default otherwise).
+        text += f'[access]\nadmin = ["cert:{CLIENT_SUBJECT}"]\n'
         if tls:
             text += (f'[daemon.tls]\ncert = "{self.server_cert}"\nkey = "{self.server_key}"\n'
                      f'client_ca = "{self.pki.path("ca.pem")}"\n')
@@ -145,12 +147,13 @@ class MutualTlsTest(TlsTestCase):
         env = self.env()
         self.vm("create", "remote1", "--memory", "256M", "--vcpus", "1", "--connect", self.tcp, "--cert", self.client_cert,
                 "--key", self.client_key, "--ca", self.pki.path("ca.pem"), env=env)
-        audit = [l for l in self.daemon.log().splitlines() if "audit call=CreateDomain" in l]
+        audit = [l for l in self.daemon.log().splitlines() if "method=DomainService.CreateDomain" in l]
         self.assertEqual(len(audit), 1, self.daemon.log())
-        self.assertIn(f'cert="{CLIENT_SUBJECT}" sans="DNS:orch.example,URI:spiffe://example/orch"', audit[0])
+        self.assertIn(f'audit identity="cert:{CLIENT_SUBJECT}" role=admin', audit[0])
         # The same domain is there for a local caller, whose audit names its uid.
         self.vm("pause", "remote1")
-        self.assertRegex(self.daemon.log(), r"audit call=PauseDomain target=remote1 uid=\d+ gid=\d+")
+        self.assertRegex(self.daemon.log(), r"audit identity=uid:\d+ role=admin method=DomainService.PauseDomain "
+                                            r"target=remote1")
         self.assertIn("mutual TLS on tcp: listeners: certificate subject CN=xenctld-1", self.daemon.log())
 
     def test_client_without_certificate_is_refused(self):
@@ -287,10 +290,14 @@ class ListenerStartTest(TlsTestCase):
         self.vm("list", env=self.tls_env())
 
     def test_insecure_listener_starts_with_a_warning(self):
-        """insecure = true serves the tcp: listener in plaintext and warns at every start."""
+        """insecure = true serves the tcp: listener in plaintext and warns at every start; its callers have no
+        identity, so no role, and are refused."""
         self.start(f'{{ address = "{self.tcp}", insecure = true }}', tls=False)
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            self.raw_call(channel, "/xenctl.v1.DomainService/ListDomains")
+            with self.assertRaises(grpc.RpcError) as refused:
+                self.raw_call(channel, "/xenctl.v1.DomainService/ListDomains")
+        self.assertEqual(refused.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn("unknown (role none) may not call DomainService.ListDomains", refused.exception.details())
         warning = f"listening on {self.tcp} without TLS (insecure = true)"
         self.assertIn(warning, self.daemon.log())
         self.daemon.stop()

@@ -8,7 +8,8 @@ request per line on stdin and answers one JSON line on stdout:
   out: {"code": "OK" | "PERMISSION_DENIED" | ..., "message": "...",
         "responses": [{...}, ...]}
 
-A stream that is still open at its timeout answers DEADLINE_EXCEEDED with
+With CA, CERT and KEY files after the descriptor set, the channel is mutual
+TLS to ADDRESS (HOST:PORT). A stream that is still open at its timeout answers DEADLINE_EXCEEDED with
 what it received: the call was admitted and is waiting for more."""
 
 import json
@@ -32,7 +33,15 @@ def main():
     pool = descriptor_pool.DescriptorPool()
     for file_proto in fds.file:
         pool.Add(file_proto)
-    channel = grpc.insecure_channel(address)
+    if len(sys.argv) > 3:
+        def content(path):
+            with open(path, "rb") as f:
+                return f.read()
+        creds = grpc.ssl_channel_credentials(root_certificates=content(sys.argv[3]), private_key=content(sys.argv[5]),
+                                             certificate_chain=content(sys.argv[4]))
+        channel = grpc.secure_channel(address, creds)
+    else:
+        channel = grpc.insecure_channel(address)
     for line in sys.stdin:
         q = json.loads(line)
         service, method = q["method"].strip("/").split("/")
