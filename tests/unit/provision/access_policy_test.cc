@@ -191,3 +191,32 @@ TEST_F(AccessPolicyTest, CreatorOwns) {
 
 }  // namespace
 }  // namespace xenctl::provision
+
+namespace xenctl::provision {
+namespace {
+
+// An operator's new domain may name only volumes it may use; an admin's
+// any. Changing access: the owner grants, only an admin gives away.
+TEST_F(AccessPolicyTest, OperatorsCreateOnTheirVolumesAndOwnersGrant) {
+  core::DomainSpec spec;
+  spec.name = "web9";
+  spec.disks = {{"vol:main/web1-copy", "xvda", "w", ""}, {"/srv/iso/x.iso", "xvdc", "r", ""}};
+  EXPECT_TRUE(policy_->authorizeSpec(as(unixId(1001)), spec).ok());
+  spec.disks.push_back({"vol:main/web2-root", "xvdb", "r", ""});
+  Status st = policy_->authorizeSpec(as(unixId(1001)), spec);
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(st.message(), HasSubstr("vol:main/web2-root (xvdb)"));
+  EXPECT_TRUE(policy_->authorizeSpec(as(unixId(0, 0)), spec).ok());
+
+  EXPECT_TRUE(policy_->authorizeAccessChange(as(unixId(1001)), "web1", false).ok());
+  EXPECT_EQ(policy_->authorizeAccessChange(as(unixId(1001)), "web1", true).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(policy_->authorizeAccessChange(as(unixId(1003)), "web1", false).code(),  // a grantee
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(policy_->authorizeAccessChange(as(unixId(1002)), "web1", false).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(policy_->authorizeAccessChange(as(unixId(0, 0)), "web1", true).ok());
+}
+
+}  // namespace
+}  // namespace xenctl::provision
