@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/server.h"
+#include "lib/provision/crash_points.h"
 
 #ifndef XENCTL_VERSION
 #define XENCTL_VERSION "0.0.0"
@@ -58,6 +59,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  // Crash injection for the recovery tests (lib/provision/crash_points.h),
+  // read here only, before any thread starts.
+  if (const char* crash_at = std::getenv("XENCTLD_CRASH_AT"); crash_at && *crash_at) {
+    if (std::string_view(crash_at) == "list") {
+      for (const auto& p : provision::crashPoints()) std::cout << p << "\n";
+      return 0;
+    }
+    if (auto st = provision::armCrashPoint(crash_at); !st.ok()) {
+      spdlog::critical("{}", std::string(st.message()));
+      return 2;
+    }
+    spdlog::warn("XENCTLD_CRASH_AT={}: this xenctld aborts when it gets there (a test of recovery)", crash_at);
+  }
 
   // Signals are taken by sigwait below; every thread started from here on inherits the mask.
   sigset_t sigs;

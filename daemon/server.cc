@@ -25,6 +25,7 @@
 #include "lib/customize/customizer.h"
 #include "lib/customize/ext4_file_tree.h"
 #include "lib/image/curl_fetcher.h"
+#include "lib/provision/recovery.h"
 #include "lib/sys/posix_process_runner.h"
 #include "lib/testhv/test_hypervisor.h"
 #include "lib/xen/libxl_hypervisor.h"
@@ -47,6 +48,12 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   s->domains_ = std::make_unique<provision::DomainManager>(*s->hv_, *s->storage_, s->volume_usage_, *s->store_,
                                                            *s->ops_, *s->events_, s->clock_);
   XENCTL_RETURN_IF_ERROR(s->domains_->load());
+  // Before serving: operations a crash interrupted are finished or undone.
+  XENCTL_ASSIGN_OR_RETURN(auto recovered,
+                          provision::Recovery(*s->store_, *s->ops_, *s->domains_, *s->storage_).run());
+  for (const auto& r : recovered)
+    spdlog::log(r.complete ? spdlog::level::warn : spdlog::level::err, "recovered {} {}: {}", r.kind, r.op_id,
+                r.message);
 
   XENCTL_ASSIGN_OR_RETURN(s->fetcher_, image::CurlFetcher::create());
   s->image_tools_ = std::make_unique<sys::PosixProcessRunner>();

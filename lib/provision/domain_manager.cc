@@ -390,7 +390,17 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                            [this, spec, req, owner = Owner(caller.uid, ownerOf(caller))](OperationContext& ctx) -> Status {
                              CreateRequest checked = req;
                              checked.spec = *spec;
-                             return createNow(checked, owner, phasesOf(ctx)).status();
+                             // One journaled step, as the provisioning saga's "define" (recovery.h).
+                             const std::map<std::string, std::string> intent{
+                                 {"domain", spec->name}, {"uuid", spec->uuid}, {"define_only", req.define_only ? "1" : "0"}};
+                             XENCTL_RETURN_IF_ERROR(ctx.journal(0, "define", intent, false));
+                             Phases phases = phasesOf(ctx);
+                             phases.phase = [&ctx](const std::string& name, uint32_t percent, const std::string& message) {
+                               if (name == "create") ctx.crashPoint("define:stored");
+                               ctx.phase(name, percent, message);
+                             };
+                             XENCTL_RETURN_IF_ERROR(createNow(checked, owner, phases).status());
+                             return ctx.journal(0, "define", intent, true);
                            });
 }
 
@@ -528,8 +538,29 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
   };
   return runVerb("delete-domain", name, caller, precheck,
                  [this, delete_volumes](OperationContext& ctx, state::DomainRecord& rec) -> Status {
-                   return removeLocked(rec, delete_volumes, phasesOf(ctx));
+                   // Journaled with the volumes it will delete: once begun, recovery finishes it.
+                   std::map<std::string, std::string> intent{{"domain", rec.spec.name}, {"uuid", rec.spec.uuid}};
+                   if (delete_volumes) {
+                     XENCTL_ASSIGN_OR_RETURN(auto volumes, deletableVolumes(rec));
+                     std::vector<std::string> targets;
+                     for (const auto& v : volumes) targets.push_back(v.target());
+                     intent["volumes"] = absl::StrJoin(targets, ",");
+                   }
+                   XENCTL_RETURN_IF_ERROR(ctx.journal(0, "delete", intent, false));
+                   Phases phases = phasesOf(ctx);
+                   phases.phase = [&ctx](const std::string& name, uint32_t percent, const std::string& message) {
+                     if (name == "delete-volumes") ctx.crashPoint("delete:undefined");
+                     ctx.phase(name, percent, message);
+                   };
+                   XENCTL_RETURN_IF_ERROR(removeLocked(rec, delete_volumes, phases));
+                   return ctx.journal(0, "delete", intent, true);
                  });
+}
+
+Status DomainManager::completeCreate(const std::string& name) {
+  auto guard = domainLock(name);
+  std::lock_guard op_lock(*guard);
+  return setRunningExpected(name, true);
 }
 
 Status DomainManager::removeNow(const std::string& name, bool delete_volumes, const Phases& phases) {

@@ -157,6 +157,10 @@ class DomainManager {
   /// `delete_volumes`, its volumes, as remove() does. NOT_FOUND for an
   /// unknown name.
   Status removeNow(const std::string& name, bool delete_volumes, const Phases& phases = {});
+  /// Recovery's forward step for a create interrupted after the hypervisor
+  /// made the domain: marks it as expected to run, which createNow's last
+  /// phase does. NOT_FOUND when it is not defined.
+  Status completeCreate(const std::string& name);
   Result<core::OperationRecord> pause(const std::string& name, const Caller& caller);
   Result<core::OperationRecord> unpause(const std::string& name, const Caller& caller);
   /// Live when present, and kept in the spec for the next start.

@@ -64,15 +64,15 @@ bool cachedProofSuffices(const state::ImageRecord& cached, const image::SourceDe
   return false;
 }
 
-void removeTree(const std::string& path) {
+}  // namespace
+
+void removeStagingTree(const std::string& path) {
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
     if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
   std::filesystem::remove_all(path, ec);
 }
-
-}  // namespace
 
 ImageManager::ImageManager(StorageManager& storage, core::Fetcher& fetcher, state::Store& store,
                            OperationRegistry& ops, core::ProcessRunner& tools, const core::Clock& clock,
@@ -165,15 +165,18 @@ Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req,
   // ever run on the host.
   const std::string private_dir = absl::StrCat(config_.work_dir, "/", ctx.id());
   const std::string staged = private_dir + "/tree";
+  // Journaled steps (recovery.h): stage, base-volume, catalog.
+  XENCTL_RETURN_IF_ERROR(ctx.journal(0, "stage", {{"dir", private_dir}}, false));
   if (::mkdir(private_dir.c_str(), 0700) != 0 || ::chmod(private_dir.c_str(), 0700) != 0)
     return absl::InternalError(absl::StrCat("importing image '", req.name, "': creating the private staging directory ",
                                             private_dir, ": ", std::strerror(errno), "; check ", config_.work_dir));
   struct Cleanup {
     std::string path;
-    ~Cleanup() { removeTree(path); }
+    ~Cleanup() { removeStagingTree(path); }
   } cleanup{private_dir};
   auto imported = image::importImage(fetcher_, ir, staged);
   if (!imported.ok()) return imported.status();
+  XENCTL_RETURN_IF_ERROR(ctx.journal(0, "stage", {{"dir", private_dir}}, true));
   rec.sha256 = image::toHex(imported->sha256);
   rec.signed_by = imported->key_id;
   rec.kind = std::string(image::toString(imported->kind));
@@ -188,18 +191,23 @@ Result<bool> ImageManager::importFromCache(OperationContext& ctx, const image::S
     if (other.sha256 != image::toHex(sha) || other.pool != pool.poolName()) continue;
     if (!cachedProofSuffices(other, source)) continue;
     ctx.phase("unpack", kUnpackPct, absl::StrCat("same SHA-256 as image '", other.name, "': cloning its volume"));
+    const std::map<std::string, std::string> volume{{"pool", pool.poolName()}, {"volume", rec.volume}};
+    XENCTL_RETURN_IF_ERROR(ctx.journal(1, "base-volume", volume, false));
     XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool.clone(other.volume, rec.volume, 0, [&ctx](uint64_t, uint64_t) {
       return !ctx.cancelled();
     }));
+    XENCTL_RETURN_IF_ERROR(ctx.journal(1, "base-volume", volume, true));
     ctx.phase("finalize", kFinalizePct);
     rec.sha256 = other.sha256;
     rec.signed_by = other.signed_by;
     rec.kind = other.kind;
     rec.size_bytes = v.size_bytes;
     rec.imported_at = clock_.now();
-    Status st = store_.insertImage(rec);
+    Status st = ctx.journal(2, "catalog", {{"image", rec.name}}, false);
+    if (st.ok()) st = store_.insertImage(rec);
     if (!st.ok()) (void)pool.remove(rec.volume);
     XENCTL_RETURN_IF_ERROR(st);
+    XENCTL_RETURN_IF_ERROR(ctx.journal(2, "catalog", {{"image", rec.name}}, true));
     return true;
   }
   return false;
@@ -216,7 +224,10 @@ Status ImageManager::makeBaseVolume(OperationContext& ctx, const std::string& st
   } else {
     size = ext4SizeFor(measure(staged));
   }
+  const std::map<std::string, std::string> journaled{{"pool", pool.poolName()}, {"volume", rec.volume}};
+  XENCTL_RETURN_IF_ERROR(ctx.journal(1, "base-volume", journaled, false));
   XENCTL_ASSIGN_OR_RETURN(core::Volume vol, pool.create(rec.volume, size, std::nullopt));
+  ctx.crashPoint("base-volume:created");
   auto undo = [&](Status st) {
     (void)pool.remove(rec.volume);
     return st;
@@ -232,13 +243,15 @@ Status ImageManager::makeBaseVolume(OperationContext& ctx, const std::string& st
                    absl::StrCat(what, ": making ext4 from the unpacked tree on ", vol.path));
   }
   if (!made.ok()) return undo(made);
+  if (Status st = ctx.journal(1, "base-volume", journaled, true); !st.ok()) return undo(st);
 
   ctx.phase("finalize", kFinalizePct);
   rec.size_bytes = size;
   rec.imported_at = clock_.now();
-  Status st = store_.insertImage(rec);
+  Status st = ctx.journal(2, "catalog", {{"image", rec.name}}, false);
+  if (st.ok()) st = store_.insertImage(rec);
   if (!st.ok()) return undo(st);
-  return absl::OkStatus();
+  return ctx.journal(2, "catalog", {{"image", rec.name}}, true);
 }
 
 Result<std::vector<ImageManager::ImageView>> ImageManager::list() {
@@ -325,7 +338,7 @@ Status ImageManager::exportWork(OperationContext& ctx, const ExportRequest& req)
   struct Cleanup {
     std::string path;
     ~Cleanup() {
-      if (!path.empty()) removeTree(path);
+      if (!path.empty()) removeStagingTree(path);
     }
   } cleanup;
   if (core::isVolumeTarget(req.source)) {

@@ -34,6 +34,10 @@ struct ImageConfig {
   uint64_t max_image_bytes = 0;  ///< 0 = no limit on the download
 };
 
+/// Removes an import's staging directory, the unpacked tree's read-only
+/// directories too. Recovery removes an interrupted import's with it.
+void removeStagingTree(const std::string& path);
+
 class ImageManager {
  public:
   ImageManager(StorageManager& storage, core::Fetcher& fetcher, state::Store& store, OperationRegistry& ops,

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/provision/crash_points.h"
 
 namespace xenctl::provision {
 
@@ -41,6 +42,19 @@ void OperationContext::progress(uint32_t percent, uint64_t bytes_done, uint64_t 
       /*throttle=*/true);
 }
 
+Status OperationContext::journal(int64_t seq, const std::string& step,
+                                  const std::map<std::string, std::string>& record, bool done) {
+  if (done) crashPoint(step + ":done");
+  if (registry_.store_)
+    XENCTL_RETURN_IF_ERROR(registry_.store_->putJournalStep({id_, seq, kind_, step, record, done}));
+  if (!done) crashPoint(step);
+  return absl::OkStatus();
+}
+
+void OperationContext::crashPoint(const std::string& point) const {
+  provision::crashPoint(absl::StrCat(kind_, "/", point));
+}
+
 OperationRegistry::OperationRegistry(const core::Clock& clock, state::Store* store, Options options)
     : clock_(clock), store_(store), options_(options) {}
 
@@ -49,9 +63,14 @@ OperationRegistry::~OperationRegistry() { shutdown(); }
 Status OperationRegistry::load() {
   if (!store_) return absl::OkStatus();
   XENCTL_ASSIGN_OR_RETURN(auto history, store_->listOperations(options_.history));
+  XENCTL_ASSIGN_OR_RETURN(auto journal, store_->listJournal());
+  std::set<std::string> journaled;
+  for (const auto& j : journal) journaled.insert(j.op_id);
   std::lock_guard lock(mu_);
   for (auto& rec : history) {
-    if (!core::isFinished(rec.state)) {
+    if (!core::isFinished(rec.state) && journaled.count(rec.id)) {
+      interrupted_.insert(rec.id);  // Recovery finishes or undoes it
+    } else if (!core::isFinished(rec.state)) {
       // Nothing runs it any more: say so rather than show it running forever.
       rec.state = OperationState::kFailed;
       rec.finished_at = rec.updated_at = clock_.now();
@@ -63,6 +82,36 @@ Status OperationRegistry::load() {
     ops_[rec.id].rec = std::move(rec);
   }
   return absl::OkStatus();
+}
+
+std::vector<OperationRecord> OperationRegistry::interrupted() const {
+  std::lock_guard lock(mu_);
+  std::vector<OperationRecord> out;
+  for (const auto& id : interrupted_) out.push_back(ops_.at(id).rec);
+  return out;
+}
+
+Status OperationRegistry::conclude(const std::string& id, Status status, const std::string& message) {
+  OperationRecord snapshot;
+  {
+    std::lock_guard lock(mu_);
+    if (!interrupted_.count(id))
+      return absl::FailedPreconditionError(absl::StrCat("operation ", id, " is not one interrupted by a restart"));
+    Entry& e = ops_.at(id);
+    e.rec.state = status.ok() ? OperationState::kSucceeded : OperationState::kFailed;
+    if (status.ok()) e.rec.percent = 100;
+    e.rec.message = message;
+    e.rec.finished_at = e.rec.updated_at = clock_.now();
+    e.rec.status = std::move(status);
+    ++e.rec.version;
+    snapshot = e.rec;
+    interrupted_.erase(id);
+    changed_.notify_all();
+  }
+  // The record first: a crash between the two leaves a finished operation
+  // with a stale journal, which the next recovery only clears.
+  XENCTL_RETURN_IF_ERROR(store_->putOperation(snapshot));
+  return store_->clearJournal(id);
 }
 
 std::string OperationRegistry::newId() {
@@ -113,8 +162,8 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   if (!rec.request_id.empty()) by_request_[rec.request_id] = rec.id;
   ++active_;
   std::stop_token token = e.stop.get_token();
-  threads_.emplace(rec.id, std::jthread([this, id = rec.id, w = std::move(work), token]() mutable {
-                     run(std::move(id), std::move(w), std::move(token));
+  threads_.emplace(rec.id, std::jthread([this, id = rec.id, kind = rec.kind, w = std::move(work), token]() mutable {
+                     run(std::move(id), std::move(kind), std::move(w), std::move(token));
                    }));
   trimHistoryLocked();
   return rec;
@@ -127,8 +176,8 @@ Result<OperationRecord> OperationRegistry::startChecked(Request req, const std::
   return start(std::move(req), std::move(work));
 }
 
-void OperationRegistry::run(std::string id, Work work, std::stop_token stop) {
-  OperationContext ctx(*this, id, std::move(stop));
+void OperationRegistry::run(std::string id, std::string kind, Work work, std::stop_token stop) {
+  OperationContext ctx(*this, id, std::move(kind), std::move(stop));
   Status st;
   if (ctx.cancelled())
     st = absl::CancelledError("cancelled before it started");
@@ -168,7 +217,11 @@ void OperationRegistry::finish(const std::string& id, Status status) {
   }
   // Persist before anyone can see the operation as finished: a watcher that
   // reads the history after the end must find it there.
-  if (store_) (void)store_->putOperation(snapshot);  // the in-memory record stays authoritative
+  // Then the journal goes: the work has finished or undone itself. A crash
+  // between the two leaves a finished operation whose journal the next
+  // start only clears.
+  if (store_ && store_->putOperation(snapshot).ok())  // the in-memory record stays authoritative
+    (void)store_->clearJournal(id);
   std::lock_guard lock(mu_);
   --active_;
   done_threads_.push_back(id);

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -34,13 +35,26 @@ class OperationContext {
   bool cancelled() const { return stop_.stop_requested(); }
   std::stop_token stopToken() const { return stop_; }
   const std::string& id() const { return id_; }
+  const std::string& kind() const { return kind_; }
+
+  /// Writes step `seq` ("clone", with what undoing or finishing it needs)
+  /// to the operation's journal in the store: with `done` false before the
+  /// step's work changes anything, with `done` true after it completed.
+  /// Recovery (recovery.h) reads it at the next start when the daemon
+  /// stopped meanwhile. Passes the crash points "KIND/STEP" (after the entry
+  /// that begins a step) and "KIND/STEP:done" (before the one that ends it).
+  /// OK without a store.
+  Status journal(int64_t seq, const std::string& step, const std::map<std::string, std::string>& record, bool done);
+  /// The crash point "KIND/POINT" (crash_points.h), inside a step.
+  void crashPoint(const std::string& point) const;
 
  private:
   friend class OperationRegistry;
-  OperationContext(OperationRegistry& r, std::string id, std::stop_token stop)
-      : registry_(r), id_(std::move(id)), stop_(std::move(stop)) {}
+  OperationContext(OperationRegistry& r, std::string id, std::string kind, std::stop_token stop)
+      : registry_(r), id_(std::move(id)), kind_(std::move(kind)), stop_(std::move(stop)) {}
   OperationRegistry& registry_;
   std::string id_;
+  std::string kind_;
   std::stop_token stop_;
 };
 
@@ -63,8 +77,17 @@ class OperationRegistry {
   ~OperationRegistry();
 
   /// Loads the history from the store. Operations that were running when
-  /// the daemon stopped are marked failed (ABORTED) and say so.
+  /// the daemon stopped are marked failed (ABORTED) and say so, except those
+  /// with a journal: they stay unfinished, listed by interrupted(), for
+  /// Recovery to finish or undo and then conclude().
   Status load();
+  /// The operations load() left for recovery.
+  std::vector<core::OperationRecord> interrupted() const;
+  /// Ends an interrupted operation: SUCCEEDED with `status` OK (finished
+  /// forward), else FAILED with it; `message` says what recovery did.
+  /// Stored, and its journal cleared. FAILED_PRECONDITION when the
+  /// operation is not one load() left.
+  Status conclude(const std::string& id, Status status, const std::string& message);
 
   /// The operation started earlier with this request_id, if any.
   std::optional<core::OperationRecord> findByRequest(const std::string& request_id) const;
@@ -100,7 +123,7 @@ class OperationRegistry {
   };
   void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);
   void finish(const std::string& id, Status status);
-  void run(std::string id, Work work, std::stop_token stop);
+  void run(std::string id, std::string kind, Work work, std::stop_token stop);
   void reapLocked();
   void trimHistoryLocked();
   std::string newId();
@@ -114,6 +137,7 @@ class OperationRegistry {
   std::map<std::string, std::string> by_request_;  // request_id -> op id
   std::map<std::string, std::jthread> threads_;    // running or not yet joined
   std::vector<std::string> done_threads_;          // finished, to join
+  std::set<std::string> interrupted_;              // left by load() for recovery
   size_t active_ = 0;
   bool shutting_down_ = false;
 };

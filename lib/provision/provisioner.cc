@@ -27,21 +27,34 @@ Status runSaga(OperationContext& ctx, const std::string& what, const std::vector
   Status failed;
   const SagaStep* failed_step = nullptr;
   std::string failed_phase;
-  for (const SagaStep& step : steps) {
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const SagaStep& step = steps[i];
     if (ctx.cancelled()) {
       failed = absl::CancelledError("cancelled before this step");
       failed_step = &step;
       break;
     }
     ctx.phase(step.name, step.percent, step.message);
-    StepRecord record;
+    StepRecord record = step.intent;
+    if (Status st = ctx.journal(static_cast<int64_t>(i), step.name, record, false); !st.ok()) {
+      failed = annotate(st, "the step was not started");
+      failed_step = &step;
+      break;
+    }
     if (Status st = step.run(ctx, record); !st.ok()) {
       failed = st;
       failed_step = &step;
       if (auto phase = record.find("phase"); phase != record.end()) failed_phase = phase->second;
+      // Partly done: a step undoes its own partial work, but a crash during
+      // the undo below is recovered from this journal entry.
       break;
     }
-    done.emplace_back(&step, std::move(record));
+    done.emplace_back(&step, record);
+    if (Status st = ctx.journal(static_cast<int64_t>(i), step.name, record, true); !st.ok()) {
+      failed = st;
+      failed_step = &step;
+      break;
+    }
   }
   if (failed.ok()) return failed;
 
@@ -66,7 +79,7 @@ Status runSaga(OperationContext& ctx, const std::string& what, const std::vector
 SagaStep cloneStep(StorageManager& storage, const std::string& pool, const std::string& source,
                    const std::string& clone, uint32_t percent, uint32_t end_percent, std::string message,
                    std::function<Status()> check) {
-  return {"clone", percent, std::move(message),
+  SagaStep step{"clone", percent, std::move(message),
           [&storage, pool, source, clone, percent, end_percent, check](OperationContext& ctx,
                                                                        StepRecord& rec) -> Status {
             if (check) XENCTL_RETURN_IF_ERROR(check());
@@ -85,11 +98,14 @@ SagaStep cloneStep(StorageManager& storage, const std::string& pool, const std::
             if (absl::IsNotFound(st)) return absl::OkStatus();
             return withContext(st, absl::StrCat("volume ", rec.at("pool"), "/", rec.at("volume")));
           }};
+  step.intent = {{"pool", pool}, {"volume", clone}, {"source", source}};
+  return step;
 }
 
 SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, DomainManager::Owner owner, uint32_t percent,
                     uint32_t start_percent) {
-  return {"define", percent, "storing the definition",
+  StepRecord intent{{"domain", req.spec.name}, {"uuid", req.spec.uuid}, {"define_only", req.define_only ? "1" : "0"}};
+  SagaStep step{"define", percent, "storing the definition",
           [&domains, req, owner, percent, start_percent](OperationContext& ctx, StepRecord& rec) -> Status {
             DomainManager::Phases phases;
             phases.stop = ctx.stopToken();
@@ -99,6 +115,7 @@ SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, Do
               if (phase == "define") {
                 ctx.phase("define", overall, message);
               } else if (phase == "create") {
+                ctx.crashPoint("define:stored");
                 rec["phase"] = "start";
                 ctx.phase("start", std::max(overall, start_percent), message);
               } else {
@@ -110,6 +127,8 @@ SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, Do
             return absl::OkStatus();
           },
           [&domains](const StepRecord& rec) { return domains.removeNow(rec.at("domain"), false); }};
+  step.intent = std::move(intent);
+  return step;
 }
 
 struct Provisioner::Plan {

@@ -2,11 +2,13 @@
 // with a root image and customizations runs as ONE operation made of ordered
 // steps, a small saga: resolve the image → clone the root → grow it →
 // customize → define → start. Each step has a name (the operation's phase)
-// and an undo; the undo's inputs are written into the step's record as the
-// step runs, so a journal can later store (name, record) after each step and
-// roll back after a crash. When a step fails, or the operation is cancelled
-// between steps, the completed steps are undone in reverse: no clone and no
-// definition are left behind.
+// and an undo. What the undo needs is known before the step runs (its
+// intent) and is written to the operation's journal in the store before
+// the step changes anything, and again when it is done; after a crash,
+// Recovery (recovery.h) reads the journal at the next start and finishes
+// or undoes the saga. When a step fails, or the operation is cancelled
+// between steps, the completed steps are undone in reverse: no clone and
+// no definition are left behind.
 //
 // The managers do not call one another: the Provisioner calls ImageManager
 // (the catalog), StorageManager (cloneNow, resizeNow, removeNow) and
@@ -44,9 +46,15 @@ struct SagaStep {
   /// Undoes a completed run from its record alone; empty when there is
   /// nothing to undo (a later step's undo, or an earlier one's, covers it).
   std::function<Status(const StepRecord&)> undo;
+  /// The record as the step begins: what undoing a partial run needs. It
+  /// is journaled before `run` starts; Recovery undoes by step name from it
+  /// ("clone": pool, volume, source; "define": domain, uuid, define_only).
+  StepRecord intent = {};
 };
 
-/// Runs `steps` in order inside one operation, each as a phase. When a step
+/// Runs `steps` in order inside one operation, each as a phase, journaling
+/// each (OperationContext::journal) before it runs and when it is done; a
+/// step whose journal entry cannot be written does not run. When a step
 /// fails, or the operation is cancelled before a step, the completed steps'
 /// undos run in reverse order and the failure is returned with its code,
 /// prefixed with `what` and the step's name; an undo that fails too is named
@@ -56,7 +64,7 @@ Status runSaga(OperationContext& ctx, const std::string& what, const std::vector
 /// The step "clone": `source` cloned as `clone` in `pool`
 /// (StorageManager::cloneNow), the copy's progress spread from `percent` to
 /// `end_percent`, after `check` (may be empty) passes. Its undo deletes the
-/// clone (one already gone is fine).
+/// clone (one already gone is fine). Its intent: pool, volume, source.
 SagaStep cloneStep(StorageManager& storage, const std::string& pool, const std::string& source,
                    const std::string& clone, uint32_t percent, uint32_t end_percent, std::string message,
                    std::function<Status()> check = {});
@@ -64,7 +72,9 @@ SagaStep cloneStep(StorageManager& storage, const std::string& pool, const std::
 /// unless `req.define_only`, starts it (the phase "start" from
 /// `start_percent`; a failure there is named "start"). A start that fails
 /// undoes its definition itself; the step's undo removes the definition for
-/// the steps that come later.
+/// the steps that come later. Its intent: domain, uuid, define_only ("1"
+/// or "0"); the crash point "define:stored" is passed between the
+/// definition and the hypervisor's create.
 SagaStep defineStep(DomainManager& domains, DomainManager::CreateRequest req, DomainManager::Owner owner, uint32_t percent,
                     uint32_t start_percent);
 

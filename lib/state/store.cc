@@ -63,6 +63,18 @@ const char* const kMigrations[] = {
     ALTER TABLE domains ADD COLUMN grants TEXT NOT NULL DEFAULT '[]';
     UPDATE domains SET owner = 'uid:' || owner_uid WHERE owner_uid >= 0;
     )sql",
+    // 3 -> 4: the journal of multi-step operations (JournalStep).
+    R"sql(
+    CREATE TABLE journal (
+      op_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      step TEXT NOT NULL,
+      record TEXT NOT NULL,
+      done INTEGER NOT NULL,
+      PRIMARY KEY(op_id, seq)
+    );
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -338,6 +350,56 @@ Status Store::pruneOperations(size_t keep) {
           "(SELECT id FROM operations ORDER BY created_at DESC, id DESC LIMIT ?)");
   st.bind(1, static_cast<int64_t>(keep));
   return expectDone(st, "pruning operations");
+}
+
+Status Store::putJournalStep(const JournalStep& j) {
+  std::lock_guard lock(mu_);
+  // A journal entry must outlive a power loss too, not only a crash of the
+  // process (which synchronous=NORMAL in WAL mode already survives): the
+  // step it announces may change the disk the moment this returns.
+  XENCTL_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL"));
+  Status written;
+  {
+    Stmt st(db_,
+            "INSERT INTO journal(op_id, seq, kind, step, record, done) VALUES(?,?,?,?,?,?) "
+            "ON CONFLICT(op_id, seq) DO UPDATE SET step=excluded.step, record=excluded.record, done=excluded.done");
+    st.bind(1, j.op_id).bind(2, j.seq).bind(3, j.kind).bind(4, j.step).bind(5, json(j.record).dump());
+    st.bind(6, int64_t{j.done});
+    written = expectDone(st, absl::StrCat("journaling step ", j.step, " of operation ", j.op_id));
+  }
+  XENCTL_RETURN_IF_ERROR(exec("PRAGMA synchronous=NORMAL"));
+  return written;
+}
+
+Result<std::vector<JournalStep>> Store::listJournal() {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "SELECT op_id, seq, kind, step, record, done FROM journal ORDER BY op_id, seq");
+  std::vector<JournalStep> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    JournalStep j;
+    j.op_id = st.text(0);
+    j.seq = st.integer(1);
+    j.kind = st.text(2);
+    j.step = st.text(3);
+    json rec = json::parse(st.text(4), nullptr, /*allow_exceptions=*/false);
+    if (!rec.is_object())
+      return absl::DataLossError(absl::StrCat("journal step ", j.step, " of operation ", j.op_id,
+                                              " is not a JSON object"));
+    for (const auto& [k, v] : rec.items())
+      if (v.is_string()) j.record[k] = v.get<std::string>();
+    j.done = st.integer(5) != 0;
+    out.push_back(std::move(j));
+  }
+  if (rc != SQLITE_DONE) return st.error("listing the journal");
+  return out;
+}
+
+Status Store::clearJournal(const std::string& op_id) {
+  std::lock_guard lock(mu_);
+  Stmt st(db_, "DELETE FROM journal WHERE op_id=?");
+  st.bind(1, op_id);
+  return expectDone(st, absl::StrCat("clearing the journal of operation ", op_id));
 }
 
 Status Store::insertImage(const ImageRecord& r) {

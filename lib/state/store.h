@@ -4,6 +4,7 @@
 // operations.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +48,20 @@ struct ImageRecord {
   absl::Time imported_at = absl::UnixEpoch();
 };
 
+/// One step of a multi-step operation, written ahead of its work (the
+/// journal): recovery at start reads what each interrupted operation had
+/// begun and what undoing or finishing it needs.
+struct JournalStep {
+  std::string op_id;
+  int64_t seq = 0;     ///< the step's place in its operation, from 0
+  std::string kind;    ///< the operation's kind ("create-domain", ...)
+  std::string step;    ///< "clone", "define", ...
+  /// What the step's undo (or its completion) needs: plain strings, e.g.
+  /// "pool" -> "default", "volume" -> "web1-root".
+  std::map<std::string, std::string> record;
+  bool done = false;   ///< false: begun (maybe partly done); true: completed
+};
+
 class Store {
  public:
   /// Opens (creating) the database at `path`, or an in-memory one for
@@ -57,7 +72,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   int schemaVersion();
 
   /// ALREADY_EXISTS when the name or uuid is taken.
@@ -74,6 +89,14 @@ class Store {
   Result<std::vector<core::OperationRecord>> listOperations(size_t limit);
   /// Deletes finished operations beyond the newest `keep`.
   Status pruneOperations(size_t keep);
+
+  /// Writes (or rewrites, by op_id and seq) a journal step, durably: it is
+  /// on disk when this returns.
+  Status putJournalStep(const JournalStep& step);
+  /// Every journaled step, by operation, in step order.
+  Result<std::vector<JournalStep>> listJournal();
+  /// Forgets an operation's journal (it has finished, or been recovered).
+  Status clearJournal(const std::string& op_id);
 
   /// ALREADY_EXISTS when the name is taken.
   Status insertImage(const ImageRecord& rec);
