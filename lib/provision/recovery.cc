@@ -133,7 +133,9 @@ bool Recovery::createCanFinish(const std::vector<state::JournalStep>& steps, std
     why = absl::StrCat("domain '", name, "' is defined, which is all that was asked");
     return true;
   }
-  why = absl::StrCat("domain '", name, "' was defined but not started");
+  why = absl::StrCat("domain '", name, "' was defined but is not running");
+  if (view->state == core::DomainState::kVanished && !view->state_reason.empty())
+    absl::StrAppend(&why, " (", view->state_reason, ")");
   return false;
 }
 

@@ -158,5 +158,60 @@ TEST_F(RegistryTest, LoadMarksInterrupted) {
   EXPECT_EQ((*store_->listOperations(1))[0].state, OperationState::kFailed);
 }
 
+// An interrupted operation with a journal is left to recovery, still found by its request_id, until concluded.
+TEST_F(RegistryTest, LoadLeavesJournaledOperationsToRecovery) {
+  core::OperationRecord rec;
+  rec.id = "op-0000000000000002";
+  rec.kind = "create-domain";
+  rec.target = "web1";
+  rec.request_id = "req-7";
+  rec.state = OperationState::kRunning;
+  rec.phase = "clone";
+  ASSERT_TRUE(store_->putOperation(rec).ok());
+  ASSERT_TRUE(store_->putJournalStep({rec.id, 0, rec.kind, "clone", {{"volume", "web1-root"}}, false}).ok());
+  OperationRegistry reg(clock_, store_.get(), {});
+  ASSERT_TRUE(reg.load().ok());
+  ASSERT_EQ(reg.interrupted().size(), 1u);
+  EXPECT_EQ(reg.get(rec.id)->state, OperationState::kRunning);
+  EXPECT_EQ(reg.active(), 0u);
+  // A retry meanwhile gets the same operation, and nothing runs.
+  bool ran = false;
+  auto again = reg.start({"create-domain", "web1", "req-7", 0}, [&](OperationContext&) {
+    ran = true;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->id, rec.id);
+
+  ASSERT_TRUE(reg.conclude(rec.id, absl::AbortedError("undone at restart"), "undone at restart: x").ok());
+  EXPECT_TRUE(reg.interrupted().empty());
+  auto r = *reg.get(rec.id);
+  EXPECT_EQ(r.state, OperationState::kFailed);
+  EXPECT_EQ(r.message, "undone at restart: x");
+  EXPECT_EQ((*store_->listOperations(1))[0].state, OperationState::kFailed);
+  EXPECT_TRUE(store_->listJournal()->empty());
+  EXPECT_EQ(reg.conclude(rec.id, absl::OkStatus(), "").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reg.findByRequest("req-7")->id, rec.id);
+  EXPECT_FALSE(ran);
+}
+
+// A journaled step is in the store while it runs; the journal is gone once the operation has finished.
+TEST_F(RegistryTest, JournalLivesAsLongAsItsOperation) {
+  OperationRegistry reg(clock_, store_.get(), {});
+  std::vector<state::JournalStep> seen;
+  auto op = reg.start({"t", "x", "", 0}, [&](OperationContext& ctx) -> Status {
+    XENCTL_RETURN_IF_ERROR(ctx.journal(0, "make", {{"thing", "x"}}, false));
+    seen = *store_->listJournal();
+    return ctx.journal(0, "make", {{"thing", "x"}}, true);
+  });
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ(waitFinished(reg, op->id).state, OperationState::kSucceeded);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].kind, "t");
+  EXPECT_EQ(seen[0].record.at("thing"), "x");
+  EXPECT_FALSE(seen[0].done);
+  EXPECT_TRUE(store_->listJournal()->empty());
+}
+
 }  // namespace
 }  // namespace xenctl::provision

@@ -113,6 +113,40 @@ TEST(RunSagaTest, RunsInOrderAndUndoesInReverse) {
   EXPECT_THAT(log, ElementsAre("run a", "run b", "run c", "undo b", "undo a"));
 }
 
+// Each step's intent is journaled before it runs, the record again when done; the journal goes with the operation.
+TEST(RunSagaTest, JournalsEachStepBeforeItRuns) {
+  fakes::FakeClock clock;
+  auto store = *state::Store::open(":memory:");
+  OperationRegistry ops{clock, store.get(), OperationRegistry::Options{}};
+  std::vector<std::vector<state::JournalStep>> seen;
+  auto step = [&](const std::string& name) {
+    SagaStep s{name, 10, "",
+               [&, name](OperationContext&, StepRecord& rec) -> Status {
+                 seen.push_back(*store->listJournal());
+                 rec["made"] = name;
+                 return absl::OkStatus();
+               },
+               {}};
+    s.intent = {{"volume", name + "-vol"}};
+    return s;
+  };
+  auto op = ops.start({"t", "x", "", 0}, [&](OperationContext& ctx) {
+    return runSaga(ctx, "making x", {step("a"), step("b")});
+  });
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ(waitFinished(ops, op->id).state, OperationState::kSucceeded);
+  ASSERT_EQ(seen.size(), 2u);
+  ASSERT_EQ(seen[0].size(), 1u);
+  EXPECT_EQ(seen[0][0].record.at("volume"), "a-vol");
+  EXPECT_FALSE(seen[0][0].done);
+  ASSERT_EQ(seen[1].size(), 2u);
+  EXPECT_TRUE(seen[1][0].done);
+  EXPECT_EQ(seen[1][0].record.at("made"), "a");
+  EXPECT_EQ(seen[1][1].step, "b");
+  EXPECT_FALSE(seen[1][1].done);
+  EXPECT_TRUE(store->listJournal()->empty());
+}
+
 // An undo that fails is named in the error with what to do; the other undos still run.
 TEST(RunSagaTest, NamesAnUndoThatFails) {
   fakes::FakeClock clock;

@@ -221,6 +221,34 @@ TEST_F(StoreTest, ImageCatalog) {
   EXPECT_TRUE(s->listImages()->empty());
 }
 
+// Journal steps survive a reopen in step order; a step is rewritten by (op, seq); clear forgets one operation's.
+TEST_F(StoreTest, Journal) {
+  {
+    auto s = *Store::open(path_);
+    ASSERT_TRUE(s->putJournalStep({"op-b", 0, "import-image", "stage", {{"dir", "/tmp/x"}}, true}).ok());
+    ASSERT_TRUE(s->putJournalStep({"op-a", 1, "create-domain", "define", {{"domain", "web1"}}, false}).ok());
+    ASSERT_TRUE(s->putJournalStep({"op-a", 0, "create-domain", "clone", {{"pool", "main"}}, false}).ok());
+    ASSERT_TRUE(
+        s->putJournalStep({"op-a", 0, "create-domain", "clone", {{"pool", "main"}, {"volume", "web1-root"}}, true})
+            .ok());
+  }
+  auto s = *Store::open(path_);
+  auto all = s->listJournal();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].op_id, "op-a");
+  EXPECT_EQ((*all)[0].step, "clone");
+  EXPECT_TRUE((*all)[0].done);
+  EXPECT_EQ((*all)[0].record.at("volume"), "web1-root");
+  EXPECT_EQ((*all)[1].step, "define");
+  EXPECT_FALSE((*all)[1].done);
+  EXPECT_EQ((*all)[2].kind, "import-image");
+  ASSERT_TRUE(s->clearJournal("op-a").ok());
+  all = s->listJournal();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].op_id, "op-b");
+}
+
 // A version-1 database (before the catalog) is migrated forward, its domains kept.
 TEST_F(StoreTest, MigratesVersionOne) {
   {
