@@ -13,7 +13,10 @@ import signal
 import subprocess
 import tarfile
 
+import grpc
+
 from harness import XENCTLD, Daemon, DaemonTestCase
+from test_independent_client import message_class, proto_pool
 
 MiB = 1 << 20
 
@@ -201,6 +204,52 @@ class CrashRecoveryTest(DaemonTestCase):
             if [len(x) for x in self.state()] != counts:
                 wrong.append("a retry with the same request_id made something")
         return wrong
+
+    def test_retry_after_lost_reply_and_crash(self):
+        """An independent client whose CreateDomain reply is lost to a crash retries with the same request_id through the restart: it gets the operation the daemon had started, recovered, and no second domain or volume."""
+        pool = proto_pool(self.workdir)
+        msg = lambda name: message_class(pool, f"xenctl.v1.{name}")  # noqa: E731
+        self.fresh("lost")
+        self.import_golden()
+        self.restart(crash_at="create-domain/define:stored")
+        req = msg("CreateDomainRequest")(request_id="lost-1", spec=msg("DomainSpec")(name="web1", memory_mib=128,
+                                                                                     vcpus=1),
+                                         root=msg("RootImage")(image="golden"), keep_identity=True)
+
+        def create():
+            with grpc.insecure_channel(self.daemon.address) as channel:
+                call = channel.unary_unary("/xenctl.v1.DomainService/CreateDomain",
+                                           request_serializer=lambda m: m.SerializeToString(),
+                                           response_deserializer=msg("Operation").FromString)
+                return call(req, timeout=10)
+
+        # The reply is dropped: the call is made and never read; the daemon dies in the operation.
+        with grpc.insecure_channel(self.daemon.address) as channel:
+            lost = channel.unary_unary("/xenctl.v1.DomainService/CreateDomain",
+                                       request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=msg("Operation").FromString).future(req, timeout=30)
+            try:
+                rc = self.daemon.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                rc = None
+            self.assertEqual(rc, -signal.SIGABRT, f"{lost.exception() if rc is None else ''}\n{self.daemon.log()}")
+        # While it is down the retry fails UNAVAILABLE; once it is back, the same operation.
+        with self.assertRaises(grpc.RpcError) as down:
+            create()
+        self.assertEqual(down.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.daemon.crash_at = None
+        self.daemon.start()
+        op = create()
+        ops = [o for o in self.vmm("ops", "--all", "--json").json() if o["kind"] == "create-domain"]
+        self.assertEqual([(o["id"], o["request_id"]) for o in ops], [(op.id, "lost-1")])
+        self.assertEqual(ops[0]["state"], "OPERATION_STATE_FAILED")
+        self.assertIn("undone at restart", ops[0]["message"])
+        self.assertEqual(create().id, op.id)
+        vols, imgs, doms = self.state()
+        self.assertEqual((sorted(vols), sorted(imgs), sorted(doms)), (["golden"], ["golden"], []))
+        # The name is free again: a new request makes the domain.
+        self.vm("create", "web1", "--image", "golden", "--keep-identity", "--request-id", "lost-2")
+        self.assertEqual(sorted(self.state()[2]), ["web1"])
 
     def test_every_crash_point_is_recovered(self):
         """At every crash point xenctld knows, a crash then a restart leaves nothing half-made, and a retried request_id returns the same operation."""

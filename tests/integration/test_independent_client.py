@@ -24,21 +24,28 @@ def message_class(pool, full_name):
     return message_factory.MessageFactory(pool).GetPrototype(desc)  # protobuf 3.21 / 4.21
 
 
+def proto_pool(workdir):
+    """A descriptor pool of every .proto under PROTO_DIR, compiled by protoc into `workdir`."""
+    protos = sorted(os.path.join("xenctl/v1", f) for f in os.listdir(os.path.join(PROTO_DIR, "xenctl/v1"))
+                    if f.endswith(".proto"))
+    if not protos:
+        raise AssertionError(f"no .proto files under {PROTO_DIR}")
+    out = os.path.join(workdir, "xenctl.pb")
+    subprocess.run([PROTOC, "--include_imports", f"--descriptor_set_out={out}", "-I", PROTO_DIR,
+                    "-I", PROTO_INCLUDE, *protos], check=True, cwd=PROTO_DIR, timeout=60)
+    fds = descriptor_pb2.FileDescriptorSet()
+    with open(out, "rb") as f:
+        fds.ParseFromString(f.read())
+    pool = descriptor_pool.DescriptorPool()
+    for file_proto in fds.file:
+        pool.Add(file_proto)
+    return pool
+
+
 class IndependentClientTest(DaemonTestCase):
     def setUp(self):
         super().setUp()
-        protos = sorted(os.path.join("xenctl/v1", f) for f in os.listdir(os.path.join(PROTO_DIR, "xenctl/v1"))
-                        if f.endswith(".proto"))
-        self.assertTrue(protos, f"no .proto files under {PROTO_DIR}")
-        out = os.path.join(self.workdir, "xenctl.pb")
-        subprocess.run([PROTOC, "--include_imports", f"--descriptor_set_out={out}", "-I", PROTO_DIR,
-                        "-I", PROTO_INCLUDE, *protos], check=True, cwd=PROTO_DIR, timeout=60)
-        fds = descriptor_pb2.FileDescriptorSet()
-        with open(out, "rb") as f:
-            fds.ParseFromString(f.read())
-        self.pool = descriptor_pool.DescriptorPool()
-        for file_proto in fds.file:
-            self.pool.Add(file_proto)
+        self.pool = proto_pool(self.workdir)
         self.msg = lambda name: message_class(self.pool, f"xenctl.v1.{name}")
         self.channel = grpc.insecure_channel(self.daemon.address)
         self.addCleanup(self.channel.close)
