@@ -100,8 +100,10 @@ class CrashRecoveryTest(DaemonTestCase):
         if kind == "delete-domain":
             self.vm("create", "web1", "--image", "golden", "--keep-identity", "--define-only")
 
-    def request(self, kind):
-        """(argv after vm-, the target) of the request each crash point's kind is."""
+    def request(self, kind, plain=False):
+        """(argv after vm-, the target) of the request each crash point's kind is; `plain`: a create without a root image."""
+        if kind == "create-domain" and plain:
+            return ["create", "web1", "--memory", "128M", "--vcpus", "1"], "web1"
         if kind == "create-domain":
             return ["create", "web1", "--image", "golden", "--root-size", "32M", "--hostname", "web1"], "web1"
         if kind == "fork-domain":
@@ -173,14 +175,14 @@ class CrashRecoveryTest(DaemonTestCase):
             wrong.append(f"{target} {'exists' if made else 'is missing'} after a {op['state']} {kind}")
         return op, wrong
 
-    def crash_and_recover(self, n, point):
+    def crash_and_recover(self, n, point, plain=False):
         """Crashes at `point` and starts again; returns what is wrong afterwards."""
         kind = point.split("/")[0]
         self.fresh(f"p{n}")
         self.prepare(kind)
         before_ids = {o["id"] for o in self.vmm("ops", "--all", "--json").json()}
         self.restart(crash_at=point)
-        argv, target = self.request(kind)
+        argv, target = self.request(kind, plain)
         rid = f"crash-{n}"
         self.vm(*argv, "--request-id", rid, expect=None)
         try:
@@ -195,7 +197,8 @@ class CrashRecoveryTest(DaemonTestCase):
         op, outcome = self.check_outcome(kind, target, before_ids)
         wrong += outcome
         if op is not None:
-            print(f"{point}: {op['state'].removeprefix('OPERATION_STATE_')}: {op['message']}")
+            print(f"{point}{' (no root image)' if plain else ''}: {op['state'].removeprefix('OPERATION_STATE_')}: "
+                  f"{op['message']}")
             # The same request again: the same operation, nothing new made.
             counts = [len(x) for x in self.state()]
             again = self.vm(*argv, "--request-id", rid, "--no-wait", "--json", expect=None)
@@ -256,17 +259,20 @@ class CrashRecoveryTest(DaemonTestCase):
         listed = subprocess.run([XENCTLD], env={**os.environ, "XENCTLD_CRASH_AT": "list"}, capture_output=True,
                                 text=True, timeout=30, check=True).stdout.split()
         self.assertGreater(len(listed), 20, listed)
+        # The define points are passed by a create without a root image too.
+        walks = [(point, False) for point in listed]
+        walks += [(point, True) for point in listed if point.startswith("create-domain/define")]
         failures = {}
-        for n, point in enumerate(listed):
+        for n, (point, plain) in enumerate(walks):
             try:
-                wrong = self.crash_and_recover(n, point)
+                wrong = self.crash_and_recover(n, point, plain)
             except Exception as e:  # noqa: BLE001 (a crash point whose walk broke is not recovered)
                 wrong = [f"{type(e).__name__}: {e}"]
             if wrong:
-                failures[point] = wrong + ["--- xenctld log", self.daemon.log()]
+                failures[point + (" (no root image)" if plain else "")] = wrong + ["--- xenctld log", self.daemon.log()]
             self.daemon.stop()
-        recovered = len(listed) - len(failures)
-        print(f"\n{recovered} of {len(listed)} crash points recovered")
+        recovered = len(walks) - len(failures)
+        print(f"\n{recovered} of {len(walks)} crash points recovered")
         self.assertEqual(failures, {}, "\n\n".join(f"{p}:\n" + "\n".join(w) for p, w in failures.items()))
 
 
