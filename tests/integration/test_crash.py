@@ -7,7 +7,6 @@ whose volumes are missing, no staging leftovers; the interrupted operation
 says it was finished or undone at restart; and the same request repeated
 with the same request_id returns that operation and makes nothing new."""
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -17,20 +16,7 @@ import grpc
 
 from harness import XENCTLD, Daemon, DaemonTestCase
 from test_independent_client import message_class, proto_pool
-
-MiB = 1 << 20
-
-
-def sha256_of(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def write(path, text, mode=0o644):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(path, mode)
+from test_provision import sha256_of, write
 
 
 class CrashDaemon(Daemon):

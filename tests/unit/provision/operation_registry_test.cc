@@ -14,6 +14,18 @@ using core::OperationState;
 
 class RegistryTest : public ::testing::Test {
  protected:
+  /// An operation stored as running, as a daemon that stopped left it.
+  core::OperationRecord storedRunning(const std::string& id, const std::string& request_id, const std::string& phase) {
+    core::OperationRecord rec;
+    rec.id = id;
+    rec.kind = "create-domain";
+    rec.target = "web1";
+    rec.request_id = request_id;
+    rec.state = OperationState::kRunning;
+    rec.phase = phase;
+    EXPECT_TRUE(store_->putOperation(rec).ok());
+    return rec;
+  }
   fakes::FakeClock clock_;
   std::unique_ptr<state::Store> store_ = *state::Store::open(":memory:");
 };
@@ -140,14 +152,7 @@ TEST_F(RegistryTest, ProgressThrottled) {
 
 // Operations running when the daemon stopped are marked failed on load, and their request_id still dedups.
 TEST_F(RegistryTest, LoadMarksInterrupted) {
-  core::OperationRecord rec;
-  rec.id = "op-0000000000000001";
-  rec.kind = "create-domain";
-  rec.target = "web1";
-  rec.request_id = "req-9";
-  rec.state = OperationState::kRunning;
-  rec.phase = "create";
-  ASSERT_TRUE(store_->putOperation(rec).ok());
+  const core::OperationRecord rec = storedRunning("op-0000000000000001", "req-9", "create");
   OperationRegistry reg(clock_, store_.get(), {});
   ASSERT_TRUE(reg.load().ok());
   auto r = *reg.get(rec.id);
@@ -160,14 +165,7 @@ TEST_F(RegistryTest, LoadMarksInterrupted) {
 
 // An interrupted operation with a journal is left to recovery, still found by its request_id, until concluded.
 TEST_F(RegistryTest, LoadLeavesJournaledOperationsToRecovery) {
-  core::OperationRecord rec;
-  rec.id = "op-0000000000000002";
-  rec.kind = "create-domain";
-  rec.target = "web1";
-  rec.request_id = "req-7";
-  rec.state = OperationState::kRunning;
-  rec.phase = "clone";
-  ASSERT_TRUE(store_->putOperation(rec).ok());
+  const core::OperationRecord rec = storedRunning("op-0000000000000002", "req-7", "clone");
   ASSERT_TRUE(store_->putJournalStep({rec.id, 0, rec.kind, "clone", {{"volume", "web1-root"}}, false}).ok());
   OperationRegistry reg(clock_, store_.get(), {});
   ASSERT_TRUE(reg.load().ok());
