@@ -1,9 +1,13 @@
 #include "lib/provision/container_runner.h"
 
+#include <map>
+#include <set>
+
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lib/customize/container_executor.h"
 #include "lib/image/minisign.h"
 
@@ -132,8 +136,16 @@ Result<core::OperationRecord> ContainerRunner::apply(const ApplyRequest& req, co
       ctx.progress(static_cast<uint32_t>(10 + 90 * index / (total ? total : 1)), index, total,
                    absl::StrCat("line ", s.pos.line, ": [", s.keyword, "]"));
     };
+    // Journaled (recovery.h) with the trees it writes: a crash while it
+    // writes cannot be undone, but recovery names what may be partly changed.
+    std::set<std::string> targets;
+    for (const auto& statement : file->statements)
+      if (auto t = customize::statementTarget(statement)) targets.insert(t->text);
+    const std::map<std::string, std::string> intent{{"file", name}, {"targets", absl::StrJoin(targets, ",")}};
+    if (!dry_run) XENCTL_RETURN_IF_ERROR(ctx.journal(0, "write", intent, false));
     Status st = runNow(*file, name, options);
     if (!st.ok() && ctx.cancelled()) return absl::CancelledError(absl::StrCat("cancelled: ", st.message()));
+    if (st.ok() && !dry_run) return ctx.journal(0, "write", intent, true);
     return st;
   });
 }

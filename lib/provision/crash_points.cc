@@ -28,6 +28,7 @@ const std::vector<std::string>& crashPoints() {
         {"fork-domain", {"clone", "customize", "define", "define:stored"}},
         {"import-image", {"stage", "base-volume", "base-volume:created", "catalog"}},
         {"delete-domain", {"delete", "delete:undefined"}},
+        {"apply-container", {"write"}},
     };
     std::vector<std::string> out;
     for (const auto& [kind, names] : steps)

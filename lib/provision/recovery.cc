@@ -69,6 +69,14 @@ Recovery::Outcome Recovery::recover(const core::OperationRecord& op, const std::
   } else if (op.kind == "delete-domain") {
     forward = true;
     why = "a deletion once begun is finished";
+  } else if (op.kind == "apply-container") {
+    // Written in place through libext2fs, with nothing to roll back to.
+    forward = !steps.empty() && steps.back().done;
+    why = forward ? "every statement was written"
+                  : absl::StrCat("it was writing, and its statements cannot be undone: ",
+                                 field(steps.back(), "targets").empty() ? std::string("its trees")
+                                                                        : field(steps.back(), "targets"),
+                                 " may be partly changed; check their file systems (e2fsck -f) and apply the file again");
   } else {
     why = "xenctld does not know how to recover this kind of operation";
   }
@@ -98,12 +106,15 @@ Recovery::Outcome Recovery::recover(const core::OperationRecord& op, const std::
 
   o.forward = forward && left.empty();
   o.complete = left.empty();
-  o.message = absl::StrCat(what, "; ", forward ? "finished at restart" : "undone at restart", ": ", why);
+  const char* verdict = forward                        ? "finished at restart"
+                        : op.kind == "apply-container" ? "left as it stopped at restart"
+                                                       : "undone at restart";
+  o.message = absl::StrCat(what, "; ", verdict, ": ", why);
   if (!done.empty()) absl::StrAppend(&o.message, "; ", absl::StrJoin(done, "; "));
   if (!left.empty())
     absl::StrAppend(&o.message, "; could not ", forward ? "finish" : "undo", ": ", absl::StrJoin(left, ", "),
                     ": remove what is left by hand (`vm-volume delete`, `vm-delete`)");
-  if (!forward) absl::StrAppend(&o.message, "; retry the request");
+  if (!forward && op.kind != "apply-container") absl::StrAppend(&o.message, "; retry the request");
   return o;
 }
 

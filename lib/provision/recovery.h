@@ -11,6 +11,9 @@
 //   import-image: the catalog row is stored.
 //   delete-domain: always, once begun: the definition and the journaled
 //     volumes are removed (what is already gone is skipped).
+//   apply-container: only when its "write" step completed; otherwise it
+//     fails naming the trees it may have partly changed (a container file
+//     edits volumes in place and keeps no copy to go back to).
 // Backward otherwise: every journaled step is undone in reverse from its
 // record ("clone"/"base-volume": the volume; "define": the definition, and
 // the domain if present; "stage": the staging directory). A volume or a

@@ -79,11 +79,11 @@ class CrashRecoveryTest(DaemonTestCase):
     # --- what each kind of operation needs first, and the request that crashes
 
     def prepare(self, kind):
-        if kind in ("create-domain", "fork-domain", "delete-domain"):
+        if kind in ("create-domain", "fork-domain", "delete-domain", "apply-container"):
             self.import_golden()
         if kind == "fork-domain":
             self.vm("create", "src", "--image", "golden", "--keep-identity", "--define-only")
-        if kind == "delete-domain":
+        if kind in ("delete-domain", "apply-container"):
             self.vm("create", "web1", "--image", "golden", "--keep-identity", "--define-only")
 
     def request(self, kind, plain=False):
@@ -98,6 +98,9 @@ class CrashRecoveryTest(DaemonTestCase):
             return ["image", "import", "base", "file://" + self.archive, "--sha256", sha256_of(self.archive)], "base"
         if kind == "delete-domain":
             return ["delete", "web1", "--delete-volumes"], "web1"
+        if kind == "apply-container":
+            path = self.write("web1.cfg", "name = 'web1'\n[hostname web1 archive vol:main/web1-root][end]\n")
+            return ["container", "--container", path], None
         self.fail(f"no request for crash points of {kind}")
 
     # --- the invariants
@@ -144,7 +147,7 @@ class CrashRecoveryTest(DaemonTestCase):
     def check_outcome(self, kind, target, before_ids):
         """The interrupted operation: finished, saying what recovery did. Returns (op, what is wrong)."""
         ops = [o for o in self.vmm("ops", "--all", "--json").json()
-               if o["kind"] == kind and o["target"] == target and o["id"] not in before_ids]
+               if o["kind"] == kind and target in (None, o["target"]) and o["id"] not in before_ids]
         if len(ops) != 1:
             return None, [f"expected one {kind} of {target}, found {ops}"]
         op = ops[0]
@@ -154,6 +157,8 @@ class CrashRecoveryTest(DaemonTestCase):
             wrong.append(f"operation left {op['state']}")
         if "at restart" not in text:
             wrong.append(f"operation does not say what recovery did: {op}")
+        if target is None:  # it makes nothing
+            return op, wrong
         _, imgs, doms = self.state()
         made = target in (imgs if kind == "import-image" else doms)
         expect_made = kind != "delete-domain" and op["state"] == "OPERATION_STATE_SUCCEEDED"

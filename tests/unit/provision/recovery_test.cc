@@ -161,6 +161,16 @@ TEST_F(RecoveryTest, DeleteIsFinished) {
   EXPECT_THAT(volumeNames(), ElementsAre("main/golden"));
 }
 
+// A container file cut short while writing cannot be undone: the operation fails naming the trees to check.
+TEST_F(RecoveryTest, ContainerCutShortNamesWhatToCheck) {
+  interrupted("apply-container", "web1.cfg",
+              {{"", 0, "", "write", {{"file", "web1.cfg"}, {"targets", "vol:main/golden"}}, false}});
+  recover();
+  EXPECT_EQ(op().state, OperationState::kFailed);
+  EXPECT_THAT(op().message, HasSubstr("vol:main/golden may be partly changed"));
+  EXPECT_THAT(volumeNames(), ElementsAre("main/golden"));
+}
+
 // The journal of an operation that had finished is only cleared; nothing is undone.
 TEST_F(RecoveryTest, FinishedOperationsJournalIsCleared) {
   ASSERT_TRUE(pools_[0]->clone("golden", "web1-root", 0, {}).ok());
