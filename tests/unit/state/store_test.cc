@@ -96,10 +96,10 @@ TEST_F(StoreTest, MigrationGivesOldDomainsTheirCreatorAsOwner) {
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    // Back to what version 2 had: no owner, no grants.
+    // Back to what version 2 had: no owner, no grants (and no journal).
     ASSERT_EQ(sqlite3_exec(db,
                            "ALTER TABLE domains DROP COLUMN owner; ALTER TABLE domains DROP COLUMN grants; "
-                           "PRAGMA user_version = 2;",
+                           "DROP TABLE journal; PRAGMA user_version = 2;",
                            nullptr, nullptr, nullptr),
               SQLITE_OK)
         << sqlite3_errmsg(db);
