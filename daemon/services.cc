@@ -57,7 +57,13 @@ std::string volumeTarget(const std::string& pool, const std::string& name) {
 // by lib/xen's reader (libxlutil).
 Result<core::DomainSpec> requestedSpec(const v1::CreateDomainRequest& req) {
   switch (req.source_case()) {
-    case v1::CreateDomainRequest::kSpec: return protoconv::fromProto(req.spec());
+    case v1::CreateDomainRequest::kSpec: {
+      // A spec's xl_config is what the daemon kept, not an input: an xl
+      // config comes as the request's xl_config, where it is read.
+      Result<core::DomainSpec> s = protoconv::fromProto(req.spec());
+      if (s.ok()) s->xl_config_file.clear(), s->xl_config_text.clear();
+      return s;
+    }
     case v1::CreateDomainRequest::kXlConfig:
       return xen::readXlConfig(req.xl_config().text(), req.xl_config().file_name());
     case v1::CreateDomainRequest::SOURCE_NOT_SET: break;

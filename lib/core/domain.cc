@@ -102,13 +102,14 @@ Result<DomainSpec> normalizeSpec(DomainSpec spec) {
   if (spec.maxvcpus < spec.vcpus || spec.maxvcpus > kMaxVcpus)
     return absl::InvalidArgumentError(absl::StrCat(who, "maxvcpus ", spec.maxvcpus, " must be at least vcpus (",
                                                    spec.vcpus, ") and at most ", kMaxVcpus));
-  if (!spec.kernel.empty() && !spec.bootloader.empty())
+  const bool from_xl = !spec.xl_config_text.empty();
+  if (!from_xl && !spec.kernel.empty() && !spec.bootloader.empty())
     return absl::InvalidArgumentError(who + "give either a kernel or a bootloader, not both");
-  if (spec.kernel.empty() && (!spec.ramdisk.empty() || !spec.cmdline.empty()))
+  if (!from_xl && spec.kernel.empty() && (!spec.ramdisk.empty() || !spec.cmdline.empty()))
     return absl::InvalidArgumentError(who + "a ramdisk or cmdline needs a kernel");
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     DiskSpec& d = spec.disks[i];
-    if (d.target.empty())
+    if (d.target.empty() && !from_xl)  // an xl config's empty cdrom drive has none
       return absl::InvalidArgumentError(absl::StrCat(who, "disk ", i, " has no target (a path or vol:POOL/NAME)"));
     if (d.vdev.empty()) {
       d.vdev = "xvd";

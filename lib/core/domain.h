@@ -62,6 +62,13 @@ struct DomainSpec {
   LifecycleAction on_poweroff = LifecycleAction::kDestroy;
   LifecycleAction on_reboot = LifecycleAction::kRestart;
   LifecycleAction on_crash = LifecycleAction::kDestroy;
+  /// Defined from an xl config: the file's name (for messages) and its
+  /// text, kept so that every start builds the domain from the same text
+  /// through the same reader, key for key as xl would (the typed fields
+  /// above are read from it too; where they were changed since, as by
+  /// SetDomainResources, they win). Both empty for a spec given as one.
+  std::string xl_config_file;
+  std::string xl_config_text;
   bool operator==(const DomainSpec&) const = default;
 };
 
@@ -90,6 +97,8 @@ Status validateObjectName(std::string_view name, std::string_view what);
 /// Checks a spec and fills its defaults: maxmem/maxvcpus from memory/vcpus,
 /// disk vdevs (xvda, xvdb ...) and modes, and MACs in the Xen OUI derived
 /// from the uuid, so they are stable per domain. The spec must have a uuid.
+/// A spec from an xl config keeps xl's rules where they are wider (a kernel
+/// beside a bootloader, a cmdline for a bootloader, an empty cdrom drive).
 /// INVALID_ARGUMENT names the field and the allowed range.
 Result<DomainSpec> normalizeSpec(DomainSpec spec);
 

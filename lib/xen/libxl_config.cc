@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/core/volume.h"
+#include "lib/xen/xl_config.h"
+#include "lib/xen/xl_domain_config.h"
 
 namespace xenctl::xen {
 
@@ -79,7 +81,127 @@ Status fillNic(const std::string& who, size_t index, const core::VifSpec& v, lib
   return absl::OkStatus();
 }
 
+void setVcpus(libxl_domain_build_info& b, uint32_t vcpus, uint32_t maxv) {
+  // vcpus online at boot are the set bits of avail_vcpus; max_vcpus is the
+  // ceiling vcpu-set can reach later.
+  libxl_bitmap_dispose(&b.avail_vcpus);
+  libxl_bitmap_init(&b.avail_vcpus);
+  b.max_vcpus = static_cast<int>(maxv);
+  b.avail_vcpus.size = (maxv + 7) / 8;
+  b.avail_vcpus.map = callocArray<uint8_t>(b.avail_vcpus.size);
+  for (uint32_t i = 0; i < vcpus && i < maxv; ++i) libxl_bitmap_set(&b.avail_vcpus, static_cast<int>(i));
+}
+
+// A spec defined from an xl config: the config xl would build from its text,
+// then what the daemon owns or changed since laid over it. Always: the uuid,
+// the MACs (stable per domain) and each disk's target (a managed volume
+// resolved to its path). Where the spec differs from what its text says:
+// the name, memory, vcpus, actions, and the disks (matched by vdev) and vifs
+// (by position) added, dropped or changed (a root cloned for it, a fork).
+Status buildFromXlConfig(const core::DomainSpec& spec, const HostCpus& host, libxl_domain_config* cfg) {
+  const std::string who = absl::StrCat("domain '", spec.name, "': ");
+  XENCTL_RETURN_IF_ERROR(readXlDomainConfig(spec.xl_config_text, spec.xl_config_file, host, cfg));
+  XENCTL_ASSIGN_OR_RETURN(core::DomainSpec base, readXlConfig(spec.xl_config_text, spec.xl_config_file, host));
+  base.uuid = spec.uuid;
+  XENCTL_ASSIGN_OR_RETURN(base, core::normalizeSpec(std::move(base)));
+
+  if (libxl_uuid_from_string(&cfg->c_info.uuid, spec.uuid.c_str()) != 0)
+    return absl::InvalidArgumentError(absl::StrCat(who, "'", spec.uuid, "' is not a uuid"));
+  if (spec.name != base.name) {
+    std::free(cfg->c_info.name);
+    cfg->c_info.name = dup(spec.name);
+  }
+  libxl_domain_build_info& b = cfg->b_info;
+  if (spec.memory_mib != base.memory_mib || spec.maxmem_mib != base.maxmem_mib) {
+    b.target_memkb = spec.memory_mib * 1024;
+    b.max_memkb = (spec.maxmem_mib ? spec.maxmem_mib : spec.memory_mib) * 1024;
+  }
+  if (spec.vcpus != base.vcpus || spec.maxvcpus != base.maxvcpus)
+    setVcpus(b, spec.vcpus, spec.maxvcpus ? spec.maxvcpus : spec.vcpus);
+  if (spec.on_poweroff != base.on_poweroff) cfg->on_poweroff = libxlActionOf(spec.on_poweroff);
+  if (spec.on_reboot != base.on_reboot) cfg->on_reboot = libxlActionOf(spec.on_reboot);
+  if (spec.on_crash != base.on_crash) cfg->on_crash = libxlActionOf(spec.on_crash);
+
+  // Disks in the spec's order; one the text has under the same vdev keeps
+  // all of its options.
+  auto* disks = callocArray<libxl_device_disk>(spec.disks.size());
+  int n = 0;
+  Status st;
+  for (const auto& d : spec.disks) {
+    libxl_device_disk* out = &disks[n++];
+    libxl_device_disk_init(out);
+    int from = -1;
+    for (int i = 0; i < cfg->num_disks && from < 0; ++i)
+      if (cfg->disks[i].vdev && d.vdev == cfg->disks[i].vdev) from = i;
+    if (from < 0) {
+      if (st.ok()) st = fillDisk(who, d, out);
+      continue;
+    }
+    std::memcpy(out, &cfg->disks[from], sizeof(*out));  // moved: the old array is disposed below
+    libxl_device_disk_init(&cfg->disks[from]);
+    if (core::isVolumeTarget(d.target) && st.ok())
+      st = fillDisk(who, d, out);  // says what is wrong: the volume was not resolved
+    if (!d.target.empty() && (!out->pdev_path || d.target != out->pdev_path)) {
+      std::free(out->pdev_path);
+      out->pdev_path = dup(d.target);
+    }
+    out->readwrite = d.mode == "w" ? 1 : 0;
+  }
+  for (int i = 0; i < cfg->num_disks; ++i) libxl_device_disk_dispose(&cfg->disks[i]);
+  std::free(cfg->disks);
+  cfg->disks = disks;
+  cfg->num_disks = n;
+  XENCTL_RETURN_IF_ERROR(st);
+
+  // Vifs by position: the spec's MAC always, its bridge and ip where they
+  // differ from the text's; vifs past the text's are the spec's alone.
+  auto* nics = callocArray<libxl_device_nic>(spec.vifs.size());
+  for (size_t i = 0; i < spec.vifs.size(); ++i) {
+    libxl_device_nic* out = &nics[i];
+    libxl_device_nic_init(out);
+    if (i < static_cast<size_t>(cfg->num_nics)) {
+      std::memcpy(out, &cfg->nics[i], sizeof(*out));  // moved: the old array is disposed below
+      libxl_device_nic_init(&cfg->nics[i]);
+      const core::VifSpec& v = spec.vifs[i];
+      const core::VifSpec& t = base.vifs[i];
+      core::VifSpec mac_only;
+      mac_only.mac = v.mac;
+      if (v.bridge != t.bridge) {
+        std::free(out->bridge);
+        out->bridge = v.bridge.empty() ? nullptr : dup(v.bridge);
+      }
+      if (v.ip != t.ip) {
+        std::free(out->ip);
+        out->ip = v.ip.empty() ? nullptr : dup(v.ip);
+      }
+      // fillNic on a scratch nic parses the MAC.
+      libxl_device_nic scratch;
+      libxl_device_nic_init(&scratch);
+      Status m = fillNic(who, i, mac_only, &scratch);
+      std::memcpy(out->mac, scratch.mac, sizeof(out->mac));
+      libxl_device_nic_dispose(&scratch);
+      if (!m.ok() && st.ok()) st = m;
+    } else if (st.ok()) {
+      st = fillNic(who, i, spec.vifs[i], out);
+    }
+  }
+  for (int i = 0; i < cfg->num_nics; ++i) libxl_device_nic_dispose(&cfg->nics[i]);
+  std::free(cfg->nics);
+  cfg->nics = nics;
+  cfg->num_nics = static_cast<int>(spec.vifs.size());
+  return st;
+}
+
 }  // namespace
+
+Result<std::string> domainConfigJson(const libxl_domain_config& cfg) {
+  // libxl 4.17 serializes without a ctx (one is only needed to log a failure).
+  char* text = libxl_domain_config_to_json(nullptr, const_cast<libxl_domain_config*>(&cfg));
+  if (!text) return absl::InternalError("libxl could not write the domain configuration as JSON");
+  std::string out(text);
+  std::free(text);
+  return out;
+}
 
 libxl_domain_type libxlTypeOf(DomainType type) {
   switch (type) {
@@ -102,7 +224,8 @@ libxl_action_on_shutdown libxlActionOf(LifecycleAction action) {
   return LIBXL_ACTION_ON_SHUTDOWN_DESTROY;
 }
 
-Status buildDomainConfig(const core::DomainSpec& spec, libxl_domain_config* cfg) {
+Status buildDomainConfig(const core::DomainSpec& spec, libxl_domain_config* cfg, const HostCpus& host) {
+  if (!spec.xl_config_text.empty()) return buildFromXlConfig(spec, host, cfg);
   const std::string who = absl::StrCat("domain '", spec.name, "': ");
   const libxl_domain_type type = libxlTypeOf(spec.type);
 
@@ -117,13 +240,7 @@ Status buildDomainConfig(const core::DomainSpec& spec, libxl_domain_config* cfg)
   b.max_memkb = (spec.maxmem_mib ? spec.maxmem_mib : spec.memory_mib) * 1024;
   b.target_memkb = spec.memory_mib * 1024;
 
-  // vcpus online at boot are the set bits of avail_vcpus; max_vcpus is the
-  // ceiling vcpu-set can reach later.
-  const uint32_t maxv = spec.maxvcpus ? spec.maxvcpus : spec.vcpus;
-  b.max_vcpus = static_cast<int>(maxv);
-  b.avail_vcpus.size = (maxv + 7) / 8;
-  b.avail_vcpus.map = callocArray<uint8_t>(b.avail_vcpus.size);
-  for (uint32_t i = 0; i < spec.vcpus && i < maxv; ++i) libxl_bitmap_set(&b.avail_vcpus, static_cast<int>(i));
+  setVcpus(b, spec.vcpus, spec.maxvcpus ? spec.maxvcpus : spec.vcpus);
 
   std::string kernel = spec.kernel;
   std::string bootloader = spec.bootloader;

@@ -10,6 +10,7 @@
 #include "lib/core/hypervisor.h"
 #include "lib/core/status.h"
 #include "lib/xen/libxl_c.h"
+#include "lib/xen/xl_domain_config.h"
 
 namespace xenctl::xen {
 
@@ -46,7 +47,16 @@ inline constexpr std::string_view kPvGrubPvh = "/usr/lib/grub-xen/grub-i386-xen_
 /// a bootloader on an hvm domain, a pv/pvh domain with nothing to boot,
 /// a managed volume target (vol:POOL/NAME) that DomainManager did not
 /// resolve to its host path).
-Status buildDomainConfig(const core::DomainSpec& spec, libxl_domain_config* cfg);
+/// A spec defined from an xl config (xl_config_text) is built from that
+/// text instead, as xl builds it (readXlDomainConfig, with `host`), with the
+/// uuid, the MACs, the disks' resolved targets and whatever the spec changed
+/// since (memory, vcpus, actions, disks and vifs added or dropped) laid over
+/// it; the same text gives the same config after a daemon restart.
+Status buildDomainConfig(const core::DomainSpec& spec, libxl_domain_config* cfg, const HostCpus& host = {});
+
+/// `cfg` as libxl's JSON (libxl_domain_config_to_json: the form `xl -N
+/// create` prints under "config"; fields at their defaults are left out).
+Result<std::string> domainConfigJson(const libxl_domain_config& cfg);
 
 libxl_domain_type libxlTypeOf(core::DomainType type);
 libxl_action_on_shutdown libxlActionOf(core::LifecycleAction action);

@@ -5,6 +5,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -463,10 +464,26 @@ Result<core::DomainInfo> LibxlHypervisor::domainInfo(const std::string& uuid) {
 
 // ---- lifecycle -------------------------------------------------------------
 
+HostCpus hostCpusOf(libxl_ctx* ctx) {
+  HostCpus h;
+  h.max_cpus = std::max(0, libxl_get_max_cpus(ctx));
+  h.online_cpus = std::max(0, libxl_get_online_cpus(ctx));
+  int n = 0;
+  if (libxl_cputopology* topo = libxl_get_cpu_topology(ctx, &n)) {
+    for (int cpu = 0; cpu < n; ++cpu) {
+      if (topo[cpu].node == LIBXL_CPUTOPOLOGY_INVALID_ENTRY) continue;
+      if (topo[cpu].node >= h.node_cpus.size()) h.node_cpus.resize(topo[cpu].node + 1);
+      h.node_cpus[topo[cpu].node].push_back(cpu);
+    }
+    libxl_cputopology_list_free(topo, n);
+  }
+  return h;
+}
+
 Result<LibxlHypervisor::Present> LibxlHypervisor::build(const core::DomainSpec& spec, bool paused) {
   const std::string what = absl::StrCat("creating ", who(spec.name));
   DomainConfig cfg;
-  XENCTL_RETURN_IF_ERROR(buildDomainConfig(spec, cfg.get()));
+  XENCTL_RETURN_IF_ERROR(buildDomainConfig(spec, cfg.get(), hostCpusOf(ctx_)));
   LibxlLogger::Capture capture;
 
   // xl would balloon Dom0 down here; a Dom0 for xenctld has fixed memory

@@ -13,6 +13,7 @@
 
 #include "lib/core/hypervisor.h"
 #include "lib/xen/libxl_logger.h"
+#include "lib/xen/xl_domain_config.h"
 
 // libxl's opaque handles, declared as libxl.h declares them, so that users of
 // this header do not see Xen's C headers.
@@ -70,6 +71,11 @@ namespace xenctl::xen {
 /// SIGCHLD unblocked; xenctld blocks only SIGTERM and SIGINT.
 ///
 /// Dom0 is not listed: it is the host (hostInfo), not a guest to manage.
+/// The host's cpus and NUMA nodes as libxl reports them, for the xl config
+/// keys that name them (cpus="all", "nodes:1", vnuma pnode); empty parts
+/// where libxl cannot say.
+HostCpus hostCpusOf(libxl_ctx* ctx);
+
 class LibxlHypervisor final : public core::Hypervisor {
  public:
   struct Options {

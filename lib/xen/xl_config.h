@@ -9,13 +9,13 @@
 
 #include "lib/core/domain.h"
 #include "lib/core/status.h"
+#include "lib/xen/xl_domain_config.h"
 
 namespace xenctl::xen {
 
-/// The keys readXlConfig maps, in xl.cfg(5)'s spelling: name, uuid, type
-/// (and the legacy builder), memory, maxmem, vcpus, maxvcpus, kernel,
-/// ramdisk, cmdline (or root and extra), bootloader, bootloader_args, disk,
-/// vif, on_poweroff, on_reboot, on_crash.
+/// The keys readXlConfig accepts: every key of xl.cfg(5) for Xen 4.17 that
+/// xl's parser reads, but those xlKeys() refuses (vncviewer, device_model,
+/// vif2).
 std::span<const std::string_view> supportedXlKeys();
 
 /// The largest xl config text readXlConfig takes (1 MiB; real ones are a
@@ -23,28 +23,27 @@ std::span<const std::string_view> supportedXlKeys();
 inline constexpr size_t kMaxXlConfigBytes = size_t{1} << 20;
 
 /// Reads `text`, the contents of the xl config file `file_name` (used in
-/// messages only), as `xl create` reads it, and maps it onto a spec:
+/// messages only), as `xl create` reads it, into a spec that keeps the text
+/// (xl_config_file, xl_config_text): the whole config is read first, as
+/// readXlDomainConfig builds it (so every key is checked now, not at the
+/// first start), then the typed fields are filled from it:
 ///  - absent keys take xl's defaults: type pv (or builder: hvm | generic),
 ///    memory 32 MiB (maxmem when only maxmem is given), vcpus 1 (maxvcpus
 ///    when only maxvcpus is given), destroy / restart / destroy;
 ///  - cmdline is cmdline, else "root=ROOT EXTRA" from root and extra;
-///  - disk entries go through libxlutil's xl-disk-configuration(5) parser
-///    (positional TARGET,FORMAT,VDEV,ACCESS and key=value forms); vif
-///    entries are xl's key=value lists (bridge, mac, ip);
+///  - disks: target, vdev, access and format (phy, qcow2, "" for raw, or
+///    qcow, vhd, qed, empty) from libxlutil's xl-disk-configuration(5)
+///    parser; vifs: bridge, mac (when given) and ip;
 ///  - the uuid, when given, is checked and put in canonical form; none is
 ///    made up (the daemon assigns one).
 /// The spec is not normalized: ranges, names and defaults of the daemon
 /// (vdevs, MACs) are normalizeSpec's job.
 ///
-/// INVALID_ARGUMENT, naming the file and, where known, the line:
-///  - a syntax error, with libxlutil's message;
-///  - every key outside supportedXlKeys(), all at once with their lines,
-///    and every unsupported option inside a disk or vif entry (xenctld
-///    never silently ignores part of a config, where xl would warn and go
-///    on);
-///  - a value of the wrong kind or out of range, no name, cmdline together
-///    with root or extra, builder contradicting type, a text over
-///    kMaxXlConfigBytes, a NUL byte anywhere (libxlutil would abort on one).
-Result<core::DomainSpec> readXlConfig(std::string_view text, std::string_view file_name);
+/// INVALID_ARGUMENT, naming the file and, where known, the line: what
+/// readXlDomainConfig refuses (syntax errors with libxlutil's message, every
+/// unknown key at once, the refused keys, wrong values naming the key and
+/// what it accepts), and an on_poweroff / on_reboot / on_crash of
+/// soft-reset, which xenctld's watcher does not perform.
+Result<core::DomainSpec> readXlConfig(std::string_view text, std::string_view file_name, const HostCpus& host = {});
 
 }  // namespace xenctl::xen

@@ -1,6 +1,6 @@
 """xl config files: `vmm create FILE` and `vm-create --xl-config FILE` against
 the real xenctld (test hypervisor). The client sends the file; the daemon
-reads it with libxlutil; what it does not support is refused by name and
+reads it with libxlutil; what xl would ignore is refused by name and
 nothing is stored."""
 
 import os
@@ -27,13 +27,14 @@ PV_CONFIG = textwrap.dedent("""\
     on_crash    = 'preserve'
     """)
 
-HVM_WITH_UNSUPPORTED = textwrap.dedent("""\
+HVM_WITH_UNKNOWN = textwrap.dedent("""\
     type = "hvm"
     name = "win10"
     memory = 2048
-    vnc = 1
+    memroy = 1
     disk = [ '/srv/xen/win10.qcow2,qcow2,hda,w' ]
-    serial = 'pty'
+    serail = 'pty'
+    vnc = 1
     """)
 
 
@@ -74,21 +75,21 @@ class XlConfigTest(DaemonTestCase):
         self.assertEqual((d["state"], d["spec"]["type"], d["spec"]["bootloader"], d["spec"]["memory_mib"],
                           d["spec"]["vcpus"]), ("DOMAIN_STATE_STOPPED", "DOMAIN_TYPE_PV", "pygrub", "256", 1))
 
-    def test_unsupported_keys_are_named_and_nothing_is_stored(self):
-        """A file with keys xenctld does not map is refused (exit 2), every key named with its line."""
-        path = self.write("win10.cfg", HVM_WITH_UNSUPPORTED)
+    def test_unknown_keys_are_named_and_nothing_is_stored(self):
+        """A file with keys that are not xl.cfg(5)'s is refused (exit 2), every key named with its line."""
+        path = self.write("win10.cfg", HVM_WITH_UNKNOWN)
         r = self.vmm("create", path, expect=2)
         self.assertEqual(r.out, "")
         self.assertTrue(r.err.startswith(f"vmm: xl config {path}: xenctld does not support the keys "
-                                         "vnc (line 4), serial (line 6); remove them"), r)
+                                         "memroy (line 4), serail (line 6): they are not keys of xl.cfg(5)"), r)
         self.assert_nothing_stored()
         self.assertIn(f"target={path}", self.daemon.log())  # the refusal is audited
 
-    def test_unsupported_vif_option_is_named(self):
-        """An option inside a vif entry that xenctld cannot carry is refused by name."""
-        path = self.write("a.cfg", "name = 'a'\nkernel = '/k'\nvif = [ 'bridge=xenbr0,model=e1000' ]\n")
+    def test_unknown_vif_option_is_named(self):
+        """An option inside a vif entry that is not xl's is refused by name."""
+        path = self.write("a.cfg", "name = 'a'\nkernel = '/k'\nvif = [ 'bridge=xenbr0,modle=e1000' ]\n")
         r = self.vm("create", path, expect=2)
-        self.assertIn(f"{path}:3: vif 0 'bridge=xenbr0,model=e1000': xenctld does not support model", r.err)
+        self.assertIn(f"{path}:3: vif 0 'bridge=xenbr0,modle=e1000': 'modle' is not an option of a vif", r.err)
         self.assert_nothing_stored()
 
     def test_syntax_error_names_file_and_line(self):

@@ -66,7 +66,7 @@ lab_abs_build_dir() {
 }
 
 # The binaries the lab shares into Dom0, relative to the build dir.
-LAB_BINARIES=(daemon/xenctld client/vmm bench/lvm2cmd/lvm2cmd_latency bench/clone/clone_bench)
+LAB_BINARIES=(daemon/xenctld client/vmm bench/lvm2cmd/lvm2cmd_latency bench/clone/clone_bench daemon/xenctl-xl-json)
 
 # lab_runtime_packages BUILD_DIR prints, sorted, the Debian packages that own
 # the shared libraries the built binaries load (ldd -> dpkg -S). Prints nothing

@@ -4,8 +4,9 @@
 # standard xl config file (the one lab_guest_cfg writes for `xl create`: the
 # lab's guest kernel + busybox initramfs, extra=, a phy: disk on a thin LV
 # with a marker): xl list shows it, the guest prints the marker, vm-info
-# shows the file's spec. The same file with an unsupported key is refused
-# (exit 2, the key named) and nothing reaches Xen or xenctld's store.
+# shows the file's spec. The same file with a key that is not in xl.cfg(5)
+# (a typo xl would ignore) is refused (exit 2, the key named) and nothing
+# reaches Xen or xenctld's store.
 # shellcheck source=../guest/lab-lib.sh
 source "${LAB_LIB:?run scenarios through tests/lab/run}"
 
@@ -46,23 +47,23 @@ lab_json_has "$LAB_OUT/info.out" "
   .on_crash == \"LIFECYCLE_ACTION_DESTROY\"" \
   "vm-info does not show the spec of $cfg"
 
-# The same guest under another name, with one key xenctld does not map.
+# The same guest under another name, with a misspelt key.
 bad=$LAB_OUT/$refused.cfg
 sed -e "s/^name .*/name = \"$refused\"/" "$cfg" >"$bad"
-echo 'vnc = 1' >>"$bad"
+echo 'memroy = 256' >>"$bad"
 rc=0
 lab_say "+ vmm create $bad"
 timeout 120 "$LAB_BIN/vmm" --connect "$LAB_CONNECT" create "$bad" >"$LAB_OUT/refused.out" 2>"$LAB_OUT/refused.err" ||
   rc=$?
 sed 's/^/    | /' "$LAB_OUT/refused.err"
-((rc == 2)) || lab_fail "vmm create of a config with vnc= exited $rc, want 2"
-grep -q "does not support the key vnc (line $(wc -l <"$bad"))" "$LAB_OUT/refused.err" ||
-  lab_fail "the refusal does not name vnc and its line: $(cat "$LAB_OUT/refused.err")"
+((rc == 2)) || lab_fail "vmm create of a config with memroy= exited $rc, want 2"
+grep -q "does not support the key memroy (line $(wc -l <"$bad"))" "$LAB_OUT/refused.err" ||
+  lab_fail "the refusal does not name memroy and its line: $(cat "$LAB_OUT/refused.err")"
 ! xl domid "$refused" >/dev/null 2>&1 || lab_fail "xl lists $refused although its config was refused"
 lab_cli list vm-list --json
 lab_json_has "$LAB_OUT/list.out" "all(.[]; .spec.name != \"$refused\") and any(.[]; .spec.name == \"$guest\")" \
   "vm-list shows the refused $refused, or lost $guest"
-lab_say "a config with vnc= was refused by name and created nothing"
+lab_say "a config with memroy= was refused by name and created nothing"
 
 lab_cli destroy vm-destroy "$guest" --json
 ! xl domid "$guest" >/dev/null 2>&1 || lab_fail "xl still lists $guest after vm-destroy"

@@ -1,0 +1,182 @@
+#include "lib/xen/xl_reader.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "lib/xen/xl_config.h"
+
+namespace xenctl::xen::xlread {
+
+ReportStream::ReportStream() : f_(open_memstream(&buf_, &size_)) {}
+
+ReportStream::~ReportStream() {
+  if (f_) std::fclose(f_);
+  std::free(buf_);
+}
+
+std::string ReportStream::take() {
+  std::fflush(f_);
+  std::string text(buf_ + taken_, size_ - taken_);
+  taken_ = size_;
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    std::string l = absl::StrReplaceAll(line, {{"warning:  ", ""}, {"warning: ", ""}});
+    absl::StripAsciiWhitespace(&l);
+    if (!l.empty()) lines.push_back(std::move(l));
+  }
+  return absl::StrJoin(lines, "; ");
+}
+
+// libxlutil has no call that lists the settings it read, so the names are
+// found here, in text that libxlutil has already accepted. Its lexer
+// (libxlu_cfg_l.l) makes this small: names are [a-z][._0-9a-z]*, values are
+// quoted strings ('...' or "...", backslash escapes, no newlines), numbers
+// [0-9][0-9a-fx]* or lists of those, comments run from # to the end of the
+// line, and its grammar allows a name nowhere but before = or +=. So every
+// name token outside strings and comments is a setting. Parsed::parse
+// cross-checks each with libxlutil, so a disagreement shows as an error.
+std::vector<Setting> scanSettings(std::string_view text) {
+  std::vector<Setting> out;
+  int line = 1;
+  auto isName = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_'; };
+  auto isNumber = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == 'x'; };
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      ++i;
+    } else if (c == '#') {
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else if (c == '\'' || c == '"') {
+      for (++i; i < text.size() && text[i] != c; ++i) {
+        if (text[i] == '\\') ++i;
+        if (i < text.size() && text[i] == '\n') ++line;
+      }
+      ++i;
+    } else if (c >= 'a' && c <= 'z') {
+      size_t start = i;
+      while (i < text.size() && isName(text[i])) ++i;
+      out.push_back({std::string(text.substr(start, i - start)), line});
+    } else if (c >= '0' && c <= '9') {
+      while (i < text.size() && isNumber(text[i])) ++i;
+    } else {
+      ++i;
+    }
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Parsed>> Parsed::parse(std::string_view text, std::string_view file_name) {
+  const std::string file = file_name.empty() ? std::string("(unnamed)") : std::string(file_name);
+  if (text.size() > kMaxXlConfigBytes)
+    return absl::InvalidArgumentError(absl::StrCat("xl config ", file, " is ", text.size(),
+                                                   " bytes; xenctld reads at most ", kMaxXlConfigBytes,
+                                                   " (is it an xl config file?)"));
+  // libxlutil's lexer asserts (aborting the daemon) on a NUL inside a quoted
+  // string, and no xl.cfg(5) value may hold one: a NUL anywhere is refused.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "xl config ", file, ":", 1 + std::count(text.begin(), text.begin() + static_cast<ptrdiff_t>(nul), '\n'),
+        ": holds a NUL byte (at offset ", nul, "); an xl config is text (is it an xl config file?)"));
+  std::unique_ptr<Parsed> p(new Parsed());
+  p->file_ = file;
+  p->report_ = std::make_unique<ReportStream>();
+  if (!p->report_->get())
+    return absl::ResourceExhaustedError("reading an xl config: no memory for libxlutil's report");
+  p->cfg_ = xlu_cfg_init(p->report_->get(), file.c_str());
+  if (!p->cfg_) return absl::ResourceExhaustedError("reading an xl config: libxlutil is out of memory");
+  if (int e = xlu_cfg_readdata(p->cfg_, text.data(), static_cast<int>(text.size())); e != 0) {
+    std::string said = p->report_->take();
+    if (said.empty()) said = absl::StrCat(file, ": ", std::strerror(e));
+    return absl::InvalidArgumentError(absl::StrCat("xl config ", said, "; see xl.cfg(5) for the syntax"));
+  }
+  p->settings_ = scanSettings(text);
+  for (const Setting& s : p->settings_) {
+    if (xlu_cfg_get_list(p->cfg_, s.name.c_str(), nullptr, nullptr, 1) == ESRCH)
+      return absl::InternalError(absl::StrCat("xl config ", file, ":", s.line, ": found '", s.name,
+                                              "' where libxlutil found no setting; this is a bug in xenctld's "
+                                              "reader, please report it with the file"));
+    p->lines_[s.name] = s.line;  // the last one wins, as in libxlutil
+  }
+  return p;
+}
+
+Parsed::~Parsed() {
+  if (cfg_) xlu_cfg_destroy(cfg_);
+}
+
+int Parsed::lineOf(const std::string& key) const {
+  auto it = lines_.find(key);
+  return it == lines_.end() ? 0 : it->second;
+}
+
+Status Parsed::bad(const std::string& key, std::string_view why) const {
+  const int line = key.empty() ? 0 : lineOf(key);
+  return absl::InvalidArgumentError(line ? absl::StrCat("xl config ", file_, ":", line, ": ", av(why))
+                                         : absl::StrCat("xl config ", file_, ": ", av(why)));
+}
+
+Status Parsed::badFromReport(const std::string& key, std::string_view fallback) {
+  std::string said = takeReport();
+  if (said.empty()) return bad(key, fallback);
+  if (said.find(absl::StrCat("`", key, "'")) == std::string::npos) said = absl::StrCat(key, ": ", said);
+  return bad(key, said);
+}
+
+std::string Parsed::takeReport() {
+  std::string said = report_->take();
+  const std::string file = absl::StrCat(file_, ":");
+  if (!absl::StartsWith(said, file)) return said;
+  size_t i = file.size();
+  while (i < said.size() && absl::ascii_isdigit(static_cast<unsigned char>(said[i]))) ++i;
+  if (i > file.size() && i < said.size() && said[i] == ':') ++i;
+  while (i < said.size() && said[i] == ' ') ++i;
+  return said.substr(i);
+}
+
+Result<std::optional<std::string>> Parsed::string(const char* key) {
+  const char* v = nullptr;
+  int e = xlu_cfg_get_string(cfg_, key, &v, 0);
+  if (e == ESRCH) return std::nullopt;
+  if (e) return badFromReport(key, absl::StrCat(key, " must be a single value"));
+  return std::string(v);
+}
+
+Result<std::optional<long>> Parsed::number(const char* key, long min, long max) {
+  long v = 0;
+  int e = xlu_cfg_get_bounded_long(cfg_, key, min, max, &v, 0);
+  if (e == ESRCH) return std::nullopt;
+  if (e) return badFromReport(key, absl::StrCat(key, " must be a number from ", min, " to ", max));
+  return v;
+}
+
+Result<std::optional<std::vector<std::string>>> Parsed::list(const char* key, bool string_too) {
+  XLU_ConfigList* l = nullptr;
+  int n = 0;
+  int e = xlu_cfg_get_list(cfg_, key, &l, &n, string_too ? 1 : 0);
+  if (e == ESRCH) return std::nullopt;
+  if (e == EINVAL && string_too) {
+    XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> s, string(key));
+    return std::vector<std::string>(absl::StrSplit(*s, absl::ByAnyChar(" \t\n"), absl::SkipEmpty()));
+  }
+  if (e) return badFromReport(key, absl::StrCat(key, " must be a list: [ '...', ... ]"));
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    const char* item = xlu_cfg_get_listitem(l, i);
+    if (!item) return bad(key, absl::StrCat(key, " entry ", i, " is a list; it must be a string"));
+    out.emplace_back(item);
+  }
+  return out;
+}
+
+bool Parsed::isList(const char* key) const { return xlu_cfg_get_list(cfg_, key, nullptr, nullptr, 1) == 0; }
+
+}  // namespace xenctl::xen::xlread
