@@ -636,8 +636,15 @@ Status Builder::pci() {
   if (rdm) {
     libxl_rdm_reserve r;
     libxl_rdm_reserve_init(&r);
-    if (xlu_rdm_parse(p_.cfg(), &r, rdm->c_str()) != 0)
-      return p_.badFromReport("rdm", absl::StrCat("rdm '", *rdm, "' is not strategy=host,policy=strict|relaxed"));
+    if (xlu_rdm_parse(p_.cfg(), &r, rdm->c_str()) != 0) {
+      libxl_rdm_reserve_dispose(&r);
+      // libxlutil 4.17 takes a valid policy= for an error (and xl then
+      // ignores the whole rdm setting without a word).
+      return p_.badFromReport("rdm", absl::StrCat("rdm '", *rdm,
+                                                  "' is not read by xl 4.17 (its parser refuses every policy=, and xl "
+                                                  "then ignores rdm); give rdm = \"strategy=host\" and the policy "
+                                                  "per device (pci = [ 'BDF,rdm_policy=relaxed' ])"));
+    }
     b().u.hvm.rdm.strategy = r.strategy;
     b().u.hvm.rdm.policy = r.policy;
     libxl_rdm_reserve_dispose(&r);

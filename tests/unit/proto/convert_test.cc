@@ -24,6 +24,8 @@ TEST(ProtoConvert, SpecRoundTrip) {
   s.on_poweroff = core::LifecycleAction::kPreserve;
   s.on_reboot = core::LifecycleAction::kRenameRestart;
   s.on_crash = core::LifecycleAction::kCoredumpRestart;
+  s.xl_config_file = "/etc/xen/web1.cfg";
+  s.xl_config_text = "name = 'web1'\n";
   v1::DomainSpec p;
   toProto(s, &p);
   auto back = fromProto(p);

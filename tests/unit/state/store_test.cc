@@ -38,13 +38,16 @@ class StoreTest : public ::testing::Test {
   std::string path_;
 };
 
-// A spec survives encode -> decode unchanged, every field.
+// A spec survives encode -> decode unchanged, every field (the xl config
+// text it was read from too: starts rebuild the domain from it).
 TEST_F(StoreTest, SpecCodecRoundTrip) {
   DomainRecord r = record("web1", "u1");
   r.spec.type = core::DomainType::kPv;
   r.spec.kernel = "/boot/vmlinuz";
   r.spec.cmdline = "console=hvc0";
   r.spec.bootloader_args = {"-q"};
+  r.spec.xl_config_file = "/etc/xen/web.cfg";
+  r.spec.xl_config_text = "name = 'web'\nkernel = '/boot/vmlinuz' # \"quoted\"\nvnc = 1\n";
   auto back = decodeSpec(encodeSpec(r.spec));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, r.spec);

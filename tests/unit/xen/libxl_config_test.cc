@@ -10,6 +10,7 @@
 
 #include "lib/xen/libxl_hypervisor.h"
 #include "lib/xen/libxl_logger.h"
+#include "lib/xen/xl_config.h"
 
 namespace xenctl::xen {
 namespace {
@@ -223,6 +224,89 @@ TEST(BuildDomainConfig, Refusals) {
   s.vifs[0].mac = "00:16:3e:zz:00:00";
   DomainConfig d;
   EXPECT_EQ(buildDomainConfig(s, d.get()).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A spec read from an xl config, normalized as the daemon stores it.
+core::DomainSpec xlSpec(const std::string& text) {
+  Result<core::DomainSpec> s = readXlConfig(text, "web.cfg");
+  EXPECT_TRUE(s.ok()) << s.status();
+  core::DomainSpec spec = s.ok() ? *s : core::DomainSpec{};
+  spec.uuid = kUuid;
+  auto n = core::normalizeSpec(spec);
+  EXPECT_TRUE(n.ok()) << n.status();
+  return n.ok() ? *n : spec;
+}
+
+nlohmann::json jsonOf(const core::DomainSpec& spec) {
+  DomainConfig cfg;
+  Status st = buildDomainConfig(spec, cfg.get());
+  EXPECT_TRUE(st.ok()) << st;
+  Result<std::string> text = domainConfigJson(*cfg);
+  EXPECT_TRUE(text.ok());
+  return nlohmann::json::parse(text.ok() ? *text : "{}");
+}
+
+constexpr char kXlText[] = R"(name = "web"
+type = "hvm"
+memory = 512
+vcpus = 2
+disk = [ 'vdev=hda,access=rw,discard,target=vol:thin/web-root', '/srv/iso/d.iso,raw,hdc:cdrom,r' ]
+vif = [ 'bridge=xenbr0,model=e1000' ]
+vnc = 1
+serial = "pty"
+)";
+
+// A spec from an xl config is built from its text, every key carried, with
+// the daemon's uuid and stable MAC; the stored spec (store JSON, proto)
+// rebuilds the same config, which is how a definition survives a restart.
+TEST(BuildDomainConfig, XlConfigSpecIsBuiltFromItsText) {
+  core::DomainSpec spec = xlSpec(kXlText);
+  spec.disks[0].target = "/dev/thin/web-root";  // DomainManager resolves vol:POOL/NAME before the build
+  const nlohmann::json j = jsonOf(spec);
+  EXPECT_EQ(j["c_info"]["uuid"], kUuid);
+  EXPECT_EQ(j["b_info"]["type.hvm"]["vnc"]["enable"], "True");
+  EXPECT_EQ(j["b_info"]["type.hvm"]["serial"], "pty");
+  EXPECT_EQ(j["disks"][0]["pdev_path"], "/dev/thin/web-root");
+  EXPECT_EQ(j["disks"][0]["discard_enable"], "True");
+  EXPECT_EQ(j["disks"][1]["is_cdrom"], 1);
+  EXPECT_EQ(j["nics"][0]["model"], "e1000");
+  EXPECT_EQ(j["nics"][0]["mac"], spec.vifs[0].mac);
+  EXPECT_EQ(j["b_info"]["target_memkb"], 512 * 1024);
+  EXPECT_EQ(jsonOf(spec), j);
+}
+
+// What the daemon changed since (SetDomainResources, a new name, a disk
+// added in front, a vif's ip dropped) wins over the text; the rest stays.
+TEST(BuildDomainConfig, XlConfigSpecChangesAreLaidOverTheText) {
+  core::DomainSpec spec = xlSpec(kXlText);
+  spec.disks[0].target = "/dev/thin/web-root";
+  spec.memory_mib = 768;
+  spec.maxmem_mib = 1024;
+  spec.vcpus = 1;
+  spec.maxvcpus = 4;
+  spec.name = "web-fork";
+  spec.disks.insert(spec.disks.begin(), core::DiskSpec{"/dev/thin/web-fork-root", "xvda", "w", ""});
+  spec.on_crash = LifecycleAction::kPreserve;
+  const nlohmann::json j = jsonOf(spec);
+  EXPECT_EQ(j["c_info"]["name"], "web-fork");
+  EXPECT_EQ(j["b_info"]["target_memkb"], 768 * 1024);
+  EXPECT_EQ(j["b_info"]["max_memkb"], 1024 * 1024);
+  EXPECT_EQ(j["b_info"]["max_vcpus"], 4);
+  EXPECT_EQ(j["b_info"]["avail_vcpus"], nlohmann::json::array({0}));
+  EXPECT_EQ(j["on_crash"], "preserve");
+  ASSERT_EQ(j["disks"].size(), 3u);
+  EXPECT_EQ(j["disks"][0]["pdev_path"], "/dev/thin/web-fork-root");
+  EXPECT_EQ(j["disks"][1]["discard_enable"], "True");  // hda keeps its options
+  EXPECT_EQ(j["b_info"]["type.hvm"]["vnc"]["enable"], "True");
+}
+
+// A managed volume that was not resolved is named, as for a typed spec.
+TEST(BuildDomainConfig, XlConfigSpecWithUnresolvedVolumeIsRefused) {
+  core::DomainSpec spec = xlSpec(kXlText);
+  DomainConfig cfg;
+  Status st = buildDomainConfig(spec, cfg.get());
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("vol:thin/web-root"), std::string::npos) << st;
 }
 
 // libxl's own JSON of the config (what `xl create -n` would print) carries the same fields.

@@ -99,9 +99,13 @@ TEST(XlCorpus, EveryAcceptedFileCarriesItsKeys) {
       ++checks;
       json::json_pointer p(pointer);
       ASSERT_TRUE(j->contains(p)) << f.name << ": no " << pointer << " in\n" << j->dump(2);
-      if (!value.empty()) EXPECT_EQ((*j)[p], json::parse(value)) << f.name << ": " << pointer;
+      if (!value.empty()) {
+        EXPECT_EQ((*j)[p], json::parse(value)) << f.name << ": " << pointer;
+      }
     }
-    if (f.name.rfind("xlexample.", 0) != 0) EXPECT_FALSE(f.expect.empty()) << f.name << " says nothing to check";
+    if (f.name.rfind("xlexample.", 0) != 0) {
+      EXPECT_FALSE(f.expect.empty()) << f.name << " says nothing to check";
+    }
   }
   EXPECT_GT(checks, files);
 }
@@ -118,7 +122,9 @@ TEST(XlCorpus, RefusedFilesAreRefusedByName) {
     Result<json> j = buildJson(f);
     ASSERT_FALSE(j.ok()) << f.name << " was accepted";
     EXPECT_EQ(j.status().code(), absl::StatusCode::kInvalidArgument) << f.name;
-    for (const std::string& why : f.refused) EXPECT_THAT(std::string(j.status().message()), ::testing::HasSubstr(why)) << f.name;
+    for (const std::string& why : f.refused) {
+      EXPECT_THAT(std::string(j.status().message()), ::testing::HasSubstr(why)) << f.name;
+    }
   }
   EXPECT_GE(refused, 4);
 }
