@@ -151,6 +151,20 @@ std::vector<std::string> commaItems(absl::string_view spec) {
   return out;
 }
 
+using Fail = std::function<Status(std::string)>;
+
+// The KEY=VALUE items of one device entry, split as commaItems splits them
+// and at their first '='; `fail` says which item is not KEY=VALUE.
+Result<std::vector<std::pair<std::string, std::string>>> keyValues(absl::string_view spec, const Fail& fail) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& item : commaItems(spec)) {
+    size_t eq = item.find('=');
+    if (eq == std::string::npos) return fail(absl::StrCat("'", item, "' is not key=value"));
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return out;
+}
+
 // A number as C's strtoul(s, NULL, base) reads the whole of `s`; nullopt
 // for anything else (xl takes trailing junk; xenctld does not).
 std::optional<unsigned long> wholeNumber(absl::string_view s, int base) {
@@ -892,10 +906,9 @@ Status Builder::p9s() {
     // a p9 keeps libxl's default devid.
     libxl_device_p9* p9 = extend(d_->p9s, d_->num_p9s, libxl_device_p9_init);
     std::optional<std::string> model, path, tag, backend;
-    for (const std::string& item : commaItems(l[i])) {
-      size_t eq = item.find('=');
-      std::string k = item.substr(0, eq), v = eq == std::string::npos ? "" : item.substr(eq + 1);
-      if (eq == std::string::npos) return bad("p9", absl::StrCat("p9 ", i, ": '", item, "' is not key=value"));
+    auto fail = [&](std::string why) { return bad("p9", absl::StrCat("p9 ", i, ": ", why)); };
+    XENCTL_ASSIGN_OR_RETURN(auto kvs, keyValues(l[i], fail));
+    for (const auto& [k, v] : kvs) {
       if (k == "security_model") model = v;
       else if (k == "path") path = v;
       else if (k == "tag") tag = v;
@@ -918,10 +931,9 @@ Status Builder::vtpms() {
     libxl_device_vtpm* t = extend(d_->vtpms, d_->num_vtpms, libxl_device_vtpm_init);
     t->devid = static_cast<libxl_devid>(i);
     bool backend = false;
-    for (const std::string& item : commaItems(l[i])) {
-      size_t eq = item.find('=');
-      if (eq == std::string::npos) return bad("vtpm", absl::StrCat("vtpm ", i, ": '", item, "' is not key=value"));
-      std::string k = item.substr(0, eq), v = item.substr(eq + 1);
+    auto fail = [&](std::string why) { return bad("vtpm", absl::StrCat("vtpm ", i, ": ", why)); };
+    XENCTL_ASSIGN_OR_RETURN(auto kvs, keyValues(l[i], fail));
+    for (const auto& [k, v] : kvs) {
       if (k == "backend") {
         replace(&t->backend_domname, v);
         backend = true;
@@ -994,7 +1006,7 @@ Status Builder::pvcalls() {
 
 // A vsnd params item (sample-rates, sample-formats, channels-min/max,
 // buffer-size); false when `item` is none of those.
-Result<bool> vsndParam(libxl_vsnd_params* params, absl::string_view item, const std::function<Status(std::string)>& fail) {
+Result<bool> vsndParam(libxl_vsnd_params* params, absl::string_view item, const Fail& fail) {
   auto number = [&](absl::string_view s) -> Result<uint32_t> {
     std::optional<unsigned long> n = wholeNumber(s, 0);
     if (!n || *n > UINT32_MAX) return fail(absl::StrCat("'", s, "' is not a number"));
@@ -1251,7 +1263,7 @@ Status Builder::nics() {
 
 // One vfb item: vnc, vnclisten, vncpasswd, vncdisplay, vncunused, keymap,
 // sdl, opengl, display, xauthority (numbers as C's atoi reads them).
-Status vfbItem(libxl_device_vfb* f, absl::string_view k, absl::string_view v, const std::function<Status(std::string)>& fail) {
+Status vfbItem(libxl_device_vfb* f, absl::string_view k, absl::string_view v, const Fail& fail) {
   auto number = [&]() -> Result<int> {
     int n = 0;
     if (!absl::SimpleAtoi(v, &n)) return fail(absl::StrCat(k, " '", v, "' is not a number"));
@@ -1292,10 +1304,9 @@ Status Builder::vfbs() {
     libxl_device_vkb* k = extend(d_->vkbs, d_->num_vkbs, libxl_device_vkb_init);
     k->devid = d_->num_vkbs - 1;
     auto fail = [&](std::string why) { return bad("vfb", absl::StrCat("vfb ", i, " '", l[i], "': ", why)); };
-    for (const std::string& item : commaItems(l[i])) {
-      size_t eq = item.find('=');
-      if (eq == std::string::npos) return fail(absl::StrCat("'", item, "' is not key=value"));
-      XENCTL_RETURN_IF_ERROR(vfbItem(f, item.substr(0, eq), absl::string_view(item).substr(eq + 1), fail));
+    XENCTL_ASSIGN_OR_RETURN(auto kvs, keyValues(l[i], fail));
+    for (const auto& [k, v] : kvs) {
+      XENCTL_RETURN_IF_ERROR(vfbItem(f, k, v, fail));
     }
   }
   return absl::OkStatus();
@@ -1527,10 +1538,8 @@ Status Builder::vkbs() {
     libxl_device_vkb* k = extend(d_->vkbs, d_->num_vkbs, libxl_device_vkb_init);
     k->devid = d_->num_vkbs - 1;
     auto fail = [&](std::string why) { return bad("vkb", absl::StrCat("vkb ", i, " '", l[i], "': ", why)); };
-    for (const std::string& item : commaItems(l[i])) {
-      size_t eq = item.find('=');
-      if (eq == std::string::npos) return fail(absl::StrCat("'", item, "' is not key=value"));
-      const std::string key = item.substr(0, eq), v = item.substr(eq + 1);
+    XENCTL_ASSIGN_OR_RETURN(auto kvs, keyValues(l[i], fail));
+    for (const auto& [key, v] : kvs) {
       if (key == "backend") {
         replace(&k->backend_domname, v);
         continue;
