@@ -120,8 +120,8 @@ class IndependentClientTest(DaemonTestCase):
         self.assertIn("'nosuch'", e.exception.details())
 
     def test_create_from_xl_config_text(self):
-        """CreateDomain takes an xl config's text (no file on the daemon's side); an unsupported key is
-        INVALID_ARGUMENT naming it; a request with neither spec nor xl_config is INVALID_ARGUMENT."""
+        """CreateDomain takes an xl config's text (no file on the daemon's side); a key that is not
+        xl.cfg(5)'s is INVALID_ARGUMENT naming it; a request with neither spec nor xl_config is INVALID_ARGUMENT."""
         xl = self.msg("XlConfig")(file_name="api.cfg", text="name = 'api1'\nmemory = 128\nvcpus = 2\n")
         op = self.unary("DomainService", "CreateDomain", "CreateDomainRequest", "Operation", request_id="x1",
                         xl_config=xl, define_only=True)
@@ -131,12 +131,12 @@ class IndependentClientTest(DaemonTestCase):
         self.assertEqual((d.spec.memory_mib, d.spec.vcpus, d.spec.type),
                          (128, 2, self.enum_value("DomainType", "DOMAIN_TYPE_PV")))
 
-        bad = self.msg("XlConfig")(file_name="api.cfg", text="name = 'api2'\npci = [ '01:00.0' ]\n")
+        bad = self.msg("XlConfig")(file_name="api.cfg", text="name = 'api2'\npcis = [ '01:00.0' ]\n")
         with self.assertRaises(grpc.RpcError) as e:
             self.unary("DomainService", "CreateDomain", "CreateDomainRequest", "Operation", request_id="x2",
                        xl_config=bad)
         self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertIn("pci (line 2)", e.exception.details())
+        self.assertIn("pcis (line 2)", e.exception.details())
 
         with self.assertRaises(grpc.RpcError) as e:
             self.unary("DomainService", "CreateDomain", "CreateDomainRequest", "Operation", request_id="x3")
