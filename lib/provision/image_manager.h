@@ -98,11 +98,13 @@ class ImageManager {
   /// (true). False when there is none.
   Result<bool> importFromCache(OperationContext& ctx, const image::Sha256Digest& sha,
                                const image::SourceDecision& source, core::VolumeManager& pool, state::ImageRecord& rec);
-  /// importWork's last step: the base volume from the staged image (mkfs.ext4
-  /// -d for a tree, a sparse copy for raw ext), then the catalog record. The
-  /// volume is removed again on failure.
-  Status makeBaseVolume(OperationContext& ctx, const std::string& staged, const image::ImportResult& imported,
-                        core::VolumeManager& pool, state::ImageRecord& rec);
+  /// importWork's last step, then the catalog record; the volume is removed
+  /// again on failure. The base volume from what importImage left in `staged` (a raw file
+  /// system, or a tree that mkfs.ext4 -d makes one of in `scratch`, a file
+  /// there), written onto a new volume of `pool` in large writes of its
+  /// data only (image::writeImageOnto).
+  Status makeBaseVolume(OperationContext& ctx, const std::string& staged, const std::string& scratch,
+                        const image::ImportResult& imported, core::VolumeManager& pool, state::ImageRecord& rec);
   Status exportWork(OperationContext& ctx, const ExportRequest& req);
   /// The host path of "vol:POOL/NAME".
   Result<std::string> volumePath(const std::string& source);

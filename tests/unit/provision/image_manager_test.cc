@@ -85,6 +85,25 @@ TEST_F(ImageManagerTest, ImportMakesAnExt4BaseVolume) {
   EXPECT_TRUE(it::listTree(tmp_.sub("work")).empty()) << "the unpacked tree is removed";
 }
 
+// The base volume, made in a staging file and written onto the pool's volume, is a clean ext4 (e2fsck -fn) with
+// 4 KiB blocks whose files an independent reader (debugfs) finds; the staging file is gone.
+TEST_F(ImageManagerTest, BaseVolumeIsACleanExt4WithTheArchivesFiles) {
+  auto op = done(images_->import(req("golden"), {"", 0}));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  auto vol = (*storage_->pool(""))->get("golden");
+  ASSERT_TRUE(vol.ok()) << vol.status();
+  auto fsck = runner_.run({"e2fsck", "-fn", vol->path}, absl::Seconds(60));
+  ASSERT_TRUE(fsck.ok()) << fsck.status();
+  EXPECT_EQ(fsck->exit_code, 0) << fsck->output;
+  auto cat = runner_.run({"debugfs", "-R", "cat /etc/hostname", vol->path}, absl::Seconds(60));
+  ASSERT_TRUE(cat.ok()) << cat.status();
+  EXPECT_THAT(cat->output, HasSubstr("golden\n"));
+  auto head = runner_.run({"dumpe2fs", "-h", vol->path}, absl::Seconds(60));
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_THAT(head->output, ::testing::ContainsRegex("Block size: +4096"));
+  EXPECT_TRUE(it::listTree(tmp_.sub("work")).empty()) << "the staging file is removed";
+}
+
 // The same SHA-256 is not fetched twice: the second import clones the first's volume.
 TEST_F(ImageManagerTest, SameDigestIsClonedNotFetched) {
   ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
