@@ -27,7 +27,8 @@ inline absl::string_view av(std::string_view s) { return {s.data(), s.size()}; }
 Status errnoStatus(int err, std::string_view what);
 
 /// `st` with "<what>: " before its message: the step and object it failed
-/// in. The code (and any payload) is kept; OK stays OK.
+/// in. The code (and any payload) is kept; OK stays OK. A message that
+/// already starts with "<what>: " is kept as it is.
 Status annotate(const Status& st, std::string_view what);
 
 }  // namespace xenctl

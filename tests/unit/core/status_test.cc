@@ -35,5 +35,13 @@ TEST(Annotate, KeepsCodeAndPayload) {
   EXPECT_EQ(std::string(*st.GetPayload("xenctl.test/hint")), "extend the pool");
 }
 
+// A step the callee already named is not named twice ("creating domain 'x': creating domain 'x': ...").
+TEST(Annotate, DoesNotRepeatTheSameStep) {
+  const Status inner = absl::InternalError("creating domain 'web1': libxl error fail (-3): no kernel");
+  EXPECT_EQ(annotate(inner, "creating domain 'web1'").message(), inner.message());
+  EXPECT_EQ(annotate(inner, "provisioning domain 'web1'").message(),
+            "provisioning domain 'web1': creating domain 'web1': libxl error fail (-3): no kernel");
+}
+
 }  // namespace
 }  // namespace xenctl
