@@ -36,10 +36,13 @@ lab_json_has "$LAB_OUT/info.out" "(.domid | tonumber) == $domid and (.state == \
 lab_say "after the restart xenctld shows $guest: $(jq -c '{state, domid}' "$LAB_OUT/info.out")"
 
 lab_cli reboot vm-reboot "$guest"
+# The console first: xl only once the guest has booted again. Polling `xl
+# domid` twice a second while libxl restarts the guest took Dom0's CPU from
+# the block hotplug script, which libxl kills after 40 s (a FAIL under load).
 rebooted() {
   local now
-  now=$(xl domid "$guest" 2>/dev/null) && [[ $now != "$domid" ]] &&
-    (($(grep -c LAB-GUEST-READY "$(lab_guest_log "$guest")") >= 2))
+  (($(grep -c LAB-GUEST-READY "$(lab_guest_log "$guest")") >= 2)) &&
+    now=$(xl domid "$guest" 2>/dev/null) && [[ $now != "$domid" ]]
 }
 if ! (lab_wait_for 240 "$guest to come back under a new domid and boot again (on_reboot=restart)" rebooted); then
   lab_run xl list
