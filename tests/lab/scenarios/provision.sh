@@ -1,5 +1,6 @@
 #!/bin/bash
 # lab-timeout: 3600
+# lab-golden: yes
 # provision: the golden Debian 12 image (systemd, sshd, build-image's
 # minisign-signed tar.zst) is imported into lvm-thin under xenctld's shipped
 # image policy (set-id files and /dev nodes kept); a clone of it boots under
