@@ -67,6 +67,8 @@ lab_abs_build_dir() {
 
 # The binaries the lab shares into Dom0, relative to the build dir.
 LAB_BINARIES=(daemon/xenctld client/vmm bench/lvm2cmd/lvm2cmd_latency bench/clone/clone_bench daemon/xenctl-xl-json)
+# Scripts shared beside them, relative to the source tree (no build needed).
+LAB_SCRIPTS=(bench/provision/provision_bench.sh)
 
 # lab_runtime_packages BUILD_DIR prints, sorted, the Debian packages that own
 # the shared libraries the built binaries load (ldd -> dpkg -S). Prints nothing
