@@ -60,15 +60,19 @@ lab_run() {
   return "$rc"
 }
 
-# lab_wait_for SECS WHAT CMD...: polls CMD every half second until it succeeds;
-# fails the scenario naming WHAT after SECS.
+# lab_wait_for SECS WHAT CMD...: polls CMD until it succeeds, after half a
+# second, then one, two, and every four seconds; fails the scenario naming
+# WHAT after SECS. Under TCG every exec costs Dom0 tens of milliseconds of
+# CPU, which what is being waited for (a guest starting, its hotplug
+# scripts, which libxl kills after 40 s) needs more.
 lab_wait_for() {
-  local limit=$1 what=$2 deadline
+  local limit=$1 what=$2 deadline pause=0.5
   shift 2
   deadline=$(($(date +%s) + limit))
   until "$@" >/dev/null 2>&1; do
     (($(date +%s) < deadline)) || lab_fail "timed out after ${limit}s waiting for $what"
-    sleep 0.5
+    sleep "$pause"
+    case $pause in 0.5) pause=1 ;; 1) pause=2 ;; *) pause=4 ;; esac
   done
   lab_say "ready: $what"
 }
@@ -158,14 +162,15 @@ lab_guest_wait() {
   local name=$1 pattern=$2 limit=$3 log deadline why= n=0
   log=$(lab_guest_log "$name")
   deadline=$(($(date +%s) + limit))
-  # The console every half second, but xl only every 5 s: under TCG an
-  # `xl domid` costs Dom0 most of a second of CPU, which the guest's boot
-  # and its hotplug scripts (libxl kills them after 40 s) then wait for.
+  # The console every 2 s, and xl every 10 s: under TCG an `xl domid`
+  # costs Dom0 most of a second of CPU and every other exec tens of
+  # milliseconds, which the guest's boot and its hotplug scripts (libxl
+  # kills them after 40 s) then wait for.
   while ! grep -qE "$pattern" "$log" 2>/dev/null; do
     if grep -q LAB-GUEST-ERROR "$log" 2>/dev/null; then why="the guest reported an error"; break; fi
-    if ((n++ % 10 == 0)) && ! xl domid "$name" >/dev/null 2>&1; then why="guest $name is gone"; break; fi
+    if ((n++ % 5 == 0)) && ! xl domid "$name" >/dev/null 2>&1; then why="guest $name is gone"; break; fi
     if (($(date +%s) >= deadline)); then why="not seen after ${limit}s"; break; fi
-    sleep 0.5
+    sleep 2
   done
   if [[ -n $why ]]; then
     lab_say "console of $name ($log):"
