@@ -120,6 +120,21 @@ int applyContainerFile(Session& s, Client& c, v1::XlConfig& file, const std::str
   return kExitOk;
 }
 
+int moveContainerIntoCreate(Session& s, Client& c, v1::CreateDomainRequest& req) {
+  v1::XlConfig& file = *req.mutable_xl_config();
+  Result<std::string> xl = strip(c, file);
+  if (!xl.ok()) return s.fail(xl.status());
+  if (*xl == file.text()) return kExitOk;  // a plain xl config
+  for (const v1::Customization& cz : req.customizations())
+    if (cz.has_container_text())
+      return s.fail(absl::InvalidArgumentError(
+          absl::StrCat("'", file.file_name(), "' is a container file and --container gives another; give one")));
+  req.set_container_file_name(file.file_name());
+  req.add_customizations()->set_container_text(std::move(*file.mutable_text()));
+  file.set_text(std::move(*xl));
+  return kExitOk;
+}
+
 std::unique_ptr<Command> makeContainerCommand() { return std::make_unique<ContainerCommand>(); }
 
 }  // namespace xenctl::client

@@ -1,8 +1,8 @@
 // vm-create NAME --memory SIZE --vcpus N [...], or vm-create FILE /
 // --xl-config FILE (an xl config, parsed by the daemon, or a container file
 // whose expressions run first), optionally with a root from a catalog image
-// and its customizations (--image, --hostname, --ssh-key ...): CreateDomain,
-// then the domain.
+// and its customizations (--image, --hostname, --ssh-key, --container ...):
+// CreateDomain, then the domain.
 #include <vector>
 
 #include "client/commands.h"
@@ -71,6 +71,10 @@ class CreateCommand : public Command {
         ->allow_extra_args(false);
     app.add_option("--user-data", f_.user_data_file, "Write a cloud-init NoCloud seed with this user-data")
         ->type_name("FILE");
+    app.add_option("--container", f_.container_file,
+                   "Run this container file's expressions on the new root (named 'root' in them), in order, "
+                   "after the other customizations")
+        ->type_name("FILE");
     app.add_flag("--keep-identity", f_.keep_identity,
                  "Keep the image's machine-id, SSH host keys and random seed (default: new ones for this domain)");
     app.add_flag("--define-only", f_.define_only, "Define the domain; do not start it");
@@ -86,9 +90,13 @@ class CreateCommand : public Command {
     if (!args.ok()) return s.fail(args.status());
     Result<Client*> c = s.client();
     if (!c.ok()) return s.fail(c.status());
-    if (args->has_xl_config())  // a container file: its expressions run first
-      if (int rc = applyContainerFile(s, **c, *args->mutable_xl_config(), args->request_id()); rc != kExitOk)
-        return rc;
+    // A container file: with a root, its expressions run on it inside the
+    // create's operation; without one, they run first, on their own.
+    if (args->has_xl_config()) {
+      int rc = args->has_root() ? moveContainerIntoCreate(s, **c, *args)
+                                : applyContainerFile(s, **c, *args->mutable_xl_config(), args->request_id());
+      if (rc != kExitOk) return rc;
+    }
     // With an xl config only the daemon knows the name: it is the operation's target.
     return s.finishMutation((*c)->call(&v1::DomainService::Stub::CreateDomain, *args), m_,
                             [&](const v1::Operation& done) { return s.showDomain(done.target()); });

@@ -35,4 +35,11 @@ std::unique_ptr<Command> makeAccessCommand();
 /// as it is. Returns kExitOk to go on, else the exit code (already reported).
 int applyContainerFile(Session& s, Client& c, v1::XlConfig& file, const std::string& request_id);
 
+/// vmm create FILE --image IMAGE of a container file: its expressions go
+/// into the CreateDomain as its container_text, to run on the new root
+/// inside the provisioning operation, and its plain xl config (checked by
+/// the daemon's StripContainer) stays as the request's xl config. A plain
+/// xl config is left as it is. Returns kExitOk to go on, else the exit code.
+int moveContainerIntoCreate(Session& s, Client& c, v1::CreateDomainRequest& req);
+
 }  // namespace xenctl::client

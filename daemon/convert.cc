@@ -169,9 +169,11 @@ Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainReque
                                 {p.network().dns().begin(), p.network().dns().end()}});
         break;
       case v1::Customization::kContainerText:
-        return absl::UnimplementedError(
-            "a container_text customization is not built into CreateDomain yet; give the typed customizations "
-            "(hostname, file, ssh_authorized_keys, user, network, cloud_init_user_data)");
+        if (out.container)
+          return absl::InvalidArgumentError(absl::StrCat(
+              "customization ", i, ": a second container_text; give one (its statements run in order)"));
+        out.container = provision::ProvisionRequest::ContainerText{p.container_text(), req.container_file_name()};
+        break;
       case v1::Customization::KIND_NOT_SET:
         return absl::InvalidArgumentError(absl::StrCat(
             "customization ", i, " has no kind this xenctld knows (sent by a newer client?)"));

@@ -31,7 +31,7 @@ void toProto(const provision::RootDiff& d, v1::DiffDomainResponse* p);
 /// A CreateDomain with a root: its root, customizations and identity choice
 /// around `spec` (read from the request's spec or xl config). INVALID_ARGUMENT
 /// for a customization with no kind (one this build does not know) or a
-/// second hostname; UNIMPLEMENTED for container_text.
+/// second hostname or a second container_text.
 Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainRequest& req, core::DomainSpec spec);
 
 }  // namespace xenctl::daemon

@@ -77,7 +77,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
       *s->domains_, *s->storage_, *s->images_, *s->ops_,
       [c = s->customizer_.get()](const std::string& device, const core::Customizations& customizations) {
         return c->applyToDevice(device, customizations);
-      });
+      },
+      s->containers_.get());
   // vm-fork resets the fork's identity with the same Customizer; vm-diff
   // reads roots read-only through the same opener.
   s->forker_ = std::make_unique<provision::DomainForker>(

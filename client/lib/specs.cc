@@ -197,7 +197,8 @@ Status addRootFlags(const CreateFlags& f, v1::CreateDomainRequest& a) {
         {!f.ssh_key_files.empty(), "--ssh-key"}, {!f.ssh_user.empty(), "--ssh-user"},
         {!f.files.empty(), "--file"},         {!f.users.empty(), "--user"},
         {!f.gateway.empty(), "--gateway"},    {!f.dns.empty(), "--dns"},
-        {!f.user_data_file.empty(), "--user-data"}, {f.keep_identity, "--keep-identity"}};
+        {!f.user_data_file.empty(), "--user-data"}, {f.keep_identity, "--keep-identity"},
+        {!f.container_file.empty(), "--container"}};
     for (const auto& [given, flag] : needs_image)
       if (given)
         return absl::InvalidArgumentError(absl::StrCat(
@@ -263,6 +264,11 @@ Status addRootFlags(const CreateFlags& f, v1::CreateDomainRequest& a) {
   if (!f.user_data_file.empty()) {
     XENCTL_ASSIGN_OR_RETURN(std::string user_data, readFlagFile("--user-data", f.user_data_file));
     a.add_customizations()->set_cloud_init_user_data(std::move(user_data));
+  }
+  if (!f.container_file.empty()) {
+    XENCTL_ASSIGN_OR_RETURN(std::string text, readFlagFile("--container", f.container_file));
+    a.set_container_file_name(f.container_file);
+    a.add_customizations()->set_container_text(std::move(text));
   }
   if (f.gateway.empty() && f.dns.empty()) return absl::OkStatus();
   if (f.ip.empty())

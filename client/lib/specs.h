@@ -50,6 +50,7 @@ struct CreateFlags {
   std::string gateway;
   std::vector<std::string> dns;            ///< each may hold several, comma-separated
   std::string user_data_file;
+  std::string container_file;  ///< a container file run on the new root
   bool keep_identity = false;
 };
 

@@ -149,6 +149,12 @@ class Run {
           return absl::FailedPreconditionError(
               absl::StrCat("'", l.text, "' names a managed volume, which this run cannot resolve"));
         return ports_.volume_path(l.volume);
+      case Location::Kind::kRoot:
+        if (ports_.root_path.empty())
+          return absl::FailedPreconditionError(
+              "'root' names the root of a domain being created, and this run creates none; give an image file's "
+              "path or vol:POOL/NAME");
+        return ports_.root_path;
       case Location::Kind::kUri:
         if (l.text.rfind("file:///", 0) == 0) return l.text.substr(7);
         return absl::UnimplementedError(

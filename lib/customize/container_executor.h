@@ -54,6 +54,9 @@ struct ContainerPorts {
   /// executor edits it offline. Empty: vol:POOL/NAME targets are
   /// FAILED_PRECONDITION.
   std::function<Result<std::string>(const core::VolumeRef&)> volume_path;
+  /// The host path of the tree "root" names (a CreateDomain's new root
+  /// volume). Empty: "root" is FAILED_PRECONDITION.
+  std::string root_path;
   /// Makes typed customizations (the daemon: customize::Customizer::apply).
   /// Empty: the typed expressions are UNIMPLEMENTED.
   std::function<Status(core::FileTree&, const core::Customizations&)> customize;

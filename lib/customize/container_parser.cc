@@ -288,6 +288,10 @@ class Parser {
   Result<Location> location(const Token& tok, Allow allow, std::string_view what) const {
     Location loc;
     loc.text = std::string(tok.word);
+    if (tok.word == "root" && allow == Allow::kAny) {
+      loc.kind = Location::Kind::kRoot;
+      return loc;
+    }
     if (core::isVolumeTarget(tok.word)) {
       if (allow == Allow::kFile)
         return error(tok.offset, absl::StrCat(av(what), " '", av(tok.word),
@@ -310,7 +314,8 @@ class Parser {
     if (tok.word.front() != '/')
       return error(tok.offset,
                    absl::StrCat(av(what), " '", av(tok.word),
-                                "' is neither an absolute path, a URI (file, http, https, ftp) nor vol:POOL/NAME"));
+                                "' is neither an absolute path, a URI (file, http, https, ftp) nor vol:POOL/NAME",
+                                allow == Allow::kAny ? " (nor 'root', a new domain's root)" : ""));
     loc.kind = Location::Kind::kPath;
     return loc;
   }
@@ -541,6 +546,52 @@ std::optional<Location> statementTarget(const Statement& s) {
           return b.archive;
       },
       s.body);
+}
+
+namespace {
+
+Status statementError(std::string_view file_name, const Statement& s, std::string_view message) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(av(file_name), ":", s.pos.line, ":", s.pos.column, ": [", s.keyword, "] ", av(message)));
+}
+
+}  // namespace
+
+Status checkForNewRoot(const ContainerFile& file, std::string_view file_name, const core::VolumeRef& root) {
+  for (const Statement& s : file.statements) {
+    const StatementBody& b = s.body;
+    if (std::holds_alternative<CreateStmt>(b) || std::holds_alternative<ImageStmt>(b) ||
+        std::holds_alternative<PopulateStmt>(b))
+      return statementError(file_name, s,
+                            "makes an archive or a volume besides the new domain's root, which a CreateDomain does "
+                            "not undo; run it with `vm-container` first");
+    std::optional<Location> target = statementTarget(s);
+    const bool is_root = target->kind == Location::Kind::kRoot ||
+                         (target->kind == Location::Kind::kVolume && target->volume == root);
+    if (!is_root)
+      return statementError(file_name, s,
+                            absl::StrCat("changes '", target->text, "'; a CreateDomain's container text changes "
+                                         "only the new root: write 'root' (or ", root.target(), ") there"));
+    const TreeOutputs* outs = nullptr;
+    if (auto* r = std::get_if<ReplaceStmt>(&b)) outs = &r->outputs;
+    if (auto* c = std::get_if<CopyStmt>(&b)) outs = &c->outputs;
+    auto* p = std::get_if<PatchStmt>(&b);
+    if ((outs && (outs->diff || outs->fork)) || (p && p->out))
+      return statementError(file_name, s,
+                            "stores a diff or a fork, which a CreateDomain that fails later could not take back; "
+                            "drop the option here, or run the file with `vm-container`");
+  }
+  return absl::OkStatus();
+}
+
+Status checkNoNewRoot(const ContainerFile& file, std::string_view file_name) {
+  for (const Statement& s : file.statements)
+    if (std::optional<Location> target = statementTarget(s); target && target->kind == Location::Kind::kRoot)
+      return statementError(file_name, s,
+                            "names 'root', the root of a domain being created, which only a CreateDomain's "
+                            "container text has (`vm-create --image IMAGE --container FILE`); give an image "
+                            "file's path or vol:POOL/NAME here");
+  return absl::OkStatus();
 }
 
 }  // namespace xenctl::customize

@@ -26,7 +26,9 @@
 //   [reset-identity archive TARGET ][end]              new machine-id, SSH host keys, seed
 //
 // TARGET is an absolute path (an image file or a device), a URI (file,
-// http, https, ftp) or a managed volume "vol:POOL/NAME". Options may come in
+// http, https, ftp), a managed volume "vol:POOL/NAME", or the word "root":
+// the root volume of the domain being created, in a CreateDomain's
+// container_text only (checkForNewRoot / checkNoNewRoot below). Options may come in
 // any order after the positional words but before the inline text. The
 // inline text starts at the first word that is neither; it keeps its
 // indentation, loses its leading and trailing blank lines, and ends with a
@@ -53,9 +55,10 @@ namespace xenctl::customize {
 
 /// Where a statement's file system, archive or file lives.
 struct Location {
-  enum class Kind { kPath, kUri, kVolume };
+  /// kRoot: the word "root", the root volume a CreateDomain clones.
+  enum class Kind { kPath, kUri, kVolume, kRoot };
   Kind kind = Kind::kPath;
-  std::string text;      ///< as written: "/var/images/etc", "http://h/etc.cpio.gz", "vol:thin/web1"
+  std::string text;      ///< as written: "/var/images/etc", "http://h/etc.cpio.gz", "vol:thin/web1", "root"
   core::VolumeRef volume;  ///< kVolume only
   bool operator==(const Location&) const = default;
 };
@@ -156,5 +159,19 @@ Result<ContainerFile> parseContainer(std::string_view text, std::string_view fil
 /// The tree a statement edits or makes (the archive / target), or nullopt
 /// for [create], which reads a host directory.
 std::optional<Location> statementTarget(const Statement& s);
+
+/// For a CreateDomain's container_text: every statement must change the
+/// new root and nothing else, as the provisioning saga can undo only that
+/// (by deleting the clone). So each is a file statement (replace, copy,
+/// patch, or a typed one) whose tree is "root" or `root` itself
+/// ("vol:POOL/NAME-root"), with no diff or fork option and no [patch]
+/// OUT-URI. INVALID_ARGUMENT "FILE:LINE:COLUMN: [keyword] ..." naming the
+/// first statement that is not.
+Status checkForNewRoot(const ContainerFile& file, std::string_view file_name, const core::VolumeRef& root);
+
+/// For a container file run on its own (vm-container): no statement may
+/// name "root", which only a CreateDomain has. INVALID_ARGUMENT
+/// "FILE:LINE:COLUMN: ..." naming the first that does.
+Status checkNoNewRoot(const ContainerFile& file, std::string_view file_name);
 
 }  // namespace xenctl::customize

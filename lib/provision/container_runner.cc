@@ -103,7 +103,8 @@ Status ContainerRunner::runNow(const customize::ContainerFile& file, std::string
   if (ports_.fetcher == nullptr) return absl::FailedPreconditionError("the container runner has no fetcher");
   SourcePolicyFetcher fetcher(*ports_.fetcher, config_.sources);
   customize::ContainerPorts ports{ports_.open_tree, &fetcher,
-                                  [this](const core::VolumeRef& ref) { return volumePath(ref); }, ports_.customize};
+                                  [this](const core::VolumeRef& ref) { return volumePath(ref); }, options.root_path,
+                                  ports_.customize};
   customize::ContainerRunOptions run;
   run.fetch.stop = options.stop;
   run.fetch.ca_file = config_.ca_file;
@@ -119,7 +120,7 @@ Result<core::OperationRecord> ContainerRunner::apply(const ApplyRequest& req, co
   auto parsed = customize::parseContainer(req.text, name);
   // A retry with a request_id seen before gets its operation; otherwise a
   // file with an error is refused before anything starts.
-  const Status parse_status = parsed.status();
+  const Status parse_status = parsed.ok() ? customize::checkNoNewRoot(*parsed, name) : parsed.status();
   auto file = std::make_shared<customize::ContainerFile>(parsed.ok() ? *std::move(parsed)
                                                                      : customize::ContainerFile{});
   const bool dry_run = req.dry_run;

@@ -67,7 +67,8 @@ class ContainerRunner {
     bool dry_run = false;   ///< fetch, open read-only and check everything; write nothing
   };
   /// Parses `req.text` at once: INVALID_ARGUMENT "FILE:LINE:COLUMN: ..." and
-  /// no operation for a file with an error. Otherwise starts the operation
+  /// no operation for a file with an error, or one that names "root" (a
+  /// CreateDomain's alone). Otherwise starts the operation
   /// "apply-container" (target: the file's name; phase "run", progress per
   /// statement written) and returns it; a retry with the same request_id
   /// gets the same operation. The operation fails with the executor's codes
@@ -77,6 +78,8 @@ class ContainerRunner {
   struct RunOptions {
     bool dry_run = false;
     std::string instance_id;  ///< the NoCloud instance-id for [user-data] (a domain's uuid)
+    /// The host path "root" names: a CreateDomain's new root volume ("" = none).
+    std::string root_path;
     std::stop_token stop;     ///< stops a fetch (CANCELLED)
     /// Told before each statement of the write pass: its index and the total.
     std::function<void(size_t index, size_t total, const customize::Statement&)> progress;

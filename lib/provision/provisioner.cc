@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/customize/container_parser.h"
 
 namespace xenctl::provision {
 namespace {
@@ -139,11 +140,17 @@ struct Provisioner::Plan {
   std::string pool;  // where the root is cloned: the image's pool
   std::string root;  // the root volume's name
   uint64_t base_size = 0;
+  std::optional<customize::ContainerFile> container;  // the request's container text, parsed
 };
 
 Provisioner::Provisioner(DomainManager& domains, StorageManager& storage, ImageManager& images,
-                         OperationRegistry& ops, Customize customize)
-    : domains_(domains), storage_(storage), images_(images), ops_(ops), customize_(std::move(customize)) {}
+                         OperationRegistry& ops, Customize customize, ContainerRunner* containers)
+    : domains_(domains),
+      storage_(storage),
+      images_(images),
+      ops_(ops),
+      customize_(std::move(customize)),
+      containers_(containers) {}
 
 std::string Provisioner::rootVolumeName(const std::string& domain) { return absl::StrCat(domain, "-root"); }
 
@@ -242,6 +249,15 @@ Status Provisioner::prepare(Plan& p) {
     return absl::UnimplementedError(
         absl::StrCat(who, ": customizing a root volume is not built into this xenctld yet; create it without "
                           "customizations and with the identity kept (--keep-identity)"));
+  if (r.container) {
+    const std::string& file_name = r.container->file_name.empty() ? "container_text" : r.container->file_name;
+    XENCTL_ASSIGN_OR_RETURN(p.container, customize::parseContainer(r.container->text, file_name));
+    XENCTL_RETURN_IF_ERROR(customize::checkForNewRoot(*p.container, file_name, core::VolumeRef{p.pool, p.root}));
+    if (!containers_)
+      return absl::UnimplementedError(absl::StrCat(
+          who, ": running a container text in CreateDomain is not built into this xenctld; run the file with "
+               "`vm-container` after creating the domain with --define-only"));
+  }
   return absl::OkStatus();
 }
 
@@ -273,16 +289,35 @@ std::vector<SagaStep> Provisioner::steps(const std::shared_ptr<Plan>& plan) {
                    },
                    {}});  // the clone's undo deletes the grown volume
 
-  if (!r.customizations.empty())
-    out.push_back({"customize", kCustomizePct,
-                   r.customizations.reset_identity ? "applying the customizations and a new identity"
-                                                   : "applying the customizations",
-                   [this, plan](OperationContext&, StepRecord&) -> Status {
+  if (!r.customizations.empty() || plan->container) {
+    std::string message = r.customizations.empty()          ? std::string()
+                          : r.customizations.reset_identity ? "applying the customizations and a new identity"
+                                                            : "applying the customizations";
+    if (plan->container)
+      absl::StrAppend(&message, message.empty() ? "running" : ", then", " the container text's ",
+                      plan->container->statements.size(), " statement(s)");
+    out.push_back({"customize", kCustomizePct, std::move(message),
+                   [this, plan](OperationContext& ctx, StepRecord&) -> Status {
                      XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * pool, storage_.pool(plan->pool));
                      XENCTL_ASSIGN_OR_RETURN(core::Volume root, pool->get(plan->root));
-                     return customize_(root.path, plan->req.customizations);
+                     if (!plan->req.customizations.empty())
+                       XENCTL_RETURN_IF_ERROR(customize_(root.path, plan->req.customizations));
+                     if (!plan->container) return absl::OkStatus();
+                     ContainerRunner::RunOptions options;
+                     options.instance_id = plan->req.spec.uuid;
+                     options.root_path = root.path;
+                     options.stop = ctx.stopToken();
+                     options.progress = [&ctx](size_t index, size_t total, const customize::Statement& s) {
+                       ctx.progress(kCustomizePct + static_cast<uint32_t>((kDefinePct - kCustomizePct) * index /
+                                                                          (total ? total : 1)),
+                                    index, total, absl::StrCat("line ", s.pos.line, ": [", s.keyword, "]"));
+                     };
+                     const auto& c = plan->req.container;
+                     return containers_->runNow(*plan->container, c->file_name.empty() ? "container_text" : c->file_name,
+                                                options);
                    },
                    {}});  // the clone's undo deletes the customized volume
+  }
 
   out.push_back(defineStep(domains_, {plan->req.spec, plan->req.define_only, plan->req.paused},
                            {plan->owner_uid, plan->owner},

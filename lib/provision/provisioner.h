@@ -18,12 +18,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "lib/core/customization.h"
 #include "lib/core/domain.h"
 #include "lib/provision/caller.h"
+#include "lib/provision/container_runner.h"
 #include "lib/provision/domain_manager.h"
 #include "lib/provision/image_manager.h"
 #include "lib/provision/operation_registry.h"
@@ -106,6 +108,19 @@ struct ProvisionRequest {
     std::vector<std::string> dns;
   };
   std::vector<VifNetwork> networks;
+
+  /// A container file (the container language) whose statements change the
+  /// new root, run in order in the customize phase after `customizations`
+  /// (identity reset included), so its replace, copy and patch see what
+  /// they wrote. Its statements name the root as "root" (or
+  /// vol:POOL/NAME-root); checkForNewRoot (container_parser.h) says what
+  /// else it may not hold. Its xl statements are not read: the spec comes
+  /// from `spec`.
+  struct ContainerText {
+    std::string text;
+    std::string file_name;  ///< names it in errors ("web1.container:3:1: ...")
+  };
+  std::optional<ContainerText> container;
 };
 
 class Provisioner {
@@ -115,14 +130,19 @@ class Provisioner {
   using Customize = std::function<Status(const std::string& device_path, const core::Customizations&)>;
 
   /// `customize` may be empty: then a request with customizations (the
-  /// identity reset included) is refused with UNIMPLEMENTED.
+  /// identity reset included) is refused with UNIMPLEMENTED; so is one with
+  /// a container text when `containers` is null (it runs the text through
+  /// ContainerRunner::runNow, inside this operation).
   Provisioner(DomainManager& domains, StorageManager& storage, ImageManager& images, OperationRegistry& ops,
-              Customize customize);
+              Customize customize, ContainerRunner* containers = nullptr);
 
   /// Checked at once, nothing made: the image is in the catalog and its
   /// base volume in the pool, the root volume's name ("NAME-root") is free,
   /// the size is not below the image's, the spec is valid and its name and
-  /// uuid are free, and the network settings name vifs with an address.
+  /// uuid are free, the network settings name vifs with an address, and the
+  /// container text parses and changes only the root (INVALID_ARGUMENT
+  /// "FILE:LINE:COLUMN: ..."). A container text that fails in the customize
+  /// phase (a fetch, a hunk that does not apply) undoes the clone.
   /// Then one operation (kind "create-domain", target the domain's name)
   /// with the phases resolve, clone, grow (with a size only), customize
   /// (when there is something to apply), define, start (unless define_only;
@@ -144,6 +164,7 @@ class Provisioner {
   ImageManager& images_;
   OperationRegistry& ops_;
   Customize customize_;
+  ContainerRunner* containers_;
 };
 
 }  // namespace xenctl::provision

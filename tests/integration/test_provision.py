@@ -170,6 +170,47 @@ class ProvisionTest(DaemonTestCase):
         # They did reach the guest.
         self.assertIn(b"SECRETHASH4711", self.debugfs_cat("web1-root", "/etc/shadow"))
 
+    def test_container_text_runs_on_the_new_root(self):
+        """vm-create --container and vmm create FILE --image run a container file's statements on the new root, after the typed customizations, in the create's one operation."""
+        write(os.path.join(self.workdir, "hosts.patch"),
+              "--- a/etc/hosts\n+++ b/etc/hosts\n@@ -1,2 +1,3 @@\n 127.0.0.1\tlocalhost\n"
+              " 127.0.1.1\tweb1\n+10.0.0.9\tdb\n")
+        container = os.path.join(self.workdir, "web1.container")
+        write(container, "[replace /etc/motd archive root\n  Welcome to web1\n] [end]\n"
+                         f"[patch root {self.workdir}/hosts.patch][end]\n")
+        self.vm("create", "web1", "--image", "golden", "--hostname", "web1", "--container", container)
+        self.assertEqual(self.debugfs_cat("web1-root", "/etc/motd"), b"  Welcome to web1\n")
+        self.assertEqual(self.debugfs_cat("web1-root", "/etc/hosts"), b"127.0.0.1\tlocalhost\n127.0.1.1\tweb1\n10.0.0.9\tdb\n")
+        op = [o for o in self.vmm("ops", "--all", "--json").json() if o["target"] == "web1"]
+        self.assertEqual(len(op), 1)
+        # A container file given as vmm create's FILE: its xl config is the spec, its expressions change the root.
+        full = os.path.join(self.workdir, "web2.cfg")
+        write(full, "name = 'web2'\nmemory = 128\nvcpus = 1\n"
+                    "[replace /etc/motd archive vol:main/web2-root\nWelcome to web2\n] [end]\n")
+        self.vm("create", full, "--image", "golden", "--keep-identity")
+        self.assertEqual(self.debugfs_cat("web2-root", "/etc/motd"), b"Welcome to web2\n")
+        self.assertEqual(self.domains()["web2"]["spec"]["memory_mib"], "128")
+        for volume in ("web1-root", "web2-root"):
+            fsck = subprocess.run(["e2fsck", "-fn", self.volume_file(volume)], capture_output=True, text=True)
+            self.assertEqual(fsck.returncode, 0, fsck.stdout + fsck.stderr)
+
+    def test_a_bad_container_text_leaves_nothing(self):
+        """A container text with an error is refused with its file, line and column; one whose patch does not apply undoes the clone."""
+        container = os.path.join(self.workdir, "bad.container")
+        write(container, "\n[replace /etc/motd archive /srv/other.img\nx\n] [end]\n")
+        r = self.vm("create", "web1", "--image", "golden", "--container", container, expect=2)
+        self.assertIn(f"{container}:2:1: [replace] changes '/srv/other.img'", r.err)
+        write(container, "[replace /etc/motd archive root\nx\n] [end]\n[nosuch][end]\n")
+        r = self.vm("create", "web1", "--image", "golden", "--container", container, expect=2)
+        self.assertIn(f"{container}:4:2: unknown expression '[nosuch]'", r.err)
+        write(os.path.join(self.workdir, "bad.patch"), "--- a/etc/hosts\n+++ b/etc/hosts\n@@ -1 +1 @@\n-nothere\n+x\n")
+        write(container, f"[patch root {self.workdir}/bad.patch][end]\n")
+        r = self.vm("create", "web1", "--image", "golden", "--container", container, expect=1)
+        self.assertIn(f"customize: {container}:1:1: [patch]", r.err)
+        self.assertIn("undone: clone", r.err)
+        self.assertEqual(list(self.volumes()), ["golden"])
+        self.assertEqual(self.domains(), {})
+
     def test_refusals(self):
         """Bad requests are refused at once, naming what to do, and change nothing."""
         r = self.vm("create", "web1", "--image", "https://images.example/golden.tar.zst", "--keep-identity", expect=2)

@@ -243,6 +243,8 @@ TEST(SpecsTest, ImageFlagsBuildTheRootAndItsCustomizations) {
   f.gateway = "10.0.0.1";
   f.dns = {"10.0.0.53,10.0.0.54", "10.0.0.55"};
   f.user_data_file = user_data.path();
+  TempFile container("[hostname web1 archive root][end]\n");
+  f.container_file = container.path();
   f.keep_identity = true;
   auto a = createArgs(f, "", {"--ip"}, "r");
   ASSERT_TRUE(a.ok()) << a.status();
@@ -256,7 +258,7 @@ TEST(SpecsTest, ImageFlagsBuildTheRootAndItsCustomizations) {
   EXPECT_EQ(req.root().pool(), "thin");
   EXPECT_EQ(req.root().size_mib(), 8192u);
   EXPECT_TRUE(req.keep_identity());
-  ASSERT_EQ(req.customizations_size(), 8);
+  ASSERT_EQ(req.customizations_size(), 9);
   EXPECT_EQ(req.customizations(0).hostname(), "web1");
   EXPECT_EQ(req.customizations(1).file().path(), "/etc/motd");
   EXPECT_EQ(req.customizations(1).file().content(), "Welcome\n");
@@ -268,9 +270,11 @@ TEST(SpecsTest, ImageFlagsBuildTheRootAndItsCustomizations) {
   EXPECT_EQ(req.customizations(4).user().groups_size(), 2);
   EXPECT_EQ(req.customizations(5).user().name(), "bob");
   EXPECT_EQ(req.customizations(6).cloud_init_user_data(), "#cloud-config\n");
-  EXPECT_EQ(req.customizations(7).network().vif(), 0u);
-  EXPECT_EQ(req.customizations(7).network().gateway(), "10.0.0.1");
-  EXPECT_EQ(req.customizations(7).network().dns_size(), 3);
+  EXPECT_EQ(req.customizations(7).container_text(), "[hostname web1 archive root][end]\n");
+  EXPECT_EQ(req.container_file_name(), container.path());
+  EXPECT_EQ(req.customizations(8).network().vif(), 0u);
+  EXPECT_EQ(req.customizations(8).network().gateway(), "10.0.0.1");
+  EXPECT_EQ(req.customizations(8).network().dns_size(), 3);
 }
 
 // Customization flags without --image, --gateway without --ip, bad --file / --user values and keyless files are refused by name.
@@ -283,6 +287,15 @@ TEST(SpecsTest, ImageFlagErrorsNameTheFlag) {
   auto a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
   EXPECT_TRUE(absl::StartsWith(a.status().message(), "--hostname changes a root cloned from an image")) << a.status();
   f.hostname.clear();
+  f.container_file = "/nonexistent/web1.container";
+  a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--container changes a root cloned from an image")) << a.status();
+  f.image = "golden";
+  a = createArgs(f, "", {"--memory", "--vcpus"}, "r");
+  EXPECT_TRUE(absl::StartsWith(a.status().message(), "--container: cannot read '/nonexistent/web1.container'"))
+      << a.status();
+  f.image.clear();
+  f.container_file.clear();
   f.image = "golden";
   f.gateway = "10.0.0.1";
   a = createArgs(f, "", {"--memory", "--vcpus"}, "r");

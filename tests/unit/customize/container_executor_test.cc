@@ -184,6 +184,17 @@ TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
   EXPECT_EQ(writableOpens(), 0);
 }
 
+// "root" is the tree at the run's root_path; a run without one refuses it before any change.
+TEST_F(ContainerExecutorTest, RootIsTheRunsRootPath) {
+  Status s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n[replace /etc/motd archive root\ny\n] [end]");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: [replace] 'root' names the root of a domain being created"));
+  EXPECT_EQ(writableOpens(), 0);
+  ports_.root_path = "/img/web1";
+  ASSERT_TRUE(run("[replace /etc/motd archive root\ny\n] [end]").ok());
+  EXPECT_EQ(file("/etc/motd"), "y\n");
+}
+
 // Typed expressions go to the Customizer, in order with the others, with
 // identity reset only where [reset-identity] asks.
 TEST_F(ContainerExecutorTest, TypedExpressionsReachTheCustomizer) {

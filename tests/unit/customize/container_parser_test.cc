@@ -306,6 +306,50 @@ TEST(ContainerParserErrors, BadValues) {
   EXPECT_THAT(errorOf("[populate disk /i /mnt /a.cpio.gz][end]"), HasSubstr("web1.cfg:1:11: [populate] is written"));
 }
 
+// "root" names a new domain's root where a tree is edited, and nowhere a file is read or a volume made.
+TEST(ContainerParser, RootTarget) {
+  Location l = only<ReplaceStmt>(parseOk("[replace /etc/motd archive root\nhi\n] [end]")).archive;
+  EXPECT_EQ(l.kind, Location::Kind::kRoot);
+  EXPECT_EQ(l.text, "root");
+  EXPECT_EQ(only<PatchStmt>(parseOk("[patch root /srv/p.diff][end]")).target.kind, Location::Kind::kRoot);
+  EXPECT_THAT(errorOf("[image root 8M x][end]"), HasSubstr("web1.cfg:1:8: [image] TARGET 'root' is neither"));
+  EXPECT_THAT(errorOf("[copy /x archive root source root][end]"),
+              HasSubstr("web1.cfg:1:30: 'source' 'root' is neither an absolute path"));
+}
+
+// checkForNewRoot: a CreateDomain's container text changes its root alone; each refusal has its place.
+TEST(ContainerParserErrors, ForNewRoot) {
+  const core::VolumeRef root{"thin", "web1-root"};
+  auto check = [&](std::string_view text) {
+    return checkForNewRoot(parseOk(text), "web1.container", root);
+  };
+  EXPECT_TRUE(check("memory = 512\n[hostname web1 archive root][end]\n"
+                    "[replace /etc/motd archive vol:thin/web1-root\nhi\n] [end]\n"
+                    "[patch root file:///p.diff 1][end]\n").ok());
+  Status st = check("\n\n   [copy /x archive vol:thin/other source /s][end]");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()),
+              HasSubstr("web1.container:3:4: [copy] changes 'vol:thin/other'; a CreateDomain's container text "
+                        "changes only the new root: write 'root' (or vol:thin/web1-root) there"));
+  EXPECT_THAT(std::string(check("[create /etc file:///e.cpio.gz][end]").message()),
+              HasSubstr("web1.container:1:1: [create] makes an archive or a volume"));
+  EXPECT_THAT(std::string(check("[populate image /i /mnt /a.cpio.gz][end]").message()),
+              HasSubstr("web1.container:1:1: [populate] makes an archive or a volume"));
+  EXPECT_THAT(std::string(check("[copy /x archive root source /s fork file:///f.cpio.gz][end]").message()),
+              HasSubstr("web1.container:1:1: [copy] stores a diff or a fork"));
+  EXPECT_THAT(std::string(check("[hostname a archive /srv/img][end]").message()),
+              HasSubstr("web1.container:1:1: [hostname] changes '/srv/img'"));
+}
+
+// checkNoNewRoot: a file run on its own may not name "root".
+TEST(ContainerParserErrors, NoNewRoot) {
+  EXPECT_TRUE(checkNoNewRoot(parseOk("[hostname a archive /i][end]"), "web1.cfg").ok());
+  Status st = checkNoNewRoot(parseOk("[hostname a archive /i][end]\n [user-data archive root\nx\n] [end]"),
+                             "web1.cfg");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("web1.cfg:2:2: [user-data] names 'root'"));
+}
+
 // A file with an error yields no statements, even after good ones.
 TEST(ContainerParserErrors, ErrorYieldsNothing) {
   auto r = parseContainer("[hostname a archive /i][end]\n[hostname b][end]\n", "f");

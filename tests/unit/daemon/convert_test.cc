@@ -45,12 +45,26 @@ TEST(ProvisionRequestTest, CarriesRootAndCustomizations) {
   EXPECT_EQ(r->networks[0].dns, std::vector<std::string>{"10.0.0.53"});
 }
 
-// container_text is not built here; an unknown kind and a second hostname are bad requests.
+// A container_text arrives with its file's name, for the Provisioner to parse.
+TEST(ProvisionRequestTest, CarriesAContainerText) {
+  v1::CreateDomainRequest req;
+  req.mutable_root()->set_image("debian-12");
+  req.set_container_file_name("web1.container");
+  req.add_customizations()->set_container_text("[hostname web1 archive root][end]\n");
+  auto r = provisionRequest(req, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->container.has_value());
+  EXPECT_EQ(r->container->text, "[hostname web1 archive root][end]\n");
+  EXPECT_EQ(r->container->file_name, "web1.container");
+}
+
+// An unknown kind, a second hostname and a second container_text are bad requests.
 TEST(ProvisionRequestTest, RefusesWhatItCannotCarry) {
   v1::CreateDomainRequest req;
   req.mutable_root()->set_image("debian-12");
-  req.add_customizations()->set_container_text("[create]\n");
-  EXPECT_EQ(provisionRequest(req, {}).status().code(), absl::StatusCode::kUnimplemented);
+  req.add_customizations()->set_container_text("a");
+  req.add_customizations()->set_container_text("b");
+  EXPECT_EQ(provisionRequest(req, {}).status().code(), absl::StatusCode::kInvalidArgument);
   req.clear_customizations();
   req.add_customizations();
   EXPECT_EQ(provisionRequest(req, {}).status().code(), absl::StatusCode::kInvalidArgument);

@@ -105,6 +105,16 @@ TEST_F(ContainerRunnerTest, BadFileChangesNothing) {
   EXPECT_EQ(writable_opens_, 0);
 }
 
+// "root" belongs to a CreateDomain's container text: a file run on its own that names it is refused at once.
+TEST_F(ContainerRunnerTest, RootIsRefusedOutsideCreateDomain) {
+  size_t ops_before = ops_.list("", false, 100).size();
+  auto r = runner_->apply({"[replace /etc/motd archive root\nx\n] [end]\n", "web1.cfg", false}, {"", 1000});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("web1.cfg:1:1: [replace] names 'root'"));
+  EXPECT_EQ(ops_.list("", false, 100).size(), ops_before);
+  EXPECT_EQ(file("/etc/motd"), "one\ntwo\n");
+}
+
 // A volume a running domain uses is not edited; an unknown one is NOT_FOUND.
 TEST_F(ContainerRunnerTest, VolumeInUseRefused) {
   core::DomainSpec dom;

@@ -3,11 +3,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <mutex>
 
 #include "lib/testhv/test_hypervisor.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_fetcher.h"
+#include "tests/fakes/fake_file_tree.h"
 #include "tests/fakes/fake_process_runner.h"
 #include "tests/fakes/fake_volumes.h"
 #include "tests/support/temp_dir.h"
@@ -46,6 +48,23 @@ class ProvisionerTest : public ManagersFixture {
     rec.volume = "golden";
     rec.size_bytes = 16 * kMiB;
     ASSERT_TRUE(store_->insertImage(rec).ok());
+    // Each volume's file system is a FakeFileTree, made on first open from
+    // the golden image's files.
+    ContainerRunner::Ports ports;
+    ports.open_tree = [this](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+      std::lock_guard lock(mu_);
+      auto it = trees_.find(path);
+      if (it == trees_.end()) it = trees_.emplace(path, golden_files_.reopen(true)).first;
+      return std::unique_ptr<core::FileTree>(it->second->reopen(writable));
+    };
+    ports.fetcher = &fetcher_;
+    ports.customize = [](core::FileTree& t, const core::Customizations& c) -> Status {
+      if (c.hostname) return t.writeFile("/etc/hostname", *c.hostname + "\n", {0644, 0, 0});
+      return absl::OkStatus();
+    };
+    containers_ = std::make_unique<ContainerRunner>(*storage_, usage_, ops_, std::move(ports),
+                                                  ContainerRunner::Config{image::ImageSources(std::vector<image::MinisignPublicKey>{}), "", 1 << 20});
+    golden_files_.addFile("/etc/motd", "one\ntwo\n");
     provisioner_ = makeProvisioner([this](const std::string& path, const core::Customizations& c) -> Status {
       std::lock_guard lock(mu_);
       customized_.push_back({path, c});
@@ -54,7 +73,14 @@ class ProvisionerTest : public ManagersFixture {
     });
   }
   std::unique_ptr<Provisioner> makeProvisioner(Provisioner::Customize customize) {
-    return std::make_unique<Provisioner>(*domains_, *storage_, *images_, ops_, std::move(customize));
+    return std::make_unique<Provisioner>(*domains_, *storage_, *images_, ops_, std::move(customize), containers_.get());
+  }
+  /// The file `path` of the volume at `volume_path`, or "<missing>".
+  std::string fileOf(const std::string& volume_path, const std::string& path) {
+    std::lock_guard lock(mu_);
+    auto it = trees_.find(volume_path);
+    if (it == trees_.end()) return "<no tree>";
+    return it->second->readFile(path).value_or("<missing>");
   }
   ProvisionRequest request(const std::string& name, uint64_t memory_mib = 256) {
     ProvisionRequest r;
@@ -78,6 +104,9 @@ class ProvisionerTest : public ManagersFixture {
   fakes::FakeProcessRunner tools_;
   fakes::FakeVolumes* pool_ = nullptr;  ///< "main"
   std::unique_ptr<ImageManager> images_;
+  fakes::FakeFileTree golden_files_;
+  std::map<std::string, std::unique_ptr<fakes::FakeFileTree>> trees_;  ///< by volume path
+  std::unique_ptr<ContainerRunner> containers_;
   std::unique_ptr<Provisioner> provisioner_;
 
   std::mutex mu_;
@@ -411,6 +440,84 @@ TEST_F(ProvisionerTest, StartFailureUndoesDefinitionAndClone) {
   // The define step's createNow undid its own definition; the saga undid the clone.
   EXPECT_THAT(std::string(op.status.message()), HasSubstr("provisioning domain 'big': start: creating domain 'big': "));
   EXPECT_THAT(std::string(op.status.message()), HasSubstr("undone: clone"));
+  expectNothingLeft();
+}
+
+// A container text runs on the new root in the customize phase, after the typed customizations, its statements in order.
+TEST_F(ProvisionerTest, ContainerTextChangesTheRootAfterTheTypedCustomizations) {
+  fetcher_.serve("file:///srv/motd.patch",
+                 "--- a/etc/motd\n+++ b/etc/motd\n@@ -1,2 +1,2 @@\n-typed\n+patched\n two\n");
+  on_customize_ = [this](const std::string& path) -> Status {
+    // What the typed customizations wrote is what the container text's patch sees.
+    if (!trees_.count(path)) trees_.emplace(path, golden_files_.reopen(true));
+    return trees_.at(path)->writeFile("/etc/motd", "typed\ntwo\n", {0644, 0, 0});
+  };
+  ProvisionRequest r = request("web1");
+  r.container = ProvisionRequest::ContainerText{"name = 'ignored'\n"
+                                                "[patch root /srv/motd.patch][end]\n"
+                                                "[replace /etc/issue archive vol:main/web1-root\nWeb one\n] [end]\n"
+                                                "[hostname web1.example archive root][end]\n",
+                                                "web1.container"};
+  auto op = done(provisioner_->create(r, caller_));
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(fileOf("/fake/main/web1-root", "/etc/motd"), "patched\ntwo\n");
+  EXPECT_EQ(fileOf("/fake/main/web1-root", "/etc/issue"), "Web one\n");
+  EXPECT_EQ(domains_->get("web1")->state, DomainState::kRunning);
+  EXPECT_EQ(fileOf("/fake/main/web1-root", "/etc/hostname"), "web1.example\n");
+  ASSERT_EQ(customized_.size(), 1u);
+  EXPECT_EQ(fileOf("/fake/main/golden", "/etc/motd"), "<no tree>") << "only the root is opened";
+}
+
+// A container text with a syntax error, or one that would change more than the root, is refused at once with its place.
+TEST_F(ProvisionerTest, ContainerTextErrorsAreRefusedAtOnce) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"\n  [replace /etc/motd archive root\nx\n]\n", "web1.container:2:3: [replace] is not closed"},
+      {"[bogus][end]\n", "web1.container:1:2: unknown expression '[bogus]'"},
+      {"\n[replace /etc/motd archive vol:main/golden\nx\n] [end]\n",
+       "web1.container:2:1: [replace] changes 'vol:main/golden'; a CreateDomain's container text changes only the "
+       "new root: write 'root' (or vol:main/web1-root) there"},
+      {"[image /srv/x.img 8M x][end]\n", "web1.container:1:1: [image] makes an archive or a volume"},
+      {"[replace /etc/motd archive root diff file:///srv/d\nx\n] [end]\n",
+       "web1.container:1:1: [replace] stores a diff or a fork"},
+      {"[patch root /srv/p 1 file:///srv/out.cpio.gz][end]\n", "web1.container:1:1: [patch] stores a diff or a fork"},
+  };
+  for (const auto& [text, want] : cases) {
+    ProvisionRequest r = request("web1");
+    r.container = ProvisionRequest::ContainerText{text, "web1.container"};
+    auto st = provisioner_->create(r, caller_).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(st.message()), HasSubstr(want)) << text;
+  }
+  expectNothingLeft();
+  EXPECT_TRUE(ops_.list("", false, 10).empty());
+  EXPECT_TRUE(fetcher_.requested().empty());
+}
+
+// A container text that fails while it runs (a hunk that does not apply) deletes the clone; the error has its place.
+TEST_F(ProvisionerTest, ContainerTextFailureDeletesTheClone) {
+  fetcher_.serve("file:///srv/motd.patch", "--- a/etc/motd\n+++ b/etc/motd\n@@ -1,1 +1,1 @@\n-nothere\n+x\n");
+  ProvisionRequest r = request("web1");
+  r.container = ProvisionRequest::ContainerText{"[replace /etc/issue archive root\nhi\n] [end]\n"
+                                                "[patch root /srv/motd.patch][end]\n",
+                                                ""};
+  auto op = done(provisioner_->create(r, caller_));
+  EXPECT_EQ(op.state, OperationState::kFailed);
+  EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(op.status.message()),
+              HasSubstr("provisioning domain 'web1': customize: container_text:4:1: [patch] /srv/motd.patch: hunk 1"));
+  EXPECT_THAT(std::string(op.status.message()), HasSubstr("undone: clone"));
+  expectNothingLeft();
+}
+
+// Without a container runner, a container text is refused at once as not built.
+TEST_F(ProvisionerTest, NoRunnerRefusesAContainerText) {
+  provisioner_ = std::make_unique<Provisioner>(*domains_, *storage_, *images_, ops_,
+                                               [](const std::string&, const core::Customizations&) {
+                                                 return absl::OkStatus();
+                                               });
+  ProvisionRequest r = request("web1");
+  r.container = ProvisionRequest::ContainerText{"[replace /etc/issue archive root\nhi\n] [end]\n", ""};
+  EXPECT_EQ(provisioner_->create(r, caller_).status().code(), absl::StatusCode::kUnimplemented);
   expectNothingLeft();
 }
 
