@@ -7,6 +7,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lib/customize/tree_archive.h"
+#include "lib/image/archive_writer.h"
 
 namespace xenctl::customize {
 namespace {
@@ -62,12 +64,6 @@ std::string notBuilt(const Statement& s, const ContainerPorts& ports) {
   if (std::holds_alternative<CreateStmt>(b) || std::holds_alternative<ImageStmt>(b) ||
       std::holds_alternative<PopulateStmt>(b))
     return "is not built yet in this xenctl";
-  const TreeOutputs* outs = nullptr;
-  if (auto* r = std::get_if<ReplaceStmt>(&b)) outs = &r->outputs;
-  if (auto* c = std::get_if<CopyStmt>(&b)) outs = &c->outputs;
-  if (outs && outs->fork) return "option 'fork' is not built yet in this xenctl; drop it";
-  if (auto* p = std::get_if<PatchStmt>(&b); p && p->out)
-    return "OUT-URI (forking the patched tree) is not built yet in this xenctl; drop it";
   if (isTyped(b) && !ports.customize) return "typed customizations are not available in this build";
   return "";
 }
@@ -106,6 +102,7 @@ struct Step {
   std::vector<Write> writes;
   std::optional<Location> diff;  // where the tree's diff so far goes
   std::string diff_text;
+  std::optional<Location> fork;  // where the tree goes as an archive, after the step
 };
 
 class Run {
@@ -240,11 +237,14 @@ class Run {
       XENCTL_RETURN_IF_ERROR(current(step.tree, r->path).status());  // the tree opens; the original is kept
       planWrite(step, r->path, r->text);
       step.diff = r->outputs.diff;
+      step.fork = r->outputs.fork;
     } else if (auto* c = std::get_if<CopyStmt>(&s.body)) {
       XENCTL_RETURN_IF_ERROR(current(step.tree, c->path).status());
       planWrite(step, c->path, cache_.at(fetchUri(c->source)));
       step.diff = c->outputs.diff;
+      step.fork = c->outputs.fork;
     } else if (auto* p = std::get_if<PatchStmt>(&s.body)) {
+      step.fork = p->out;
       for (const FilePatch& fp : patches_.at(&s)) {
         XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> now, current(step.tree, fp.path));
         if (fp.create && now && !now->empty())
@@ -299,7 +299,22 @@ class Run {
       }
       XENCTL_RETURN_IF_ERROR(t->writeFile(w.path, *w.content, attrs));
     }
-    if (step.diff) return storeDiff(step);
+    if (step.diff) XENCTL_RETURN_IF_ERROR(storeDiff(step));
+    if (step.fork) return storeFork(step, *t);
+    return absl::OkStatus();
+  }
+
+  // The tree as it is now, every write before it made, as a new archive.
+  Status storeFork(const Step& step, core::FileTree& t) {
+    const std::string uri = fetchUri(*step.fork);
+    core::FetchOptions fo = options_.fetch;
+    fo.max_bytes = 0;  // a bound on what is fetched, not on what is stored
+    auto r = image::exportArchive(
+        *ports_.fetcher,
+        [&](const core::ByteSink& sink) { return packTree(t, image::exportFormatFor(uri), sink, fo.stop); }, uri,
+        fo);
+    if (!r.ok())
+      return Status(r.status().code(), absl::StrCat("storing the fork at ", uri, ": ", r.status().message()));
     return absl::OkStatus();
   }
 

@@ -21,10 +21,18 @@
 // copy and patch statements have changed in that tree so far, against the
 // tree as it was before the run; typed customizations are not in it.
 //
+// The fork option of replace and copy, and [patch]'s OUT-URI, store the
+// tree as it is once the statement's writes are made (every statement
+// before it included, typed ones too) as a new archive at the URI
+// (packTree: cpio.gz, or tar.zst for a name ending .tar.zst / .tzst),
+// after its diff. As the paper (§4.10) says, a fork belongs after the
+// tree's last change: a statement after it is not in the archive. Like the
+// diff, it is stored in pass 3, so a later statement that fails there
+// leaves it stored.
+//
 // Not built yet (each answers UNIMPLEMENTED naming the statement, in pass
-// 1): [create], [image], [populate], the fork option, [patch]'s OUT-URI,
-// and editing an archive at a remote URI (give an image file's path or
-// vol:POOL/NAME as the archive instead).
+// 1): [create], [image], [populate], and editing an archive at a remote
+// URI (give an image file's path or vol:POOL/NAME as the archive instead).
 #pragma once
 
 #include <cstdint>

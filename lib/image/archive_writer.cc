@@ -43,6 +43,19 @@ struct Deleters {
   void operator()(archive_entry_linkresolver* r) const { archive_entry_linkresolver_free(r); }
 };
 
+// Sets `w`'s format and filter and opens it onto `ctx`'s sink.
+int openWriter(archive* w, ExportFormat format, WriteCtx* ctx) {
+  if (format == ExportFormat::kCpioGz) {
+    archive_write_set_format_cpio_newc(w);
+    archive_write_add_filter_gzip(w);
+  } else {
+    archive_write_set_format_pax_restricted(w);
+    archive_write_add_filter_zstd(w);
+  }
+  archive_write_set_bytes_in_last_block(w, 1);
+  return archive_write_open(w, ctx, nullptr, writeCallback, nullptr);
+}
+
 }  // namespace
 
 std::string_view toString(ExportFormat f) { return f == ExportFormat::kCpioGz ? "cpio.gz" : "tar.zst"; }
@@ -65,16 +78,7 @@ class Packer {
   }
 
   Status open(ExportFormat format) {
-    if (format == ExportFormat::kCpioGz) {
-      archive_write_set_format_cpio_newc(w_.get());
-      archive_write_add_filter_gzip(w_.get());
-    } else {
-      archive_write_set_format_pax_restricted(w_.get());
-      archive_write_add_filter_zstd(w_.get());
-    }
-    archive_write_set_bytes_in_last_block(w_.get(), 1);
-    if (archive_write_open(w_.get(), &ctx_, nullptr, writeCallback, nullptr) != ARCHIVE_OK)
-      return failed(w_.get(), "opening the archive");
+    if (openWriter(w_.get(), format, &ctx_) != ARCHIVE_OK) return failed(w_.get(), "opening the archive");
     archive_read_disk_set_standard_lookup(disk_.get());
     archive_read_disk_set_symlink_physical(disk_.get());
     archive_read_disk_set_behavior(disk_.get(), ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS | ARCHIVE_READDISK_NO_ACL |
@@ -192,20 +196,87 @@ Result<PackStats> packDirectory(const std::string& dir, ExportFormat format, con
   return packer.run();
 }
 
+ExportFormat exportFormatFor(std::string_view uri) {
+  return uri.ends_with(".tar.zst") || uri.ends_with(".tzst") ? ExportFormat::kTarZst : ExportFormat::kCpioGz;
+}
+
+struct EntryWriter::Impl {
+  WriteCtx ctx;
+  std::unique_ptr<archive, Deleters> w{archive_write_new()};
+  PackStats stats;
+  bool closed = false;
+  Status failed(std::string_view what) const {
+    if (!ctx.status.ok()) return ctx.status;
+    const char* msg = archive_error_string(w.get());
+    return absl::InternalError(absl::StrCat("writing the archive: ", av(what), ": ", msg ? msg : "libarchive error"));
+  }
+};
+
+EntryWriter::EntryWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EntryWriter::~EntryWriter() = default;
+
+Result<std::unique_ptr<EntryWriter>> EntryWriter::open(ExportFormat format, const core::ByteSink& sink) {
+  auto impl = std::make_unique<Impl>();
+  impl->ctx.sink = &sink;
+  if (openWriter(impl->w.get(), format, &impl->ctx) != ARCHIVE_OK) return impl->failed("opening it");
+  return std::unique_ptr<EntryWriter>(new EntryWriter(std::move(impl)));
+}
+
+Status EntryWriter::add(std::string_view name, unsigned type, uint32_t mode, uint32_t uid, uint32_t gid,
+                        std::string_view content, std::string_view link) {
+  std::unique_ptr<archive_entry, Deleters> e(archive_entry_new());
+  archive_entry_copy_pathname(e.get(), std::string(name).c_str());
+  archive_entry_set_filetype(e.get(), type);
+  archive_entry_set_perm(e.get(), mode & 07777);
+  archive_entry_set_uid(e.get(), uid);
+  archive_entry_set_gid(e.get(), gid);
+  archive_entry_set_nlink(e.get(), type == AE_IFDIR ? 2 : 1);
+  // cpio newc needs an inode number per entry, or readers take them as hard links.
+  archive_entry_set_ino(e.get(), static_cast<la_int64_t>(impl_->stats.entries + 1));
+  if (type == AE_IFLNK) archive_entry_copy_symlink(e.get(), std::string(link).c_str());
+  archive_entry_set_size(e.get(), static_cast<la_int64_t>(type == AE_IFREG ? content.size() : 0));
+  if (archive_write_header(impl_->w.get(), e.get()) < ARCHIVE_WARN) return impl_->failed(name);
+  ++impl_->stats.entries;
+  if (!content.empty() && archive_write_data(impl_->w.get(), content.data(), content.size()) < 0)
+    return impl_->failed(name);
+  return Status();
+}
+
+Status EntryWriter::directory(std::string_view name, uint32_t mode, uint32_t uid, uint32_t gid) {
+  return add(name, AE_IFDIR, mode, uid, gid, {}, {});
+}
+Status EntryWriter::file(std::string_view name, std::string_view content, uint32_t mode, uint32_t uid, uint32_t gid) {
+  return add(name, AE_IFREG, mode, uid, gid, content, {});
+}
+Status EntryWriter::symlink(std::string_view name, std::string_view target, uint32_t uid, uint32_t gid) {
+  return add(name, AE_IFLNK, 0777, uid, gid, {}, target);
+}
+
+Result<PackStats> EntryWriter::close() {
+  if (archive_write_close(impl_->w.get()) != ARCHIVE_OK) return impl_->failed("finishing it");
+  impl_->stats.bytes = impl_->ctx.bytes;
+  return impl_->stats;
+}
+
 Result<ExportResult> exportDirectory(core::Fetcher& fetcher, const std::string& dir, ExportFormat format,
                                      const std::string& uri, const core::FetchOptions& options) {
+  return exportArchive(
+      fetcher, [&](const core::ByteSink& sink) { return packDirectory(dir, format, sink, options.stop); }, uri,
+      options);
+}
+
+Result<ExportResult> exportArchive(core::Fetcher& fetcher,
+                                   const std::function<Result<PackStats>(const core::ByteSink&)>& pack,
+                                   const std::string& uri, const core::FetchOptions& options) {
   XENCTL_RETURN_IF_ERROR(uriScheme(uri).status());
   BytePipe pipe(size_t{8} << 20);
   Sha256 sha;
   Result<PackStats> packed = absl::UnknownError("not run");
   std::thread packer([&] {
-    packed = packDirectory(
-        dir, format,
-        [&](std::string_view chunk) {
-          sha.update(chunk);
-          return pipe.write(chunk);
-        },
-        options.stop);
+    packed = pack([&](std::string_view chunk) {
+      sha.update(chunk);
+      return pipe.write(chunk);
+    });
     pipe.closeWrite(packed.ok() ? Status() : packed.status());
   });
   std::string pending;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -31,6 +33,33 @@ struct PackStats {
 Result<PackStats> packDirectory(const std::string& dir, ExportFormat format, const core::ByteSink& sink,
                                 std::stop_token stop = {});
 
+/// The format an archive stored at `uri` gets when nothing else says: tar.zst
+/// for a name ending in ".tar.zst" or ".tzst", else cpio.gz (the paper's).
+ExportFormat exportFormatFor(std::string_view uri);
+
+/// Writes an archive entry by entry into a sink, for a tree that is not a
+/// host directory (a file system read offline through the FileTree port).
+/// Names are relative ("./etc/hostname"); the caller gives parents first.
+class EntryWriter {
+ public:
+  /// The sink must outlive the writer; its error stops the writer and is
+  /// what the failing call returns.
+  static Result<std::unique_ptr<EntryWriter>> open(ExportFormat format, const core::ByteSink& sink);
+  ~EntryWriter();
+  Status directory(std::string_view name, uint32_t mode, uint32_t uid, uint32_t gid);
+  Status file(std::string_view name, std::string_view content, uint32_t mode, uint32_t uid, uint32_t gid);
+  Status symlink(std::string_view name, std::string_view target, uint32_t uid, uint32_t gid);
+  /// Ends the archive (its trailer); the stats of what was written.
+  Result<PackStats> close();
+
+ private:
+  struct Impl;
+  explicit EntryWriter(std::unique_ptr<Impl> impl);
+  Status add(std::string_view name, unsigned type, uint32_t mode, uint32_t uid, uint32_t gid,
+             std::string_view content, std::string_view link);
+  std::unique_ptr<Impl> impl_;
+};
+
 struct ExportResult {
   PackStats pack;
   Sha256Digest sha256{};  ///< of the archive as stored (to publish in a SHA256SUMS)
@@ -42,5 +71,13 @@ struct ExportResult {
 /// of packDirectory and Fetcher::put.
 Result<ExportResult> exportDirectory(core::Fetcher& fetcher, const std::string& dir, ExportFormat format,
                                      const std::string& uri, const core::FetchOptions& options);
+
+/// What exportDirectory does around its packer, for any packer: `pack`
+/// runs in a thread of its own and writes the archive into the sink it is
+/// given, which feeds the upload to `uri` through a bounded pipe.
+/// `options.stop` cancels the upload; `pack` watches it itself.
+Result<ExportResult> exportArchive(core::Fetcher& fetcher,
+                                   const std::function<Result<PackStats>(const core::ByteSink&)>& pack,
+                                   const std::string& uri, const core::FetchOptions& options);
 
 }  // namespace xenctl::image

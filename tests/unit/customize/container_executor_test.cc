@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <tuple>
 
 #include "lib/customize/customizer.h"
 #include "lib/customize/ext4_file_tree.h"
+#include "lib/image/archive_extractor.h"
 #include "lib/sys/posix_process_runner.h"
 #include "tests/fakes/fake_fetcher.h"
 #include "tests/fakes/fake_file_tree.h"
@@ -171,9 +173,6 @@ TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
            "[create /etc ftp://h/etc.cpio.gz][end]",
            "[image /img/new 50M lbl][end]",
            "[populate image /img/web1 /mnt /a.cpio.gz][end]",
-           "[replace /etc/x archive vol:thin/web1 fork /srv/x.cpio.gz\nx\n] [end]",
-           "[copy /etc/x archive vol:thin/web1 source /m fork /srv/x.cpio.gz] [end]",
-           "[patch vol:thin/web1 /p 1 /srv/out.cpio.gz][end]",
            "[replace /etc/x archive http://h/etc.cpio.gz\nx\n] [end]",
            "[hostname web1 archive vol:thin/web1][end]",  // no Customizer given
        }) {
@@ -181,6 +180,68 @@ TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
     EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << text << ": " << s;
     EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: ["));
   }
+  EXPECT_EQ(writableOpens(), 0);
+}
+
+// The stored archive at `uri`, unpacked into a new directory `dir` by the project's safe extractor.
+void unpackStored(fakes::FakeFetcher& fetcher, const std::string& uri, const std::string& dir) {
+  std::string archive;
+  ASSERT_TRUE(fetcher.fetch(uri, [&](std::string_view c) { archive.append(c); return absl::OkStatus(); }, {}).ok())
+      << "nothing stored at " << uri;
+  ASSERT_TRUE(std::filesystem::create_directory(dir));
+  bool given = false;
+  auto x = image::extractArchive(
+      [&]() -> Result<std::string> {
+        if (given) return std::string();
+        given = true;
+        return archive;
+      },
+      dir, {});
+  ASSERT_TRUE(x.ok()) << x.status();
+}
+
+std::string readHostFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "<missing>";
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// fork (replace, copy) and [patch]'s OUT-URI store the tree as it is after
+// the statement, every statement before it included and none after, as
+// cpio.gz or, by the name, tar.zst (paper §4.8-4.10).
+TEST_F(ContainerExecutorTest, ForkStoresTheTreeAfterTheStatement) {
+  test_support::TempDir tmp;
+  fetcher_.serve("http://h/issue", "Debian\n");
+  fetcher_.serve("file:///srv/late.patch", "--- a/etc/late\n+++ b/etc/late\n@@ -1 +1 @@\n-late\n+LATE\n");
+  ASSERT_TRUE(run("[replace /etc/motd archive vol:thin/web1\nHello\n] [end]\n"
+                  "[copy /etc/issue archive vol:thin/web1 source http://h/issue fork file:///srv/web1.cpio.gz] [end]\n"
+                  "[replace /etc/late archive vol:thin/web1\nlate\n] [end]\n"
+                  "[patch vol:thin/web1 /srv/late.patch 1 /srv/web1-patched.tar.zst][end]\n")
+                  .ok());
+  unpackStored(fetcher_, "file:///srv/web1.cpio.gz", tmp.sub("fork"));
+  EXPECT_EQ(readHostFile(tmp.sub("fork/etc/motd")), "Hello\n");
+  EXPECT_EQ(readHostFile(tmp.sub("fork/etc/issue")), "Debian\n");
+  EXPECT_EQ(readHostFile(tmp.sub("fork/etc/late")), "<missing>") << "a statement after the fork is not in it";
+  unpackStored(fetcher_, "file:///srv/web1-patched.tar.zst", tmp.sub("patched"));
+  EXPECT_EQ(readHostFile(tmp.sub("patched/etc/late")), "LATE\n");
+  EXPECT_EQ(readHostFile(tmp.sub("patched/etc/motd")), "Hello\n");
+  EXPECT_EQ(writableOpens(), 1);
+}
+
+// A run that fails its checks, or a dry run, stores no fork.
+TEST_F(ContainerExecutorTest, FailedOrDryRunStoresNoFork) {
+  fetcher_.serve("file:///srv/bad.patch", "--- a/etc/motd\n+++ b/etc/motd\n@@ -1 +1 @@\n-nothere\n+x\n");
+  Status s = run("[replace /etc/x archive vol:thin/web1 fork /srv/x.cpio.gz\nx\n] [end]\n"
+                 "[patch vol:thin/web1 /srv/bad.patch][end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  auto parsed = parseContainer("[replace /etc/x archive vol:thin/web1 fork /srv/x.cpio.gz\nx\n] [end]\n", "f");
+  ASSERT_TRUE(parsed.ok());
+  ContainerRunOptions dry;
+  dry.dry_run = true;
+  ASSERT_TRUE(runContainer(*parsed, "f", ports_, dry).ok());
+  EXPECT_FALSE(fetcher_.fetch("file:///srv/x.cpio.gz", [](std::string_view) { return absl::OkStatus(); }, {}).ok());
   EXPECT_EQ(writableOpens(), 0);
 }
 
@@ -310,7 +371,7 @@ TEST(ContainerExecutorExt4, ReplaceCopyPatchOnAnImage) {
   ports.fetcher = &fetcher;
   auto parsed = parseContainer(absl::StrCat("[replace /etc/HOSTNAME archive ", img, "\nFCDOBBS\n] [end]\n",
                                             "[copy /etc/issue archive file://", img, " source http://h/issue] [end]\n",
-                                            "[patch ", img, " http://h/motd.patch 1][end]\n"),
+                                            "[patch ", img, " http://h/motd.patch 1 ftp://h/web1.tar.zst][end]\n"),
                                "web1.cfg");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   Status s = runContainer(*parsed, "web1.cfg", ports);
@@ -319,6 +380,11 @@ TEST(ContainerExecutorExt4, ReplaceCopyPatchOnAnImage) {
   EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/issue", img}), "Debian GNU/Linux 12\n");
   EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/motd", img}), "one\nTWO\nthree\n");
   sh({"e2fsck", "-fn", img});
+  // The patched tree, forked, holds what the image holds.
+  unpackStored(fetcher, "ftp://h/web1.tar.zst", tmp.sub("fork"));
+  EXPECT_EQ(readHostFile(tmp.sub("fork/etc/motd")), "one\nTWO\nthree\n");
+  EXPECT_EQ(readHostFile(tmp.sub("fork/etc/HOSTNAME")), "FCDOBBS\n");
+  EXPECT_TRUE(std::filesystem::is_directory(tmp.sub("fork/lost+found")));
 }
 
 // A diff that is not one, and a strip level deeper than the names.

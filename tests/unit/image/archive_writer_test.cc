@@ -95,5 +95,60 @@ TEST(ExportDirectory, StoresTheArchiveAtTheUri) {
             absl::StatusCode::kNotFound);
 }
 
+// EntryWriter's entries unpack as written, in both formats: directories, files with modes, symlinks.
+TEST(EntryWriter, RoundTripsThroughTheExtractor) {
+  TempDir t;
+  for (ExportFormat f : {ExportFormat::kCpioGz, ExportFormat::kTarZst}) {
+    SCOPED_TRACE(std::string(toString(f)));
+    std::string archive;
+    core::ByteSink sink = [&](std::string_view chunk) {
+      archive.append(chunk);
+      return Status();
+    };
+    auto w = EntryWriter::open(f, sink);
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE((*w)->directory(".", 0755, 0, 0).ok());
+    ASSERT_TRUE((*w)->directory("./etc", 0750, 0, 0).ok());
+    ASSERT_TRUE((*w)->file("./etc/hostname", "web1\n", 0640, 0, 0).ok());
+    ASSERT_TRUE((*w)->file("./etc/empty", "", 0600, 0, 0).ok());
+    ASSERT_TRUE((*w)->symlink("./hn", "etc/hostname", 0, 0).ok());
+    auto stats = (*w)->close();
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->entries, 5u);
+    EXPECT_EQ(stats->bytes, archive.size());
+    const std::string out = t.sub(std::string("out-") + std::string(toString(f)));
+    ASSERT_EQ(::mkdir(out.c_str(), 0700), 0);
+    auto x = extractArchive(testing::chunked(archive), out, {});
+    ASSERT_TRUE(x.ok()) << x.status();
+    EXPECT_EQ(readAll(out + "/etc/hostname"), "web1\n");
+    EXPECT_EQ(readAll(out + "/etc/empty"), "");
+    struct stat st;
+    ASSERT_EQ(::stat((out + "/etc/hostname").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+    EXPECT_EQ(st.st_nlink, 1u) << "entries are not taken as hard links of one another";
+    ASSERT_EQ(::stat((out + "/etc").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0750u);
+    char link[64] = {0};
+    ASSERT_GT(::readlink((out + "/hn").c_str(), link, sizeof link), 0);
+    EXPECT_STREQ(link, "etc/hostname");
+  }
+  EXPECT_EQ(exportFormatFor("ftp://h/etc.tar.zst"), ExportFormat::kTarZst);
+  EXPECT_EQ(exportFormatFor("/srv/etc.tzst"), ExportFormat::kTarZst);
+  EXPECT_EQ(exportFormatFor("file:///var/images/fido-etc-patched"), ExportFormat::kCpioGz);
+}
+
+// The sink's error stops the writer and is what the failing call returns.
+TEST(EntryWriter, SinkErrorStopsIt) {
+  core::ByteSink sink = [](std::string_view) { return absl::UnavailableError("disk gone"); };
+  auto w = EntryWriter::open(ExportFormat::kCpioGz, sink);
+  Status st = w.ok() ? Status() : w.status();
+  if (w.ok()) {
+    for (int i = 0; i < 64 && st.ok(); ++i)
+      st = (*w)->file("./f" + std::to_string(i), std::string(1 << 20, static_cast<char>('a' + i % 26)), 0644, 0, 0);
+    if (st.ok()) st = (*w)->close().status();
+  }
+  EXPECT_EQ(st, absl::UnavailableError("disk gone"));
+}
+
 }  // namespace
 }  // namespace xenctl::image
