@@ -62,13 +62,23 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   provision::ContainerRunner::Config container_config;
   container_config.sources = image_config.sources;
   container_config.ca_file = image_config.ca_file;
+  container_config.work_dir = image_config.work_dir;
+  container_config.extract = image_config.extract;
   s->images_ = std::make_unique<provision::ImageManager>(*s->storage_, *s->fetcher_, *s->store_, *s->ops_,
                                                          *s->image_tools_, s->clock_, std::move(image_config));
 
   s->customizer_ = std::make_unique<customize::Customizer>(*s->image_tools_, customize::Ext4FileTree::open);
   provision::ContainerRunner::Ports container_ports{
       customize::Ext4FileTree::open, s->fetcher_.get(),
-      [c = s->customizer_.get()](core::FileTree& t, const core::Customizations& cz) { return c->apply(t, cz); }};
+      [c = s->customizer_.get()](core::FileTree& t, const core::Customizations& cz) { return c->apply(t, cz); },
+      [tools = s->image_tools_.get()](const std::string& path, const std::string& label) -> Status {
+        auto r = tools->run({"mkfs.ext4", "-q", "-F", "-L", label, "-E", "lazy_itable_init=1,nodiscard", path},
+                            absl::Minutes(10));
+        if (!r.ok()) return r.status();
+        if (r->exit_code != 0)
+          return absl::InternalError(absl::StrCat("mkfs.ext4 exited with ", r->exit_code, ": ", r->output));
+        return absl::OkStatus();
+      }};
   s->containers_ = std::make_unique<provision::ContainerRunner>(
       *s->storage_, s->volume_usage_, *s->ops_, std::move(container_ports), std::move(container_config));
   // CreateDomain with a root: its customizations are applied by the same

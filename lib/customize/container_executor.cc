@@ -1,6 +1,16 @@
 #include "lib/customize/container_executor.h"
 
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -61,9 +71,14 @@ bool isTyped(const StatementBody& b) {
 // Why this build does not run `s`, or "" when it does.
 std::string notBuilt(const Statement& s, const ContainerPorts& ports) {
   const StatementBody& b = s.body;
-  if (std::holds_alternative<CreateStmt>(b) || std::holds_alternative<ImageStmt>(b) ||
-      std::holds_alternative<PopulateStmt>(b))
-    return "is not built yet in this xenctl";
+  if (auto* i = std::get_if<ImageStmt>(&b)) {
+    if (i->target.kind == Location::Kind::kVolume && !(ports.create_volume && ports.remove_volume))
+      return "cannot make a managed volume in this run; give an image file's path";
+    if (i->target.kind != Location::Kind::kVolume && !ports.make_fs)
+      return "cannot format an image file in this run (no mkfs.ext4)";
+  }
+  if (std::holds_alternative<PopulateStmt>(b) && ports.work_dir.empty())
+    return "cannot unpack an archive in this run (no private work directory)";
   if (isTyped(b) && !ports.customize) return "typed customizations are not available in this build";
   return "";
 }
@@ -98,12 +113,91 @@ struct Write {
 
 struct Step {
   const Statement* statement = nullptr;
-  std::string tree;  // host path of its tree
+  std::string tree;  // its tree's key: a host path, or the target a [image] of this run makes
   std::vector<Write> writes;
   std::optional<Location> diff;  // where the tree's diff so far goes
   std::string diff_text;
   std::optional<Location> fork;  // where the tree goes as an archive, after the step
+  std::string staged;            // [populate]: the private directory its archive is unpacked in
 };
+
+// A file system an [image] of this run makes, keyed by its target.
+struct NewTree {
+  const ImageStmt* image = nullptr;
+  std::string path;    // where it is once made: the temporary image file, or the volume's path
+  std::string target;  // an image file: the path it is renamed to when the run succeeds
+  bool made = false;
+};
+
+// Reads the regular file `rel` (absolute inside the tree) of a directory
+// an archive was unpacked in, resolving it as if `dir` were "/" (openat2
+// RESOLVE_IN_ROOT): a symlink in the archive never leads out. nullopt when
+// there is no regular file there.
+Result<std::optional<std::string>> readStaged(const std::string& dir, const std::string& rel) {
+  int root = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return errnoStatus(errno, absl::StrCat("opening ", dir));
+  struct open_how how = {};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  std::string name = rel.substr(rel.find_first_not_of('/') == std::string::npos ? rel.size() : rel.find_first_not_of('/'));
+  int fd = static_cast<int>(::syscall(SYS_openat2, root, name.empty() ? "." : name.c_str(), &how, sizeof how));
+  int err = errno;
+  ::close(root);
+  if (fd < 0) {
+    if (err == ENOENT || err == ENOTDIR) return std::optional<std::string>();
+    return errnoStatus(err, absl::StrCat("reading ", rel, " of the unpacked archive"));
+  }
+  struct stat st;
+  std::optional<std::string> out;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    std::string content;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        err = errno;
+        ::close(fd);
+        return errnoStatus(err, absl::StrCat("reading ", rel, " of the unpacked archive"));
+      }
+      content.append(buf, static_cast<size_t>(n));
+    }
+    out = std::move(content);
+  }
+  ::close(fd);
+  return out;
+}
+
+// Copies the unpacked tree at `dir` into `tree`: directories, files and
+// symlinks with their modes and owners; other entries are left out.
+Status copyInto(const std::string& dir, core::FileTree& tree) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string host = it->path().string();
+    const std::string rel = host.substr(dir.size());
+    struct stat st;
+    if (::lstat(host.c_str(), &st) != 0) return errnoStatus(errno, absl::StrCat("reading ", rel, " unpacked"));
+    const core::FileAttrs attrs{static_cast<uint32_t>(st.st_mode & 07777), st.st_uid, st.st_gid};
+    if (S_ISDIR(st.st_mode)) {
+      XENCTL_RETURN_IF_ERROR(tree.mkdirs(rel, attrs));
+      XENCTL_RETURN_IF_ERROR(tree.chmod(rel, attrs.mode));
+      XENCTL_RETURN_IF_ERROR(tree.chown(rel, attrs.uid, attrs.gid));
+    } else if (S_ISREG(st.st_mode)) {
+      XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> content, readStaged(dir, rel));
+      if (!content) return absl::InternalError(absl::StrCat(rel, " changed while being copied"));
+      XENCTL_RETURN_IF_ERROR(tree.writeFile(rel, *content, attrs));
+    } else if (S_ISLNK(st.st_mode)) {
+      std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+      ssize_t n = ::readlink(host.c_str(), target.data(), target.size());
+      if (n < 0) return errnoStatus(errno, absl::StrCat("reading the link ", rel, " unpacked"));
+      target.resize(static_cast<size_t>(n));
+      XENCTL_RETURN_IF_ERROR(tree.symlink(rel, target));
+    }
+  }
+  if (ec) return absl::InternalError(absl::StrCat("walking the unpacked archive: ", ec.message()));
+  return absl::OkStatus();
+}
 
 class Run {
  public:
@@ -112,7 +206,19 @@ class Run {
     if (options_.fetch.max_bytes == 0) options_.fetch.max_bytes = options_.max_fetch_bytes;
   }
 
+  ~Run() {
+    std::error_code ec;
+    for (const std::string& dir : staging_dirs_) std::filesystem::remove_all(dir, ec);
+  }
+
   Status run(const ContainerFile& file) {
+    Status st = passes(file);
+    if (!st.ok()) undoNewTrees();
+    return st;
+  }
+
+ private:
+  Status passes(const ContainerFile& file) {
     std::vector<Step> steps;
     for (const Statement& s : file.statements) {  // pass 1
       auto step = check(s);
@@ -134,10 +240,28 @@ class Run {
       Status st = tree->close();
       if (result.ok() && !st.ok()) result = Status(st.code(), absl::StrCat("closing '", path, "': ", st.message()));
     }
+    trees_.clear();
+    // The image files this run made take their names last, never over a file.
+    for (auto& [key, nt] : new_trees_) {
+      if (!result.ok() || nt.target.empty() || !nt.made) continue;
+      if (::renameat2(AT_FDCWD, nt.path.c_str(), AT_FDCWD, nt.target.c_str(), RENAME_NOREPLACE) != 0)
+        result = errnoStatus(errno, absl::StrCat("[image] ", nt.target, ": naming the new image"));
+      else
+        nt.made = false;  // in place: nothing to undo
+    }
     return result;
   }
 
- private:
+  // A failed run removes the file systems it made.
+  void undoNewTrees() {
+    trees_.clear();
+    for (auto& [key, nt] : new_trees_) {
+      if (!nt.made) continue;
+      if (!nt.target.empty()) ::unlink(nt.path.c_str());
+      else (void)ports_.remove_volume(nt.image->target.volume);
+    }
+  }
+
   Result<std::string> hostPath(const Location& l) const {
     switch (l.kind) {
       case Location::Kind::kPath: return l.text;
@@ -179,13 +303,79 @@ class Run {
     return &cache_.emplace(uri, std::move(body)).first->second;
   }
 
+  // The key of the tree `l` names: the target itself when an [image] of
+  // this run makes it, else its host path.
+  Result<std::string> treeKey(const Location& l) const {
+    if (l.kind == Location::Kind::kVolume) {
+      if (new_trees_.count(l.text)) return l.text;
+      return hostPath(l);
+    }
+    XENCTL_ASSIGN_OR_RETURN(std::string path, hostPath(l));
+    return path;
+  }
+
+  // Pass 1 of [image]: the target is free; it becomes a new tree.
+  Status checkImage(const ImageStmt& i, Step& step) {
+    if (i.target.kind == Location::Kind::kVolume) {
+      auto existing = hostPath(i.target);
+      if (existing.ok() || new_trees_.count(i.target.text))
+        return absl::AlreadyExistsError(absl::StrCat(i.target.text, " already exists; delete it first (`vm-volume delete ",
+                                                     i.target.volume.name, " --pool ", i.target.volume.pool, "`)"));
+      if (existing.status().code() != absl::StatusCode::kNotFound) return existing.status();
+      step.tree = i.target.text;
+    } else {
+      XENCTL_ASSIGN_OR_RETURN(step.tree, hostPath(i.target));
+      struct stat st;
+      if (new_trees_.count(step.tree) || ::lstat(step.tree.c_str(), &st) == 0)
+        return absl::AlreadyExistsError(
+            absl::StrCat(step.tree, " already exists; an [image] never writes over a file: delete it first"));
+      const std::string parent = step.tree.substr(0, step.tree.rfind('/'));
+      if (::stat(parent.empty() ? "/" : parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        return absl::NotFoundError(absl::StrCat("the directory of ", step.tree, " does not exist"));
+    }
+    new_trees_[step.tree] = NewTree{&i, "", i.target.kind == Location::Kind::kVolume ? "" : step.tree, false};
+    return absl::OkStatus();
+  }
+
+  // Pass 1 of [create]: the directory, packed now; stored in pass 3.
+  Status checkCreate(const CreateStmt& c) {
+    struct stat st;
+    if (::stat(c.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return absl::NotFoundError(absl::StrCat(c.dir, " is not a directory on this host"));
+    const std::string uri = fetchUri(c.uri);
+    std::string archive;
+    auto packed = image::packDirectory(
+        c.dir, image::exportFormatFor(uri),
+        [&](std::string_view chunk) -> Status {
+          if (archive.size() + chunk.size() > options_.max_fetch_bytes)
+            return absl::ResourceExhaustedError(absl::StrCat(
+                "the archive of ", c.dir, " passes ", options_.max_fetch_bytes,
+                " bytes, what a run holds; store a larger tree with `vm-image export`"));
+          archive.append(chunk);
+          return absl::OkStatus();
+        },
+        options_.fetch.stop);
+    if (!packed.ok()) return packed.status();
+    cache_[uri] = std::move(archive);
+    return absl::OkStatus();
+  }
+
   // Pass 1: is it built, where is its tree, what must be fetched.
   Result<Step> check(const Statement& s) {
     if (std::string why = notBuilt(s, ports_); !why.empty()) return absl::UnimplementedError(why);
     Step step;
     step.statement = &s;
+    if (auto* c = std::get_if<CreateStmt>(&s.body)) {
+      XENCTL_RETURN_IF_ERROR(checkCreate(*c));
+      return step;
+    }
+    if (auto* i = std::get_if<ImageStmt>(&s.body)) {
+      XENCTL_RETURN_IF_ERROR(checkImage(*i, step));
+      return step;
+    }
     std::optional<Location> target = statementTarget(s);
-    XENCTL_ASSIGN_OR_RETURN(step.tree, hostPath(*target));
+    XENCTL_ASSIGN_OR_RETURN(step.tree, treeKey(*target));
+    if (auto* p = std::get_if<PopulateStmt>(&s.body)) XENCTL_RETURN_IF_ERROR(fetched(p->archive).status());
     if (auto* c = std::get_if<CopyStmt>(&s.body)) XENCTL_RETURN_IF_ERROR(fetched(c->source).status());
     if (auto* p = std::get_if<PatchStmt>(&s.body)) {
       XENCTL_ASSIGN_OR_RETURN(const std::string* diff, fetched(p->patch));
@@ -197,23 +387,38 @@ class Run {
     return step;
   }
 
-  Result<core::FileTree*> tree(const std::string& path, bool writable) {
-    auto it = trees_.find(path);
+  Result<core::FileTree*> tree(const std::string& key, bool writable) {
+    auto it = trees_.find(key);
     if (it != trees_.end()) return it->second.get();
+    std::string path = key;
+    if (auto nt = new_trees_.find(key); nt != new_trees_.end()) {
+      if (!nt->second.made) return absl::InternalError(absl::StrCat(key, " is opened before it is made"));
+      path = nt->second.path;
+    }
     auto t = ports_.open_tree(path, writable);
     if (!t.ok()) return t.status();
-    return trees_.emplace(path, std::move(*t)).first->second.get();
+    return trees_.emplace(key, std::move(*t)).first->second.get();
   }
 
   // What `path` holds once the planned writes before this one are made.
+  // The latest of: a planned write, a [populate] that holds the file, the
+  // tree (empty when an [image] of this run makes it).
   Result<std::optional<std::string>> current(const std::string& tree_path, const std::string& path) {
     auto& overlay = overlays_[tree_path];
-    if (auto it = overlay.find(path); it != overlay.end()) return it->second;
-    XENCTL_ASSIGN_OR_RETURN(core::FileTree * t, tree(tree_path, false));
-    auto content = t->readFile(path);
+    auto written = overlay.find(path);
+    for (auto it = populated_[tree_path].rbegin(); it != populated_[tree_path].rend(); ++it) {
+      if (written != overlay.end() && written_at_[tree_path][path] > it->first) break;
+      XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> staged, readStaged(it->second, path));
+      if (staged) return staged;
+    }
+    if (written != overlay.end()) return written->second;
     std::optional<std::string> now;
-    if (content.ok()) now = std::move(*content);
-    else if (content.status().code() != absl::StatusCode::kNotFound) return content.status();
+    if (!new_trees_.count(tree_path)) {
+      XENCTL_ASSIGN_OR_RETURN(core::FileTree * t, tree(tree_path, false));
+      auto content = t->readFile(path);
+      if (content.ok()) now = std::move(*content);
+      else if (content.status().code() != absl::StatusCode::kNotFound) return content.status();
+    }
     originals_[tree_path].emplace(path, now);
     return now;
   }
@@ -227,6 +432,7 @@ class Run {
 
   void planWrite(Step& step, std::string path, std::optional<std::string> content) {
     overlays_[step.tree][path] = content;
+    written_at_[step.tree][path] = ++sequence_;
     step.writes.push_back({std::move(path), std::move(content)});
   }
 
@@ -259,31 +465,83 @@ class Run {
         if (fp.remove) planWrite(step, fp.path, std::nullopt);
         else planWrite(step, fp.path, std::move(*patched));
       }
-    } else {
+    } else if (auto* pop = std::get_if<PopulateStmt>(&s.body)) {
+      std::string dir = absl::StrCat(ports_.work_dir, "/populate-XXXXXX");
+      if (::mkdtemp(dir.data()) == nullptr)
+        return errnoStatus(errno, absl::StrCat("making a private directory in ", ports_.work_dir));
+      staging_dirs_.push_back(dir);
+      std::string_view left = cache_.at(fetchUri(pop->archive));
+      image::ExtractPolicy policy = options_.extract;
+      policy.stop = options_.fetch.stop;
+      auto x = image::extractArchive(
+          [&]() -> Result<std::string> {
+            std::string chunk(left.substr(0, size_t{1} << 20));
+            left.remove_prefix(chunk.size());
+            return chunk;
+          },
+          dir, policy);
+      if (!x.ok()) return Status(x.status().code(), absl::StrCat(pop->archive.text, ": ", x.status().message()));
+      step.staged = dir;
+      populated_[step.tree].emplace_back(++sequence_, dir);
+    } else if (std::holds_alternative<CreateStmt>(s.body) || std::holds_alternative<ImageStmt>(s.body)) {
+      // made in pass 3
+    } else if (!new_trees_.count(step.tree)) {
       XENCTL_RETURN_IF_ERROR(tree(step.tree, false).status());  // typed: made in pass 3
     }
     if (step.diff) step.diff_text = treeDiff(step.tree);
     return absl::OkStatus();
   }
 
-  Status storeDiff(const Step& step) {
-    std::string_view rest = step.diff_text;
+  Status store(const std::string& uri, std::string_view text, std::string_view what) {
+    std::string_view rest = text;
+    core::FetchOptions fo = options_.fetch;
+    fo.max_bytes = 0;  // a bound on what is fetched, not on what is stored
     auto r = ports_.fetcher->put(
-        fetchUri(*step.diff),
+        uri,
         [&](char* buf, size_t max) -> Result<size_t> {
           size_t n = std::min(max, rest.size());
           std::copy_n(rest.data(), n, buf);
           rest.remove_prefix(n);
           return n;
         },
-        options_.fetch);
-    if (!r.ok()) return Status(r.status().code(), absl::StrCat("storing the diff: ", r.status().message()));
+        fo);
+    if (!r.ok()) return Status(r.status().code(), absl::StrCat("storing ", av(what), " at ", uri, ": ", r.status().message()));
+    return absl::OkStatus();
+  }
+
+  // Pass 3 of [image]: the file system, made where it can be removed.
+  Status makeImage(const ImageStmt& i, const std::string& key) {
+    NewTree& nt = new_trees_.at(key);
+    if (i.target.kind == Location::Kind::kVolume) {
+      XENCTL_ASSIGN_OR_RETURN(nt.path, ports_.create_volume(i.target.volume, i.size_bytes, i.label));
+      nt.made = true;
+      return absl::OkStatus();
+    }
+    const size_t slash = key.rfind('/');
+    std::string tmp = absl::StrCat(key.substr(0, slash + 1), ".", key.substr(slash + 1), ".xenctl-XXXXXX");
+    int fd = ::mkostemp(tmp.data(), O_CLOEXEC);  // mode 0600: an OS root's set-id files stay private
+    if (fd < 0) return errnoStatus(errno, absl::StrCat("making ", key));
+    nt.path = tmp;
+    nt.made = true;
+    const int rc = ::ftruncate(fd, static_cast<off_t>(i.size_bytes));
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return errnoStatus(err, absl::StrCat("sizing ", key));
+    Status st = ports_.make_fs(tmp, i.label);
+    if (!st.ok()) return Status(st.code(), absl::StrCat("formatting ", key, ": ", st.message()));
     return absl::OkStatus();
   }
 
   // Pass 3.
   Status write(const Step& step) {
+    const StatementBody& b = step.statement->body;
+    if (auto* c = std::get_if<CreateStmt>(&b)) {
+      const std::string uri = fetchUri(c->uri);
+      return store(uri, cache_.at(uri), "the archive");
+    }
+    if (auto* i = std::get_if<ImageStmt>(&b)) return makeImage(*i, step.tree);
     XENCTL_ASSIGN_OR_RETURN(core::FileTree * t, tree(step.tree, true));
+    if (std::holds_alternative<PopulateStmt>(b)) return copyInto(step.staged, *t);
     if (isTyped(step.statement->body)) return ports_.customize(*t, customizationsOf(step.statement->body, options_));
     for (const Write& w : step.writes) {
       if (!w.content) {
@@ -299,7 +557,7 @@ class Run {
       }
       XENCTL_RETURN_IF_ERROR(t->writeFile(w.path, *w.content, attrs));
     }
-    if (step.diff) XENCTL_RETURN_IF_ERROR(storeDiff(step));
+    if (step.diff) XENCTL_RETURN_IF_ERROR(store(fetchUri(*step.diff), step.diff_text, "the diff"));
     if (step.fork) return storeFork(step, *t);
     return absl::OkStatus();
   }
@@ -325,6 +583,12 @@ class Run {
   std::map<std::string, std::unique_ptr<core::FileTree>> trees_;
   std::map<std::string, std::map<std::string, std::optional<std::string>>> overlays_;
   std::map<const Statement*, std::vector<FilePatch>> patches_;
+  std::map<std::string, NewTree> new_trees_;  // by tree key
+  // tree -> the [populate] directories planned into it, each with its place in the run's order
+  std::map<std::string, std::vector<std::pair<uint64_t, std::string>>> populated_;
+  std::map<std::string, std::map<std::string, uint64_t>> written_at_;  // tree -> path -> the planned write's place
+  uint64_t sequence_ = 0;
+  std::vector<std::string> staging_dirs_;  // removed when the run ends
   // tree -> path -> what it held before the run (nullopt: missing)
   std::map<std::string, std::map<std::string, std::optional<std::string>>> originals_;
 };

@@ -30,9 +30,29 @@
 // diff, it is stored in pass 3, so a later statement that fails there
 // leaves it stored.
 //
-// Not built yet (each answers UNIMPLEMENTED naming the statement, in pass
-// 1): [create], [image], [populate], and editing an archive at a remote
-// URI (give an image file's path or vol:POOL/NAME as the archive instead).
+// [create DIR URI] packs the host directory DIR in pass 1 (held in memory,
+// at most max_fetch_bytes) and stores it at URI in pass 3; a later
+// statement that names URI (a [populate]) takes those bytes, unfetched.
+//
+// [image TARGET SIZE LABEL] makes a new ext4 file system in pass 3: a
+// sparse image file (mode 0600), made under a temporary name beside TARGET
+// and renamed onto it (never over an existing file) once the whole run has
+// succeeded, or a managed volume. TARGET must not exist (ALREADY_EXISTS,
+// checked in pass 1). Until pass 3 the new tree reads as empty, so later
+// statements plan over it like over any tree. A run that fails after it
+// removes what it made.
+//
+// [populate image TARGET MOUNTPOINT URI] fetches the archive in pass 1,
+// unpacks it (lib/image's extractor, under `extract`) into a private
+// directory under work_dir in pass 2, and copies that tree into TARGET in
+// pass 3 through the FileTree port: directories, files and symlinks with
+// their modes and owners (device nodes, fifos and sockets are left out;
+// hard links become copies). Nothing is mounted: MOUNTPOINT, the paper's
+// loop mount, is only read. Later statements plan over what it copies.
+//
+// Not built yet (UNIMPLEMENTED naming the statement, in pass 1): editing
+// an archive at a remote URI (give an image file's path or vol:POOL/NAME
+// as the archive instead).
 #pragma once
 
 #include <cstdint>
@@ -47,6 +67,7 @@
 #include "lib/core/status.h"
 #include "lib/core/volume.h"
 #include "lib/customize/container_parser.h"
+#include "lib/image/archive_extractor.h"
 
 namespace xenctl::customize {
 
@@ -68,6 +89,20 @@ struct ContainerPorts {
   /// Makes typed customizations (the daemon: customize::Customizer::apply).
   /// Empty: the typed expressions are UNIMPLEMENTED.
   std::function<Status(core::FileTree&, const core::Customizations&)> customize;
+  /// Formats the (new, sparse) image file at `path` ext4 with `label`
+  /// ([image] to a path; the daemon: mkfs.ext4). Empty: UNIMPLEMENTED.
+  std::function<Status(const std::string& path, const std::string& label)> make_fs;
+  /// Makes the managed volume, formatted ext4 with `label`, and gives its
+  /// host path ([image] to vol:POOL/NAME); `remove_volume` deletes it when
+  /// the run fails. Empty: UNIMPLEMENTED.
+  std::function<Result<std::string>(const core::VolumeRef&, uint64_t size_bytes, const std::string& label)>
+      create_volume;
+  std::function<Status(const core::VolumeRef&)> remove_volume;
+  /// A directory only this process's user can reach, where [populate]
+  /// unpacks its archive before copying it into the tree (an OS root's
+  /// set-id files stay out of other users' reach). Empty: [populate] is
+  /// UNIMPLEMENTED.
+  std::string work_dir;
 };
 
 struct ContainerRunOptions {
@@ -81,6 +116,8 @@ struct ContainerRunOptions {
   bool dry_run = false;
   /// Told before each statement of pass 3 runs: its index and the total.
   std::function<void(size_t index, size_t total, const Statement&)> progress;
+  /// What a [populate] archive may hold (set-id files, device nodes, limits).
+  image::ExtractPolicy extract;
 };
 
 /// Runs `file`'s statements. `file_name` names the file in errors

@@ -102,9 +102,21 @@ Status ContainerRunner::runNow(const customize::ContainerFile& file, std::string
                                const RunOptions& options) {
   if (ports_.fetcher == nullptr) return absl::FailedPreconditionError("the container runner has no fetcher");
   SourcePolicyFetcher fetcher(*ports_.fetcher, config_.sources);
-  customize::ContainerPorts ports{ports_.open_tree, &fetcher,
-                                  [this](const core::VolumeRef& ref) { return volumePath(ref); }, options.root_path,
-                                  ports_.customize};
+  customize::ContainerPorts ports;
+  ports.open_tree = ports_.open_tree;
+  ports.fetcher = &fetcher;
+  ports.volume_path = [this](const core::VolumeRef& ref) { return volumePath(ref); };
+  ports.root_path = options.root_path;
+  ports.customize = ports_.customize;
+  ports.make_fs = ports_.make_fs;
+  ports.create_volume = [this](const core::VolumeRef& ref, uint64_t size, const std::string& label)
+      -> Result<std::string> {
+    XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * pool, storage_.pool(ref.pool));
+    XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool->create(ref.name, size, label));
+    return v.path;
+  };
+  ports.remove_volume = [this](const core::VolumeRef& ref) { return storage_.removeNow(ref.pool, ref.name); };
+  ports.work_dir = config_.work_dir;
   customize::ContainerRunOptions run;
   run.fetch.stop = options.stop;
   run.fetch.ca_file = config_.ca_file;
@@ -112,6 +124,7 @@ Status ContainerRunner::runNow(const customize::ContainerFile& file, std::string
   run.instance_id = options.instance_id;
   run.dry_run = options.dry_run;
   run.progress = options.progress;
+  run.extract = config_.extract;
   return customize::runContainer(file, file_name, ports, run);
 }
 

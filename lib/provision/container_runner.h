@@ -11,7 +11,10 @@
 //    volume: it is edited offline. The check is made when the run resolves
 //    the target, so a domain started during the run is not seen (the same
 //    window as StorageManager's resize).
-//  - every URI a run fetches (a [copy]'s source, a [patch]'s diff) must pass
+//  - [image] to vol:POOL/NAME makes the volume in its pool (ext4, labelled),
+//    removed again when the run fails.
+//  - every URI a run fetches (a [copy]'s source, a [patch]'s diff, a
+//    [populate]'s archive; not one a [create] of the run made) must pass
 //    the image sources' policy (lib/image/image_sources.h, [[images.source]]
 //    and [images] trusted_keys), as an image import from that URI would:
 //    "signed" needs a minisign signature at URI.minisig by a trusted key of
@@ -49,12 +52,20 @@ class ContainerRunner {
     core::Fetcher* fetcher = nullptr;
     /// Makes typed customizations (customize::Customizer::apply).
     std::function<Status(core::FileTree&, const core::Customizations&)> customize;
+    /// Formats a new image file ext4 with a label ([image] to a path;
+    /// mkfs.ext4). Empty: such an [image] is UNIMPLEMENTED.
+    std::function<Status(const std::string& path, const std::string& label)> make_fs;
   };
   struct Config {
     /// Which proof a fetched URI needs (ImageConfig::sources).
     image::ImageSources sources;
     std::string ca_file;                          ///< extra CAs for https ("" = the system's)
-    uint64_t max_fetch_bytes = uint64_t{64} << 20;  ///< per fetched source or patch
+    uint64_t max_fetch_bytes = uint64_t{64} << 20;  ///< per fetched source, patch or archive
+    /// A private directory (ImageConfig::work_dir) where [populate] unpacks
+    /// its archive; "" = [populate] is UNIMPLEMENTED.
+    std::string work_dir;
+    /// What a [populate] archive may hold (ImageConfig::extract).
+    image::ExtractPolicy extract;
   };
 
   /// All references must outlive the runner.

@@ -128,6 +128,49 @@ class ContainerApplyTest(DaemonTestCase):
         fsck = subprocess.run(["e2fsck", "-fn", self.volume], capture_output=True, text=True)
         self.assertEqual(fsck.returncode, 0, fsck.stdout + fsck.stderr)
 
+    def test_create_image_populate_as_in_the_paper(self):
+        """[create] packs a directory, [image] makes a labelled ext4 image file and a volume, [populate] fills them; the daemon's mkfs.ext4 and e2fsck agree."""
+        src = os.path.join(self.workdir, "etc-src")
+        os.makedirs(os.path.join(src, "etc"))
+        self.write("etc-src/etc/hosts", "127.0.0.1 localhost\n")
+        archive = os.path.join(self.workdir, "images", "etc.cpio.gz")
+        os.makedirs(os.path.dirname(archive))
+        image = os.path.join(self.workdir, "images", "fido-etc")
+        path = self.write("fido.cfg", textwrap.dedent(f"""\
+            name = 'fido'
+            [create
+             {src}/
+             file://{archive}
+             ][end]
+            [image {image}
+             50MB
+             fido_etc] [end]
+            [populate image
+             {image}
+             /mnt/
+             file://{archive}
+             ][end]
+            [image vol:thin/data 16M data][end]
+            [populate image vol:thin/data /mnt file://{archive}][end]
+            [replace /etc/HOSTNAME archive {image}
+            FCDOBBS
+            ] [end]
+            """))
+        self.vm("container", "--container", path)
+        self.assertTrue(os.path.exists(archive))
+        for img in (image, os.path.join(self.pool_dir, "data.img")):
+            cat = subprocess.run(["debugfs", "-R", "cat /etc/hosts", img], capture_output=True, text=True, check=True)
+            self.assertEqual(cat.stdout, "127.0.0.1 localhost\n")
+            fsck = subprocess.run(["e2fsck", "-fn", img], capture_output=True, text=True)
+            self.assertEqual(fsck.returncode, 0, fsck.stdout + fsck.stderr)
+        label = subprocess.run(["e2label", image], capture_output=True, text=True, check=True)
+        self.assertEqual(label.stdout, "fido_etc\n")
+        self.assertEqual(os.path.getsize(image), 50 << 20)
+        # Again: the image exists now, and the run is refused before anything changes.
+        r = self.vm("container", "--container", path, expect=None)
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn(f"{path}:6:1: [image] {image} already exists", r.err)
+
     def test_failing_run_changes_nothing(self):
         """A hunk that does not apply fails the run with its place, and the volume keeps what it had."""
         bad = self.write("bad.cfg", f"name = 'web1'\n[replace /etc/motd archive vol:thin/web1\nother\n] [end]\n"

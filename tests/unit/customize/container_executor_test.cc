@@ -13,6 +13,7 @@
 #include "lib/customize/customizer.h"
 #include "lib/customize/ext4_file_tree.h"
 #include "lib/image/archive_extractor.h"
+#include "lib/image/archive_writer.h"
 #include "lib/sys/posix_process_runner.h"
 #include "tests/fakes/fake_fetcher.h"
 #include "tests/fakes/fake_file_tree.h"
@@ -170,7 +171,6 @@ TEST_F(ContainerExecutorTest, MissingInputsChangeNothing) {
 // What is not built answers UNIMPLEMENTED naming the statement, before any change.
 TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
   for (std::string_view text : {
-           "[create /etc ftp://h/etc.cpio.gz][end]",
            "[image /img/new 50M lbl][end]",
            "[populate image /img/web1 /mnt /a.cpio.gz][end]",
            "[replace /etc/x archive http://h/etc.cpio.gz\nx\n] [end]",
@@ -243,6 +243,169 @@ TEST_F(ContainerExecutorTest, FailedOrDryRunStoresNoFork) {
   ASSERT_TRUE(runContainer(*parsed, "f", ports_, dry).ok());
   EXPECT_FALSE(fetcher_.fetch("file:///srv/x.cpio.gz", [](std::string_view) { return absl::OkStatus(); }, {}).ok());
   EXPECT_EQ(writableOpens(), 0);
+}
+
+// The executor fixture with the ports that make file systems: image files
+// in a temporary directory (make_fs gives each a FakeFileTree), volumes of
+// pool "thin" (made and removed in memory), and a private work directory.
+class ContainerMakeTest : public ContainerExecutorTest {
+ protected:
+  ContainerMakeTest() {
+    ports_.make_fs = [this](const std::string& path, const std::string& label) -> Status {
+      labels_[path] = label;
+      images_[path] = std::make_unique<fakes::FakeFileTree>();
+      image(path).addDir("/lost+found", 0700);
+      return absl::OkStatus();
+    };
+    ports_.create_volume = [this](const core::VolumeRef& v, uint64_t size, const std::string& label)
+        -> Result<std::string> {
+      const std::string path = "/vol/" + v.pool + "/" + v.name;
+      volumes_.push_back(v.target());
+      labels_[path] = absl::StrCat(label, " ", size);
+      images_[path] = std::make_unique<fakes::FakeFileTree>();
+      return path;
+    };
+    ports_.remove_volume = [this](const core::VolumeRef& v) {
+      volumes_.erase(std::remove(volumes_.begin(), volumes_.end(), v.target()), volumes_.end());
+      return absl::OkStatus();
+    };
+    ports_.work_dir = tmp_.sub("work");
+    std::filesystem::create_directory(ports_.work_dir);
+    std::filesystem::create_directories(tmp_.sub("src/etc"));
+    std::ofstream(tmp_.sub("src/etc/hosts")) << "127.0.0.1 localhost\n";
+    std::ofstream(tmp_.sub("src/etc/passwd")) << "root:x:0:0::/root:/bin/sh\n";
+  }
+  // The host files in `dir` (names only), sorted.
+  std::vector<std::string> hostFiles(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  // The tree made for the image file that now sits at `target`.
+  fakes::FakeFileTree* madeFor(const std::string& target) {
+    const std::string prefix = absl::StrCat(tmp_.path(), "/.", target.substr(target.rfind('/') + 1), ".xenctl-");
+    for (auto& [path, tree] : images_)
+      if (path.rfind(prefix, 0) == 0) return tree.get();
+    return nullptr;
+  }
+
+  test_support::TempDir tmp_;
+  std::map<std::string, std::string> labels_;
+  std::vector<std::string> volumes_;
+};
+
+// The paper's §4.5-4.7 in one file: [create] packs a directory (stored at
+// its URI, and taken from there by the [populate] after it, unfetched),
+// [image] makes a labelled sparse file system, [populate] fills it, and
+// later statements plan over what it holds.
+TEST_F(ContainerMakeTest, CreateImagePopulateInOrder) {
+  const std::string img = tmp_.sub("fido-etc");
+  Status s = run(absl::StrCat("[create\n ", tmp_.sub("src"), "/\n file:///srv/images/etc.cpio.gz\n ][end]\n",
+                              "[image ", img, "\n 50MB\n fido_etc] [end]\n",
+                              "[populate image\n ", img, "\n /mnt/\n file:///srv/images/etc.cpio.gz\n ][end]\n",
+                              "[replace /etc/HOSTNAME archive ", img, "\nFCDOBBS\n] [end]\n",
+                              "[copy /etc/hosts.orig archive ", img, " source file:///srv/images/hosts] [end]\n"));
+  // The copy's source is missing: nothing was made, nothing stored.
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  EXPECT_EQ(hostFiles(tmp_.path()), (std::vector<std::string>{"src", "work"}));
+  EXPECT_FALSE(fetcher_.fetch("file:///srv/images/etc.cpio.gz", [](std::string_view) { return absl::OkStatus(); }, {})
+                   .ok());
+  fetcher_.serve("file:///srv/images/hosts", "10.0.0.1 gw\n");
+  fetcher_.serve("file:///srv/hosts.patch",
+                 "--- a/etc/hosts\n+++ b/etc/hosts\n@@ -1 +1,2 @@\n 127.0.0.1 localhost\n+10.0.0.9 db\n");
+  s = run(absl::StrCat("[create\n ", tmp_.sub("src"), "/\n file:///srv/images/etc.cpio.gz\n ][end]\n",
+                       "[image ", img, "\n 50MB\n fido_etc] [end]\n",
+                       "[populate image\n ", img, "\n /mnt/\n file:///srv/images/etc.cpio.gz\n ][end]\n",
+                       "[replace /etc/HOSTNAME archive ", img, "\nFCDOBBS\n] [end]\n",
+                       "[patch ", img, " /srv/hosts.patch][end]\n"));
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(hostFiles(tmp_.path()), (std::vector<std::string>{"fido-etc", "src", "work"}));
+  EXPECT_EQ(std::filesystem::file_size(img), 50u << 20);
+  EXPECT_EQ(std::filesystem::status(img).permissions(), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  fakes::FakeFileTree* made = madeFor(img);
+  ASSERT_NE(made, nullptr);
+  EXPECT_EQ(made->readFile("/etc/passwd").value_or(""), "root:x:0:0::/root:/bin/sh\n");
+  EXPECT_EQ(made->readFile("/etc/hosts").value_or(""), "127.0.0.1 localhost\n10.0.0.9 db\n");
+  EXPECT_EQ(made->readFile("/etc/HOSTNAME").value_or(""), "FCDOBBS\n");
+  EXPECT_TRUE(made->stat("/lost+found").ok()) << "populate adds to the file system, it does not replace it";
+  EXPECT_THAT(labels_, ::testing::Contains(::testing::Pair(::testing::_, "fido_etc")));
+  EXPECT_TRUE(fetcher_.fetch("file:///srv/images/etc.cpio.gz", [](std::string_view) { return absl::OkStatus(); }, {})
+                  .ok());
+  const std::vector<std::string> requested = fetcher_.requested();
+  EXPECT_EQ(std::count(requested.begin(), requested.end(), "file:///srv/images/etc.cpio.gz"), 2)
+      << "only the checks of this test fetched it; the runs took [create]'s bytes";
+  EXPECT_TRUE(hostFiles(ports_.work_dir).empty()) << "the unpacked archive is removed";
+  // A second run's [image] does not write over the file.
+  s = run(absl::StrCat("\n  [image ", img, " 8M x][end]\n"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:2:3: [image] "));
+}
+
+// A run that fails after an [image] removes the file system it made: the
+// image file's temporary name, or the volume.
+TEST_F(ContainerMakeTest, FailureRemovesWhatItMade) {
+  ports_.customize = [](core::FileTree&, const core::Customizations&) {
+    return absl::NotFoundError("no group 'wheel'");
+  };
+  const std::string img = tmp_.sub("new.img");
+  Status s = run(absl::StrCat("[image ", img, " 8M new][end]\n[image vol:thin/new 16M new][end]\n",
+                              "[replace /etc/motd archive vol:thin/new\nhi\n] [end]\n",
+                              "[hostname web1 archive ", img, "][end]\n"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:6:1: [hostname] no group 'wheel'"));
+  EXPECT_EQ(hostFiles(tmp_.path()), (std::vector<std::string>{"src", "work"}));
+  EXPECT_TRUE(volumes_.empty());
+  EXPECT_EQ(labels_.at("/vol/thin/new"), absl::StrCat("new ", 16u << 20));
+  // An existing volume is not made again.
+  s = run("[image vol:thin/web1 16M x][end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
+  EXPECT_THAT(s.message(), HasSubstr("vol:thin/web1 already exists"));
+}
+
+// [populate] into an existing tree adds the archive's files over it, in
+// order with the other statements; an archive entry that would leave the
+// tree is refused before anything changes.
+TEST_F(ContainerMakeTest, PopulateAnExistingTree) {
+  std::string archive;
+  {
+    core::ByteSink sink = [&](std::string_view c) {
+      archive.append(c);
+      return absl::OkStatus();
+    };
+    auto w = image::EntryWriter::open(image::ExportFormat::kTarZst, sink);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->directory("./etc", 0755, 0, 0).ok());
+    ASSERT_TRUE((*w)->file("./etc/motd", "from the archive\n", 0600, 0, 0).ok());
+    ASSERT_TRUE((*w)->symlink("./etc/mtab", "/proc/self/mounts", 0, 0).ok());
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  fetcher_.serve("file:///srv/etc.tar.zst", archive);
+  ASSERT_TRUE(run("[replace /etc/motd archive vol:thin/web1\nbefore\n] [end]\n"
+                  "[populate image vol:thin/web1 /mnt /srv/etc.tar.zst][end]\n"
+                  "[replace /etc/issue archive vol:thin/web1\nafter\n] [end]\n")
+                  .ok());
+  EXPECT_EQ(file("/etc/motd"), "from the archive\n");
+  EXPECT_EQ(image("/img/web1").stat("/etc/motd")->mode, 0600u);
+  EXPECT_EQ(image("/img/web1").stat("/etc/mtab")->link_target, "/proc/self/mounts");
+  EXPECT_EQ(file("/etc/issue"), "after\n");
+  std::string evil;
+  {
+    core::ByteSink sink = [&](std::string_view c) {
+      evil.append(c);
+      return absl::OkStatus();
+    };
+    auto w = image::EntryWriter::open(image::ExportFormat::kTarZst, sink);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->file("../escape", "x", 0644, 0, 0).ok());
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  fetcher_.serve("file:///srv/evil.tar", evil);
+  Status s = run("[replace /etc/motd archive vol:thin/web1\nchanged\n] [end]\n"
+                 "[populate image vol:thin/web1 /mnt /srv/evil.tar][end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: [populate] /srv/evil.tar: "));
+  EXPECT_EQ(file("/etc/motd"), "from the archive\n");
 }
 
 // "root" is the tree at the run's root_path; a run without one refuses it before any change.
@@ -385,6 +548,59 @@ TEST(ContainerExecutorExt4, ReplaceCopyPatchOnAnImage) {
   EXPECT_EQ(readHostFile(tmp.sub("fork/etc/motd")), "one\nTWO\nthree\n");
   EXPECT_EQ(readHostFile(tmp.sub("fork/etc/HOSTNAME")), "FCDOBBS\n");
   EXPECT_TRUE(std::filesystem::is_directory(tmp.sub("fork/lost+found")));
+}
+
+// The paper's [create] / [image] / [populate] on real files: a directory
+// packed, a sparse ext4 image made by mkfs.ext4 and labelled, filled from
+// the archive and then changed through Ext4FileTree; debugfs reads it back,
+// e2fsck -fn finds it clean.
+TEST(ContainerExecutorExt4, CreateImagePopulateOnAnImage) {
+  test_support::TempDir tmp;
+  std::filesystem::create_directories(tmp.sub("src/etc/ssh"));
+  std::ofstream(tmp.sub("src/etc/hosts")) << "127.0.0.1 localhost\n";
+  std::ofstream(tmp.sub("src/etc/ssh/sshd_config")) << "Port 22\n";
+  std::filesystem::create_symlink("/proc/self/mounts", tmp.sub("src/etc/mtab"));
+  std::filesystem::create_directory(tmp.sub("work"));
+  sys::PosixProcessRunner runner;
+  auto sh = [&](std::vector<std::string> argv) {
+    argv[0] = std::filesystem::exists("/usr/sbin/" + argv[0]) ? "/usr/sbin/" + argv[0] : "/sbin/" + argv[0];
+    auto r = runner.run(argv, absl::Seconds(120));
+    EXPECT_TRUE(r.ok() && r->exit_code == 0) << argv[0] << ": " << (r.ok() ? r->output : r.status().ToString());
+    return r.ok() ? r->stdout_text : "";
+  };
+  fakes::FakeFetcher fetcher;
+  ContainerPorts ports;
+  ports.open_tree = [](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(path, writable));
+    return std::unique_ptr<core::FileTree>(std::move(t));
+  };
+  ports.fetcher = &fetcher;
+  ports.make_fs = [&](const std::string& path, const std::string& label) {
+    sh({"mkfs.ext4", "-q", "-F", "-L", label, path});
+    return absl::OkStatus();
+  };
+  ports.work_dir = tmp.sub("work");
+  const std::string img = tmp.sub("fido-etc");
+  auto parsed = parseContainer(
+      absl::StrCat("[create ", tmp.sub("src"), " ftp://h/images/etc.cpio.gz][end]\n",
+                   "[image ", img, " 16M fido_etc][end]\n",
+                   "[populate image ", img, " /mnt/ ftp://h/images/etc.cpio.gz][end]\n",
+                   "[replace /etc/HOSTNAME archive ", img, "\nFCDOBBS\n] [end]\n"),
+      "fido.cfg");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  Status s = runContainer(*parsed, "fido.cfg", ports);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/hosts", img}), "127.0.0.1 localhost\n");
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/ssh/sshd_config", img}), "Port 22\n");
+  EXPECT_EQ(sh({"debugfs", "-R", "cat /etc/HOSTNAME", img}), "FCDOBBS\n");
+  EXPECT_THAT(sh({"debugfs", "-R", "stat /etc/mtab", img}), HasSubstr("Fast link dest: \"/proc/self/mounts\""));
+  EXPECT_EQ(sh({"e2label", img}), "fido_etc\n");
+  EXPECT_EQ(std::filesystem::file_size(img), 16u << 20);
+  sh({"e2fsck", "-fn", img});
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.sub("work")));
+  // The archive [create] stored is the directory's.
+  unpackStored(fetcher, "ftp://h/images/etc.cpio.gz", tmp.sub("out"));
+  EXPECT_EQ(readHostFile(tmp.sub("out/etc/hosts")), "127.0.0.1 localhost\n");
 }
 
 // A diff that is not one, and a strip level deeper than the names.

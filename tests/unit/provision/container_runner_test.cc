@@ -115,6 +115,24 @@ TEST_F(ContainerRunnerTest, RootIsRefusedOutsideCreateDomain) {
   EXPECT_EQ(file("/etc/motd"), "one\ntwo\n");
 }
 
+// [image] to vol:POOL/NAME makes the volume in its pool, labelled; a run that fails after it removes it again.
+TEST_F(ContainerRunnerTest, ImageMakesAVolumeAndFailureRemovesIt) {
+  auto op = run("[image vol:thin/data 8M data][end]\n");
+  ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  auto pool = storage_->pool("thin");
+  ASSERT_TRUE(pool.ok());
+  auto data = (*pool)->get("data");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->size_bytes, 8 * kMiB);
+  // This runner's opener knows /fake/thin/web1 only: the replace fails, and the new volume goes.
+  op = run("[image vol:thin/data2 8M data][end]\n[replace /etc/motd archive vol:thin/data2\nx\n] [end]\n");
+  EXPECT_EQ(op.state, OperationState::kFailed);
+  EXPECT_THAT(std::string(op.status.message()), HasSubstr("web1.cfg:2:1: [replace] "));
+  EXPECT_EQ((*pool)->get("data2").status().code(), absl::StatusCode::kNotFound);
+  op = run("[image vol:thin/web1 8M x][end]\n");
+  EXPECT_EQ(op.status.code(), absl::StatusCode::kAlreadyExists) << op.status;
+}
+
 // A volume a running domain uses is not edited; an unknown one is NOT_FOUND.
 TEST_F(ContainerRunnerTest, VolumeInUseRefused) {
   core::DomainSpec dom;

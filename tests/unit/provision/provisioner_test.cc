@@ -63,7 +63,7 @@ class ProvisionerTest : public ManagersFixture {
       return absl::OkStatus();
     };
     containers_ = std::make_unique<ContainerRunner>(*storage_, usage_, ops_, std::move(ports),
-                                                  ContainerRunner::Config{image::ImageSources(std::vector<image::MinisignPublicKey>{}), "", 1 << 20});
+                                                  ContainerRunner::Config{image::ImageSources(std::vector<image::MinisignPublicKey>{}), "", 1 << 20, "", {}});
     golden_files_.addFile("/etc/motd", "one\ntwo\n");
     provisioner_ = makeProvisioner([this](const std::string& path, const core::Customizations& c) -> Status {
       std::lock_guard lock(mu_);
