@@ -207,8 +207,10 @@ class Run {
   }
 
   ~Run() {
+    trees_.clear();
     std::error_code ec;
     for (const std::string& dir : staging_dirs_) std::filesystem::remove_all(dir, ec);
+    for (const std::string& image : scratch_images_) ::unlink(image.c_str());
   }
 
   Status run(const ContainerFile& file) {
@@ -225,6 +227,7 @@ class Run {
       if (!step.ok()) return at(file_name_, s, step.status());
       steps.push_back(std::move(*step));
     }
+    XENCTL_RETURN_IF_ERROR(checkArchivesLeave(steps));
     Status planned = absl::OkStatus();
     for (size_t i = 0; i < steps.size() && planned.ok(); ++i)  // pass 2
       if (Status st = plan(steps[i]); !st.ok()) planned = at(file_name_, *steps[i].statement, st);
@@ -278,10 +281,7 @@ class Run {
         return ports_.root_path;
       case Location::Kind::kUri:
         if (l.text.rfind("file:///", 0) == 0) return l.text.substr(7);
-        return absl::UnimplementedError(
-            absl::StrCat("editing the archive at '", l.text,
-                         "' (fetch, unpack, change, store) is not built yet in this xenctl; give an image file's "
-                         "path or vol:POOL/NAME as the archive"));
+        return absl::InvalidArgumentError(absl::StrCat("'", l.text, "' is a remote archive, not a file system"));
     }
     return absl::InternalError("unknown location kind");
   }
@@ -305,13 +305,109 @@ class Run {
 
   // The key of the tree `l` names: the target itself when an [image] of
   // this run makes it, else its host path.
-  Result<std::string> treeKey(const Location& l) const {
+  Result<std::string> treeKey(const Location& l) {
+    if (isArchive(l)) return archiveTree(l);
     if (l.kind == Location::Kind::kVolume) {
       if (new_trees_.count(l.text)) return l.text;
       return hostPath(l);
     }
     XENCTL_ASSIGN_OR_RETURN(std::string path, hostPath(l));
     return path;
+  }
+
+  // An archive named as a tree: a remote URI, or a file whose name says
+  // it is one (etc.cpio.gz); other paths and file:// URIs are file systems.
+  static bool isArchive(const Location& l) {
+    if (l.kind == Location::Kind::kVolume || l.kind == Location::Kind::kRoot) return false;
+    if (l.kind == Location::Kind::kUri && l.text.rfind("file://", 0) != 0) return true;
+    for (std::string_view suffix : {".cpio", ".cpio.gz", ".cpio.xz", ".cpio.zst", ".tar", ".tar.gz", ".tgz",
+                                    ".tar.xz", ".txz", ".tar.zst", ".tzst", ".tar.bz2"})
+      if (std::string_view(l.text).ends_with(suffix)) return true;
+    return false;
+  }
+
+  // Pass 1 for an archive named as a tree: fetched once per run (under the
+  // fetcher's policy), unpacked into a private directory and copied into a
+  // scratch ext4 image in work_dir, which the run then edits like any
+  // tree. The archive itself is never written: its changes leave through
+  // diff and fork (checkArchivesLeave). Its key is the scratch image.
+  Result<std::string> archiveTree(const Location& l) {
+    const std::string uri = fetchUri(l);
+    if (auto it = archives_.find(uri); it != archives_.end()) return it->second;
+    if (ports_.work_dir.empty() || !ports_.make_fs)
+      return absl::UnimplementedError(absl::StrCat(
+          "editing the archive at '", l.text, "' needs a private work directory and mkfs.ext4, which this run lacks"));
+    XENCTL_ASSIGN_OR_RETURN(const std::string* bytes, fetched(l));
+    XENCTL_ASSIGN_OR_RETURN(std::string dir, unpack(*bytes, l.text));
+    // Room for every entry (a block and an inode each at mkfs.ext4's 16 KiB
+    // per inode), its data and the journal; sparse, so a generous size costs nothing.
+    uint64_t entries = 0, bytes_in = 0;
+    std::error_code ec;
+    for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      ++entries;
+      if (it->is_regular_file(ec)) bytes_in += it->file_size(ec);
+    }
+    const uint64_t size = ((bytes_in + bytes_in / 4 + entries * (16 << 10) + (uint64_t{64} << 20)) + 4095) / 4096 * 4096;
+    std::string image = absl::StrCat(ports_.work_dir, "/archive-XXXXXX");
+    int fd = ::mkostemp(image.data(), O_CLOEXEC);
+    if (fd < 0) return errnoStatus(errno, absl::StrCat("making a scratch image in ", ports_.work_dir));
+    scratch_images_.push_back(image);
+    const int rc = ::ftruncate(fd, static_cast<off_t>(size));
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return errnoStatus(err, absl::StrCat("sizing the scratch image for ", l.text));
+    XENCTL_RETURN_IF_ERROR(ports_.make_fs(image, "archive"));
+    XENCTL_ASSIGN_OR_RETURN(auto tree, ports_.open_tree(image, true));
+    Status copied = copyInto(dir, *tree);
+    Status closed = tree->close();
+    if (!copied.ok()) return Status(copied.code(), absl::StrCat(l.text, ": ", copied.message()));
+    XENCTL_RETURN_IF_ERROR(closed);
+    archives_[uri] = image;
+    archive_names_[image] = l.text;
+    return image;
+  }
+
+  // Unpacks `bytes` into a new private directory under work_dir.
+  Result<std::string> unpack(const std::string& bytes, const std::string& what) {
+    std::string dir = absl::StrCat(ports_.work_dir, "/unpack-XXXXXX");
+    if (::mkdtemp(dir.data()) == nullptr)
+      return errnoStatus(errno, absl::StrCat("making a private directory in ", ports_.work_dir));
+    staging_dirs_.push_back(dir);
+    std::string_view left = bytes;
+    image::ExtractPolicy policy = options_.extract;
+    policy.stop = options_.fetch.stop;
+    auto x = image::extractArchive(
+        [&]() -> Result<std::string> {
+          std::string chunk(left.substr(0, size_t{1} << 20));
+          left.remove_prefix(chunk.size());
+          return chunk;
+        },
+        dir, policy);
+    if (!x.ok()) return Status(x.status().code(), absl::StrCat(what, ": ", x.status().message()));
+    return dir;
+  }
+
+  // An archive's changes leave the run only through a diff or a fork: one
+  // edited with neither is refused before anything is written.
+  Status checkArchivesLeave(const std::vector<Step>& steps) {
+    for (const auto& [image, name] : archive_names_) {
+      const Statement* first = nullptr;
+      bool leaves = false;
+      for (const Step& st : steps) {
+        if (st.tree != image) continue;
+        if (!first) first = st.statement;
+        const StatementBody& b = st.statement->body;
+        if (auto* r = std::get_if<ReplaceStmt>(&b)) leaves = leaves || r->outputs.diff || r->outputs.fork;
+        if (auto* c = std::get_if<CopyStmt>(&b)) leaves = leaves || c->outputs.diff || c->outputs.fork;
+        if (auto* p = std::get_if<PatchStmt>(&b)) leaves = leaves || p->out;
+      }
+      if (first && !leaves)
+        return at(file_name_, *first,
+                  absl::FailedPreconditionError(absl::StrCat(
+                      "changes the archive at '", name, "', which is never written back; give 'fork URI' (the "
+                      "changed tree as a new archive) or 'diff URI' on a statement for it, or a [patch] OUT-URI")));
+    }
+    return absl::OkStatus();
   }
 
   // Pass 1 of [image]: the target is free; it becomes a new tree.
@@ -466,21 +562,7 @@ class Run {
         else planWrite(step, fp.path, std::move(*patched));
       }
     } else if (auto* pop = std::get_if<PopulateStmt>(&s.body)) {
-      std::string dir = absl::StrCat(ports_.work_dir, "/populate-XXXXXX");
-      if (::mkdtemp(dir.data()) == nullptr)
-        return errnoStatus(errno, absl::StrCat("making a private directory in ", ports_.work_dir));
-      staging_dirs_.push_back(dir);
-      std::string_view left = cache_.at(fetchUri(pop->archive));
-      image::ExtractPolicy policy = options_.extract;
-      policy.stop = options_.fetch.stop;
-      auto x = image::extractArchive(
-          [&]() -> Result<std::string> {
-            std::string chunk(left.substr(0, size_t{1} << 20));
-            left.remove_prefix(chunk.size());
-            return chunk;
-          },
-          dir, policy);
-      if (!x.ok()) return Status(x.status().code(), absl::StrCat(pop->archive.text, ": ", x.status().message()));
+      XENCTL_ASSIGN_OR_RETURN(std::string dir, unpack(cache_.at(fetchUri(pop->archive)), pop->archive.text));
       step.staged = dir;
       populated_[step.tree].emplace_back(++sequence_, dir);
     } else if (std::holds_alternative<CreateStmt>(s.body) || std::holds_alternative<ImageStmt>(s.body)) {
@@ -589,6 +671,9 @@ class Run {
   std::map<std::string, std::map<std::string, uint64_t>> written_at_;  // tree -> path -> the planned write's place
   uint64_t sequence_ = 0;
   std::vector<std::string> staging_dirs_;  // removed when the run ends
+  std::vector<std::string> scratch_images_;  // archives' scratch images, removed when the run ends
+  std::map<std::string, std::string> archives_;       // archive URI -> its scratch image
+  std::map<std::string, std::string> archive_names_;  // scratch image -> the archive as written
   // tree -> path -> what it held before the run (nullopt: missing)
   std::map<std::string, std::map<std::string, std::optional<std::string>>> originals_;
 };

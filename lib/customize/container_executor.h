@@ -50,9 +50,15 @@
 // hard links become copies). Nothing is mounted: MOUNTPOINT, the paper's
 // loop mount, is only read. Later statements plan over what it copies.
 //
-// Not built yet (UNIMPLEMENTED naming the statement, in pass 1): editing
-// an archive at a remote URI (give an image file's path or vol:POOL/NAME
-// as the archive instead).
+// An archive as a statement's tree (the paper's Figure 1: "archive
+// http://foo.org/images/etc.cpio.gz"): a remote URI, or a path or file://
+// URI whose name ends like an archive (.cpio.gz, .tar.zst, ...; other
+// paths are file systems). It is fetched once per run in pass 1, unpacked
+// into a private directory under work_dir and copied into a scratch ext4
+// image there (make_fs), which the run edits like any tree and removes at
+// its end. The archive itself is never written: a run that changes one
+// without a diff or fork option (or [patch] OUT-URI) on a statement for it
+// is FAILED_PRECONDITION before anything is written.
 #pragma once
 
 #include <cstdint>

@@ -136,6 +136,7 @@ class ContainerApplyTest(DaemonTestCase):
         archive = os.path.join(self.workdir, "images", "etc.cpio.gz")
         os.makedirs(os.path.dirname(archive))
         image = os.path.join(self.workdir, "images", "fido-etc")
+        forked = os.path.join(self.workdir, "images", "fcdobbs-etc.cpio.gz")
         path = self.write("fido.cfg", textwrap.dedent(f"""\
             name = 'fido'
             [create
@@ -155,9 +156,14 @@ class ContainerApplyTest(DaemonTestCase):
             [replace /etc/HOSTNAME archive {image}
             FCDOBBS
             ] [end]
+            [replace /etc/HOSTNAME archive file://{archive} fork file://{forked}
+            FCDOBBS
+            ] [end]
             """))
         self.vm("container", "--container", path)
         self.assertTrue(os.path.exists(archive))
+        with open(forked, "rb") as f:
+            self.assertEqual(f.read(2), b"\x1f\x8b")  # the fork of the archive, a cpio.gz
         for img in (image, os.path.join(self.pool_dir, "data.img")):
             cat = subprocess.run(["debugfs", "-R", "cat /etc/hosts", img], capture_output=True, text=True, check=True)
             self.assertEqual(cat.stdout, "127.0.0.1 localhost\n")

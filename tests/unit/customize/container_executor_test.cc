@@ -173,7 +173,7 @@ TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
   for (std::string_view text : {
            "[image /img/new 50M lbl][end]",
            "[populate image /img/web1 /mnt /a.cpio.gz][end]",
-           "[replace /etc/x archive http://h/etc.cpio.gz\nx\n] [end]",
+           "[replace /etc/x archive http://h/etc.cpio.gz fork /srv/x.cpio.gz\nx\n] [end]",  // no work_dir
            "[hostname web1 archive vol:thin/web1][end]",  // no Customizer given
        }) {
     Status s = run(absl::StrCat("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n", av(text)));
@@ -408,6 +408,64 @@ TEST_F(ContainerMakeTest, PopulateAnExistingTree) {
   EXPECT_EQ(file("/etc/motd"), "from the archive\n");
 }
 
+// A cpio.gz of /etc as the paper's archives hold.
+std::string etcArchive() {
+  std::string archive;
+  core::ByteSink sink = [&](std::string_view c) {
+    archive.append(c);
+    return absl::OkStatus();
+  };
+  auto w = image::EntryWriter::open(image::ExportFormat::kCpioGz, sink);
+  EXPECT_TRUE(w.ok());
+  if (!w.ok()) return "";
+  EXPECT_TRUE((*w)->directory(".", 0755, 0, 0).ok());
+  EXPECT_TRUE((*w)->directory("./etc", 0755, 0, 0).ok());
+  EXPECT_TRUE((*w)->file("./etc/HOSTNAME", "golden\n", 0644, 0, 0).ok());
+  EXPECT_TRUE((*w)->file("./etc/hosts", "127.0.0.1 localhost\n", 0644, 0, 0).ok());
+  EXPECT_TRUE((*w)->close().ok());
+  return archive;
+}
+
+// The paper's Figure 1 with a fork: the archive at a URI is fetched once,
+// unpacked privately, changed by each statement naming it in order, and
+// the changed tree stored as a new archive; the scratch copy goes.
+TEST_F(ContainerMakeTest, ArchiveAtAUriIsForked) {
+  fetcher_.serve("http://foo.org/images/etc.cpio.gz", etcArchive());
+  fetcher_.serve("file:///srv/hosts.patch",
+                 "--- a/etc/hosts\n+++ b/etc/hosts\n@@ -1 +1,2 @@\n 127.0.0.1 localhost\n+10.0.0.9 db\n");
+  Status s = run("[replace /etc/HOSTNAME\n"
+                 "archive http://foo.org/images/etc.cpio.gz\n"
+                 "\n"
+                 "FCDOBBS\n"
+                 "\n"
+                 "] [end]\n"
+                 "[patch http://foo.org/images/etc.cpio.gz /srv/hosts.patch 1 file:///srv/fcdobbs-etc.cpio.gz][end]\n");
+  ASSERT_TRUE(s.ok()) << s;
+  unpackStored(fetcher_, "file:///srv/fcdobbs-etc.cpio.gz", tmp_.sub("fork"));
+  EXPECT_EQ(readHostFile(tmp_.sub("fork/etc/HOSTNAME")), "FCDOBBS\n");
+  EXPECT_EQ(readHostFile(tmp_.sub("fork/etc/hosts")), "127.0.0.1 localhost\n10.0.0.9 db\n");
+  const std::vector<std::string> requested = fetcher_.requested();
+  EXPECT_EQ(std::count(requested.begin(), requested.end(), "http://foo.org/images/etc.cpio.gz"), 1);
+  EXPECT_TRUE(hostFiles(ports_.work_dir).empty()) << "the scratch copy and the unpacked tree are removed";
+  // The archive itself is unchanged.
+  EXPECT_EQ(fetcher_.requested().size(), requested.size());
+}
+
+// An archive changed without a diff or a fork would lose its changes: refused with the first statement's place.
+TEST_F(ContainerMakeTest, ArchiveChangesMustLeave) {
+  fetcher_.serve("http://foo.org/images/etc.cpio.gz", etcArchive());
+  Status s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n"
+                 "[replace /etc/HOSTNAME archive http://foo.org/images/etc.cpio.gz\nFCDOBBS\n] [end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(s.message(), HasSubstr("web1.cfg:4:1: [replace] changes the archive at "
+                                     "'http://foo.org/images/etc.cpio.gz', which is never written back"));
+  EXPECT_EQ(writableOpens(), 0);
+  EXPECT_TRUE(hostFiles(ports_.work_dir).empty());
+  // A file:// URI or path named like an archive is one too; a missing one is NOT_FOUND.
+  s = run("[replace /etc/x archive /srv/none.tar.zst diff /srv/d\nx\n] [end]\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+}
+
 // "root" is the tree at the run's root_path; a run without one refuses it before any change.
 TEST_F(ContainerExecutorTest, RootIsTheRunsRootPath) {
   Status s = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n[replace /etc/motd archive root\ny\n] [end]");
@@ -601,6 +659,44 @@ TEST(ContainerExecutorExt4, CreateImagePopulateOnAnImage) {
   // The archive [create] stored is the directory's.
   unpackStored(fetcher, "ftp://h/images/etc.cpio.gz", tmp.sub("out"));
   EXPECT_EQ(readHostFile(tmp.sub("out/etc/hosts")), "127.0.0.1 localhost\n");
+}
+
+// An archive edited on real files: its scratch copy is a real ext4 image
+// made by mkfs.ext4, and the fork holds the change.
+TEST(ContainerExecutorExt4, ArchiveAtAUriOnAScratchImage) {
+  test_support::TempDir tmp;
+  std::filesystem::create_directory(tmp.sub("work"));
+  sys::PosixProcessRunner runner;
+  fakes::FakeFetcher fetcher;
+  fetcher.serve("ftp://h/etc.cpio.gz", etcArchive());
+  ContainerPorts ports;
+  ports.open_tree = [](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(path, writable));
+    return std::unique_ptr<core::FileTree>(std::move(t));
+  };
+  ports.fetcher = &fetcher;
+  std::string made;
+  ports.make_fs = [&](const std::string& path, const std::string& label) -> Status {
+    made = path;
+    auto r = runner.run({std::filesystem::exists("/usr/sbin/mkfs.ext4") ? "/usr/sbin/mkfs.ext4" : "/sbin/mkfs.ext4",
+                         "-q", "-F", "-L", label, path},
+                        absl::Seconds(120));
+    if (!r.ok() || r->exit_code != 0) return absl::InternalError("mkfs.ext4 failed");
+    return absl::OkStatus();
+  };
+  ports.work_dir = tmp.sub("work");
+  auto parsed = parseContainer("[replace /etc/HOSTNAME archive ftp://h/etc.cpio.gz fork ftp://h/web1-etc.tar.zst\n"
+                               "web1\n] [end]\n",
+                               "web1.cfg");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  Status s = runContainer(*parsed, "web1.cfg", ports);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_FALSE(made.empty());
+  EXPECT_FALSE(std::filesystem::exists(made)) << "the scratch image is removed";
+  unpackStored(fetcher, "ftp://h/web1-etc.tar.zst", tmp.sub("fork"));
+  EXPECT_EQ(readHostFile(tmp.sub("fork/etc/HOSTNAME")), "web1\n");
+  EXPECT_EQ(readHostFile(tmp.sub("fork/etc/hosts")), "127.0.0.1 localhost\n");
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.sub("work")));
 }
 
 // A diff that is not one, and a strip level deeper than the names.
