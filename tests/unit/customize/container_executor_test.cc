@@ -12,13 +12,13 @@
 
 #include "lib/customize/customizer.h"
 #include "lib/customize/ext4_file_tree.h"
-#include "lib/image/archive_extractor.h"
 #include "lib/image/archive_writer.h"
 #include "lib/sys/posix_process_runner.h"
 #include "tests/fakes/fake_fetcher.h"
 #include "tests/fakes/fake_file_tree.h"
 #include "tests/fakes/fake_process_runner.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/unpack.h"
 
 namespace xenctl::customize {
 namespace {
@@ -183,29 +183,37 @@ TEST_F(ContainerExecutorTest, NotBuiltIsUnimplemented) {
   EXPECT_EQ(writableOpens(), 0);
 }
 
-// The stored archive at `uri`, unpacked into a new directory `dir` by the project's safe extractor.
+// The stored archive at `uri`, unpacked into a new directory `dir`.
 void unpackStored(fakes::FakeFetcher& fetcher, const std::string& uri, const std::string& dir) {
   std::string archive;
   ASSERT_TRUE(fetcher.fetch(uri, [&](std::string_view c) { archive.append(c); return absl::OkStatus(); }, {}).ok())
       << "nothing stored at " << uri;
-  ASSERT_TRUE(std::filesystem::create_directory(dir));
-  bool given = false;
-  auto x = image::extractArchive(
-      [&]() -> Result<std::string> {
-        if (given) return std::string();
-        given = true;
-        return archive;
-      },
-      dir, {});
-  ASSERT_TRUE(x.ok()) << x.status();
+  Status st = test_support::unpackArchive(archive, dir);
+  ASSERT_TRUE(st.ok()) << st;
 }
 
 std::string readHostFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "<missing>";
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return std::filesystem::exists(path) ? test_support::readAll(path) : "<missing>";
+}
+
+// Runs an e2fsprogs tool from /usr/sbin or /sbin; its stdout. A failure fails the test.
+std::string sh(std::vector<std::string> argv) {
+  sys::PosixProcessRunner runner;
+  argv[0] = std::filesystem::exists("/usr/sbin/" + argv[0]) ? "/usr/sbin/" + argv[0] : "/sbin/" + argv[0];
+  auto r = runner.run(argv, absl::Seconds(120));
+  EXPECT_TRUE(r.ok() && r->exit_code == 0) << argv[0] << ": " << (r.ok() ? r->output : r.status().ToString());
+  return r.ok() ? r->stdout_text : "";
+}
+
+// Ports over real ext4 image files (Ext4FileTree) and `fetcher`.
+ContainerPorts ext4Ports(core::Fetcher* fetcher) {
+  ContainerPorts ports;
+  ports.open_tree = [](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
+    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(path, writable));
+    return std::unique_ptr<core::FileTree>(std::move(t));
+  };
+  ports.fetcher = fetcher;
+  return ports;
 }
 
 // fork (replace, copy) and [patch]'s OUT-URI store the tree as it is after
@@ -572,24 +580,12 @@ TEST(ContainerExecutorExt4, ReplaceCopyPatchOnAnImage) {
   test_support::TempDir tmp;
   std::filesystem::create_directories(tmp.sub("src/etc"));
   std::ofstream(tmp.sub("src/etc/motd")) << "one\ntwo\nthree\n";
-  sys::PosixProcessRunner runner;
-  auto sh = [&](std::vector<std::string> argv) {
-    argv[0] = std::filesystem::exists("/usr/sbin/" + argv[0]) ? "/usr/sbin/" + argv[0] : "/sbin/" + argv[0];
-    auto r = runner.run(argv, absl::Seconds(120));
-    EXPECT_TRUE(r.ok() && r->exit_code == 0) << argv[0] << ": " << (r.ok() ? r->output : r.status().ToString());
-    return r.ok() ? r->stdout_text : "";
-  };
   const std::string img = tmp.sub("root.img");
   sh({"mkfs.ext4", "-q", "-F", "-d", tmp.sub("src"), img, "16M"});
   fakes::FakeFetcher fetcher;
   fetcher.serve("http://h/issue", "Debian GNU/Linux 12\n");
   fetcher.serve("http://h/motd.patch", "--- a/etc/motd\n+++ b/etc/motd\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n");
-  ContainerPorts ports;
-  ports.open_tree = [](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
-    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(path, writable));
-    return std::unique_ptr<core::FileTree>(std::move(t));
-  };
-  ports.fetcher = &fetcher;
+  ContainerPorts ports = ext4Ports(&fetcher);
   auto parsed = parseContainer(absl::StrCat("[replace /etc/HOSTNAME archive ", img, "\nFCDOBBS\n] [end]\n",
                                             "[copy /etc/issue archive file://", img, " source http://h/issue] [end]\n",
                                             "[patch ", img, " http://h/motd.patch 1 ftp://h/web1.tar.zst][end]\n"),
@@ -619,21 +615,9 @@ TEST(ContainerExecutorExt4, CreateImagePopulateOnAnImage) {
   std::ofstream(tmp.sub("src/etc/ssh/sshd_config")) << "Port 22\n";
   std::filesystem::create_symlink("/proc/self/mounts", tmp.sub("src/etc/mtab"));
   std::filesystem::create_directory(tmp.sub("work"));
-  sys::PosixProcessRunner runner;
-  auto sh = [&](std::vector<std::string> argv) {
-    argv[0] = std::filesystem::exists("/usr/sbin/" + argv[0]) ? "/usr/sbin/" + argv[0] : "/sbin/" + argv[0];
-    auto r = runner.run(argv, absl::Seconds(120));
-    EXPECT_TRUE(r.ok() && r->exit_code == 0) << argv[0] << ": " << (r.ok() ? r->output : r.status().ToString());
-    return r.ok() ? r->stdout_text : "";
-  };
   fakes::FakeFetcher fetcher;
-  ContainerPorts ports;
-  ports.open_tree = [](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
-    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(path, writable));
-    return std::unique_ptr<core::FileTree>(std::move(t));
-  };
-  ports.fetcher = &fetcher;
-  ports.make_fs = [&](const std::string& path, const std::string& label) {
+  ContainerPorts ports = ext4Ports(&fetcher);
+  ports.make_fs = [](const std::string& path, const std::string& label) {
     sh({"mkfs.ext4", "-q", "-F", "-L", label, path});
     return absl::OkStatus();
   };
@@ -666,22 +650,13 @@ TEST(ContainerExecutorExt4, CreateImagePopulateOnAnImage) {
 TEST(ContainerExecutorExt4, ArchiveAtAUriOnAScratchImage) {
   test_support::TempDir tmp;
   std::filesystem::create_directory(tmp.sub("work"));
-  sys::PosixProcessRunner runner;
   fakes::FakeFetcher fetcher;
   fetcher.serve("ftp://h/etc.cpio.gz", etcArchive());
-  ContainerPorts ports;
-  ports.open_tree = [](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
-    XENCTL_ASSIGN_OR_RETURN(auto t, Ext4FileTree::open(path, writable));
-    return std::unique_ptr<core::FileTree>(std::move(t));
-  };
-  ports.fetcher = &fetcher;
+  ContainerPorts ports = ext4Ports(&fetcher);
   std::string made;
-  ports.make_fs = [&](const std::string& path, const std::string& label) -> Status {
+  ports.make_fs = [&](const std::string& path, const std::string& label) {
     made = path;
-    auto r = runner.run({std::filesystem::exists("/usr/sbin/mkfs.ext4") ? "/usr/sbin/mkfs.ext4" : "/sbin/mkfs.ext4",
-                         "-q", "-F", "-L", label, path},
-                        absl::Seconds(120));
-    if (!r.ok() || r->exit_code != 0) return absl::InternalError("mkfs.ext4 failed");
+    sh({"mkfs.ext4", "-q", "-F", "-L", label, path});
     return absl::OkStatus();
   };
   ports.work_dir = tmp.sub("work");

@@ -4,36 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
-#include "lib/image/archive_extractor.h"
 #include "tests/fakes/fake_file_tree.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/unpack.h"
 
 namespace xenctl::customize {
 namespace {
-
-std::string readAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Unpacks `archive` into a new directory `dir` with the project's safe extractor.
-void unpack(const std::string& archive, const std::string& dir) {
-  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
-  bool given = false;
-  auto x = image::extractArchive(
-      [&]() -> Result<std::string> {
-        if (given) return std::string();
-        given = true;
-        return archive;
-      },
-      dir, {});
-  ASSERT_TRUE(x.ok()) << x.status();
-}
 
 // A tree's directories, files (content and mode) and symlinks come back out of its archive; other entries are left out.
 TEST(PackTree, RoundTripsThroughTheExtractor) {
@@ -56,9 +32,9 @@ TEST(PackTree, RoundTripsThroughTheExtractor) {
     ASSERT_TRUE(packed.ok()) << packed.status();
     EXPECT_EQ(packed->entries, 8u);  // . etc hostname localtime ssh sshd_config var empty
     const std::string out = tmp.sub(std::string(image::toString(f)));
-    unpack(archive, out);
-    EXPECT_EQ(readAll(out + "/etc/hostname"), "web1\n");
-    EXPECT_EQ(readAll(out + "/etc/ssh/sshd_config"), "Port 22\n");
+    ASSERT_TRUE(test_support::unpackArchive(archive, out).ok());
+    EXPECT_EQ(test_support::readAll(out + "/etc/hostname"), "web1\n");
+    EXPECT_EQ(test_support::readAll(out + "/etc/ssh/sshd_config"), "Port 22\n");
     struct stat st;
     ASSERT_EQ(::stat((out + "/etc/ssh/sshd_config").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0600u);
