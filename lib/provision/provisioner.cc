@@ -136,6 +136,7 @@ struct Provisioner::Plan {
   ProvisionRequest req;  // spec normalized, with its root disk; customizations complete
   int64_t owner_uid = -1;
   std::string owner;  // ownerOf(caller)
+  core::Role role = core::Role::kNone;  // the caller's
   state::ImageRecord image;
   std::string pool;  // where the root is cloned: the image's pool
   std::string root;  // the root volume's name
@@ -253,6 +254,18 @@ Status Provisioner::prepare(Plan& p) {
     const std::string& file_name = r.container->file_name.empty() ? "container_text" : r.container->file_name;
     XENCTL_ASSIGN_OR_RETURN(p.container, customize::parseContainer(r.container->text, file_name));
     XENCTL_RETURN_IF_ERROR(customize::checkForNewRoot(*p.container, file_name, core::VolumeRef{p.pool, p.root}));
+    // Host paths are an admin's (access_policy.h): a source or a patch read
+    // from Dom0's files would carry them into the caller's guest.
+    if (p.role != core::Role::kAdmin)
+      for (const customize::Statement& st : p.container->statements) {
+        std::optional<customize::Location> read;
+        if (auto* c = std::get_if<customize::CopyStmt>(&st.body)) read = c->source;
+        if (auto* pt = std::get_if<customize::PatchStmt>(&st.body)) read = pt->patch;
+        if (read && (read->kind == customize::Location::Kind::kPath || read->text.rfind("file:", 0) == 0))
+          return absl::PermissionDeniedError(absl::StrCat(
+              file_name, ":", st.pos.line, ":", st.pos.column, ": [", st.keyword, "] reads the Dom0 file '",
+              read->text, "'; only an admin may name host files: give an http(s) or ftp URI"));
+      }
     if (!containers_)
       return absl::UnimplementedError(absl::StrCat(
           who, ": running a container text in CreateDomain is not built into this xenctld; run the file with "
@@ -330,6 +343,7 @@ Result<core::OperationRecord> Provisioner::create(ProvisionRequest req, const Ca
   plan->req = std::move(req);
   plan->owner_uid = caller.uid;
   plan->owner = ownerOf(caller);
+  plan->role = caller.role;
   const std::string name = plan->req.spec.name;
   return ops_.startChecked({"create-domain", name, caller.request_id, caller.uid}, [&] { return prepare(*plan); },
                            [this, plan, name](OperationContext& ctx) {

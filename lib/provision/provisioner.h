@@ -141,8 +141,10 @@ class Provisioner {
   /// the size is not below the image's, the spec is valid and its name and
   /// uuid are free, the network settings name vifs with an address, and the
   /// container text parses and changes only the root (INVALID_ARGUMENT
-  /// "FILE:LINE:COLUMN: ..."). A container text that fails in the customize
-  /// phase (a fetch, a hunk that does not apply) undoes the clone.
+  /// "FILE:LINE:COLUMN: ...") and, unless the caller is an admin, reads no
+  /// Dom0 file (a path or file:// source or patch: PERMISSION_DENIED). A
+  /// container text that fails in the customize phase (a fetch, a hunk that
+  /// does not apply) undoes the clone.
   /// Then one operation (kind "create-domain", target the domain's name)
   /// with the phases resolve, clone, grow (with a size only), customize
   /// (when there is something to apply), define, start (unless define_only;

@@ -75,6 +75,11 @@ class ProvisionerTest : public ManagersFixture {
   std::unique_ptr<Provisioner> makeProvisioner(Provisioner::Customize customize) {
     return std::make_unique<Provisioner>(*domains_, *storage_, *images_, ops_, std::move(customize), containers_.get());
   }
+  Caller admin() const {
+    Caller c = caller_;
+    c.role = core::Role::kAdmin;
+    return c;
+  }
   /// The file `path` of the volume at `volume_path`, or "<missing>".
   std::string fileOf(const std::string& volume_path, const std::string& path) {
     std::lock_guard lock(mu_);
@@ -458,7 +463,13 @@ TEST_F(ProvisionerTest, ContainerTextChangesTheRootAfterTheTypedCustomizations) 
                                                 "[replace /etc/issue archive vol:main/web1-root\nWeb one\n] [end]\n"
                                                 "[hostname web1.example archive root][end]\n",
                                                 "web1.container"};
-  auto op = done(provisioner_->create(r, caller_));
+  // Only an admin's container text may read Dom0 files (the patch here).
+  auto denied = provisioner_->create(r, caller_);
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(denied.status().message()),
+              HasSubstr("web1.container:2:1: [patch] reads the Dom0 file '/srv/motd.patch'; only an admin"));
+  expectNothingLeft();
+  auto op = done(provisioner_->create(r, admin()));
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   EXPECT_EQ(fileOf("/fake/main/web1-root", "/etc/motd"), "patched\ntwo\n");
   EXPECT_EQ(fileOf("/fake/main/web1-root", "/etc/issue"), "Web one\n");
@@ -500,7 +511,7 @@ TEST_F(ProvisionerTest, ContainerTextFailureDeletesTheClone) {
   r.container = ProvisionRequest::ContainerText{"[replace /etc/issue archive root\nhi\n] [end]\n"
                                                 "[patch root /srv/motd.patch][end]\n",
                                                 ""};
-  auto op = done(provisioner_->create(r, caller_));
+  auto op = done(provisioner_->create(r, admin()));
   EXPECT_EQ(op.state, OperationState::kFailed);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(op.status.message()),
