@@ -2,6 +2,7 @@
 #include "lib/core/domain_event.h"
 
 #include "lib/core/enum_names.h"
+#include "lib/core/limits.h"
 #include "lib/core/volume.h"
 
 #include <array>
@@ -51,6 +52,33 @@ constexpr NameTable<DomainEventKind, 12> kEventKindNames{{
     {DomainEventKind::kVanished, "vanished"},
     {DomainEventKind::kEventsLost, "events-lost"}}};
 
+// The fixed limits of lib/core/limits.h on what a spec holds, so that a
+// stored domain always fits in a reply.
+Status checkSpecLimits(const DomainSpec& spec, const std::string& who) {
+  XENCTL_RETURN_IF_ERROR(checkLength(spec.uuid, kMaxFieldBytes, who + "uuid"));
+  XENCTL_RETURN_IF_ERROR(checkLength(spec.kernel, kMaxPathBytes, who + "kernel"));
+  XENCTL_RETURN_IF_ERROR(checkLength(spec.ramdisk, kMaxPathBytes, who + "ramdisk"));
+  XENCTL_RETURN_IF_ERROR(checkLength(spec.bootloader, kMaxPathBytes, who + "bootloader"));
+  XENCTL_RETURN_IF_ERROR(checkLength(spec.cmdline, kMaxCmdlineBytes, who + "cmdline"));
+  XENCTL_RETURN_IF_ERROR(checkCount(spec.bootloader_args.size(), kMaxBootloaderArgs, who + "bootloader_args"));
+  for (const auto& a : spec.bootloader_args)
+    XENCTL_RETURN_IF_ERROR(checkLength(a, kMaxFieldBytes, who + "a bootloader argument"));
+  XENCTL_RETURN_IF_ERROR(checkCount(spec.disks.size(), kMaxDisks, who + "disks"));
+  for (const auto& d : spec.disks) {
+    XENCTL_RETURN_IF_ERROR(checkLength(d.target, kMaxPathBytes, who + "a disk's target"));
+    XENCTL_RETURN_IF_ERROR(checkLength(d.vdev, kMaxFieldBytes, who + "a disk's vdev"));
+    XENCTL_RETURN_IF_ERROR(checkLength(d.mode, kMaxFieldBytes, who + "a disk's mode"));
+    XENCTL_RETURN_IF_ERROR(checkLength(d.format, kMaxFieldBytes, who + "a disk's format"));
+  }
+  XENCTL_RETURN_IF_ERROR(checkCount(spec.vifs.size(), kMaxVifs, who + "vifs"));
+  for (const auto& v : spec.vifs) {
+    XENCTL_RETURN_IF_ERROR(checkLength(v.bridge, kMaxFieldBytes, who + "a vif's bridge"));
+    XENCTL_RETURN_IF_ERROR(checkLength(v.mac, kMaxFieldBytes, who + "a vif's mac"));
+    XENCTL_RETURN_IF_ERROR(checkLength(v.ip, kMaxFieldBytes, who + "a vif's ip"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string_view toString(DomainEventKind k) { return nameOf(kEventKindNames, k); }
@@ -86,6 +114,7 @@ Status validateObjectName(std::string_view name, std::string_view what) {
 Result<DomainSpec> normalizeSpec(DomainSpec spec) {
   XENCTL_RETURN_IF_ERROR(validateDomainName(spec.name));
   const std::string who = absl::StrCat("domain '", spec.name, "': ");
+  XENCTL_RETURN_IF_ERROR(checkSpecLimits(spec, who));
   if (spec.uuid.empty()) return absl::InvalidArgumentError(who + "spec has no uuid");
   if (spec.memory_mib < kMinMemoryMib || spec.memory_mib > kMaxMemoryMib)
     return absl::InvalidArgumentError(absl::StrCat(who, "memory ", spec.memory_mib, " MiB is out of range; use ",

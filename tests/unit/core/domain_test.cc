@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "lib/core/limits.h"
 #include "lib/core/volume.h"
 
 namespace xenctl::core {
@@ -118,6 +119,61 @@ TEST(NormalizeSpec, RejectsBadValues) {
   s = minimal();
   s.disks = {{"vol:main", "xvda", "w", ""}};
   expectBad(s, "disk xvda: 'vol:main' is not vol:POOL/NAME");
+}
+
+// Every caller-controlled string and list of a spec has a limit, and the error names the field and the limit.
+TEST(NormalizeSpec, LimitsStringsAndLists) {
+  auto expectBad = [](DomainSpec s, const std::string& needle) {
+    auto r = normalizeSpec(std::move(s));
+    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << needle;
+    EXPECT_NE(r.status().message().find(needle), absl::string_view::npos) << r.status();
+  };
+  DomainSpec s = minimal();
+  s.kernel = "/" + std::string(kMaxPathBytes, 'k');
+  expectBad(s, absl::StrCat("domain 'web1': kernel is ", kMaxPathBytes + 1, " bytes, more than the limit of ",
+                            kMaxPathBytes));
+  s = minimal();
+  s.kernel = "/boot/vmlinuz";
+  s.cmdline = std::string(kMaxCmdlineBytes + 1, 'c');
+  expectBad(s, absl::StrCat("cmdline is ", kMaxCmdlineBytes + 1, " bytes"));
+  s = minimal();
+  for (size_t i = 0; i <= kMaxDisks; ++i) s.disks.push_back({absl::StrCat("/d", i), "", "w", ""});
+  expectBad(s, absl::StrCat("disks: ", kMaxDisks + 1, " given, more than the limit of ", kMaxDisks));
+  s = minimal();
+  s.vifs.resize(kMaxVifs + 1);
+  expectBad(s, absl::StrCat("vifs: ", kMaxVifs + 1, " given"));
+  s = minimal();
+  s.bootloader = "pygrub";
+  s.bootloader_args.resize(kMaxBootloaderArgs + 1);
+  expectBad(s, "bootloader_args");
+  s = minimal();
+  s.disks = {{"/" + std::string(kMaxPathBytes, 'd'), "xvda", "w", ""}};
+  expectBad(s, "a disk's target is");
+  // At the limits, a spec is accepted.
+  s = minimal();
+  for (size_t i = 0; i < kMaxDisks; ++i) s.disks.push_back({absl::StrCat("/d", i), absl::StrCat("xvd", i), "w", ""});
+  s.vifs.resize(kMaxVifs);
+  s.kernel = "/" + std::string(kMaxPathBytes - 1, 'k');
+  s.cmdline = std::string(kMaxCmdlineBytes, 'c');
+  EXPECT_TRUE(normalizeSpec(s).ok()) << normalizeSpec(s).status();
+}
+
+// A limit's error names the field, the size and the limit; a cut text says how much was cut and keeps UTF-8 whole.
+TEST(Limits, CheckAndTruncate) {
+  EXPECT_TRUE(checkLength("abc", 3, "x").ok());
+  EXPECT_EQ(checkLength("abcd", 3, "request_id").message(),
+            "request_id is 4 bytes, more than the limit of 3; give a shorter one");
+  EXPECT_TRUE(checkCount(3, 3, "disks").ok());
+  EXPECT_EQ(checkCount(4, 3, "disks").message(), "disks: 4 given, more than the limit of 3");
+  EXPECT_EQ(truncateText("short", 100), "short");
+  std::string long_text(10000, 'a');
+  std::string cut = truncateText(long_text, 100);
+  EXPECT_LE(cut.size(), 100u);
+  EXPECT_NE(cut.find("bytes cut)"), std::string::npos) << cut;
+  std::string utf8;
+  for (int i = 0; i < 100; ++i) utf8 += "\xc3\xa9";  // é
+  cut = truncateText(utf8, 50);
+  EXPECT_EQ(cut.find(" ... ") % 2, 0u) << "cut inside a UTF-8 sequence: " << cut;
 }
 
 // "vol:POOL/NAME" parses to its pool and volume (or snapshot) and back; anything else is refused by name.
