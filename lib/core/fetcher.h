@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "lib/core/status.h"
@@ -35,8 +37,28 @@ struct FetchOptions {
   absl::Duration retry_backoff = absl::Seconds(1);  ///< doubles per retry
   absl::Duration max_backoff = absl::Seconds(30);
   int max_redirects = 5;
-  /// More bytes than this is RESOURCE_EXHAUSTED; 0 means no limit.
+  /// More bytes than this is RESOURCE_EXHAUSTED; 0 means no limit. Checked
+  /// against the size the server announces (Content-Length), before the
+  /// body, and again as the bytes arrive.
   uint64_t max_bytes = 0;
+  /// All attempts and the waits between them must end within this (0: no
+  /// limit); then DEADLINE_EXCEEDED.
+  absl::Duration total_timeout = absl::ZeroDuration();
+  /// The settings behind max_bytes, total_timeout and low_speed_time, named
+  /// in the errors they cause so that the reader knows what to change.
+  struct SettingNames {
+    std::string max_bytes = "[images] max_download_size";
+    std::string total_timeout = "[images] fetch_timeout";
+    std::string low_speed_time = "[images] fetch_stall_timeout";
+  };
+  SettingNames settings;
+  /// file:// transfers read and write only regular files: a FIFO, a device,
+  /// a directory or a socket is FAILED_PRECONDITION, found without opening
+  /// it for reading or writing. When set, the path must also resolve beneath
+  /// one of these directories (openat2 RESOLVE_BENEATH: neither ".." nor a
+  /// symlink may lead out; PERMISSION_DENIED otherwise); an empty list allows
+  /// no file:// at all. nullopt: anywhere.
+  std::optional<std::vector<std::string>> file_roots;
   /// A PEM bundle of CAs to trust for https instead of the system's ("" = system).
   std::string ca_file;
   /// Called as bytes arrive, at most every ~100 ms, and once at the end.

@@ -13,6 +13,16 @@ namespace xenctl::image {
 /// INVALID_ARGUMENT otherwise (naming the URI and the schemes allowed).
 Result<std::string> uriScheme(std::string_view uri);
 
+/// The host path a file:// URI names, percent-decoded as libcurl decodes it:
+/// "file:///srv/a%20b.img" -> "/srv/a b.img". The host part must be empty or
+/// "localhost". INVALID_ARGUMENT for another scheme, another host, a path
+/// that is not absolute or one holding a NUL.
+Result<std::string> fileUriPath(std::string_view uri);
+
+/// `path` is `dir` or below it, compared by whole components (both absolute,
+/// without trailing '/').
+bool pathIsUnder(std::string_view path, std::string_view dir);
+
 /// The URI with everything after the last '/' of its path replaced by `name`
 /// ("https://h/a/img.tar.zst" + "SHA256SUMS" -> "https://h/a/SHA256SUMS").
 std::string siblingUri(std::string_view uri, std::string_view name);

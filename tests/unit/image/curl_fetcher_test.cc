@@ -5,6 +5,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include "tests/unit/image/image_test_util.h"
 
@@ -93,6 +97,80 @@ TEST_F(CurlFetcherTest, StopCancels) {
       options_);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
   EXPECT_LT(got.size(), data_.size());
+}
+
+// A FIFO behind file:// is refused at once, without opening it (which would block the operation forever).
+TEST_F(CurlFetcherTest, FifoIsRefusedNotBlocking) {
+  const std::string fifo = tmp_.sub("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  auto r = fetch("file://" + fifo, &got);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("it is a FIFO; file:// reads and writes only regular files"));
+  auto put = fetcher_->put("file://" + fifo, [](char*, size_t) -> Result<size_t> { return 0; }, options_);
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kFailedPrecondition) << put.status();
+}
+
+// Devices and directories are not images: refused by kind.
+TEST_F(CurlFetcherTest, DevicesAndDirectoriesAreRefused) {
+  std::string got;
+  auto r = fetch("file:///dev/zero", &got);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("a character device"));
+  EXPECT_TRUE(got.empty());
+  r = fetch("file://" + tmp_.path(), &got);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("a directory"));
+}
+
+// With file_roots, a file:// path must stay beneath one: outside, through '..' or through a symlink is refused.
+TEST_F(CurlFetcherTest, FileRootsConfine) {
+  const std::string allowed = tmp_.sub("allowed");
+  ASSERT_EQ(::mkdir(allowed.c_str(), 0755), 0);
+  testing::writeFile(allowed + "/ok.img", "inside");
+  ASSERT_EQ(::symlink(path_.c_str(), (allowed + "/out.img").c_str()), 0);
+  ASSERT_EQ(::symlink("ok.img", (allowed + "/in.img").c_str()), 0);
+  options_.file_roots = std::vector<std::string>{allowed};
+  std::string got;
+  auto r = fetch("file://" + allowed + "/ok.img", &got);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(got, "inside");
+  got.clear();
+  r = fetch("file://" + allowed + "/in.img", &got);  // a symlink that stays inside
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(got, "inside");
+  r = fetch("file://" + path_, &got);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("[security] allowed_paths"));
+  r = fetch("file://" + allowed + "/out.img", &got);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("leads out of " + allowed));
+  r = fetch("file://" + allowed + "/../image.bin", &got);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  // Stored beneath the root: a new regular file; a symlink out is not written through.
+  auto source = [n = 0](char* buf, size_t max) mutable -> Result<size_t> {
+    if (n++ > 0 || max < 3) return 0;
+    std::memcpy(buf, "new", 3);
+    return 3;
+  };
+  auto put = fetcher_->put("file://" + allowed + "/new.img", source, options_);
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(testing::readAll(allowed + "/new.img"), "new");
+  put = fetcher_->put("file://" + allowed + "/out.img", source, options_);
+  EXPECT_FALSE(put.ok());
+  EXPECT_EQ(testing::readAll(path_), data_);
+  // No roots at all: no file:// for this caller.
+  options_.file_roots = std::vector<std::string>{};
+  EXPECT_EQ(fetch("file://" + allowed + "/ok.img", &got).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+// Past max_bytes a file's announced size is refused before any byte, naming the setting.
+TEST_F(CurlFetcherTest, SizeLimitNamesTheSetting) {
+  options_.max_bytes = 1000;
+  std::string got;
+  auto r = fetch("file://" + path_, &got);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("[images] max_download_size"));
+  EXPECT_TRUE(got.empty());
 }
 
 // Other schemes are INVALID_ARGUMENT before anything is tried.
