@@ -20,6 +20,13 @@ struct Caller {
   /// it only for what they alone can see, such as whether a host path named
   /// inside a request may be used (admins only, or under allowed paths).
   core::Role role = core::Role::kNone;
+
+  /// Who this caller is for per-caller limits (operations running, streams
+  /// open): "cert:SUBJECT" for a certificate, else "uid:UID".
+  std::string key() const {
+    if (identity.kind == core::Identity::Kind::kCertificate) return "cert:" + identity.subject;
+    return "uid:" + std::to_string(uid);
+  }
 };
 
 /// The principal recorded as the owner of what `caller` creates:

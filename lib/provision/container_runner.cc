@@ -4,10 +4,12 @@
 #include <set>
 
 #include <utility>
+#include <variant>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/core/limits.h"
 #include "lib/customize/container_executor.h"
 #include "lib/image/minisign.h"
 
@@ -120,12 +122,58 @@ Status ContainerRunner::runNow(const customize::ContainerFile& file, std::string
   customize::ContainerRunOptions run;
   run.fetch.stop = options.stop;
   run.fetch.ca_file = config_.ca_file;
+  run.fetch.total_timeout = config_.fetch_timeout;
+  run.fetch.low_speed_time = config_.fetch_stall_timeout;
+  run.fetch.file_roots = options.file_roots;
+  run.fetch.settings.max_bytes = absl::StrCat("the limit on a container file's fetch (", config_.max_fetch_bytes,
+                                              " bytes; not configurable)");
   run.max_fetch_bytes = config_.max_fetch_bytes;
   run.instance_id = options.instance_id;
   run.dry_run = options.dry_run;
   run.progress = options.progress;
   run.extract = config_.extract;
   return customize::runContainer(file, file_name, ports, run);
+}
+
+Status ContainerRunner::checkHostPaths(const customize::ContainerFile& file, std::string_view file_name,
+                                       const Caller& caller) const {
+  const HostPaths& hp = config_.host_paths;
+  for (const customize::Statement& s : file.statements) {
+    const std::string what = absl::StrCat(av(file_name), ":", s.pos.line, ":", s.pos.column, ": [", s.keyword, "]");
+    Status st;
+    auto location = [&](const customize::Location& l) {
+      if (!st.ok()) return;
+      switch (l.kind) {
+        case customize::Location::Kind::kPath: st = hp.checkPath(caller, l.text, what); break;
+        case customize::Location::Kind::kUri: st = hp.checkUri(caller, l.text, what); break;
+        case customize::Location::Kind::kVolume: st = hp.checkVolume(caller, l.volume, true); break;
+      }
+    };
+    auto optional = [&](const std::optional<customize::Location>& l) {
+      if (l) location(*l);
+    };
+    // By the fields' names, so that a statement added to the language is
+    // checked as long as it names its places as the others do.
+    std::visit(
+        [&](const auto& b) {
+          if constexpr (requires { b.dir; }) {
+            if (st.ok()) st = hp.checkPath(caller, b.dir, what);
+          }
+          if constexpr (requires { b.uri; }) location(b.uri);
+          if constexpr (requires { b.target; }) location(b.target);
+          if constexpr (requires { b.archive; }) location(b.archive);
+          if constexpr (requires { b.source; }) location(b.source);
+          if constexpr (requires { b.patch; }) location(b.patch);
+          if constexpr (requires { b.out; }) optional(b.out);
+          if constexpr (requires { b.outputs; }) {
+            optional(b.outputs.diff);
+            optional(b.outputs.fork);
+          }
+        },
+        s.body);
+    XENCTL_RETURN_IF_ERROR(st);
+  }
+  return absl::OkStatus();
 }
 
 Result<core::OperationRecord> ContainerRunner::apply(const ApplyRequest& req, const Caller& caller) {
@@ -137,15 +185,22 @@ Result<core::OperationRecord> ContainerRunner::apply(const ApplyRequest& req, co
   auto file = std::make_shared<customize::ContainerFile>(parsed.ok() ? *std::move(parsed)
                                                                      : customize::ContainerFile{});
   const bool dry_run = req.dry_run;
-  return ops_.startChecked({"apply-container", name, caller.request_id, caller.uid},
-                           [&] { return parse_status; },
-                           [this, file, name, dry_run](OperationContext& ctx) -> Status {
+  auto file_roots = config_.host_paths.fileRoots(caller);
+  return ops_.startChecked({"apply-container", name, caller.request_id, caller.uid, caller.key()},
+                           [&]() -> Status {
+                             XENCTL_RETURN_IF_ERROR(
+                                 core::checkLength(name, core::kMaxFileNameBytes, "a container file's name"));
+                             XENCTL_RETURN_IF_ERROR(parse_status);
+                             return checkHostPaths(*file, name, caller);
+                           },
+                           [this, file, name, dry_run, file_roots](OperationContext& ctx) -> Status {
     ctx.phase("run", 5,
               dry_run ? "fetching and checking every statement; nothing is written"
                       : "fetching and checking every statement before any is written");
     RunOptions options;
     options.dry_run = dry_run;
     options.stop = ctx.stopToken();
+    options.file_roots = file_roots;
     options.progress = [&ctx](size_t index, size_t total, const customize::Statement& s) {
       ctx.progress(static_cast<uint32_t>(10 + 90 * index / (total ? total : 1)), index, total,
                    absl::StrCat("line ", s.pos.line, ": [", s.keyword, "]"));

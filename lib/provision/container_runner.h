@@ -37,6 +37,7 @@
 #include "lib/customize/container_parser.h"
 #include "lib/image/image_sources.h"
 #include "lib/provision/caller.h"
+#include "lib/provision/host_paths.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/storage_manager.h"
 #include "lib/provision/volume_usage.h"
@@ -66,6 +67,11 @@ class ContainerRunner {
     std::string work_dir;
     /// What a [populate] archive may hold (ImageConfig::extract).
     image::ExtractPolicy extract;
+    /// Each fetch must end within this (0: no limit); cut when it stalls this long.
+    absl::Duration fetch_timeout = absl::ZeroDuration();
+    absl::Duration fetch_stall_timeout = absl::Seconds(60);
+    /// Which host paths and file:// URIs a caller's container file may name.
+    HostPaths host_paths;
   };
 
   /// All references must outlive the runner.
@@ -82,7 +88,10 @@ class ContainerRunner {
   /// CreateDomain's alone). Otherwise starts the operation
   /// "apply-container" (target: the file's name; phase "run", progress per
   /// statement written) and returns it; a retry with the same request_id
-  /// gets the same operation. The operation fails with the executor's codes
+  /// gets the same operation. Every host path, file:// URI and volume the
+  /// file names must be the caller's to use (HostPaths; PERMISSION_DENIED
+  /// naming FILE:LINE), and its file:// transfers stay where the caller's may.
+  /// The operation fails with the executor's codes
   /// (container_executor.h) and FAILED_PRECONDITION for a volume in use.
   Result<core::OperationRecord> apply(const ApplyRequest& req, const Caller& caller);
 
@@ -92,6 +101,8 @@ class ContainerRunner {
     /// The host path "root" names: a CreateDomain's new root volume ("" = none).
     std::string root_path;
     std::stop_token stop;     ///< stops a fetch (CANCELLED)
+    /// Where file:// transfers may lead (core::FetchOptions::file_roots).
+    std::optional<std::vector<std::string>> file_roots;
     /// Told before each statement of the write pass: its index and the total.
     std::function<void(size_t index, size_t total, const customize::Statement&)> progress;
   };
@@ -102,6 +113,11 @@ class ContainerRunner {
   /// The host path of vol:POOL/NAME for an offline edit: NOT_FOUND for an
   /// unknown pool or volume, FAILED_PRECONDITION while a domain uses it.
   Result<std::string> volumePath(const core::VolumeRef& ref);
+
+  /// Every host path, file:// URI and volume `file` names, checked for
+  /// `caller` (HostPaths). Also for a step of a larger operation.
+  Status checkHostPaths(const customize::ContainerFile& file, std::string_view file_name,
+                        const Caller& caller) const;
 
  private:
   StorageManager& storage_;

@@ -52,8 +52,16 @@ core::DomainEventKind eventKindFor(core::HypervisorEvent::Kind k) {
 }  // namespace
 
 DomainManager::DomainManager(core::Hypervisor& hv, StorageManager& storage, VolumeUsage& usage,
-                             state::Store& store, OperationRegistry& ops, EventBus& events, const core::Clock& clock)
-    : hv_(hv), storage_(storage), usage_(usage), store_(store), ops_(ops), events_(events), clock_(clock) {}
+                             state::Store& store, OperationRegistry& ops, EventBus& events, const core::Clock& clock,
+                             HostPaths host_paths)
+    : hv_(hv),
+      storage_(storage),
+      usage_(usage),
+      store_(store),
+      ops_(ops),
+      events_(events),
+      clock_(clock),
+      host_paths_(std::move(host_paths)) {}
 
 DomainManager::~DomainManager() { hv_.setEventSink(nullptr); }
 
@@ -371,6 +379,7 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
   auto precheck = [&]() -> Status {
     if (spec->uuid.empty()) spec->uuid = core::newUuid();
     XENCTL_ASSIGN_OR_RETURN(*spec, core::normalizeSpec(std::move(*spec)));
+    XENCTL_RETURN_IF_ERROR(host_paths_.checkSpec(caller, *spec));
     std::lock_guard lock(mu_);
     if (defs_.count(spec->name)) return absl::AlreadyExistsError(absl::StrCat(quoted(spec->name), " already exists"));
     if (names_by_uuid_.count(spec->uuid))
@@ -386,7 +395,7 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
     XENCTL_RETURN_IF_ERROR(checkVolumesFree(*spec));
     return resolveDisks(*spec).status();
   };
-  return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid}, precheck_volumes,
+  return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid, caller.key()}, precheck_volumes,
                            [this, spec, req, owner = Owner(caller.uid, ownerOf(caller))](OperationContext& ctx) -> Status {
                              CreateRequest checked = req;
                              checked.spec = *spec;
@@ -615,7 +624,7 @@ DomainManager::Phases DomainManager::phasesOf(OperationContext& ctx) {
 
 Result<OperationRecord> DomainManager::runVerb(const std::string& kind, const std::string& name, const Caller& caller,
                                                const std::function<Status()>& precheck, VerbWork work) {
-  return ops_.startChecked({kind, name, caller.request_id, caller.uid}, precheck,
+  return ops_.startChecked({kind, name, caller.request_id, caller.uid, caller.key()}, precheck,
                            [this, name, work = std::move(work)](OperationContext& ctx) -> Status {
                              return locked(name, [&](state::DomainRecord& rec) { return work(ctx, rec); });
                            });

@@ -32,6 +32,7 @@
 #include "lib/core/hypervisor.h"
 #include "lib/provision/caller.h"
 #include "lib/provision/event_bus.h"
+#include "lib/provision/host_paths.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/storage_manager.h"
 #include "lib/provision/volume_usage.h"
@@ -95,8 +96,17 @@ class DomainManager {
 
   /// `usage` is where this manager records which volumes its present and
   /// starting domains use (StorageManager reads it).
+  /// `host_paths` says which host paths (disks, kernels, bootloaders) a
+  /// caller may name in a spec; by default only admins may name any.
   DomainManager(core::Hypervisor& hv, StorageManager& storage, VolumeUsage& usage, state::Store& store,
-                OperationRegistry& ops, EventBus& events, const core::Clock& clock);
+                OperationRegistry& ops, EventBus& events, const core::Clock& clock, HostPaths host_paths = {});
+
+  /// PERMISSION_DENIED when `spec` names a host path (or a bootloader)
+  /// `caller` may not use (HostPaths::checkSpec). create() checks it; the
+  /// Provisioner and the DomainForker check the specs they make with it.
+  Status checkHostPaths(const core::DomainSpec& spec, const Caller& caller) const {
+    return host_paths_.checkSpec(caller, spec);
+  }
   ~DomainManager();
 
   /// Loads the definitions, subscribes to the hypervisor's events and
@@ -235,6 +245,7 @@ class DomainManager {
   OperationRegistry& ops_;
   EventBus& events_;
   const core::Clock& clock_;
+  const HostPaths host_paths_;
   std::string hv_name_;
 
   std::mutex mu_;                                     // guards the maps below

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/core/limits.h"
 #include "lib/image/uri.h"
 #include "lib/image/volume_writer.h"
 #include "lib/sys/unique_fd.h"
@@ -98,9 +99,12 @@ Result<state::ImageRecord> ImageManager::find(const std::string& name) {
 
 Result<core::OperationRecord> ImageManager::import(const ImportRequest& req, const Caller& caller) {
   XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(req.pool));
+  const std::string what = absl::StrCat("importing image '", req.name, "'");
   auto precheck = [&]() -> Status {
     XENCTL_RETURN_IF_ERROR(core::validateVolumeName(req.name, "image"));
+    XENCTL_RETURN_IF_ERROR(core::checkLength(req.uri, core::kMaxUriBytes, what + ": its URI"));
     XENCTL_RETURN_IF_ERROR(image::uriScheme(req.uri).status());
+    XENCTL_RETURN_IF_ERROR(config_.host_paths.checkUri(caller, req.uri, what));
     if (!req.sha256.empty()) XENCTL_RETURN_IF_ERROR(image::parseSha256(req.sha256).status());
     XENCTL_RETURN_IF_ERROR(config_.sources.choose(req.uri, req.policy).status());
     auto existing = find(req.name);
@@ -112,11 +116,25 @@ Result<core::OperationRecord> ImageManager::import(const ImportRequest& req, con
                                                    req.name, "' already exists; choose another name"));
     return absl::IsNotFound(v.status()) ? absl::OkStatus() : v.status();
   };
-  return ops_.startChecked({"import-image", req.name, caller.request_id, caller.uid}, precheck,
-                           [this, req, p](OperationContext& ctx) { return importWork(ctx, req, *p); });
+  return ops_.startChecked({"import-image", req.name, caller.request_id, caller.uid, caller.key()}, precheck,
+                           [this, req, p, caller](OperationContext& ctx) {
+                             return importWork(ctx, req, *p, fetchOptions(caller, ctx.stopToken()));
+                           });
 }
 
-Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool) {
+core::FetchOptions ImageManager::fetchOptions(const Caller& caller, std::stop_token stop) const {
+  core::FetchOptions fetch;
+  fetch.ca_file = config_.ca_file;
+  fetch.max_bytes = config_.max_image_bytes;
+  fetch.total_timeout = config_.fetch_timeout;
+  fetch.low_speed_time = config_.fetch_stall_timeout;
+  fetch.file_roots = config_.host_paths.fileRoots(caller);
+  fetch.stop = std::move(stop);
+  return fetch;
+}
+
+Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool,
+                                const core::FetchOptions& fetch) {
   state::ImageRecord rec;
   rec.name = req.name;
   rec.uri = req.uri;
@@ -124,10 +142,6 @@ Status ImageManager::importWork(OperationContext& ctx, const ImportRequest& req,
   rec.volume = req.name;
 
   XENCTL_ASSIGN_OR_RETURN(image::SourceDecision source, config_.sources.choose(req.uri, req.policy));
-  core::FetchOptions fetch;
-  fetch.ca_file = config_.ca_file;
-  fetch.max_bytes = config_.max_image_bytes;
-  fetch.stop = ctx.stopToken();
 
   // The content-addressed cache: bytes whose SHA-256 is known before the
   // download are not fetched again.
@@ -312,7 +326,7 @@ Result<core::OperationRecord> ImageManager::remove(const std::string& name, cons
                                                         "' are cloned from it; delete them first"));
     return absl::OkStatus();
   };
-  return ops_.startChecked({"delete-image", name, caller.request_id, caller.uid}, precheck,
+  return ops_.startChecked({"delete-image", name, caller.request_id, caller.uid, caller.key()}, precheck,
                            [this, name, clonesOf](OperationContext& ctx) -> Status {
                              ctx.phase("delete", 5);
                              XENCTL_ASSIGN_OR_RETURN(state::ImageRecord r, find(name));
@@ -337,21 +351,28 @@ Result<std::string> ImageManager::volumePath(const std::string& source) {
 
 Result<core::OperationRecord> ImageManager::exportImage(const ExportRequest& req, const Caller& caller) {
   auto precheck = [&]() -> Status {
+    const std::string what = absl::StrCat("exporting ", req.source);
+    XENCTL_RETURN_IF_ERROR(core::checkLength(req.uri, core::kMaxUriBytes, what + ": the URI"));
+    XENCTL_RETURN_IF_ERROR(core::checkLength(req.source, core::kMaxPathBytes, "an export's source"));
     XENCTL_RETURN_IF_ERROR(image::uriScheme(req.uri).status());
+    XENCTL_RETURN_IF_ERROR(config_.host_paths.checkUri(caller, req.uri, what));
     if (core::isVolumeTarget(req.source)) return volumePath(req.source).status();
     if (req.source.empty() || req.source.front() != '/')
       return absl::InvalidArgumentError(absl::StrCat("export source '", req.source,
                                                      "' is neither an absolute directory nor vol:POOL/NAME"));
+    XENCTL_RETURN_IF_ERROR(config_.host_paths.checkPath(caller, req.source, "export source"));
     struct stat st;
     if (::stat(req.source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       return absl::NotFoundError(absl::StrCat("export source ", req.source, " is not a directory"));
     return absl::OkStatus();
   };
-  return ops_.startChecked({"export-image", req.source, caller.request_id, caller.uid}, precheck,
-                           [this, req](OperationContext& ctx) { return exportWork(ctx, req); });
+  return ops_.startChecked({"export-image", req.source, caller.request_id, caller.uid, caller.key()}, precheck,
+                           [this, req, caller](OperationContext& ctx) {
+                             return exportWork(ctx, req, fetchOptions(caller, ctx.stopToken()));
+                           });
 }
 
-Status ImageManager::exportWork(OperationContext& ctx, const ExportRequest& req) {
+Status ImageManager::exportWork(OperationContext& ctx, const ExportRequest& req, core::FetchOptions fo) {
   std::string dir = req.source;
   struct Cleanup {
     std::string path;
@@ -369,9 +390,6 @@ Status ImageManager::exportWork(OperationContext& ctx, const ExportRequest& req)
                                    absl::StrCat("exporting ", req.source, ": reading its file system")));
   }
   ctx.phase("pack", 10, absl::StrCat("storing ", req.uri));
-  core::FetchOptions fo;
-  fo.ca_file = config_.ca_file;
-  fo.stop = ctx.stopToken();
   fo.progress = [&ctx](const core::FetchProgress& p) { ctx.progress(50, p.bytes, 0); };
   auto r = image::exportDirectory(fetcher_, dir, req.format, req.uri, fo);
   if (!r.ok()) return r.status();

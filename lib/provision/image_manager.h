@@ -16,6 +16,7 @@
 #include "lib/image/image_importer.h"
 #include "lib/image/image_sources.h"
 #include "lib/provision/caller.h"
+#include "lib/provision/host_paths.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/storage_manager.h"
 #include "lib/state/store.h"
@@ -31,7 +32,13 @@ struct ImageConfig {
   /// Each import unpacks into a 0700 directory of its own in it.
   std::string work_dir;
   image::ExtractPolicy extract;
-  uint64_t max_image_bytes = 0;  ///< 0 = no limit on the download
+  uint64_t max_image_bytes = 0;  ///< 0 = no limit on the download ([images] max_download_size)
+  /// A download must end within fetch_timeout (0: no limit) and is cut
+  /// (and retried) when it stalls for fetch_stall_timeout.
+  absl::Duration fetch_timeout = absl::ZeroDuration();
+  absl::Duration fetch_stall_timeout = absl::Seconds(60);
+  /// Which file:// URIs and export source directories a caller may name.
+  HostPaths host_paths;
 };
 
 /// Removes an import's staging directory, the unpacked tree's read-only
@@ -54,7 +61,9 @@ class ImageManager {
   /// as a volume, the pool exists, the URI's scheme and the digest are valid,
   /// and the URI's source lets the request's policy apply (PERMISSION_DENIED
   /// when it asks for less proof than a source that does not allow it; see
-  /// ImageSources::choose).
+  /// ImageSources::choose), and a file:// URI is one the caller may read
+  /// (PERMISSION_DENIED otherwise, see HostPaths; the transfer is confined
+  /// to the same directories when it opens the file).
   /// The content-addressed cache: when the SHA-256 is known before the
   /// download (the request's, or SHA256SUMS beside the image) and an image
   /// with that SHA-256 is already in the pool, its volume is cloned and the
@@ -87,12 +96,16 @@ class ImageManager {
   };
   /// The paper's `create`: packs the source and stores it at the URI, as an
   /// operation (phases prepare, pack). Checked at once: the URI's scheme, the
-  /// source's form and existence.
+  /// source's form and existence, and that the caller may name a source
+  /// directory and a file:// destination (HostPaths).
   Result<core::OperationRecord> exportImage(const ExportRequest& req, const Caller& caller);
 
  private:
   Result<state::ImageRecord> find(const std::string& name);
-  Status importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool);
+  /// What every transfer of `caller` is given: the CAs, the limits, where file:// may lead.
+  core::FetchOptions fetchOptions(const Caller& caller, std::stop_token stop) const;
+  Status importWork(OperationContext& ctx, const ImportRequest& req, core::VolumeManager& pool,
+                    const core::FetchOptions& fetch);
   /// importWork's shortcut: when an image in `pool` has the SHA-256 `sha` (and
   /// proof enough for `source`), clones its volume as rec's and records rec
   /// (true). False when there is none.
@@ -105,7 +118,7 @@ class ImageManager {
   /// data only (image::writeImageOnto).
   Status makeBaseVolume(OperationContext& ctx, const std::string& staged, const std::string& scratch,
                         const image::ImportResult& imported, core::VolumeManager& pool, state::ImageRecord& rec);
-  Status exportWork(OperationContext& ctx, const ExportRequest& req);
+  Status exportWork(OperationContext& ctx, const ExportRequest& req, core::FetchOptions fetch);
   /// The host path of "vol:POOL/NAME".
   Result<std::string> volumePath(const std::string& source);
 

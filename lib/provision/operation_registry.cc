@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/core/limits.h"
 #include "lib/provision/crash_points.h"
 
 namespace xenctl::provision {
@@ -14,6 +15,13 @@ using core::OperationState;
 
 namespace {
 constexpr absl::Duration kNotifyInterval = absl::Milliseconds(100);
+
+std::string cut(const std::string& message) { return core::truncateText(message, core::kMaxOperationMessageBytes); }
+
+Status cut(const Status& st) {
+  if (st.message().size() <= core::kMaxOperationMessageBytes) return st;
+  return Status(st.code(), cut(std::string(st.message())));
+}
 }  // namespace
 
 void OperationContext::phase(const std::string& name, uint32_t percent, const std::string& message) {
@@ -24,7 +32,7 @@ void OperationContext::phase(const std::string& name, uint32_t percent, const st
         r.phase = name;
         r.percent = std::max(r.percent, std::min(percent, 100u));
         r.bytes_done = r.bytes_total = 0;
-        r.message = message;
+        r.message = cut(message);
       },
       /*throttle=*/false);
 }
@@ -37,7 +45,7 @@ void OperationContext::progress(uint32_t percent, uint64_t bytes_done, uint64_t 
         r.percent = std::max(r.percent, std::min(percent, 100u));
         r.bytes_done = bytes_done;
         r.bytes_total = bytes_total;
-        if (!message.empty()) r.message = message;
+        if (!message.empty()) r.message = cut(message);
       },
       /*throttle=*/true);
 }
@@ -68,6 +76,11 @@ Status OperationRegistry::load() {
   for (const auto& j : journal) journaled.insert(j.op_id);
   std::lock_guard lock(mu_);
   for (auto& rec : history) {
+    // Written before the limits existed: a huge request_id or message would
+    // not fit in a ListOperations reply.
+    if (rec.request_id.size() > core::kMaxRequestIdBytes) rec.request_id.clear();
+    rec.message = cut(rec.message);
+    rec.status = cut(rec.status);
     if (!core::isFinished(rec.state) && journaled.count(rec.id)) {
       interrupted_.insert(rec.id);  // Recovery finishes or undoes it
     } else if (!core::isFinished(rec.state)) {
@@ -131,6 +144,8 @@ std::optional<OperationRecord> OperationRegistry::findByRequest(const std::strin
 }
 
 Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
+  XENCTL_RETURN_IF_ERROR(core::checkLength(req.request_id, core::kMaxRequestIdBytes, "request_id"));
+  if (req.caller_key.empty()) req.caller_key = absl::StrCat("uid:", req.caller_uid);
   std::unique_lock lock(mu_);
   reapLocked();
   if (!req.request_id.empty()) {
@@ -146,7 +161,13 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   if (shutting_down_) return absl::UnavailableError("xenctld is shutting down; retry when it is back");
   if (active_ >= options_.max_active)
     return absl::ResourceExhaustedError(absl::StrCat(active_, " operations are running, the limit is ",
-                                                     options_.max_active, "; retry when one has finished"));
+                                                     options_.max_active,
+                                                     " ([daemon] max_operations); retry when one has finished"));
+  const size_t per_caller = options_.max_per_caller ? options_.max_per_caller : options_.max_active;
+  if (auto it = active_by_caller_.find(req.caller_key); it != active_by_caller_.end() && it->second >= per_caller)
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "caller ", req.caller_key, " has ", it->second, " operations running, the limit per caller is ", per_caller,
+        " ([daemon] max_operations_per_caller); retry when one of them has finished"));
   OperationRecord rec;
   rec.id = newId();
   rec.kind = std::move(req.kind);
@@ -159,8 +180,10 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   if (store_) XENCTL_RETURN_IF_ERROR(store_->putOperation(rec));
   Entry& e = ops_[rec.id];
   e.rec = rec;
+  e.caller_key = req.caller_key;
   if (!rec.request_id.empty()) by_request_[rec.request_id] = rec.id;
   ++active_;
+  ++active_by_caller_[e.caller_key];
   std::stop_token token = e.stop.get_token();
   threads_.emplace(rec.id, std::jthread([this, id = rec.id, kind = rec.kind, w = std::move(work), token]() mutable {
                      run(std::move(id), std::move(kind), std::move(w), std::move(token));
@@ -171,6 +194,7 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
 
 Result<OperationRecord> OperationRegistry::startChecked(Request req, const std::function<Status()>& precheck,
                                                         Work work) {
+  XENCTL_RETURN_IF_ERROR(core::checkLength(req.request_id, core::kMaxRequestIdBytes, "request_id"));
   if (auto existing = findByRequest(req.request_id)) return *existing;
   XENCTL_RETURN_IF_ERROR(precheck());
   return start(std::move(req), std::move(work));
@@ -206,12 +230,15 @@ void OperationRegistry::finish(const std::string& id, Status status) {
   {
     std::lock_guard lock(mu_);
     Entry& e = ops_.at(id);
+    // Not the caller's any more once it is seen finished: a watcher may start the next at once.
+    if (auto c = active_by_caller_.find(e.caller_key); c != active_by_caller_.end() && --c->second == 0)
+      active_by_caller_.erase(c);
     e.rec.state = status.ok()                 ? OperationState::kSucceeded
                   : absl::IsCancelled(status) ? OperationState::kCancelled
                                               : OperationState::kFailed;
     if (status.ok()) e.rec.percent = 100;
     e.rec.finished_at = e.rec.updated_at = clock_.now();
-    e.rec.status = std::move(status);
+    e.rec.status = cut(status);
     ++e.rec.version;
     snapshot = e.rec;
   }
@@ -313,6 +340,12 @@ Result<OperationRecord> OperationRegistry::waitChange(const std::string& id, uin
 size_t OperationRegistry::active() const {
   std::lock_guard lock(mu_);
   return active_;
+}
+
+size_t OperationRegistry::activeOf(const std::string& caller_key) const {
+  std::lock_guard lock(mu_);
+  auto it = active_by_caller_.find(caller_key);
+  return it == active_by_caller_.end() ? 0 : it->second;
 }
 
 void OperationRegistry::shutdown() {

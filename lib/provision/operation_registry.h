@@ -61,12 +61,16 @@ class OperationContext {
 class OperationRegistry {
  public:
   struct Options {
-    size_t max_active = 16;  ///< operations running at once
+    size_t max_active = 16;  ///< operations running at once ([daemon] max_operations)
     size_t history = 1000;   ///< finished operations kept
+    /// Operations one caller may have running at once ([daemon]
+    /// max_operations_per_caller); 0: max_active.
+    size_t max_per_caller = 0;
   };
   struct Request {
     std::string kind, target, request_id;
     int64_t caller_uid = -1;
+    std::string caller_key = {};  ///< Caller::key(); "" = "uid:CALLER_UID"
   };
   /// The work of an operation. Return CANCELLED after undoing, when
   /// ctx.cancelled() stopped it.
@@ -93,7 +97,10 @@ class OperationRegistry {
   std::optional<core::OperationRecord> findByRequest(const std::string& request_id) const;
   /// Starts `work` as a new operation, or returns the existing one when
   /// request_id was seen before (INVALID_ARGUMENT if that one was of another
-  /// kind or target). RESOURCE_EXHAUSTED when max_active are running.
+  /// kind or target). RESOURCE_EXHAUSTED when max_active are running, or
+  /// max_per_caller of this caller's; INVALID_ARGUMENT for a request_id
+  /// longer than core::kMaxRequestIdBytes. Messages and final statuses are
+  /// kept to core::kMaxOperationMessageBytes (cut, saying so).
   Result<core::OperationRecord> start(Request req, Work work);
   /// What every mutating use case does: a request_id seen before returns its
   /// operation; otherwise `precheck` runs (its error is returned at once, no
@@ -110,6 +117,8 @@ class OperationRegistry {
   Result<core::OperationRecord> waitChange(const std::string& id, uint64_t after_version, absl::Time deadline) const;
 
   size_t active() const;
+  /// Operations `caller_key` has running.
+  size_t activeOf(const std::string& caller_key) const;
   size_t limit() const { return options_.max_active; }
   /// Cancels everything running and waits for it to finish.
   void shutdown();
@@ -120,6 +129,7 @@ class OperationRegistry {
     core::OperationRecord rec;
     std::stop_source stop;
     absl::Time last_notify = absl::InfinitePast();
+    std::string caller_key;  // counted in active_by_caller_ while running
   };
   void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);
   void finish(const std::string& id, Status status);
@@ -139,6 +149,7 @@ class OperationRegistry {
   std::vector<std::string> done_threads_;          // finished, to join
   std::set<std::string> interrupted_;              // left by load() for recovery
   size_t active_ = 0;
+  std::map<std::string, size_t> active_by_caller_;  // caller key -> running, no zero entries
   bool shutting_down_ = false;
 };
 

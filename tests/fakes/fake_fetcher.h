@@ -40,6 +40,11 @@ class FakeFetcher : public core::Fetcher {
     std::lock_guard lock(mu_);
     return requested_;
   }
+  /// The file_roots the last fetch or put was given.
+  std::optional<std::vector<std::string>> lastFileRoots() const {
+    std::lock_guard lock(mu_);
+    return last_file_roots_;
+  }
 
   Result<core::FetchResult> fetch(const std::string& uri, const core::ByteSink& sink,
                                   const core::FetchOptions& options) override {
@@ -49,6 +54,7 @@ class FakeFetcher : public core::Fetcher {
     {
       std::lock_guard lock(mu_);
       requested_.push_back(uri);
+      last_file_roots_ = options.file_roots;
       auto it = files_.find(uri);
       if (it == files_.end()) return absl::NotFoundError(absl::StrCat("fetching ", uri, ": not served by the fake"));
       body = it->second;
@@ -82,6 +88,10 @@ class FakeFetcher : public core::Fetcher {
 
   Result<uint64_t> put(const std::string& uri, const core::ByteSource& source,
                        const core::FetchOptions& options) override {
+    {
+      std::lock_guard lock(mu_);
+      last_file_roots_ = options.file_roots;
+    }
     std::string body;
     char buf[kChunk];
     for (;;) {
@@ -102,6 +112,7 @@ class FakeFetcher : public core::Fetcher {
   std::vector<std::string> requested_;
   std::map<std::string, uint64_t> blocks_;
   bool blocked_ = false;
+  std::optional<std::vector<std::string>> last_file_roots_;
   std::condition_variable changed_;
 };
 

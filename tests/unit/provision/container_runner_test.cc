@@ -43,7 +43,7 @@ class ContainerRunnerTest : public ::testing::Test {
     tree_.addFile("/etc/motd", "one\ntwo\n");
     makeRunner(image::ImageSources({image::MinisignPublicKey::parse(kMinisignPublicKey).value()}));
   }
-  void makeRunner(image::ImageSources sources) {
+  void makeRunner(image::ImageSources sources, HostPaths host_paths = {}) {
     ContainerRunner::Ports ports;
     ports.open_tree = [this](const std::string& path, bool writable) -> Result<std::unique_ptr<core::FileTree>> {
       if (path != "/fake/thin/web1") return absl::NotFoundError(absl::StrCat(path, ": no such image"));
@@ -53,10 +53,11 @@ class ContainerRunnerTest : public ::testing::Test {
     ports.fetcher = &fetcher_;
     ContainerRunner::Config config;
     config.sources = std::move(sources);
+    config.host_paths = std::move(host_paths);
     runner_ = std::make_unique<ContainerRunner>(*storage_, usage_, ops_, std::move(ports), std::move(config));
   }
   core::OperationRecord run(const std::string& text, bool dry_run = false, const std::string& request_id = "") {
-    auto r = runner_->apply({text, "web1.cfg", dry_run}, {request_id, 1000});
+    auto r = runner_->apply({text, "web1.cfg", dry_run}, adminCaller(request_id, 1000));
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? waitFinished(ops_, r->id) : core::OperationRecord{};
   }
@@ -87,11 +88,37 @@ TEST_F(ContainerRunnerTest, AppliesInOrder) {
   EXPECT_EQ(writable_opens_, 1);
 }
 
+// A non-admin's container file may name host paths and file:// URIs only under [security] allowed_paths: refused
+// at once naming the line, no operation; its fetches are confined to the same directories.
+TEST_F(ContainerRunnerTest, HostPathsOfNonAdminsAreConfined) {
+  makeRunner(image::ImageSources(), HostPaths({{"/srv"}, {}, nullptr}));
+  Caller op("", 1000);
+  op.role = core::Role::kOperator;
+  size_t ops_before = ops_.list("", false, 100).size();
+  auto r = runner_->apply({"name = 'web1'\n"
+                           "[replace /etc/motd archive vol:thin/web1\nhi\n] [end]\n"
+                           "[copy /etc/shadow archive vol:thin/web1 source file:///etc/shadow] [end]\n",
+                           "web1.cfg", false},
+                          op);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("web1.cfg:5:1: [copy]: host path /etc/shadow"));
+  EXPECT_THAT(r.status().message(), HasSubstr("[security] allowed_paths (/srv)"));
+  r = runner_->apply({"[patch /var/lib/images/web1.img /srv/motd.patch][end]\n", "web1.cfg", false}, op);
+  EXPECT_THAT(r.status().message(), HasSubstr("[patch]: host path /var/lib/images/web1.img"));
+  EXPECT_EQ(ops_.list("", false, 100).size(), ops_before);
+
+  fetcher_.serve("file:///srv/motd.patch", kMotdPatch);
+  r = runner_->apply({"[patch vol:thin/web1 file:///srv/motd.patch][end]\n", "web1.cfg", false}, op);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(waitFinished(ops_, r->id).state, OperationState::kSucceeded);
+  EXPECT_EQ(fetcher_.lastFileRoots(), std::vector<std::string>{"/srv"});
+}
+
 // A file that does not parse is refused at once with its line and column;
 // no operation starts and nothing is opened.
 TEST_F(ContainerRunnerTest, BadFileChangesNothing) {
   size_t ops_before = ops_.list("", false, 100).size();
-  auto r = runner_->apply({"name = 'x'\n[replace /etc/motd\nbad\n] [end]\n", "web1.cfg", false}, {"", 1000});
+  auto r = runner_->apply({"name = 'x'\n[replace /etc/motd\nbad\n] [end]\n", "web1.cfg", false}, adminCaller("", 1000));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("web1.cfg:3:1: [replace] needs 'archive URI'"));
   EXPECT_EQ(ops_.list("", false, 100).size(), ops_before);

@@ -1,5 +1,6 @@
 #include "lib/provision/domain_manager.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -94,7 +95,7 @@ class DomainManagerTest : public ::testing::Test {
   std::unique_ptr<VolumeUsage> usage_;
   std::unique_ptr<StorageManager> storage_;
   std::unique_ptr<DomainManager> domains_;
-  Caller caller_{"", 1000};
+  Caller caller_ = adminCaller("", 1000);
 };
 
 // Create defines and starts the domain; the definition holds the normalized spec.
@@ -116,6 +117,35 @@ TEST_F(DomainManagerTest, DefineOnlyAndPaused) {
   done(domains_->create({spec("b"), false, true}, caller_));
   EXPECT_EQ(stateOf("a"), DomainState::kStopped);
   EXPECT_EQ(stateOf("b"), DomainState::kPaused);
+}
+
+// A non-admin's spec names host paths only under [security] allowed_paths and a bootloader only from [security]
+// bootloaders: refused at once (PERMISSION_DENIED), nothing defined, no operation.
+TEST_F(DomainManagerTest, NonAdminHostPathsRefused) {
+  domains_ = std::make_unique<DomainManager>(*hv_, *storage_, *usage_, *store_, *ops_, bus_, clock_,
+                                             HostPaths({{"/srv/xen"}, {"pygrub"}, nullptr}));
+  Caller op("", 1000);
+  op.role = core::Role::kOperator;
+  core::DomainSpec s = withDisk("web1", "/dev/sda");
+  auto r = domains_->create({s, false, false}, op);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("domain 'web1': disk xvda: host path /dev/sda"));
+  s = spec("web1");
+  s.kernel = "/root/secret";
+  r = domains_->create({s, true, false}, op);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  s.kernel.clear();
+  s.bootloader = "/usr/bin/python3";
+  r = domains_->create({s, true, false}, op);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("[security] bootloaders (pygrub)"));
+  EXPECT_TRUE(domains_->list(false)->empty()) << "nothing is defined";
+  EXPECT_TRUE(ops_->list("", false, 100).empty()) << "no operation is made";
+  s.bootloader.clear();
+  s.kernel = "/srv/xen/vmlinuz";
+  EXPECT_EQ(done(domains_->create({s, true, false}, op)).state, OperationState::kSucceeded);
+  // An admin may name any.
+  s = withDisk("web2", "/dev/sda");
+  EXPECT_EQ(done(domains_->create({s, true, false}, caller_)).state, OperationState::kSucceeded);
 }
 
 // Bad specs and taken names fail at once, before any operation exists.
@@ -146,7 +176,7 @@ TEST_F(DomainManagerTest, FailedCreateLeavesNothing) {
 
 // A retried create with the same request_id returns the first operation, not ALREADY_EXISTS.
 TEST_F(DomainManagerTest, RetrySameRequestId) {
-  Caller c{"req-42", 0};
+  Caller c = adminCaller("req-42", 0);
   auto first = done(domains_->create({spec("web1"), false, false}, c));
   auto again = domains_->create({spec("web1"), false, false}, c);
   ASSERT_TRUE(again.ok()) << again.status();

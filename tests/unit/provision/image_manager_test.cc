@@ -34,10 +34,11 @@ class ImageManagerTest : public ::testing::Test {
     fetcher_.serve(kUri, archive_);
   }
   // A manager whose imports follow `sources`.
-  void useSources(image::ImageSources sources) {
+  void useSources(image::ImageSources sources, HostPaths host_paths = {}) {
     ImageConfig cfg;
     cfg.work_dir = tmp_.sub("work");
     cfg.sources = std::move(sources);
+    cfg.host_paths = std::move(host_paths);
     images_ = std::make_unique<ImageManager>(*storage_, fetcher_, *store_, ops_, runner_, clock_, cfg);
   }
   size_t fetchesOf(const std::string& uri) const {
@@ -67,7 +68,7 @@ class ImageManagerTest : public ::testing::Test {
 
 // An archive becomes an ext4 base volume in the pool and a catalog entry; the staging is gone.
 TEST_F(ImageManagerTest, ImportMakesAnExt4BaseVolume) {
-  auto op = done(images_->import(req("golden"), {"", 0}));
+  auto op = done(images_->import(req("golden"), adminCaller()));
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   EXPECT_EQ(op.kind, "import-image");
   auto all = images_->list();
@@ -88,7 +89,7 @@ TEST_F(ImageManagerTest, ImportMakesAnExt4BaseVolume) {
 // The base volume, made in a staging file and written onto the pool's volume, is a clean ext4 (e2fsck -fn) with
 // 4 KiB blocks whose files an independent reader (debugfs) finds; the staging file is gone.
 TEST_F(ImageManagerTest, BaseVolumeIsACleanExt4WithTheArchivesFiles) {
-  auto op = done(images_->import(req("golden"), {"", 0}));
+  auto op = done(images_->import(req("golden"), adminCaller()));
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   auto vol = (*storage_->pool(""))->get("golden");
   ASSERT_TRUE(vol.ok()) << vol.status();
@@ -104,11 +105,35 @@ TEST_F(ImageManagerTest, BaseVolumeIsACleanExt4WithTheArchivesFiles) {
   EXPECT_TRUE(it::listTree(tmp_.sub("work")).empty()) << "the staging file is removed";
 }
 
+// A non-admin imports and exports through file:// only under [security] allowed_paths, and names no export
+// source directory outside them; refusals start no operation; the transfers are confined to the same directories.
+TEST_F(ImageManagerTest, NonAdminFileUrisConfined) {
+  useSources(image::ImageSources(), HostPaths({{"/srv"}, {}, nullptr}));
+  Caller op("", 1000);
+  op.role = core::Role::kOperator;
+  auto r = images_->import({"x", "file:///etc/shadow", "", image::SignaturePolicy::kNone, ""}, op);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("importing image 'x': host path /etc/shadow"));
+  auto e = images_->exportImage({"/root", "file:///srv/root.cpio.gz", image::ExportFormat::kCpioGz}, op);
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kPermissionDenied) << e.status();
+  EXPECT_THAT(std::string(e.status().message()), HasSubstr("export source: host path /root"));
+  e = images_->exportImage({tmp_.path(), "file:///etc/cron.d/pwn", image::ExportFormat::kCpioGz}, op);
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kPermissionDenied) << e.status();
+  EXPECT_TRUE(ops_.list("", false, 100).empty());
+
+  auto done_op = done(images_->import(req("golden"), op));
+  EXPECT_EQ(done_op.state, OperationState::kSucceeded) << done_op.status;
+  EXPECT_EQ(fetcher_.lastFileRoots(), std::vector<std::string>{"/srv"});
+  // An admin's transfers are not confined.
+  useSources(image::ImageSources(), HostPaths({{"/srv"}, {}, nullptr}));
+  EXPECT_EQ(done(images_->import(req("golden2"), adminCaller())).state, OperationState::kSucceeded);
+}
+
 // The same SHA-256 is not fetched twice: the second import clones the first's volume.
 TEST_F(ImageManagerTest, SameDigestIsClonedNotFetched) {
-  ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(images_->import(req("golden"), adminCaller())).state, OperationState::kSucceeded);
   size_t fetches = fetcher_.requested().size();
-  auto op = done(images_->import(req("golden2"), {"", 0}));
+  auto op = done(images_->import(req("golden2"), adminCaller()));
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   EXPECT_EQ(fetcher_.requested().size(), fetches);
   EXPECT_EQ((*images_->list())[0].clones, 1u) << "golden2 is a clone of golden";
@@ -119,10 +144,10 @@ TEST_F(ImageManagerTest, Sha256SumsDigestIsClonedNotFetched) {
   fetcher_.serve("file:///srv/SHA256SUMS", image::toHex(image::sha256(archive_)) + "  golden.cpio.gz\n");
   auto r = req("golden");
   r.sha256 = "";
-  ASSERT_EQ(done(images_->import(r, {"", 0})).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(images_->import(r, adminCaller())).state, OperationState::kSucceeded);
   ASSERT_EQ(fetchesOf(kUri), 1u);
   r.name = "golden2";
-  auto op = done(images_->import(r, {"", 0}));
+  auto op = done(images_->import(r, adminCaller()));
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   EXPECT_EQ(fetchesOf(kUri), 1u) << "the image was fetched again";
   EXPECT_EQ(fetchesOf("file:///srv/SHA256SUMS"), 2u);
@@ -133,7 +158,7 @@ TEST_F(ImageManagerTest, Sha256SumsDigestIsClonedNotFetched) {
 TEST_F(ImageManagerTest, RemoteUnsignedIsRefusedByDefault) {
   const std::string uri = "https://images.example/golden.cpio.gz";
   fetcher_.serve(uri, archive_);
-  auto op = done(images_->import({"golden", uri, "", image::SignaturePolicy::kAuto, ""}, {"", 0}));
+  auto op = done(images_->import({"golden", uri, "", image::SignaturePolicy::kAuto, ""}, adminCaller()));
   EXPECT_EQ(op.state, OperationState::kFailed);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition) << op.status;
   EXPECT_THAT(op.status.message(), HasSubstr("no signature at " + uri + ".minisig"));
@@ -142,7 +167,7 @@ TEST_F(ImageManagerTest, RemoteUnsignedIsRefusedByDefault) {
   EXPECT_TRUE(images_->list()->empty());
   EXPECT_TRUE((*storage_->pool(""))->list()->empty());
   // --allow-unsigned cannot lower the default for remote URIs: refused at once.
-  auto lowered = images_->import({"golden", uri, "", image::SignaturePolicy::kNone, ""}, {"", 0});
+  auto lowered = images_->import({"golden", uri, "", image::SignaturePolicy::kNone, ""}, adminCaller());
   EXPECT_EQ(lowered.status().code(), absl::StatusCode::kPermissionDenied) << lowered.status();
   EXPECT_THAT(lowered.status().message(), HasSubstr(uri));
 }
@@ -158,17 +183,17 @@ TEST_F(ImageManagerTest, ConfiguredNoneSourceIsAccepted) {
   fetcher_.serve("https://lab.example/golden.cpio.gz", archive_);
   fetcher_.serve("https://other.example/golden.cpio.gz", archive_);
   auto op = done(images_->import({"golden", "https://lab.example/golden.cpio.gz", "", image::SignaturePolicy::kAuto, ""},
-                                  {"", 0}));
+                                  adminCaller()));
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   EXPECT_EQ(fetchesOf("https://lab.example/golden.cpio.gz.minisig"), 0u) << "policy none looks for no signature";
   op = done(images_->import({"other", "https://other.example/golden.cpio.gz", "", image::SignaturePolicy::kAuto, ""},
-                            {"", 0}));
+                            adminCaller()));
   EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition) << op.status;
 }
 
 // A signed source does not reuse a cached image nobody it trusts has signed: it fetches and checks the signature.
 TEST_F(ImageManagerTest, SignedSourceDoesNotReuseUnsignedCache) {
-  ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(images_->import(req("golden"), adminCaller())).state, OperationState::kSucceeded);
   image::MinisignPublicKey vendor_key;
   vendor_key.key_id.fill(7);
   image::ImageSource vendor;
@@ -180,7 +205,7 @@ TEST_F(ImageManagerTest, SignedSourceDoesNotReuseUnsignedCache) {
   const std::string uri = "https://vendor.example/golden.cpio.gz";
   fetcher_.serve(uri, archive_);
   auto op = done(images_->import({"vendor", uri, image::toHex(image::sha256(archive_)), image::SignaturePolicy::kAuto, ""},
-                                 {"", 0}));
+                                 adminCaller()));
   EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition) << op.status;
   EXPECT_THAT(op.status.message(), HasSubstr("source \"https://vendor.example/\" wants images signed"));
   EXPECT_EQ(images_->list()->size(), 1u);
@@ -190,7 +215,7 @@ TEST_F(ImageManagerTest, SignedSourceDoesNotReuseUnsignedCache) {
 TEST_F(ImageManagerTest, WrongDigestLeavesNothing) {
   auto r = req("golden");
   r.sha256 = std::string(64, '0');
-  auto op = done(images_->import(r, {"", 0}));
+  auto op = done(images_->import(r, adminCaller()));
   EXPECT_EQ(op.state, OperationState::kFailed);
   EXPECT_EQ(op.status.code(), absl::StatusCode::kDataLoss) << op.status;
   EXPECT_TRUE(images_->list()->empty());
@@ -201,33 +226,33 @@ TEST_F(ImageManagerTest, WrongDigestLeavesNothing) {
 // Bad names, URIs, digests and taken names fail the call at once.
 TEST_F(ImageManagerTest, Prechecks) {
   auto bad = req("Bad Name");
-  EXPECT_EQ(images_->import(bad, {"", 0}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(images_->import(bad, adminCaller()).status().code(), absl::StatusCode::kInvalidArgument);
   bad = req("x");
   bad.uri = "scp://h/x";
-  EXPECT_EQ(images_->import(bad, {"", 0}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(images_->import(bad, adminCaller()).status().code(), absl::StatusCode::kInvalidArgument);
   bad = req("x");
   bad.sha256 = "abc";
-  EXPECT_EQ(images_->import(bad, {"", 0}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(images_->import(bad, adminCaller()).status().code(), absl::StatusCode::kInvalidArgument);
   bad = req("x");
   bad.pool = "nope";
-  EXPECT_EQ(images_->import(bad, {"", 0}).status().code(), absl::StatusCode::kNotFound);
-  ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
-  EXPECT_EQ(images_->import(req("golden"), {"", 0}).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(images_->import(bad, adminCaller()).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_EQ(done(images_->import(req("golden"), adminCaller())).state, OperationState::kSucceeded);
+  EXPECT_EQ(images_->import(req("golden"), adminCaller()).status().code(), absl::StatusCode::kAlreadyExists);
 }
 
 // Delete is refused while a clone exists, then removes the volume and the entry.
 TEST_F(ImageManagerTest, DeleteRefusedWhileCloned) {
-  ASSERT_EQ(done(images_->import(req("golden"), {"", 0})).state, OperationState::kSucceeded);
-  ASSERT_EQ(done(storage_->clone("", "golden", "web1", 0, {"", 0})).state, OperationState::kSucceeded);
-  auto refused = images_->remove("golden", {"", 0});
+  ASSERT_EQ(done(images_->import(req("golden"), adminCaller())).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(storage_->clone("", "golden", "web1", 0, adminCaller())).state, OperationState::kSucceeded);
+  auto refused = images_->remove("golden", adminCaller());
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("web1"));
-  ASSERT_EQ(done(storage_->remove("", "web1", {"", 0})).state, OperationState::kSucceeded);
-  ASSERT_EQ(done(images_->remove("golden", {"", 0})).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(storage_->remove("", "web1", adminCaller())).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(images_->remove("golden", adminCaller())).state, OperationState::kSucceeded);
   EXPECT_TRUE(images_->list()->empty());
   EXPECT_TRUE((*storage_->pool(""))->list()->empty());
-  EXPECT_EQ(images_->remove("golden", {"", 0}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(images_->remove("golden", adminCaller()).status().code(), absl::StatusCode::kNotFound);
 }
 
 // A raw ext4 image (made by mkfs.ext4 here) lands in the base volume byte for byte.
@@ -239,7 +264,7 @@ TEST_F(ImageManagerTest, RawImageIsCopiedIntoTheVolume) {
   fetcher_.serve("file:///srv/fs.img", bytes);
   auto op = done(images_->import({"rawfs", "file:///srv/fs.img", image::toHex(image::sha256(bytes)),
                                   image::SignaturePolicy::kDigest, ""},
-                                 {"", 0}));
+                                 adminCaller()));
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   auto all = images_->list();
   ASSERT_EQ(all->size(), 1u);
@@ -252,7 +277,7 @@ TEST_F(ImageManagerTest, RawImageIsCopiedIntoTheVolume) {
 // Cancelling the operation stops the import; nothing is left in the pool, the catalog or the staging.
 TEST_F(ImageManagerTest, CancelKeepsNothing) {
   fetcher_.blockAfter(kUri, 0);
-  auto started = images_->import(req("golden"), {"", 0});
+  auto started = images_->import(req("golden"), adminCaller());
   ASSERT_TRUE(started.ok()) << started.status();
   fetcher_.waitBlocked();
   ASSERT_TRUE(ops_.cancel(started->id).ok());
@@ -268,7 +293,7 @@ TEST_F(ImageManagerTest, ExportDirectory) {
   const std::string dir = tmp_.sub("tree");
   ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
   it::writeFile(dir + "/motd", "hello\n");
-  auto op = done(images_->exportImage({dir, "ftp://h/out.tar.zst", image::ExportFormat::kTarZst}, {"", 0}));
+  auto op = done(images_->exportImage({dir, "ftp://h/out.tar.zst", image::ExportFormat::kTarZst}, adminCaller()));
   ASSERT_EQ(op.state, OperationState::kSucceeded) << op.status;
   EXPECT_EQ(op.kind, "export-image");
   std::string stored;
@@ -277,13 +302,13 @@ TEST_F(ImageManagerTest, ExportDirectory) {
     return Status();
   }, {}).ok());
   EXPECT_THAT(op.message, HasSubstr(image::toHex(image::sha256(stored))));
-  EXPECT_EQ(images_->exportImage({"relative", "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+  EXPECT_EQ(images_->exportImage({"relative", "ftp://h/x", image::ExportFormat::kCpioGz}, adminCaller()).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(images_->exportImage({tmp_.sub("nope"), "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+  EXPECT_EQ(images_->exportImage({tmp_.sub("nope"), "ftp://h/x", image::ExportFormat::kCpioGz}, adminCaller()).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(images_->exportImage({"vol:default/nope", "ftp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+  EXPECT_EQ(images_->exportImage({"vol:default/nope", "ftp://h/x", image::ExportFormat::kCpioGz}, adminCaller()).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(images_->exportImage({dir, "scp://h/x", image::ExportFormat::kCpioGz}, {"", 0}).status().code(),
+  EXPECT_EQ(images_->exportImage({dir, "scp://h/x", image::ExportFormat::kCpioGz}, adminCaller()).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -81,7 +81,7 @@ class ManagersFixture : public ::testing::Test {
   std::vector<fakes::FakeVolumes*> pools_;  ///< in poolNames() order
   std::unique_ptr<StorageManager> storage_;
   std::unique_ptr<DomainManager> domains_;
-  Caller caller_{"", 1000};
+  Caller caller_ = adminCaller("", 1000);
 };
 
 }  // namespace xenctl::provision

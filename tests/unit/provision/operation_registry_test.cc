@@ -4,6 +4,8 @@
 
 #include <latch>
 
+#include "lib/core/limits.h"
+
 #include "tests/fakes/fake_clock.h"
 #include "tests/unit/provision/test_util.h"
 
@@ -92,6 +94,58 @@ TEST_F(RegistryTest, BoundsConcurrency) {
   waitFinished(reg, a->id);
   waitFinished(reg, b->id);
   EXPECT_TRUE(reg.start({"k", "c", "", 0}, [](OperationContext&) { return absl::OkStatus(); }).ok());
+}
+
+// One caller may hold at most max_per_caller running operations (the error names the setting); others still start.
+TEST_F(RegistryTest, BoundsOperationsPerCaller) {
+  OperationRegistry reg(clock_, nullptr, {8, 100, 2});
+  std::latch release(1);
+  auto blocked = [&](OperationContext&) {
+    release.wait();
+    return absl::OkStatus();
+  };
+  auto a = reg.start({"k", "a", "", 1000, "uid:1000"}, blocked);
+  auto b = reg.start({"k", "b", "", 1000, "uid:1000"}, blocked);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto c = reg.start({"k", "c", "", 1000, "uid:1000"}, blocked);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(c.status().message().find("caller uid:1000 has 2 operations running"), std::string::npos) << c.status();
+  EXPECT_NE(c.status().message().find("[daemon] max_operations_per_caller"), std::string::npos) << c.status();
+  auto other = reg.start({"k", "d", "", 0, "cert:CN=orchestrator"}, blocked);
+  EXPECT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(reg.activeOf("uid:1000"), 2u);
+  release.count_down();
+  waitFinished(reg, a->id);
+  waitFinished(reg, b->id);
+  waitFinished(reg, other->id);
+  EXPECT_EQ(reg.activeOf("uid:1000"), 0u);
+  EXPECT_TRUE(reg.start({"k", "c", "", 1000, "uid:1000"}, [](OperationContext&) { return absl::OkStatus(); }).ok());
+}
+
+// A request_id past its limit is refused before anything runs; an over-long message or status is cut and says so.
+TEST_F(RegistryTest, LimitsRequestIdAndMessages) {
+  OperationRegistry reg(clock_, nullptr, {});
+  std::atomic<int> runs{0};
+  auto r = reg.start({"k", "t", std::string(core::kMaxRequestIdBytes + 1, 'r'), 0}, [&](OperationContext&) {
+    ++runs;
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("request_id is 129 bytes, more than the limit of 128"), std::string::npos)
+      << r.status();
+  auto checked = reg.startChecked({"k", "t", std::string(1 << 20, 'r'), 0}, [] { return absl::OkStatus(); },
+                                  [&](OperationContext&) { return absl::OkStatus(); });
+  EXPECT_EQ(checked.status().code(), absl::StatusCode::kInvalidArgument);
+  auto op = reg.start({"k", "t", std::string(core::kMaxRequestIdBytes, 'r'), 0}, [](OperationContext& ctx) {
+    ctx.phase("p", 10, std::string(100000, 'm'));
+    return absl::InternalError(std::string(100000, 'e'));
+  });
+  ASSERT_TRUE(op.ok()) << op.status();
+  auto done = waitFinished(reg, op->id);
+  EXPECT_LE(done.message.size(), core::kMaxOperationMessageBytes);
+  EXPECT_LE(done.status.message().size(), core::kMaxOperationMessageBytes);
+  EXPECT_NE(std::string(done.status.message()).find("bytes cut)"), std::string::npos);
+  EXPECT_EQ(runs.load(), 0);
 }
 
 // Cancel stops a running operation, which ends CANCELLED; a finished one cannot be cancelled.

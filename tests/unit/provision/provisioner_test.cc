@@ -534,7 +534,7 @@ TEST_F(ProvisionerTest, NoRunnerRefusesAContainerText) {
 
 // A retry with the same request_id gets the same operation, not a second domain.
 TEST_F(ProvisionerTest, RetryReturnsTheSameOperation) {
-  Caller c{"req-1", 1000};
+  Caller c = adminCaller("req-1", 1000);
   auto first = provisioner_->create(request("web1"), c);
   ASSERT_TRUE(first.ok()) << first.status();
   waitFinished(ops_, first->id);

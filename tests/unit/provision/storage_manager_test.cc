@@ -34,7 +34,7 @@ class StorageManagerTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? waitFinished(ops_, r->id) : core::OperationRecord{};
   }
-  Caller req(const std::string& id = "") { return {id, 1000}; }
+  Caller req(const std::string& id = "") { return adminCaller(id, 1000); }
 
   storage::testing::TempDir tmp_;
   fakes::FakeClock clock_;

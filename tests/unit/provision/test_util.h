@@ -1,8 +1,16 @@
 #pragma once
 
+#include "lib/provision/caller.h"
 #include "lib/provision/operation_registry.h"
 
 namespace xenctl::provision {
+
+/// A caller with every right, as the daemon's callers are until roles are mapped.
+inline Caller adminCaller(std::string request_id = "", int64_t uid = 0) {
+  Caller c(std::move(request_id), uid);
+  c.role = core::Role::kAdmin;
+  return c;
+}
 
 /// Waits (bounded) for an operation to finish and returns its final record.
 inline core::OperationRecord waitFinished(const OperationRegistry& ops, const std::string& id) {
