@@ -20,12 +20,18 @@ class OpsCommand : public Command {
     req.set_target(target_);
     req.set_active_only(!all_);
     req.set_limit(limit_);
-    Result<v1::ListOperationsResponse> resp = (*c)->call(&v1::OperationService::Stub::ListOperations, req);
-    if (!resp.ok()) return s.fail(resp.status());
+    // Page by page: one answer carries at most 4 MiB.
+    google::protobuf::RepeatedPtrField<v1::Operation> all;
+    do {
+      Result<v1::ListOperationsResponse> resp = (*c)->call(&v1::OperationService::Stub::ListOperations, req);
+      if (!resp.ok()) return s.fail(resp.status());
+      for (auto& o : *resp->mutable_operations()) *all.Add() = std::move(o);
+      req.set_page_token(resp->next_page_token());
+    } while (!req.page_token().empty());
     if (s.json())
-      s.printJson(toJson(resp->operations()));
+      s.printJson(toJson(all));
     else
-      s.print(operationTable(resp->operations()));
+      s.print(operationTable(all));
     return kExitOk;
   }
 

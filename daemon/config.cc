@@ -43,30 +43,39 @@ class ConfigReader {
   Status checkSections(const toml::table& root) const {
     for (auto&& [key, node] : root)
       if (key.str() != "daemon" && key.str() != "test-hypervisor" && key.str() != "pool" && key.str() != "images" &&
-          key.str() != "access")
+          key.str() != "access" && key.str() != "security")
         return absl::InvalidArgumentError(
             absl::StrCat("config ", where(path_, node.source()), ": unknown section '", av(key.str()),
-                         "'; known: [daemon], [test-hypervisor], [[pool]], [images], [access]"));
+                         "'; known: [daemon], [test-hypervisor], [[pool]], [images], [access], [security]"));
     return absl::OkStatus();
   }
 
   Status readDaemon(const toml::table& d, Config& c) const {
-    const std::set<std::string> known = {"listen", "state_dir", "hypervisor", "max_operations", "log_level", "tls"};
+    const std::set<std::string> known = {"listen",         "state_dir",  "hypervisor",
+                                         "max_operations", "log_level",  "tls",
+                                         "max_operations_per_caller",   "max_streams_per_caller",
+                                         "max_request_size"};
     for (auto&& [key, node] : d) {
       const std::string k(key.str());
       if (!known.count(k))
         return absl::InvalidArgumentError(absl::StrCat(
             "config ", where(path_, node.source()), ": unknown key '", k,
-            "' in [daemon]; known: listen, state_dir, hypervisor, max_operations, log_level, [daemon.tls]"));
+            "' in [daemon]; known: listen, state_dir, hypervisor, max_operations, max_operations_per_caller, "
+            "max_streams_per_caller, max_request_size, log_level, [daemon.tls]"));
       if (k == "listen") {
         XENCTL_RETURN_IF_ERROR(readListen(node, c));
       } else if (k == "tls") {
         if (!node.is_table()) return badType(node, k, "a table ([daemon.tls])");
         XENCTL_RETURN_IF_ERROR(readTls(*node.as_table(), c.tls));
-      } else if (k == "max_operations") {
+      } else if (k == "max_operations" || k == "max_operations_per_caller" || k == "max_streams_per_caller") {
         auto v = node.value<int64_t>();
         if (!v || *v < 1 || *v > 1024) return badType(node, k, "a whole number from 1 to 1024");
-        c.max_operations = static_cast<uint32_t>(*v);
+        (k == "max_operations"              ? c.max_operations
+         : k == "max_operations_per_caller" ? c.max_operations_per_caller
+                                            : c.max_streams_per_caller) = static_cast<uint32_t>(*v);
+      } else if (k == "max_request_size") {
+        XENCTL_ASSIGN_OR_RETURN(c.max_request_bytes, size(node, k, "a size from \"64K\" to \"1G\"", 64 << 10,
+                                                          uint64_t{1} << 30));
       } else {
         auto v = node.value<std::string>();
         if (!v) return badType(node, k, "a string");
@@ -122,10 +131,42 @@ class ConfigReader {
         } else {
           return badType(node, k, "true, false or \"standard\"");
         }
+      } else if (k == "max_download_size") {
+        if (node.value<int64_t>() == 0) {
+          images.max_download_bytes = 0;
+        } else {
+          XENCTL_ASSIGN_OR_RETURN(images.max_download_bytes,
+                                  size(node, k, "a size such as \"16G\", or 0 for no limit", 1 << 20, UINT64_MAX));
+        }
+      } else if (k == "fetch_timeout" || k == "fetch_stall_timeout") {
+        auto v = node.value<int64_t>();
+        const bool stall = k == "fetch_stall_timeout";
+        if (!v || *v < (stall ? 1 : 0) || *v > 7 * 86400)
+          return badType(node, k, stall ? "seconds from 1 to 604800" : "seconds from 0 (no limit) to 604800");
+        (stall ? images.fetch_stall_timeout_seconds : images.fetch_timeout_seconds) = static_cast<uint32_t>(*v);
       } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("config ", where(path_, node.source()), ": unknown key '", k,
-                         "' in [images]; known: trusted_keys, source, ca_file, allow_setid, allow_devices"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config ", where(path_, node.source()), ": unknown key '", k,
+            "' in [images]; known: trusted_keys, source, ca_file, allow_setid, allow_devices, max_download_size, "
+            "fetch_timeout, fetch_stall_timeout"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  Status readSecurity(const toml::table& t, SecurityConfig& sec) const {
+    for (auto&& [key, node] : t) {
+      const std::string k(key.str());
+      if (k == "allowed_paths") {
+        XENCTL_ASSIGN_OR_RETURN(sec.allowed_paths, strings(node, k, "an array of absolute directories"));
+        for (const auto& p : sec.allowed_paths)
+          if (p.empty() || p.front() != '/' || p.find("/../") != std::string::npos || absl::EndsWith(p, "/.."))
+            return badType(node, k, "an array of absolute directories (without '..')");
+      } else if (k == "bootloaders") {
+        XENCTL_ASSIGN_OR_RETURN(sec.bootloaders, strings(node, k, "an array of strings"));
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("config ", where(path_, node.source()), ": unknown key '", k,
+                                                       "' in [security]; known: allowed_paths, bootloaders"));
       }
     }
     return absl::OkStatus();
@@ -174,6 +215,22 @@ class ConfigReader {
   Status badType(const toml::node& n, std::string_view key, std::string_view want) const {
     return absl::InvalidArgumentError(
         absl::StrCat("config ", where(path_, n.source()), ": '", av(key), "' must be ", av(want)));
+  }
+
+  // A size written as "512M", "2G" ... (core::parseSizeMib), in bytes, within [min, max].
+  Result<uint64_t> size(const toml::node& node, std::string_view k, std::string_view want, uint64_t min,
+                        uint64_t max) const {
+    auto v = node.value<std::string>();
+    Result<uint64_t> mib = v ? core::parseSizeMib(*v) : absl::InvalidArgumentError("not a string");
+    if (!mib.ok() && v && absl::EndsWithIgnoreCase(*v, "K")) {
+      // Below a MiB: whole KiB.
+      uint64_t kib = 0;
+      if (absl::SimpleAtoi(av(std::string_view(*v).substr(0, v->size() - 1)), &kib) && kib <= (UINT64_MAX >> 10)) {
+        if (kib << 10 >= min && kib << 10 <= max) return kib << 10;
+      }
+    }
+    if (!mib.ok() || *mib > (max >> 20) || (*mib << 20) < min) return badType(node, k, want);
+    return *mib << 20;
   }
 
   Result<std::vector<std::string>> strings(const toml::node& node, std::string_view k, std::string_view want) const {
@@ -368,6 +425,7 @@ Result<Config> loadConfig(const std::string& path, Config c) {
   if (toml::table* t = root["images"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readImages(*t, c.images));
   if (toml::node* pools = root.get("pool")) XENCTL_RETURN_IF_ERROR(reader.readPools(*pools, c.pools));
   if (toml::table* t = root["access"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readAccess(*t, c.access));
+  if (toml::table* t = root["security"].as_table()) XENCTL_RETURN_IF_ERROR(reader.readSecurity(*t, c.security));
   return c;
 }
 

@@ -62,6 +62,22 @@ struct ImagesConfig {
   /// `false`, `"standard"` (debootstrap's /dev: null, zero, full, random,
   /// urandom, tty, console, ptmx) or `true` (any).
   DeviceNodes allow_devices = DeviceNodes::kStandard;
+  /// The most bytes one download may bring (checked against the announced
+  /// size, then as the bytes arrive); 0 = no limit.
+  uint64_t max_download_bytes = uint64_t{16} << 30;
+  /// A download (all its attempts) must end within this many seconds (0 = no
+  /// limit), and is cut (then retried) when it stalls this many seconds.
+  uint32_t fetch_timeout_seconds = 6 * 3600;
+  uint32_t fetch_stall_timeout_seconds = 60;
+};
+
+/// The [security] table: where non-admins may name host paths.
+struct SecurityConfig {
+  /// Absolute directories under which non-admin callers may name host paths
+  /// (disk targets, kernels, ramdisks, file:// URIs, export sources).
+  std::vector<std::string> allowed_paths;
+  /// Bootloaders non-admin callers may name (libxl runs them as root).
+  std::vector<std::string> bootloaders = {"pygrub"};
 };
 
 /// [daemon.tls]: mutual TLS for the tcp: listeners. All three files are
@@ -84,6 +100,13 @@ struct Config {
   /// "test" (in-memory) or "libxl".
   std::string hypervisor = "libxl";
   uint32_t max_operations = 16;
+  /// Operations one caller (a uid, a certificate) may have running at once.
+  uint32_t max_operations_per_caller = 12;
+  /// WatchEvents, WatchOperation and AttachConsole streams one caller may
+  /// have open at once (each holds a server thread).
+  uint32_t max_streams_per_caller = 32;
+  /// The largest request accepted, in bytes (gRPC's receive limit).
+  uint64_t max_request_bytes = uint64_t{4} << 20;
   /// trace, debug, info, warn, error.
   std::string log_level = "info";
   /// The test hypervisor's host size.
@@ -99,6 +122,7 @@ struct Config {
   /// "cert:SUBJECT" (a client certificate's subject or a SAN, exactly), under
   /// the keys admin, operator and viewer; names resolved when read.
   std::vector<core::RoleBinding> access;
+  SecurityConfig security;
 };
 
 /// The pools to open: the declared ones, or the default dir pool.

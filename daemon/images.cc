@@ -63,6 +63,9 @@ Result<provision::ImageConfig> imageConfig(const Config& config) {
   out.extract.allow_setid = config.images.allow_setid;
   out.extract.allow_devices = config.images.allow_devices == DeviceNodes::kAll;
   out.extract.allow_standard_devices = config.images.allow_devices == DeviceNodes::kStandard;
+  out.max_image_bytes = config.images.max_download_bytes;
+  out.fetch_timeout = absl::Seconds(config.images.fetch_timeout_seconds);
+  out.fetch_stall_timeout = absl::Seconds(config.images.fetch_stall_timeout_seconds);
   // Unpacked trees (with their set-id files and device nodes) live here
   // until they are copied into a volume: private to xenctld's user.
   out.work_dir = config.state_dir + "/images.tmp";

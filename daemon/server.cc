@@ -39,14 +39,19 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   XENCTL_RETURN_IF_ERROR(s->openHypervisor(config, version));
 
   s->ops_ = std::make_unique<provision::OperationRegistry>(
-      s->clock_, s->store_.get(), provision::OperationRegistry::Options{config.max_operations, 1000});
+      s->clock_, s->store_.get(),
+      provision::OperationRegistry::Options{config.max_operations, 1000, config.max_operations_per_caller});
   XENCTL_RETURN_IF_ERROR(s->ops_->load());
   s->events_ = std::make_unique<provision::EventBus>();
   s->startEventLog();
   // Storage first: adopting the running domains resolves their volumes.
   XENCTL_ASSIGN_OR_RETURN(s->storage_, openStorage(config, *s->ops_, s->clock_, s->volume_usage_));
+  // Host paths in requests: any for admins, else under [security] allowed_paths.
+  // HostPaths::Options::volume_check (nullptr here: every volume allowed) is
+  // where authorization (issue 13 part 3) checks a vol: disk against the caller's rights.
+  const provision::HostPaths host_paths({config.security.allowed_paths, config.security.bootloaders, nullptr});
   s->domains_ = std::make_unique<provision::DomainManager>(*s->hv_, *s->storage_, s->volume_usage_, *s->store_,
-                                                           *s->ops_, *s->events_, s->clock_);
+                                                           *s->ops_, *s->events_, s->clock_, host_paths);
   XENCTL_RETURN_IF_ERROR(s->domains_->load());
   // Before serving: operations a crash interrupted are finished or undone.
   XENCTL_ASSIGN_OR_RETURN(auto recovered,
@@ -58,12 +63,16 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   XENCTL_ASSIGN_OR_RETURN(s->fetcher_, image::CurlFetcher::create());
   s->image_tools_ = std::make_unique<sys::PosixProcessRunner>();
   XENCTL_ASSIGN_OR_RETURN(provision::ImageConfig image_config, imageConfig(config));
+  image_config.host_paths = host_paths;
   // Container files fetch under the images' source policy (container_runner.h).
   provision::ContainerRunner::Config container_config;
   container_config.sources = image_config.sources;
   container_config.ca_file = image_config.ca_file;
   container_config.work_dir = image_config.work_dir;
   container_config.extract = image_config.extract;
+  container_config.fetch_timeout = image_config.fetch_timeout;
+  container_config.fetch_stall_timeout = image_config.fetch_stall_timeout;
+  container_config.host_paths = host_paths;
   s->images_ = std::make_unique<provision::ImageManager>(*s->storage_, *s->fetcher_, *s->store_, *s->ops_,
                                                          *s->image_tools_, s->clock_, std::move(image_config));
 
@@ -157,15 +166,19 @@ std::vector<std::unique_ptr<grpc::Service>> Server::makeServices() const {
 
 Status Server::serve(const Config& config, const std::string& version) {
   access_ = std::make_unique<provision::AccessPolicy>(config.access, *domains_, *storage_, *ops_);
+  streams_ = std::make_unique<provision::CallerSlots>(config.max_streams_per_caller, "streams",
+                                                      "[daemon] max_streams_per_caller");
   context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
-                                    *containers_, *provisioner_, *forker_, *differ_, *access_});
+                                    *containers_, *provisioner_, *forker_, *differ_, *access_, *streams_});
   version_ = version;
   tls_ = config.tls;
+  max_request_bytes_ = config.max_request_bytes;
   services_ = makeServices();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes_));
   for (auto& svc : services_) builder.RegisterService(svc.get());
   XENCTL_RETURN_IF_ERROR(listen(config));
   grpc_ = builder.BuildAndStart();
@@ -240,6 +253,7 @@ Result<std::unique_ptr<Server::TcpServer>> Server::startTcp() {
   grpc::ServerBuilder builder;
   // A reload binds the ports again while the server it replaces still holds them.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 1);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes_));
   for (auto& svc : t->services) builder.RegisterService(svc.get());
   std::vector<int> bound(tcp_listeners_.size(), 0);
   for (size_t i = 0; i < tcp_listeners_.size(); ++i) {

@@ -101,12 +101,14 @@ class Server {
   std::unique_ptr<provision::RootDiffer> differ_;
   std::unique_ptr<provision::AccessPolicy> access_;
   PeerRegistry peers_;
+  std::unique_ptr<provision::CallerSlots> streams_;  // streams open per caller
   std::atomic<bool> stopping_{false};
   std::unique_ptr<ServiceContext> context_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_;
   std::string version_;
   TlsConfig tls_;
+  uint64_t max_request_bytes_ = 0;  // [daemon] max_request_size, for every gRPC server
   std::vector<TcpListener> tcp_listeners_;
   std::unique_ptr<TcpServer> tcp_;
   std::list<std::unique_ptr<Retiring>> retiring_;  // several when reloads come faster than calls end

@@ -4,11 +4,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <mutex>
+#include <optional>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "daemon/authz.h"
 #include "daemon/convert.h"
 #include "lib/customize/container_parser.h"
@@ -35,6 +39,17 @@ constexpr absl::Duration kConsolePoll = absl::Milliseconds(200);
 constexpr absl::Duration kConsoleInputWait = absl::Seconds(5);
 // A DiffDomain answer above this is refused: clients take 4 MiB by default.
 constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
+// A list answer is cut into pages of at most this (next_page_token): clients
+// take 4 MiB by default, and a list that outgrew it failed for every client.
+constexpr size_t kMaxListAnswerBytes = (size_t{4} << 20) - (64 << 10);
+// What one more element adds to a list answer beyond its own size: its tag and length.
+constexpr size_t kElementOverhead = 16;
+
+// A stream holds a server thread while it lives: at most
+// [daemon] max_streams_per_caller per caller.
+Result<provision::CallerSlots::Slot> streamSlot(const ServiceContext& c, grpc::ServerContext* ctx) {
+  return c.streams.acquire(callerOf(c, ctx, "").key());
+}
 
 // Answers a mutating call with its operation, and audits it once.
 grpc::Status answer(const char* call, const std::string& target, const provision::Caller& caller,
@@ -113,9 +128,38 @@ grpc::Status DomainServiceImpl::ListDomains(grpc::ServerContext* ctx, const v1::
   XENCTL_ADMIT(caller, "DomainService.ListDomains", *req);
   auto views = c_.domains.list(req->include_foreign());
   if (!views.ok()) return toGrpc(views.status());
-  out->mutable_domains()->Reserve(static_cast<int>(views->size()));
+  // Pages continue after a key: ours by name, then the foreign ones by name.
+  auto key = [](const provision::DomainView& v) { return absl::StrCat(v.foreign ? "1:" : "0:", v.spec.name); };
+  std::vector<std::pair<std::string, const provision::DomainView*>> order;
+  order.reserve(views->size());
   for (const auto& v : *views)
-    if (c_.access.maySeeDomain(caller, v.spec.name)) toProto(v, out->add_domains());
+    if (std::string k = key(v); k > req->page_token() && c_.access.maySeeDomain(caller, v.spec.name))
+      order.emplace_back(std::move(k), &v);
+  std::sort(order.begin(), order.end());
+  size_t bytes = 0;
+  std::string last;
+  for (const auto& [k, v] : order) {
+    v1::Domain d;
+    toProto(*v, &d);
+    if (d.ByteSizeLong() > kMaxListAnswerBytes / 4) {
+      // Stored before the limits on a spec existed: shown without its lists.
+      spdlog::warn("domain '{}': its spec is {} bytes, too large to list; shown without disks, vifs, cmdline",
+                   v->spec.name, d.ByteSizeLong());
+      d.mutable_spec()->clear_disks();
+      d.mutable_spec()->clear_vifs();
+      d.mutable_spec()->clear_bootloader_args();
+      d.mutable_spec()->clear_cmdline();
+      d.set_state_reason("its spec is too large to list; delete the domain and define it again within the limits");
+    }
+    const size_t n = d.ByteSizeLong() + kElementOverhead;
+    if (bytes + n > kMaxListAnswerBytes && out->domains_size() > 0) {
+      out->set_next_page_token(last);
+      break;
+    }
+    bytes += n;
+    last = k;
+    *out->add_domains() = std::move(d);
+  }
   return grpc::Status::OK;
 }
 
@@ -175,6 +219,8 @@ grpc::Status DomainServiceImpl::SetDomainResources(grpc::ServerContext* ctx, con
 
 grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext* ctx,
                                               grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>* stream) {
+  auto slot = streamSlot(c_, ctx);
+  if (!slot.ok()) return toGrpc(slot.status());
   v1::ConsoleInput first;
   if (!stream->Read(&first))
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "AttachConsole: the first message must name the domain");
@@ -229,6 +275,8 @@ grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext* ctx,
 grpc::Status DomainServiceImpl::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
                                             grpc::ServerWriter<v1::DomainEvent>* writer) {
   XENCTL_ADMIT(caller, "DomainService.WatchEvents", *req);
+  auto slot = c_.streams.acquire(caller.key());
+  if (!slot.ok()) return toGrpc(slot.status());
   auto sub = c_.events.subscribe();
   while (!ctx->IsCancelled() && !c_.stopping) {
     auto e = sub->next(absl::Now() + kStreamCheck);
@@ -305,14 +353,42 @@ grpc::Status OperationServiceImpl::GetOperation(grpc::ServerContext* ctx, const 
 grpc::Status OperationServiceImpl::ListOperations(grpc::ServerContext* ctx, const v1::ListOperationsRequest* req,
                                                   v1::ListOperationsResponse* out) {
   XENCTL_ADMIT(caller, "OperationService.ListOperations", *req);
-  for (const auto& r : c_.ops.list(req->target(), req->active_only(), req->limit() ? req->limit() : 100))
-    if (c_.access.maySeeOperation(caller, r)) toProto(r, out->add_operations());
+  // Newest first; a page continues after the (created_at, id) its token names.
+  auto key = [](const core::OperationRecord& r) {
+    return std::make_pair(absl::ToUnixNanos(r.created_at), r.id);
+  };
+  std::optional<std::pair<int64_t, std::string>> after;
+  if (!req->page_token().empty()) {
+    std::pair<std::string, std::string> parts = absl::StrSplit(req->page_token(), absl::MaxSplits(':', 1));
+    int64_t nanos = 0;
+    if (!absl::SimpleAtoi(parts.first, &nanos))
+      return toGrpc(absl::InvalidArgumentError(
+          absl::StrCat("ListOperations: page_token '", req->page_token(), "' is not one xenctld gave")));
+    after.emplace(nanos, parts.second);
+  }
+  size_t bytes = 0;
+  std::string last;
+  for (const auto& r : c_.ops.list(req->target(), req->active_only(), req->limit() ? req->limit() : 100)) {
+    if ((after && key(r) >= *after) || !c_.access.maySeeOperation(caller, r)) continue;
+    v1::Operation o;
+    toProto(r, &o);
+    const size_t n = o.ByteSizeLong() + kElementOverhead;
+    if (bytes + n > kMaxListAnswerBytes && out->operations_size() > 0) {
+      out->set_next_page_token(last);
+      break;
+    }
+    bytes += n;
+    last = absl::StrCat(key(r).first, ":", r.id);
+    *out->add_operations() = std::move(o);
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status OperationServiceImpl::WatchOperation(grpc::ServerContext* ctx, const v1::WatchOperationRequest* req,
                                                   grpc::ServerWriter<v1::Operation>* writer) {
   XENCTL_ADMIT(caller, "OperationService.WatchOperation", *req);
+  auto slot = c_.streams.acquire(caller.key());
+  if (!slot.ok()) return toGrpc(slot.status());
   uint64_t sent = 0;
   for (;;) {
     auto r = c_.ops.waitChange(req->id(), sent, absl::Now() + kStreamCheck);

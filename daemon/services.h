@@ -9,6 +9,7 @@
 #include "daemon/peers.h"
 #include "lib/provision/access_policy.h"
 #include "lib/core/hypervisor.h"
+#include "lib/provision/caller_slots.h"
 #include "lib/provision/container_runner.h"
 #include "lib/provision/domain_forker.h"
 #include "lib/provision/domain_manager.h"
@@ -44,6 +45,8 @@ struct ServiceContext {
   provision::RootDiffer& differ;
   /// Who may do what (daemon/authz.h applies it to each call).
   provision::AccessPolicy& access;
+  /// Streams (WatchEvents, WatchOperation, AttachConsole) open per caller.
+  provision::CallerSlots& streams;
 };
 
 class DomainServiceImpl final : public v1::DomainService::Service {

@@ -46,8 +46,9 @@ def sh(*argv, **kw):
 class Handler(http.server.BaseHTTPRequestHandler):
     """Serves server.root with Range support, plus faults the tests switch on:
     server.drop_once (paths whose body is cut halfway once), server.fail_once
-    (paths answered 503 once), server.ignore_range, /redirect/N/PATH and
-    /stall/PATH (headers, then silence)."""
+    (paths answered 503 once), server.ignore_range, /redirect/N/PATH,
+    /stall/PATH (headers, then silence) and /nolength/PATH (no
+    Content-Length: the body ends when the connection closes)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -104,6 +105,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         stall = path.startswith("/stall/")
         if stall:
             path = path[len("/stall"):]
+        nolength = path.startswith("/nolength/")
+        if nolength:
+            path = path[len("/nolength"):]
         file = os.path.join(srv.root, path.lstrip("/"))
         if not os.path.isfile(file):
             self.send_error(404)
@@ -122,6 +126,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
+        if nolength:
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+            return
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
@@ -402,12 +412,37 @@ class ImageTest(unittest.TestCase):
         self.assertEqual(rc, 1, "a redirect to file:// was followed")
         self.assertTrue(err.startswith("INVALID_ARGUMENT:"), err)
 
+    def test_size_limit_before_and_while_streaming(self):
+        """max_bytes refuses an announced size before the body, and a body without one as it passes the limit; both name the setting."""
+        o = os.path.join(self.work, "o")
+        rc, _, err = run_tool("fetch", self.http.base + "/root.tar", o, "--max-bytes", "100000")
+        self.assertTrue(err.startswith("RESOURCE_EXHAUSTED:"), err)
+        self.assertIn("the announced size is more than the limit of 100000 bytes", err)
+        self.assertIn("[images] max_download_size", err)
+        rc, _, err = run_tool("fetch", self.http.base + "/nolength/root.tar", o, "--max-bytes", "100000",
+                              "--retries", "0")
+        self.assertTrue(err.startswith("RESOURCE_EXHAUSTED:"), err)
+        self.assertIn("more than the limit of 100000 bytes arrived", err)
+        self.assertIn("[images] max_download_size", err)
+        rc, _, err = run_tool("fetch", self.http.base + "/nolength/root.tar", o)
+        self.assertEqual(rc, 0, err)
+
+    def test_total_timeout(self):
+        """A download that does not end within the total timeout is DEADLINE_EXCEEDED naming the setting, even while bytes trickle or stall."""
+        t0 = time.monotonic()
+        rc, _, err = run_tool("fetch", self.http.base + "/stall/root.tar.gz", os.path.join(self.work, "o"),
+                              "--timeout", "1", "--low-speed-time", "60")
+        self.assertTrue(err.startswith("DEADLINE_EXCEEDED:"), err)
+        self.assertIn("[images] fetch_timeout", err)
+        self.assertLess(time.monotonic() - t0, 20)
+
     def test_stalled_transfer_is_cut(self):
         """A server that stops sending is cut by the low-speed limit."""
         t0 = time.monotonic()
         rc, _, err = run_tool("fetch", self.http.base + "/stall/root.tar.gz", os.path.join(self.work, "o"),
                               "--low-speed-time", "1", "--retries", "0")
         self.assertTrue(err.startswith("UNAVAILABLE:"), err)
+        self.assertIn("[images] fetch_stall_timeout", err)
         self.assertLess(time.monotonic() - t0, 20)
 
     def test_https_needs_a_trusted_ca(self):

@@ -36,7 +36,7 @@ struct Args {
   std::string uri, out, sha, policy = "auto", ca, format = "auto", export_format = "tar.zst";
   std::vector<std::string> keys;
   int retries = 4;
-  double backoff = 0.05, low_speed_time = 60, connect_timeout = 30;
+  double backoff = 0.05, low_speed_time = 60, connect_timeout = 30, timeout = 0;
   uint64_t max_bytes = 0, max_entries = 2'000'000, max_total = uint64_t{64} << 30;
   int max_redirects = 5;
   bool allow_setid = false, allow_devices = false;
@@ -57,6 +57,7 @@ Commands addCommands(CLI::App& app, Args& a) {
     c->add_option("--backoff", a.backoff);
     c->add_option("--low-speed-time", a.low_speed_time);
     c->add_option("--connect-timeout", a.connect_timeout);
+    c->add_option("--timeout", a.timeout, "total timeout in seconds (0: none)");
     c->add_option("--max-bytes", a.max_bytes);
     c->add_option("--max-redirects", a.max_redirects);
   };
@@ -150,6 +151,7 @@ int main(int argc, char** argv) {
   fo.retry_backoff = absl::Seconds(a.backoff);
   fo.low_speed_time = absl::Seconds(a.low_speed_time);
   fo.connect_timeout = absl::Seconds(a.connect_timeout);
+  fo.total_timeout = absl::Seconds(a.timeout);
   fo.max_bytes = a.max_bytes;
   fo.max_redirects = a.max_redirects;
   uint64_t progress_calls = 0, last_bytes = 0;

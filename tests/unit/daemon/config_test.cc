@@ -42,6 +42,56 @@ memory_mib = 1024
   EXPECT_TRUE(validateConfig(*c).ok());
 }
 
+// The limits' keys are read with their units; out-of-range values name the key and its line.
+TEST(Config, Limits) {
+  auto c = loadConfig(write(R"(
+[daemon]
+max_operations_per_caller = 3
+max_streams_per_caller = 5
+max_request_size = "512K"
+[images]
+max_download_size = "2G"
+fetch_timeout = 0
+fetch_stall_timeout = 10
+[security]
+allowed_paths = ["/srv/xen", "/var/lib/images/"]
+bootloaders = ["pygrub", "/usr/lib/xen/bin/pvgrub"]
+)"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_operations_per_caller, 3u);
+  EXPECT_EQ(c->max_streams_per_caller, 5u);
+  EXPECT_EQ(c->max_request_bytes, 512u << 10);
+  EXPECT_EQ(c->images.max_download_bytes, uint64_t{2} << 30);
+  EXPECT_EQ(c->images.fetch_timeout_seconds, 0u);
+  EXPECT_EQ(c->images.fetch_stall_timeout_seconds, 10u);
+  EXPECT_EQ(c->security.allowed_paths, (std::vector<std::string>{"/srv/xen", "/var/lib/images/"}));
+  EXPECT_EQ(c->security.bootloaders, (std::vector<std::string>{"pygrub", "/usr/lib/xen/bin/pvgrub"}));
+  // The defaults.
+  Config d;
+  EXPECT_EQ(d.max_operations_per_caller, 12u);
+  EXPECT_EQ(d.images.max_download_bytes, uint64_t{16} << 30);
+  EXPECT_EQ(d.security.bootloaders, std::vector<std::string>{"pygrub"});
+  EXPECT_TRUE(d.security.allowed_paths.empty());
+  auto none = loadConfig(write("[images]\nmax_download_size = 0\n"));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->images.max_download_bytes, 0u);
+
+  struct Case {
+    const char* text;
+    const char* needle;
+  };
+  for (const Case& k : {Case{"[daemon]\nmax_streams_per_caller = 0\n", ":2: 'max_streams_per_caller' must be"},
+                        Case{"[daemon]\nmax_request_size = \"2G\"\n", ":2: 'max_request_size' must be"},
+                        Case{"[images]\nmax_download_size = \"lots\"\n", ":2: 'max_download_size' must be"},
+                        Case{"[images]\nfetch_stall_timeout = 0\n", ":2: 'fetch_stall_timeout' must be"},
+                        Case{"[security]\nallowed_paths = [\"srv\"]\n", ":2: 'allowed_paths' must be"},
+                        Case{"[security]\nallowed = []\n", ":2: unknown key 'allowed' in [security]"}}) {
+    auto bad = loadConfig(write(k.text));
+    ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << k.text;
+    EXPECT_NE(bad.status().message().find(k.needle), absl::string_view::npos) << bad.status();
+  }
+}
+
 // Syntax errors, unknown keys and wrong types name the file and the line.
 TEST(Config, ErrorsNameFileAndLine) {
   struct Case {

@@ -1,0 +1,138 @@
+"""Limits on what a caller controls (issue 13, part 7), against the real
+xenctld: lists larger than one gRPC answer are paged, oversized fields and
+requests are refused by name, streams per caller are bounded, a file:// FIFO
+import fails at once instead of holding an operation slot, and a download
+past [images] max_download_size is refused naming the setting. Clients: the
+real vm-* commands and an independent grpcio client built from the .proto
+files (test_independent_client.proto_pool)."""
+
+import os
+import tarfile
+import time
+
+import grpc
+
+from harness import Daemon, DaemonTestCase
+from test_images import HttpServer
+from test_independent_client import proto_pool, message_class
+
+
+class LimitsTest(DaemonTestCase):
+    start_daemon = False
+
+    def setUp(self):
+        super().setUp()
+        self.www = os.path.join(self.workdir, "www")
+        os.makedirs(self.www)
+        blob = os.path.join(self.workdir, "blob")
+        with open(blob, "wb") as f:
+            f.write(os.urandom(3 << 20))
+        with tarfile.open(os.path.join(self.www, "big.tar"), "w") as t:  # unpacks as it streams, past 1 MiB
+            t.add(blob, arcname="blob")
+        self.http = HttpServer(self.www)
+        self.addCleanup(self.http.stop)
+        config = self.write("xenctld.toml",
+                            "[daemon]\nmax_streams_per_caller = 2\nmax_request_size = \"1M\"\n"
+                            "[images]\nmax_download_size = \"1M\"\n"
+                            f'[[images.source]]\nprefix = "{self.http.base}/"\npolicy = "none"\n')
+        self.daemon = Daemon(self.workdir, extra_args=["--config", config])
+        self.daemon.start()
+        self.addCleanup(self.daemon.stop)
+        self.pool = proto_pool(self.workdir)
+        self.msg = lambda name: message_class(self.pool, f"xenctl.v1.{name}")
+        self.channel = grpc.insecure_channel(self.daemon.address)
+        self.addCleanup(self.channel.close)
+
+    def unary(self, service, method, request, response_type):
+        call = self.channel.unary_unary(f"/xenctl.v1.{service}/{method}",
+                                        request_serializer=lambda m: m.SerializeToString(),
+                                        response_deserializer=self.msg(response_type).FromString)
+        return call(request, timeout=60)
+
+    def create(self, name, disks=(), request_id=""):
+        spec = self.msg("DomainSpec")(name=name, memory_mib=64, vcpus=1,
+                                      disks=[self.msg("Disk")(target=t, vdev=f"xvd{i}", mode="r")
+                                             for i, t in enumerate(disks)])
+        req = self.msg("CreateDomainRequest")(request_id=request_id, spec=spec, define_only=True)
+        return self.unary("DomainService", "CreateDomain", req, "Operation")
+
+    def test_lists_larger_than_one_answer_are_paged(self):
+        """Domains whose specs together pass 4 MiB are listed in pages; vm-list and vmm ops show them all."""
+        names = [f"big{i:02d}" for i in range(20)]
+        for name in names:  # 64 disks of ~4000-byte paths: ~260 KB a domain, ~5 MB in all
+            self.create(name, [f"/srv/{name}/{i:02d}/" + "d" * 3980 for i in range(64)])
+        first = self.unary("DomainService", "ListDomains", self.msg("ListDomainsRequest")(), "ListDomainsResponse")
+        self.assertTrue(first.next_page_token, "one answer of more than 4 MiB would fail every client")
+        self.assertLess(first.ByteSize(), 4 << 20)
+        listed = self.vm("list", "--json").json()
+        self.assertEqual([d["spec"]["name"] for d in listed], names)
+        self.assertEqual(len(listed[0]["spec"]["disks"]), 64)
+        ops = self.vmm("ops", "--all", "--json").json()
+        self.assertEqual(len(ops), 20)
+
+    def test_oversized_fields_refused_by_name(self):
+        """A 1.1 MB request_id, a 100 KB one, 65 disks and a request past max_request_size are refused; vm-list keeps working."""
+        with self.assertRaises(grpc.RpcError) as e:
+            self.create("web1", request_id="r" * 1100000)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)  # past max_request_size (1M)
+        with self.assertRaises(grpc.RpcError) as e:
+            self.create("web1", request_id="r" * 100000)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("request_id is 100000 bytes, more than the limit of 128", e.exception.details())
+        with self.assertRaises(grpc.RpcError) as e:
+            self.create("web1", [f"/srv/d{i}" for i in range(65)])
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("domain 'web1': disks: 65 given, more than the limit of 64", e.exception.details())
+        r = self.vm("create", "web1", "--memory", "64M", "--vcpus", "1", "--define-only", "--kernel", "/boot/k",
+                    "--cmdline", "x" * 5000, expect=2)
+        self.assertIn("cmdline is 5000 bytes, more than the limit of 4096", r.err)
+        self.assertEqual(self.vm("list", "--json").json(), [])
+
+    def test_streams_per_caller_are_bounded(self):
+        """A caller's third WatchEvents stream is refused naming [daemon] max_streams_per_caller; closing one frees its slot."""
+        call = self.channel.unary_stream("/xenctl.v1.DomainService/WatchEvents",
+                                         request_serializer=lambda m: m.SerializeToString(),
+                                         response_deserializer=self.msg("DomainEvent").FromString)
+        streams = [call(self.msg("WatchEventsRequest")(), timeout=60) for _ in range(2)]
+        self.create("web1")  # an event on each stream: both are being served
+        for s in streams:
+            self.assertEqual(next(s).name, "web1")
+        third = call(self.msg("WatchEventsRequest")(), timeout=60)
+        with self.assertRaises(grpc.RpcError) as e:
+            next(third)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("limit per caller is 2 ([daemon] max_streams_per_caller)", e.exception.details())
+        watch = self.channel.unary_stream("/xenctl.v1.OperationService/WatchOperation",
+                                          request_serializer=lambda m: m.SerializeToString(),
+                                          response_deserializer=self.msg("Operation").FromString)
+        with self.assertRaises(grpc.RpcError) as e:
+            list(watch(self.msg("WatchOperationRequest")(id="op-0"), timeout=60))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        streams[0].cancel()
+        deadline = time.monotonic() + 20  # the server notices a cancelled stream within its 1 s check
+        while True:
+            try:
+                list(watch(self.msg("WatchOperationRequest")(id="op-0"), timeout=60))
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.NOT_FOUND:
+                    break
+                self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertLess(time.monotonic(), deadline, "the cancelled stream's slot was not given back")
+            time.sleep(0.2)
+
+    def test_fifo_import_fails_at_once(self):
+        """A file:// FIFO is refused without being opened: the operation fails and holds no slot."""
+        fifo = os.path.join(self.workdir, "pipe.img")
+        os.mkfifo(fifo)
+        r = self.vm("image", "import", "x", "file://" + fifo, "--sha256", "0" * 64, expect=1)
+        self.assertIn("it is a FIFO; file:// reads and writes only regular files", r.err)
+        self.assertEqual(self.vmm("ops", "--json").json(), [], "no operation is left running")
+
+    def test_download_size_limit_names_the_setting(self):
+        """An image larger than [images] max_download_size is refused before its body, naming the setting."""
+        r = self.vm("image", "import", "big", self.http.base + "/big.tar", expect=1)
+        self.assertIn("the announced size is more than the limit of 1048576 bytes", r.err)
+        self.assertIn("[images] max_download_size", r.err)
+        r = self.vm("image", "import", "big", self.http.base + "/nolength/big.tar", expect=1)
+        self.assertIn("more than the limit of 1048576 bytes arrived", r.err)
+        self.assertEqual(self.vm("image", "list", "--json").json(), [])
