@@ -16,18 +16,13 @@ class ListCommand : public Command {
     if (!c.ok()) return s.fail(c.status());
     v1::ListDomainsRequest req;
     req.set_include_foreign(include_foreign_);
-    // Page by page: one answer carries at most 4 MiB.
-    google::protobuf::RepeatedPtrField<v1::Domain> all;
-    do {
-      Result<v1::ListDomainsResponse> resp = (*c)->call(&v1::DomainService::Stub::ListDomains, req);
-      if (!resp.ok()) return s.fail(resp.status());
-      for (auto& d : *resp->mutable_domains()) *all.Add() = std::move(d);
-      req.set_page_token(resp->next_page_token());
-    } while (!req.page_token().empty());
+    auto all = (*c)->callPages(&v1::DomainService::Stub::ListDomains, req,
+                               &v1::ListDomainsResponse::mutable_domains);
+    if (!all.ok()) return s.fail(all.status());
     if (s.json())
-      s.printJson(toJson(all));
+      s.printJson(toJson(*all));
     else
-      s.print(domainTable(all));
+      s.print(domainTable(*all));
     return kExitOk;
   }
 

@@ -20,18 +20,13 @@ class OpsCommand : public Command {
     req.set_target(target_);
     req.set_active_only(!all_);
     req.set_limit(limit_);
-    // Page by page: one answer carries at most 4 MiB.
-    google::protobuf::RepeatedPtrField<v1::Operation> all;
-    do {
-      Result<v1::ListOperationsResponse> resp = (*c)->call(&v1::OperationService::Stub::ListOperations, req);
-      if (!resp.ok()) return s.fail(resp.status());
-      for (auto& o : *resp->mutable_operations()) *all.Add() = std::move(o);
-      req.set_page_token(resp->next_page_token());
-    } while (!req.page_token().empty());
+    auto all = (*c)->callPages(&v1::OperationService::Stub::ListOperations, req,
+                               &v1::ListOperationsResponse::mutable_operations);
+    if (!all.ok()) return s.fail(all.status());
     if (s.json())
-      s.printJson(toJson(all));
+      s.printJson(toJson(*all));
     else
-      s.print(operationTable(all));
+      s.print(operationTable(*all));
     return kExitOk;
   }
 

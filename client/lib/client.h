@@ -58,6 +58,22 @@ class Client {
     return resp;
   }
 
+  /// A paged list call (ListDomains, ListOperations): asks again with each
+  /// next_page_token until the last page and returns every page's items
+  /// (`items` names the repeated field), in order.
+  template <class Stub, class Req, class Resp, class Item>
+  Result<google::protobuf::RepeatedPtrField<Item>> callPages(
+      Unary<Stub, Req, Resp> method, std::type_identity_t<Req> req,
+      google::protobuf::RepeatedPtrField<Item>* (Resp::*items)()) {
+    google::protobuf::RepeatedPtrField<Item> all;
+    do {
+      XENCTL_ASSIGN_OR_RETURN(Resp resp, call(method, req));
+      for (Item& item : *(resp.*items)()) *all.Add() = std::move(item);
+      req.set_page_token(resp.next_page_token());
+    } while (!req.page_token().empty());
+    return all;
+  }
+
   /// GetDomain by name.
   Result<v1::Domain> getDomain(const std::string& name);
 

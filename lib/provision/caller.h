@@ -22,9 +22,11 @@ struct Caller {
   core::Role role = core::Role::kNone;
 
   /// Who this caller is for per-caller limits (operations running, streams
-  /// open): "cert:SUBJECT" for a certificate, else "uid:UID".
+  /// open): "cert:SUBJECT" for a certificate (its first SAN when the subject
+  /// is empty), else "uid:UID".
   std::string key() const {
-    if (identity.kind == core::Identity::Kind::kCertificate) return "cert:" + identity.subject;
+    if (identity.kind == core::Identity::Kind::kCertificate)
+      return "cert:" + (identity.subject.empty() && !identity.sans.empty() ? identity.sans.front() : identity.subject);
     return "uid:" + std::to_string(uid);
   }
 };

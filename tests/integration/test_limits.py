@@ -70,6 +70,33 @@ class LimitsTest(DaemonTestCase):
         ops = self.vmm("ops", "--all", "--json").json()
         self.assertEqual(len(ops), 20)
 
+    def test_operation_history_larger_than_one_answer_is_paged(self):
+        """560 failed imports whose messages are cut at 4 KiB each pass 4 MiB together: ListOperations pages them."""
+        uri = "file:///nonexistent/" + "u" * 4000
+        sha = "0" * 64
+        for i in range(560):
+            req = self.msg("ImportImageRequest")(name=f"i{i}", uri=uri, sha256=sha)
+            while True:
+                try:
+                    self.unary("ImageService", "ImportImage", req, "Operation")
+                    break
+                except grpc.RpcError as err:  # past max_operations_per_caller: wait for one to finish
+                    self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, err.details())
+                    time.sleep(0.02)
+        deadline = time.monotonic() + 60
+        while self.vmm("ops", "--json").json():
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.1)
+        req = self.msg("ListOperationsRequest")(limit=1000)
+        first = self.unary("OperationService", "ListOperations", req, "ListOperationsResponse")
+        self.assertTrue(first.next_page_token)
+        self.assertLess(first.ByteSize(), 4 << 20)
+        self.assertLessEqual(len(first.operations[0].status_message), 4096)
+        self.assertIn("bytes cut)", first.operations[0].status_message)
+        ops = self.vmm("ops", "--all", "--limit", "1000", "--json").json()
+        self.assertEqual(len(ops), 560)
+        self.assertEqual(len({o["id"] for o in ops}), 560, "no operation is listed twice across pages")
+
     def test_oversized_fields_refused_by_name(self):
         """A 1.1 MB request_id, a 100 KB one, 65 disks and a request past max_request_size are refused; vm-list keeps working."""
         with self.assertRaises(grpc.RpcError) as e:
@@ -89,36 +116,40 @@ class LimitsTest(DaemonTestCase):
         self.assertEqual(self.vm("list", "--json").json(), [])
 
     def test_streams_per_caller_are_bounded(self):
-        """A caller's third WatchEvents stream is refused naming [daemon] max_streams_per_caller; closing one frees its slot."""
-        call = self.channel.unary_stream("/xenctl.v1.DomainService/WatchEvents",
-                                         request_serializer=lambda m: m.SerializeToString(),
-                                         response_deserializer=self.msg("DomainEvent").FromString)
-        streams = [call(self.msg("WatchEventsRequest")(), timeout=60) for _ in range(2)]
-        self.create("web1")  # an event on each stream: both are being served
-        for s in streams:
-            self.assertEqual(next(s).name, "web1")
-        third = call(self.msg("WatchEventsRequest")(), timeout=60)
-        with self.assertRaises(grpc.RpcError) as e:
-            next(third)
-        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-        self.assertIn("limit per caller is 2 ([daemon] max_streams_per_caller)", e.exception.details())
+        """With two WatchEvents streams open, a caller's next stream is refused naming [daemon] max_streams_per_caller; closing one frees its slot."""
+        events = self.channel.unary_stream("/xenctl.v1.DomainService/WatchEvents",
+                                           request_serializer=lambda m: m.SerializeToString(),
+                                           response_deserializer=self.msg("DomainEvent").FromString)
         watch = self.channel.unary_stream("/xenctl.v1.OperationService/WatchOperation",
                                           request_serializer=lambda m: m.SerializeToString(),
                                           response_deserializer=self.msg("Operation").FromString)
-        with self.assertRaises(grpc.RpcError) as e:
-            list(watch(self.msg("WatchOperationRequest")(id="op-0"), timeout=60))
-        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-        streams[0].cancel()
-        deadline = time.monotonic() + 20  # the server notices a cancelled stream within its 1 s check
-        while True:
+
+        def probe():
+            """A WatchOperation of no operation: NOT_FOUND with a slot free, RESOURCE_EXHAUSTED without."""
             try:
                 list(watch(self.msg("WatchOperationRequest")(id="op-0"), timeout=60))
             except grpc.RpcError as err:
-                if err.code() == grpc.StatusCode.NOT_FOUND:
-                    break
-                self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-            self.assertLess(time.monotonic(), deadline, "the cancelled stream's slot was not given back")
-            time.sleep(0.2)
+                return err
+            self.fail("WatchOperation of an unknown id ended without an error")
+
+        def wait_for(code):
+            deadline = time.monotonic() + 20  # a cancelled stream is noticed within the server's 1 s check
+            while (err := probe()).code() != code:
+                self.assertLess(time.monotonic(), deadline, f"still {err.code()}: {err.details()}")
+                time.sleep(0.1)
+            return err
+
+        streams = [events(self.msg("WatchEventsRequest")(), timeout=60) for _ in range(2)]
+        refused = wait_for(grpc.StatusCode.RESOURCE_EXHAUSTED)  # both streams are being served
+        self.assertIn("limit per caller is 2 ([daemon] max_streams_per_caller)", refused.details())
+        with self.assertRaises(grpc.RpcError) as e:
+            next(events(self.msg("WatchEventsRequest")(), timeout=60))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.create("web1")  # the streams still serve their events
+        for s in streams:
+            self.assertEqual(next(s).name, "web1")
+        streams[0].cancel()
+        wait_for(grpc.StatusCode.NOT_FOUND)
 
     def test_fifo_import_fails_at_once(self):
         """A file:// FIFO is refused without being opened: the operation fails and holds no slot."""

@@ -174,6 +174,16 @@ TEST_F(DomainForkerTest, RefusesAtOnce) {
   EXPECT_THAT(domainNames(), ElementsAre("plain", "web1"));
 }
 
+// A fork keeps the source's read-only host-path disk: a caller who may not name that path may not fork it.
+TEST_F(DomainForkerTest, NonAdminCannotForkHostPaths) {
+  Caller op("", 1000);
+  op.role = core::Role::kOperator;
+  auto r = forker_->fork(request(), op);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("disk xvdc: host path /srv/iso/tools.iso"));
+  expectNothingLeft();
+}
+
 // Without a customizer a fork would share the source's identity: refused.
 TEST_F(DomainForkerTest, NoCustomizerIsRefused) {
   auto forker = makeForker({});

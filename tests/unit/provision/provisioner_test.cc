@@ -371,6 +371,20 @@ TEST_F(ProvisionerTest, RefusesBadRootsAtOnce) {
   EXPECT_TRUE(ops_.list("", false, 10).empty());
 }
 
+// A non-admin's provisioning spec may not name host paths (here a kernel): refused at once, nothing cloned; its
+// own root, a managed volume, is allowed.
+TEST_F(ProvisionerTest, NonAdminHostPathsRefused) {
+  Caller op("", 1000);
+  op.role = core::Role::kOperator;
+  ProvisionRequest r = request("web1");
+  r.spec.kernel = "/boot/vmlinuz";
+  auto st = provisioner_->create(r, op).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("domain 'web1': kernel: host path /boot/vmlinuz"));
+  EXPECT_THAT(volumeNames(), ElementsAre("main/golden"));
+  EXPECT_EQ(done(provisioner_->create(request("web1"), op)).state, OperationState::kSucceeded);
+}
+
 // A failing clone leaves nothing.
 TEST_F(ProvisionerTest, CloneFailureLeavesNothing) {
   pool_->failClone(absl::ResourceExhaustedError("pool is full"));
