@@ -147,6 +147,7 @@ Status ContainerRunner::checkHostPaths(const customize::ContainerFile& file, std
         case customize::Location::Kind::kPath: st = hp.checkPath(caller, l.text, what); break;
         case customize::Location::Kind::kUri: st = hp.checkUri(caller, l.text, what); break;
         case customize::Location::Kind::kVolume: st = hp.checkVolume(caller, l.volume, true); break;
+        case customize::Location::Kind::kRoot: break;  // the root this caller's CreateDomain makes
       }
     };
     auto optional = [&](const std::optional<customize::Location>& l) {

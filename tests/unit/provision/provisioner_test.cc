@@ -62,8 +62,10 @@ class ProvisionerTest : public ManagersFixture {
       if (c.hostname) return t.writeFile("/etc/hostname", *c.hostname + "\n", {0644, 0, 0});
       return absl::OkStatus();
     };
-    containers_ = std::make_unique<ContainerRunner>(*storage_, usage_, ops_, std::move(ports),
-                                                  ContainerRunner::Config{image::ImageSources(std::vector<image::MinisignPublicKey>{}), "", 1 << 20, "", {}});
+    ContainerRunner::Config config;
+    config.sources = image::ImageSources(std::vector<image::MinisignPublicKey>{});
+    config.max_fetch_bytes = 1 << 20;
+    containers_ = std::make_unique<ContainerRunner>(*storage_, usage_, ops_, std::move(ports), std::move(config));
     golden_files_.addFile("/etc/motd", "one\ntwo\n");
     provisioner_ = makeProvisioner([this](const std::string& path, const core::Customizations& c) -> Status {
       std::lock_guard lock(mu_);
@@ -478,7 +480,9 @@ TEST_F(ProvisionerTest, ContainerTextChangesTheRootAfterTheTypedCustomizations) 
                                                 "[hostname web1.example archive root][end]\n",
                                                 "web1.container"};
   // Only an admin's container text may read Dom0 files (the patch here).
-  auto denied = provisioner_->create(r, caller_);
+  Caller operator_caller = caller_;
+  operator_caller.role = core::Role::kOperator;
+  auto denied = provisioner_->create(r, operator_caller);
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(std::string(denied.status().message()),
               HasSubstr("web1.container:2:1: [patch] reads the Dom0 file '/srv/motd.patch'; only an admin"));
