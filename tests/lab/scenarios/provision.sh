@@ -138,7 +138,10 @@ user_key=$(cat "$work/id.pub")
 
 have() { "$LAB_BIN/$1" "${@:2}" --help 2>&1; }
 can_vm_create_image=0
-have vm-create | grep -q -- '--image' && can_vm_create_image=1
+# The help is read whole, not piped to grep -q: under pipefail grep's early
+# exit can kill the help's writer with SIGPIPE, and the part would wrongly
+# be left WAITING (seen once in a full lab run).
+[[ $(have vm-create) == *--image* ]] && can_vm_create_image=1
 can_container=0
 "$LAB_BIN/vmm" container --help >/dev/null 2>&1 && can_container=1
 
