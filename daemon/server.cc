@@ -117,6 +117,11 @@ Status Server::openState(const Config& config) {
   if (ec)
     return absl::FailedPreconditionError(
         absl::StrCat("creating state directory ", config.state_dir, ": ", ec.message()));
+  // One daemon per state directory: a second would own the same database,
+  // pools and domains' events beside the first.
+  XENCTL_ASSIGN_OR_RETURN(sys::PidLock lock, sys::PidLock::acquire(config.state_dir + "/xenctld.lock",
+                                                                    "state directory " + config.state_dir));
+  state_lock_.emplace(std::move(lock));
   XENCTL_ASSIGN_OR_RETURN(store_, state::Store::open(config.state_dir + "/xenctld.db"));
   return absl::OkStatus();
 }

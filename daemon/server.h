@@ -6,6 +6,7 @@
 #include <atomic>
 #include <list>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "daemon/peers.h"
 #include "daemon/services.h"
 #include "lib/customize/customizer.h"
+#include "lib/sys/pid_lock.h"
 #include "lib/sys/system_clock.h"
 #include "lib/sys/unix_socket.h"
 
@@ -82,6 +84,8 @@ class Server {
   Result<std::unique_ptr<TcpServer>> startTcp();
   void acceptLoop(std::stop_token stop, int listen_fd, const std::string& path);
 
+  // Declared first, so released last: held from before the store opens until the daemon is gone.
+  std::optional<sys::PidLock> state_lock_;
   sys::SystemClock clock_;
   std::unique_ptr<state::Store> store_;
   std::unique_ptr<core::Hypervisor> hv_;
