@@ -12,7 +12,7 @@ namespace xenctl::daemon {
 
 Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& config, provision::OperationRegistry& ops,
                                                                const core::Clock& clock,
-                                                               const provision::VolumeUsage& usage) {
+                                                               provision::VolumeUsage& usage) {
   std::vector<std::unique_ptr<core::VolumeManager>> pools;
   auto tools = std::make_shared<sys::PosixProcessRunner>();
   storage::LvmCommon lvm;

@@ -14,6 +14,6 @@ namespace xenctl::daemon {
 /// directory). Errors name the pool and its path.
 Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& config, provision::OperationRegistry& ops,
                                                                const core::Clock& clock,
-                                                               const provision::VolumeUsage& usage);
+                                                               provision::VolumeUsage& usage);
 
 }  // namespace xenctl::daemon

@@ -53,6 +53,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   s->domains_ = std::make_unique<provision::DomainManager>(*s->hv_, *s->storage_, s->volume_usage_, *s->store_,
                                                            *s->ops_, *s->events_, s->clock_, host_paths);
   XENCTL_RETURN_IF_ERROR(s->domains_->load());
+  for (const auto& w : s->domains_->loadWarnings()) spdlog::warn("{}", w);
   // Before serving: operations a crash interrupted are finished or undone.
   XENCTL_ASSIGN_OR_RETURN(auto recovered,
                           provision::Recovery(*s->store_, *s->ops_, *s->domains_, *s->storage_).run());

@@ -5,6 +5,7 @@
 #include <stop_token>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -93,6 +94,13 @@ Status DomainManager::load() {
     // unresolved disk only if it has to build the domain again.
     auto resolved = resolveDisks(spec);
     const core::DomainSpec& given = resolved.ok() ? *resolved : spec;
+    if (!resolved.ok()) {
+      std::lock_guard lock(mu_);
+      unresolved_[spec.uuid] = std::string(resolved.status().message());
+      load_warnings_.push_back(absl::StrCat("adopted running ", quoted(spec.name), " (domid ", domid,
+                                            ") with a disk that cannot be resolved: ", resolved.status().message(),
+                                            "; it runs on, but its on_* restart will be refused"));
+    }
     if (Status st = hv_.adopt(given); !st.ok() && !absl::IsNotFound(st))  // NOT_FOUND: it ended meanwhile
       return annotate(st, absl::StrCat("taking back ", quoted(spec.name), " (uuid ", spec.uuid, ")"));
   }
@@ -133,7 +141,16 @@ Result<core::DomainSpec> DomainManager::resolveDisks(const core::DomainSpec& spe
   return out;
 }
 
+Status DomainManager::checkNotDeleting(const core::DomainSpec& spec) const {
+  for (const auto& d : spec.disks)
+    if (core::isVolumeTarget(d.target) && usage_.deleting(d.target))
+      return absl::FailedPreconditionError(
+          absl::StrCat(diskOf(spec.name, d), ": the volume is being deleted; give the domain another volume"));
+  return absl::OkStatus();
+}
+
 Status DomainManager::checkVolumesFree(const core::DomainSpec& spec) {
+  XENCTL_RETURN_IF_ERROR(checkNotDeleting(spec));
   for (const auto& want : spec.disks) {
     if (!core::isVolumeTarget(want.target)) continue;
     for (const auto& use : usage_.usesOf(want.target, spec.name))
@@ -222,7 +239,13 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
     std::lock_guard lock(mu_);
     ++hv_event_count_;
     auto n = names_by_uuid_.find(e.uuid);
-    if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kStarted) stop_reasons_.erase(e.uuid);
+    state::DomainRecord* rec = n != names_by_uuid_.end() ? &defs_.at(n->second) : nullptr;
+    bool changed = false;
+    if (rec && e.kind == core::HypervisorEvent::Kind::kStarted) {
+      unresolved_.erase(e.uuid);  // built anew, from resolved disks
+      changed = !rec->stop_reason.empty();
+      rec->stop_reason.clear();
+    }
     // The hypervisor's word on presence: a restart runs on (as another
     // domid), an end frees the volumes (unless a later run holds them).
     if (n != names_by_uuid_.end() &&
@@ -230,14 +253,29 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
       usage_.record(defs_.at(n->second).spec, e.domid);
     if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kDestroyed)
       usage_.release(n->second, e.domid);
-    if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kDestroyed) {
-      if (!e.message.empty()) stop_reasons_[e.uuid] = e.message;
-      state::DomainRecord& rec = defs_.at(n->second);
-      if (rec.running_expected) {
-        rec.running_expected = false;
-        rec.updated_at = clock_.now();
-        (void)store_.updateDomain(rec);  // on failure the next start fixes it; state comes from the hypervisor
+    if (rec && e.kind == core::HypervisorEvent::Kind::kDestroyed) {
+      std::string reason = e.message;
+      // Adopted with a disk that cannot be resolved: the rebuild of its
+      // on_* restart was refused for that disk; say why in our words.
+      if (auto u = unresolved_.find(e.uuid); u != unresolved_.end()) {
+        if (absl::StartsWith(reason, "restart failed"))
+          reason = absl::StrCat("its on_* restart was refused: ", u->second,
+                                "; put the pool back in the config (and restart xenctld), or give the domain "
+                                "another disk, then start it");
+        unresolved_.erase(u);
       }
+      if (!reason.empty() && reason != rec->stop_reason) {
+        rec->stop_reason = std::move(reason);
+        changed = true;
+      }
+      if (rec->running_expected) {
+        rec->running_expected = false;
+        changed = true;
+      }
+    }
+    if (changed) {
+      rec->updated_at = clock_.now();
+      (void)store_.updateDomain(*rec);  // on failure the next save fixes it; state comes from the hypervisor
     }
   }
   hv_changed_.notify_all();
@@ -269,6 +307,9 @@ Status DomainManager::saveDefinition(const state::DomainRecord& rec) {
   std::lock_guard lock(mu_);
   state::DomainRecord updated = rec;
   updated.updated_at = clock_.now();
+  // The stop reason is the hypervisor events' to write: a copy of the
+  // definition taken before an event must not bring back an older one.
+  if (auto it = defs_.find(rec.spec.name); it != defs_.end()) updated.stop_reason = it->second.stop_reason;
   XENCTL_RETURN_IF_ERROR(store_.updateDomain(updated));
   defs_[rec.spec.name] = std::move(updated);
   return absl::OkStatus();
@@ -295,12 +336,15 @@ DomainView DomainManager::viewOf(const state::DomainRecord& rec, const core::Dom
   if (live) {
     v.live = *live;
     v.state = live->state;
+    if (auto u = unresolved_.find(rec.spec.uuid); u != unresolved_.end())
+      v.state_reason = absl::StrCat("running since before xenctld's restart with a disk that cannot be resolved: ",
+                                    u->second, "; its on_* restart will be refused");
   } else {
     v.state = rec.running_expected ? DomainState::kVanished : DomainState::kStopped;
     if (rec.running_expected) {
       v.state_reason = vanishedReason();
-    } else if (auto r = stop_reasons_.find(rec.spec.uuid); r != stop_reasons_.end()) {
-      v.state_reason = r->second;
+    } else {
+      v.state_reason = rec.stop_reason;
     }
   }
   return v;
@@ -420,7 +464,7 @@ Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner
   std::lock_guard op_lock(*guard);
   phases.enter("define", 5, "storing the definition");
   const absl::Time now = clock_.now();
-  state::DomainRecord rec{spec, now, now, owner.uid, owner.principal, {}, false};
+  state::DomainRecord rec{spec, now, now, owner.uid, owner.principal, {}, false, ""};
   if (rec.owner.empty() && owner.uid >= 0) rec.owner = absl::StrCat("uid:", owner.uid);
   {
     std::lock_guard lock(mu_);
@@ -428,6 +472,8 @@ Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner
     if (names_by_uuid_.count(spec.uuid))
       return absl::AlreadyExistsError(
           absl::StrCat("uuid ", spec.uuid, " is already used by ", quoted(names_by_uuid_.at(spec.uuid))));
+    // Under mu_, which a deletion of volumes takes after marking them (removeLocked).
+    XENCTL_RETURN_IF_ERROR(checkNotDeleting(spec));
     XENCTL_RETURN_IF_ERROR(store_.insertDomain(rec));
     defs_[spec.name] = rec;
     names_by_uuid_[spec.uuid] = spec.name;
@@ -594,7 +640,7 @@ Status DomainManager::removeLocked(const state::DomainRecord& rec, bool delete_v
     XENCTL_RETURN_IF_ERROR(store_.deleteDomain(name));
     defs_.erase(name);
     names_by_uuid_.erase(rec.spec.uuid);
-    stop_reasons_.erase(rec.spec.uuid);
+    unresolved_.erase(rec.spec.uuid);
   }
   publish(core::DomainEventKind::kDeleted, rec.spec, -1, DomainState::kStopped);
   if (volumes.empty()) return absl::OkStatus();

@@ -11,7 +11,9 @@
 // volume does not exist (the domain exists, what it needs does not, so not
 // NOT_FOUND, which would read as "no such domain"); a read-only volume (a
 // snapshot, a golden base) on a writable disk; a volume that a disk of
-// another present (or starting) domain names, unless both attach it read-only.
+// another present (or starting) domain names, unless both attach it read-only;
+// a volume being deleted (VolumeUsage::holdForDelete), which a definition
+// may not name either.
 //
 // Which volumes our present or starting domains use is recorded in the
 // VolumeUsage registry (from the start of a hand-over to the hypervisor
@@ -113,9 +115,13 @@ class DomainManager {
   /// adopts the defined domains still running from before a restart
   /// (Hypervisor::adopt, with the disks resolved), so their on_* actions
   /// apply again. A domain whose volume cannot be resolved is adopted with
-  /// the disk as stored: it runs on, and only a restart by its on_* action
-  /// fails, naming the disk.
+  /// the disk as stored: it runs on, its view's state_reason says why and
+  /// that its on_* restart will be refused, and the hypervisor refuses that
+  /// restart (an unresolved disk), which then shows as its stop reason.
+  /// Each such domain is also named in loadWarnings().
   Status load();
+  /// What load() found that an administrator should see (the daemon logs it).
+  const std::vector<std::string>& loadWarnings() const { return load_warnings_; }
 
   /// INVALID_ARGUMENT for a bad spec and ALREADY_EXISTS for a taken name
   /// are returned at once; what can only fail later fails the operation,
@@ -224,8 +230,11 @@ class DomainManager {
   /// The spec with each vol: disk replaced by its volume's host path.
   Result<core::DomainSpec> resolveDisks(const core::DomainSpec& spec);
   /// FAILED_PRECONDITION when a volume `spec` writes to is used by another
-  /// present or starting domain of ours, or one it reads is written by one.
+  /// present or starting domain of ours, or one it reads is written by one,
+  /// or when one of its volumes is being deleted.
   Status checkVolumesFree(const core::DomainSpec& spec);
+  /// FAILED_PRECONDITION when a volume `spec`'s disks name is being deleted.
+  Status checkNotDeleting(const core::DomainSpec& spec) const;
   /// Resolves the disks and creates the domain in the hypervisor, the
   /// domain counting as a user of its volumes (in usage_) from the check on.
   Result<core::DomainInfo> startInHypervisor(const core::DomainSpec& spec, bool paused);
@@ -253,10 +262,12 @@ class DomainManager {
   std::map<std::string, state::DomainRecord> defs_;   // by name
   std::map<std::string, std::string> names_by_uuid_;  // uuid -> name
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;  // one change at a time per domain
-  // Why each of ours last stopped, by uuid, as the hypervisor reported it
-  // ("destroyed outside xenctld ..."); shown until it starts again. Not
-  // stored: after a restart a stopped domain shows no reason.
-  std::map<std::string, std::string> stop_reasons_;
+  // Adopted domains (by uuid) whose disks could not be resolved at load
+  // (their pool left the config, say): why, shown in their view while they
+  // run and in their stop reason when the hypervisor refuses their on_*
+  // rebuild.
+  std::map<std::string, std::string> unresolved_;
+  std::vector<std::string> load_warnings_;
   uint64_t hv_event_count_ = 0;
 };
 

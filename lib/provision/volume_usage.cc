@@ -1,5 +1,6 @@
 #include "lib/provision/volume_usage.h"
 
+#include "absl/strings/str_cat.h"
 #include "lib/core/volume.h"
 
 namespace xenctl::provision {
@@ -50,6 +51,29 @@ std::vector<VolumeUsage::Use> VolumeUsage::usesOf(const std::string& target, con
       if (d.target == target) out.push_back({name, d});
   }
   return out;
+}
+
+Result<VolumeUsage::DeleteHold> VolumeUsage::holdForDelete(const std::string& target, std::string_view step) {
+  std::lock_guard lock(mu_);
+  for (const auto& [name, e] : by_domain_)
+    for (const auto& d : e.disks)
+      if (d.target == target)
+        return absl::FailedPreconditionError(
+            absl::StrCat(av(step), ": running domain '", name, "' uses it; shut the domain down first"));
+  ++deleting_[target];
+  return DeleteHold(this, target);
+}
+
+VolumeUsage::DeleteHold::~DeleteHold() {
+  if (!usage_) return;
+  std::lock_guard lock(usage_->mu_);
+  if (auto it = usage_->deleting_.find(target_); it != usage_->deleting_.end() && --it->second <= 0)
+    usage_->deleting_.erase(it);
+}
+
+bool VolumeUsage::deleting(const std::string& target) const {
+  std::lock_guard lock(mu_);
+  return deleting_.count(target) != 0;
 }
 
 }  // namespace xenctl::provision

@@ -3,6 +3,12 @@
 // from the moment it starts handing the domain to the hypervisor until the
 // domain is gone from it; StorageManager only asks (a volume in use is not
 // deleted, rolled back or resized). Neither manager calls the other for it.
+//
+// It also knows which volumes are being deleted (holdForDelete): a domain
+// is neither started on nor defined with such a volume, and a volume in
+// use is not held. Both sides mark first and check second under this
+// registry's lock, so of a deletion and a start (or a definition) racing on
+// one volume exactly one goes ahead.
 #pragma once
 
 #include <cstdint>
@@ -10,9 +16,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lib/core/domain.h"
+#include "lib/core/status.h"
 
 namespace xenctl::provision {
 
@@ -44,6 +53,28 @@ class VolumeUsage {
   /// The uses of `target` by domains other than `except`.
   std::vector<Use> usesOf(const std::string& target, const std::string& except) const;
 
+  /// Marks a volume ("vol:POOL/NAME") as being deleted while it lives.
+  class DeleteHold {
+   public:
+    DeleteHold(DeleteHold&& o) noexcept : usage_(std::exchange(o.usage_, nullptr)), target_(std::move(o.target_)) {}
+    DeleteHold& operator=(DeleteHold&&) = delete;
+    DeleteHold(const DeleteHold&) = delete;
+    ~DeleteHold();
+
+   private:
+    friend class VolumeUsage;
+    DeleteHold(VolumeUsage* usage, std::string target) : usage_(usage), target_(std::move(target)) {}
+    VolumeUsage* usage_;
+    std::string target_;
+  };
+  /// Marks `target` as being deleted, atomically with the check that no
+  /// domain uses it: FAILED_PRECONDITION ("STEP: running domain 'X' uses it;
+  /// shut the domain down first") otherwise. Holds nest (a domain's deletion
+  /// holds its volumes, and StorageManager::removeNow holds each again).
+  Result<DeleteHold> holdForDelete(const std::string& target, std::string_view step);
+  /// Whether a deletion holds `target`.
+  bool deleting(const std::string& target) const;
+
  private:
   struct Entry {
     int64_t domid = -1;
@@ -51,6 +82,7 @@ class VolumeUsage {
   };
   mutable std::mutex mu_;
   std::map<std::string, Entry> by_domain_;
+  std::map<std::string, int> deleting_;  // target -> holds
 };
 
 }  // namespace xenctl::provision

@@ -75,6 +75,10 @@ const char* const kMigrations[] = {
       PRIMARY KEY(op_id, seq)
     );
     )sql",
+    // 4 -> 5: why each domain last stopped (DomainRecord::stop_reason), kept across restarts.
+    R"sql(
+    ALTER TABLE domains ADD COLUMN stop_reason TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -246,11 +250,11 @@ Status Store::migrate() {
 Status Store::insertDomain(const DomainRecord& r) {
   std::lock_guard lock(mu_);
   Stmt st(db_,
-          "INSERT INTO domains(name, uuid, spec, created_at, updated_at, owner_uid, running_expected, owner, grants) "
-          "VALUES(?,?,?,?,?,?,?,?,?)");
+          "INSERT INTO domains(name, uuid, spec, created_at, updated_at, owner_uid, running_expected, owner, grants, "
+          "stop_reason) VALUES(?,?,?,?,?,?,?,?,?,?)");
   st.bind(1, r.spec.name).bind(2, r.spec.uuid).bind(3, encodeSpec(r.spec)).bind(4, toMicros(r.created_at));
   st.bind(5, toMicros(r.updated_at)).bind(6, r.owner_uid).bind(7, int64_t{r.running_expected});
-  st.bind(8, r.owner).bind(9, json(r.grants).dump());
+  st.bind(8, r.owner).bind(9, json(r.grants).dump()).bind(10, r.stop_reason);
   Status s = expectDone(st, absl::StrCat("storing domain '", r.spec.name, "'"));
   if (absl::IsAlreadyExists(s))
     return absl::AlreadyExistsError(absl::StrCat("domain '", r.spec.name, "' already exists"));
@@ -259,9 +263,10 @@ Status Store::insertDomain(const DomainRecord& r) {
 
 Status Store::updateDomain(const DomainRecord& r) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "UPDATE domains SET spec=?, updated_at=?, running_expected=?, owner=?, grants=? WHERE name=?");
+  Stmt st(db_,
+          "UPDATE domains SET spec=?, updated_at=?, running_expected=?, owner=?, grants=?, stop_reason=? WHERE name=?");
   st.bind(1, encodeSpec(r.spec)).bind(2, toMicros(r.updated_at)).bind(3, int64_t{r.running_expected});
-  st.bind(4, r.owner).bind(5, json(r.grants).dump()).bind(6, r.spec.name);
+  st.bind(4, r.owner).bind(5, json(r.grants).dump()).bind(6, r.stop_reason).bind(7, r.spec.name);
   XENCTL_RETURN_IF_ERROR(expectDone(st, absl::StrCat("updating domain '", r.spec.name, "'")));
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("domain '", r.spec.name, "' not found"));
   return absl::OkStatus();
@@ -279,7 +284,8 @@ Status Store::deleteDomain(const std::string& name) {
 Result<std::vector<DomainRecord>> Store::listDomains() {
   std::lock_guard lock(mu_);
   Stmt st(db_,
-          "SELECT spec, created_at, updated_at, owner_uid, running_expected, owner, grants FROM domains ORDER BY name");
+          "SELECT spec, created_at, updated_at, owner_uid, running_expected, owner, grants, stop_reason FROM domains "
+          "ORDER BY name");
   std::vector<DomainRecord> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
@@ -295,6 +301,7 @@ Result<std::vector<DomainRecord>> Store::listDomains() {
       return absl::DataLossError(absl::StrCat("stored grants of domain '", r.spec.name, "' are not a JSON array"));
     for (const auto& g : grants)
       if (g.is_string()) r.grants.push_back(g.get<std::string>());
+    r.stop_reason = st.text(7);
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return st.error("listing domains");

@@ -33,6 +33,11 @@ struct DomainRecord {
   /// True from the moment xenctld starts the domain until it sees it stop;
   /// a domain missing from the hypervisor with this set has vanished.
   bool running_expected = false;
+  /// Why it last stopped, as the hypervisor reported it ("destroyed outside
+  /// xenctld ...", "restart failed: ..."); "" when there is nothing to say
+  /// or it has started since. Kept so that a restart of xenctld does not
+  /// lose it.
+  std::string stop_reason;
 };
 
 /// A golden image in the catalog: where it came from, what vouched for it,
@@ -72,13 +77,13 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   int schemaVersion();
 
   /// ALREADY_EXISTS when the name or uuid is taken.
   Status insertDomain(const DomainRecord& rec);
   /// NOT_FOUND when no domain has that name. Writes the spec, times,
-  /// running_expected, owner and grants.
+  /// running_expected, owner, grants and stop_reason.
   Status updateDomain(const DomainRecord& rec);
   Status deleteDomain(const std::string& name);
   Result<std::vector<DomainRecord>> listDomains();

@@ -48,7 +48,7 @@ class DomainManagerTest : public ::testing::Test {
     else hv_ = std::make_unique<testhv::TestHypervisor>(testhv::TestHypervisor::Options{8, 4096, "t"});
     ops_ = std::make_unique<OperationRegistry>(clock_, store_.get(), OperationRegistry::Options{});
     ASSERT_TRUE(ops_->load().ok());
-    auto pool = std::make_unique<fakes::FakeVolumes>("main", pool_state_);
+    auto pool = std::make_unique<fakes::FakeVolumes>(pool_name_, pool_state_);
     pool_ = pool.get();
     std::vector<std::unique_ptr<core::VolumeManager>> pools;
     pools.push_back(std::move(pool));
@@ -92,6 +92,7 @@ class DomainManagerTest : public ::testing::Test {
   storage::testing::TempDir tmp_;
   std::shared_ptr<fakes::FakeVolumes::State> pool_state_ = std::make_shared<fakes::FakeVolumes::State>();
   fakes::FakeVolumes* pool_ = nullptr;
+  std::string pool_name_ = "main";  // the configured pool's name at the next restart()
   std::unique_ptr<VolumeUsage> usage_;
   std::unique_ptr<StorageManager> storage_;
   std::unique_ptr<DomainManager> domains_;
@@ -523,6 +524,67 @@ TEST_F(DomainManagerTest, VolumeUseFollowsTheHypervisor) {
   restart(kKeepDomains);
   EXPECT_EQ(usage_->userOf("vol:main/root"), "web1");
   EXPECT_EQ(storage_->remove("main", "root", caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// A running domain adopted at start whose pool left the config runs on and
+// says so (view and load warnings); its on_* restart is refused with that
+// reason, which is kept as its stop reason across another restart.
+TEST_F(DomainManagerTest, AdoptedWithPoolGoneReportedAndRebuildRefused) {
+  volume("root");
+  core::DomainSpec s = withDisk("web1", "vol:main/root");
+  s.on_crash = core::LifecycleAction::kRestart;
+  done(domains_->create({s, false, false}, caller_));
+  pool_name_ = "other";
+  restart(kKeepDomains);
+  auto v = *domains_->get("web1");
+  EXPECT_EQ(v.state, DomainState::kRunning);
+  EXPECT_THAT(v.state_reason, ::testing::HasSubstr("pool 'main' not found"));
+  EXPECT_THAT(v.state_reason, ::testing::HasSubstr("on_* restart will be refused"));
+  ASSERT_EQ(domains_->loadWarnings().size(), 1u);
+  EXPECT_THAT(domains_->loadWarnings()[0], ::testing::HasSubstr("domain 'web1'"));
+  ASSERT_TRUE(hv_->crashDomain(v.spec.uuid).ok());  // on_crash=restart: the rebuild is refused
+  v = *domains_->get("web1");
+  EXPECT_EQ(v.state, DomainState::kStopped);
+  EXPECT_THAT(v.state_reason, ::testing::HasSubstr("its on_* restart was refused"));
+  EXPECT_THAT(v.state_reason, ::testing::HasSubstr("pool 'main' not found"));
+  restart();
+  EXPECT_THAT(domains_->get("web1")->state_reason, ::testing::HasSubstr("its on_* restart was refused"));
+}
+
+// Why a domain stopped survives a daemon restart, and goes once it starts again.
+TEST_F(DomainManagerTest, StopReasonStored) {
+  done(domains_->create({spec("web1"), false, false}, caller_));
+  const std::string uuid = domains_->get("web1")->spec.uuid;
+  ASSERT_TRUE(hv_->destroyDomain(uuid).ok());  // behind xenctld's back, as `xl destroy` does
+  const std::string reason = domains_->get("web1")->state_reason;
+  restart(kKeepDomains);
+  EXPECT_EQ(stateOf("web1"), DomainState::kStopped);
+  EXPECT_EQ(domains_->get("web1")->state_reason, reason);
+  EXPECT_EQ(store_->listDomains()->at(0).stop_reason, reason);
+  done(domains_->start("web1", false, caller_));
+  EXPECT_EQ(store_->listDomains()->at(0).stop_reason, "");
+}
+
+// A volume being deleted is neither named by a new definition nor started
+// on, and a volume in use is not held for deletion: of a deletion and a
+// define or start racing on one volume, one goes ahead.
+TEST_F(DomainManagerTest, VolumeBeingDeletedNotDefinedNorStarted) {
+  volume("root");
+  done(domains_->create({withDisk("old", "vol:main/root"), true, false}, caller_));
+  {
+    auto hold = usage_->holdForDelete("vol:main/root", "deleting 'main/root'");
+    ASSERT_TRUE(hold.ok()) << hold.status();
+    auto op = done(domains_->create({withDisk("web1", "vol:main/root"), true, false}, caller_));
+    EXPECT_EQ(op.state, OperationState::kFailed);
+    EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(op.status.message(), ::testing::HasSubstr("is being deleted"));
+    EXPECT_FALSE(domains_->get("web1").ok());
+    EXPECT_EQ(domains_->start("old", false, caller_).status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  done(domains_->start("old", false, caller_));
+  auto held = usage_->holdForDelete("vol:main/root", "deleting 'main/root'");
+  ASSERT_FALSE(held.ok());
+  EXPECT_THAT(held.status().message(), ::testing::HasSubstr("running domain 'old' uses it"));
 }
 
 }  // namespace

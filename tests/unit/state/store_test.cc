@@ -102,7 +102,7 @@ TEST_F(StoreTest, MigrationGivesOldDomainsTheirCreatorAsOwner) {
     // Back to what version 2 had: no owner, no grants (and no journal).
     ASSERT_EQ(sqlite3_exec(db,
                            "ALTER TABLE domains DROP COLUMN owner; ALTER TABLE domains DROP COLUMN grants; "
-                           "DROP TABLE journal; PRAGMA user_version = 2;",
+                           "ALTER TABLE domains DROP COLUMN stop_reason; DROP TABLE journal; PRAGMA user_version = 2;",
                            nullptr, nullptr, nullptr),
               SQLITE_OK)
         << sqlite3_errmsg(db);
@@ -114,6 +114,37 @@ TEST_F(StoreTest, MigrationGivesOldDomainsTheirCreatorAsOwner) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].owner, "uid:1000");
   EXPECT_TRUE(all[0].grants.empty());
+}
+
+// A domain's stop reason is stored and read back; a version-4 database
+// (without the column) is migrated, its domains having none.
+TEST_F(StoreTest, StopReasonKeptAndMigrated) {
+  {
+    auto s = *Store::open(path_);
+    DomainRecord r = record("web1", "u1");
+    r.stop_reason = "destroyed outside xenctld";
+    ASSERT_TRUE(s->insertDomain(r).ok());
+    ASSERT_TRUE(s->insertDomain(record("web2", "u2")).ok());
+    EXPECT_EQ(s->listDomains()->at(0).stop_reason, "destroyed outside xenctld");
+    r.stop_reason = "restart failed: no pool";
+    ASSERT_TRUE(s->updateDomain(r).ok());
+  }
+  EXPECT_EQ((*Store::open(path_))->listDomains()->at(0).stop_reason, "restart failed: no pool");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE domains DROP COLUMN stop_reason; PRAGMA user_version = 4;", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto s = *Store::open(path_);
+  EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
+  auto all = *s->listDomains();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].stop_reason, "");
+  EXPECT_EQ(all[1].stop_reason, "");
 }
 
 // A taken name or uuid is ALREADY_EXISTS and changes nothing.
