@@ -76,6 +76,9 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   container_config.host_paths = host_paths;
   s->images_ = std::make_unique<provision::ImageManager>(*s->storage_, *s->fetcher_, *s->store_, *s->ops_,
                                                          *s->image_tools_, s->clock_, std::move(image_config));
+  // After recovery: the catalog's base volumes are golden (read-only, deleted only with their image).
+  XENCTL_ASSIGN_OR_RETURN(auto image_warnings, s->images_->load());
+  for (const auto& w : image_warnings) spdlog::warn("{}", w);
 
   s->customizer_ = std::make_unique<customize::Customizer>(*s->image_tools_, customize::Ext4FileTree::open);
   provision::ContainerRunner::Ports container_ports{

@@ -128,6 +128,13 @@ class VolumeManager {
   /// snapshots and the volumes cloned from it. NOT_FOUND when there is no
   /// such volume or snapshot.
   virtual Result<VolumeDependents> dependents(const std::string& name) = 0;
+  /// Marks a volume read-only, or writable again: a read-only volume is not
+  /// resized nor rolled back (FAILED_PRECONDITION) and DomainManager
+  /// attaches it only with mode r; it is still cloned (writable clones),
+  /// snapshotted and deleted. A golden image's base is marked so. The mark
+  /// is kept by the pool (it survives a daemon restart). FAILED_PRECONDITION
+  /// for a snapshot, which is read-only always; NOT_FOUND for a missing volume.
+  virtual Status setReadOnly(const std::string& name, bool read_only) = 0;
   /// NOT_FOUND when there is no such volume or snapshot.
   virtual Result<Volume> get(const std::string& name) = 0;
   /// Volumes and snapshots, by name.

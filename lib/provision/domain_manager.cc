@@ -131,6 +131,11 @@ Result<core::DomainSpec> DomainManager::resolveDisks(const core::DomainSpec& spe
                                                         "'; create it, or see `vm-volume list --pool ", ref->pool,
                                                         "`"));
     XENCTL_RETURN_IF_ERROR(annotate(vol.status(), who));
+    if (auto image = storage_.imageOf(ref->pool, ref->name); image && d.mode != "r")
+      return absl::FailedPreconditionError(absl::StrCat(
+          who, ": the volume is the base of image '", *image, "', which stays read-only; attach it with mode r, or ",
+          "give the domain a clone (`vm-volume clone ", ref->name, " NEW --pool ", ref->pool, "`, or `vm-create --image ",
+          *image, "`)"));
     if (vol->read_only && d.mode != "r")
       return absl::FailedPreconditionError(absl::StrCat(
           who, ": the volume is read-only (a snapshot or a golden base) and the disk is writable; attach it with "
@@ -650,7 +655,22 @@ Status DomainManager::removeLocked(const state::DomainRecord& rec, bool delete_v
   std::vector<std::string> failed;
   Status first;
   for (const auto& ref : volumes) {
-    Status st = storage_.removeNow(ref.pool, ref.name);
+    // Marked as being deleted first, then checked against the definitions
+    // under mu_: a domain defined since deletableVolumes() either is seen
+    // here (and keeps its volume) or was refused (createNow).
+    Status st = [&]() -> Status {
+      XENCTL_ASSIGN_OR_RETURN(VolumeUsage::DeleteHold hold,
+                              usage_.holdForDelete(ref.target(), absl::StrCat("deleting ", ref.target())));
+      {
+        std::lock_guard lock(mu_);
+        for (const auto& [other, orec] : defs_)
+          for (const auto& od : orec.spec.disks)
+            if (od.target == ref.target())
+              return absl::FailedPreconditionError(absl::StrCat("domain '", other, "' was defined with it as disk ",
+                                                                od.vdev, " meanwhile, so it was kept"));
+      }
+      return storage_.removeNow(ref.pool, ref.name);
+    }();
     if (st.ok() || absl::IsNotFound(st)) continue;  // NOT_FOUND: the volume, or its pool, is gone
     failed.push_back(absl::StrCat(ref.target(), " (", st.message(), ")"));
     if (first.ok()) first = st;

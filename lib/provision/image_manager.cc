@@ -90,6 +90,36 @@ ImageManager::ImageManager(StorageManager& storage, core::Fetcher& fetcher, stat
       clock_(clock),
       config_(std::move(config)) {}
 
+Result<std::vector<std::string>> ImageManager::load() {
+  XENCTL_ASSIGN_OR_RETURN(auto all, store_.listImages());
+  std::vector<std::string> warnings;
+  for (const auto& r : all) {
+    storage_.protectImageBase(r.pool, r.volume, r.name);
+    auto p = storage_.pool(r.pool);
+    if (!p.ok()) {
+      warnings.push_back(absl::StrCat("image '", r.name, "': its pool '", r.pool,
+                                      "' is not configured; put it back in the config, or delete the image "
+                                      "(`vm-image delete ", r.name, "`)"));
+      continue;
+    }
+    auto v = (*p)->get(r.volume);
+    if (absl::IsNotFound(v.status())) {
+      warnings.push_back(absl::StrCat("image '", r.name, "': its base volume ", r.pool, "/", r.volume,
+                                      " is missing (removed outside xenctld?); delete the image (`vm-image delete ",
+                                      r.name, "`) and import it again"));
+      continue;
+    }
+    if (!v.ok()) {
+      warnings.push_back(absl::StrCat("image '", r.name, "': ", v.status().message()));
+      continue;
+    }
+    if (!v->read_only)
+      if (Status st = (*p)->setReadOnly(r.volume, true); !st.ok())
+        warnings.push_back(absl::StrCat("image '", r.name, "': its base volume stays writable: ", st.message()));
+  }
+  return warnings;
+}
+
 Result<state::ImageRecord> ImageManager::find(const std::string& name) {
   XENCTL_ASSIGN_OR_RETURN(auto all, store_.listImages());
   for (auto& r : all)
@@ -208,22 +238,29 @@ Result<bool> ImageManager::importFromCache(OperationContext& ctx, const image::S
   for (const auto& other : all) {
     if (other.sha256 != image::toHex(sha) || other.pool != pool.poolName()) continue;
     if (!cachedProofSuffices(other, source)) continue;
+    // A row whose volume went outside xenctld (load() reports it) is no cache.
+    if (absl::IsNotFound(pool.get(other.volume).status())) continue;
     ctx.phase("unpack", kUnpackPct, absl::StrCat("same SHA-256 as image '", other.name, "': cloning its volume"));
     const std::map<std::string, std::string> volume{{"pool", pool.poolName()}, {"volume", rec.volume}};
     XENCTL_RETURN_IF_ERROR(ctx.journal(1, "base-volume", volume, false));
     XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool.clone(other.volume, rec.volume, 0, [&ctx](uint64_t, uint64_t) {
       return !ctx.cancelled();
     }));
-    XENCTL_RETURN_IF_ERROR(ctx.journal(1, "base-volume", volume, true));
+    storage_.protectImageBase(pool.poolName(), rec.volume, rec.name);
     ctx.phase("finalize", kFinalizePct);
     rec.sha256 = other.sha256;
     rec.signed_by = other.signed_by;
     rec.kind = other.kind;
     rec.size_bytes = v.size_bytes;
     rec.imported_at = clock_.now();
-    Status st = ctx.journal(2, "catalog", {{"image", rec.name}}, false);
+    Status st = pool.setReadOnly(rec.volume, true);
+    if (st.ok()) st = ctx.journal(1, "base-volume", volume, true);
+    if (st.ok()) st = ctx.journal(2, "catalog", {{"image", rec.name}}, false);
     if (st.ok()) st = store_.insertImage(rec);
-    if (!st.ok()) (void)pool.remove(rec.volume);
+    if (!st.ok()) {
+      storage_.unprotectImageBase(pool.poolName(), rec.volume);
+      (void)pool.remove(rec.volume);
+    }
     XENCTL_RETURN_IF_ERROR(st);
     XENCTL_RETURN_IF_ERROR(ctx.journal(2, "catalog", {{"image", rec.name}}, true));
     return true;
@@ -265,8 +302,11 @@ Status ImageManager::makeBaseVolume(OperationContext& ctx, const std::string& st
   const std::map<std::string, std::string> journaled{{"pool", pool.poolName()}, {"volume", rec.volume}};
   XENCTL_RETURN_IF_ERROR(ctx.journal(1, "base-volume", journaled, false));
   XENCTL_ASSIGN_OR_RETURN(core::Volume vol, pool.create(rec.volume, size, std::nullopt));
+  // Golden from here: no other call deletes or resizes it while it is written.
+  storage_.protectImageBase(pool.poolName(), rec.volume, rec.name);
   ctx.crashPoint("base-volume:created");
   auto undo = [&](Status st) {
+    storage_.unprotectImageBase(pool.poolName(), rec.volume);
     (void)pool.remove(rec.volume);
     return st;
   };
@@ -275,6 +315,7 @@ Status ImageManager::makeBaseVolume(OperationContext& ctx, const std::string& st
   ctx.progress(kUnpackPct + 2, 0, size, absl::StrCat("writing the file system onto ", vol.path));
   auto written = image::writeImageOnto(fs_image, vol.path, ctx.stopToken());
   if (!written.ok()) return undo(absl::Status(written.status().code(), absl::StrCat(what, ": ", written.status().message())));
+  if (Status st = pool.setReadOnly(rec.volume, true); !st.ok()) return undo(annotate(st, what));
   if (Status st = ctx.journal(1, "base-volume", journaled, true); !st.ok()) return undo(st);
 
   ctx.phase("finalize", kFinalizePct);
@@ -336,9 +377,13 @@ Result<core::OperationRecord> ImageManager::remove(const std::string& name, cons
                                    "deleting image '", name, "': volumes ", absl::StrJoin(clones, ", "),
                                    " are cloned from it; delete them first"));
                              XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(r.pool));
+                             // The image calls are the one way to delete a base volume:
+                             // the pool's own remove, past StorageManager's refusal.
                              Status st = p->remove(r.volume);
                              if (!st.ok() && !absl::IsNotFound(st)) return st;
-                             return store_.deleteImage(name);
+                             XENCTL_RETURN_IF_ERROR(store_.deleteImage(name));
+                             storage_.unprotectImageBase(r.pool, r.volume);
+                             return absl::OkStatus();
                            });
 }
 

@@ -4,6 +4,12 @@
 // for a raw ext image) and records it in the catalog (lib/state). Each
 // change is an operation; imports have the phases download, verify, unpack
 // and finalize.
+//
+// A base volume is golden from the moment it is made: registered with
+// StorageManager (no `vm-volume delete`, resize or rollback of it) and, once
+// written, marked read-only in its pool (VolumeManager::setReadOnly: never
+// attached writable) before its catalog row is stored. Only remove() deletes
+// it, with its row.
 #pragma once
 
 #include <memory>
@@ -50,6 +56,15 @@ class ImageManager {
   ImageManager(StorageManager& storage, core::Fetcher& fetcher, state::Store& store, OperationRegistry& ops,
                core::ProcessRunner& tools, const core::Clock& clock, ImageConfig config);
 
+  /// Golden images stay golden: run at start (after recovery), registers
+  /// every catalog image's base volume with StorageManager (which then
+  /// refuses to delete, resize or roll it back) and marks it read-only in
+  /// its pool where it is not yet (catalogs from before the mark). Returns
+  /// what an administrator should see: a catalog row whose base volume is
+  /// missing (removed outside xenctld), with what to do. Such a row is not
+  /// used as the content-addressed cache.
+  Result<std::vector<std::string>> load();
+
   struct ImportRequest {
     std::string name;
     std::string uri;
@@ -81,8 +96,9 @@ class ImageManager {
   /// NOT_FOUND when the catalog has no such image.
   Result<state::ImageRecord> get(const std::string& name) { return find(name); }
 
-  /// Deletes the image and its base volume. FAILED_PRECONDITION while
-  /// volumes cloned from it exist (they are named).
+  /// Deletes the image and its base volume (the one way to delete a base
+  /// volume). FAILED_PRECONDITION while volumes cloned from it exist (they
+  /// are named).
   Result<core::OperationRecord> remove(const std::string& name, const Caller& caller);
 
   struct ExportRequest {

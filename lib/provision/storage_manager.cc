@@ -31,7 +31,7 @@ Status freeName(core::VolumeManager& p, const std::string& name) {
 }  // namespace
 
 StorageManager::StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops,
-                               const VolumeUsage& usage)
+                               VolumeUsage& usage)
     : pools_(std::move(pools)), ops_(ops), usage_(usage) {}
 
 Result<core::VolumeManager*> StorageManager::pool(const std::string& name) {
@@ -45,6 +45,33 @@ Result<core::VolumeManager*> StorageManager::pool(const std::string& name) {
   }
   return absl::NotFoundError(
       absl::StrCat("pool '", name, "' not found; configured pools: ", absl::StrJoin(names, ", ")));
+}
+
+void StorageManager::protectImageBase(const std::string& pool, const std::string& volume, const std::string& image) {
+  std::lock_guard lock(images_mu_);
+  image_bases_[absl::StrCat(pool, "/", volume)] = image;
+}
+
+void StorageManager::unprotectImageBase(const std::string& pool, const std::string& volume) {
+  std::lock_guard lock(images_mu_);
+  image_bases_.erase(absl::StrCat(pool, "/", volume));
+}
+
+std::optional<std::string> StorageManager::imageOf(const std::string& pool, const std::string& volume) const {
+  std::lock_guard lock(images_mu_);
+  auto it = image_bases_.find(absl::StrCat(pool, "/", volume));
+  if (it == image_bases_.end()) return std::nullopt;
+  return it->second;
+}
+
+Status StorageManager::requireNotImageBase(const std::string& pool, const std::string& volume,
+                                           std::string_view step) const {
+  auto image = imageOf(pool, volume);
+  if (!image) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(av(step), ": it is the base volume of image '", *image,
+                   "', which changes only through the image calls; `vm-image delete ", *image,
+                   "` deletes the image and its volume (once no volume is cloned from it)"));
 }
 
 Status StorageManager::requireUnused(const std::string& pool, const std::string& volume, std::string_view step) {
@@ -120,11 +147,13 @@ Result<core::OperationRecord> StorageManager::rollback(const std::string& pool_n
     XENCTL_RETURN_IF_ERROR(core::validateVolumeName(snapshot, "snapshot"));
     XENCTL_RETURN_IF_ERROR(exists(*p, volume));
     XENCTL_RETURN_IF_ERROR(exists(*p, core::snapshotName(volume, snapshot)));
+    XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), volume, step));
     return requireUnused(p->poolName(), volume, step);
   };
   return ops_.startChecked({"rollback-volume", targetOf(*p, volume), caller.request_id, caller.uid, caller.key()}, precheck,
                [this, p, volume, snapshot, step](OperationContext& ctx) -> Status {
                  // Checked again: a domain may have started since the call.
+                 XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), volume, step));
                  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), volume, step));
                  ctx.phase("rollback", 5, absl::StrCat("restoring snapshot ", snapshot));
                  return p->rollback(volume, snapshot, copyProgress(ctx)).status();
@@ -138,6 +167,7 @@ Result<core::OperationRecord> StorageManager::resize(const std::string& pool_nam
   auto precheck = [&]() -> Status {
     XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(size_bytes));
     XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(name));
+    XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), name, step));
     // Its file system is grown offline, which a running guest must not see.
     XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
     if (v.read_only)
@@ -160,7 +190,9 @@ Result<core::Volume> StorageManager::resizeNow(const std::string& pool_name, con
   XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
   // Checked again: a domain may have started since the call. Its file system
   // is grown offline, which a running guest must not see.
-  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, absl::StrCat("resizing '", targetOf(*p, name), "'")));
+  const std::string step = absl::StrCat("resizing '", targetOf(*p, name), "'");
+  XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), name, step));
+  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, step));
   return p->resize(name, size_bytes);
 }
 
@@ -170,6 +202,7 @@ Result<core::OperationRecord> StorageManager::remove(const std::string& pool_nam
   const std::string step = absl::StrCat("deleting '", targetOf(*p, name), "'");
   auto precheck = [&]() -> Status {
     XENCTL_RETURN_IF_ERROR(exists(*p, name));
+    XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), name, step));
     return requireUnused(p->poolName(), name, step);
   };
   return ops_.startChecked({"delete-volume", targetOf(*p, name), caller.request_id, caller.uid, caller.key()}, precheck,
@@ -181,8 +214,13 @@ Result<core::OperationRecord> StorageManager::remove(const std::string& pool_nam
 
 Status StorageManager::removeNow(const std::string& pool_name, const std::string& name) {
   XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
-  // Checked again: a domain may have started since the call.
-  XENCTL_RETURN_IF_ERROR(requireUnused(p->poolName(), name, absl::StrCat("deleting '", targetOf(*p, name), "'")));
+  // Checked again: a domain may have started since the call. Held as being
+  // deleted until it is gone: a domain is not started on it nor defined with
+  // it meanwhile (VolumeUsage::holdForDelete).
+  const std::string step = absl::StrCat("deleting '", targetOf(*p, name), "'");
+  XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), name, step));
+  XENCTL_ASSIGN_OR_RETURN(VolumeUsage::DeleteHold hold,
+                          usage_.holdForDelete(core::VolumeRef{p->poolName(), name}.target(), step));
   return p->remove(name);
 }
 

@@ -4,7 +4,9 @@
 // can be made at once fail the call, the rest fails the operation.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,7 +26,7 @@ class StorageManager {
   /// starting domains use: those are not deleted, rolled back or resized,
   /// and list() fills Volume::used_by from it.
   StorageManager(std::vector<std::unique_ptr<core::VolumeManager>> pools, OperationRegistry& ops,
-                 const VolumeUsage& usage);
+                 VolumeUsage& usage);
 
   struct CreateRequest {
     std::string pool;  ///< "" = the default pool
@@ -75,12 +77,28 @@ class StorageManager {
   /// NOT_FOUND naming the configured pools when there is no such pool.
   Result<core::VolumeManager*> pool(const std::string& name);
 
+  // Golden image bases, which ImageManager registers (from the catalog at
+  // start, and as it imports and deletes images). Such a volume is deleted,
+  // resized and rolled back only through the image calls (ImageManager
+  // works on the pool itself): every method above refuses it with
+  // FAILED_PRECONDITION naming the image and `vm-image delete`. Its
+  // backend's read-only mark keeps it from being attached writable.
+
+  /// `pool`/`volume` is the base volume of `image` from now on.
+  void protectImageBase(const std::string& pool, const std::string& volume, const std::string& image);
+  void unprotectImageBase(const std::string& pool, const std::string& volume);
+  /// The image whose base `pool`/`volume` is, if any.
+  std::optional<std::string> imageOf(const std::string& pool, const std::string& volume) const;
+
  private:
   Status requireUnused(const std::string& pool, const std::string& volume, std::string_view step);
+  Status requireNotImageBase(const std::string& pool, const std::string& volume, std::string_view step) const;
 
   std::vector<std::unique_ptr<core::VolumeManager>> pools_;
   OperationRegistry& ops_;
-  const VolumeUsage& usage_;
+  VolumeUsage& usage_;
+  mutable std::mutex images_mu_;
+  std::map<std::string, std::string> image_bases_;  // "POOL/VOLUME" -> image
 };
 
 }  // namespace xenctl::provision

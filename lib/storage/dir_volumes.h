@@ -58,6 +58,8 @@ class DirVolumes final : public core::VolumeManager {
   Result<core::Volume> resize(const std::string& name, uint64_t size_bytes) override;
   Status remove(const std::string& name) override;
   Result<core::VolumeDependents> dependents(const std::string& name) override;
+  /// The mark is read_only in .meta/NAME.
+  Status setReadOnly(const std::string& name, bool read_only) override;
   Result<core::Volume> get(const std::string& name) override;
   Result<std::vector<core::Volume>> list() override;
   Result<core::PoolInfo> poolInfo() override;

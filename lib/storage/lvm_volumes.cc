@@ -185,6 +185,19 @@ Result<std::vector<core::Volume>> LvmVolumes::list() {
   return out;
 }
 
+Status LvmVolumes::setReadOnly(const std::string& name, bool read_only) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  const std::string step = absl::StrCat("marking ", who(name), read_only ? " read-only" : " writable");
+  if (isSnapshotRef(name))
+    return absl::FailedPreconditionError(absl::StrCat(step, ": it is a snapshot, which is always read-only"));
+  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
+  std::unique_lock lock(vgLock());
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
+  XENCTL_RETURN_IF_ERROR(volumeOf(rows, name).status());
+  if (find(rows, lvName(name))->readOnly() == read_only) return absl::OkStatus();
+  return annotate(change({"lvchange", "-p", read_only ? "r" : "rw", vgLv(lvName(name))}), step);
+}
+
 Status LvmVolumes::remove(const std::string& name) {
   XENCTL_RETURN_IF_ERROR(validateRef(name, true));
   const std::string step = absl::StrCat("deleting ", who(name));

@@ -87,6 +87,10 @@ class LvmVolumes : public core::VolumeManager {
   /// FAILED_PRECONDITION while it has snapshots or clones (named).
   Status remove(const std::string& name) override;
   Result<core::VolumeDependents> dependents(const std::string& name) override;
+  /// The mark is the LV's permission (lvchange -p r / -p rw): the kernel
+  /// refuses writes to a read-only LV, and its thin (or classic) snapshots
+  /// are still made writable (-p rw) by clone().
+  Status setReadOnly(const std::string& name, bool read_only) override;
 
   /// "web1" -> "web1", "web1@s1" -> "web1+s1".
   static std::string lvName(const std::string& ref);

@@ -53,6 +53,15 @@ class FakeVolumes final : public core::VolumeManager {
   }
 
   const std::string& poolName() const override { return pool_; }
+
+  Status setReadOnly(const std::string& name, bool read_only) override {
+    std::lock_guard lock(state_->mu);
+    XENCTL_RETURN_IF_ERROR(find(name).status());
+    if (name.find('@') != std::string::npos)
+      return absl::FailedPreconditionError(absl::StrCat(who(name), " is a snapshot, which is always read-only"));
+    state_->volumes[name].read_only = read_only;
+    return absl::OkStatus();
+  }
   std::string_view driver() const override { return "fake"; }
 
   Result<core::Volume> create(const std::string& name, uint64_t size_bytes,

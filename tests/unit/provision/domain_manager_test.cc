@@ -587,5 +587,19 @@ TEST_F(DomainManagerTest, VolumeBeingDeletedNotDefinedNorStarted) {
   EXPECT_THAT(held.status().message(), ::testing::HasSubstr("running domain 'old' uses it"));
 }
 
+// A golden image's base is attached only read-only, the refusal naming the
+// image and what to do instead.
+TEST_F(DomainManagerTest, ImageBaseAttachedReadOnlyOnly) {
+  volume("golden");
+  ASSERT_TRUE(pool_->setReadOnly("golden", true).ok());
+  storage_->protectImageBase("main", "golden", "debian");
+  auto r = domains_->create({withDisk("web1", "vol:main/golden"), false, false}, caller_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("the volume is the base of image 'debian'"));
+  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("vm-create --image debian"));
+  EXPECT_EQ(done(domains_->create({withDisk("web1", "vol:main/golden", "r"), false, false}, caller_)).state,
+            OperationState::kSucceeded);
+}
+
 }  // namespace
 }  // namespace xenctl::provision

@@ -129,6 +129,68 @@ TEST_F(ImageManagerTest, NonAdminFileUrisConfined) {
   EXPECT_EQ(done(images_->import(req("golden2"), adminCaller())).state, OperationState::kSucceeded);
 }
 
+// A catalog image's base volume is golden: read-only in its pool; not
+// deleted, resized nor rolled back through the volume calls (errors name
+// the image and vm-image delete); a writable clone of it is an ordinary
+// volume; vm-image delete removes it with its row.
+TEST_F(ImageManagerTest, BaseVolumeStaysGolden) {
+  ASSERT_EQ(done(images_->import(req("golden"), adminCaller())).state, OperationState::kSucceeded);
+  core::VolumeManager* pool = *storage_->pool("");
+  EXPECT_TRUE(pool->get("golden")->read_only);
+  EXPECT_EQ(storage_->imageOf("default", "golden"), "golden");
+  for (const auto& r : {storage_->remove("default", "golden", adminCaller()),
+                        storage_->resize("default", "golden", 64 << 20, adminCaller())}) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+    EXPECT_THAT(r.status().message(), HasSubstr("base volume of image 'golden'"));
+    EXPECT_THAT(r.status().message(), HasSubstr("`vm-image delete golden`"));
+  }
+  EXPECT_EQ(storage_->removeNow("default", "golden").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(storage_->resizeNow("default", "golden", 64 << 20).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(pool->snapshot("golden", "s1", {}).ok());
+  auto rb = storage_->rollback("default", "golden", "s1", adminCaller());
+  EXPECT_THAT(rb.status().message(), HasSubstr("base volume of image 'golden'"));
+  ASSERT_TRUE(storage_->removeNow("default", "golden@s1").ok());
+  auto clone = storage_->cloneNow("default", "golden", "web1-root", 0);
+  ASSERT_TRUE(clone.ok()) << clone.status();
+  EXPECT_FALSE(clone->read_only);
+  ASSERT_TRUE(storage_->removeNow("default", "web1-root").ok());
+
+  ASSERT_EQ(done(images_->remove("golden", adminCaller())).state, OperationState::kSucceeded);
+  EXPECT_TRUE(absl::IsNotFound(pool->get("golden").status()));
+  EXPECT_FALSE(storage_->imageOf("default", "golden"));
+  // The catalog and the pool agree again: the same name and digest import anew.
+  EXPECT_EQ(done(images_->import(req("golden"), adminCaller())).state, OperationState::kSucceeded);
+}
+
+// At start, a catalog from before the mark gets its bases marked read-only
+// and protected; a row whose volume went outside xenctld is reported and is
+// no cache: an import of the same digest fetches it again and succeeds.
+TEST_F(ImageManagerTest, LoadMarksBasesAndReportsMissingOnes) {
+  ASSERT_EQ(done(images_->import(req("golden"), adminCaller())).state, OperationState::kSucceeded);
+  ASSERT_EQ(done(images_->import(req("gone"), adminCaller())).state, OperationState::kSucceeded);
+  core::VolumeManager* pool = *storage_->pool("");
+  // As an older xenctld left them: writable, unprotected; one deleted by hand.
+  ASSERT_TRUE(pool->setReadOnly("golden", false).ok());
+  storage_->unprotectImageBase("default", "golden");
+  storage_->unprotectImageBase("default", "gone");
+  ASSERT_TRUE(pool->remove("gone").ok());
+  auto warnings = images_->load();
+  ASSERT_TRUE(warnings.ok()) << warnings.status();
+  ASSERT_EQ(warnings->size(), 1u);
+  EXPECT_THAT((*warnings)[0], HasSubstr("image 'gone': its base volume default/gone is missing"));
+  EXPECT_THAT((*warnings)[0], HasSubstr("vm-image delete gone"));
+  EXPECT_TRUE(pool->get("golden")->read_only);
+  EXPECT_EQ(storage_->imageOf("default", "golden"), "golden");
+
+  ASSERT_TRUE(store_->deleteImage("golden").ok());  // the digest's only row is now the one without a volume
+  storage_->unprotectImageBase("default", "golden");
+  ASSERT_TRUE(pool->remove("golden").ok());
+  const size_t fetches = fetchesOf(kUri);
+  auto op = done(images_->import(req("again"), adminCaller()));
+  EXPECT_EQ(op.state, OperationState::kSucceeded) << op.status;
+  EXPECT_EQ(fetchesOf(kUri), fetches + 1) << "fetched, not cloned from a missing volume";
+}
+
 // The same SHA-256 is not fetched twice: the second import clones the first's volume.
 TEST_F(ImageManagerTest, SameDigestIsClonedNotFetched) {
   ASSERT_EQ(done(images_->import(req("golden"), adminCaller())).state, OperationState::kSucceeded);

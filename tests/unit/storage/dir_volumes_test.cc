@@ -137,6 +137,30 @@ TEST_F(DirVolumesTest, SnapshotIsReadOnlyAndListed) {
   EXPECT_EQ(pool_->snapshot("web1", "s1", {}).status().code(), absl::StatusCode::kAlreadyExists);
 }
 
+// A volume marked read-only stays so across a reopen of the pool: not
+// resized nor rolled back; its clones are writable; it is still deleted;
+// a snapshot cannot be marked (always read-only).
+TEST_F(DirVolumesTest, ReadOnlyMarkKeptAndHonoured) {
+  mustCreate("base");
+  ASSERT_TRUE(pool_->snapshot("base", "s1", {}).ok());
+  ASSERT_TRUE(pool_->setReadOnly("base", true).ok());
+  auto reopened = DirVolumes::open("default", tmp_.path() + "/pool", clock_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  pool_ = *std::move(reopened);
+  EXPECT_TRUE(pool_->get("base")->read_only);
+  EXPECT_EQ(pool_->resize("base", 32 * kMiB).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pool_->rollback("base", "s1", {}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(mustClone("base", "web1").read_only);
+  EXPECT_EQ(pool_->setReadOnly("base@s1", false).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pool_->setReadOnly("nope", true).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(pool_->setReadOnly("base", false).ok());
+  EXPECT_TRUE(pool_->resize("base", 32 * kMiB).ok());
+  ASSERT_TRUE(pool_->setReadOnly("base", true).ok());
+  ASSERT_TRUE(pool_->remove("web1").ok());
+  ASSERT_TRUE(pool_->remove("base@s1").ok());
+  EXPECT_TRUE(pool_->remove("base").ok());
+}
+
 // Rollback restores the snapshot's content and size, and keeps the snapshot.
 TEST_F(DirVolumesTest, RollbackRestoresSnapshot) {
   core::Volume v = mustCreate("web1", 16 * kMiB);

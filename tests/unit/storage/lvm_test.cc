@@ -272,6 +272,29 @@ TEST_F(LvmThinTest, CloneCommandLine) {
   for (absl::Duration t : runner_->timeouts()) EXPECT_EQ(t, absl::Seconds(42));
 }
 
+// Marking a golden base read-only is its LV's permission (lvchange -p r),
+// skipped when the LV has it already; a clone of a read-only base is still
+// made writable (-p rw); a snapshot is refused.
+TEST_F(LvmThinTest, SetReadOnlyIsTheLvPermission) {
+  const std::string rw = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB)});
+  const std::string ro = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB, "", "Vri-a-tz--")});
+  auto p = open(rw);
+  ASSERT_NE(p, nullptr);
+  runner_->queue("lvs", rw);
+  ASSERT_TRUE(p->setReadOnly("base", true).ok());
+  EXPECT_THAT(runner_->commandsOf("lvchange"), ElementsAre("lvchange -p r vg0/base"));
+  runner_->queue("lvs", ro);
+  ASSERT_TRUE(p->setReadOnly("base", true).ok());
+  EXPECT_EQ(runner_->commandsOf("lvchange").size(), 1u) << "already read-only: no command";
+  runner_->queue("lvs", ro);
+  EXPECT_TRUE(p->get("base")->read_only);
+  runner_->queue("lvs", ro);
+  ASSERT_TRUE(p->clone("base", "web1", 0, {}).ok());
+  EXPECT_THAT(runner_->commandsOf("lvcreate"),
+              ElementsAre("lvcreate -y -s -kn -ay -p rw -n web1 --addtag xenctl.origin=base vg0/base"));
+  EXPECT_EQ(p->setReadOnly("base@s1", true).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 // A report is reused by the calls that follow it: the pool's open reads the
 // VG once for its two checks; two API checks and a clone read it once, and
 // the clone and a delete write their outcome back instead of reading it
