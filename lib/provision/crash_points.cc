@@ -28,6 +28,7 @@ const std::vector<std::string>& crashPoints() {
         {"fork-domain", {"clone", "customize", "define", "define:stored"}},
         {"import-image", {"stage", "base-volume", "base-volume:created", "catalog"}},
         {"delete-domain", {"delete", "delete:undefined"}},
+        {"delete-image", {"delete", "delete:volume"}},
         {"apply-container", {"write"}},
     };
     std::vector<std::string> out;

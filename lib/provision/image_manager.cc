@@ -377,13 +377,19 @@ Result<core::OperationRecord> ImageManager::remove(const std::string& name, cons
                                    "deleting image '", name, "': volumes ", absl::StrJoin(clones, ", "),
                                    " are cloned from it; delete them first"));
                              XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(r.pool));
+                             // Journaled (recovery.h): once begun, a restart finishes it, so
+                             // no row outlives its volume.
+                             const std::map<std::string, std::string> intent{
+                                 {"image", name}, {"pool", r.pool}, {"volume", r.volume}};
+                             XENCTL_RETURN_IF_ERROR(ctx.journal(0, "delete", intent, false));
                              // The image calls are the one way to delete a base volume:
                              // the pool's own remove, past StorageManager's refusal.
                              Status st = p->remove(r.volume);
                              if (!st.ok() && !absl::IsNotFound(st)) return st;
+                             ctx.crashPoint("delete:volume");
                              XENCTL_RETURN_IF_ERROR(store_.deleteImage(name));
                              storage_.unprotectImageBase(r.pool, r.volume);
-                             return absl::OkStatus();
+                             return ctx.journal(0, "delete", intent, true);
                            });
 }
 

@@ -66,7 +66,7 @@ Recovery::Outcome Recovery::recover(const core::OperationRecord& op, const std::
         if (img.name == op.target) forward = true;
     why = forward ? absl::StrCat("image '", op.target, "' is in the catalog")
                   : absl::StrCat("image '", op.target, "' was not yet in the catalog");
-  } else if (op.kind == "delete-domain") {
+  } else if (op.kind == "delete-domain" || op.kind == "delete-image") {
     forward = true;
     why = "a deletion once begun is finished";
   } else if (op.kind == "apply-container") {
@@ -93,7 +93,7 @@ Recovery::Outcome Recovery::recover(const core::OperationRecord& op, const std::
           if (st.ok()) done.push_back(absl::StrCat("domain '", field(s, "domain"), "' kept running"));
         }
       } else if (s.step == "delete") {
-        st = finishDelete(s, done);
+        st = op.kind == "delete-image" ? finishDeleteImage(s, done) : finishDelete(s, done);
       } else if (s.step == "stage") {
         st = undo(s, done);  // the staging directory goes either way
       }
@@ -189,6 +189,13 @@ Status Recovery::undo(const state::JournalStep& s, std::vector<std::string>& don
     return absl::IsNotFound(st) ? absl::OkStatus() : st;
   }
   return absl::OkStatus();  // resolve, grow, customize: their work is in the clone
+}
+
+Status Recovery::finishDeleteImage(const state::JournalStep& s, std::vector<std::string>& done) {
+  XENCTL_RETURN_IF_ERROR(removeVolume(field(s, "pool"), field(s, "volume"), "", done));
+  Status st = store_.deleteImage(field(s, "image"));
+  if (st.ok()) done.push_back(absl::StrCat("image '", field(s, "image"), "' removed from the catalog"));
+  return absl::IsNotFound(st) ? absl::OkStatus() : st;
 }
 
 Status Recovery::finishDelete(const state::JournalStep& s, std::vector<std::string>& done) {

@@ -11,6 +11,7 @@
 //   import-image: the catalog row is stored.
 //   delete-domain: always, once begun: the definition and the journaled
 //     volumes are removed (what is already gone is skipped).
+//   delete-image: always, once begun: the base volume, then the catalog row.
 //   apply-container: only when its "write" step completed; otherwise it
 //     fails naming the trees it may have partly changed (a container file
 //     edits volumes in place and keeps no copy to go back to).
@@ -58,6 +59,8 @@ class Recovery {
   Status removeVolume(const std::string& pool, const std::string& volume, const std::string& source,
                       std::vector<std::string>& done);
   Status finishDelete(const state::JournalStep& step, std::vector<std::string>& done);
+  /// delete-image's forward step: its base volume, then its catalog row.
+  Status finishDeleteImage(const state::JournalStep& step, std::vector<std::string>& done);
 
   state::Store& store_;
   OperationRegistry& ops_;

@@ -79,7 +79,7 @@ class CrashRecoveryTest(DaemonTestCase):
     # --- what each kind of operation needs first, and the request that crashes
 
     def prepare(self, kind):
-        if kind in ("create-domain", "fork-domain", "delete-domain", "apply-container"):
+        if kind in ("create-domain", "fork-domain", "delete-domain", "apply-container", "delete-image"):
             self.import_golden()
         if kind == "fork-domain":
             self.vm("create", "src", "--image", "golden", "--keep-identity", "--define-only")
@@ -98,6 +98,8 @@ class CrashRecoveryTest(DaemonTestCase):
             return ["image", "import", "base", "file://" + self.archive, "--sha256", sha256_of(self.archive)], "base"
         if kind == "delete-domain":
             return ["delete", "web1", "--delete-volumes"], "web1"
+        if kind == "delete-image":
+            return ["image", "delete", "golden"], "golden"
         if kind == "apply-container":
             path = self.write("web1.cfg", "name = 'web1'\n[hostname web1 archive vol:main/web1-root][end]\n")
             return ["container", "--container", path], None
@@ -160,8 +162,8 @@ class CrashRecoveryTest(DaemonTestCase):
         if target is None:  # it makes nothing
             return op, wrong
         _, imgs, doms = self.state()
-        made = target in (imgs if kind == "import-image" else doms)
-        expect_made = kind != "delete-domain" and op["state"] == "OPERATION_STATE_SUCCEEDED"
+        made = target in (imgs if kind in ("import-image", "delete-image") else doms)
+        expect_made = not kind.startswith("delete-") and op["state"] == "OPERATION_STATE_SUCCEEDED"
         if made != expect_made:
             wrong.append(f"{target} {'exists' if made else 'is missing'} after a {op['state']} {kind}")
         return op, wrong

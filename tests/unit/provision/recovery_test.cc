@@ -150,6 +150,37 @@ TEST_F(RecoveryTest, ImportForwardWithItsCatalogRowElseBack) {
   EXPECT_THAT(volumeNames(), ElementsAre("main/base", "main/golden"));
 }
 
+// The orphan base volume of issue 14: an import killed between making its
+// base volume and storing the catalog row (the step begun, the volume there,
+// no row) leaves no volume once recovered, and the name imports again.
+TEST_F(RecoveryTest, ImportKilledBeforeItsCatalogRowLeavesNoVolume) {
+  ASSERT_TRUE(pools_[0]->create("base", 16 * kMiB, std::nullopt).ok());
+  interrupted("import-image", "base",
+              {{"", 0, "", "stage", {{"dir", "/nonexistent/op"}}, true},
+               {"", 0, "", "base-volume", {{"pool", "main"}, {"volume", "base"}}, false}});
+  recover();
+  EXPECT_EQ(op().state, OperationState::kFailed);
+  EXPECT_THAT(op().message, HasSubstr("volume main/base deleted"));
+  EXPECT_THAT(volumeNames(), ElementsAre("main/golden"));
+  EXPECT_TRUE(store_->listImages()->empty());
+}
+
+// An image deletion once begun is finished: no catalog row outlives its base volume.
+TEST_F(RecoveryTest, ImageDeleteIsFinished) {
+  state::ImageRecord img;
+  img.name = "golden";
+  img.volume = "golden";
+  img.pool = "main";
+  ASSERT_TRUE(store_->insertImage(img).ok());
+  interrupted("delete-image", "golden",
+              {{"", 0, "", "delete", {{"image", "golden"}, {"pool", "main"}, {"volume", "golden"}}, false}});
+  recover();
+  EXPECT_EQ(op().state, OperationState::kSucceeded);
+  EXPECT_THAT(op().message, HasSubstr("image 'golden' removed from the catalog"));
+  EXPECT_TRUE(volumeNames().empty());
+  EXPECT_TRUE(store_->listImages()->empty());
+}
+
 // A deletion once begun is finished: the definition and the journaled volumes go.
 TEST_F(RecoveryTest, DeleteIsFinished) {
   const std::string uuid = makeWeb1(false);
