@@ -314,7 +314,14 @@ Status ImageManager::makeBaseVolume(OperationContext& ctx, const std::string& st
   // create's volume reads zeros everywhere, so the image's holes need no writes.
   ctx.progress(kUnpackPct + 2, 0, size, absl::StrCat("writing the file system onto ", vol.path));
   auto written = image::writeImageOnto(fs_image, vol.path, ctx.stopToken());
-  if (!written.ok()) return undo(absl::Status(written.status().code(), absl::StrCat(what, ": ", written.status().message())));
+  if (!written.ok()) {
+    std::string msg = absl::StrCat(what, ": ", written.status().message());
+    // A pool that fills while the base is written (a sparse file, a thin LV).
+    if (absl::IsResourceExhausted(written.status()))
+      absl::StrAppend(&msg, "; pool '", pool.poolName(), "' is out of space: the volume was removed again; free ",
+                      "space in it, or import into another pool (--pool)");
+    return undo(absl::Status(written.status().code(), msg));
+  }
   if (Status st = pool.setReadOnly(rec.volume, true); !st.ok()) return undo(annotate(st, what));
   if (Status st = ctx.journal(1, "base-volume", journaled, true); !st.ok()) return undo(st);
 
