@@ -93,6 +93,10 @@ ContainerRunner::ContainerRunner(StorageManager& storage, const VolumeUsage& usa
 Result<std::string> ContainerRunner::volumePath(const core::VolumeRef& ref) {
   XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * pool, storage_.pool(ref.pool));
   XENCTL_ASSIGN_OR_RETURN(core::Volume v, pool->get(ref.name));
+  if (auto image = storage_.imageOf(ref.pool, ref.name))
+    return absl::FailedPreconditionError(absl::StrCat(
+        ref.target(), ": it is the base volume of image '", *image, "', which stays read-only, and a container ",
+        "file edits volumes in place; give it a clone (`vm-volume clone ", ref.name, " NEW --pool ", ref.pool, "`)"));
   if (auto user = usage_.userOf(ref.target()))
     return absl::FailedPreconditionError(absl::StrCat(ref.target(), ": running domain '", *user,
                                                       "' uses it, and a container file edits volumes offline; "

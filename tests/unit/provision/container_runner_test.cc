@@ -176,6 +176,16 @@ TEST_F(ContainerRunnerTest, VolumeInUseRefused) {
   EXPECT_EQ(writable_opens_, 0);
 }
 
+// A golden image's base volume is not edited by a container file.
+TEST_F(ContainerRunnerTest, ImageBaseRefused) {
+  storage_->protectImageBase("thin", "web1", "debian");
+  auto op = run("[replace /etc/motd archive vol:thin/web1\nx\n] [end]\n");
+  EXPECT_EQ(op.status.code(), absl::StatusCode::kFailedPrecondition) << op.status;
+  EXPECT_THAT(op.status.message(), HasSubstr("base volume of image 'debian'"));
+  EXPECT_EQ(file("/etc/motd"), "one\ntwo\n");
+  EXPECT_EQ(writable_opens_, 0);
+}
+
 // A dry run fetches and checks, and writes nothing.
 TEST_F(ContainerRunnerTest, DryRunChangesNothing) {
   fetcher_.serve("file:///srv/motd.patch", kMotdPatch);
