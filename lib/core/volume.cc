@@ -23,6 +23,13 @@ Status validateVolumeSize(uint64_t size_bytes) {
   return absl::OkStatus();
 }
 
+Result<std::string> readOnlyMarkStep(std::string_view who, std::string_view name, bool read_only) {
+  std::string step = absl::StrCat("marking ", av(who), read_only ? " read-only" : " writable");
+  if (name.find('@') != std::string_view::npos)
+    return absl::FailedPreconditionError(absl::StrCat(step, ": it is a snapshot, which is always read-only"));
+  return step;
+}
+
 Status requireNoDependents(const VolumeDependents& d, std::string_view step) {
   if (!d.snapshots.empty())
     return absl::FailedPreconditionError(

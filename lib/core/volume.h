@@ -55,6 +55,10 @@ struct VolumeDependents {
 /// delete them first".
 Status requireNoDependents(const VolumeDependents& d, std::string_view step);
 
+/// The step of VolumeManager::setReadOnly on `name` ("marking WHO read-only"),
+/// or FAILED_PRECONDITION for a snapshot ("VOL@SNAP"), which is always read-only.
+Result<std::string> readOnlyMarkStep(std::string_view who, std::string_view name, bool read_only);
+
 /// Told how far a long copy has come; returns false to stop it (the call
 /// then returns CANCELLED and leaves nothing behind).
 using CopyProgress = std::function<bool(uint64_t bytes_done, uint64_t bytes_total)>;

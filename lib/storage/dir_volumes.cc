@@ -301,9 +301,7 @@ Result<core::Volume> DirVolumes::resize(const std::string& name, uint64_t size_b
 
 Status DirVolumes::setReadOnly(const std::string& name, bool read_only) {
   XENCTL_RETURN_IF_ERROR(validateRef(name, true));
-  const std::string step = absl::StrCat("marking ", who(name), read_only ? " read-only" : " writable");
-  if (isSnapshot(name))
-    return absl::FailedPreconditionError(absl::StrCat(step, ": it is a snapshot, which is always read-only"));
+  XENCTL_ASSIGN_OR_RETURN(const std::string step, core::readOnlyMarkStep(who(name), name, read_only));
   XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
   XENCTL_RETURN_IF_ERROR(requireExists(name));
   XENCTL_ASSIGN_OR_RETURN(Meta meta, readMeta(name));

@@ -187,9 +187,7 @@ Result<std::vector<core::Volume>> LvmVolumes::list() {
 
 Status LvmVolumes::setReadOnly(const std::string& name, bool read_only) {
   XENCTL_RETURN_IF_ERROR(validateRef(name, true));
-  const std::string step = absl::StrCat("marking ", who(name), read_only ? " read-only" : " writable");
-  if (isSnapshotRef(name))
-    return absl::FailedPreconditionError(absl::StrCat(step, ": it is a snapshot, which is always read-only"));
+  XENCTL_ASSIGN_OR_RETURN(const std::string step, core::readOnlyMarkStep(who(name), name, read_only));
   XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
   std::unique_lock lock(vgLock());
   XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());

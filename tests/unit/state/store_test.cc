@@ -19,6 +19,13 @@ class StoreTest : public ::testing::Test {
     path_ = (dir_ / "state.db").string();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  // Runs `sql` on the database file behind the store's back (to make an older schema).
+  void execRaw(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
 
   static DomainRecord record(const std::string& name, const std::string& uuid) {
     DomainRecord r;
@@ -96,18 +103,9 @@ TEST_F(StoreTest, MigrationGivesOldDomainsTheirCreatorAsOwner) {
     auto s = *Store::open(path_);
     ASSERT_TRUE(s->insertDomain(record("web1", "u1")).ok());
   }
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    // Back to what version 2 had: no owner, no grants (and no journal).
-    ASSERT_EQ(sqlite3_exec(db,
-                           "ALTER TABLE domains DROP COLUMN owner; ALTER TABLE domains DROP COLUMN grants; "
-                           "ALTER TABLE domains DROP COLUMN stop_reason; DROP TABLE journal; PRAGMA user_version = 2;",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK)
-        << sqlite3_errmsg(db);
-    sqlite3_close(db);
-  }
+  // Back to what version 2 had: no owner, no grants (and no journal, no stop reasons).
+  execRaw("ALTER TABLE domains DROP COLUMN owner; ALTER TABLE domains DROP COLUMN grants; "
+          "ALTER TABLE domains DROP COLUMN stop_reason; DROP TABLE journal; PRAGMA user_version = 2;");
   auto s = *Store::open(path_);
   EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
   auto all = *s->listDomains();
@@ -130,15 +128,7 @@ TEST_F(StoreTest, StopReasonKeptAndMigrated) {
     ASSERT_TRUE(s->updateDomain(r).ok());
   }
   EXPECT_EQ((*Store::open(path_))->listDomains()->at(0).stop_reason, "restart failed: no pool");
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE domains DROP COLUMN stop_reason; PRAGMA user_version = 4;", nullptr,
-                           nullptr, nullptr),
-              SQLITE_OK)
-        << sqlite3_errmsg(db);
-    sqlite3_close(db);
-  }
+  execRaw("ALTER TABLE domains DROP COLUMN stop_reason; PRAGMA user_version = 4;");
   auto s = *Store::open(path_);
   EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
   auto all = *s->listDomains();
