@@ -178,6 +178,26 @@ class LeakTest(DaemonTestCase):
         self.assertEqual(self.leftovers(), [])
         self.assertEqual([i["name"] for i in self.vm("image", "list", "--json").json()], ["golden"])
 
+    def test_pool_full_during_provisioning(self):
+        """vm-create --image on a pool without room for the root's copy fails naming the space, and leaves no root
+        volume and no definition; with room again, the same request provisions."""
+        pool = os.path.join(self.workdir, "pool")
+        mount_tmpfs(self, pool, 32)
+        self.start(pool_dir=pool)
+        image, sha = self.raw_image("golden", size="16M", data_mib=8)
+        self.vm("image", "import", "golden", "file://" + image, "--sha256", sha)
+        filler = fill(pool, leave_bytes=2 * MIB)
+        argv = ["create", "web1", "--image", "golden", "--root-size", "32M", "--hostname", "web1"]
+        r = self.vm(*argv, expect=1)
+        print(f"pool full when provisioning: {r.err.strip()}")
+        self.assertRegex(r.err, r"(?i)space")
+        self.assertNotIn("web1", self.domains())
+        self.assertEqual([v["name"] for v in self.vm("volume", "list", "--json").json()], ["golden"])
+        self.assertEqual(self.leftovers(), [])
+        os.unlink(filler)
+        self.vm(*argv)
+        self.assertIn("web1", self.domains())
+
     def test_state_dir_full(self):
         """With the state directory's file system full, changes fail with a clear error and store nothing (SQLite
         may still fit a few into pages it holds already); the store still reads, and once there is room again (and
