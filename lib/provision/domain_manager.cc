@@ -207,6 +207,9 @@ Result<std::vector<core::VolumeRef>> DomainManager::deletableVolumes(const state
     auto pool = storage_.pool(ref->pool);
     if (!pool.ok())
       return absl::FailedPreconditionError(absl::StrCat(who, ": ", pool.status().message(), instead));
+    if (auto image = storage_.imageOf(ref->pool, ref->name))
+      return absl::FailedPreconditionError(absl::StrCat(who, ": it is the base volume of image '", *image,
+                                                        "', which only `vm-image delete` deletes", instead));
     auto deps = (*pool)->dependents(ref->name);
     if (absl::IsNotFound(deps.status())) continue;  // already gone: nothing to delete
     XENCTL_RETURN_IF_ERROR(deps.status());

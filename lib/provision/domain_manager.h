@@ -139,7 +139,7 @@ class DomainManager {
   /// With `delete_volumes`, then deletes every volume its disks name (never a
   /// host path). The whole call is refused up front, changing nothing, when
   /// one of them cannot be deleted: its pool is missing, it has snapshots or
-  /// clones, or another domain's disk names it. A volume already gone is
+  /// clones, another domain's disk names it, or it is an image's base. A volume already gone is
   /// skipped. A volume whose deletion still fails is named in the
   /// operation's error; the domain stays deleted.
   Result<core::OperationRecord> remove(const std::string& name, bool force, bool delete_volumes,

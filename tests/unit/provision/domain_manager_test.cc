@@ -599,6 +599,12 @@ TEST_F(DomainManagerTest, ImageBaseAttachedReadOnlyOnly) {
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("vm-create --image debian"));
   EXPECT_EQ(done(domains_->create({withDisk("web1", "vol:main/golden", "r"), false, false}, caller_)).state,
             OperationState::kSucceeded);
+  // Deleting the domain with its volumes is refused up front: the base goes only with its image.
+  auto del = domains_->remove("web1", true, true, caller_);
+  EXPECT_EQ(del.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(del.status().message(), ::testing::HasSubstr("base volume of image 'debian'"));
+  EXPECT_TRUE(domains_->get("web1").ok());
+  EXPECT_TRUE(pool_->get("golden").ok());
 }
 
 }  // namespace
