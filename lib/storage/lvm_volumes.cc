@@ -13,6 +13,7 @@ namespace {
 
 constexpr std::string_view kPoolTag = "xenctl.pool";
 constexpr std::string_view kOriginTag = "xenctl.origin";
+constexpr std::string_view kReadOnlyTag = "xenctl.readonly";  // =1: marked read-only (lvm-snapshot)
 constexpr std::string_view kNew = "++new";
 constexpr std::string_view kOld = "++old";
 
@@ -143,7 +144,7 @@ Result<core::Volume> LvmVolumes::volumeOf(const std::vector<LvRow>& rows, const 
   v.pool = pool_;
   v.name = ref;
   v.path = lvPath(lv->name);
-  v.read_only = lv->readOnly() || isSnapshotRef(ref);
+  v.read_only = lv->readOnly() || isSnapshotRef(ref) || lv->tag(kReadOnlyTag) == "1";
   v.created_at = lv->time;
   std::string origin = lv->tag(kOriginTag);
   if (origin.empty() && !lv->origin.empty()) origin = lv->origin;  // made by hand
@@ -191,9 +192,18 @@ Status LvmVolumes::setReadOnly(const std::string& name, bool read_only) {
   XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
   std::unique_lock lock(vgLock());
   XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
-  XENCTL_RETURN_IF_ERROR(volumeOf(rows, name).status());
-  if (find(rows, lvName(name))->readOnly() == read_only) return absl::OkStatus();
-  return annotate(change({"lvchange", "-p", read_only ? "r" : "rw", vgLv(lvName(name))}), step);
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, name));
+  if (v.read_only == read_only) return absl::OkStatus();
+  return annotate(change(readOnlyMarkArgs(*find(rows, lvName(name)), read_only)), step);
+}
+
+std::vector<std::string> LvmVolumes::readOnlyMarkArgs(const LvRow& lv, bool read_only) const {
+  return {"lvchange", "-p", read_only ? "r" : "rw", vgLv(lv.name)};
+}
+
+std::vector<std::string> LvmSnapshotVolumes::readOnlyMarkArgs(const LvRow& lv, bool read_only) const {
+  const std::string tag = tagArg(kReadOnlyTag, "1");
+  return {"lvchange", read_only ? "--addtag" : "--deltag", tag, vgLv(lv.name)};
 }
 
 Status LvmVolumes::remove(const std::string& name) {
@@ -485,7 +495,7 @@ Result<core::Volume> LvmThinVolumes::rollback(const std::string& volume, const s
   const std::string& step = m.step;
   std::vector<LvRow>& rows = m.rows;
   const LvRow* row = find(rows, volume);
-  if (row->readOnly()) return absl::FailedPreconditionError(absl::StrCat(step, ": the volume is read-only"));
+  if (m.source.read_only) return absl::FailedPreconditionError(absl::StrCat(step, ": the volume is read-only"));
   if (row->open())
     return absl::FailedPreconditionError(absl::StrCat(step, ": ", lvPath(volume), " is open (mounted, or a guest "
                                                       "uses it); close it first"));
@@ -685,7 +695,7 @@ Result<core::Volume> LvmSnapshotVolumes::rollback(const std::string& volume, con
   std::vector<LvRow>& rows = m.rows;
   const LvRow* vol = find(rows, volume);
   const LvRow* s = find(rows, lvName(snap));
-  if (vol->readOnly()) return absl::FailedPreconditionError(absl::StrCat(step, ": the volume is read-only"));
+  if (m.source.read_only) return absl::FailedPreconditionError(absl::StrCat(step, ": the volume is read-only"));
   if (vol->open())
     return absl::FailedPreconditionError(absl::StrCat(step, ": ", lvPath(volume), " is open (mounted, or a guest "
                                                       "uses it); close it first"));

@@ -87,9 +87,7 @@ class LvmVolumes : public core::VolumeManager {
   /// FAILED_PRECONDITION while it has snapshots or clones (named).
   Status remove(const std::string& name) override;
   Result<core::VolumeDependents> dependents(const std::string& name) override;
-  /// The mark is the LV's permission (lvchange -p r / -p rw): the kernel
-  /// refuses writes to a read-only LV, and its thin (or classic) snapshots
-  /// are still made writable (-p rw) by clone().
+  /// The mark: see readOnlyMarkArgs.
   Status setReadOnly(const std::string& name, bool read_only) override;
 
   /// "web1" -> "web1", "web1@s1" -> "web1+s1".
@@ -112,6 +110,11 @@ class LvmVolumes : public core::VolumeManager {
   virtual void fill(const LvRow& lv, core::Volume& v) const = 0;
   /// Called on every report, under no lock: warns about what needs it.
   virtual void check(const std::vector<LvRow>& rows) { (void)rows; }
+  /// The command that marks `lv` read-only (or writable again). Here the
+  /// LV's permission (lvchange -p r / -p rw): the kernel refuses writes to
+  /// it, and thin snapshots of it are still made writable (-p rw, as
+  /// clones of the read-only golden snapshots are).
+  virtual std::vector<std::string> readOnlyMarkArgs(const LvRow& lv, bool read_only) const;
 
   using Reservation = NameHolds::Hold;
   /// Holds names for a call: `exclusive` (made, changed or removed) and `shared` (read from).
@@ -272,6 +275,10 @@ class LvmSnapshotVolumes final : public LvmVolumes {
   bool ours(const LvRow& lv) const override;
   void fill(const LvRow& lv, core::Volume& v) const override;
   void check(const std::vector<LvRow>& rows) override;
+  /// The tag xenctl.readonly=1, not the permission: a writable classic
+  /// snapshot of a read-only origin is not yet proven in the lab, and a
+  /// clone is one. xenctld honours the tag as it does the permission.
+  std::vector<std::string> readOnlyMarkArgs(const LvRow& lv, bool read_only) const override;
   /// lvcreate -s of `origin_lv` as `lv`, with a COW store sized by the options.
   Status snapshotLv(const std::vector<LvRow>& rows, const LvRow& origin, const std::string& lv, bool read_only,
                     const std::string& step);

@@ -590,6 +590,29 @@ TEST_F(LvmSnapshotTest, CloneCommandLine) {
   EXPECT_EQ(p->get("dom0root").status().code(), absl::StatusCode::kNotFound);
 }
 
+// On lvm-snapshot the read-only mark is the tag xenctl.readonly=1 (the LV's
+// permission stays rw, which classic clones of it need until the lab proves
+// otherwise), honoured as read-only: no resize, no rollback onto it.
+TEST_F(LvmSnapshotTest, ReadOnlyMarkIsATag) {
+  const std::string rw = lvsJson({plain("sbase", 32 * kMiB)});
+  Lv marked = plain("sbase", 32 * kMiB);
+  marked.tags = "xenctl.pool=snap,xenctl.readonly=1";
+  const std::string ro = lvsJson({marked});
+  auto p = open(rw);
+  ASSERT_NE(p, nullptr);
+  runner_->queue("lvs", rw);
+  ASSERT_TRUE(p->setReadOnly("sbase", true).ok());
+  EXPECT_THAT(runner_->commandsOf("lvchange"), ElementsAre("lvchange --addtag xenctl.readonly=1 vg0/sbase"));
+  runner_->queue("lvs", ro);
+  EXPECT_TRUE(p->get("sbase")->read_only);
+  runner_->queue("lvs", ro);
+  EXPECT_EQ(p->resize("sbase", 64 * kMiB).status().code(), absl::StatusCode::kFailedPrecondition);
+  runner_->queue("lvs", ro);
+  ASSERT_TRUE(p->setReadOnly("sbase", false).ok());
+  EXPECT_THAT(runner_->commandsOf("lvchange"), ElementsAre("lvchange --addtag xenctl.readonly=1 vg0/sbase",
+                                                           "lvchange --deltag xenctl.readonly=1 vg0/sbase"));
+}
+
 // Classic snapshots cannot be snapshotted: a clone of a clone, or a larger clone, is refused saying why.
 TEST_F(LvmSnapshotTest, CloneOfCloneRefused) {
   const std::string lvs = lvsJson({plain("sbase", 32 * kMiB), cow("sroot1", "sbase", 16 * kMiB, 32 * kMiB, "1.00")});
