@@ -24,7 +24,7 @@
 #include "daemon/tls.h"
 #include "lib/customize/customizer.h"
 #include "lib/customize/ext4_file_tree.h"
-#include "lib/image/curl_fetcher.h"
+#include "lib/image/helper_fetcher.h"
 #include "lib/provision/recovery.h"
 #include "lib/sys/posix_process_runner.h"
 #include "lib/testhv/test_hypervisor.h"
@@ -61,7 +61,9 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
     spdlog::log(r.complete ? spdlog::level::warn : spdlog::level::err, "recovered {} {}: {}", r.kind, r.op_id,
                 r.message);
 
-  XENCTL_ASSIGN_OR_RETURN(s->fetcher_, image::CurlFetcher::create());
+  // Transfers run in xenctl-fetch, so libcurl is not mapped at idle (helper_fetcher.h).
+  XENCTL_ASSIGN_OR_RETURN(const std::string fetch_helper, image::findFetchHelper(XENCTL_FETCH_HELPER));
+  s->fetcher_ = std::make_unique<image::HelperFetcher>(fetch_helper);
   s->image_tools_ = std::make_unique<sys::PosixProcessRunner>();
   XENCTL_ASSIGN_OR_RETURN(provision::ImageConfig image_config, imageConfig(config));
   image_config.host_paths = host_paths;

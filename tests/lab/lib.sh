@@ -66,7 +66,7 @@ lab_abs_build_dir() {
 }
 
 # The binaries the lab shares into Dom0, relative to the build dir.
-LAB_BINARIES=(daemon/xenctld client/vmm bench/lvm2cmd/lvm2cmd_latency bench/clone/clone_bench daemon/xenctl-xl-json)
+LAB_BINARIES=(daemon/xenctld daemon/xenctl-fetch client/vmm bench/lvm2cmd/lvm2cmd_latency bench/clone/clone_bench daemon/xenctl-xl-json)
 # Scripts shared beside them, relative to the source tree (no build needed).
 LAB_SCRIPTS=(bench/provision/provision_bench.sh)
 

@@ -1,5 +1,7 @@
 // CurlFetcher on file:// URIs: no network, the same code path as the
-// remote schemes for limits, progress, cancellation and errors. The
+// remote schemes for limits, progress, cancellation and errors. Each test
+// runs twice: on CurlFetcher in this process, and on HelperFetcher, which
+// runs it in xenctl-fetch as xenctld does; both must behave alike. The
 // network cases (resume, retries, TLS, FTP) are in tests/integration/test_images.py.
 #include "lib/image/curl_fetcher.h"
 
@@ -10,6 +12,7 @@
 
 #include <cstring>
 
+#include "lib/image/helper_fetcher.h"
 #include "tests/unit/image/image_test_util.h"
 
 namespace xenctl::image {
@@ -18,10 +21,14 @@ namespace {
 using ::testing::HasSubstr;
 using testing::TempDir;
 
-class CurlFetcherTest : public ::testing::Test {
+class CurlFetcherTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    fetcher_ = std::move(CurlFetcher::create().value());
+    if (GetParam() == "curl") {
+      fetcher_ = std::move(CurlFetcher::create().value());
+    } else {
+      fetcher_ = std::make_unique<HelperFetcher>(XENCTL_FETCH_HELPER_BUILT);
+    }
     data_ = std::string(3000000, '\0');  // several of curl's 512 KiB chunks
     for (size_t i = 0; i < data_.size(); ++i) data_[i] = static_cast<char>(i * 31 % 251);
     path_ = tmp_.sub("image.bin");
@@ -39,13 +46,13 @@ class CurlFetcherTest : public ::testing::Test {
   }
 
   TempDir tmp_;
-  std::unique_ptr<CurlFetcher> fetcher_;
+  std::unique_ptr<core::Fetcher> fetcher_;
   std::string data_, path_;
   core::FetchOptions options_;
 };
 
 // A file:// URI streams the whole file, once, and reports the last progress with the total.
-TEST_F(CurlFetcherTest, FileUriStreamsWhole) {
+TEST_P(CurlFetcherTest, FileUriStreamsWhole) {
   core::FetchProgress last;
   options_.progress = [&](const core::FetchProgress& p) { last = p; };
   std::string got;
@@ -59,7 +66,7 @@ TEST_F(CurlFetcherTest, FileUriStreamsWhole) {
 }
 
 // A missing file is NOT_FOUND naming the URI, without retries.
-TEST_F(CurlFetcherTest, MissingFileIsNotFound) {
+TEST_P(CurlFetcherTest, MissingFileIsNotFound) {
   std::string got;
   auto r = fetch("file://" + tmp_.sub("nope"), &got);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
@@ -67,7 +74,7 @@ TEST_F(CurlFetcherTest, MissingFileIsNotFound) {
 }
 
 // Past max_bytes: RESOURCE_EXHAUSTED.
-TEST_F(CurlFetcherTest, SizeLimit) {
+TEST_P(CurlFetcherTest, SizeLimit) {
   options_.max_bytes = 1000;
   std::string got;
   auto r = fetch("file://" + path_, &got);
@@ -76,14 +83,14 @@ TEST_F(CurlFetcherTest, SizeLimit) {
 }
 
 // The sink's error stops the transfer and is returned as it is.
-TEST_F(CurlFetcherTest, SinkErrorIsReturned) {
+TEST_P(CurlFetcherTest, SinkErrorIsReturned) {
   auto r = fetcher_->fetch(
       "file://" + path_, [](std::string_view) { return absl::InvalidArgumentError("hostile entry"); }, options_);
   EXPECT_EQ(r.status(), absl::InvalidArgumentError("hostile entry"));
 }
 
 // A stop request cancels: CANCELLED.
-TEST_F(CurlFetcherTest, StopCancels) {
+TEST_P(CurlFetcherTest, StopCancels) {
   std::stop_source stop;
   options_.stop = stop.get_token();
   std::string got;
@@ -100,7 +107,7 @@ TEST_F(CurlFetcherTest, StopCancels) {
 }
 
 // A FIFO behind file:// is refused at once, without opening it (which would block the operation forever).
-TEST_F(CurlFetcherTest, FifoIsRefusedNotBlocking) {
+TEST_P(CurlFetcherTest, FifoIsRefusedNotBlocking) {
   const std::string fifo = tmp_.sub("pipe");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::string got;
@@ -112,7 +119,7 @@ TEST_F(CurlFetcherTest, FifoIsRefusedNotBlocking) {
 }
 
 // Devices and directories are not images: refused by kind.
-TEST_F(CurlFetcherTest, DevicesAndDirectoriesAreRefused) {
+TEST_P(CurlFetcherTest, DevicesAndDirectoriesAreRefused) {
   std::string got;
   auto r = fetch("file:///dev/zero", &got);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
@@ -123,7 +130,7 @@ TEST_F(CurlFetcherTest, DevicesAndDirectoriesAreRefused) {
 }
 
 // With file_roots, a file:// path must stay beneath one: outside, through '..' or through a symlink is refused.
-TEST_F(CurlFetcherTest, FileRootsConfine) {
+TEST_P(CurlFetcherTest, FileRootsConfine) {
   const std::string allowed = tmp_.sub("allowed");
   ASSERT_EQ(::mkdir(allowed.c_str(), 0755), 0);
   testing::writeFile(allowed + "/ok.img", "inside");
@@ -164,7 +171,7 @@ TEST_F(CurlFetcherTest, FileRootsConfine) {
 }
 
 // Past max_bytes a file's announced size is refused before any byte, naming the setting.
-TEST_F(CurlFetcherTest, SizeLimitNamesTheSetting) {
+TEST_P(CurlFetcherTest, SizeLimitNamesTheSetting) {
   options_.max_bytes = 1000;
   std::string got;
   auto r = fetch("file://" + path_, &got);
@@ -174,11 +181,14 @@ TEST_F(CurlFetcherTest, SizeLimitNamesTheSetting) {
 }
 
 // Other schemes are INVALID_ARGUMENT before anything is tried.
-TEST_F(CurlFetcherTest, UnsupportedScheme) {
+TEST_P(CurlFetcherTest, UnsupportedScheme) {
   std::string got;
   EXPECT_EQ(fetch("scp://host/x", &got).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(fetch("dict://host/x", &got).status().code(), absl::StatusCode::kInvalidArgument);
 }
+
+INSTANTIATE_TEST_SUITE_P(InProcessAndHelper, CurlFetcherTest, ::testing::Values("curl", "helper"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace xenctl::image
