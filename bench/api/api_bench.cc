@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,11 +41,25 @@ long statusKiB(pid_t pid, const std::string& field) {
   return -1;
 }
 
+// Fields of /proc/PID/smaps_rollup summed, in KiB: Pss (each shared page
+// divided among the processes that map it: it depends on what else runs),
+// Private_Clean + Private_Dirty (the pages this process alone maps).
+long rollupKiB(pid_t pid, std::initializer_list<std::string> fields) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string line;
+  long sum = 0;
+  while (std::getline(f, line))
+    for (const auto& field : fields)
+      if (line.rfind(field + ":", 0) == 0) sum += std::stol(line.substr(field.size() + 1));
+  return sum;
+}
+
 struct Rss {
-  double total, anon, file;  // MiB
+  double total, anon, file, pss, priv;  // MiB
 };
 Rss rss(pid_t pid) {
-  return {statusKiB(pid, "VmRSS") / 1024.0, statusKiB(pid, "RssAnon") / 1024.0, statusKiB(pid, "RssFile") / 1024.0};
+  return {statusKiB(pid, "VmRSS") / 1024.0, statusKiB(pid, "RssAnon") / 1024.0, statusKiB(pid, "RssFile") / 1024.0,
+          rollupKiB(pid, {"Pss"}) / 1024.0, rollupKiB(pid, {"Private_Clean", "Private_Dirty"}) / 1024.0};
 }
 
 [[noreturn]] void die(const std::string& what, const grpc::Status& st) {
@@ -177,9 +192,11 @@ int main(int argc, char** argv) {
   std::printf("bench/api  xenctld %s, test hypervisor, Unix socket\n", xenctld.c_str());
   std::printf("  RSS idle                      %8.1f MiB   (anon %.1f, file %.1f; target <= 15 MiB: %.2fx of target)\n",
               rss_idle.total, rss_idle.anon, rss_idle.file, rss_idle.total / 15);
+  std::printf("  PSS idle                      %8.1f MiB   (private %.1f)\n", rss_idle.pss, rss_idle.priv);
   std::printf("  create %d domains             %8.2f s     (%.0f creates/s)\n", n, create_s, n / create_s);
   std::printf("  RSS with %zu domains         %8.1f MiB   (anon %.1f, file %.1f; target <= 40 MiB: %.2fx of target)\n",
               seen, rss_full.total, rss_full.anon, rss_full.file, rss_full.total / 40);
+  std::printf("  PSS with %zu domains         %8.1f MiB   (private %.1f)\n", seen, rss_full.pss, rss_full.priv);
   std::printf("  ListDomains (%zu domains)    p50 %.2f ms  p99 %.2f ms  max %.2f ms over %d calls "
               "(target p99 <= 5 ms: %.2fx of target)\n",
               seen, p.p50, p.p99, p.max, lists, p.p99 / 5);
