@@ -6,11 +6,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace xenctl::sys {
@@ -62,29 +66,106 @@ Result<PeerCredentials> peerCredentials(int fd) {
   return PeerCredentials{cred.pid, cred.uid, cred.gid};
 }
 
+// systemd's interfaces below are its documented, stable protocols (the
+// environment of sd_listen_fds(3) and sd_watchdog_enabled(3), the datagram
+// of sd_notify(3)), spoken directly rather than through libsystemd, which
+// would map libsystemd, libgcrypt, libgpg-error and libcap into the daemon
+// for a few datagrams (issue 17 part 5).
+
+namespace {
+
+// SD_LISTEN_FDS_START: the first descriptor systemd passes.
+constexpr int kListenFdsStart = 3;
+
+bool isListeningUnixStream(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  int type = 0, listening = 0;
+  socklen_t len = sizeof(int);
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return false;
+  len = sizeof(int);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) return false;
+  sockaddr_storage addr{};
+  len = sizeof(addr);
+  return ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.ss_family == AF_UNIX;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, UniqueFd>> systemdListenSockets() {
   std::vector<std::pair<std::string, UniqueFd>> out;
-  const int n = ::sd_listen_fds(/*unset_environment=*/1);
-  for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; ++fd) {
-    if (::sd_is_socket_unix(fd, SOCK_STREAM, /*listening=*/1, nullptr, 0) <= 0) continue;
+  // LISTEN_PID names the process the descriptors are for; the variables are
+  // removed so that children do not take them for their own.
+  const char* pid_env = std::getenv("LISTEN_PID");
+  const char* fds_env = std::getenv("LISTEN_FDS");
+  int64_t pid = 0, n = 0;
+  const bool ours = pid_env && fds_env && absl::SimpleAtoi(pid_env, &pid) && pid == ::getpid() &&
+                    absl::SimpleAtoi(fds_env, &n) && n > 0;
+  ::unsetenv("LISTEN_PID");
+  ::unsetenv("LISTEN_FDS");
+  ::unsetenv("LISTEN_FDNAMES");
+  if (!ours) return out;
+  for (int fd = kListenFdsStart; fd < kListenFdsStart + n; ++fd) {
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (!isListeningUnixStream(fd)) continue;
     sockaddr_un addr{};
     socklen_t len = sizeof(addr);
     std::string path = "(systemd socket)";
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.sun_path[0])
       path = addr.sun_path;
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     out.emplace_back(path, UniqueFd(fd));
   }
   return out;
 }
 
 absl::Duration systemdWatchdogInterval() {
+  const char* usec_env = std::getenv("WATCHDOG_USEC");
   uint64_t usec = 0;
-  if (::sd_watchdog_enabled(/*unset_environment=*/0, &usec) <= 0) return absl::ZeroDuration();
+  if (!usec_env || !absl::SimpleAtoi(usec_env, &usec) || usec == 0) return absl::ZeroDuration();
+  // WATCHDOG_PID, when set, names the process the watchdog is for.
+  if (const char* pid_env = std::getenv("WATCHDOG_PID")) {
+    int64_t pid = 0;
+    if (!absl::SimpleAtoi(pid_env, &pid) || pid != ::getpid()) return absl::ZeroDuration();
+  }
   return absl::Microseconds(usec) / 2;
 }
 
-void notifySystemd(const std::string& state) { ::sd_notify(0, state.c_str()); }
+Status sendUnixDatagram(const std::string& path, const std::vector<iovec>& iov, int fd) {
+  const std::string what = absl::StrCat("sending a datagram to ", path);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || (path[0] != '/' && path[0] != '@') || path.size() >= sizeof(addr.sun_path))
+    return absl::InvalidArgumentError(absl::StrCat(what, ": not an absolute path or an abstract '@' name"));
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  if (path[0] == '@') addr.sun_path[0] = '\0';
+  UniqueFd sock(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return errnoStatus(errno, what);
+  msghdr msg{};
+  msg.msg_name = &addr;
+  msg.msg_namelen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+  msg.msg_iov = const_cast<iovec*>(iov.data());
+  msg.msg_iovlen = iov.size();
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  if (::sendmsg(sock.get(), &msg, MSG_NOSIGNAL) < 0) return errnoStatus(errno, what);
+  return absl::OkStatus();
+}
+
+void notifySystemd(const std::string& state) {
+  const char* socket = std::getenv("NOTIFY_SOCKET");
+  if (!socket || !*socket) return;
+  iovec iov{const_cast<char*>(state.data()), state.size()};
+  // Best effort, as sd_notify: systemd may be gone while we stop.
+  (void)sendUnixDatagram(socket, {iov});
+}
 
 }  // namespace xenctl::sys

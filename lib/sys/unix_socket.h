@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <string>
 #include <utility>
@@ -42,5 +43,10 @@ absl::Duration systemdWatchdogInterval();
 /// Tells systemd about the daemon's state ("READY=1", "STOPPING=1"); does
 /// nothing when not started by systemd (no NOTIFY_SOCKET).
 void notifySystemd(const std::string& state);
+
+/// Sends one datagram made of `iov` to the AF_UNIX datagram socket at
+/// `path` (a leading '@': the abstract namespace), passing `fd` with it
+/// (SCM_RIGHTS) when >= 0. errno statuses naming the path.
+Status sendUnixDatagram(const std::string& path, const std::vector<iovec>& iov, int fd = -1);
 
 }  // namespace xenctl::sys
