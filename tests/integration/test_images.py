@@ -682,10 +682,15 @@ class DaemonImageTest(DaemonTestCase):
         with open(os.path.join(cls.www, "sums", "SHA256SUMS"), "w", encoding="utf-8") as f:
             f.write(f"{sha256_of(os.path.join(cls.www, 'root.tar.gz'))}  root.tar.gz\n")
         cls.http = HttpServer(cls.www)
+        cls.ftp_root = os.path.join(cls.tmp, "ftp")
+        os.makedirs(cls.ftp_root)
+        shutil.copy(os.path.join(cls.www, "root.tar.gz"), os.path.join(cls.ftp_root, "root.tar.gz"))
+        cls.ftp = FtpServer(cls.ftp_root)
 
     @classmethod
     def tearDownClass(cls):
         cls.http.stop()
+        cls.ftp.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
@@ -696,7 +701,8 @@ class DaemonImageTest(DaemonTestCase):
             f.write(f'[[pool]]\nname = "main"\npath = "{self.pool_dir}"\n'
                     f'[images]\ntrusted_keys = ["{self.pub}"]\n'
                     f'[[images.source]]\nprefix = "{self.http.base}/uploads/"\nallow_unsigned_requests = true\n'
-                    f'[[images.source]]\nprefix = "{self.http.base}/lab/"\npolicy = "none"\n')
+                    f'[[images.source]]\nprefix = "{self.http.base}/lab/"\npolicy = "none"\n'
+                    f'[[images.source]]\nprefix = "{self.ftp.base}/"\npolicy = "none"\n')
         self.daemon = Daemon(self.workdir, extra_args=["--config", config])
         self.daemon.start()
         self.addCleanup(self.daemon.stop)
@@ -752,6 +758,20 @@ class DaemonImageTest(DaemonTestCase):
         r = self.image("export", "relative/dir", "file:///tmp/x.cpio.gz", expect=2)
         self.assertIn("neither an absolute directory nor vol:POOL/NAME", r.err)
         self.image("export", "vol:main/nope", "file:///tmp/x.cpio.gz", expect=3)
+
+    def test_ftp_import_and_export_through_the_helper(self):
+        """Over FTP, an import (RETR) and an export (STOR) go through xenctl-fetch; the daemon never maps libcurl."""
+        digest = sha256_of(os.path.join(self.ftp_root, "root.tar.gz"))
+        self.image("import", "viaftp", self.ftp.base + "/root.tar.gz", "--sha256", digest)
+        self.assertEqual(self.debugfs_cat(os.path.join(self.pool_dir, "viaftp.img"), "/etc/hostname"), b"golden\n")
+        self.image("export", "vol:main/viaftp", self.ftp.base + "/up/viaftp.cpio.gz")
+        stored = os.path.join(self.ftp_root, "up", "viaftp.cpio.gz")
+        self.image("import", "backftp", self.ftp.base + "/up/viaftp.cpio.gz", "--sha256", sha256_of(stored))
+        self.assertEqual(self.debugfs_cat(os.path.join(self.pool_dir, "backftp.img"), "/etc/hostname"), b"golden\n")
+        with open(f"/proc/{self.daemon.proc.pid}/maps", encoding="utf-8") as f:
+            maps = f.read()
+        self.assertNotIn("libcurl", maps)
+        self.assertNotIn("libsystemd", maps)
 
     def test_refusals_keep_nothing(self):
         """Unsigned remote images are refused, --allow-unsigned too unless their source allows it; a wrong digest is refused; nothing is left."""
