@@ -123,7 +123,7 @@ std::vector<std::string> apiMethods() {
   return out;
 }
 
-provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, const std::string& request_id) {
+provision::Caller callerOf(const ServiceContext& c, grpc::ServerContextBase* ctx, const std::string& request_id) {
   provision::Caller caller;
   caller.request_id = request_id;
   sys::PeerCredentials peer = c.peers.lookup(ctx->peer());
@@ -150,7 +150,7 @@ std::string targetOf(std::string_view method, const google::protobuf::Message& r
   return absl::StrCat(pool.empty() ? "(default)" : pool, "/", name);
 }
 
-Result<provision::Caller> admit(const ServiceContext& c, grpc::ServerContext* ctx, std::string_view method,
+Result<provision::Caller> admit(const ServiceContext& c, grpc::ServerContextBase* ctx, std::string_view method,
                                 const google::protobuf::Message& request) {
   provision::Caller caller = callerOf(c, ctx, fieldText(request, "request_id"));
   const RpcRule* r = ruleFor(method);

@@ -39,11 +39,11 @@ std::vector<std::string> apiMethods();
 
 /// Who calls: the Unix peer's uid, gid and groups (or, remote, unknown),
 /// and its role from the configuration.
-provision::Caller callerOf(const ServiceContext& c, grpc::ServerContext* ctx, const std::string& request_id);
+provision::Caller callerOf(const ServiceContext& c, grpc::ServerContextBase* ctx, const std::string& request_id);
 
 /// The caller, when the table's rule for `method` lets it make this
 /// request; PERMISSION_DENIED (audited) otherwise.
-Result<provision::Caller> admit(const ServiceContext& c, grpc::ServerContext* ctx, std::string_view method,
+Result<provision::Caller> admit(const ServiceContext& c, grpc::ServerContextBase* ctx, std::string_view method,
                                 const google::protobuf::Message& request);
 
 /// The target the table names in `request`, for messages and the audit.

@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "daemon/authz.h"
 #include "daemon/convert.h"
+#include "daemon/stream_reactors.h"
 #include "lib/customize/container_parser.h"
 #include "lib/sys/console_pty.h"
 #include "lib/xen/xl_config.h"
@@ -30,9 +31,6 @@ namespace {
   if (!caller##_admitted.ok()) return toGrpc(caller##_admitted.status());   \
   [[maybe_unused]] const provision::Caller& caller = *caller##_admitted
 
-// How often a waiting stream looks at whether its client has gone: the sync
-// API tells a handler only when it asks.
-constexpr absl::Duration kStreamCheck = absl::Seconds(1);
 // A console session waits this long for output before it looks again, and
 // up to kConsoleInputWait for the guest side to take keystrokes.
 constexpr absl::Duration kConsolePoll = absl::Milliseconds(200);
@@ -272,23 +270,13 @@ grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status DomainServiceImpl::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
-                                            grpc::ServerWriter<v1::DomainEvent>* writer) {
-  XENCTL_ADMIT(caller, "DomainService.WatchEvents", *req);
-  auto slot = c_.streams.acquire(caller.key());
-  if (!slot.ok()) return toGrpc(slot.status());
-  auto sub = c_.events.subscribe();
-  while (!ctx->IsCancelled() && !c_.stopping) {
-    auto e = sub->next(absl::Now() + kStreamCheck);
-    if (!e) continue;
-    if (e->kind != core::DomainEventKind::kEventsLost &&
-        ((!req->name().empty() && e->name != req->name()) || !c_.access.maySeeDomain(caller, e->name)))
-      continue;
-    v1::DomainEvent out;
-    toProto(*e, &out);
-    if (!writer->Write(out)) break;
-  }
-  return grpc::Status::OK;
+grpc::ServerWriteReactor<v1::DomainEvent>* DomainServiceImpl::WatchEvents(grpc::CallbackServerContext* ctx,
+                                                                          const v1::WatchEventsRequest* req) {
+  auto caller = admit(c_, ctx, "DomainService.WatchEvents", *req);
+  if (!caller.ok()) return refusedStream<v1::DomainEvent>(toGrpc(caller.status()));
+  auto slot = c_.streams.acquire(caller->key());
+  if (!slot.ok()) return refusedStream<v1::DomainEvent>(toGrpc(slot.status()));
+  return new WatchEventsReactor(c_, *std::move(caller), req->name(), *std::move(slot));
 }
 
 grpc::Status DomainServiceImpl::ForkDomain(grpc::ServerContext* ctx, const v1::ForkDomainRequest* req,
@@ -384,27 +372,13 @@ grpc::Status OperationServiceImpl::ListOperations(grpc::ServerContext* ctx, cons
   return grpc::Status::OK;
 }
 
-grpc::Status OperationServiceImpl::WatchOperation(grpc::ServerContext* ctx, const v1::WatchOperationRequest* req,
-                                                  grpc::ServerWriter<v1::Operation>* writer) {
-  XENCTL_ADMIT(caller, "OperationService.WatchOperation", *req);
-  auto slot = c_.streams.acquire(caller.key());
-  if (!slot.ok()) return toGrpc(slot.status());
-  uint64_t sent = 0;
-  for (;;) {
-    auto r = c_.ops.waitChange(req->id(), sent, absl::Now() + kStreamCheck);
-    if (!r.ok()) return toGrpc(r.status());
-    if (r->version != sent) {
-      v1::Operation out;
-      toProto(*r, &out);
-      if (!writer->Write(out)) return grpc::Status::OK;  // the client left
-      sent = r->version;
-    }
-    if (core::isFinished(r->state)) return grpc::Status::OK;
-    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    if (c_.stopping)
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          absl::StrCat("xenctld is stopping; operation ", req->id(), " was cancelled"));
-  }
+grpc::ServerWriteReactor<v1::Operation>* OperationServiceImpl::WatchOperation(grpc::CallbackServerContext* ctx,
+                                                                             const v1::WatchOperationRequest* req) {
+  auto caller = admit(c_, ctx, "OperationService.WatchOperation", *req);
+  if (!caller.ok()) return refusedStream<v1::Operation>(toGrpc(caller.status()));
+  auto slot = c_.streams.acquire(caller->key());
+  if (!slot.ok()) return refusedStream<v1::Operation>(toGrpc(slot.status()));
+  return new WatchOperationReactor(c_, req->id(), *std::move(slot));
 }
 
 grpc::Status OperationServiceImpl::CancelOperation(grpc::ServerContext* ctx, const v1::CancelOperationRequest* req,

@@ -45,11 +45,15 @@ struct ServiceContext {
   provision::RootDiffer& differ;
   /// Who may do what (daemon/authz.h applies it to each call).
   provision::AccessPolicy& access;
-  /// Streams (WatchEvents, WatchOperation, AttachConsole) open per caller.
+  /// Streams (WatchEvents, WatchOperation, AttachConsole) open per caller:
+  /// [daemon] max_streams_per_caller.
   provision::CallerSlots& streams;
 };
 
-class DomainServiceImpl final : public v1::DomainService::Service {
+// WatchEvents (and AttachConsole) are served on gRPC's callback API
+// (daemon/stream_reactors.h): a waiting stream holds no thread.
+class DomainServiceImpl final
+    : public v1::DomainService::WithCallbackMethod_WatchEvents<v1::DomainService::Service> {
  public:
   explicit DomainServiceImpl(ServiceContext& c) : c_(c) {}
   grpc::Status CreateDomain(grpc::ServerContext*, const v1::CreateDomainRequest*, v1::Operation*) override;
@@ -66,8 +70,8 @@ class DomainServiceImpl final : public v1::DomainService::Service {
                                   v1::Operation*) override;
   grpc::Status AttachConsole(grpc::ServerContext*,
                              grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>*) override;
-  grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
-                           grpc::ServerWriter<v1::DomainEvent>*) override;
+  grpc::ServerWriteReactor<v1::DomainEvent>* WatchEvents(grpc::CallbackServerContext*,
+                                                         const v1::WatchEventsRequest*) override;
   grpc::Status ForkDomain(grpc::ServerContext*, const v1::ForkDomainRequest*, v1::Operation*) override;
   grpc::Status DiffDomain(grpc::ServerContext*, const v1::DiffDomainRequest*, v1::DiffDomainResponse*) override;
   grpc::Status SetDomainAccess(grpc::ServerContext*, const v1::SetDomainAccessRequest*, v1::Domain*) override;
@@ -76,14 +80,16 @@ class DomainServiceImpl final : public v1::DomainService::Service {
   ServiceContext& c_;
 };
 
-class OperationServiceImpl final : public v1::OperationService::Service {
+// WatchOperation is served on gRPC's callback API (daemon/stream_reactors.h).
+class OperationServiceImpl final
+    : public v1::OperationService::WithCallbackMethod_WatchOperation<v1::OperationService::Service> {
  public:
   explicit OperationServiceImpl(ServiceContext& c) : c_(c) {}
   grpc::Status GetOperation(grpc::ServerContext*, const v1::GetOperationRequest*, v1::Operation*) override;
   grpc::Status ListOperations(grpc::ServerContext*, const v1::ListOperationsRequest*,
                               v1::ListOperationsResponse*) override;
-  grpc::Status WatchOperation(grpc::ServerContext*, const v1::WatchOperationRequest*,
-                              grpc::ServerWriter<v1::Operation>*) override;
+  grpc::ServerWriteReactor<v1::Operation>* WatchOperation(grpc::CallbackServerContext*,
+                                                          const v1::WatchOperationRequest*) override;
   grpc::Status CancelOperation(grpc::ServerContext*, const v1::CancelOperationRequest*, v1::Operation*) override;
 
  private:

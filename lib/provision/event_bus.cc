@@ -1,6 +1,7 @@
 #include "lib/provision/event_bus.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace xenctl::provision {
 
@@ -12,11 +13,32 @@ std::unique_ptr<EventBus::Subscription> EventBus::subscribe() {
 }
 
 EventBus::Subscription::~Subscription() {
+  std::shared_ptr<Waker> waker;
+  {
+    std::lock_guard lock(bus_.mu_);
+    bus_.subs_.remove(this);
+    waker = std::move(waker_);
+  }
+  if (waker) {
+    std::lock_guard lock(waker->mu);  // waits for a call a publish() is making
+    waker->fn = nullptr;
+  }
+}
+
+void EventBus::Subscription::onReady(std::function<void()> wake) {
+  auto waker = std::make_shared<Waker>();
+  waker->fn = std::move(wake);
   std::lock_guard lock(bus_.mu_);
-  bus_.subs_.remove(this);
+  waker_ = std::move(waker);
+}
+
+bool EventBus::Subscription::closed() const {
+  std::lock_guard lock(bus_.mu_);
+  return bus_.closed_;
 }
 
 void EventBus::publish(const core::DomainEvent& event) {
+  std::vector<std::shared_ptr<Subscription::Waker>> wake;
   {
     std::lock_guard lock(mu_);
     for (Subscription* s : subs_) {
@@ -25,17 +47,23 @@ void EventBus::publish(const core::DomainEvent& event) {
         s->lost_ = true;
       }
       s->queue_.push_back(event);
+      if (s->waker_) wake.push_back(s->waker_);
     }
   }
   cv_.notify_all();
+  for (auto& w : wake) (*w)();
 }
 
 void EventBus::close() {
+  std::vector<std::shared_ptr<Subscription::Waker>> wake;
   {
     std::lock_guard lock(mu_);
     closed_ = true;
+    for (Subscription* s : subs_)
+      if (s->waker_) wake.push_back(s->waker_);
   }
   cv_.notify_all();
+  for (auto& w : wake) (*w)();
 }
 
 std::optional<core::DomainEvent> EventBus::Subscription::next(absl::Time deadline) {

@@ -119,7 +119,7 @@ Status OperationRegistry::conclude(const std::string& id, Status status, const s
     ++e.rec.version;
     snapshot = e.rec;
     interrupted_.erase(id);
-    changed_.notify_all();
+    changedLocked(id);
   }
   // The record first: a crash between the two leaves a finished operation
   // with a stale journal, which the next recovery only clears.
@@ -222,7 +222,7 @@ void OperationRegistry::update(const std::string& id, const std::function<void(O
   if (throttle && now - e.last_notify < kNotifyInterval) return;
   e.last_notify = now;
   ++e.rec.version;
-  changed_.notify_all();
+  changedLocked(id);
 }
 
 void OperationRegistry::finish(const std::string& id, Status status) {
@@ -252,7 +252,7 @@ void OperationRegistry::finish(const std::string& id, Status status) {
   std::lock_guard lock(mu_);
   --active_;
   done_threads_.push_back(id);
-  changed_.notify_all();
+  changedLocked(id);
 }
 
 void OperationRegistry::reapLocked() {
@@ -317,7 +317,7 @@ Result<OperationRecord> OperationRegistry::cancel(const std::string& id) {
   e.stop.request_stop();
   e.rec.message = "cancel requested";
   ++e.rec.version;
-  changed_.notify_all();
+  changedLocked(id);
   return e.rec;
 }
 
@@ -335,6 +335,35 @@ Result<OperationRecord> OperationRegistry::waitChange(const std::string& id, uin
   const Entry* e = find();
   if (!e) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));
   return e->rec;
+}
+
+void OperationRegistry::changedLocked(const std::string& id) const {
+  changed_.notify_all();
+  auto l = listeners_.find(id);
+  if (l == listeners_.end()) return;
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return;
+  for (const auto& [token, listener] : l->second) listener(it->second.rec);
+}
+
+Result<std::unique_ptr<OperationRegistry::Watch>> OperationRegistry::watch(const std::string& id,
+                                                                          Listener listener) const {
+  std::lock_guard lock(mu_);
+  auto it = ops_.find(id);
+  if (it == ops_.end())
+    return absl::NotFoundError(absl::StrCat("operation '", id, "' not found; `vmm ops --all` lists them"));
+  listener(it->second.rec);
+  const uint64_t token = next_listener_++;
+  listeners_[id].emplace(token, std::move(listener));
+  return std::unique_ptr<Watch>(new Watch(*this, id, token));
+}
+
+OperationRegistry::Watch::~Watch() {
+  std::lock_guard lock(reg_.mu_);
+  auto l = reg_.listeners_.find(id_);
+  if (l == reg_.listeners_.end()) return;
+  l->second.erase(token_);
+  if (l->second.empty()) reg_.listeners_.erase(l);
 }
 
 size_t OperationRegistry::active() const {

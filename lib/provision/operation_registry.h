@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -116,6 +117,31 @@ class OperationRegistry {
   /// `deadline` comes, and returns it as it is then.
   Result<core::OperationRecord> waitChange(const std::string& id, uint64_t after_version, absl::Time deadline) const;
 
+  /// Hears of one operation's changes while it lives (watch()).
+  class Watch {
+   public:
+    Watch(const Watch&) = delete;
+    Watch& operator=(const Watch&) = delete;
+    /// Waits for a call of the listener in progress; none comes after.
+    ~Watch();
+
+   private:
+    friend class OperationRegistry;
+    Watch(const OperationRegistry& reg, std::string id, uint64_t token)
+        : reg_(reg), id_(std::move(id)), token_(token) {}
+    const OperationRegistry& reg_;
+    const std::string id_;
+    const uint64_t token_;
+  };
+  using Listener = std::function<void(const core::OperationRecord&)>;
+  /// Calls `listener` with the operation's record now and after each change
+  /// that waitChange() would see (a new version), for as long as the Watch
+  /// lives: a watcher that holds no thread (a stream on gRPC's callback
+  /// API). It is called on the changing thread under the registry's lock,
+  /// so it must not call the registry; it should only hand the record on.
+  /// NOT_FOUND for an unknown id.
+  Result<std::unique_ptr<Watch>> watch(const std::string& id, Listener listener) const;
+
   size_t active() const;
   /// Operations `caller_key` has running.
   size_t activeOf(const std::string& caller_key) const;
@@ -135,6 +161,8 @@ class OperationRegistry {
   void finish(const std::string& id, Status status);
   void run(std::string id, std::string kind, Work work, std::stop_token stop);
   void reapLocked();
+  /// Wakes waitChange() and calls the listeners of `id` (watch()).
+  void changedLocked(const std::string& id) const;
   void trimHistoryLocked();
   std::string newId();
 
@@ -151,6 +179,9 @@ class OperationRegistry {
   size_t active_ = 0;
   std::map<std::string, size_t> active_by_caller_;  // caller key -> running, no zero entries
   bool shutting_down_ = false;
+  // watch()'s listeners: op id -> token -> listener.
+  mutable std::map<std::string, std::map<uint64_t, Listener>> listeners_;
+  mutable uint64_t next_listener_ = 0;
 };
 
 }  // namespace xenctl::provision

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace xenctl::provision {
 namespace {
 
@@ -42,6 +45,31 @@ TEST(EventBus, CloseEnds) {
   auto s = bus.subscribe();
   bus.close();
   EXPECT_FALSE(s->next(absl::Now() + absl::Seconds(5)).has_value());
+}
+
+// onReady wakes a subscriber that waits in no thread for each event and for
+// the close, and never after the subscription is gone.
+TEST(EventBus, OnReadyWakesWithoutAWaitingThread) {
+  EventBus bus;
+  auto s = bus.subscribe();
+  std::vector<std::string> got;
+  int closes = 0;
+  s->onReady([&] {
+    while (auto e = s->next(absl::InfinitePast())) got.push_back(e->name);
+    if (s->closed()) ++closes;
+  });
+  bus.publish(ev("x"));
+  bus.publish(ev("y"));
+  EXPECT_EQ(got, (std::vector<std::string>{"x", "y"}));
+  auto quiet = bus.subscribe();
+  int calls = 0;
+  quiet->onReady([&] { ++calls; });
+  quiet.reset();
+  bus.publish(ev("z"));
+  EXPECT_EQ(calls, 0);
+  bus.close();
+  EXPECT_EQ(got.back(), "z");
+  EXPECT_EQ(closes, 1);
 }
 
 }  // namespace

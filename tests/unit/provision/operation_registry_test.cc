@@ -185,6 +185,37 @@ TEST_F(RegistryTest, WaitChange) {
   EXPECT_EQ(reg.waitChange("op-nope", 0, absl::Now()).status().code(), absl::StatusCode::kNotFound);
 }
 
+// watch() hands a listener the record at once and each new version, in
+// order; an unknown id is NOT_FOUND.
+TEST_F(RegistryTest, WatchHearsEachVersion) {
+  OperationRegistry reg(clock_, nullptr, {});
+  std::latch go(1);
+  auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
+    go.wait();
+    ctx.phase("p", 50);
+    return absl::OkStatus();
+  });
+  std::mutex mu;
+  std::vector<core::OperationRecord> heard;
+  auto w = reg.watch(op->id, [&](const core::OperationRecord& r) {
+    std::lock_guard lock(mu);
+    heard.push_back(r);
+  });
+  ASSERT_TRUE(w.ok()) << w.status();
+  go.count_down();
+  const auto last = waitFinished(reg, op->id);
+  {
+    std::lock_guard lock(mu);
+    ASSERT_GE(heard.size(), 3u);  // now, the phase, the end
+    EXPECT_EQ(heard.front().version, op->version);
+    EXPECT_EQ(heard.back().version, last.version);
+    EXPECT_EQ(heard.back().state, OperationState::kSucceeded);
+    for (size_t i = 1; i < heard.size(); ++i) EXPECT_GT(heard[i].version, heard[i - 1].version);
+  }
+  EXPECT_EQ(reg.watch("op-nope", [](const core::OperationRecord&) {}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 // Byte progress is throttled to one notification per 100 ms; phases are not.
 TEST_F(RegistryTest, ProgressThrottled) {
   OperationRegistry reg(clock_, nullptr, {});

@@ -1,0 +1,82 @@
+// The streaming RPCs on gRPC's callback API: a stream that waits holds no
+// thread (a sync handler held one each, and about 800 of them exhausted the
+// daemon). Each reactor is woken by what it serves (the EventBus, the
+// OperationRegistry's watch()), writes one message at a time, and holds its
+// caller's stream slot (provision::CallerSlots) until gRPC is done with it:
+// a client that cancels or disconnects frees its slot. A slot is given back
+// as the stream ends (Finish), before its client can hear of the end: a
+// client that opens its next stream then finds the slot free. The handlers in
+// services.cc admit the call (daemon/authz.h) and take the slot first.
+#pragma once
+
+#include <grpcpp/support/server_callback.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "daemon/services.h"
+
+namespace xenctl::daemon {
+
+/// A stream refused before it began: it ends at once with `status`.
+template <class Message>
+grpc::ServerWriteReactor<Message>* refusedStream(grpc::Status status) {
+  class Refused final : public grpc::ServerWriteReactor<Message> {
+   public:
+    explicit Refused(grpc::Status st) { this->Finish(std::move(st)); }
+    void OnDone() override { delete this; }
+  };
+  return new Refused(std::move(status));
+}
+
+/// WatchEvents: the domain events `caller` may see (of the domain `name`
+/// only, when set), from its subscription on; ends OK when xenctld stops.
+class WatchEventsReactor final : public grpc::ServerWriteReactor<v1::DomainEvent> {
+ public:
+  WatchEventsReactor(const ServiceContext& c, provision::Caller caller, std::string name,
+                     provision::CallerSlots::Slot slot);
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  void pumpLocked();
+  void finishLocked(grpc::Status status);
+
+  const ServiceContext& c_;
+  const provision::Caller caller_;
+  const std::string name_;
+  std::optional<provision::CallerSlots::Slot> slot_;  // given back when the stream ends
+  std::unique_ptr<provision::EventBus::Subscription> sub_;  // reset in OnDone, before the rest goes
+  std::mutex mu_;
+  v1::DomainEvent out_;  // the write in flight; guarded by mu_
+  bool writing_ = false, finished_ = false;
+};
+
+/// WatchOperation: the operation as it changes (versions that come faster
+/// than the client reads are skipped to the newest), ending OK after its
+/// finished record; NOT_FOUND for an unknown id.
+class WatchOperationReactor final : public grpc::ServerWriteReactor<v1::Operation> {
+ public:
+  WatchOperationReactor(const ServiceContext& c, const std::string& id, provision::CallerSlots::Slot slot);
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  void offer(const core::OperationRecord& r);
+  void sendLocked();
+  void finishLocked(grpc::Status status);
+
+  std::optional<provision::CallerSlots::Slot> slot_;  // given back when the stream ends
+  std::unique_ptr<provision::OperationRegistry::Watch> watch_;  // reset in OnDone, before the rest goes
+  std::mutex mu_;
+  std::optional<core::OperationRecord> pending_;  // newer than the last sent; guarded by mu_
+  uint64_t sent_ = 0;
+  v1::Operation out_;
+  bool writing_ = false, last_sent_ = false, finished_ = false;
+};
+
+}  // namespace xenctl::daemon
