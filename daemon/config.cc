@@ -67,12 +67,15 @@ class ConfigReader {
       } else if (k == "tls") {
         if (!node.is_table()) return badType(node, k, "a table ([daemon.tls])");
         XENCTL_RETURN_IF_ERROR(readTls(*node.as_table(), c.tls));
-      } else if (k == "max_operations" || k == "max_operations_per_caller" || k == "max_streams_per_caller") {
+      } else if (k == "max_streams_per_caller") {
+        // A stream costs no thread (gRPC's callback API), only its buffers.
+        auto v = node.value<int64_t>();
+        if (!v || *v < 1 || *v > 100000) return badType(node, k, "a whole number from 1 to 100000");
+        c.max_streams_per_caller = static_cast<uint32_t>(*v);
+      } else if (k == "max_operations" || k == "max_operations_per_caller") {
         auto v = node.value<int64_t>();
         if (!v || *v < 1 || *v > 1024) return badType(node, k, "a whole number from 1 to 1024");
-        (k == "max_operations"              ? c.max_operations
-         : k == "max_operations_per_caller" ? c.max_operations_per_caller
-                                            : c.max_streams_per_caller) = static_cast<uint32_t>(*v);
+        (k == "max_operations" ? c.max_operations : c.max_operations_per_caller) = static_cast<uint32_t>(*v);
       } else if (k == "max_request_size") {
         XENCTL_ASSIGN_OR_RETURN(c.max_request_bytes, size(node, k, "a size from \"64K\" to \"1G\"", 64 << 10,
                                                           uint64_t{1} << 30));

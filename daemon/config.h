@@ -103,8 +103,12 @@ struct Config {
   /// Operations one caller (a uid, a certificate) may have running at once.
   uint32_t max_operations_per_caller = 12;
   /// WatchEvents, WatchOperation and AttachConsole streams one caller may
-  /// have open at once (each holds a server thread).
-  uint32_t max_streams_per_caller = 32;
+  /// have open at once. A stream holds no thread, only its buffers (up to
+  /// its queue of events and gRPC's flow-control window, ~100 KiB for a
+  /// client that reads nothing): the bound keeps one caller's share of
+  /// memory, and the callers that need many (an orchestrator watching each
+  /// domain) raise it.
+  uint32_t max_streams_per_caller = 64;
   /// The largest request accepted, in bytes (gRPC's receive limit).
   uint64_t max_request_bytes = uint64_t{4} << 20;
   /// trace, debug, info, warn, error.

@@ -5,41 +5,18 @@
 // RSS with N domains; ListDomains latency p50/p99 with N domains; and
 // create+destroy+delete cycles per second. Targets (issue 2): ListDomains
 // p99 <= 5 ms with 1000 domains, RSS <= 15 MiB idle and <= 40 MiB with 1000.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <grpcpp/grpcpp.h>
-
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "absl/strings/str_format.h"
-#include "xenctl/v1/domain.grpc.pb.h"
-#include "xenctl/v1/operation.grpc.pb.h"
+#include "bench/common/xenctld_bench.h"
 
-namespace v1 = xenctl::v1;
-using Clock = std::chrono::steady_clock;
+using namespace xenctl::bench;
 
 namespace {
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-// A field of /proc/PID/status in KiB: VmRSS, RssAnon (heap, stacks), RssFile (library code).
-long statusKiB(pid_t pid, const std::string& field) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  return -1;
-}
 
 // Fields of /proc/PID/smaps_rollup summed, in KiB: Pss (each shared page
 // divided among the processes that map it: it depends on what else runs),
@@ -58,75 +35,8 @@ struct Rss {
   double total, anon, file, pss, priv;  // MiB
 };
 Rss rss(pid_t pid) {
-  return {statusKiB(pid, "VmRSS") / 1024.0, statusKiB(pid, "RssAnon") / 1024.0, statusKiB(pid, "RssFile") / 1024.0,
+  return {procStatus(pid, "VmRSS") / 1024.0, procStatus(pid, "RssAnon") / 1024.0, procStatus(pid, "RssFile") / 1024.0,
           rollupKiB(pid, {"Pss"}) / 1024.0, rollupKiB(pid, {"Private_Clean", "Private_Dirty"}) / 1024.0};
-}
-
-[[noreturn]] void die(const std::string& what, const grpc::Status& st) {
-  std::fprintf(stderr, "api_bench: %s: %s\n", what.c_str(), st.error_message().c_str());
-  std::exit(1);
-}
-
-class Client {
- public:
-  explicit Client(const std::string& sock) {
-    auto ch = grpc::CreateChannel("unix:" + sock, grpc::InsecureChannelCredentials());
-    domains_ = v1::DomainService::NewStub(ch);
-    ops_ = v1::OperationService::NewStub(ch);
-  }
-  // Runs a mutating call and waits for its operation to end.
-  template <class Req, class Call>
-  void run(const std::string& what, const Req& req, Call call) {
-    grpc::ClientContext ctx;
-    v1::Operation op;
-    grpc::Status st = (domains_.get()->*call)(&ctx, req, &op);
-    if (!st.ok()) die(what, st);
-    grpc::ClientContext wctx;
-    v1::WatchOperationRequest w;
-    w.set_id(op.id());
-    auto reader = ops_->WatchOperation(&wctx, w);
-    while (reader->Read(&op)) {
-    }
-    if (op.state() != v1::OPERATION_STATE_SUCCEEDED)
-      die(what, grpc::Status(grpc::StatusCode::UNKNOWN, op.status_message()));
-  }
-  void create(const std::string& name) {
-    v1::CreateDomainRequest r;
-    r.mutable_spec()->set_name(name);
-    r.mutable_spec()->set_memory_mib(32);
-    r.mutable_spec()->set_vcpus(1);
-    run("create " + name, r, &v1::DomainService::Stub::CreateDomain);
-  }
-  void destroy(const std::string& name) {
-    v1::DestroyDomainRequest r;
-    r.set_name(name);
-    run("destroy " + name, r, &v1::DomainService::Stub::DestroyDomain);
-  }
-  void remove(const std::string& name) {
-    v1::DeleteDomainRequest r;
-    r.set_name(name);
-    run("delete " + name, r, &v1::DomainService::Stub::DeleteDomain);
-  }
-  size_t list() {
-    grpc::ClientContext ctx;
-    v1::ListDomainsResponse resp;
-    grpc::Status st = domains_->ListDomains(&ctx, {}, &resp);
-    if (!st.ok()) die("list", st);
-    return resp.domains_size();
-  }
-
- private:
-  std::unique_ptr<v1::DomainService::Stub> domains_;
-  std::unique_ptr<v1::OperationService::Stub> ops_;
-};
-
-struct Percentiles {
-  double p50, p99, max;
-};
-Percentiles percentiles(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))]; };
-  return {at(0.50), at(0.99), v.back()};
 }
 
 }  // namespace
@@ -141,20 +51,9 @@ int main(int argc, char** argv) {
     else if (k == "--lists") lists = std::stoi(argv[i + 1]);
     else if (k == "--cycles") cycles = std::stoi(argv[i + 1]);
   }
-  char tmpl[] = "/tmp/xenctl-bench-XXXXXX";
-  const std::string dir = ::mkdtemp(tmpl);
-  const std::string sock = dir + "/xenctld.sock";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    const std::string listen = "unix:" + sock, state = dir + "/state";
-    ::execl(xenctld.c_str(), xenctld.c_str(), "--listen", listen.c_str(), "--state-dir", state.c_str(),
-            "--hypervisor", "test", "--log-level", "warn", "--max-operations", "64", nullptr);
-    std::perror("exec xenctld");
-    _exit(127);
-  }
-  for (int i = 0; i < 500 && !std::filesystem::exists(sock); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // startup only, bounded
-  Client c(sock);
+  XenctldProcess daemon(xenctld);
+  const pid_t pid = daemon.pid();
+  ApiClient c(daemon.address());
   c.list();  // connects, and warms the channel
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const Rss rss_idle = rss(pid);
@@ -164,14 +63,8 @@ int main(int argc, char** argv) {
   const double create_s = ms(Clock::now() - t0) / 1000;
   const Rss rss_full = rss(pid);
 
-  std::vector<double> lat;
-  lat.reserve(lists);
-  size_t seen = 0;
-  for (int i = 0; i < lists; ++i) {
-    auto a = Clock::now();
-    seen = c.list();
-    lat.push_back(ms(Clock::now() - a));
-  }
+  const size_t seen = c.list();
+  const std::vector<double> lat = c.timeLists(lists);
   const Percentiles p = percentiles(lat);
 
   t0 = Clock::now();
@@ -184,11 +77,7 @@ int main(int argc, char** argv) {
   const double cycle_s = ms(Clock::now() - t0) / 1000;
   const Rss rss_end = rss(pid);
 
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  std::filesystem::remove_all(dir);
-
+  const int status = daemon.stop();
   std::printf("bench/api  xenctld %s, test hypervisor, Unix socket\n", xenctld.c_str());
   std::printf("  RSS idle                      %8.1f MiB   (anon %.1f, file %.1f; target <= 15 MiB: %.2fx of target)\n",
               rss_idle.total, rss_idle.anon, rss_idle.file, rss_idle.total / 15);
@@ -203,6 +92,6 @@ int main(int argc, char** argv) {
   std::printf("  create+destroy+delete         %8.1f cycles/s over %d cycles\n", cycles / cycle_s, cycles);
   std::printf("  RSS at the end                %8.1f MiB   (anon %.1f, file %.1f)\n", rss_end.total, rss_end.anon,
               rss_end.file);
-  std::printf("  xenctld exit status           %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  std::printf("  xenctld exit status           %d\n", status);
   return 0;
 }
