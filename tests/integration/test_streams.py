@@ -1,0 +1,98 @@
+"""Streams without a thread each (issue 17 part 3, issue 13 part 7), against
+the real xenctld: WatchEvents and WatchOperation are served on gRPC's
+callback API, so hundreds of open watchers add no threads to the daemon,
+each still hears its events, the per-caller bound still refuses by name,
+and cancelled streams give their slots back. Client: an independent grpcio
+client built from the .proto files (test_independent_client.proto_pool)."""
+
+import time
+
+import grpc
+
+from harness import Daemon, DaemonTestCase
+from test_independent_client import proto_pool, message_class
+
+WATCHERS = 400
+
+
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no Threads line in /proc/{pid}/status")
+
+
+class StreamsTest(DaemonTestCase):
+    start_daemon = False
+
+    def setUp(self):
+        super().setUp()
+        config = self.write("xenctld.toml", f"[daemon]\nmax_streams_per_caller = {WATCHERS}\n")
+        self.daemon = Daemon(self.workdir, extra_args=["--config", config])
+        self.daemon.start()
+        self.addCleanup(self.daemon.stop)
+        self.pool = proto_pool(self.workdir)
+        self.msg = lambda name: message_class(self.pool, f"xenctl.v1.{name}")
+        self.channel = grpc.insecure_channel(self.daemon.address)
+        self.addCleanup(self.channel.close)
+        self.events = self.channel.unary_stream("/xenctl.v1.DomainService/WatchEvents",
+                                                request_serializer=lambda m: m.SerializeToString(),
+                                                response_deserializer=self.msg("DomainEvent").FromString)
+        self.watch = self.channel.unary_stream("/xenctl.v1.OperationService/WatchOperation",
+                                               request_serializer=lambda m: m.SerializeToString(),
+                                               response_deserializer=self.msg("Operation").FromString)
+
+    def define(self, name):
+        """CreateDomain (define only); its operation."""
+        req = self.msg("CreateDomainRequest")(
+            spec=self.msg("DomainSpec")(name=name, memory_mib=64, vcpus=1), define_only=True)
+        create = self.channel.unary_unary("/xenctl.v1.DomainService/CreateDomain",
+                                          request_serializer=lambda m: m.SerializeToString(),
+                                          response_deserializer=self.msg("Operation").FromString)
+        return create(req, timeout=60)
+
+    def probe(self):
+        """A WatchOperation of no operation: NOT_FOUND with a slot free, RESOURCE_EXHAUSTED without."""
+        try:
+            list(self.watch(self.msg("WatchOperationRequest")(id="op-0"), timeout=60))
+        except grpc.RpcError as err:
+            return err
+        self.fail("WatchOperation of an unknown id ended without an error")
+
+    def wait_for(self, code):
+        deadline = time.monotonic() + 20
+        while (err := self.probe()).code() != code:
+            self.assertLess(time.monotonic(), deadline, f"still {err.code()}: {err.details()}")
+            time.sleep(0.05)
+        return err
+
+    def test_many_watchers_cost_no_threads(self):
+        """400 open WatchEvents streams add no thread each, each hears its event, the next is refused naming the limit, and cancelling frees the slots."""
+        self.vm("list")  # the daemon has served a call: its threads are started
+        before = threads_of(self.daemon.proc.pid)
+        streams = [self.events(self.msg("WatchEventsRequest")(), timeout=120) for _ in range(WATCHERS)]
+        refused = self.wait_for(grpc.StatusCode.RESOURCE_EXHAUSTED)  # every slot is held: all are served
+        self.assertIn(f"limit per caller is {WATCHERS} ([daemon] max_streams_per_caller)", refused.details())
+        opened = threads_of(self.daemon.proc.pid)
+        # A thread per stream would be 400 more; gRPC's own pollers are a handful.
+        self.assertLess(opened - before, 16, f"{opened} threads with {WATCHERS} streams open, {before} before")
+        self.define("web1")  # by a unary call: vm-create would watch its operation, and no slot is free
+        for s in streams:
+            self.assertEqual(next(s).name, "web1")
+        for s in streams:
+            s.cancel()
+        self.wait_for(grpc.StatusCode.NOT_FOUND)  # the cancelled streams gave their slots back
+
+    def test_watch_operation_follows_to_the_end(self):
+        """WatchOperation streams an operation's records and ends after the finished one."""
+        op = self.define("web1")
+        records = list(self.watch(self.msg("WatchOperationRequest")(id=op.id), timeout=60))
+        self.assertTrue(records)
+        self.assertEqual(records[-1].id, op.id)
+        self.assertEqual(self.pool.FindEnumTypeByName("xenctl.v1.OperationState").values_by_number[
+            records[-1].state].name, "OPERATION_STATE_SUCCEEDED")
+        # A finished operation is sent once, and the stream ends.
+        again = list(self.watch(self.msg("WatchOperationRequest")(id=op.id), timeout=60))
+        self.assertEqual(len(again), 1)
+        self.assertEqual(again[0].state, records[-1].state)
