@@ -179,8 +179,9 @@ Status Server::serve(const Config& config, const std::string& version) {
   access_ = std::make_unique<provision::AccessPolicy>(config.access, *domains_, *storage_, *ops_);
   streams_ = std::make_unique<provision::CallerSlots>(config.max_streams_per_caller, "streams",
                                                       "[daemon] max_streams_per_caller");
+  XENCTL_ASSIGN_OR_RETURN(poller_, sys::FdPoller::create());
   context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
-                                    *containers_, *provisioner_, *forker_, *differ_, *access_, *streams_});
+                                    *containers_, *provisioner_, *forker_, *differ_, *access_, *streams_, *poller_});
   version_ = version;
   tls_ = config.tls;
   max_request_bytes_ = config.max_request_bytes;

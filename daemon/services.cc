@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,7 +16,6 @@
 #include "daemon/convert.h"
 #include "daemon/stream_reactors.h"
 #include "lib/customize/container_parser.h"
-#include "lib/sys/console_pty.h"
 #include "lib/xen/xl_config.h"
 #include "proto/convert/convert.h"
 
@@ -31,10 +29,6 @@ namespace {
   if (!caller##_admitted.ok()) return toGrpc(caller##_admitted.status());   \
   [[maybe_unused]] const provision::Caller& caller = *caller##_admitted
 
-// A console session waits this long for output before it looks again, and
-// up to kConsoleInputWait for the guest side to take keystrokes.
-constexpr absl::Duration kConsolePoll = absl::Milliseconds(200);
-constexpr absl::Duration kConsoleInputWait = absl::Seconds(5);
 // A DiffDomain answer above this is refused: clients take 4 MiB by default.
 constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
 // A list answer is cut into pages of at most this (next_page_token): clients
@@ -43,9 +37,9 @@ constexpr size_t kMaxListAnswerBytes = (size_t{4} << 20) - (64 << 10);
 // What one more element adds to a list answer beyond its own size: its tag and length.
 constexpr size_t kElementOverhead = 16;
 
-// A stream holds a server thread while it lives: at most
-// [daemon] max_streams_per_caller per caller.
-Result<provision::CallerSlots::Slot> streamSlot(const ServiceContext& c, grpc::ServerContext* ctx) {
+// A stream holds buffers while it lives (no thread: daemon/stream_reactors.h):
+// at most [daemon] max_streams_per_caller per caller.
+Result<provision::CallerSlots::Slot> streamSlot(const ServiceContext& c, grpc::ServerContextBase* ctx) {
   return c.streams.acquire(callerOf(c, ctx, "").key());
 }
 
@@ -215,59 +209,19 @@ grpc::Status DomainServiceImpl::SetDomainResources(grpc::ServerContext* ctx, con
                 c_.domains.setResources(req->name(), {req->vcpus(), req->memory_mib()}, caller), out);
 }
 
-grpc::Status DomainServiceImpl::AttachConsole(grpc::ServerContext* ctx,
-                                              grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>* stream) {
+grpc::ServerBidiReactor<v1::ConsoleInput, v1::ConsoleOutput>* DomainServiceImpl::AttachConsole(
+    grpc::CallbackServerContext* ctx) {
+  // The slot first: the caller is admitted on the first message, which names the domain.
   auto slot = streamSlot(c_, ctx);
-  if (!slot.ok()) return toGrpc(slot.status());
-  v1::ConsoleInput first;
-  if (!stream->Read(&first))
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "AttachConsole: the first message must name the domain");
-  const bool read_only = first.read_only();
-  XENCTL_ADMIT(caller, "DomainService.AttachConsole", first);
-  auto path = c_.domains.consolePath(first.name(), read_only);
-  audit(caller, "DomainService.AttachConsole", first.name(),
-        absl::StrCat(read_only ? "read-only " : "", path.ok() ? "attached" : "failed: " + path.status().ToString()));
-  if (!path.ok()) return toGrpc(path.status());
-  auto console = sys::ConsolePty::open(*path, absl::StrCat("domain '", first.name(), "'"));
-  if (!console.ok()) return toGrpc(console.status());
-
-  // Keystrokes go in from a second thread (the sync API allows one Read and
-  // one Write at a time); a failed write ends the session with its reason.
-  std::mutex mu;
-  std::string input_failed;
-  std::thread input([&] {
-    v1::ConsoleInput in = first;
-    do {
-      if (read_only || in.data().empty()) continue;
-      if (Status st = console->write(in.data(), kConsoleInputWait); !st.ok()) {
-        std::lock_guard lock(mu);
-        input_failed = std::string(st.message());
-        return;
-      }
-    } while (stream->Read(&in));
-  });
-  std::string closed;
-  while (closed.empty() && !ctx->IsCancelled()) {
-    if (c_.stopping) closed = "xenctld is stopping";
-    {
-      std::lock_guard lock(mu);
-      if (!input_failed.empty()) closed = input_failed;
-    }
-    auto out = console->read(kConsolePoll);
-    if (!out.ok()) closed = std::string(out.status().message());
-    if (!out.ok() || out->empty()) continue;
-    v1::ConsoleOutput msg;
-    msg.set_data(*std::move(out));
-    if (!stream->Write(msg)) break;
+  if (!slot.ok()) {
+    class Refused final : public grpc::ServerBidiReactor<v1::ConsoleInput, v1::ConsoleOutput> {
+     public:
+      explicit Refused(grpc::Status st) { Finish(std::move(st)); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(toGrpc(slot.status()));
   }
-  if (!closed.empty()) {
-    v1::ConsoleOutput last;
-    last.set_closed_reason(closed);
-    stream->Write(last);
-  }
-  ctx->TryCancel();  // ends a Read the input thread is blocked in
-  input.join();
-  return grpc::Status::OK;
+  return new ConsoleReactor(c_, ctx, *std::move(slot));
 }
 
 grpc::ServerWriteReactor<v1::DomainEvent>* DomainServiceImpl::WatchEvents(grpc::CallbackServerContext* ctx,

@@ -19,6 +19,7 @@
 #include "lib/provision/provisioner.h"
 #include "lib/provision/root_differ.h"
 #include "lib/provision/storage_manager.h"
+#include "lib/sys/fd_poller.h"
 #include "xenctl/v1/container.grpc.pb.h"
 #include "xenctl/v1/domain.grpc.pb.h"
 #include "xenctl/v1/host.grpc.pb.h"
@@ -48,12 +49,15 @@ struct ServiceContext {
   /// Streams (WatchEvents, WatchOperation, AttachConsole) open per caller:
   /// [daemon] max_streams_per_caller.
   provision::CallerSlots& streams;
+  /// Waits on the consoles' ptys for their streams (one thread for all).
+  sys::FdPoller& poller;
 };
 
 // WatchEvents (and AttachConsole) are served on gRPC's callback API
 // (daemon/stream_reactors.h): a waiting stream holds no thread.
 class DomainServiceImpl final
-    : public v1::DomainService::WithCallbackMethod_WatchEvents<v1::DomainService::Service> {
+    : public v1::DomainService::WithCallbackMethod_AttachConsole<
+          v1::DomainService::WithCallbackMethod_WatchEvents<v1::DomainService::Service>> {
  public:
   explicit DomainServiceImpl(ServiceContext& c) : c_(c) {}
   grpc::Status CreateDomain(grpc::ServerContext*, const v1::CreateDomainRequest*, v1::Operation*) override;
@@ -68,8 +72,7 @@ class DomainServiceImpl final
   grpc::Status UnpauseDomain(grpc::ServerContext*, const v1::UnpauseDomainRequest*, v1::Operation*) override;
   grpc::Status SetDomainResources(grpc::ServerContext*, const v1::SetDomainResourcesRequest*,
                                   v1::Operation*) override;
-  grpc::Status AttachConsole(grpc::ServerContext*,
-                             grpc::ServerReaderWriter<v1::ConsoleOutput, v1::ConsoleInput>*) override;
+  grpc::ServerBidiReactor<v1::ConsoleInput, v1::ConsoleOutput>* AttachConsole(grpc::CallbackServerContext*) override;
   grpc::ServerWriteReactor<v1::DomainEvent>* WatchEvents(grpc::CallbackServerContext*,
                                                          const v1::WatchEventsRequest*) override;
   grpc::Status ForkDomain(grpc::ServerContext*, const v1::ForkDomainRequest*, v1::Operation*) override;

@@ -17,6 +17,8 @@
 #include <string>
 
 #include "daemon/services.h"
+#include "lib/sys/console_pty.h"
+#include "lib/sys/fd_poller.h"
 
 namespace xenctl::daemon {
 
@@ -77,6 +79,52 @@ class WatchOperationReactor final : public grpc::ServerWriteReactor<v1::Operatio
   uint64_t sent_ = 0;
   v1::Operation out_;
   bool writing_ = false, last_sent_ = false, finished_ = false;
+};
+
+/// AttachConsole: the first message names the domain (and asks read-only
+/// or not); the session then carries what the guest writes out and
+/// keystrokes in, waiting on the pty through the daemon's FdPoller. It ends
+/// with a message saying why (the domain is gone, the guest took no input
+/// for kInputWait, xenctld is stopping), or when the client leaves.
+class ConsoleReactor final : public grpc::ServerBidiReactor<v1::ConsoleInput, v1::ConsoleOutput> {
+ public:
+  /// Keystrokes the guest side does not take within this end the session.
+  static constexpr absl::Duration kInputWait = absl::Seconds(5);
+
+  ConsoleReactor(const ServiceContext& c, grpc::CallbackServerContext* ctx, provision::CallerSlots::Slot slot);
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  void attachLocked();
+  void onPty(uint32_t events);
+  void pumpOutputLocked();
+  void feedInputLocked();
+  void armLocked();
+  /// Ends the session with a last message saying why, after a write in flight.
+  void closeLocked(const std::string& reason);
+  void sendCloseLocked();
+  void finishLocked(grpc::Status status);
+
+  const ServiceContext& c_;
+  grpc::CallbackServerContext* const ctx_;
+  std::optional<provision::CallerSlots::Slot> slot_;  // given back when the stream ends
+  std::unique_ptr<provision::EventBus::Subscription> stopping_;  // closes when xenctld stops
+  std::mutex mu_;
+  v1::ConsoleInput in_;
+  v1::ConsoleOutput out_;
+  std::string what_;  // "domain 'web1'"
+  std::optional<sys::ConsolePty> console_;
+  std::string input_;            // keystrokes the guest has not taken yet
+  absl::Time input_deadline_;    // when input_ became non-empty, plus kInputWait
+  sys::UniqueFd timer_;          // a timerfd at input_deadline_ while input_ waits
+  bool attached_ = false, read_only_ = false, input_ended_ = false;
+  std::string close_reason_;  // set once the session is ending
+  bool writing_ = false, finished_ = false;
+  // Declared last: reset in OnDone, before the rest goes.
+  std::unique_ptr<sys::FdPoller::Watch> pty_watch_, timer_watch_;
 };
 
 }  // namespace xenctl::daemon

@@ -90,4 +90,19 @@ Status ConsolePty::write(std::string_view data, absl::Duration timeout) {
   return absl::OkStatus();
 }
 
+Result<size_t> ConsolePty::writeSome(std::string_view data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t put = ::write(fd_.get(), data.data() + done, data.size() - done);
+    if (put > 0) {
+      done += static_cast<size_t>(put);
+      continue;
+    }
+    if (put < 0 && errno == EINTR) continue;
+    if (put < 0 && errno == EAGAIN) break;
+    return absl::OutOfRangeError(absl::StrCat("the console of ", what_, " closed (the domain is gone)"));
+  }
+  return done;
+}
+
 }  // namespace xenctl::sys

@@ -38,6 +38,12 @@ class ConsolePty {
   /// side to take it. DEADLINE_EXCEEDED when it does not; OUT_OF_RANGE when
   /// the console has closed.
   Status write(std::string_view data, absl::Duration timeout);
+  /// Writes what the guest side takes now, without waiting: the bytes
+  /// taken (0 when it is full). OUT_OF_RANGE when the console has closed.
+  Result<size_t> writeSome(std::string_view data);
+  /// The descriptor, for an FdPoller: read(ZeroDuration()) and writeSome()
+  /// do not block.
+  int fd() const { return fd_.get(); }
 
  private:
   ConsolePty(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}

@@ -84,6 +84,36 @@ class StreamsTest(DaemonTestCase):
             s.cancel()
         self.wait_for(grpc.StatusCode.NOT_FOUND)  # the cancelled streams gave their slots back
 
+    def console_stream(self, *inputs):
+        attach = self.channel.stream_stream("/xenctl.v1.DomainService/AttachConsole",
+                                            request_serializer=lambda m: m.SerializeToString(),
+                                            response_deserializer=self.msg("ConsoleOutput").FromString)
+        return attach(iter(inputs), timeout=120)
+
+    def test_many_consoles_cost_no_threads(self):
+        """40 console sessions add no thread each; each shows its guest's output and ends when the guest goes."""
+        names = [f"web{i}" for i in range(40)]
+        for name in names:
+            self.vm("create", name, "--memory", "64M", "--vcpus", "1")
+        before = threads_of(self.daemon.proc.pid)
+        sessions = [self.console_stream(self.msg("ConsoleInput")(name=name, read_only=True)) for name in names]
+        for name, s in zip(names, sessions):  # each guest's banner is read once, by its one session
+            self.assertIn(f"console of domain '{name}'".encode(), next(s).data)
+        opened = threads_of(self.daemon.proc.pid)
+        self.assertLess(opened - before, 16, f"{opened} threads with 40 consoles open, {before} before")
+        for name in names:
+            self.vm("destroy", name)
+        for name, s in zip(names, sessions):
+            self.assertIn(f"domain '{name}'", list(s)[-1].closed_reason)
+
+    def test_console_input_the_guest_does_not_take_ends_the_session(self):
+        """Keystrokes the guest side leaves untaken for 5 s end the session, saying how many bytes were left."""
+        self.vm("create", "web1", "--memory", "64M", "--vcpus", "1")
+        flood = self.msg("ConsoleInput")(name="web1", data=b"x" * (1 << 20))
+        reasons = [o.closed_reason for o in self.console_stream(flood) if o.closed_reason]
+        self.assertEqual(len(reasons), 1)
+        self.assertRegex(reasons[0], r"the console of domain 'web1' takes no input \(\d+ bytes left unsent\)")
+
     def test_watch_operation_follows_to_the_end(self):
         """WatchOperation streams an operation's records and ends after the finished one."""
         op = self.define("web1")
