@@ -11,7 +11,8 @@ namespace xenctl::daemon {
 
 WatchEventsReactor::WatchEventsReactor(const ServiceContext& c, provision::Caller caller, std::string name,
                                        provision::CallerSlots::Slot slot)
-    : c_(c), caller_(std::move(caller)), name_(std::move(name)), slot_(std::move(slot)), sub_(c.events.subscribe()) {
+    : SlotStream(std::move(slot)), c_(c), caller_(std::move(caller)), name_(std::move(name)),
+      sub_(c.events.subscribe()) {
   // Writes started here wait in gRPC until the stream is bound; OnWriteDone
   // cannot come before this constructor returns.
   sub_->onReady([this] {
@@ -30,9 +31,7 @@ void WatchEventsReactor::pumpLocked() {
       continue;
     out_.Clear();
     toProto(*e, &out_);
-    writing_ = true;
-    StartWrite(&out_);
-    return;
+    return writeLocked();
   }
   if (sub_->closed()) finishLocked(grpc::Status::OK);  // xenctld is stopping
 }
@@ -44,18 +43,6 @@ void WatchEventsReactor::OnWriteDone(bool ok) {
   pumpLocked();
 }
 
-void WatchEventsReactor::OnCancel() {
-  std::lock_guard lock(mu_);
-  finishLocked(grpc::Status::CANCELLED);
-}
-
-void WatchEventsReactor::finishLocked(grpc::Status status) {
-  if (finished_) return;
-  finished_ = true;
-  slot_.reset();
-  Finish(std::move(status));
-}
-
 void WatchEventsReactor::OnDone() {
   // A wake-up in progress sees finished_ (under mu_) and leaves sub_ alone.
   sub_.reset();  // no wake-up runs from here on
@@ -64,7 +51,7 @@ void WatchEventsReactor::OnDone() {
 
 WatchOperationReactor::WatchOperationReactor(const ServiceContext& c, const std::string& id,
                                              provision::CallerSlots::Slot slot)
-    : slot_(std::move(slot)) {
+    : SlotStream(std::move(slot)) {
   // The listener hears the record now, then each change; it runs under the
   // registry's lock, so it only takes the record and starts a write.
   auto w = c.ops.watch(id, [this](const core::OperationRecord& r) { offer(r); });
@@ -89,8 +76,7 @@ void WatchOperationReactor::sendLocked() {
   sent_ = pending_->version;
   last_sent_ = core::isFinished(pending_->state);
   pending_.reset();
-  writing_ = true;
-  StartWrite(&out_);
+  writeLocked();
 }
 
 void WatchOperationReactor::OnWriteDone(bool ok) {
@@ -98,18 +84,6 @@ void WatchOperationReactor::OnWriteDone(bool ok) {
   writing_ = false;
   if (!ok || last_sent_) return finishLocked(grpc::Status::OK);  // the client left, or the end was sent
   sendLocked();
-}
-
-void WatchOperationReactor::OnCancel() {
-  std::lock_guard lock(mu_);
-  finishLocked(grpc::Status::CANCELLED);
-}
-
-void WatchOperationReactor::finishLocked(grpc::Status status) {
-  if (finished_) return;
-  finished_ = true;
-  slot_.reset();
-  Finish(std::move(status));
 }
 
 void WatchOperationReactor::OnDone() {

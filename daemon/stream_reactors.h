@@ -33,52 +33,73 @@ grpc::ServerWriteReactor<Message>* refusedStream(grpc::Status status) {
   return new Refused(std::move(status));
 }
 
+/// A server stream holding its caller's slot: one write in flight at a time
+/// (out_), finished once, the slot given back as it finishes, and a client's
+/// cancel (or disconnect) finishing it at once. State under mu_.
+template <class Message>
+class SlotStream : public grpc::ServerWriteReactor<Message> {
+ public:
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    finishLocked(grpc::Status::CANCELLED);
+  }
+
+ protected:
+  explicit SlotStream(provision::CallerSlots::Slot slot) : slot_(std::move(slot)) {}
+  void finishLocked(grpc::Status status) {
+    if (finished_) return;
+    finished_ = true;
+    slot_.reset();
+    this->Finish(std::move(status));
+  }
+  void writeLocked() {
+    writing_ = true;
+    this->StartWrite(&out_);
+  }
+
+  std::mutex mu_;
+  Message out_;  // the write in flight
+  bool writing_ = false, finished_ = false;
+
+ private:
+  std::optional<provision::CallerSlots::Slot> slot_;
+};
+
 /// WatchEvents: the domain events `caller` may see (of the domain `name`
 /// only, when set), from its subscription on; ends OK when xenctld stops.
-class WatchEventsReactor final : public grpc::ServerWriteReactor<v1::DomainEvent> {
+class WatchEventsReactor final : public SlotStream<v1::DomainEvent> {
  public:
   WatchEventsReactor(const ServiceContext& c, provision::Caller caller, std::string name,
                      provision::CallerSlots::Slot slot);
   void OnWriteDone(bool ok) override;
-  void OnCancel() override;
   void OnDone() override;
 
  private:
   void pumpLocked();
-  void finishLocked(grpc::Status status);
 
   const ServiceContext& c_;
   const provision::Caller caller_;
   const std::string name_;
-  std::optional<provision::CallerSlots::Slot> slot_;  // given back when the stream ends
   std::unique_ptr<provision::EventBus::Subscription> sub_;  // reset in OnDone, before the rest goes
-  std::mutex mu_;
-  v1::DomainEvent out_;  // the write in flight; guarded by mu_
-  bool writing_ = false, finished_ = false;
 };
 
 /// WatchOperation: the operation as it changes (versions that come faster
 /// than the client reads are skipped to the newest), ending OK after its
 /// finished record; NOT_FOUND for an unknown id.
-class WatchOperationReactor final : public grpc::ServerWriteReactor<v1::Operation> {
+class WatchOperationReactor final : public SlotStream<v1::Operation> {
  public:
   WatchOperationReactor(const ServiceContext& c, const std::string& id, provision::CallerSlots::Slot slot);
   void OnWriteDone(bool ok) override;
-  void OnCancel() override;
   void OnDone() override;
 
  private:
   void offer(const core::OperationRecord& r);
   void sendLocked();
-  void finishLocked(grpc::Status status);
 
-  std::optional<provision::CallerSlots::Slot> slot_;  // given back when the stream ends
   std::unique_ptr<provision::OperationRegistry::Watch> watch_;  // reset in OnDone, before the rest goes
-  std::mutex mu_;
   std::optional<core::OperationRecord> pending_;  // newer than the last sent; guarded by mu_
   uint64_t sent_ = 0;
-  v1::Operation out_;
-  bool writing_ = false, last_sent_ = false, finished_ = false;
+  bool last_sent_ = false;
 };
 
 /// AttachConsole: the first message names the domain (and asks read-only

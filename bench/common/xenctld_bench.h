@@ -56,6 +56,19 @@ inline Percentiles percentiles(std::vector<double> v) {
   return {at(0.50), at(0.99), v.back()};
 }
 
+/// `call` run `calls` times, each timed (ms).
+template <class Call>
+std::vector<double> timeCalls(int calls, Call call) {
+  std::vector<double> lat;
+  lat.reserve(calls);
+  for (int i = 0; i < calls; ++i) {
+    auto a = Clock::now();
+    call();
+    lat.push_back(ms(Clock::now() - a));
+  }
+  return lat;
+}
+
 /// xenctld on a temporary directory's socket with the test hypervisor,
 /// stopped (SIGTERM) and its directory removed when this goes.
 class XenctldProcess {
@@ -182,14 +195,7 @@ class ApiClient {
   }
   /// `calls` ListDomains, each timed (ms).
   std::vector<double> timeLists(int calls) {
-    std::vector<double> lat;
-    lat.reserve(calls);
-    for (int i = 0; i < calls; ++i) {
-      auto a = Clock::now();
-      list();
-      lat.push_back(ms(Clock::now() - a));
-    }
-    return lat;
+    return timeCalls(calls, [this] { list(); });
   }
 
  private:

@@ -116,13 +116,7 @@ class Libvirtd {
     return static_cast<size_t>(n);
   }
   std::vector<double> timeLists(int calls) {
-    std::vector<double> lat;
-    for (int i = 0; i < calls; ++i) {
-      auto a = Clock::now();
-      list();
-      lat.push_back(ms(Clock::now() - a));
-    }
-    return lat;
+    return timeCalls(calls, [this] { list(); });
   }
 
  private:
