@@ -74,15 +74,17 @@ void WatchOperationReactor::sendLocked() {
   out_.Clear();
   toProto(*pending_, &out_);
   sent_ = pending_->version;
-  last_sent_ = core::isFinished(pending_->state);
+  const bool last = core::isFinished(pending_->state);
   pending_.reset();
-  writeLocked();
+  if (!last) return writeLocked();
+  // The finished record and the end in one step: a waiting client hears both at once.
+  finishWithLocked(grpc::Status::OK);
 }
 
 void WatchOperationReactor::OnWriteDone(bool ok) {
   std::lock_guard lock(mu_);
   writing_ = false;
-  if (!ok || last_sent_) return finishLocked(grpc::Status::OK);  // the client left, or the end was sent
+  if (!ok) return finishLocked(grpc::Status::OK);  // the client left
   sendLocked();
 }
 

@@ -56,6 +56,12 @@ class SlotStream : public grpc::ServerWriteReactor<Message> {
     writing_ = true;
     this->StartWrite(&out_);
   }
+  /// Writes out_ and finishes with `status`, in one step.
+  void finishWithLocked(grpc::Status status) {
+    finished_ = true;
+    slot_.reset();
+    this->StartWriteAndFinish(&out_, grpc::WriteOptions(), std::move(status));
+  }
 
   std::mutex mu_;
   Message out_;  // the write in flight
@@ -99,7 +105,6 @@ class WatchOperationReactor final : public SlotStream<v1::Operation> {
   std::unique_ptr<provision::OperationRegistry::Watch> watch_;  // reset in OnDone, before the rest goes
   std::optional<core::OperationRecord> pending_;  // newer than the last sent; guarded by mu_
   uint64_t sent_ = 0;
-  bool last_sent_ = false;
 };
 
 /// AttachConsole: the first message names the domain (and asks read-only
