@@ -5,6 +5,8 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,9 +99,10 @@ class XenctldProcess {
       std::perror("exec xenctld");
       _exit(127);
     }
-    for (int i = 0; i < 500 && !std::filesystem::exists(sock_); ++i)
+    // The socket file appears at bind(), before listen(): wait for a connection to be taken.
+    for (int i = 0; i < 500 && !accepting(); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // startup only, bounded
-    if (!std::filesystem::exists(sock_)) die("starting " + binary, "no socket after 5 s");
+    if (!accepting()) die("starting " + binary, "no listening socket after 5 s");
   }
   ~XenctldProcess() {
     if (pid_ > 0) stop();
@@ -117,6 +120,16 @@ class XenctldProcess {
     }
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  /// True once a connection to the socket is taken.
+  bool accepting() const {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_.c_str());
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    if (fd >= 0) ::close(fd);
+    return ok;
   }
   pid_t pid() const { return pid_; }
   const std::string& socket() const { return sock_; }
