@@ -10,7 +10,7 @@ import unittest
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from harness import DaemonTestCase
+from harness import Daemon, DaemonTestCase
 
 PROTO_DIR = os.environ.get("PROTO_DIR", "")
 PROTOC = os.environ.get("PROTOC", "protoc")
@@ -40,6 +40,19 @@ def proto_pool(workdir):
     for file_proto in fds.file:
         pool.Add(file_proto)
     return pool
+
+
+def start_with_client(case, config_text):
+    """Starts case.daemon with [config_text] as its config and gives case an
+    independent client of it: case.pool, case.msg(NAME) and case.channel."""
+    config = case.write("xenctld.toml", config_text)
+    case.daemon = Daemon(case.workdir, extra_args=["--config", config])
+    case.daemon.start()
+    case.addCleanup(case.daemon.stop)
+    case.pool = proto_pool(case.workdir)
+    case.msg = lambda name: message_class(case.pool, f"xenctl.v1.{name}")
+    case.channel = grpc.insecure_channel(case.daemon.address)
+    case.addCleanup(case.channel.close)
 
 
 class IndependentClientTest(DaemonTestCase):

@@ -12,9 +12,9 @@ import time
 
 import grpc
 
-from harness import Daemon, DaemonTestCase
+from harness import DaemonTestCase
 from test_images import HttpServer
-from test_independent_client import proto_pool, message_class
+from test_independent_client import start_with_client
 
 
 class LimitsTest(DaemonTestCase):
@@ -31,17 +31,9 @@ class LimitsTest(DaemonTestCase):
             t.add(blob, arcname="blob")
         self.http = HttpServer(self.www)
         self.addCleanup(self.http.stop)
-        config = self.write("xenctld.toml",
-                            "[daemon]\nmax_streams_per_caller = 2\nmax_request_size = \"1M\"\n"
-                            "[images]\nmax_download_size = \"1M\"\n"
-                            f'[[images.source]]\nprefix = "{self.http.base}/"\npolicy = "none"\n')
-        self.daemon = Daemon(self.workdir, extra_args=["--config", config])
-        self.daemon.start()
-        self.addCleanup(self.daemon.stop)
-        self.pool = proto_pool(self.workdir)
-        self.msg = lambda name: message_class(self.pool, f"xenctl.v1.{name}")
-        self.channel = grpc.insecure_channel(self.daemon.address)
-        self.addCleanup(self.channel.close)
+        start_with_client(self, "[daemon]\nmax_streams_per_caller = 2\nmax_request_size = \"1M\"\n"
+                                "[images]\nmax_download_size = \"1M\"\n"
+                                f'[[images.source]]\nprefix = "{self.http.base}/"\npolicy = "none"\n')
 
     def unary(self, service, method, request, response_type):
         call = self.channel.unary_unary(f"/xenctl.v1.{service}/{method}",

@@ -9,8 +9,8 @@ import time
 
 import grpc
 
-from harness import Daemon, DaemonTestCase
-from test_independent_client import proto_pool, message_class
+from harness import DaemonTestCase
+from test_independent_client import start_with_client
 
 WATCHERS = 400
 
@@ -28,14 +28,7 @@ class StreamsTest(DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        config = self.write("xenctld.toml", f"[daemon]\nmax_streams_per_caller = {WATCHERS}\n")
-        self.daemon = Daemon(self.workdir, extra_args=["--config", config])
-        self.daemon.start()
-        self.addCleanup(self.daemon.stop)
-        self.pool = proto_pool(self.workdir)
-        self.msg = lambda name: message_class(self.pool, f"xenctl.v1.{name}")
-        self.channel = grpc.insecure_channel(self.daemon.address)
-        self.addCleanup(self.channel.close)
+        start_with_client(self, f"[daemon]\nmax_streams_per_caller = {WATCHERS}\n")
         self.events = self.channel.unary_stream("/xenctl.v1.DomainService/WatchEvents",
                                                 request_serializer=lambda m: m.SerializeToString(),
                                                 response_deserializer=self.msg("DomainEvent").FromString)
