@@ -34,8 +34,15 @@ using Clock = std::chrono::steady_clock;
 
 inline double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
+/// The daemons a benchmark started and has not stopped: die() stops them too.
+inline std::vector<pid_t>& children() {
+  static std::vector<pid_t> pids;
+  return pids;
+}
+
 [[noreturn]] inline void die(const std::string& what, const std::string& why) {
   std::fprintf(stderr, "bench: %s: %s\n", what.c_str(), why.c_str());
+  for (pid_t pid : children()) ::kill(pid, SIGTERM);
   std::exit(1);
 }
 [[noreturn]] inline void die(const std::string& what, const grpc::Status& st) { die(what, st.error_message()); }
@@ -99,6 +106,7 @@ class XenctldProcess {
       std::perror("exec xenctld");
       _exit(127);
     }
+    children().push_back(pid_);
     // The socket file appears at bind(), before listen(): wait for a connection to be taken.
     for (int i = 0; i < 500 && !accepting(); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // startup only, bounded
@@ -110,6 +118,7 @@ class XenctldProcess {
   }
   /// SIGTERM and wait (SIGKILL after 20 s); its exit status (-1 when killed by a signal).
   int stop() {
+    std::erase(children(), pid_);
     ::kill(pid_, SIGTERM);
     int status = 0;
     for (int i = 0; i < 2000 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)

@@ -71,6 +71,7 @@ class Libvirtd {
       std::perror("exec libvirtd");
       _exit(127);
     }
+    children().push_back(pid_);
     for (int i = 0; i < 1000 && !std::filesystem::exists(sock); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // startup only, bounded
     if (!std::filesystem::exists(sock)) die("starting " + binary, "no socket after 10 s; see " + dir_ + "/log");
@@ -80,6 +81,7 @@ class Libvirtd {
   }
   ~Libvirtd() {
     if (conn_) virConnectClose(conn_);
+    std::erase(children(), pid_);
     ::kill(pid_, SIGTERM);
     int status = 0;
     ::waitpid(pid_, &status, 0);
