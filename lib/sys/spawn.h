@@ -1,7 +1,11 @@
 // Starting child processes: one primitive under PosixProcessRunner and
-// LvmShells. posix_spawnp (vfork speed, no code of ours runs in the child),
-// the descriptors the caller names and no others, a default signal mask, and
-// the pid owned until it is reaped.
+// LvmShells. clone(CLONE_VM | CLONE_VFORK) and execvpe, as posix_spawnp
+// does (vfork speed), with PR_SET_PDEATHSIG(SIGKILL) in between: a child
+// (mkfs, an lvm shell) dies with xenctld instead of running on after a
+// crash. The clone happens on one long-lived spawner thread, because the
+// death signal follows the thread that created the child, and workers or
+// gRPC threads come and go. The descriptors the caller names and no others,
+// a default signal mask, and the pid owned until it is reaped.
 #pragma once
 
 #include <sys/types.h>
@@ -62,8 +66,9 @@ class Child {
   int status_ = 0;
 };
 
-/// Starts options.argv. NOT_FOUND when the program does not exist (it
-/// names it); otherwise posix_spawn's errno as errnoStatus.
+/// Starts options.argv; the child gets SIGKILL when xenctld's process
+/// ends. NOT_FOUND when the program does not exist (it names it);
+/// otherwise the failing step's errno as errnoStatus.
 Result<Child> spawn(const SpawnOptions& options);
 
 /// A pipe, both ends close-on-exec.

@@ -1,10 +1,13 @@
 #include "lib/sys/spawn.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 
 namespace xenctl::sys {
 namespace {
@@ -69,6 +72,61 @@ TEST(Spawn, KillReportsTheSignal) {
   ASSERT_TRUE(child.ok()) << child.status();
   EXPECT_EQ(child->kill(), 128 + SIGKILL);
   EXPECT_FALSE(child->running());
+}
+
+// The helper (a stand-in for xenctld) running, with the pid of the `sleep`
+// it started through spawn() from a thread that has exited since.
+struct Orphaned {
+  Child helper;
+  pid_t sleeper = -1;
+  UniqueFd sleeper_fd;  // pidfd: readable once the sleeper has exited
+};
+Orphaned startHelper() {
+  Orphaned o;
+  auto out = makePipe();
+  EXPECT_TRUE(out.ok());
+  auto helper = spawn({.argv = {XENCTL_SPAWN_ORPHAN_HELPER}, .fds = {{STDOUT_FILENO, out->write.get()}}});
+  EXPECT_TRUE(helper.ok()) << helper.status();
+  o.helper = *std::move(helper);
+  out->write.reset();
+  char buf[32] = {};
+  for (size_t got = 0; got < sizeof buf - 1;) {
+    const ssize_t n = ::read(out->read.get(), buf + got, 1);
+    if (n <= 0 || buf[got] == '\n') break;
+    got += static_cast<size_t>(n);
+  }
+  o.sleeper = static_cast<pid_t>(std::atoi(buf));
+  EXPECT_GT(o.sleeper, 0) << "the helper printed no pid";
+  o.sleeper_fd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, o.sleeper, 0)));
+  EXPECT_TRUE(o.sleeper_fd) << "pidfd_open: " << errno;
+  return o;
+}
+bool exitsWithin(const UniqueFd& pidfd, int ms) {
+  pollfd p{pidfd.get(), POLLIN, 0};
+  return ::poll(&p, 1, ms) == 1;
+}
+
+// A child (mkfs, an lvm shell) does not outlive a killed xenctld: SIGKILL
+// to the parent takes the child with it.
+TEST(Spawn, ChildDiesWithKilledParent) {
+  Orphaned o = startHelper();
+  ASSERT_TRUE(o.sleeper_fd);
+  EXPECT_FALSE(exitsWithin(o.sleeper_fd, 0));
+  o.helper.kill();
+  // Bounded only so that a regression fails instead of hanging: it ends at once.
+  EXPECT_TRUE(exitsWithin(o.sleeper_fd, 10000)) << "sleep " << o.sleeper << " outlived its killed parent";
+  if (::kill(o.sleeper, 0) == 0) ::kill(o.sleeper, SIGKILL);
+}
+
+// The death signal follows the thread that created a child: spawn() creates
+// every child on one thread that lives as long as the process, so a child
+// started from a worker that has since exited keeps running.
+TEST(Spawn, ChildOutlivesItsThread) {
+  Orphaned o = startHelper();
+  ASSERT_TRUE(o.sleeper_fd);
+  EXPECT_FALSE(exitsWithin(o.sleeper_fd, 300)) << "the child died with the thread that started it";
+  o.helper.kill();
+  EXPECT_TRUE(exitsWithin(o.sleeper_fd, 10000));
 }
 
 }  // namespace
