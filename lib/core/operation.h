@@ -32,6 +32,15 @@ struct OperationRecord {
   absl::Time finished_at = absl::InfinitePast();  ///< InfinitePast until finished
   Status status;                                  ///< final status once finished
   int64_t caller_uid = -1;
+  /// Who started it (provision::Caller::key(): "uid:1000", "cert:CN=ci"):
+  /// its request_id is that caller's, not anyone else's.
+  std::string caller_key;
+  /// What was asked, as a digest of the request (method and fields, not its
+  /// request_id): a repeat of the request_id must ask the same. "" = unknown
+  /// (then kind and target are compared).
+  std::string request_digest;
+  /// While PENDING in the queue for a worker: 1 for the next to run. 0 otherwise.
+  uint32_t queue_position = 0;
   /// Bumped on every change; watchers wait for it to move.
   uint64_t version = 0;
 };

@@ -79,6 +79,13 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE domains ADD COLUMN stop_reason TEXT NOT NULL DEFAULT '';
     )sql",
+    // 5 -> 6: a request_id belongs to its caller and its request
+    // (OperationRecord::caller_key, request_digest).
+    R"sql(
+    ALTER TABLE operations ADD COLUMN caller_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE operations ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
+    UPDATE operations SET caller_key = 'uid:' || caller_uid WHERE caller_uid >= 0;
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -312,8 +319,8 @@ Status Store::putOperation(const core::OperationRecord& op) {
   std::lock_guard lock(mu_);
   Stmt st(db_,
           "INSERT OR REPLACE INTO operations(id, kind, target, request_id, state, phase, percent, message, "
-          "created_at, updated_at, finished_at, status_code, status_message, caller_uid) "
-          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+          "created_at, updated_at, finished_at, status_code, status_message, caller_uid, caller_key, request_digest) "
+          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   st.bind(1, op.id).bind(2, op.kind).bind(3, op.target).bind(4, op.request_id);
   st.bind(5, std::string(core::toString(op.state))).bind(6, op.phase).bind(7, int64_t{op.percent});
   st.bind(8, op.message).bind(9, toMicros(op.created_at)).bind(10, toMicros(op.updated_at));
@@ -322,7 +329,7 @@ Status Store::putOperation(const core::OperationRecord& op) {
   else
     st.bindNull(11);
   st.bind(12, static_cast<int64_t>(op.status.code())).bind(13, std::string(op.status.message()));
-  st.bind(14, op.caller_uid);
+  st.bind(14, op.caller_uid).bind(15, op.caller_key).bind(16, op.request_digest);
   return expectDone(st, absl::StrCat("storing operation ", op.id));
 }
 
@@ -330,7 +337,7 @@ Result<std::vector<core::OperationRecord>> Store::listOperations(size_t limit) {
   std::lock_guard lock(mu_);
   Stmt st(db_,
           "SELECT id, kind, target, request_id, state, phase, percent, message, created_at, updated_at, "
-          "finished_at, status_code, status_message, caller_uid FROM operations "
+          "finished_at, status_code, status_message, caller_uid, caller_key, request_digest FROM operations "
           "ORDER BY created_at DESC, id DESC LIMIT ?");
   st.bind(1, static_cast<int64_t>(limit));
   std::vector<core::OperationRecord> out;
@@ -350,6 +357,8 @@ Result<std::vector<core::OperationRecord>> Store::listOperations(size_t limit) {
     if (!st.isNull(10)) op.finished_at = fromMicros(st.integer(10));
     op.status = Status(static_cast<absl::StatusCode>(st.integer(11)), st.text(12));
     op.caller_uid = st.integer(13);
+    op.caller_key = st.text(14);
+    op.request_digest = st.text(15);
     out.push_back(std::move(op));
   }
   if (rc != SQLITE_DONE) return st.error("listing operations");

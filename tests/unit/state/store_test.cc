@@ -105,7 +105,9 @@ TEST_F(StoreTest, MigrationGivesOldDomainsTheirCreatorAsOwner) {
   }
   // Back to what version 2 had: no owner, no grants (and no journal, no stop reasons).
   execRaw("ALTER TABLE domains DROP COLUMN owner; ALTER TABLE domains DROP COLUMN grants; "
-          "ALTER TABLE domains DROP COLUMN stop_reason; DROP TABLE journal; PRAGMA user_version = 2;");
+          "ALTER TABLE domains DROP COLUMN stop_reason; DROP TABLE journal; "
+          "ALTER TABLE operations DROP COLUMN caller_key; ALTER TABLE operations DROP COLUMN request_digest; "
+          "PRAGMA user_version = 2;");
   auto s = *Store::open(path_);
   EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
   auto all = *s->listDomains();
@@ -128,13 +130,39 @@ TEST_F(StoreTest, StopReasonKeptAndMigrated) {
     ASSERT_TRUE(s->updateDomain(r).ok());
   }
   EXPECT_EQ((*Store::open(path_))->listDomains()->at(0).stop_reason, "restart failed: no pool");
-  execRaw("ALTER TABLE domains DROP COLUMN stop_reason; PRAGMA user_version = 4;");
+  execRaw("ALTER TABLE domains DROP COLUMN stop_reason; ALTER TABLE operations DROP COLUMN caller_key; "
+          "ALTER TABLE operations DROP COLUMN request_digest; PRAGMA user_version = 4;");
   auto s = *Store::open(path_);
   EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
   auto all = *s->listDomains();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].stop_reason, "");
   EXPECT_EQ(all[1].stop_reason, "");
+}
+
+// Operations stored before schema 6 keep their request_id as their uid's
+// (caller_key "uid:N"), with no digest of the request.
+TEST_F(StoreTest, MigrationGivesOldOperationsTheirCallerKey) {
+  {
+    auto s = *Store::open(path_);
+    core::OperationRecord op;
+    op.id = "op-0000000000000001";
+    op.kind = "create-domain";
+    op.request_id = "r1";
+    op.caller_uid = 1000;
+    op.caller_key = "uid:1000";
+    op.request_digest = "abc";
+    ASSERT_TRUE(s->putOperation(op).ok());
+  }
+  execRaw("ALTER TABLE operations DROP COLUMN caller_key; ALTER TABLE operations DROP COLUMN request_digest; "
+          "PRAGMA user_version = 5;");
+  auto s = *Store::open(path_);
+  EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
+  auto ops = *s->listOperations(10);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].caller_key, "uid:1000");
+  EXPECT_EQ(ops[0].request_digest, "");
+  EXPECT_EQ(ops[0].request_id, "r1");
 }
 
 // A taken name or uuid is ALREADY_EXISTS and changes nothing.
