@@ -1,11 +1,15 @@
 #include "daemon/authz.h"
 
+#include <openssl/evp.h>
 #include <syslog.h>
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "daemon/services.h"
@@ -52,6 +56,7 @@ constexpr RpcRule kRules[] = {
     {"OperationService.ListOperations", kRead, "target", "", ""},
     {"OperationService.WatchOperation", {Role::kViewer, Scope::kOperation}, "id", "", ""},
     {"OperationService.CancelOperation", {Role::kOperator, Scope::kOperation}, "id", "", ""},
+    {"OperationService.WaitOperation", {Role::kViewer, Scope::kOperation}, "id", "", ""},
     {"HostService.GetHostInfo", kRead, "", "", ""},
     {"VolumeService.CreateVolume", kAdmin, "name", "pool", ""},
     {"VolumeService.CloneVolume", kUseVolume, "source", "pool", ""},
@@ -91,6 +96,29 @@ std::string fieldText(const google::protobuf::Message& m, std::string_view path)
     }
   }
   return "";
+}
+
+// What `request` asks of `method`, for OperationRegistry to tell a repeat
+// from another request under the same request_id: SHA-256 of the method and
+// the request's deterministic serialization without its request_id, hex.
+std::string requestDigest(std::string_view method, const google::protobuf::Message& request) {
+  std::unique_ptr<google::protobuf::Message> copy(request.New());
+  copy->CopyFrom(request);
+  if (const auto* f = copy->GetDescriptor()->FindFieldByName("request_id")) copy->GetReflection()->ClearField(copy.get(), f);
+  std::string bytes(method);
+  bytes.push_back('\0');
+  {
+    google::protobuf::io::StringOutputStream out(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    copy->SerializeToCodedStream(&coded);
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) absl::StrAppendFormat(&hex, "%02x", md[i]);
+  return hex;
 }
 
 // A value for a key=value log line: as is when plain, else quoted and escaped.
@@ -153,6 +181,7 @@ std::string targetOf(std::string_view method, const google::protobuf::Message& r
 Result<provision::Caller> admit(const ServiceContext& c, grpc::ServerContextBase* ctx, std::string_view method,
                                 const google::protobuf::Message& request) {
   provision::Caller caller = callerOf(c, ctx, fieldText(request, "request_id"));
+  if (!caller.request_id.empty()) caller.request_digest = requestDigest(method, request);
   const RpcRule* r = ruleFor(method);
   Status st;
   if (!r) {

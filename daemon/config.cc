@@ -54,14 +54,14 @@ class ConfigReader {
     const std::set<std::string> known = {"listen",         "state_dir",  "hypervisor",
                                          "max_operations", "log_level",  "tls",
                                          "max_operations_per_caller",   "max_streams_per_caller",
-                                         "max_request_size"};
+                                         "max_request_size", "max_queued_operations"};
     for (auto&& [key, node] : d) {
       const std::string k(key.str());
       if (!known.count(k))
         return absl::InvalidArgumentError(absl::StrCat(
             "config ", where(path_, node.source()), ": unknown key '", k,
             "' in [daemon]; known: listen, state_dir, hypervisor, max_operations, max_operations_per_caller, "
-            "max_streams_per_caller, max_request_size, log_level, [daemon.tls]"));
+            "max_queued_operations, max_streams_per_caller, max_request_size, log_level, [daemon.tls]"));
       if (k == "listen") {
         XENCTL_RETURN_IF_ERROR(readListen(node, c));
       } else if (k == "tls") {
@@ -72,10 +72,12 @@ class ConfigReader {
         auto v = node.value<int64_t>();
         if (!v || *v < 1 || *v > 100000) return badType(node, k, "a whole number from 1 to 100000");
         c.max_streams_per_caller = static_cast<uint32_t>(*v);
-      } else if (k == "max_operations" || k == "max_operations_per_caller") {
+      } else if (k == "max_operations" || k == "max_operations_per_caller" || k == "max_queued_operations") {
         auto v = node.value<int64_t>();
         if (!v || *v < 1 || *v > 1024) return badType(node, k, "a whole number from 1 to 1024");
-        (k == "max_operations" ? c.max_operations : c.max_operations_per_caller) = static_cast<uint32_t>(*v);
+        (k == "max_operations"              ? c.max_operations
+         : k == "max_operations_per_caller" ? c.max_operations_per_caller
+                                            : c.max_queued_operations) = static_cast<uint32_t>(*v);
       } else if (k == "max_request_size") {
         XENCTL_ASSIGN_OR_RETURN(c.max_request_bytes, size(node, k, "a size from \"64K\" to \"1G\"", 64 << 10,
                                                           uint64_t{1} << 30));

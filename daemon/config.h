@@ -102,6 +102,9 @@ struct Config {
   uint32_t max_operations = 16;
   /// Operations one caller (a uid, a certificate) may have running at once.
   uint32_t max_operations_per_caller = 12;
+  /// Operations waiting (PENDING) for one of the max_operations workers;
+  /// past it a mutating call is refused RESOURCE_EXHAUSTED.
+  uint32_t max_queued_operations = 256;
   /// WatchEvents, WatchOperation and AttachConsole streams one caller may
   /// have open at once. A stream holds no thread, only its buffers (up to
   /// its queue of events and gRPC's flow-control window, ~100 KiB for a

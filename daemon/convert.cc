@@ -43,6 +43,7 @@ void toProto(const core::OperationRecord& r, v1::Operation* p) {
     p->set_status_message(std::string(r.status.message()));
   }
   p->set_caller_uid(r.caller_uid);
+  p->set_queue_position(r.queue_position);
 }
 
 void toProto(const core::DomainEvent& e, v1::DomainEvent* p) {

@@ -40,7 +40,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
 
   s->ops_ = std::make_unique<provision::OperationRegistry>(
       s->clock_, s->store_.get(),
-      provision::OperationRegistry::Options{config.max_operations, 1000, config.max_operations_per_caller});
+      provision::OperationRegistry::Options{config.max_operations, 1000, config.max_operations_per_caller,
+                                            config.max_queued_operations});
   XENCTL_RETURN_IF_ERROR(s->ops_->load());
   s->events_ = std::make_unique<provision::EventBus>();
   s->startEventLog();

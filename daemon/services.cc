@@ -43,15 +43,17 @@ Result<provision::CallerSlots::Slot> streamSlot(const ServiceContext& c, grpc::S
   return c.streams.acquire(callerOf(c, ctx, "").key());
 }
 
-// Answers a mutating call with its operation, and audits it once.
-grpc::Status answer(const char* call, const std::string& target, const provision::Caller& caller,
-                    const Result<core::OperationRecord>& r, v1::Operation* out) {
+// Answers a mutating call with its operation as it is now (finished, when
+// a worker was quicker than this reply), and audits it once.
+grpc::Status answer(const ServiceContext& c, const char* call, const std::string& target,
+                    const provision::Caller& caller, const Result<core::OperationRecord>& r, v1::Operation* out) {
   if (!r.ok()) {
     audit(caller, call, target, absl::StrCat("failed: ", r.status().ToString()));
     return toGrpc(r.status());
   }
   audit(caller, call, target, absl::StrCat("operation ", r->id));
-  toProto(*r, out);
+  auto now = c.ops.get(r->id);
+  toProto(now.ok() ? *now : *r, out);
   return grpc::Status::OK;
 }
 
@@ -85,7 +87,7 @@ grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1:
   XENCTL_ADMIT(caller, "DomainService.CreateDomain", *req);
   auto spec = requestedSpec(*req);
   if (!spec.ok())
-    return answer("DomainService.CreateDomain",
+    return answer(c_, "DomainService.CreateDomain",
                   req->has_xl_config() ? req->xl_config().file_name() : req->spec().name(), caller, spec.status(), out);
   const std::string name = spec->name;
   if (Status st = c_.access.authorizeSpec(caller, *spec); !st.ok()) {
@@ -94,17 +96,17 @@ grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1:
   }
   if (req->has_root()) {
     auto pr = provisionRequest(*req, *std::move(spec));
-    if (!pr.ok()) return answer("DomainService.CreateDomain", name, caller, pr.status(), out);
-    return answer("DomainService.CreateDomain", name, caller, c_.provisioner.create(*std::move(pr), caller), out);
+    if (!pr.ok()) return answer(c_, "DomainService.CreateDomain", name, caller, pr.status(), out);
+    return answer(c_, "DomainService.CreateDomain", name, caller, c_.provisioner.create(*std::move(pr), caller), out);
   }
   if (req->customizations_size() > 0 || req->keep_identity())
-    return answer("DomainService.CreateDomain", name, caller,
+    return answer(c_, "DomainService.CreateDomain", name, caller,
                   absl::InvalidArgumentError(absl::StrCat("domain '", name,
                                                           "': customizations and keep_identity apply to a root "
                                                           "cloned from an image; give a root image (--image)")),
                   out);
   provision::DomainManager::CreateRequest cr{*std::move(spec), req->define_only(), req->paused()};
-  return answer("DomainService.CreateDomain", name, caller, c_.domains.create(std::move(cr), caller), out);
+  return answer(c_, "DomainService.CreateDomain", name, caller, c_.domains.create(std::move(cr), caller), out);
 }
 
 grpc::Status DomainServiceImpl::GetDomain(grpc::ServerContext* ctx, const v1::GetDomainRequest* req, v1::Domain* out) {
@@ -158,7 +160,7 @@ grpc::Status DomainServiceImpl::ListDomains(grpc::ServerContext* ctx, const v1::
 grpc::Status DomainServiceImpl::StartDomain(grpc::ServerContext* ctx, const v1::StartDomainRequest* req,
                                             v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.StartDomain", *req);
-  return answer("DomainService.StartDomain", req->name(), caller,
+  return answer(c_, "DomainService.StartDomain", req->name(), caller,
                 c_.domains.start(req->name(), req->paused(), caller), out);
 }
 
@@ -168,44 +170,44 @@ grpc::Status DomainServiceImpl::ShutdownDomain(grpc::ServerContext* ctx, const v
   provision::DomainManager::ShutdownRequest sr;
   if (req->timeout_seconds() > 0) sr.timeout = absl::Seconds(req->timeout_seconds());
   sr.force = req->force();
-  return answer("DomainService.ShutdownDomain", req->name(), caller, c_.domains.shutdown(req->name(), sr, caller), out);
+  return answer(c_, "DomainService.ShutdownDomain", req->name(), caller, c_.domains.shutdown(req->name(), sr, caller), out);
 }
 
 grpc::Status DomainServiceImpl::RebootDomain(grpc::ServerContext* ctx, const v1::RebootDomainRequest* req,
                                              v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.RebootDomain", *req);
-  return answer("DomainService.RebootDomain", req->name(), caller, c_.domains.reboot(req->name(), caller), out);
+  return answer(c_, "DomainService.RebootDomain", req->name(), caller, c_.domains.reboot(req->name(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::DestroyDomain(grpc::ServerContext* ctx, const v1::DestroyDomainRequest* req,
                                               v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.DestroyDomain", *req);
-  return answer("DomainService.DestroyDomain", req->name(), caller, c_.domains.destroy(req->name(), caller), out);
+  return answer(c_, "DomainService.DestroyDomain", req->name(), caller, c_.domains.destroy(req->name(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::DeleteDomain(grpc::ServerContext* ctx, const v1::DeleteDomainRequest* req,
                                              v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.DeleteDomain", *req);
-  return answer("DomainService.DeleteDomain", req->name(), caller,
+  return answer(c_, "DomainService.DeleteDomain", req->name(), caller,
                 c_.domains.remove(req->name(), req->force(), req->delete_volumes(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::PauseDomain(grpc::ServerContext* ctx, const v1::PauseDomainRequest* req,
                                             v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.PauseDomain", *req);
-  return answer("DomainService.PauseDomain", req->name(), caller, c_.domains.pause(req->name(), caller), out);
+  return answer(c_, "DomainService.PauseDomain", req->name(), caller, c_.domains.pause(req->name(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::UnpauseDomain(grpc::ServerContext* ctx, const v1::UnpauseDomainRequest* req,
                                               v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.UnpauseDomain", *req);
-  return answer("DomainService.UnpauseDomain", req->name(), caller, c_.domains.unpause(req->name(), caller), out);
+  return answer(c_, "DomainService.UnpauseDomain", req->name(), caller, c_.domains.unpause(req->name(), caller), out);
 }
 
 grpc::Status DomainServiceImpl::SetDomainResources(grpc::ServerContext* ctx, const v1::SetDomainResourcesRequest* req,
                                                    v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.SetDomainResources", *req);
-  return answer("DomainService.SetDomainResources", req->name(), caller,
+  return answer(c_, "DomainService.SetDomainResources", req->name(), caller,
                 c_.domains.setResources(req->name(), {req->vcpus(), req->memory_mib()}, caller), out);
 }
 
@@ -242,7 +244,7 @@ grpc::Status DomainServiceImpl::ForkDomain(grpc::ServerContext* ctx, const v1::F
   if (!req->hostname().empty()) fr.hostname = req->hostname();
   fr.define_only = req->define_only();
   fr.paused = req->paused();
-  return answer("DomainService.ForkDomain", req->name(), caller, c_.forker.fork(std::move(fr), caller), out);
+  return answer(c_, "DomainService.ForkDomain", req->name(), caller, c_.forker.fork(std::move(fr), caller), out);
 }
 
 grpc::Status DomainServiceImpl::DiffDomain(grpc::ServerContext* ctx, const v1::DiffDomainRequest* req,
@@ -338,7 +340,27 @@ grpc::ServerWriteReactor<v1::Operation>* OperationServiceImpl::WatchOperation(gr
 grpc::Status OperationServiceImpl::CancelOperation(grpc::ServerContext* ctx, const v1::CancelOperationRequest* req,
                                                    v1::Operation* out) {
   XENCTL_ADMIT(caller, "OperationService.CancelOperation", *req);
-  return answer("OperationService.CancelOperation", req->id(), caller, c_.ops.cancel(req->id()), out);
+  return answer(c_, "OperationService.CancelOperation", req->id(), caller, c_.ops.cancel(req->id()), out);
+}
+
+grpc::Status OperationServiceImpl::WaitOperation(grpc::ServerContext* ctx, const v1::WaitOperationRequest* req,
+                                                 v1::Operation* out) {
+  XENCTL_ADMIT(caller, "OperationService.WaitOperation", *req);
+  const absl::Duration timeout = absl::Seconds(req->timeout_seconds() ? req->timeout_seconds() : 30);
+  // Answered a little before the call's deadline, so that the client gets
+  // the operation as it is rather than DEADLINE_EXCEEDED.
+  const absl::Time end =
+      std::min(absl::Now() + timeout, absl::FromChrono(ctx->deadline()) - absl::Milliseconds(100));
+  uint64_t seen = 0;
+  for (;;) {
+    auto r = c_.ops.waitChange(req->id(), seen, std::min(end, absl::Now() + kStreamCheck));
+    if (!r.ok()) return toGrpc(r.status());
+    seen = r->version;
+    if (core::isFinished(r->state) || absl::Now() >= end || ctx->IsCancelled() || c_.stopping) {
+      toProto(*r, out);
+      return grpc::Status::OK;
+    }
+  }
 }
 
 grpc::Status HostServiceImpl::GetHostInfo(grpc::ServerContext* ctx, const v1::GetHostInfoRequest* req,
@@ -370,42 +392,42 @@ grpc::Status VolumeServiceImpl::CreateVolume(grpc::ServerContext* ctx, const v1:
   XENCTL_ADMIT(caller, "VolumeService.CreateVolume", *req);
   provision::StorageManager::CreateRequest cr{req->pool(), req->name(), req->size_bytes(), std::nullopt};
   if (req->make_ext4()) cr.ext4_label = req->ext4_label();
-  return answer("VolumeService.CreateVolume", volumeTarget(req->pool(), req->name()), caller,
+  return answer(c_, "VolumeService.CreateVolume", volumeTarget(req->pool(), req->name()), caller,
                 c_.storage.create(cr, caller), out);
 }
 
 grpc::Status VolumeServiceImpl::CloneVolume(grpc::ServerContext* ctx, const v1::CloneVolumeRequest* req,
                                             v1::Operation* out) {
   XENCTL_ADMIT(caller, "VolumeService.CloneVolume", *req);
-  return answer("VolumeService.CloneVolume", volumeTarget(req->pool(), req->name()), caller,
+  return answer(c_, "VolumeService.CloneVolume", volumeTarget(req->pool(), req->name()), caller,
                 c_.storage.clone(req->pool(), req->source(), req->name(), req->size_bytes(), caller), out);
 }
 
 grpc::Status VolumeServiceImpl::SnapshotVolume(grpc::ServerContext* ctx, const v1::SnapshotVolumeRequest* req,
                                                v1::Operation* out) {
   XENCTL_ADMIT(caller, "VolumeService.SnapshotVolume", *req);
-  return answer("VolumeService.SnapshotVolume", volumeTarget(req->pool(), req->volume()), caller,
+  return answer(c_, "VolumeService.SnapshotVolume", volumeTarget(req->pool(), req->volume()), caller,
                 c_.storage.snapshot(req->pool(), req->volume(), req->snapshot(), caller), out);
 }
 
 grpc::Status VolumeServiceImpl::RollbackVolume(grpc::ServerContext* ctx, const v1::RollbackVolumeRequest* req,
                                                v1::Operation* out) {
   XENCTL_ADMIT(caller, "VolumeService.RollbackVolume", *req);
-  return answer("VolumeService.RollbackVolume", volumeTarget(req->pool(), req->volume()), caller,
+  return answer(c_, "VolumeService.RollbackVolume", volumeTarget(req->pool(), req->volume()), caller,
                 c_.storage.rollback(req->pool(), req->volume(), req->snapshot(), caller), out);
 }
 
 grpc::Status VolumeServiceImpl::ResizeVolume(grpc::ServerContext* ctx, const v1::ResizeVolumeRequest* req,
                                              v1::Operation* out) {
   XENCTL_ADMIT(caller, "VolumeService.ResizeVolume", *req);
-  return answer("VolumeService.ResizeVolume", volumeTarget(req->pool(), req->name()), caller,
+  return answer(c_, "VolumeService.ResizeVolume", volumeTarget(req->pool(), req->name()), caller,
                 c_.storage.resize(req->pool(), req->name(), req->size_bytes(), caller), out);
 }
 
 grpc::Status VolumeServiceImpl::DeleteVolume(grpc::ServerContext* ctx, const v1::DeleteVolumeRequest* req,
                                              v1::Operation* out) {
   XENCTL_ADMIT(caller, "VolumeService.DeleteVolume", *req);
-  return answer("VolumeService.DeleteVolume", volumeTarget(req->pool(), req->name()), caller,
+  return answer(c_, "VolumeService.DeleteVolume", volumeTarget(req->pool(), req->name()), caller,
                 c_.storage.remove(req->pool(), req->name(), caller), out);
 }
 
@@ -461,7 +483,7 @@ grpc::Status ImageServiceImpl::ImportImage(grpc::ServerContext* ctx, const v1::I
   XENCTL_ADMIT(caller, "ImageService.ImportImage", *req);
   provision::ImageManager::ImportRequest ir{req->name(), req->uri(), req->sha256(), fromProto(req->policy()),
                                             req->pool()};
-  return answer("ImageService.ImportImage", req->name(), caller, c_.images.import(ir, caller), out);
+  return answer(c_, "ImageService.ImportImage", req->name(), caller, c_.images.import(ir, caller), out);
 }
 
 grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext* ctx, const v1::ListImagesRequest* req,
@@ -476,7 +498,7 @@ grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext* ctx, const v1::Li
 grpc::Status ImageServiceImpl::DeleteImage(grpc::ServerContext* ctx, const v1::DeleteImageRequest* req,
                                            v1::Operation* out) {
   XENCTL_ADMIT(caller, "ImageService.DeleteImage", *req);
-  return answer("ImageService.DeleteImage", req->name(), caller, c_.images.remove(req->name(), caller), out);
+  return answer(c_, "ImageService.DeleteImage", req->name(), caller, c_.images.remove(req->name(), caller), out);
 }
 
 grpc::Status ImageServiceImpl::ExportImage(grpc::ServerContext* ctx, const v1::ExportImageRequest* req,
@@ -491,17 +513,17 @@ grpc::Status ImageServiceImpl::ExportImage(grpc::ServerContext* ctx, const v1::E
       er.format = image::ExportFormat::kTarZst;
       break;
     default:
-      return answer("ImageService.ExportImage", req->source(), caller,
+      return answer(c_, "ImageService.ExportImage", req->source(), caller,
                     absl::InvalidArgumentError("export formats are cpio.gz and tar.zst"), out);
   }
-  return answer("ImageService.ExportImage", req->source(), caller, c_.images.exportImage(er, caller), out);
+  return answer(c_, "ImageService.ExportImage", req->source(), caller, c_.images.exportImage(er, caller), out);
 }
 
 grpc::Status ContainerServiceImpl::ApplyContainer(grpc::ServerContext* ctx, const v1::ApplyContainerRequest* req,
                                                   v1::Operation* out) {
   XENCTL_ADMIT(caller, "ContainerService.ApplyContainer", *req);
   provision::ContainerRunner::ApplyRequest ar{req->text(), req->file_name(), req->dry_run()};
-  return answer("ContainerService.ApplyContainer", req->file_name(), caller, c_.containers.apply(ar, caller), out);
+  return answer(c_, "ContainerService.ApplyContainer", req->file_name(), caller, c_.containers.apply(ar, caller), out);
 }
 
 grpc::Status ContainerServiceImpl::StripContainer(grpc::ServerContext* ctx, const v1::StripContainerRequest* req,

@@ -94,6 +94,7 @@ class OperationServiceImpl final
   grpc::ServerWriteReactor<v1::Operation>* WatchOperation(grpc::CallbackServerContext*,
                                                           const v1::WatchOperationRequest*) override;
   grpc::Status CancelOperation(grpc::ServerContext*, const v1::CancelOperationRequest*, v1::Operation*) override;
+  grpc::Status WaitOperation(grpc::ServerContext*, const v1::WaitOperationRequest*, v1::Operation*) override;
 
  private:
   ServiceContext& c_;

@@ -170,11 +170,15 @@ class ApiClient {
     v1::Operation op;
     grpc::Status st = (domains_.get()->*call)(&ctx, req, &op);
     if (!st.ok()) die(what, st);
-    grpc::ClientContext wctx;
-    v1::WatchOperationRequest w;
-    w.set_id(op.id());
-    auto reader = ops_->WatchOperation(&wctx, w);
-    while (reader->Read(&op)) {
+    // As vm-* wait: WaitOperation answers once the operation has finished
+    // (no call at all when the reply came finished).
+    while (op.state() != v1::OPERATION_STATE_SUCCEEDED && op.state() != v1::OPERATION_STATE_FAILED &&
+           op.state() != v1::OPERATION_STATE_CANCELLED) {
+      grpc::ClientContext wctx;
+      v1::WaitOperationRequest w;
+      w.set_id(op.id());
+      st = ops_->WaitOperation(&wctx, w, &op);
+      if (!st.ok()) die(what, st);
     }
     if (op.state() != v1::OPERATION_STATE_SUCCEEDED) die(what, op.status_message());
   }

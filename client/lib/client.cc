@@ -160,6 +160,22 @@ Result<v1::Operation> Client::watchOperation(const std::string& id, const Operat
   return *last;
 }
 
+Result<v1::Operation> Client::waitOperation(const v1::Operation& op, const OperationSink& sink,
+                                            absl::Duration poll) {
+  v1::Operation last = op;
+  // The daemon answers a little before the call's deadline.
+  const absl::Duration each = std::max(absl::Seconds(1), std::min(poll, call_timeout_ - absl::Seconds(1)));
+  while (!isFinished(last)) {
+    if (sink) sink(last);
+    v1::WaitOperationRequest req;
+    req.set_id(op.id());
+    req.set_timeout_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(each)));
+    XENCTL_ASSIGN_OR_RETURN(last, call(&v1::OperationService::Stub::WaitOperation, req));
+  }
+  if (sink) sink(last);
+  return last;
+}
+
 Result<std::string> Client::attachConsole(const std::string& name, bool read_only,
                                           const std::function<void(std::string_view)>& output,
                                           const std::function<std::optional<std::string>()>& input) {

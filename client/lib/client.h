@@ -89,6 +89,11 @@ class Client {
   /// Streams the operation until it has finished and returns its last state.
   /// `sink` (may be empty) sees every state, the last one included.
   Result<v1::Operation> watchOperation(const std::string& id, const OperationSink& sink);
+  /// Waits for the operation to finish with WaitOperation, each call within
+  /// the call timeout (or `poll` when shorter: how often `sink`, which may
+  /// be empty, sees the state meanwhile), and returns its final state. An
+  /// operation already finished is returned without a call.
+  Result<v1::Operation> waitOperation(const v1::Operation& op, const OperationSink& sink, absl::Duration poll);
 
  private:
   Client(Target target, std::shared_ptr<grpc::Channel> channel, absl::Duration call_timeout);

@@ -26,6 +26,7 @@ class ProgressLine {
  public:
   ProgressLine() : enabled_(::isatty(STDERR_FILENO) == 1) {}
   ~ProgressLine() { clear(); }
+  bool enabled() const { return enabled_; }
   void show(const v1::Operation& op) {
     if (!enabled_) return;
     std::string line = operationLine(op);
@@ -77,7 +78,10 @@ std::string Session::requestId(const MutationOptions& m) {
 Result<v1::Operation> Session::wait(const v1::Operation& op) {
   XENCTL_ASSIGN_OR_RETURN(Client * c, client());
   ProgressLine progress;
-  return c->watchOperation(op.id(), [&](const v1::Operation& update) { progress.show(update); });
+  // One WaitOperation answers at the end; a progress line on a terminal is
+  // redrawn each second meanwhile.
+  return c->waitOperation(op, [&](const v1::Operation& update) { progress.show(update); },
+                          progress.enabled() ? absl::Seconds(1) : absl::Hours(1));
 }
 
 int Session::finishMutation(const Result<v1::Operation>& started, const MutationOptions& m, const std::string& domain,

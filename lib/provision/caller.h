@@ -14,6 +14,11 @@ struct Caller {
   Caller(std::string id, int64_t u) : request_id(std::move(id)), uid(u) {}
 
   std::string request_id;
+  /// What the request asks, as a digest of its method and fields other than
+  /// request_id (hex; "" when unknown, then a repeat is compared by the
+  /// operation's kind and target): a request_id reused for another request
+  /// is refused.
+  std::string request_digest;
   int64_t uid = -1;
   core::Identity identity;
   /// What the daemon's authorization granted this caller. Managers consult

@@ -191,7 +191,8 @@ Result<core::OperationRecord> ContainerRunner::apply(const ApplyRequest& req, co
                                                                      : customize::ContainerFile{});
   const bool dry_run = req.dry_run;
   auto file_roots = config_.host_paths.fileRoots(caller);
-  return ops_.startChecked({"apply-container", name, caller.request_id, caller.uid, caller.key()},
+  return ops_.startChecked({"apply-container", name,
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest},
                            [&]() -> Status {
                              XENCTL_RETURN_IF_ERROR(
                                  core::checkLength(name, core::kMaxFileNameBytes, "a container file's name"));

@@ -150,7 +150,7 @@ Result<core::OperationRecord> DomainForker::fork(ForkRequest req, const Caller& 
   plan->owner = ownerOf(caller);
   const std::string name = plan->req.name;
   return ops_.startChecked(
-      {"fork-domain", name, caller.request_id, caller.uid, caller.key()}, [&] {
+      {"fork-domain", name, caller.request_id, caller.uid, caller.key(), caller.request_digest}, [&] {
         XENCTL_RETURN_IF_ERROR(prepare(*plan));
         // The fork keeps the source's read-only disks, kernel and bootloader: this caller names them now.
         return domains_.checkHostPaths(plan->spec, caller);

@@ -447,7 +447,8 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
     XENCTL_RETURN_IF_ERROR(checkVolumesFree(*spec));
     return resolveDisks(*spec).status();
   };
-  return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid, caller.key()}, precheck_volumes,
+  return ops_.startChecked({"create-domain", spec->name,
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck_volumes,
                            [this, spec, req, owner = Owner(caller.uid, ownerOf(caller))](OperationContext& ctx) -> Status {
                              CreateRequest checked = req;
                              checked.spec = *spec;
@@ -693,7 +694,7 @@ DomainManager::Phases DomainManager::phasesOf(OperationContext& ctx) {
 
 Result<OperationRecord> DomainManager::runVerb(const std::string& kind, const std::string& name, const Caller& caller,
                                                const std::function<Status()>& precheck, VerbWork work) {
-  return ops_.startChecked({kind, name, caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({kind, name, caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                            [this, name, work = std::move(work)](OperationContext& ctx) -> Status {
                              return locked(name, [&](state::DomainRecord& rec) { return work(ctx, rec); });
                            });

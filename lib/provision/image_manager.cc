@@ -146,7 +146,8 @@ Result<core::OperationRecord> ImageManager::import(const ImportRequest& req, con
                                                    req.name, "' already exists; choose another name"));
     return absl::IsNotFound(v.status()) ? absl::OkStatus() : v.status();
   };
-  return ops_.startChecked({"import-image", req.name, caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"import-image", req.name,
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                            [this, req, p, caller](OperationContext& ctx) {
                              return importWork(ctx, req, *p, fetchOptions(caller, ctx.stopToken()));
                            });
@@ -374,7 +375,8 @@ Result<core::OperationRecord> ImageManager::remove(const std::string& name, cons
                                                         "' are cloned from it; delete them first"));
     return absl::OkStatus();
   };
-  return ops_.startChecked({"delete-image", name, caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"delete-image", name,
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                            [this, name, clonesOf](OperationContext& ctx) -> Status {
                              ctx.phase("delete", 5);
                              XENCTL_ASSIGN_OR_RETURN(state::ImageRecord r, find(name));
@@ -424,7 +426,8 @@ Result<core::OperationRecord> ImageManager::exportImage(const ExportRequest& req
       return absl::NotFoundError(absl::StrCat("export source ", req.source, " is not a directory"));
     return absl::OkStatus();
   };
-  return ops_.startChecked({"export-image", req.source, caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"export-image", req.source,
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                            [this, req, caller](OperationContext& ctx) {
                              return exportWork(ctx, req, fetchOptions(caller, ctx.stopToken()));
                            });

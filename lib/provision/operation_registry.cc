@@ -15,12 +15,28 @@ using core::OperationState;
 
 namespace {
 constexpr absl::Duration kNotifyInterval = absl::Milliseconds(100);
+// Progress within a phase reaches the store at most this often (a phase
+// change at once): after a crash the record says where the work stopped,
+// without a write per block copied.
+constexpr absl::Duration kSaveInterval = absl::Seconds(1);
 
 std::string cut(const std::string& message) { return core::truncateText(message, core::kMaxOperationMessageBytes); }
 
 Status cut(const Status& st) {
   if (st.message().size() <= core::kMaxOperationMessageBytes) return st;
   return Status(st.code(), cut(std::string(st.message())));
+}
+
+// OK when `req` asks again what `prev` (found by the same caller's
+// request_id) was started for; else the refusal, naming both.
+Status sameRequest(const OperationRecord& prev, const OperationRegistry::Request& req) {
+  const bool same = !prev.request_digest.empty() && !req.request_digest.empty()
+                        ? prev.request_digest == req.request_digest
+                        : prev.kind == req.kind && prev.target == req.target;
+  if (same) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "request_id '", req.request_id, "' was already used by ", req.caller_key, " for another request: ", prev.kind,
+      " of '", prev.target, "' (operation ", prev.id, "); use a new request_id for a new request"));
 }
 }  // namespace
 
@@ -69,6 +85,7 @@ OperationRegistry::OperationRegistry(const core::Clock& clock, state::Store* sto
 OperationRegistry::~OperationRegistry() { shutdown(); }
 
 Status OperationRegistry::load() {
+  // Before schema 5 only the uid was kept: such a request_id is the uid's.
   if (!store_) return absl::OkStatus();
   XENCTL_ASSIGN_OR_RETURN(auto history, store_->listOperations(options_.history));
   XENCTL_ASSIGN_OR_RETURN(auto journal, store_->listJournal());
@@ -91,7 +108,9 @@ Status OperationRegistry::load() {
                                                    "restart in phase '", rec.phase, "'; check the object and retry"));
       XENCTL_RETURN_IF_ERROR(store_->putOperation(rec));
     }
-    if (!rec.request_id.empty()) by_request_[rec.request_id] = rec.id;
+    if (rec.caller_key.empty()) rec.caller_key = absl::StrCat("uid:", rec.caller_uid);
+    if (!rec.request_id.empty()) by_request_[requestKey(rec.caller_key, rec.request_id)] = rec.id;
+    rec.queue_position = 0;
     ops_[rec.id].rec = std::move(rec);
   }
   return absl::OkStatus();
@@ -135,10 +154,11 @@ std::string OperationRegistry::newId() {
   return id;
 }
 
-std::optional<OperationRecord> OperationRegistry::findByRequest(const std::string& request_id) const {
+std::optional<OperationRecord> OperationRegistry::findByRequest(const std::string& request_id,
+                                                                const std::string& caller_key) const {
   if (request_id.empty()) return std::nullopt;
   std::lock_guard lock(mu_);
-  auto it = by_request_.find(request_id);
+  auto it = by_request_.find(requestKey(caller_key.empty() ? "uid:-1" : caller_key, request_id));
   if (it == by_request_.end()) return std::nullopt;
   return ops_.at(it->second).rec;
 }
@@ -147,47 +167,41 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   XENCTL_RETURN_IF_ERROR(core::checkLength(req.request_id, core::kMaxRequestIdBytes, "request_id"));
   if (req.caller_key.empty()) req.caller_key = absl::StrCat("uid:", req.caller_uid);
   std::unique_lock lock(mu_);
-  reapLocked();
   if (!req.request_id.empty()) {
-    if (auto it = by_request_.find(req.request_id); it != by_request_.end()) {
+    if (auto it = by_request_.find(requestKey(req.caller_key, req.request_id)); it != by_request_.end()) {
       const OperationRecord& prev = ops_.at(it->second).rec;
-      if (prev.kind != req.kind || prev.target != req.target)
-        return absl::InvalidArgumentError(absl::StrCat("request_id '", req.request_id, "' was already used for ",
-                                                       prev.kind, " of '", prev.target, "' (", prev.id,
-                                                       "); use a new request_id for a new request"));
+      XENCTL_RETURN_IF_ERROR(sameRequest(prev, req));
       return prev;
     }
   }
   if (shutting_down_) return absl::UnavailableError("xenctld is shutting down; retry when it is back");
-  if (active_ >= options_.max_active)
-    return absl::ResourceExhaustedError(absl::StrCat(active_, " operations are running, the limit is ",
-                                                     options_.max_active,
-                                                     " ([daemon] max_operations); retry when one has finished"));
-  const size_t per_caller = options_.max_per_caller ? options_.max_per_caller : options_.max_active;
-  if (auto it = active_by_caller_.find(req.caller_key); it != active_by_caller_.end() && it->second >= per_caller)
+  if (queue_.size() >= options_.max_queued)
     return absl::ResourceExhaustedError(absl::StrCat(
-        "caller ", req.caller_key, " has ", it->second, " operations running, the limit per caller is ", per_caller,
-        " ([daemon] max_operations_per_caller); retry when one of them has finished"));
+        active_ - queue_.size(), " operations are running and ", queue_.size(), " wait, the limit of the queue is ",
+        options_.max_queued, " ([daemon] max_queued_operations); retry when some have finished"));
   OperationRecord rec;
   rec.id = newId();
   rec.kind = std::move(req.kind);
   rec.target = std::move(req.target);
   rec.request_id = std::move(req.request_id);
   rec.caller_uid = req.caller_uid;
+  rec.caller_key = std::move(req.caller_key);
+  rec.request_digest = std::move(req.request_digest);
   rec.state = OperationState::kPending;
   rec.created_at = rec.updated_at = clock_.now();
   rec.version = 1;
   if (store_) XENCTL_RETURN_IF_ERROR(store_->putOperation(rec));
+  rec.queue_position = static_cast<uint32_t>(queue_.size() + 1);
   Entry& e = ops_[rec.id];
   e.rec = rec;
-  e.caller_key = req.caller_key;
-  if (!rec.request_id.empty()) by_request_[rec.request_id] = rec.id;
+  e.work = std::move(work);
+  if (!rec.request_id.empty()) by_request_[requestKey(rec.caller_key, rec.request_id)] = rec.id;
   ++active_;
-  ++active_by_caller_[e.caller_key];
-  std::stop_token token = e.stop.get_token();
-  threads_.emplace(rec.id, std::jthread([this, id = rec.id, kind = rec.kind, w = std::move(work), token]() mutable {
-                     run(std::move(id), std::move(kind), std::move(w), std::move(token));
-                   }));
+  queue_.push_back(rec.id);
+  // A worker for each waiting operation, up to max_active; they stay for the next.
+  if (queue_.size() > idle_workers_ && workers_.size() < options_.max_active)
+    workers_.emplace_back([this] { workerLoop(); });
+  work_ready_.notify_all();
   trimHistoryLocked();
   return rec;
 }
@@ -195,9 +209,66 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
 Result<OperationRecord> OperationRegistry::startChecked(Request req, const std::function<Status()>& precheck,
                                                         Work work) {
   XENCTL_RETURN_IF_ERROR(core::checkLength(req.request_id, core::kMaxRequestIdBytes, "request_id"));
-  if (auto existing = findByRequest(req.request_id)) return *existing;
+  if (req.caller_key.empty()) req.caller_key = absl::StrCat("uid:", req.caller_uid);
+  if (auto existing = findByRequest(req.request_id, req.caller_key)) {
+    XENCTL_RETURN_IF_ERROR(sameRequest(*existing, req));
+    return *existing;
+  }
   XENCTL_RETURN_IF_ERROR(precheck());
   return start(std::move(req), std::move(work));
+}
+
+std::deque<std::string>::iterator OperationRegistry::nextRunnableLocked() {
+  const size_t per_caller = options_.max_per_caller ? options_.max_per_caller : options_.max_active;
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (shutting_down_) return it;  // each ends at once, cancelled
+    auto c = active_by_caller_.find(ops_.at(*it).rec.caller_key);
+    if (c == active_by_caller_.end() || c->second < per_caller) return it;
+  }
+  return queue_.end();
+}
+
+void OperationRegistry::renumberQueueLocked() {
+  uint32_t pos = 0;
+  for (const auto& id : queue_) {
+    OperationRecord& r = ops_.at(id).rec;
+    if (r.queue_position == ++pos) continue;
+    r.queue_position = pos;
+    ++r.version;
+    changedLocked(id);
+  }
+  changed_.notify_all();
+}
+
+void OperationRegistry::workerLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    auto it = nextRunnableLocked();
+    if (it == queue_.end()) {
+      if (shutting_down_ && queue_.empty()) return;
+      ++idle_workers_;
+      work_ready_.wait(lock);
+      --idle_workers_;
+      continue;
+    }
+    const std::string id = *it;
+    queue_.erase(it);
+    Entry& e = ops_.at(id);
+    ++active_by_caller_[e.rec.caller_key];
+    e.rec.queue_position = 0;
+    e.rec.state = OperationState::kRunning;
+    e.rec.updated_at = clock_.now();
+    ++e.rec.version;
+    Work work = std::move(e.work);
+    e.work = nullptr;
+    std::string kind = e.rec.kind;
+    std::stop_token token = e.stop.get_token();
+    renumberQueueLocked();
+    changedLocked(id);
+    lock.unlock();
+    run(id, std::move(kind), std::move(work), std::move(token));
+    lock.lock();
+  }
 }
 
 void OperationRegistry::run(std::string id, std::string kind, Work work, std::stop_token stop) {
@@ -207,36 +278,64 @@ void OperationRegistry::run(std::string id, std::string kind, Work work, std::st
     st = absl::CancelledError("cancelled before it started");
   else
     st = work(ctx);
-  finish(id, std::move(st));
+  finish(id, std::move(st), /*ran=*/true);
 }
 
 void OperationRegistry::update(const std::string& id, const std::function<void(OperationRecord&)>& change,
                                bool throttle) {
-  std::lock_guard lock(mu_);
-  auto it = ops_.find(id);
-  if (it == ops_.end()) return;
-  Entry& e = it->second;
-  change(e.rec);
-  const absl::Time now = clock_.now();
-  e.rec.updated_at = now;
-  if (throttle && now - e.last_notify < kNotifyInterval) return;
-  e.last_notify = now;
-  ++e.rec.version;
-  changedLocked(id);
+  std::optional<OperationRecord> snapshot;
+  {
+    std::lock_guard lock(mu_);
+    auto it = ops_.find(id);
+    if (it == ops_.end()) return;
+    Entry& e = it->second;
+    change(e.rec);
+    const absl::Time now = clock_.now();
+    e.rec.updated_at = now;
+    if (!throttle || now - e.last_notify >= kNotifyInterval) {
+      e.last_notify = now;
+      ++e.rec.version;
+      changedLocked(id);
+    }
+    if (store_ && (!throttle || now - e.last_saved >= kSaveInterval)) {
+      e.last_saved = now;
+      snapshot = e.rec;
+    }
+  }
+  if (snapshot) save(*snapshot);
 }
 
-void OperationRegistry::finish(const std::string& id, Status status) {
+void OperationRegistry::save(const OperationRecord& snapshot) {
+  if (!store_) return;
+  std::lock_guard order(save_mu_);
+  {
+    std::lock_guard lock(mu_);
+    auto it = ops_.find(snapshot.id);
+    if (it != ops_.end()) {
+      // A newer state (the end, from another thread) is stored already.
+      if (it->second.saved_version > snapshot.version) return;
+      it->second.saved_version = snapshot.version;
+    } else if (!core::isFinished(snapshot.state)) {
+      return;
+    }
+  }
+  // The in-memory record stays authoritative when the store fails.
+  (void)store_->putOperation(snapshot);
+}
+
+void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
   OperationRecord snapshot;
   {
     std::lock_guard lock(mu_);
     Entry& e = ops_.at(id);
     // Not the caller's any more once it is seen finished: a watcher may start the next at once.
-    if (auto c = active_by_caller_.find(e.caller_key); c != active_by_caller_.end() && --c->second == 0)
+    if (auto c = active_by_caller_.find(e.rec.caller_key); ran && c != active_by_caller_.end() && --c->second == 0)
       active_by_caller_.erase(c);
     e.rec.state = status.ok()                 ? OperationState::kSucceeded
                   : absl::IsCancelled(status) ? OperationState::kCancelled
                                               : OperationState::kFailed;
     if (status.ok()) e.rec.percent = 100;
+    e.rec.queue_position = 0;
     e.rec.finished_at = e.rec.updated_at = clock_.now();
     e.rec.status = cut(status);
     ++e.rec.version;
@@ -247,22 +346,12 @@ void OperationRegistry::finish(const std::string& id, Status status) {
   // Then the journal goes: the work has finished or undone itself. A crash
   // between the two leaves a finished operation whose journal the next
   // start only clears.
-  if (store_ && store_->putOperation(snapshot).ok())  // the in-memory record stays authoritative
-    (void)store_->clearJournal(id);
+  save(snapshot);
+  if (store_) (void)store_->clearJournal(id);
   std::lock_guard lock(mu_);
   --active_;
-  done_threads_.push_back(id);
   changedLocked(id);
-}
-
-void OperationRegistry::reapLocked() {
-  for (const auto& id : done_threads_) {
-    auto it = threads_.find(id);
-    if (it == threads_.end()) continue;
-    it->second.join();  // has returned from run() or is about to
-    threads_.erase(it);
-  }
-  done_threads_.clear();
+  work_ready_.notify_all();  // a per-caller slot is free
 }
 
 void OperationRegistry::trimHistoryLocked() {
@@ -274,7 +363,7 @@ void OperationRegistry::trimHistoryLocked() {
   std::sort(finished.begin(), finished.end());
   for (size_t i = 0; i < finished.size() && ops_.size() > options_.history; ++i) {
     const auto& rec = ops_.at(finished[i].second).rec;
-    if (!rec.request_id.empty()) by_request_.erase(rec.request_id);
+    if (!rec.request_id.empty()) by_request_.erase(requestKey(rec.caller_key, rec.request_id));
     ops_.erase(finished[i].second);
   }
   if (store_) (void)store_->pruneOperations(options_.history);
@@ -307,18 +396,32 @@ std::vector<OperationRecord> OperationRegistry::list(const std::string& target, 
 }
 
 Result<OperationRecord> OperationRegistry::cancel(const std::string& id) {
-  std::lock_guard lock(mu_);
-  auto it = ops_.find(id);
-  if (it == ops_.end()) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));
-  Entry& e = it->second;
-  if (core::isFinished(e.rec.state))
-    return absl::FailedPreconditionError(
-        absl::StrCat("operation ", id, " has already ", av(core::toString(e.rec.state))));
-  e.stop.request_stop();
-  e.rec.message = "cancel requested";
-  ++e.rec.version;
-  changedLocked(id);
-  return e.rec;
+  {
+    std::lock_guard lock(mu_);
+    auto it = ops_.find(id);
+    if (it == ops_.end()) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));
+    Entry& e = it->second;
+    if (interrupted_.count(id))
+      return absl::FailedPreconditionError(absl::StrCat(
+          "operation ", id, " was interrupted by a restart; xenctld finishes or undoes it before it serves"));
+    if (core::isFinished(e.rec.state))
+      return absl::FailedPreconditionError(
+          absl::StrCat("operation ", id, " has already ", av(core::toString(e.rec.state))));
+    e.stop.request_stop();
+    auto queued = std::find(queue_.begin(), queue_.end(), id);
+    if (queued == queue_.end()) {
+      e.rec.message = "cancel requested";
+      ++e.rec.version;
+      changedLocked(id);
+      return e.rec;
+    }
+    // Nothing ran: it ends now rather than when a worker gets to it.
+    queue_.erase(queued);
+    e.work = nullptr;
+    renumberQueueLocked();
+  }
+  finish(id, absl::CancelledError("cancelled while it waited in the queue; nothing was done"), /*ran=*/false);
+  return get(id);
 }
 
 Result<OperationRecord> OperationRegistry::waitChange(const std::string& id, uint64_t after_version,
@@ -371,6 +474,11 @@ size_t OperationRegistry::active() const {
   return active_;
 }
 
+size_t OperationRegistry::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
 size_t OperationRegistry::activeOf(const std::string& caller_key) const {
   std::lock_guard lock(mu_);
   auto it = active_by_caller_.find(caller_key);
@@ -378,16 +486,16 @@ size_t OperationRegistry::activeOf(const std::string& caller_key) const {
 }
 
 void OperationRegistry::shutdown() {
-  std::map<std::string, std::jthread> threads;
+  std::vector<std::jthread> workers;
   {
     std::lock_guard lock(mu_);
     shutting_down_ = true;
     for (auto& [id, e] : ops_)
       if (!core::isFinished(e.rec.state)) e.stop.request_stop();
-    threads.swap(threads_);
-    done_threads_.clear();
+    workers.swap(workers_);
+    work_ready_.notify_all();
   }
-  threads.clear();  // joins each
+  workers.clear();  // joins each once the queue has drained (cancelled)
 }
 
 }  // namespace xenctl::provision

@@ -1,10 +1,12 @@
-// The operation registry: runs long tasks on their own threads, tracks their
-// phase and progress, lets clients watch and cancel them, deduplicates
-// retries by request_id, bounds how many run at once, and keeps a history in
-// the store.
+// The operation registry: runs long tasks on a bounded pool of worker
+// threads (up to max_active, started as needed and kept), queues what does
+// not fit yet (PENDING, with its place in the queue), tracks phase and
+// progress, lets clients watch and cancel them, deduplicates retries by the
+// caller's request_id, and keeps a history in the store.
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -62,16 +64,21 @@ class OperationContext {
 class OperationRegistry {
  public:
   struct Options {
-    size_t max_active = 16;  ///< operations running at once ([daemon] max_operations)
+    size_t max_active = 16;  ///< operations running at once: the workers ([daemon] max_operations)
     size_t history = 1000;   ///< finished operations kept
     /// Operations one caller may have running at once ([daemon]
-    /// max_operations_per_caller); 0: max_active.
+    /// max_operations_per_caller); 0: max_active. More of its operations
+    /// wait in the queue while others' run.
     size_t max_per_caller = 0;
+    /// Operations waiting for a worker, at most ([daemon] max_queued_operations).
+    size_t max_queued = 256;
   };
   struct Request {
     std::string kind, target, request_id;
     int64_t caller_uid = -1;
     std::string caller_key = {};  ///< Caller::key(); "" = "uid:CALLER_UID"
+    /// Caller::request_digest: what a repeat of request_id must ask again.
+    std::string request_digest = {};
   };
   /// The work of an operation. Return CANCELLED after undoing, when
   /// ctx.cancelled() stopped it.
@@ -94,18 +101,24 @@ class OperationRegistry {
   /// operation is not one load() left.
   Status conclude(const std::string& id, Status status, const std::string& message);
 
-  /// The operation started earlier with this request_id, if any.
-  std::optional<core::OperationRecord> findByRequest(const std::string& request_id) const;
-  /// Starts `work` as a new operation, or returns the existing one when
-  /// request_id was seen before (INVALID_ARGUMENT if that one was of another
-  /// kind or target). RESOURCE_EXHAUSTED when max_active are running, or
-  /// max_per_caller of this caller's; INVALID_ARGUMENT for a request_id
-  /// longer than core::kMaxRequestIdBytes. Messages and final statuses are
-  /// kept to core::kMaxOperationMessageBytes (cut, saying so).
+  /// The operation `caller_key` started earlier with this request_id, if any
+  /// ("" = "uid:-1", as start() counts a caller without a key).
+  std::optional<core::OperationRecord> findByRequest(const std::string& request_id,
+                                                     const std::string& caller_key = "uid:-1") const;
+  /// Starts `work` as a new operation, or returns the existing one when the
+  /// same caller sent this request_id before with the same request
+  /// (FAILED_PRECONDITION naming the id and the earlier operation when that
+  /// asked something else: another digest, or without digests another kind
+  /// or target). The id of another caller is another id. The new operation
+  /// is queued PENDING for a worker; it runs when one is free and its
+  /// caller has fewer than max_per_caller running. RESOURCE_EXHAUSTED only
+  /// when max_queued wait already (naming the limit); INVALID_ARGUMENT for a
+  /// request_id longer than core::kMaxRequestIdBytes. Messages and final
+  /// statuses are kept to core::kMaxOperationMessageBytes (cut, saying so).
   Result<core::OperationRecord> start(Request req, Work work);
   /// What every mutating use case does: a request_id seen before returns its
-  /// operation; otherwise `precheck` runs (its error is returned at once, no
-  /// operation is made) and then start().
+  /// operation (or the refusal above); otherwise `precheck` runs (its error
+  /// is returned at once, no operation is made) and then start().
   Result<core::OperationRecord> startChecked(Request req, const std::function<Status()>& precheck, Work work);
   /// NOT_FOUND for an unknown id.
   Result<core::OperationRecord> get(const std::string& id) const;
@@ -142,11 +155,15 @@ class OperationRegistry {
   /// NOT_FOUND for an unknown id.
   Result<std::unique_ptr<Watch>> watch(const std::string& id, Listener listener) const;
 
+  /// Operations running or queued.
   size_t active() const;
-  /// Operations `caller_key` has running.
+  /// Operations `caller_key` has running (not queued).
   size_t activeOf(const std::string& caller_key) const;
+  /// Operations waiting in the queue.
+  size_t queued() const;
   size_t limit() const { return options_.max_active; }
-  /// Cancels everything running and waits for it to finish.
+  /// Cancels everything running or queued (a queued one ends CANCELLED
+  /// without running) and waits for the workers to finish.
   void shutdown();
 
  private:
@@ -155,16 +172,28 @@ class OperationRegistry {
     core::OperationRecord rec;
     std::stop_source stop;
     absl::Time last_notify = absl::InfinitePast();
-    std::string caller_key;  // counted in active_by_caller_ while running
+    absl::Time last_saved = absl::InfinitePast();  // progress reached the store
+    uint64_t saved_version = 0;                    // under save_mu_ too
+    Work work;               // while queued
   };
   void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);
-  void finish(const std::string& id, Status status);
+  /// `ran`: it held a per-caller slot (not cancelled in the queue).
+  void finish(const std::string& id, Status status, bool ran);
   void run(std::string id, std::string kind, Work work, std::stop_token stop);
-  void reapLocked();
   /// Wakes waitChange() and calls the listeners of `id` (watch()).
   void changedLocked(const std::string& id) const;
+  void workerLoop();
+  /// The first queued operation whose caller may run one more; queue_.end() if none.
+  std::deque<std::string>::iterator nextRunnableLocked();
+  /// Renumbers the queued operations' queue_position after the queue changed.
+  void renumberQueueLocked();
+  /// Writes `snapshot` to the store unless a newer version of it was written.
+  void save(const core::OperationRecord& snapshot);
   void trimHistoryLocked();
   std::string newId();
+  static std::string requestKey(const std::string& caller_key, const std::string& request_id) {
+    return caller_key + '\n' + request_id;
+  }
 
   const core::Clock& clock_;
   state::Store* store_;
@@ -172,16 +201,19 @@ class OperationRegistry {
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
   std::map<std::string, Entry> ops_;
-  std::map<std::string, std::string> by_request_;  // request_id -> op id
-  std::map<std::string, std::jthread> threads_;    // running or not yet joined
-  std::vector<std::string> done_threads_;          // finished, to join
+  std::map<std::string, std::string> by_request_;  // requestKey(caller, request_id) -> op id
+  std::deque<std::string> queue_;                  // PENDING, oldest first
+  std::condition_variable work_ready_;             // queue_ or shutting_down_ changed
+  std::vector<std::jthread> workers_;              // at most max_active, kept once started
+  size_t idle_workers_ = 0;
   std::set<std::string> interrupted_;              // left by load() for recovery
-  size_t active_ = 0;
+  size_t active_ = 0;                              // running or queued
   std::map<std::string, size_t> active_by_caller_;  // caller key -> running, no zero entries
   bool shutting_down_ = false;
   // watch()'s listeners: op id -> token -> listener.
   mutable std::map<std::string, std::map<uint64_t, Listener>> listeners_;
   mutable uint64_t next_listener_ = 0;
+  std::mutex save_mu_;                             // orders save()s; taken before mu_
 };
 
 }  // namespace xenctl::provision

@@ -345,7 +345,8 @@ Result<core::OperationRecord> Provisioner::create(ProvisionRequest req, const Ca
   plan->owner = ownerOf(caller);
   plan->role = caller.role;
   const std::string name = plan->req.spec.name;
-  return ops_.startChecked({"create-domain", name, caller.request_id, caller.uid, caller.key()}, [&] {
+  return ops_.startChecked({"create-domain", name,
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, [&] {
                              // The spec's other disks, kernel and bootloader are the caller's to name.
                              XENCTL_RETURN_IF_ERROR(domains_.checkHostPaths(plan->req.spec, caller));
                              return prepare(*plan);

@@ -88,7 +88,8 @@ Result<core::OperationRecord> StorageManager::create(const CreateRequest& req, c
     XENCTL_RETURN_IF_ERROR(core::validateVolumeSize(req.size_bytes));
     return freeName(*p, req.name);
   };
-  return ops_.startChecked({"create-volume", targetOf(*p, req.name), caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"create-volume", targetOf(*p, req.name),
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
       [p, req](OperationContext& ctx) -> Status {
     ctx.phase("create", 5, req.ext4_label ? "creating the volume and its ext4 file system" : "creating the volume");
     return p->create(req.name, req.size_bytes, req.ext4_label).status();
@@ -108,7 +109,8 @@ Result<core::OperationRecord> StorageManager::clone(const std::string& pool_name
                                                      " bytes is below the source's ", base.size_bytes, " bytes"));
     return freeName(*p, name);
   };
-  return ops_.startChecked({"clone-volume", targetOf(*p, name), caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"clone-volume", targetOf(*p, name),
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                [this, pool_name = p->poolName(), source, name, size_bytes](OperationContext& ctx) -> Status {
                  ctx.phase("clone", 5, absl::StrCat("cloning ", source));
                  return cloneNow(pool_name, source, name, size_bytes, copyProgress(ctx)).status();
@@ -131,7 +133,8 @@ Result<core::OperationRecord> StorageManager::snapshot(const std::string& pool_n
     XENCTL_RETURN_IF_ERROR(exists(*p, volume));
     return freeName(*p, core::snapshotName(volume, snapshot));
   };
-  return ops_.startChecked({"snapshot-volume", targetOf(*p, volume), caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"snapshot-volume", targetOf(*p, volume),
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                [p, volume, snapshot](OperationContext& ctx) -> Status {
                  ctx.phase("snapshot", 5, absl::StrCat("taking snapshot ", snapshot));
                  return p->snapshot(volume, snapshot, copyProgress(ctx)).status();
@@ -150,7 +153,8 @@ Result<core::OperationRecord> StorageManager::rollback(const std::string& pool_n
     XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), volume, step));
     return requireUnused(p->poolName(), volume, step);
   };
-  return ops_.startChecked({"rollback-volume", targetOf(*p, volume), caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"rollback-volume", targetOf(*p, volume),
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                [this, p, volume, snapshot, step](OperationContext& ctx) -> Status {
                  // Checked again: a domain may have started since the call.
                  XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), volume, step));
@@ -178,7 +182,8 @@ Result<core::OperationRecord> StorageManager::resize(const std::string& pool_nam
                                                      " bytes; volumes only grow"));
     return absl::OkStatus();
   };
-  return ops_.startChecked({"resize-volume", targetOf(*p, name), caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"resize-volume", targetOf(*p, name),
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                [this, pool_name = p->poolName(), name, size_bytes](OperationContext& ctx) -> Status {
                  ctx.phase("resize", 5, absl::StrCat("growing to ", size_bytes, " bytes"));
                  return resizeNow(pool_name, name, size_bytes).status();
@@ -205,7 +210,8 @@ Result<core::OperationRecord> StorageManager::remove(const std::string& pool_nam
     XENCTL_RETURN_IF_ERROR(requireNotImageBase(p->poolName(), name, step));
     return requireUnused(p->poolName(), name, step);
   };
-  return ops_.startChecked({"delete-volume", targetOf(*p, name), caller.request_id, caller.uid, caller.key()}, precheck,
+  return ops_.startChecked({"delete-volume", targetOf(*p, name),
+                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
                [this, pool_name = p->poolName(), name](OperationContext& ctx) -> Status {
                  ctx.phase("delete", 5);
                  return removeNow(pool_name, name);

@@ -69,6 +69,7 @@ EXPECTED = {
     "OperationService.ListOperations": ("viewer", "host", "unary", {}),
     "OperationService.WatchOperation": ("viewer", "own", "server_stream", {"id": "{op}"}),
     "OperationService.CancelOperation": ("operator", "own", "unary", {"id": "{op}"}),
+    "OperationService.WaitOperation": ("viewer", "own", "unary", {"id": "{op}", "timeout_seconds": 1}),
     "HostService.GetHostInfo": ("viewer", "host", "unary", {}),
     "VolumeService.CreateVolume": ("admin", "host", "unary", {"name": "nv-{n}", "size_bytes": str(MiB)}),
     "VolumeService.CloneVolume": ("operator", "own", "unary", {"source": "{vol}", "name": "cl-{n}"}),

@@ -62,6 +62,48 @@ class LimitsTest(DaemonTestCase):
         ops = self.vmm("ops", "--all", "--json").json()
         self.assertEqual(len(ops), 20)
 
+    def wait(self, op):
+        while op.state not in (3, 4, 5):  # SUCCEEDED, FAILED, CANCELLED
+            op = self.unary("OperationService", "WaitOperation",
+                            self.msg("WaitOperationRequest")(id=op.id, timeout_seconds=10), "Operation")
+        return op
+
+    def test_64_concurrent_creates_queue_and_all_succeed(self):
+        """64 clients creating and starting a domain at once (past max_operations 16 and max_operations_per_caller 12) are all accepted, wait their turn, and all succeed."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(i):
+            spec = self.msg("DomainSpec")(name=f"q{i:02d}", memory_mib=64, vcpus=1)
+            first = self.unary("DomainService", "CreateDomain",
+                               self.msg("CreateDomainRequest")(request_id=f"q{i}", spec=spec), "Operation")
+            return first, self.wait(first)
+
+        with ThreadPoolExecutor(64) as pool:
+            results = list(pool.map(one, range(64)))
+        failed = [(done.target, done.status_message) for _, done in results if done.state != 3]
+        self.assertEqual(failed, [], "every create succeeds, none is refused")
+        print(f"\n64 concurrent creates: 64 succeeded; largest queue_position answered "
+              f"{max(first.queue_position for first, _ in results)}")
+        domains = self.unary("DomainService", "ListDomains", self.msg("ListDomainsRequest")(), "ListDomainsResponse")
+        self.assertEqual(len(domains.domains), 64)
+
+    def test_request_id_belongs_to_its_request(self):
+        """The same request_id with the same request is the same operation; with another request (another name, another method) it is refused naming the id and the earlier operation."""
+        op = self.wait(self.create("rid1", request_id="rid"))
+        self.assertEqual(self.create("rid1", request_id="rid").id, op.id)
+        with self.assertRaises(grpc.RpcError) as e:
+            self.create("rid2", request_id="rid")
+        self.assertEqual(e.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("request_id 'rid' was already used", e.exception.details())
+        self.assertIn(op.id, e.exception.details())
+        with self.assertRaises(grpc.RpcError) as e:
+            self.unary("DomainService", "DeleteDomain", self.msg("DeleteDomainRequest")(name="rid1", request_id="rid"),
+                       "Operation")
+        self.assertEqual(e.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn(op.id, e.exception.details())
+        self.assertEqual(len(self.unary("DomainService", "ListDomains", self.msg("ListDomainsRequest")(),
+                                        "ListDomainsResponse").domains), 1, "nothing was deleted or made")
+
     def test_operation_history_larger_than_one_answer_is_paged(self):
         """560 failed imports whose messages are cut at 4 KiB each pass 4 MiB together: ListOperations pages them."""
         uri = "file:///nonexistent/" + "u" * 4000

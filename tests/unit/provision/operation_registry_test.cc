@@ -71,55 +71,173 @@ TEST_F(RegistryTest, RequestIdDeduplicates) {
   EXPECT_EQ(a->id, b->id);
   EXPECT_EQ(b->state, OperationState::kSucceeded);
   EXPECT_EQ(runs.load(), 1);
-  EXPECT_EQ(reg.findByRequest("req-1")->id, a->id);
+  EXPECT_EQ(reg.findByRequest("req-1", "uid:0")->id, a->id);
   auto c = reg.start({"delete", "web1", "req-1", 0}, work);
-  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-// Past max_active, start is RESOURCE_EXHAUSTED until one finishes.
-TEST_F(RegistryTest, BoundsConcurrency) {
-  OperationRegistry reg(clock_, nullptr, {2, 100});
-  std::latch release(1);
+// A request_id is its caller's and its request's: the same request again is
+// the same operation, another request under it is refused naming the id and
+// the earlier operation, and another caller's same id is another operation.
+TEST_F(RegistryTest, RequestIdIsScopedToCallerAndRequest) {
+  OperationRegistry reg(clock_, nullptr, {});
+  std::atomic<int> runs{0};
+  auto work = [&](OperationContext&) {
+    ++runs;
+    return absl::OkStatus();
+  };
+  auto a = reg.start({"delete-domain", "web1", "r1", 1000, "uid:1000", "digest-a"}, work);
+  ASSERT_TRUE(a.ok()) << a.status();
+  waitFinished(reg, a->id);
+  auto again = reg.startChecked({"delete-domain", "web1", "r1", 1000, "uid:1000", "digest-a"},
+                                [] { return absl::NotFoundError("precheck must not run for a repeat"); }, work);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, a->id);
+  // Same kind and target, other fields (a digest that differs): refused.
+  auto other = reg.startChecked({"delete-domain", "web1", "r1", 1000, "uid:1000", "digest-b"},
+                                [] { return absl::OkStatus(); }, work);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(other.status().message().find("request_id 'r1' was already used"), std::string::npos) << other.status();
+  EXPECT_NE(other.status().message().find(a->id), std::string::npos) << other.status();
+  auto mine = reg.start({"create-domain", "web1", "r1", 1001, "uid:1001", "digest-a"}, work);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_NE(mine->id, a->id);
+  waitFinished(reg, mine->id);
+  EXPECT_EQ(runs.load(), 2);
+  EXPECT_EQ(reg.findByRequest("r1", "uid:1001")->id, mine->id);
+}
+
+// Past max_active, operations wait PENDING with their place in the queue and
+// run in turn; only past max_queued is a request refused, naming the limit.
+TEST_F(RegistryTest, QueuesPastMaxActive) {
+  OperationRegistry reg(clock_, nullptr, {2, 100, 0, 2});
+  std::latch release(1), running(2);
   auto blocked = [&](OperationContext&) {
+    running.count_down();
     release.wait();
     return absl::OkStatus();
   };
   auto a = reg.start({"k", "a", "", 0}, blocked);
   auto b = reg.start({"k", "b", "", 0}, blocked);
   ASSERT_TRUE(a.ok() && b.ok());
-  EXPECT_EQ(reg.active(), 2u);
-  auto c = reg.start({"k", "c", "", 0}, blocked);
-  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  running.wait();
+  auto c = reg.start({"k", "c", "", 0}, [](OperationContext&) { return absl::OkStatus(); });
+  auto d = reg.start({"k", "d", "", 0}, [](OperationContext&) { return absl::OkStatus(); });
+  ASSERT_TRUE(c.ok() && d.ok());
+  EXPECT_EQ(c->state, OperationState::kPending);
+  EXPECT_EQ(c->queue_position, 1u);
+  EXPECT_EQ(reg.get(d->id)->queue_position, 2u);
+  EXPECT_EQ(reg.active(), 4u);
+  EXPECT_EQ(reg.queued(), 2u);
+  auto e = reg.start({"k", "e", "", 0}, [](OperationContext&) { return absl::OkStatus(); });
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(e.status().message().find("the limit of the queue is 2 ([daemon] max_queued_operations)"),
+            std::string::npos)
+      << e.status();
   release.count_down();
-  waitFinished(reg, a->id);
-  waitFinished(reg, b->id);
-  EXPECT_TRUE(reg.start({"k", "c", "", 0}, [](OperationContext&) { return absl::OkStatus(); }).ok());
+  for (const auto& op : {*a, *b, *c, *d}) EXPECT_EQ(waitFinished(reg, op.id).state, OperationState::kSucceeded);
+  EXPECT_EQ(reg.get(d->id)->queue_position, 0u);
+  EXPECT_EQ(reg.active(), 0u);
 }
 
-// One caller may hold at most max_per_caller running operations (the error names the setting); others still start.
+// One caller runs at most max_per_caller at once; its next ones wait in the
+// queue while another caller's run past them.
 TEST_F(RegistryTest, BoundsOperationsPerCaller) {
   OperationRegistry reg(clock_, nullptr, {8, 100, 2});
-  std::latch release(1);
+  std::latch release(1), running(3);
   auto blocked = [&](OperationContext&) {
+    running.count_down();
     release.wait();
     return absl::OkStatus();
   };
   auto a = reg.start({"k", "a", "", 1000, "uid:1000"}, blocked);
   auto b = reg.start({"k", "b", "", 1000, "uid:1000"}, blocked);
   ASSERT_TRUE(a.ok() && b.ok());
-  auto c = reg.start({"k", "c", "", 1000, "uid:1000"}, blocked);
-  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(c.status().message().find("caller uid:1000 has 2 operations running"), std::string::npos) << c.status();
-  EXPECT_NE(c.status().message().find("[daemon] max_operations_per_caller"), std::string::npos) << c.status();
+  auto c = reg.start({"k", "c", "", 1000, "uid:1000"}, [](OperationContext&) { return absl::OkStatus(); });
+  ASSERT_TRUE(c.ok()) << c.status();
   auto other = reg.start({"k", "d", "", 0, "cert:CN=orchestrator"}, blocked);
-  EXPECT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(other.ok()) << other.status();
+  running.wait();  // a, b and the other caller's: c waits behind its caller's limit
   EXPECT_EQ(reg.activeOf("uid:1000"), 2u);
+  EXPECT_EQ(reg.activeOf("cert:CN=orchestrator"), 1u);
+  EXPECT_EQ(reg.get(c->id)->state, OperationState::kPending);
+  EXPECT_EQ(reg.get(c->id)->queue_position, 1u);
+  release.count_down();
+  for (const auto& op : {*a, *b, *c, *other})
+    EXPECT_EQ(waitFinished(reg, op.id).state, OperationState::kSucceeded);
+  EXPECT_EQ(reg.activeOf("uid:1000"), 0u);
+}
+
+// A queued operation cancelled ends CANCELLED at once without running.
+TEST_F(RegistryTest, CancelWhileQueued) {
+  OperationRegistry reg(clock_, nullptr, {1, 100});
+  std::latch release(1), running(1);
+  auto a = reg.start({"k", "a", "", 0}, [&](OperationContext&) {
+    running.count_down();
+    release.wait();
+    return absl::OkStatus();
+  });
+  running.wait();
+  bool ran = false;
+  auto b = reg.start({"k", "b", "", 0}, [&](OperationContext&) {
+    ran = true;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(b.ok());
+  auto cancelled = reg.cancel(b->id);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state, OperationState::kCancelled);
+  EXPECT_EQ(reg.queued(), 0u);
   release.count_down();
   waitFinished(reg, a->id);
-  waitFinished(reg, b->id);
-  waitFinished(reg, other->id);
-  EXPECT_EQ(reg.activeOf("uid:1000"), 0u);
-  EXPECT_TRUE(reg.start({"k", "c", "", 1000, "uid:1000"}, [](OperationContext&) { return absl::OkStatus(); }).ok());
+  EXPECT_FALSE(ran);
+}
+
+// Phase changes reach the store as they happen, so that an operation a crash
+// interrupted says where it stopped.
+TEST_F(RegistryTest, PhaseSavedAsItChanges) {
+  OperationRegistry reg(clock_, store_.get(), {});
+  std::latch in_phase(1), release(1);
+  auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
+    ctx.phase("clone", 30, "cloning web1-root");
+    in_phase.count_down();
+    release.wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(op.ok());
+  in_phase.wait();
+  auto stored = *store_->listOperations(1);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].state, OperationState::kRunning);
+  EXPECT_EQ(stored[0].phase, "clone");
+  EXPECT_EQ(stored[0].percent, 30u);
+  EXPECT_EQ(stored[0].message, "cloning web1-root");
+  release.count_down();
+  waitFinished(reg, op->id);
+  EXPECT_EQ((*store_->listOperations(1))[0].state, OperationState::kSucceeded);
+}
+
+// Progress within a phase reaches the store at most once a second.
+TEST_F(RegistryTest, ProgressSavesThrottled) {
+  OperationRegistry reg(clock_, store_.get(), {});
+  std::latch done(1), release(1);
+  auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
+    ctx.phase("download", 0);
+    ctx.progress(10, 100, 1000);  // within the second: not saved
+    clock_.advance(absl::Seconds(2));
+    ctx.progress(20, 200, 1000);  // saved
+    ctx.progress(30, 300, 1000);  // not
+    done.count_down();
+    release.wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(op.ok());
+  done.wait();
+  auto stored = (*store_->listOperations(1))[0];
+  EXPECT_EQ(stored.phase, "download");
+  EXPECT_EQ(stored.percent, 20u);
+  release.count_down();
+  waitFinished(reg, op->id);
 }
 
 // A request_id past its limit is refused before anything runs; an over-long message or status is cut and says so.
@@ -177,8 +295,10 @@ TEST_F(RegistryTest, WaitChange) {
     ctx.phase("p", 50);
     return absl::OkStatus();
   });
-  auto same = reg.waitChange(op->id, op->version, absl::Now() + absl::Milliseconds(20));
-  EXPECT_EQ(same->version, op->version);
+  auto running = reg.waitChange(op->id, op->version, absl::Now() + absl::Seconds(10));  // a worker took it
+  EXPECT_EQ(running->state, OperationState::kRunning);
+  auto same = reg.waitChange(op->id, running->version, absl::Now() + absl::Milliseconds(20));
+  EXPECT_EQ(same->version, running->version);
   go.count_down();
   auto r = waitFinished(reg, op->id);
   EXPECT_GT(r.version, op->version);
@@ -259,7 +379,7 @@ TEST_F(RegistryTest, LoadLeavesJournaledOperationsToRecovery) {
   EXPECT_EQ(reg.active(), 0u);
   // A retry meanwhile gets the same operation, and nothing runs.
   bool ran = false;
-  auto again = reg.start({"create-domain", "web1", "req-7", 0}, [&](OperationContext&) {
+  auto again = reg.start({"create-domain", "web1", "req-7", -1}, [&](OperationContext&) {
     ran = true;
     return absl::OkStatus();
   });
