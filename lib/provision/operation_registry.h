@@ -72,6 +72,9 @@ class OperationRegistry {
     size_t max_per_caller = 0;
     /// Operations waiting for a worker, at most ([daemon] max_queued_operations).
     size_t max_queued = 256;
+    /// A thread that stores, each second, the phase and progress not yet
+    /// stored (false in tests that call flushProgress() themselves).
+    bool flusher = true;
   };
   struct Request {
     std::string kind, target, request_id;
@@ -155,6 +158,11 @@ class OperationRegistry {
   /// NOT_FOUND for an unknown id.
   Result<std::unique_ptr<Watch>> watch(const std::string& id, Listener listener) const;
 
+  /// Stores the phase and progress of running operations that changed
+  /// since they were last stored, kSaveInterval or longer ago (the flusher
+  /// thread calls it each second).
+  void flushProgress();
+
   /// Operations running or queued.
   size_t active() const;
   /// Operations `caller_key` has running (not queued).
@@ -174,6 +182,7 @@ class OperationRegistry {
     absl::Time last_notify = absl::InfinitePast();
     absl::Time last_saved = absl::InfinitePast();  // progress reached the store
     uint64_t saved_version = 0;                    // under save_mu_ too
+    bool dirty = false;                            // phase or progress not stored yet
     Work work;               // while queued
   };
   void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);
@@ -214,6 +223,7 @@ class OperationRegistry {
   mutable std::map<std::string, std::map<uint64_t, Listener>> listeners_;
   mutable uint64_t next_listener_ = 0;
   std::mutex save_mu_;                             // orders save()s; taken before mu_
+  std::jthread flusher_;                           // flushProgress() each second, from the first start()
 };
 
 }  // namespace xenctl::provision

@@ -217,27 +217,43 @@ TEST_F(RegistryTest, PhaseSavedAsItChanges) {
   EXPECT_EQ((*store_->listOperations(1))[0].state, OperationState::kSucceeded);
 }
 
-// Progress within a phase reaches the store at most once a second.
+// Phase and progress reach the store at most once a second per operation;
+// what changed meanwhile is stored by the next flush a second later.
 TEST_F(RegistryTest, ProgressSavesThrottled) {
-  OperationRegistry reg(clock_, store_.get(), {});
-  std::latch done(1), release(1);
+  OperationRegistry::Options options;
+  options.flusher = false;
+  OperationRegistry reg(clock_, store_.get(), options);
+  std::latch step1(1), step2(1), next1(1), next2(1), release(1);
   auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
-    ctx.phase("download", 0);
-    ctx.progress(10, 100, 1000);  // within the second: not saved
-    clock_.advance(absl::Seconds(2));
-    ctx.progress(20, 200, 1000);  // saved
-    ctx.progress(30, 300, 1000);  // not
-    done.count_down();
+    ctx.phase("download", 0);     // the first: stored at once
+    ctx.progress(10, 100, 1000);  // within the second: not yet
+    ctx.phase("verify", 50);      // not yet either
+    step1.count_down();
+    next1.wait();
+    ctx.progress(60, 200, 1000);  // a second later: stored at once
+    step2.count_down();
+    next2.wait();
     release.wait();
     return absl::OkStatus();
   });
   ASSERT_TRUE(op.ok());
-  done.wait();
-  auto stored = (*store_->listOperations(1))[0];
-  EXPECT_EQ(stored.phase, "download");
-  EXPECT_EQ(stored.percent, 20u);
+  step1.wait();
+  EXPECT_EQ((*store_->listOperations(1))[0].phase, "download");
+  reg.flushProgress();  // too early still
+  EXPECT_EQ((*store_->listOperations(1))[0].phase, "download");
+  clock_.advance(absl::Seconds(1));
+  reg.flushProgress();
+  auto flushed = (*store_->listOperations(1))[0];
+  EXPECT_EQ(flushed.phase, "verify");
+  EXPECT_EQ(flushed.percent, 50u);
+  clock_.advance(absl::Seconds(1));
+  next1.count_down();
+  step2.wait();
+  EXPECT_EQ((*store_->listOperations(1))[0].percent, 60u);
+  next2.count_down();
   release.count_down();
   waitFinished(reg, op->id);
+  EXPECT_EQ((*store_->listOperations(1))[0].state, OperationState::kSucceeded);
 }
 
 // A request_id past its limit is refused before anything runs; an over-long message or status is cut and says so.
