@@ -209,6 +209,7 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   Entry& e = ops_[rec.id];
   e.rec = rec;
   e.work = std::move(work);
+  e.last_saved = rec.created_at;  // the PENDING row: an operation of a millisecond writes only it and its end
   if (!rec.request_id.empty()) by_request_[requestKey(rec.caller_key, rec.request_id)] = rec.id;
   ++active_;
   queue_.push_back(rec.id);

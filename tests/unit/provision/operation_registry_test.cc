@@ -193,12 +193,14 @@ TEST_F(RegistryTest, CancelWhileQueued) {
   EXPECT_FALSE(ran);
 }
 
-// Phase changes reach the store as they happen, so that an operation a crash
-// interrupted says where it stopped.
+// A phase change reaches the store at once when the operation's last write
+// is a second old, so that an operation a crash interrupted says where it
+// stopped.
 TEST_F(RegistryTest, PhaseSavedAsItChanges) {
   OperationRegistry reg(clock_, store_.get(), {});
   std::latch in_phase(1), release(1);
   auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
+    clock_.advance(absl::Seconds(1));
     ctx.phase("clone", 30, "cloning web1-root");
     in_phase.count_down();
     release.wait();
@@ -225,7 +227,8 @@ TEST_F(RegistryTest, ProgressSavesThrottled) {
   OperationRegistry reg(clock_, store_.get(), options);
   std::latch step1(1), step2(1), next1(1), next2(1), release(1);
   auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
-    ctx.phase("download", 0);     // the first: stored at once
+    clock_.advance(absl::Seconds(1));
+    ctx.phase("download", 0);     // a second after the PENDING row: stored at once
     ctx.progress(10, 100, 1000);  // within the second: not yet
     ctx.phase("verify", 50);      // not yet either
     step1.count_down();
