@@ -30,6 +30,9 @@ namespace {
   [[maybe_unused]] const provision::Caller& caller = *caller##_admitted
 
 // A DiffDomain answer above this is refused: clients take 4 MiB by default.
+// How often a WaitOperation that holds its thread looks whether the caller
+// went away or xenctld is stopping.
+constexpr absl::Duration kWaitCheck = absl::Seconds(1);
 constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
 // A list answer is cut into pages of at most this (next_page_token): clients
 // take 4 MiB by default, and a list that outgrew it failed for every client.
@@ -353,7 +356,7 @@ grpc::Status OperationServiceImpl::WaitOperation(grpc::ServerContext* ctx, const
       std::min(absl::Now() + timeout, absl::FromChrono(ctx->deadline()) - absl::Milliseconds(100));
   uint64_t seen = 0;
   for (;;) {
-    auto r = c_.ops.waitChange(req->id(), seen, std::min(end, absl::Now() + kStreamCheck));
+    auto r = c_.ops.waitChange(req->id(), seen, std::min(end, absl::Now() + kWaitCheck));
     if (!r.ok()) return toGrpc(r.status());
     seen = r->version;
     if (core::isFinished(r->state) || absl::Now() >= end || ctx->IsCancelled() || c_.stopping) {
