@@ -212,11 +212,14 @@ Result<FetchResult> transfer(const std::string& helper, const char* mode, const 
   }
   const int exit_status = child.wait();
   if (local_error) return *local_error;
+  // Stopped by the caller: cancelled, even when the child's result came
+  // before its SIGTERM (as the in-process transfer answers a stop seen
+  // between two chunks).
+  if (terminated) return absl::CancelledError(absl::StrCat(mode, " ", uri, ": cancelled"));
   if (outcome.final) {
     if (!outcome.status.ok()) return outcome.status;
     return outcome.result;
   }
-  if (terminated) return absl::CancelledError(absl::StrCat(mode, " ", uri, ": cancelled"));
   return absl::InternalError(absl::StrCat(what, ": it ended (status ", exit_status,
                                           ") without a result; see the journal for a crash of xenctl-fetch"));
 }
