@@ -158,6 +158,21 @@ TEST_F(AccessPolicyTest, OperatorsSeeTheirOperations) {
   EXPECT_TRUE(policy_->authorize(op, "GetOperation", {Role::kViewer, Scope::kOperation}, {"op-nosuch", ""}).ok());
 }
 
+// A certificate operator sees the operation it started, before the domain
+// it creates (and its right on it) exists: its vm-create over mutual TLS
+// watches that operation; another certificate does not see it.
+TEST_F(AccessPolicyTest, CertificateOperatorsSeeOperationsTheyStarted) {
+  Caller ci = as(certId("CN=ci,O=example"));
+  auto started = ops_.start({"create-domain", "web9", "", -1, ci.key()}, [](OperationContext&) { return absl::OkStatus(); });
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_TRUE(policy_->maySeeOperation(ci, *started));
+  EXPECT_TRUE(policy_->authorize(ci, "WatchOperation", {Role::kViewer, Scope::kOperation}, {started->id, ""}).ok());
+  Caller other = as(certId("CN=other,O=example"));
+  other.role = Role::kOperator;
+  EXPECT_FALSE(policy_->maySeeOperation(other, *started));
+  EXPECT_FALSE(policy_->maySeeOperation(as(unixId(1001)), *started));
+}
+
 // Ownership and grants change at once, are checked as principals, and
 // keep the grants sorted and unique.
 TEST_F(AccessPolicyTest, AccessChangesAreValidated) {
