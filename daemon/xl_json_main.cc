@@ -5,8 +5,12 @@
 // asked: the file goes through the code xenctld runs for CreateDomain and
 // StartDomain (readXlConfig, normalizeSpec, buildDomainConfig), with the
 // host's cpus from libxl when there is a Xen to ask. The uuid is the file's,
-// else --uuid, else a new one, as xenctld assigns it.
+// else --uuid, else a new one, as xenctld assigns it. With --out-dir DIR,
+// each FILE's result goes to DIR/BASENAME.json (or its refusal to
+// DIR/BASENAME.err) instead of stdout, so one run serves a whole corpus: under
+// the lab's TCG every process start costs most of a second.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -53,14 +57,18 @@ Result<std::string> jsonOf(const std::string& file, const std::string& uuid, con
 int main(int argc, char** argv) {
   std::vector<std::string> files;
   std::string uuid;
+  std::string out_dir;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--uuid" && i + 1 < argc) {
       uuid = argv[++i];
+    } else if (a == "--out-dir" && i + 1 < argc) {
+      out_dir = argv[++i];
     } else if (a == "-h" || a == "--help" || (!a.empty() && a[0] == '-')) {
-      std::cerr << "usage: xenctl-xl-json [--uuid UUID] FILE...\n"
+      std::cerr << "usage: xenctl-xl-json [--uuid UUID] [--out-dir DIR] FILE...\n"
                    "Prints the libxl domain configuration xenctld builds from each xl config FILE, as\n"
-                   "`xl -N create FILE` prints xl's. Exit 2 when a file is refused (the reason on stderr).\n";
+                   "`xl -N create FILE` prints xl's. Exit 2 when a file is refused (the reason on stderr).\n"
+                   "--out-dir DIR: writes DIR/BASENAME.json, or DIR/BASENAME.err for a refused FILE.\n";
       return a == "-h" || a == "--help" ? 0 : 2;
     } else {
       files.push_back(a);
@@ -74,6 +82,17 @@ int main(int argc, char** argv) {
   int rc = 0;
   for (const std::string& f : files) {
     Result<std::string> json = jsonOf(f, uuid, host);
+    if (!out_dir.empty()) {
+      const std::string base = (std::filesystem::path(out_dir) / std::filesystem::path(f).filename()).string();
+      std::ofstream out(base + (json.ok() ? ".json" : ".err"), std::ios::binary | std::ios::trunc);
+      out << (json.ok() ? *json : absl::StrCat("xenctl-xl-json: ", json.status().message(), "\n"));
+      if (!out.flush()) {
+        std::cerr << "xenctl-xl-json: cannot write " << base << " (.json or .err) under --out-dir " << out_dir << "\n";
+        return 1;
+      }
+      if (!json.ok()) rc = 2;
+      continue;
+    }
     if (!json.ok()) {
       std::cerr << "xenctl-xl-json: " << json.status().message() << "\n";
       rc = 2;
