@@ -180,21 +180,27 @@ lab_guest_wait() {
   lab_say "guest $name console: $(grep -E "$pattern" "$log" | head -n 1 | tr -d '\r')"
 }
 
-# lab_xenctld_start HYPERVISOR [--keep-state] [ARG...]: starts the host-built
-# xenctld (with ARGs, e.g. --config FILE) on $LAB_XENCTLD_SOCK with a fresh
-# state dir (or, with --keep-state, the last one's, as a restart does), waits
-# for its socket, and sets LAB_XENCTLD_PID and LAB_CONNECT. Its log is
-# $LAB_OUT/xenctld.log.
+# lab_xenctld_start HYPERVISOR [--keep-state] [--crash-at POINT] [ARG...]:
+# starts the host-built xenctld (with ARGs, e.g. --config FILE) on
+# $LAB_XENCTLD_SOCK with a fresh state dir (or, with --keep-state, the last
+# one's, as a restart does), waits for its socket, and sets LAB_XENCTLD_PID
+# and LAB_CONNECT. Its log is $LAB_OUT/xenctld.log. --crash-at POINT starts it
+# with XENCTLD_CRASH_AT=POINT (it aborts there, without a core file); without
+# it, XENCTLD_CRASH_AT is never passed on.
 LAB_XENCTLD_SOCK=/run/xenctld/xenctld.sock
 LAB_XENCTLD_STATE=/var/lib/xenctld
 LAB_CONNECT=unix:$LAB_XENCTLD_SOCK
 LAB_XENCTLD_PID=
 lab_xenctld_start() {
-  local hypervisor=$1 keep='' b deadline status
+  local hypervisor=$1 keep='' crash_at='' b deadline status
   shift
   if [[ ${1:-} == --keep-state ]]; then
     keep=1
     shift
+  fi
+  if [[ ${1:-} == --crash-at ]]; then
+    crash_at=${2:?--crash-at needs a crash point}
+    shift 2
   fi
   for b in xenctld vmm vm-list vm-create; do
     [[ -x $LAB_BIN/$b ]] ||
@@ -209,8 +215,11 @@ lab_xenctld_start() {
   echo "$LAB_OUT/core.%e.%p" >/proc/sys/kernel/core_pattern
   local wrap=()
   [[ -z ${LAB_XENCTLD_WRAP:-} ]] || read -r -a wrap <<<"$LAB_XENCTLD_WRAP"
-  lab_say "+ ${wrap[*]} xenctld --listen $LAB_CONNECT --state-dir $LAB_XENCTLD_STATE --hypervisor $hypervisor $*"
-  (ulimit -c unlimited && exec "${wrap[@]}" "$LAB_BIN/xenctld" --listen "$LAB_CONNECT" \
+  lab_say "+ ${crash_at:+XENCTLD_CRASH_AT=$crash_at }${wrap[*]} xenctld --listen $LAB_CONNECT --state-dir $LAB_XENCTLD_STATE --hypervisor $hypervisor $*"
+  # An armed crash point is an abort by design: no core (tens of MB each).
+  (unset XENCTLD_CRASH_AT
+  if [[ -n $crash_at ]]; then export XENCTLD_CRASH_AT=$crash_at; ulimit -c 0; else ulimit -c unlimited; fi
+  exec "${wrap[@]}" "$LAB_BIN/xenctld" --listen "$LAB_CONNECT" \
     --state-dir "$LAB_XENCTLD_STATE" --hypervisor "$hypervisor" "$@") >>"$LAB_OUT/xenctld.log" 2>&1 </dev/null &
   LAB_XENCTLD_PID=$!
   deadline=$(($(date +%s) + 60))
