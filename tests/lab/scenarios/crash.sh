@@ -86,7 +86,7 @@ wrong=()      # what is wrong after the current point's recovery
 # for all of it: under TCG every process costs most of a second.
 made=0
 consistent() {
-  local target=${1:-} lvs_ xl_names out line
+  local target=${1:-} lvs_ xl_names out tag line
   lab_run -o "$work/vols.json" "$LAB_BIN/vm-volume" --connect "$LAB_CONNECT" list --pool thin --json >/dev/null || { wrong+=("vm-volume list failed"); return; }
   lab_run -o "$work/imgs.json" "$LAB_BIN/vm-image" --connect "$LAB_CONNECT" list --json >/dev/null || { wrong+=("vm-image list failed"); return; }
   lab_run -o "$work/doms.json" "$LAB_BIN/vm-list" --connect "$LAB_CONNECT" --json >/dev/null || { wrong+=("vm-list failed"); return; }
@@ -115,8 +115,8 @@ consistent() {
         "MADE\t\(([$doms[] | .spec.name] + [$imgs[] | .name]) | index([$t]) != null)",
         "RUNS\t\($inxen | index([$t]) != null)" )') || { wrong+=("jq could not read the listings"); return; }
   made=0 runs=0
-  while IFS=$'\t' read -r kind line; do
-    case $kind in
+  while IFS=$'\t' read -r tag line; do
+    case $tag in
       WRONG) wrong+=("$line") ;;
       MADE) [[ $line == true ]] && made=1 ;;
       RUNS) [[ $line == true ]] && runs=1 ;;
