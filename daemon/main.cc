@@ -92,7 +92,9 @@ int main(int argc, char** argv) {
   for (const auto& l : (*server)->addresses()) where += (where.empty() ? "" : ", ") + l;
   spdlog::info("xenctld {} serving on {} (hypervisor {}, state {})", XENCTL_VERSION, where, config.hypervisor,
                config.state_dir);
-  sys::notifySystemd("READY=1");
+  // STATUS= is what `systemctl status` and `systemctl show -p StatusText` print.
+  const std::string serving = "STATUS=serving on " + where + " (hypervisor " + config.hypervisor + ")";
+  sys::notifySystemd("READY=1\n" + serving);
 
   // Wait for a signal; with a systemd watchdog, prove liveness meanwhile.
   // SIGHUP rereads [daemon.tls]'s files; SIGTERM and SIGINT stop.
@@ -110,15 +112,15 @@ int main(int argc, char** argv) {
       }
     }
     if (sig != SIGHUP) break;
-    sys::notifySystemd("RELOADING=1");
+    sys::notifySystemd("RELOADING=1\nSTATUS=reloading the TLS certificates");
     if (auto st = (*server)->reloadTls(absl::Seconds(30)); st.ok())
       spdlog::info("SIGHUP: TLS certificates reloaded");
     else
       spdlog::warn("SIGHUP: TLS certificates not reloaded (those in use keep serving): {}", std::string(st.message()));
-    sys::notifySystemd("READY=1");
+    sys::notifySystemd("READY=1\n" + serving);
   }
   spdlog::info("signal {}: stopping", sig);
-  sys::notifySystemd("STOPPING=1");
+  sys::notifySystemd("STOPPING=1\nSTATUS=stopping (signal " + std::to_string(sig) + ")");
   (*server)->stop(absl::Seconds(5));
   spdlog::info("stopped");
   return 0;
