@@ -129,10 +129,11 @@ lab_runtime_packages() {
 
 lab_sha() { sha256sum | cut -c1-16; }
 
-# Key of the base root filesystem: the Debian release, the package list and
-# the script that builds it. Changing any of them rebuilds from debootstrap.
+# Key of the base root filesystem: the Debian release, the package list (its
+# packages, not its comments) and the script that builds it. Changing any of
+# them rebuilds from debootstrap.
 lab_base_key() {
-  { echo "$LAB_SUITE"; cat "$LAB_SRC/image/packages" "$LAB_SRC/image/rootfs.sh"; } | lab_sha
+  { echo "$LAB_SUITE"; sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$LAB_SRC/image/packages"; cat "$LAB_SRC/image/rootfs.sh"; } | lab_sha
 }
 
 # Key of the golden guest image: the Debian release and the files that make
@@ -147,7 +148,7 @@ lab_golden_key() {
 lab_image_key() {
   {
     lab_base_key
-    cat "$LAB_SRC/build-image" "$LAB_SRC/image/finish.sh" "$LAB_SRC/image/lab-init" "$LAB_SRC/image/guest-init"
+    cat "$LAB_SRC/build-image" "$LAB_SRC/image/finish.sh" "$LAB_SRC/image/packages-image" "$LAB_SRC/image/lab-boot" "$LAB_SRC/image/lab-boot.service" "$LAB_SRC/image/guest-init"
     printf '%s\n' "$1"
   } | lab_sha
 }

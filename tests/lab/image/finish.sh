@@ -18,9 +18,9 @@ out=$2
 debs=$3
 shift 3
 runtime_packages=("$@")
-# Programs xenctld runs, which ldd cannot see: ssh-keygen makes a clone's
-# SSH host keys (and the provision scenario's user key).
-exec_packages=(openssh-client)
+# What else the image needs (programs xenctld runs, the xenctl package's
+# Depends, what scenarios use): image/packages-image.
+mapfile -t image_packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$LAB_SRC/image/packages-image")
 rootfs=$out/rootfs
 trap 'lab_unmount_under "$rootfs" || lab_log "could not unmount everything under $rootfs"' EXIT
 
@@ -36,11 +36,8 @@ copy_base() {
 }
 
 install_runtime_packages() {
-  if ((${#runtime_packages[@]} == 0)); then
-    lab_log "no xenctl binaries built yet: the image gets no runtime libraries"
-    return 0
-  fi
-  lab_log "runtime packages: ${runtime_packages[*]}"
+  ((${#runtime_packages[@]} > 0)) || lab_log "no xenctl binaries built yet: the image gets no runtime libraries"
+  lab_log "runtime packages: ${runtime_packages[*]}; image packages: ${image_packages[*]}"
   lab_chroot_mounts "$rootfs"
   mount --bind "$debs/apt" "$rootfs/var/cache/apt/archives"
   # The lists in the base may be days old; refresh them so apt finds the
@@ -48,7 +45,7 @@ install_runtime_packages() {
   timeout -k 10 300 chroot "$rootfs" apt-get update -q >/dev/null ||
     lab_die "apt-get update in the Dom0 image failed or took over 300s; check network access to $LAB_MIRROR"
   DEBIAN_FRONTEND=noninteractive timeout -k 10 900 chroot "$rootfs" apt-get install -y -q --no-install-recommends \
-    "${runtime_packages[@]}" "${exec_packages[@]}" >"$out/apt.log" 2>&1 || {
+    "${runtime_packages[@]}" "${image_packages[@]}" >"$out/apt.log" 2>&1 || {
     tail -n 30 "$out/apt.log" >&2
     lab_die "installing the runtime packages in the Dom0 image failed or took over 900s (log above)"
   }
@@ -67,13 +64,54 @@ configure_dom0() {
   sed -i '/^XENCONSOLED_ARGS=/d' "$rootfs/etc/default/xen"
   echo 'XENCONSOLED_ARGS="--log=guest"' >>"$rootfs/etc/default/xen"
   mkdir -p "$rootfs/var/log/xen/console"
-  install -m 0755 "$LAB_SRC/image/lab-init" "$rootfs/usr/local/sbin/lab-init"
+  configure_systemd
   # Mount points of the two virtio-9p shares: inputs (read-only) and results.
   mkdir -p "$rootfs/mnt/lab" "$rootfs/mnt/lab-out"
   # Build-time only: let services start in the booted Dom0; drop what the
   # image never uses to keep it small and quick to write.
   rm -f "$rootfs/usr/sbin/policy-rc.d"
   rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/cache/apt/"*.bin
+}
+
+# configure_systemd: Dom0 boots with systemd as PID 1, as a Xen host does.
+# Debian's /etc/init.d/xen runs as xen.service (the SysV generator); the lab's
+# runner, lab-boot.service, starts after it. What a lab Dom0 never uses is
+# masked: it would only cost boot time under TCG.
+configure_systemd() {
+  local sd=$rootfs/etc/systemd/system u
+  install -m 0755 "$LAB_SRC/image/lab-boot" "$rootfs/usr/local/sbin/lab-boot"
+  install -m 0644 "$LAB_SRC/image/lab-boot.service" "$sd/lab-boot.service"
+  mkdir -p "$sd/multi-user.target.wants"
+  ln -sfn ../lab-boot.service "$sd/multi-user.target.wants/lab-boot.service"
+  ln -sfn /lib/systemd/system/multi-user.target "$sd/default.target"
+  # No logins (the runner is the console's user; --hold opens a shell on
+  # ttyS1), no dbus for logind, no periodic jobs, no xendomains (it would
+  # save or shut down the scenarios' guests), no first-boot wizard (it
+  # would wait for an answer on the console). Nor the API file systems,
+  # module loads, LVM monitoring of LVs that do not exist at boot and
+  # bookkeeping that nothing in the lab uses: each costs seconds under TCG.
+  for u in getty.target serial-getty@hvc0.service getty@tty1.service systemd-logind.service \
+    systemd-firstboot.service xendomains.service e2scrub_reap.service \
+    apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer \
+    systemd-tmpfiles-clean.timer \
+    dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
+    sys-kernel-config.mount sys-fs-fuse-connections.mount proc-sys-fs-binfmt_misc.automount \
+    systemd-binfmt.service modprobe@fuse.service modprobe@efi_pstore.service modprobe@configfs.service \
+    systemd-pstore.service systemd-random-seed.service systemd-update-utmp.service \
+    systemd-update-utmp-runlevel.service systemd-user-sessions.service systemd-journal-flush.service \
+    lvm2-monitor.service blk-availability.service; do
+    ln -sfn /dev/null "$sd/$u"
+  done
+  # Coldplug only block devices (the root, the LVM disk) and virtio ones
+  # (the 9p transport): replaying every device autoloads a dozen drivers a
+  # Dom0 does not use (ahci, i2c, watchdog, crypto...), 10-30 s under TCG.
+  # Devices added later (dm, xen backends) get their events as usual.
+  mkdir -p "$sd/systemd-udev-trigger.service.d"
+  printf '%s\n' '[Service]' 'ExecStart=' \
+    'ExecStart=-udevadm trigger --type=devices --action=add --subsystem-match=block --subsystem-match=virtio' \
+    >"$sd/systemd-udev-trigger.service.d/lab.conf"
+  # The journal stays in memory (no /var/log/journal): the runs are throwaway.
+  rm -rf "$rootfs/var/log/journal"
 }
 
 # A tiny initramfs for the PV guest: static busybox, the modules to mount an
