@@ -111,7 +111,7 @@ lab_say "ports of $bridge: $ports"
 # running DOMID FILE: FILE (vm-list --json) shows the guest running as DOMID.
 running() {
   jq -e --arg n "$guest" --argjson d "$1" \
-    'any(.[]; .name == $n and (.domid | tonumber) == $d and (.state == "DOMAIN_STATE_RUNNING" or .state == "DOMAIN_STATE_BLOCKED"))' \
+    'any(.[]; .spec.name == $n and (.domid | tonumber) == $d and (.state == "DOMAIN_STATE_RUNNING" or .state == "DOMAIN_STATE_BLOCKED"))' \
     "$2" >/dev/null
 }
 
