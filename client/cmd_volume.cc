@@ -1,6 +1,8 @@
 // vm-volume / vmm volume: create, clone, snapshot, rollback, resize, delete,
-// list, pools. Each mutation waits for its operation, then shows the volume.
+// customize, attach, detach, list, pools. Each mutation waits for its
+// operation, then shows the volume.
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/commands.h"
 #include "client/lib/output.h"
 #include "client/lib/specs.h"
@@ -55,6 +57,48 @@ class VolumeCommand : public Command {
     pool(delete_);
     addMutationOptions(*delete_, m_);
 
+    customize_ = sub("customize", "Change a volume's ext4 offline: hostname, keys, files, addresses, a new identity");
+    customize_->add_option("VOLUME", name_, "Volume (not one a running domain uses)")->type_name("")->required();
+    customize_->add_option("--hostname", cf_.hostname, "Set /etc/hostname and the 127.0.1.1 line of /etc/hosts")
+        ->type_name("NAME");
+    customize_->add_option("--ssh-key", cf_.ssh_key_files, "Add the public keys in FILE to the user's authorized_keys")
+        ->type_name("FILE")
+        ->allow_extra_args(false);
+    customize_->add_option("--ssh-user", cf_.ssh_user, "Whose authorized_keys --ssh-key fills (default: root)")
+        ->type_name("USER");
+    customize_->add_option("--file", cf_.files, "Write a file: /PATH=TEXT or /PATH=@LOCAL_FILE (mode 0644)")
+        ->type_name("SPEC")
+        ->allow_extra_args(false);
+    customize_->add_option("--user", cf_.users, "Create or update an account: NAME[:HASH][:GROUP,...]")
+        ->type_name("SPEC")
+        ->allow_extra_args(false);
+    customize_->add_option("--user-data", cf_.user_data_file, "Write a cloud-init NoCloud seed with this user-data")
+        ->type_name("FILE");
+    customize_->add_option("--ip", ips_, "Static address of interface N (the Nth --ip), with its prefix: 10.0.0.5/24")
+        ->type_name("ADDR/LEN")
+        ->allow_extra_args(false);
+    customize_->add_option("--mac", macs_, "MAC of interface N (the Nth --mac), which the guest matches")
+        ->type_name("MAC")
+        ->allow_extra_args(false);
+    customize_->add_option("--gateway", cf_.gateway, "Default gateway of the first interface")->type_name("ADDR");
+    customize_->add_option("--dns", cf_.dns, "DNS server(s) of the first interface (repeat, or comma-separate)")
+        ->type_name("ADDR")
+        ->allow_extra_args(false);
+    customize_->add_option("--instance-id", instance_id_, "cloud-init instance-id (default: a new uuid)")
+        ->type_name("ID");
+    customize_->add_flag("--keep-identity", cf_.keep_identity,
+                         "Keep the volume's machine-id, SSH host keys and random seed (default: new ones)");
+    pool(customize_);
+    addMutationOptions(*customize_, m_);
+
+    attach_ = sub("attach", "Make a volume a block device in Dom0 and print it (idempotent)");
+    attach_->add_option("VOLUME", name_, "Volume or VOLUME@SNAPSHOT")->type_name("")->required();
+    pool(attach_);
+
+    detach_ = sub("detach", "Release the Dom0 block device of a volume (idempotent)");
+    detach_->add_option("VOLUME", name_, "Volume or VOLUME@SNAPSHOT")->type_name("")->required();
+    pool(detach_);
+
     list_ = sub("list", "List volumes and snapshots");
     pool(list_);
 
@@ -72,6 +116,24 @@ class VolumeCommand : public Command {
       auto resp = cl.call(&Stub::ListVolumes, req);
       if (!resp.ok()) return s.fail(resp.status());
       s.json() ? s.printJson(toJson(resp->volumes())) : s.print(volumeTable(resp->volumes()));
+      return kExitOk;
+    }
+    if (attach_->parsed()) {
+      v1::AttachVolumeRequest req;
+      req.set_pool(pool_);
+      req.set_name(name_);
+      auto resp = cl.call(&Stub::AttachVolume, req);
+      if (!resp.ok()) return s.fail(resp.status());
+      s.json() ? s.printJson(toJson(*resp)) : s.print(resp->host_device() + "\n");
+      return kExitOk;
+    }
+    if (detach_->parsed()) {
+      v1::DetachVolumeRequest req;
+      req.set_pool(pool_);
+      req.set_name(name_);
+      auto resp = cl.call(&Stub::DetachVolume, req);
+      if (!resp.ok()) return s.fail(resp.status());
+      if (s.json()) s.printJson(nlohmann::ordered_json::object());
       return kExitOk;
     }
     if (pools_->parsed()) {
@@ -126,6 +188,29 @@ class VolumeCommand : public Command {
       req.set_size_bytes(bytes);
       return s.finishMutation(cl.call(&Stub::ResizeVolume, req), m_, show(s, name_));
     }
+    if (customize_->parsed()) {
+      auto req = request(v1::CustomizeVolumeRequest());
+      req.set_name(name_);
+      req.set_keep_identity(cf_.keep_identity);
+      req.set_instance_id(instance_id_);
+      if (Status st = addCustomizationFlags(cf_, *req.mutable_customizations()); !st.ok()) return s.fail(st);
+      if (ips_.size() != macs_.size())
+        return s.usage(absl::StrCat("give one --mac per --ip (", ips_.size(), " --ip, ", macs_.size(),
+                                    " --mac): the guest matches each address's interface by its MAC"));
+      if (ips_.empty() && (!cf_.gateway.empty() || !cf_.dns.empty()))
+        return s.usage("--gateway and --dns complete the first --ip address; give --ip and --mac too");
+      for (size_t i = 0; i < ips_.size(); ++i) {
+        v1::GuestInterface* g = req.add_interfaces();
+        g->set_address(ips_[i]);
+        g->set_mac(macs_[i]);
+        g->set_vif_index(static_cast<uint32_t>(i));
+        if (i > 0) continue;
+        g->set_gateway(cf_.gateway);
+        for (const std::string& d : cf_.dns)
+          for (absl::string_view server : absl::StrSplit(d, ',', absl::SkipEmpty())) g->add_dns(std::string(server));
+      }
+      return s.finishMutation(cl.call(&Stub::CustomizeVolume, req), m_, show(s, name_));
+    }
     if (delete_->parsed()) {
       auto req = request(v1::DeleteVolumeRequest());
       req.set_name(name_);
@@ -162,8 +247,11 @@ class VolumeCommand : public Command {
   }
 
   CLI::App *create_ = nullptr, *clone_ = nullptr, *snapshot_ = nullptr, *rollback_ = nullptr, *resize_ = nullptr,
-           *delete_ = nullptr, *list_ = nullptr, *pools_ = nullptr;
-  std::string pool_, name_, source_, snap_, size_, label_;
+           *delete_ = nullptr, *customize_ = nullptr, *attach_ = nullptr, *detach_ = nullptr, *list_ = nullptr,
+           *pools_ = nullptr;
+  std::string pool_, name_, source_, snap_, size_, label_, instance_id_;
+  CreateFlags cf_;  // customize's flags, as vm-create --image takes them
+  std::vector<std::string> ips_, macs_;
   bool ext4_ = false;
   MutationOptions m_;
 };

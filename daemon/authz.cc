@@ -64,6 +64,11 @@ constexpr RpcRule kRules[] = {
     {"VolumeService.RollbackVolume", kUseVolume, "volume", "pool", ""},
     {"VolumeService.ResizeVolume", kUseVolume, "name", "pool", ""},
     {"VolumeService.DeleteVolume", kUseVolume, "name", "pool", ""},
+    // Changes the volume's files as CreateDomain's customize phase does.
+    {"VolumeService.CustomizeVolume", kUseVolume, "name", "pool", ""},
+    // Dom0 block devices for a cluster manager's storage hook (docs/ganeti.md).
+    {"VolumeService.AttachVolume", kUseVolume, "name", "pool", ""},
+    {"VolumeService.DetachVolume", kUseVolume, "name", "pool", ""},
     {"VolumeService.ListVolumes", kRead, "pool", "", ""},
     {"VolumeService.ListPools", kRead, "", "", ""},
     {"ImageService.ImportImage", kAdmin, "name", "", ""},

@@ -83,6 +83,7 @@ void toProto(const core::Volume& v, v1::Volume* p) {
   p->set_path(v.path);
   protoconv::toProto(v.created_at, p->mutable_created_at());
   p->set_used_by(v.used_by);
+  p->set_host_device(v.host_device);
 }
 
 void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p) {
@@ -130,6 +131,43 @@ void toProto(const provision::RootDiff& d, v1::DiffDomainResponse* p) {
   p->set_patch(d.patch);
 }
 
+namespace {
+
+// Adds a typed customization (hostname, file, ssh keys, user, user-data)
+// to `c`; false for a kind the caller handles (network, container_text, one
+// this build does not know).
+Result<bool> addTypedCustomization(const v1::Customization& p, int i, core::Customizations& c) {
+  switch (p.kind_case()) {
+    case v1::Customization::kHostname:
+      if (c.hostname)
+        return absl::InvalidArgumentError(absl::StrCat("customization ", i, ": a second hostname ('", p.hostname(),
+                                                       "' after '", *c.hostname, "'); give one"));
+      c.hostname = p.hostname();
+      return true;
+    case v1::Customization::kFile:
+      c.files.push_back(
+          {p.file().path(), p.file().content(), p.file().mode() ? p.file().mode() : 0644u, p.file().owner()});
+      return true;
+    case v1::Customization::kSshAuthorizedKeys:
+      c.ssh_keys.push_back({p.ssh_authorized_keys().user().empty() ? "root" : p.ssh_authorized_keys().user(),
+                            {p.ssh_authorized_keys().keys().begin(), p.ssh_authorized_keys().keys().end()}});
+      return true;
+    case v1::Customization::kUser:
+      c.users.push_back(
+          {p.user().name(), p.user().password_hash(), {p.user().groups().begin(), p.user().groups().end()}});
+      return true;
+    case v1::Customization::kCloudInitUserData: c.cloud_init_user_data = p.cloud_init_user_data(); return true;
+    default: return false;
+  }
+}
+
+Status unknownCustomization(int i) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("customization ", i, " has no kind this xenctld knows (sent by a newer client?)"));
+}
+
+}  // namespace
+
 Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainRequest& req, core::DomainSpec spec) {
   constexpr uint64_t kMiB = uint64_t{1} << 20;
   provision::ProvisionRequest out;
@@ -144,27 +182,9 @@ Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainReque
   c.reset_identity = !req.keep_identity();
   for (int i = 0; i < req.customizations_size(); ++i) {
     const v1::Customization& p = req.customizations(i);
+    XENCTL_ASSIGN_OR_RETURN(bool typed, addTypedCustomization(p, i, c));
+    if (typed) continue;
     switch (p.kind_case()) {
-      case v1::Customization::kHostname:
-        if (c.hostname)
-          return absl::InvalidArgumentError(
-              absl::StrCat("customization ", i, ": a second hostname ('", p.hostname(), "' after '", *c.hostname,
-                           "'); give one"));
-        c.hostname = p.hostname();
-        break;
-      case v1::Customization::kFile:
-        c.files.push_back({p.file().path(), p.file().content(), p.file().mode() ? p.file().mode() : 0644u,
-                           p.file().owner()});
-        break;
-      case v1::Customization::kSshAuthorizedKeys:
-        c.ssh_keys.push_back({p.ssh_authorized_keys().user().empty() ? "root" : p.ssh_authorized_keys().user(),
-                              {p.ssh_authorized_keys().keys().begin(), p.ssh_authorized_keys().keys().end()}});
-        break;
-      case v1::Customization::kUser:
-        c.users.push_back({p.user().name(), p.user().password_hash(),
-                           {p.user().groups().begin(), p.user().groups().end()}});
-        break;
-      case v1::Customization::kCloudInitUserData: c.cloud_init_user_data = p.cloud_init_user_data(); break;
       case v1::Customization::kNetwork:
         out.networks.push_back({p.network().vif(), p.network().gateway(),
                                 {p.network().dns().begin(), p.network().dns().end()}});
@@ -175,10 +195,38 @@ Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainReque
               "customization ", i, ": a second container_text; give one (its statements run in order)"));
         out.container = provision::ProvisionRequest::ContainerText{p.container_text(), req.container_file_name()};
         break;
-      case v1::Customization::KIND_NOT_SET:
-        return absl::InvalidArgumentError(absl::StrCat(
-            "customization ", i, " has no kind this xenctld knows (sent by a newer client?)"));
+      default: return unknownCustomization(i);
     }
+  }
+  return out;
+}
+
+Result<provision::VolumeCustomizer::Request> customizeVolumeRequest(const v1::CustomizeVolumeRequest& req) {
+  provision::VolumeCustomizer::Request out;
+  out.pool = req.pool();
+  out.name = req.name();
+  core::Customizations& c = out.customizations;
+  c.reset_identity = !req.keep_identity();
+  c.instance_id = req.instance_id();
+  for (int i = 0; i < req.customizations_size(); ++i) {
+    const v1::Customization& p = req.customizations(i);
+    XENCTL_ASSIGN_OR_RETURN(bool typed, addTypedCustomization(p, i, c));
+    if (typed) continue;
+    if (p.kind_case() == v1::Customization::kNetwork || p.kind_case() == v1::Customization::kContainerText)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "customization ", i, ": ", p.kind_case() == v1::Customization::kNetwork ? "network" : "container_text",
+          " is not taken by CustomizeVolume; give addresses in `interfaces`, and run a container file with "
+          "vm-container"));
+    return unknownCustomization(i);
+  }
+  for (const v1::GuestInterface& g : req.interfaces()) {
+    core::NetworkInterface n;
+    n.mac = g.mac();
+    n.address = g.address();
+    n.gateway = g.gateway();
+    n.dns.assign(g.dns().begin(), g.dns().end());
+    n.vif_index = static_cast<int>(g.vif_index());
+    c.networks.push_back(std::move(n));
   }
   return out;
 }

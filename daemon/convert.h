@@ -12,6 +12,7 @@
 #include "lib/provision/domain_manager.h"
 #include "lib/provision/provisioner.h"
 #include "lib/provision/root_differ.h"
+#include "lib/provision/volume_customizer.h"
 #include "xenctl/v1/domain.pb.h"
 #include "xenctl/v1/host.pb.h"
 #include "xenctl/v1/operation.pb.h"
@@ -33,5 +34,10 @@ void toProto(const provision::RootDiff& d, v1::DiffDomainResponse* p);
 /// for a customization with no kind (one this build does not know) or a
 /// second hostname or a second container_text.
 Result<provision::ProvisionRequest> provisionRequest(const v1::CreateDomainRequest& req, core::DomainSpec spec);
+
+/// A CustomizeVolume: its typed customizations and interfaces.
+/// INVALID_ARGUMENT for a network or container_text customization (not
+/// taken here), one with no kind, or a second hostname.
+Result<provision::VolumeCustomizer::Request> customizeVolumeRequest(const v1::CustomizeVolumeRequest& req);
 
 }  // namespace xenctl::daemon

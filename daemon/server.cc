@@ -84,6 +84,12 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   for (const auto& w : image_warnings) spdlog::warn("{}", w);
 
   s->customizer_ = std::make_unique<customize::Customizer>(*s->image_tools_, customize::Ext4FileTree::open);
+  // The Customizer on a device or image file, offline: CreateDomain's
+  // customize phase, vm-fork's identity reset and CustomizeVolume.
+  const provision::Provisioner::Customize to_device =
+      [c = s->customizer_.get()](const std::string& device, const core::Customizations& customizations) {
+        return c->applyToDevice(device, customizations);
+      };
   provision::ContainerRunner::Ports container_ports{
       customize::Ext4FileTree::open, s->fetcher_.get(),
       [c = s->customizer_.get()](core::FileTree& t, const core::Customizations& cz) { return c->apply(t, cz); },
@@ -99,20 +105,16 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
       *s->storage_, s->volume_usage_, *s->ops_, std::move(container_ports), std::move(container_config));
   // CreateDomain with a root: its customizations are applied by the same
   // Customizer, to the root volume's ext4, offline.
-  s->provisioner_ = std::make_unique<provision::Provisioner>(
-      *s->domains_, *s->storage_, *s->images_, *s->ops_,
-      [c = s->customizer_.get()](const std::string& device, const core::Customizations& customizations) {
-        return c->applyToDevice(device, customizations);
-      },
-      s->containers_.get());
+  s->provisioner_ = std::make_unique<provision::Provisioner>(*s->domains_, *s->storage_, *s->images_, *s->ops_,
+                                                             to_device, s->containers_.get());
   // vm-fork resets the fork's identity with the same Customizer; vm-diff
   // reads roots read-only through the same opener.
-  s->forker_ = std::make_unique<provision::DomainForker>(
-      *s->domains_, *s->storage_, *s->ops_,
-      [c = s->customizer_.get()](const std::string& device, const core::Customizations& customizations) {
-        return c->applyToDevice(device, customizations);
-      });
+  s->forker_ = std::make_unique<provision::DomainForker>(*s->domains_, *s->storage_, *s->ops_, to_device);
   s->differ_ = std::make_unique<provision::RootDiffer>(*s->domains_, *s->storage_, customize::Ext4FileTree::open);
+  // CustomizeVolume: the same Customizer on a volume of its own.
+  s->volume_customizer_ =
+      std::make_unique<provision::VolumeCustomizer>(*s->storage_, s->volume_usage_, *s->ops_, to_device,
+                                                    s->images_.get());
 
   XENCTL_RETURN_IF_ERROR(s->serve(config, version));
   return s;
@@ -182,7 +184,8 @@ Status Server::serve(const Config& config, const std::string& version) {
                                                       "[daemon] max_streams_per_caller");
   XENCTL_ASSIGN_OR_RETURN(poller_, sys::FdPoller::create());
   context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
-                                    *containers_, *provisioner_, *forker_, *differ_, *access_, *streams_, *poller_});
+                                    *containers_, *provisioner_, *forker_, *differ_, *volume_customizer_,
+                                    *access_, *streams_, *poller_});
   version_ = version;
   tls_ = config.tls;
   max_request_bytes_ = config.max_request_bytes;

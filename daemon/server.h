@@ -103,6 +103,7 @@ class Server {
   std::unique_ptr<provision::Provisioner> provisioner_;  // after customizer_, which it calls
   std::unique_ptr<provision::DomainForker> forker_;
   std::unique_ptr<provision::RootDiffer> differ_;
+  std::unique_ptr<provision::VolumeCustomizer> volume_customizer_;
   std::unique_ptr<provision::AccessPolicy> access_;
   PeerRegistry peers_;
   std::unique_ptr<provision::CallerSlots> streams_;  // streams open per caller

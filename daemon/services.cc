@@ -434,6 +434,39 @@ grpc::Status VolumeServiceImpl::DeleteVolume(grpc::ServerContext* ctx, const v1:
                 c_.storage.remove(req->pool(), req->name(), caller), out);
 }
 
+grpc::Status VolumeServiceImpl::CustomizeVolume(grpc::ServerContext* ctx, const v1::CustomizeVolumeRequest* req,
+                                                v1::Operation* out) {
+  XENCTL_ADMIT(caller, "VolumeService.CustomizeVolume", *req);
+  const std::string target = volumeTarget(req->pool(), req->name());
+  auto r = customizeVolumeRequest(*req);
+  if (!r.ok()) return answer("VolumeService.CustomizeVolume", target, caller, r.status(), out);
+  return answer("VolumeService.CustomizeVolume", target, caller,
+                c_.volume_customizer.customize(*std::move(r), caller), out);
+}
+
+grpc::Status VolumeServiceImpl::AttachVolume(grpc::ServerContext* ctx, const v1::AttachVolumeRequest* req,
+                                             v1::Volume* out) {
+  XENCTL_ADMIT(caller, "VolumeService.AttachVolume", *req);
+  const std::string target = volumeTarget(req->pool(), req->name());
+  auto v = c_.storage.attach(req->pool(), req->name());
+  if (!v.ok()) {
+    audit(caller, "VolumeService.AttachVolume", target, absl::StrCat("failed: ", v.status().ToString()));
+    return toGrpc(v.status());
+  }
+  audit(caller, "VolumeService.AttachVolume", target, absl::StrCat("attached at ", v->host_device));
+  toProto(*v, out);
+  return grpc::Status::OK;
+}
+
+grpc::Status VolumeServiceImpl::DetachVolume(grpc::ServerContext* ctx, const v1::DetachVolumeRequest* req,
+                                             v1::DetachVolumeResponse*) {
+  XENCTL_ADMIT(caller, "VolumeService.DetachVolume", *req);
+  const std::string target = volumeTarget(req->pool(), req->name());
+  Status st = c_.storage.detach(req->pool(), req->name());
+  audit(caller, "VolumeService.DetachVolume", target, st.ok() ? "detached" : absl::StrCat("failed: ", st.ToString()));
+  return toGrpc(st);
+}
+
 grpc::Status VolumeServiceImpl::ListVolumes(grpc::ServerContext* ctx, const v1::ListVolumesRequest* req,
                                             v1::ListVolumesResponse* out) {
   XENCTL_ADMIT(caller, "VolumeService.ListVolumes", *req);

@@ -19,6 +19,7 @@
 #include "lib/provision/provisioner.h"
 #include "lib/provision/root_differ.h"
 #include "lib/provision/storage_manager.h"
+#include "lib/provision/volume_customizer.h"
 #include "lib/sys/fd_poller.h"
 #include "xenctl/v1/container.grpc.pb.h"
 #include "xenctl/v1/domain.grpc.pb.h"
@@ -44,6 +45,7 @@ struct ServiceContext {
   provision::Provisioner& provisioner;
   provision::DomainForker& forker;
   provision::RootDiffer& differ;
+  provision::VolumeCustomizer& volume_customizer;
   /// Who may do what (daemon/authz.h applies it to each call).
   provision::AccessPolicy& access;
   /// Streams (WatchEvents, WatchOperation, AttachConsole) open per caller:
@@ -119,6 +121,9 @@ class VolumeServiceImpl final : public v1::VolumeService::Service {
   grpc::Status RollbackVolume(grpc::ServerContext*, const v1::RollbackVolumeRequest*, v1::Operation*) override;
   grpc::Status ResizeVolume(grpc::ServerContext*, const v1::ResizeVolumeRequest*, v1::Operation*) override;
   grpc::Status DeleteVolume(grpc::ServerContext*, const v1::DeleteVolumeRequest*, v1::Operation*) override;
+  grpc::Status CustomizeVolume(grpc::ServerContext*, const v1::CustomizeVolumeRequest*, v1::Operation*) override;
+  grpc::Status AttachVolume(grpc::ServerContext*, const v1::AttachVolumeRequest*, v1::Volume*) override;
+  grpc::Status DetachVolume(grpc::ServerContext*, const v1::DetachVolumeRequest*, v1::DetachVolumeResponse*) override;
   grpc::Status ListVolumes(grpc::ServerContext*, const v1::ListVolumesRequest*, v1::ListVolumesResponse*) override;
   grpc::Status ListPools(grpc::ServerContext*, const v1::ListPoolsRequest*, v1::ListPoolsResponse*) override;
 

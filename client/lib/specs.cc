@@ -189,6 +189,61 @@ std::vector<std::string> splitOn(std::string_view text, char sep) {
 
 }  // namespace
 
+Status addCustomizationFlags(const CreateFlags& f, google::protobuf::RepeatedPtrField<v1::Customization>& out) {
+  if (!f.hostname.empty()) out.Add()->set_hostname(f.hostname);
+  for (const std::string& spec : f.files) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || spec[0] != '/')
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --file '", spec, "': use /GUEST/PATH=TEXT or /GUEST/PATH=@LOCAL_FILE"));
+    v1::FileContent* file = out.Add()->mutable_file();
+    file->set_path(spec.substr(0, eq));
+    file->set_mode(0644);
+    std::string value = spec.substr(eq + 1);
+    if (!value.empty() && value[0] == '@') {
+      XENCTL_ASSIGN_OR_RETURN(std::string content, readFlagFile("--file", value.substr(1)));
+      file->set_content(std::move(content));
+    } else {
+      file->set_content(std::move(value));
+    }
+  }
+  if (!f.ssh_key_files.empty()) {
+    v1::SshKeys* keys = out.Add()->mutable_ssh_authorized_keys();
+    keys->set_user(f.ssh_user.empty() ? "root" : f.ssh_user);
+    for (const std::string& path : f.ssh_key_files) {
+      XENCTL_ASSIGN_OR_RETURN(std::string text, readFlagFile("--ssh-key", path));
+      const int before = keys->keys_size();
+      for (std::string& line : splitOn(text, '\n')) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!line.empty() && line[0] != '#') keys->add_keys(std::move(line));
+      }
+      if (keys->keys_size() == before)
+        return absl::InvalidArgumentError(
+            absl::StrCat("--ssh-key: '", path, "' holds no key; give an OpenSSH public key file (id_ed25519.pub)"));
+    }
+  } else if (!f.ssh_user.empty()) {
+    return absl::InvalidArgumentError("--ssh-user names whose keys --ssh-key installs; give --ssh-key FILE too");
+  }
+  for (const std::string& spec : f.users) {
+    std::vector<std::string> parts = splitOn(spec, ':');
+    if (parts.size() > 3 || parts[0].empty())
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --user '", spec, "': use NAME[:HASH][:GROUP,GROUP...] (HASH from mkpasswd; "
+                                                 "empty: password login locked)"));
+    v1::UserAccount* user = out.Add()->mutable_user();
+    user->set_name(parts[0]);
+    if (parts.size() > 1) user->set_password_hash(parts[1]);
+    if (parts.size() > 2)
+      for (std::string& g : splitOn(parts[2], ','))
+        if (!g.empty()) user->add_groups(std::move(g));
+  }
+  if (!f.user_data_file.empty()) {
+    XENCTL_ASSIGN_OR_RETURN(std::string user_data, readFlagFile("--user-data", f.user_data_file));
+    out.Add()->set_cloud_init_user_data(std::move(user_data));
+  }
+  return absl::OkStatus();
+}
+
 Status addRootFlags(const CreateFlags& f, v1::CreateDomainRequest& a) {
   if (f.image.empty()) {
     const std::pair<bool, std::string_view> needs_image[] = {
@@ -214,57 +269,7 @@ Status addRootFlags(const CreateFlags& f, v1::CreateDomainRequest& a) {
     root->set_size_mib(mib);
   }
   a.set_keep_identity(f.keep_identity);
-  if (!f.hostname.empty()) a.add_customizations()->set_hostname(f.hostname);
-  for (const std::string& spec : f.files) {
-    size_t eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || spec[0] != '/')
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid --file '", spec, "': use /GUEST/PATH=TEXT or /GUEST/PATH=@LOCAL_FILE"));
-    v1::FileContent* file = a.add_customizations()->mutable_file();
-    file->set_path(spec.substr(0, eq));
-    file->set_mode(0644);
-    std::string value = spec.substr(eq + 1);
-    if (!value.empty() && value[0] == '@') {
-      XENCTL_ASSIGN_OR_RETURN(std::string content, readFlagFile("--file", value.substr(1)));
-      file->set_content(std::move(content));
-    } else {
-      file->set_content(std::move(value));
-    }
-  }
-  if (!f.ssh_key_files.empty()) {
-    v1::SshKeys* keys = a.add_customizations()->mutable_ssh_authorized_keys();
-    keys->set_user(f.ssh_user.empty() ? "root" : f.ssh_user);
-    for (const std::string& path : f.ssh_key_files) {
-      XENCTL_ASSIGN_OR_RETURN(std::string text, readFlagFile("--ssh-key", path));
-      const int before = keys->keys_size();
-      for (std::string& line : splitOn(text, '\n')) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (!line.empty() && line[0] != '#') keys->add_keys(std::move(line));
-      }
-      if (keys->keys_size() == before)
-        return absl::InvalidArgumentError(
-            absl::StrCat("--ssh-key: '", path, "' holds no key; give an OpenSSH public key file (id_ed25519.pub)"));
-    }
-  } else if (!f.ssh_user.empty()) {
-    return absl::InvalidArgumentError("--ssh-user names whose keys --ssh-key installs; give --ssh-key FILE too");
-  }
-  for (const std::string& spec : f.users) {
-    std::vector<std::string> parts = splitOn(spec, ':');
-    if (parts.size() > 3 || parts[0].empty())
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid --user '", spec, "': use NAME[:HASH][:GROUP,GROUP...] (HASH from mkpasswd; "
-                                                 "empty: password login locked)"));
-    v1::UserAccount* user = a.add_customizations()->mutable_user();
-    user->set_name(parts[0]);
-    if (parts.size() > 1) user->set_password_hash(parts[1]);
-    if (parts.size() > 2)
-      for (std::string& g : splitOn(parts[2], ','))
-        if (!g.empty()) user->add_groups(std::move(g));
-  }
-  if (!f.user_data_file.empty()) {
-    XENCTL_ASSIGN_OR_RETURN(std::string user_data, readFlagFile("--user-data", f.user_data_file));
-    a.add_customizations()->set_cloud_init_user_data(std::move(user_data));
-  }
+  XENCTL_RETURN_IF_ERROR(addCustomizationFlags(f, *a.mutable_customizations()));
   if (!f.container_file.empty()) {
     XENCTL_ASSIGN_OR_RETURN(std::string text, readFlagFile("--container", f.container_file));
     a.set_container_file_name(f.container_file);

@@ -61,6 +61,11 @@ inline constexpr uint32_t kImageDefaultVcpus = 1;
 /// Parses the flags' values into the request; INVALID_ARGUMENT names the flag.
 Result<v1::CreateDomainRequest> createArgsFromFlags(const CreateFlags& flags, std::string request_id);
 
+/// The typed customizations of --hostname, --file, --ssh-key/--ssh-user,
+/// --user and --user-data, appended to `out`, reading the local files they
+/// name. INVALID_ARGUMENT naming the flag for a bad value or an unreadable file.
+Status addCustomizationFlags(const CreateFlags& flags, google::protobuf::RepeatedPtrField<v1::Customization>& out);
+
 /// Fills the root and its customizations from --image and the flags that
 /// need it (--hostname, --ssh-key, --file ...), reading the local files they
 /// name. INVALID_ARGUMENT naming the flag for a bad value, an unreadable

@@ -62,4 +62,11 @@ Result<VolumeRef> parseVolumeTarget(std::string_view target) {
   return out;
 }
 
+Result<std::string> VolumeManager::attachToHost(const std::string& name) {
+  return absl::UnimplementedError(absl::StrCat("attaching volume '", poolName(), "/", name, "' to Dom0: pool driver '",
+                                               av(driver()), "' has no block devices; use a dir or LVM pool"));
+}
+
+Status VolumeManager::detachFromHost(const std::string& name) { return get(name).status(); }
+
 }  // namespace xenctl::core

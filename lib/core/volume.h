@@ -28,6 +28,7 @@ struct Volume {
   std::string path;                    ///< host path of the backing file or device
   absl::Time created_at = absl::UnixEpoch();
   std::string used_by;                 ///< the running domain using it ("": none); StorageManager::list fills it
+  std::string host_device;             ///< its block device in Dom0 after attachToHost ("": none)
 };
 
 struct PoolInfo {
@@ -144,6 +145,16 @@ class VolumeManager {
   /// Volumes and snapshots, by name.
   virtual Result<std::vector<Volume>> list() = 0;
   virtual Result<PoolInfo> poolInfo() = 0;
+
+  /// The volume (or snapshot, read-only) as a block device in Dom0, for a
+  /// program that needs one (a cluster manager's storage hook): the device
+  /// path, also shown as Volume::host_device from then on. Idempotent: an
+  /// attached volume gives its device again. UNIMPLEMENTED (the default)
+  /// when the backend has no way to make one.
+  virtual Result<std::string> attachToHost(const std::string& name);
+  /// Undoes attachToHost; OK when the volume is not attached. NOT_FOUND for
+  /// no such volume.
+  virtual Status detachFromHost(const std::string& name);
 };
 
 }  // namespace xenctl::core

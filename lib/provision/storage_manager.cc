@@ -230,6 +230,22 @@ Status StorageManager::removeNow(const std::string& pool_name, const std::string
   return p->remove(name);
 }
 
+Result<core::Volume> StorageManager::attach(const std::string& pool_name, const std::string& name) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  XENCTL_RETURN_IF_ERROR(core::validateVolumeName(name.substr(0, name.find('@'))));
+  XENCTL_ASSIGN_OR_RETURN(std::string device, p->attachToHost(name));
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(name));
+  v.host_device = std::move(device);
+  if (auto user = usage_.userOf(core::VolumeRef{p->poolName(), name}.target())) v.used_by = *user;
+  return v;
+}
+
+Status StorageManager::detach(const std::string& pool_name, const std::string& name) {
+  XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, pool(pool_name));
+  XENCTL_RETURN_IF_ERROR(core::validateVolumeName(name.substr(0, name.find('@'))));
+  return p->detachFromHost(name);
+}
+
 Result<std::vector<core::Volume>> StorageManager::list(const std::string& pool_name) {
   std::vector<core::Volume> out;
   if (!pool_name.empty()) {

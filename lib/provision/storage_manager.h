@@ -70,6 +70,13 @@ class StorageManager {
   /// running domain uses it, else as VolumeManager::resize.
   Result<core::Volume> resizeNow(const std::string& pool, const std::string& name, uint64_t size_bytes);
 
+  /// The volume as a block device in Dom0 (VolumeManager::attachToHost),
+  /// done at once (no operation: it is quick and idempotent); the volume
+  /// as it is then, host_device set.
+  Result<core::Volume> attach(const std::string& pool, const std::string& name);
+  /// VolumeManager::detachFromHost, at once.
+  Status detach(const std::string& pool, const std::string& name);
+
   /// Every pool's volumes ("" = all pools), by pool then name. NOT_FOUND for an unknown pool.
   Result<std::vector<core::Volume>> list(const std::string& pool);
   Result<std::vector<core::PoolInfo>> pools();

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "lib/storage/file_ops.h"
+#include "lib/storage/loop_devices.h"
 
 namespace xenctl::storage {
 namespace {
@@ -289,12 +290,20 @@ Result<core::Volume> DirVolumes::resize(const std::string& name, uint64_t size_b
     return absl::InvalidArgumentError(absl::StrCat(step, ": ", size_bytes, " bytes is below its size of ", v.size_bytes,
                                                    " bytes; volumes only grow"));
   XENCTL_RETURN_IF_ERROR(annotate(withSpace(growFile(v.path, size_bytes)), step));
+  // An attached volume's loop device learns the new size, and the file
+  // system is grown through it: what Dom0 reads from the device stays
+  // coherent with what was written.
+  std::string fs_path = v.path;
+  if (!v.host_device.empty() && tools_) {
+    XENCTL_RETURN_IF_ERROR(annotate(runTool({"losetup", "-c", v.host_device}), step));
+    fs_path = v.host_device;
+  }
   XENCTL_ASSIGN_OR_RETURN(bool ext, hasExtSuperblock(v.path));
   if (ext && tools_) {
     // resize2fs grows an unmounted file system only after a forced check;
     // e2fsck -p exits 1 when it fixed something, which is fine.
-    XENCTL_RETURN_IF_ERROR(annotate(runTool({"e2fsck", "-f", "-p", v.path}, 1), step));
-    XENCTL_RETURN_IF_ERROR(annotate(runTool({"resize2fs", v.path}), step));
+    XENCTL_RETURN_IF_ERROR(annotate(runTool({"e2fsck", "-f", "-p", fs_path}, 1), step));
+    XENCTL_RETURN_IF_ERROR(annotate(runTool({"resize2fs", fs_path}), step));
   }
   return get(name);
 }
@@ -317,6 +326,11 @@ Status DirVolumes::remove(const std::string& name) {
   XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
   XENCTL_ASSIGN_OR_RETURN(core::VolumeDependents deps, dependentsOf(name, images));
   XENCTL_RETURN_IF_ERROR(core::requireNoDependents(deps, step));
+  // A loop device would keep the deleted file's space and its content.
+  if (auto devices = loopDevices(name); !devices.empty())
+    return absl::FailedPreconditionError(absl::StrCat(step, ": it is attached to Dom0 at ", devices.front(),
+                                                      "; detach it first (`vm-volume detach ", name, " --pool ",
+                                                      pool_, "`)"));
   XENCTL_RETURN_IF_ERROR(annotate(removeFile(imagePath(name)), step));
   if (Status st = removeFile(metaPath(name)); !st.ok() && !absl::IsNotFound(st)) return annotate(st, step);
   return absl::OkStatus();
@@ -343,20 +357,59 @@ Result<core::VolumeDependents> DirVolumes::dependents(const std::string& name) {
 Result<core::Volume> DirVolumes::get(const std::string& name) {
   XENCTL_RETURN_IF_ERROR(validateRef(name, true));
   XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
-  return load(name, images);
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, load(name, images));
+  if (auto devices = loopDevices(name); !devices.empty()) v.host_device = devices.front();
+  return v;
 }
 
 Result<std::vector<core::Volume>> DirVolumes::list() {
   XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
+  const auto bound = boundLoopDevices();
   std::vector<core::Volume> out;
   out.reserve(images.size());
   for (const auto& name : images) {
     auto v = load(name, images);
     if (absl::IsNotFound(v.status())) continue;  // deleted meanwhile
     if (!v.ok()) return v.status();
+    if (auto devices = loopDevicesOf(bound, v->path); !devices.empty()) v->host_device = devices.front();
     out.push_back(*std::move(v));
   }
   return out;
+}
+
+std::vector<std::string> DirVolumes::loopDevices(const std::string& name) const {
+  return loopDevicesOf(boundLoopDevices(), imagePath(name));
+}
+
+Result<std::string> DirVolumes::attachToHost(const std::string& name) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  const std::string step = absl::StrCat("attaching ", who(name), " to Dom0");
+  if (!tools_) return absl::UnimplementedError(absl::StrCat(step, ": this pool runs no tools (losetup)"));
+  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, get(name));
+  if (!v.host_device.empty()) return v.host_device;
+  std::vector<std::string> argv = {"losetup", "--find", "--show"};
+  if (v.read_only) argv.push_back("--read-only");
+  argv.push_back(v.path);
+  XENCTL_ASSIGN_OR_RETURN(core::ProcessResult run, tools_->run(argv, kToolTimeout));
+  std::string device(absl::StripAsciiWhitespace(run.stdout_text));
+  if (run.exit_code != 0 || !device.starts_with("/dev/"))
+    return absl::UnavailableError(absl::StrCat(step, ": `", absl::StrJoin(argv, " "), "` exited with ", run.exit_code,
+                                               ": ", absl::StripTrailingAsciiWhitespace(run.output),
+                                               "; is the loop module loaded (modprobe loop)?"));
+  return device;
+}
+
+Status DirVolumes::detachFromHost(const std::string& name) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  const std::string step = absl::StrCat("detaching ", who(name), " from Dom0");
+  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
+  XENCTL_RETURN_IF_ERROR(requireExists(name));
+  for (const std::string& device : loopDevices(name)) {
+    if (!tools_) return absl::UnimplementedError(absl::StrCat(step, ": this pool runs no tools (losetup)"));
+    XENCTL_RETURN_IF_ERROR(annotate(runTool({"losetup", "-d", device}), step));
+  }
+  return absl::OkStatus();
 }
 
 Result<core::PoolInfo> DirVolumes::poolInfo() {

@@ -63,8 +63,18 @@ class DirVolumes final : public core::VolumeManager {
   Result<core::Volume> get(const std::string& name) override;
   Result<std::vector<core::Volume>> list() override;
   Result<core::PoolInfo> poolInfo() override;
+  /// A loop device bound to the volume's file (`losetup --find --show`,
+  /// read-only for a snapshot or a read-only volume); UNIMPLEMENTED without
+  /// `tools`. While attached, resize refreshes the device's size
+  /// (`losetup -c`) and grows the file system through the device, and
+  /// remove is refused (FAILED_PRECONDITION: detach first).
+  Result<std::string> attachToHost(const std::string& name) override;
+  /// Releases every loop device bound to the volume's file (`losetup -d`).
+  Status detachFromHost(const std::string& name) override;
 
  private:
+  /// The loop devices bound to `name`'s file, sorted.
+  std::vector<std::string> loopDevices(const std::string& name) const;
   DirVolumes(std::string pool, std::string dir, const core::Clock& clock, bool reflink,
              std::shared_ptr<core::ProcessRunner> tools);
   /// Runs a tool; a non-zero exit (beyond `ok_exit`) is UNKNOWN with its output.

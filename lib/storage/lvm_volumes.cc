@@ -144,6 +144,7 @@ Result<core::Volume> LvmVolumes::volumeOf(const std::vector<LvRow>& rows, const 
   v.pool = pool_;
   v.name = ref;
   v.path = lvPath(lv->name);
+  if (lv->active()) v.host_device = v.path;
   v.read_only = lv->readOnly() || isSnapshotRef(ref) || lv->tag(kReadOnlyTag) == "1";
   v.created_at = lv->time;
   std::string origin = lv->tag(kOriginTag);
@@ -204,6 +205,23 @@ std::vector<std::string> LvmVolumes::readOnlyMarkArgs(const LvRow& lv, bool read
 std::vector<std::string> LvmSnapshotVolumes::readOnlyMarkArgs(const LvRow& lv, bool read_only) const {
   const std::string tag = tagArg(kReadOnlyTag, "1");
   return {"lvchange", read_only ? "--addtag" : "--deltag", tag, vgLv(lv.name)};
+}
+
+Result<std::string> LvmVolumes::attachToHost(const std::string& name) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  const std::string step = absl::StrCat("attaching ", who(name), " to Dom0");
+  XENCTL_ASSIGN_OR_RETURN(Reservation r, reserve(name, ""));
+  std::unique_lock lock(vgLock());
+  XENCTL_ASSIGN_OR_RETURN(auto rows, reportLocked());
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, name));
+  if (v.host_device.empty())
+    XENCTL_RETURN_IF_ERROR(annotate(change({"lvchange", "-ay", "-K", vgLv(lvName(name))}), step));
+  return v.path;
+}
+
+Status LvmVolumes::detachFromHost(const std::string& name) {
+  XENCTL_RETURN_IF_ERROR(validateRef(name, true));
+  return get(name).status();
 }
 
 Status LvmVolumes::remove(const std::string& name) {

@@ -89,6 +89,12 @@ class LvmVolumes : public core::VolumeManager {
   Result<core::VolumeDependents> dependents(const std::string& name) override;
   /// The mark: see readOnlyMarkArgs.
   Status setReadOnly(const std::string& name, bool read_only) override;
+  /// The LV's node, activated first when it is not active (`lvchange -ay
+  /// -K`: a snapshot carries the activation-skip flag). Volume::host_device
+  /// is the node of every active LV.
+  Result<std::string> attachToHost(const std::string& name) override;
+  /// Leaves the LV active (xenctld's own domains use the same nodes): OK.
+  Status detachFromHost(const std::string& name) override;
 
   /// "web1" -> "web1", "web1@s1" -> "web1+s1".
   static std::string lvName(const std::string& ref);

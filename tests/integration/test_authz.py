@@ -77,6 +77,10 @@ EXPECTED = {
     "VolumeService.RollbackVolume": ("operator", "own", "unary", {"volume": "{vol}", "snapshot": "none"}),
     "VolumeService.ResizeVolume": ("operator", "own", "unary", {"name": "{vol}", "size_bytes": str(2 * MiB)}),
     "VolumeService.DeleteVolume": ("operator", "own", "unary", {"name": "{vol}"}),
+    "VolumeService.CustomizeVolume": ("operator", "own", "unary", {"name": "{vol}", "keep_identity": True,
+                                                                   "customizations": [{"hostname": "h{n}"}]}),
+    "VolumeService.AttachVolume": ("operator", "own", "unary", {"name": "{vol}"}),
+    "VolumeService.DetachVolume": ("operator", "own", "unary", {"name": "{vol}"}),
     "VolumeService.ListVolumes": ("viewer", "host", "unary", {}),
     "VolumeService.ListPools": ("viewer", "host", "unary", {}),
     "ImageService.ImportImage": ("admin", "host", "unary", {"name": "img-{n}", "uri": "file:///nonexistent.img"}),
@@ -201,6 +205,11 @@ class AuthzMatrixTest(DaemonTestCase):
         self.ok("DomainService.SetDomainAccess", {"name": dom, "owner": self.owner})
         return {"dom": dom, "vol": vol, "op": op, "n": self.n}
 
+    def detach_all(self):
+        for v in self.ok("VolumeService.ListVolumes", {})[0].get("volumes", []):
+            if v.get("host_device"):
+                self.ok("VolumeService.DetachVolume", {"name": v["name"]})
+
     def test_every_rpc_for_every_identity(self):
         """Each identity is admitted to exactly the RPCs its role allows, on the objects it may reach."""
         methods = self.methods_from_descriptors()
@@ -209,6 +218,7 @@ class AuthzMatrixTest(DaemonTestCase):
         self.assertEqual(missing, [], "RPCs without a row in the matrix (and maybe without a rule in daemon/authz.cc)")
         self.assertEqual(sorted(set(EXPECTED) - set(methods)), [], "rows for RPCs that are gone")
         rows = [(m, m, EXPECTED[m]) for m in methods] + VARIANTS
+        self.addCleanup(self.detach_all)  # AttachVolume binds loop devices
         failures = []
         for label, method, (need, reach, kind, template) in rows:
             for who, caller in self.callers.items():

@@ -230,6 +230,54 @@ class ProvisionTest(DaemonTestCase):
         self.assertEqual(sorted(self.volumes()), ["golden", "web1-root"])
 
 
+    def test_customize_volume_changes_an_existing_volume(self):
+        """vm-volume customize writes the hostname, keys, an address and a new identity into a clone it did not make."""
+        key = os.path.join(self.workdir, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops@it", "-f", key], check=True,
+                       capture_output=True)
+        self.vm("volume", "clone", "golden", "disk0", "--size", "32M")
+        done = self.vm("volume", "customize", "disk0", "--hostname", "node7", "--ssh-key", key + ".pub", "--ip",
+                       "10.0.0.7/24", "--mac", "00:16:3e:00:00:07", "--gateway", "10.0.0.1", "--dns", "10.0.0.53",
+                       "--json").json()
+        self.assertEqual((done["name"], done["origin"]), ("disk0", "golden"))
+        self.assertEqual(self.debugfs_cat("disk0", "/etc/hostname"), b"node7\n")
+        self.assertIn(b"127.0.1.1\tnode7", self.debugfs_cat("disk0", "/etc/hosts"))
+        with open(key + ".pub", "rb") as f:
+            self.assertIn(f.read().strip(), self.debugfs_cat("disk0", "/root/.ssh/authorized_keys"))
+        network = self.debugfs_cat("disk0", "/etc/network/interfaces.d/xenctl-00163e000007")
+        self.assertIn(b"10.0.0.7", network)
+        self.assertIn(b"10.0.0.1", network)
+        # The identity is reset: an empty machine-id (systemd makes a new one at boot), a new host key.
+        self.assertEqual(self.debugfs_cat("disk0", "/etc/machine-id"), b"")
+        key_now = self.debugfs_cat("disk0", "/etc/ssh/ssh_host_ed25519_key.pub").decode()
+        self.assertNotEqual(key_now.split()[1], self.golden_host_key.split()[1])
+        subprocess.run(["e2fsck", "-fn", self.volume_file("disk0")], check=True, capture_output=True)
+        ops = [o for o in self.vmm("ops", "--all", "--json").json() if o["kind"] == "customize-volume"]
+        self.assertEqual([(o["state"], o["target"]) for o in ops], [("OPERATION_STATE_SUCCEEDED", "main/disk0")])
+        # --keep-identity with a hostname leaves the machine-id as it is.
+        self.vm("volume", "clone", "golden", "disk1")
+        self.vm("volume", "customize", "disk1", "--hostname", "node8", "--keep-identity")
+        self.assertEqual(self.debugfs_cat("disk1", "/etc/hostname"), b"node8\n")
+        self.assertIn(b"0123456789abcdef", self.debugfs_cat("disk1", "/etc/machine-id"))
+
+    def test_customize_volume_refusals(self):
+        """CustomizeVolume refuses a volume a running domain uses (naming it), a golden volume and an empty request."""
+        self.vm("create", "web1", "--image", "golden", "--keep-identity")
+        r = self.vm("volume", "customize", "web1-root", "--hostname", "other", expect=1)
+        self.assertIn("running domain 'web1' uses it; shut the domain down first", r.err)
+        self.assertEqual(self.debugfs_cat("web1-root", "/etc/hostname"), b"golden\n")
+        r = self.vm("volume", "customize", "golden", "--hostname", "other", expect=1)
+        self.assertIn("volume 'main/golden'", r.err)
+        self.assertEqual(self.debugfs_cat("golden", "/etc/hostname"), b"golden\n")
+        self.vm("volume", "clone", "golden", "disk0")
+        r = self.vm("volume", "customize", "disk0", "--keep-identity", expect=2)
+        self.assertIn("nothing to change", r.err)
+        r = self.vm("volume", "customize", "disk0", "--ip", "10.0.0.7/24", expect=2)
+        self.assertIn("give one --mac per --ip", r.err)
+        r = self.vm("volume", "customize", "nosuch", "--hostname", "x", expect=3)
+        self.assertIn("nosuch", r.err)
+        self.assertEqual(self.debugfs_cat("disk0", "/etc/hostname"), b"golden\n")
+
 if __name__ == "__main__":
     import unittest
 

@@ -10,7 +10,7 @@ from harness import VMM_DIR, DaemonTestCase, Daemon
 
 MIB = 1 << 20
 VOLUME_KEYS = {"pool", "name", "size_bytes", "used_bytes", "origin", "read_only", "snapshots", "used_by", "path",
-               "created_at"}
+               "created_at", "host_device"}
 
 
 def write_at(path, offset, data):
