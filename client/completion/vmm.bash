@@ -71,6 +71,8 @@ _vmm() {
     --image) mapfile -t COMPREPLY < <(compgen -W "$(_vmm_names images)" -- "$cur"); return ;;
     --connect | --cert | --key | --ca | --file | --ssh-key | --container | --user-data | --patch | -o | --output)
       _filedir; return ;;
+    # Free-text values (vm-create's and vm-volume customize's): no names to offer.
+    --hostname | --ip | --mac | --gateway | --dns | --instance-id | --ssh-user | --user) return ;;
   esac
 
   if [[ $cur == -* ]]; then
