@@ -55,7 +55,8 @@ Result<core::OperationRecord> VolumeCustomizer::customize(Request req, const Cal
   };
   return ops_.startChecked(
       {"customize-volume", target, caller.request_id, caller.uid, caller.key()}, precheck,
-      [this, pool, name = req.name, c = std::move(c)](OperationContext& ctx) -> Status {
+      // A copy: the work is made (its captures evaluated) before precheck reads `c`.
+      [this, pool, name = req.name, c](OperationContext& ctx) -> Status {
         ctx.phase("customize", 5,
                   c.reset_identity ? "applying the customizations and a new identity" : "applying the customizations");
         // Checked again: a domain may have started since the call.

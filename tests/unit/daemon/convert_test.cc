@@ -76,5 +76,54 @@ TEST(ProvisionRequestTest, RefusesWhatItCannotCarry) {
   EXPECT_NE(r.status().message().find("a second hostname ('b' after 'a')"), std::string::npos) << r.status();
 }
 
+// A CustomizeVolume carries its typed customizations, its interfaces in
+// order with their vif index, the identity choice and the instance-id.
+TEST(CustomizeVolumeRequestTest, CarriesCustomizationsAndInterfaces) {
+  v1::CustomizeVolumeRequest req;
+  req.set_pool("thin");
+  req.set_name("disk0");
+  req.set_instance_id("iid-1");
+  req.add_customizations()->set_hostname("web1");
+  req.add_customizations()->mutable_ssh_authorized_keys()->add_keys("ssh-ed25519 AAAA k");
+  v1::GuestInterface* g = req.add_interfaces();
+  g->set_mac("aa:00:00:00:00:01");
+  g->set_address("10.0.0.5/24");
+  g->set_gateway("10.0.0.1");
+  g->add_dns("10.0.0.53");
+  g->set_vif_index(1);
+  auto r = customizeVolumeRequest(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((std::pair{r->pool, r->name}), (std::pair<std::string, std::string>{"thin", "disk0"}));
+  EXPECT_EQ(r->customizations.hostname, "web1");
+  ASSERT_EQ(r->customizations.ssh_keys.size(), 1u);
+  EXPECT_EQ(r->customizations.ssh_keys[0].user, "root");
+  EXPECT_TRUE(r->customizations.reset_identity);
+  EXPECT_EQ(r->customizations.instance_id, "iid-1");
+  ASSERT_EQ(r->customizations.networks.size(), 1u);
+  const core::NetworkInterface& n = r->customizations.networks[0];
+  EXPECT_EQ(n.mac, "aa:00:00:00:00:01");
+  EXPECT_EQ(n.address, "10.0.0.5/24");
+  EXPECT_EQ(n.gateway, "10.0.0.1");
+  EXPECT_EQ(n.dns, std::vector<std::string>{"10.0.0.53"});
+  EXPECT_EQ(n.vif_index, 1);
+}
+
+// CreateDomain's vif-bound network settings and container texts are not
+// CustomizeVolume's: refused, saying what to use instead.
+TEST(CustomizeVolumeRequestTest, RefusesNetworkAndContainerCustomizations) {
+  v1::CustomizeVolumeRequest req;
+  req.set_name("disk0");
+  req.add_customizations()->mutable_network()->set_gateway("10.0.0.1");
+  auto r = customizeVolumeRequest(req);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("give addresses in `interfaces`"), std::string::npos) << r.status();
+  req.clear_customizations();
+  req.add_customizations()->set_container_text("[replace root /etc/motd]hi[end]");
+  EXPECT_EQ(customizeVolumeRequest(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req.clear_customizations();
+  req.add_customizations();  // no kind
+  EXPECT_EQ(customizeVolumeRequest(req).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace xenctl::daemon
