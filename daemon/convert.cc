@@ -84,6 +84,7 @@ void toProto(const core::Volume& v, v1::Volume* p) {
   protoconv::toProto(v.created_at, p->mutable_created_at());
   p->set_used_by(v.used_by);
   p->set_host_device(v.host_device);
+  for (int64_t domid : v.host_device_domids) p->add_host_device_domids(domid);
 }
 
 void toProto(const core::PoolInfo& pool, v1::PoolCapacity* p) {

@@ -29,6 +29,9 @@ struct Volume {
   absl::Time created_at = absl::UnixEpoch();
   std::string used_by;                 ///< the running domain using it ("": none); StorageManager::list fills it
   std::string host_device;             ///< its block device in Dom0 after attachToHost ("": none)
+  /// The Xen domains Dom0's block backend serves host_device to (any
+  /// domain, ours or not: a cluster manager's guest), by domid.
+  std::vector<int64_t> host_device_domids;
 };
 
 struct PoolInfo {

@@ -74,11 +74,16 @@ Status StorageManager::requireNotImageBase(const std::string& pool, const std::s
                    "` deletes the image and its volume (once no volume is cloned from it)"));
 }
 
-Status StorageManager::requireUnused(const std::string& pool, const std::string& volume, std::string_view step) {
-  auto user = usage_.userOf(core::VolumeRef{pool, volume}.target());
-  if (!user) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat(av(step), ": running domain '", *user, "' uses it; shut the domain down first"));
+Status StorageManager::requireUnused(const std::string& pool_name, const std::string& volume, std::string_view step) {
+  if (auto user = usage_.userOf(core::VolumeRef{pool_name, volume}.target()))
+    return absl::FailedPreconditionError(
+        absl::StrCat(av(step), ": running domain '", *user, "' uses it; shut the domain down first"));
+  auto p = pool(pool_name);
+  auto v = p.ok() ? (*p)->get(volume) : p.status();
+  if (!v.ok() || v->host_device_domids.empty()) return absl::OkStatus();  // a missing volume is the caller's to report
+  return absl::FailedPreconditionError(absl::StrCat(
+      av(step), ": Xen domain ", absl::StrJoin(v->host_device_domids, ", "), " uses it through ", v->host_device,
+      " (a domain xenctld does not manage, e.g. a Ganeti instance); shut it down first"));
 }
 
 Result<core::OperationRecord> StorageManager::create(const CreateRequest& req, const Caller& caller) {

@@ -97,8 +97,13 @@ class StorageManager {
   /// The image whose base `pool`/`volume` is, if any.
   std::optional<std::string> imageOf(const std::string& pool, const std::string& volume) const;
 
- private:
+  /// FAILED_PRECONDITION "STEP: ..." when a running or starting domain of
+  /// ours uses the volume, or when a Xen domain is served its Dom0 block
+  /// device (Volume::host_device_domids: a domain xenctld does not manage,
+  /// such as a Ganeti instance on the device AttachVolume gave), naming it.
   Status requireUnused(const std::string& pool, const std::string& volume, std::string_view step);
+
+ private:
   Status requireNotImageBase(const std::string& pool, const std::string& volume, std::string_view step) const;
 
   std::vector<std::unique_ptr<core::VolumeManager>> pools_;

@@ -5,16 +5,9 @@
 
 namespace xenctl::provision {
 
-VolumeCustomizer::VolumeCustomizer(StorageManager& storage, const VolumeUsage& usage, OperationRegistry& ops,
-                                   Customize customize, ImageManager* images)
-    : storage_(storage), usage_(usage), ops_(ops), customize_(std::move(customize)), images_(images) {}
-
-Status VolumeCustomizer::requireUnused(const std::string& pool, const std::string& name) const {
-  auto user = usage_.userOf(core::VolumeRef{pool, name}.target());
-  if (!user) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("customizing volume '", pool, "/", name, "': running domain '",
-                                                    *user, "' uses it; shut the domain down first"));
-}
+VolumeCustomizer::VolumeCustomizer(StorageManager& storage, OperationRegistry& ops, Customize customize,
+                                   ImageManager* images)
+    : storage_(storage), ops_(ops), customize_(std::move(customize)), images_(images) {}
 
 Result<core::OperationRecord> VolumeCustomizer::customize(Request req, const Caller& caller) {
   XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(req.pool));
@@ -51,16 +44,16 @@ Result<core::OperationRecord> VolumeCustomizer::customize(Request req, const Cal
                                                             image.record.name,
                                                             "'; clone it and customize the clone"));
     }
-    return requireUnused(pool, req.name);
+    return storage_.requireUnused(pool, req.name, step);
   };
   return ops_.startChecked(
       {"customize-volume", target, caller.request_id, caller.uid, caller.key()}, precheck,
       // A copy: the work is made (its captures evaluated) before precheck reads `c`.
-      [this, pool, name = req.name, c](OperationContext& ctx) -> Status {
+      [this, pool, name = req.name, step, c](OperationContext& ctx) -> Status {
         ctx.phase("customize", 5,
                   c.reset_identity ? "applying the customizations and a new identity" : "applying the customizations");
         // Checked again: a domain may have started since the call.
-        XENCTL_RETURN_IF_ERROR(requireUnused(pool, name));
+        XENCTL_RETURN_IF_ERROR(storage_.requireUnused(pool, name, step));
         XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(pool));
         XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(name));
         return customize_(v.host_device.empty() ? v.path : v.host_device, c);

@@ -14,7 +14,6 @@
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/provisioner.h"
 #include "lib/provision/storage_manager.h"
-#include "lib/provision/volume_usage.h"
 
 namespace xenctl::provision {
 
@@ -27,8 +26,7 @@ class VolumeCustomizer {
   /// `customize` may be empty: every request is then refused (UNIMPLEMENTED).
   /// `images` (may be null) names the catalog's base volumes, which are
   /// never customized.
-  VolumeCustomizer(StorageManager& storage, const VolumeUsage& usage, OperationRegistry& ops, Customize customize,
-                   ImageManager* images);
+  VolumeCustomizer(StorageManager& storage, OperationRegistry& ops, Customize customize, ImageManager* images);
 
   struct Request {
     std::string pool;  ///< "" = the default pool
@@ -40,9 +38,11 @@ class VolumeCustomizer {
 
   /// Checked at once, nothing changed: the volume exists (NOT_FOUND), is
   /// writable and not an image's base volume (FAILED_PRECONDITION: golden
-  /// volumes and snapshots are read-only), no running domain of ours uses it (FAILED_PRECONDITION
-  /// naming the domain), there is something to change and every interface
-  /// has a MAC and an address with a prefix length (INVALID_ARGUMENT). Then
+  /// volumes and snapshots are read-only), no domain uses it
+  /// (FAILED_PRECONDITION naming it: one of ours running, or any Xen domain
+  /// served its Dom0 device; StorageManager::requireUnused), there is
+  /// something to change and every interface has a MAC and an address with a
+  /// prefix length (INVALID_ARGUMENT). Then
   /// one operation (kind "customize-volume", target "POOL/NAME", phase
   /// "customize") that checks the use again and applies the customizations
   /// through the volume's Dom0 block device when it is attached (what Dom0
@@ -51,10 +51,7 @@ class VolumeCustomizer {
   Result<core::OperationRecord> customize(Request req, const Caller& caller);
 
  private:
-  Status requireUnused(const std::string& pool, const std::string& name) const;
-
   StorageManager& storage_;
-  const VolumeUsage& usage_;
   OperationRegistry& ops_;
   Customize customize_;
   ImageManager* images_;

@@ -358,20 +358,27 @@ Result<core::Volume> DirVolumes::get(const std::string& name) {
   XENCTL_RETURN_IF_ERROR(validateRef(name, true));
   XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
   XENCTL_ASSIGN_OR_RETURN(core::Volume v, load(name, images));
-  if (auto devices = loopDevices(name); !devices.empty()) v.host_device = devices.front();
+  if (auto devices = loopDevices(name); !devices.empty()) {
+    v.host_device = devices.front();
+    v.host_device_domids = domainsServing(xenBlockBackends(), v.host_device);
+  }
   return v;
 }
 
 Result<std::vector<core::Volume>> DirVolumes::list() {
   XENCTL_ASSIGN_OR_RETURN(auto images, imageNames());
   const auto bound = boundLoopDevices();
+  const auto served = xenBlockBackends();
   std::vector<core::Volume> out;
   out.reserve(images.size());
   for (const auto& name : images) {
     auto v = load(name, images);
     if (absl::IsNotFound(v.status())) continue;  // deleted meanwhile
     if (!v.ok()) return v.status();
-    if (auto devices = loopDevicesOf(bound, v->path); !devices.empty()) v->host_device = devices.front();
+    if (auto devices = loopDevicesOf(bound, v->path); !devices.empty()) {
+      v->host_device = devices.front();
+      v->host_device_domids = domainsServing(served, v->host_device);
+    }
     out.push_back(*std::move(v));
   }
   return out;

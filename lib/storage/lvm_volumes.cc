@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "lib/storage/file_ops.h"
+#include "lib/storage/loop_devices.h"
 
 namespace xenctl::storage {
 namespace {
@@ -171,16 +172,20 @@ Result<core::VolumeDependents> LvmVolumes::dependents(const std::string& name) {
 Result<core::Volume> LvmVolumes::get(const std::string& name) {
   XENCTL_RETURN_IF_ERROR(validateRef(name, true));
   XENCTL_ASSIGN_OR_RETURN(auto rows, report());
-  return volumeOf(rows, name);
+  XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, name));
+  if (!v.host_device.empty()) v.host_device_domids = domainsServing(xenBlockBackends(), v.host_device);
+  return v;
 }
 
 Result<std::vector<core::Volume>> LvmVolumes::list() {
   XENCTL_ASSIGN_OR_RETURN(auto rows, report());
+  const auto served = xenBlockBackends();
   std::vector<core::Volume> out;
   for (const auto& r : rows) {
     const std::string ref = refOf(r.name);
     if (ref.empty() || !ours(r)) continue;
     XENCTL_ASSIGN_OR_RETURN(core::Volume v, volumeOf(rows, ref));
+    if (!v.host_device.empty()) v.host_device_domids = domainsServing(served, v.host_device);
     out.push_back(std::move(v));
   }
   std::sort(out.begin(), out.end(), [](const core::Volume& a, const core::Volume& b) { return a.name < b.name; });

@@ -10,7 +10,7 @@ from harness import VMM_DIR, DaemonTestCase, Daemon
 
 MIB = 1 << 20
 VOLUME_KEYS = {"pool", "name", "size_bytes", "used_bytes", "origin", "read_only", "snapshots", "used_by", "path",
-               "created_at", "host_device"}
+               "created_at", "host_device", "host_device_domids"}
 
 
 def write_at(path, offset, data):

@@ -13,7 +13,7 @@ class VolumeCustomizerTest : public ManagersFixture {
     ManagersFixture::SetUp();
     ASSERT_TRUE(pools_[0]->create("disk0", 1 << 20, std::nullopt).ok());
     customizer_ = std::make_unique<VolumeCustomizer>(
-        *storage_, usage_, ops_,
+        *storage_, ops_,
         [this](const std::string& device, const core::Customizations& c) {
           calls_.push_back({device, c});
           return absl::OkStatus();
