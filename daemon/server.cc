@@ -113,7 +113,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config, std::string 
   s->differ_ = std::make_unique<provision::RootDiffer>(*s->domains_, *s->storage_, customize::Ext4FileTree::open);
   // CustomizeVolume: the same Customizer on a volume of its own.
   s->volume_customizer_ =
-      std::make_unique<provision::VolumeCustomizer>(*s->storage_, *s->ops_, to_device, s->images_.get());
+      std::make_unique<provision::VolumeCustomizer>(*s->storage_, *s->ops_, to_device);
 
   XENCTL_RETURN_IF_ERROR(s->serve(config, version));
   return s;

@@ -5,9 +5,8 @@
 
 namespace xenctl::provision {
 
-VolumeCustomizer::VolumeCustomizer(StorageManager& storage, OperationRegistry& ops, Customize customize,
-                                   ImageManager* images)
-    : storage_(storage), ops_(ops), customize_(std::move(customize)), images_(images) {}
+VolumeCustomizer::VolumeCustomizer(StorageManager& storage, OperationRegistry& ops, Customize customize)
+    : storage_(storage), ops_(ops), customize_(std::move(customize)) {}
 
 Result<core::OperationRecord> VolumeCustomizer::customize(Request req, const Caller& caller) {
   XENCTL_ASSIGN_OR_RETURN(core::VolumeManager * p, storage_.pool(req.pool));
@@ -33,17 +32,12 @@ Result<core::OperationRecord> VolumeCustomizer::customize(Request req, const Cal
             n.mac, "', address '", n.address, "'"));
     }
     XENCTL_ASSIGN_OR_RETURN(core::Volume v, p->get(req.name));
+    if (auto image = storage_.imageOf(pool, req.name))
+      return absl::FailedPreconditionError(
+          absl::StrCat(step, ": it is the base volume of image '", *image, "'; clone it and customize the clone"));
     if (v.read_only)
       return absl::FailedPreconditionError(absl::StrCat(
           step, ": it is read-only (a golden image's volume or a snapshot); clone it and customize the clone"));
-    if (images_) {
-      XENCTL_ASSIGN_OR_RETURN(auto images, images_->list());
-      for (const auto& image : images)
-        if (image.record.pool == pool && image.record.volume == req.name)
-          return absl::FailedPreconditionError(absl::StrCat(step, ": it is the base volume of image '",
-                                                            image.record.name,
-                                                            "'; clone it and customize the clone"));
-    }
     return storage_.requireUnused(pool, req.name, step);
   };
   return ops_.startChecked(

@@ -10,7 +10,6 @@
 
 #include "lib/core/customization.h"
 #include "lib/provision/caller.h"
-#include "lib/provision/image_manager.h"
 #include "lib/provision/operation_registry.h"
 #include "lib/provision/provisioner.h"
 #include "lib/provision/storage_manager.h"
@@ -24,9 +23,7 @@ class VolumeCustomizer {
   using Customize = Provisioner::Customize;
 
   /// `customize` may be empty: every request is then refused (UNIMPLEMENTED).
-  /// `images` (may be null) names the catalog's base volumes, which are
-  /// never customized.
-  VolumeCustomizer(StorageManager& storage, OperationRegistry& ops, Customize customize, ImageManager* images);
+  VolumeCustomizer(StorageManager& storage, OperationRegistry& ops, Customize customize);
 
   struct Request {
     std::string pool;  ///< "" = the default pool
@@ -37,8 +34,8 @@ class VolumeCustomizer {
   };
 
   /// Checked at once, nothing changed: the volume exists (NOT_FOUND), is
-  /// writable and not an image's base volume (FAILED_PRECONDITION: golden
-  /// volumes and snapshots are read-only), no domain uses it
+  /// writable and not an image's base volume (FAILED_PRECONDITION:
+  /// StorageManager::imageOf; golden volumes and snapshots are read-only), no domain uses it
   /// (FAILED_PRECONDITION naming it: one of ours running, or any Xen domain
   /// served its Dom0 device; StorageManager::requireUnused), there is
   /// something to change and every interface has a MAC and an address with a
@@ -54,7 +51,6 @@ class VolumeCustomizer {
   StorageManager& storage_;
   OperationRegistry& ops_;
   Customize customize_;
-  ImageManager* images_;
 };
 
 }  // namespace xenctl::provision

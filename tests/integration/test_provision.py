@@ -267,7 +267,7 @@ class ProvisionTest(DaemonTestCase):
         self.assertIn("running domain 'web1' uses it; shut the domain down first", r.err)
         self.assertEqual(self.debugfs_cat("web1-root", "/etc/hostname"), b"golden\n")
         r = self.vm("volume", "customize", "golden", "--hostname", "other", expect=1)
-        self.assertIn("volume 'main/golden'", r.err)
+        self.assertIn("volume 'main/golden': it is the base volume of image 'golden'", r.err)
         self.assertEqual(self.debugfs_cat("golden", "/etc/hostname"), b"golden\n")
         self.vm("volume", "clone", "golden", "disk0")
         r = self.vm("volume", "customize", "disk0", "--keep-identity", expect=2)

@@ -17,8 +17,7 @@ class VolumeCustomizerTest : public ManagersFixture {
         [this](const std::string& device, const core::Customizations& c) {
           calls_.push_back({device, c});
           return absl::OkStatus();
-        },
-        nullptr);
+        });
   }
   VolumeCustomizer::Request hostname(const std::string& volume, const std::string& name) {
     VolumeCustomizer::Request r;
@@ -60,7 +59,8 @@ TEST_F(VolumeCustomizerTest, RefusesAVolumeARunningDomainUses) {
   ASSERT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
   EXPECT_NE(r.status().message().find("running domain 'web1' uses it"), std::string::npos) << r.status();
   usage_.release("web1");
-  EXPECT_TRUE(customizer_->customize(hostname("disk0", "other"), adminCaller()).ok());
+  EXPECT_EQ(done(customizer_->customize(hostname("disk0", "other"), adminCaller())).state,
+            core::OperationState::kSucceeded);
 }
 
 // Requests that change nothing, name no volume or give an interface
