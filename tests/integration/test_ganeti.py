@@ -6,25 +6,18 @@ hypervisor, a dir pool) driven through the real vmm. The configuration file
 the hooks read names xenctld's socket and vmm. No Ganeti is needed: the test
 is Ganeti's side of the interface."""
 
-import hashlib
 import os
 import stat
 import subprocess
 
 from harness import VMM_DIR, Daemon, DaemonTestCase
+from test_provision import sha256_of, write
 
 MiB = 1 << 20
 HOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ganeti")
 # What Ganeti puts in a hook's environment besides its own variables (HOOKS_PATH).
 GANETI_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"
 VOL = "4b1c0d6e-2f8a-4c1e-9d3b-5a7f0e1c2d3b.ext.disk0"
-
-
-def write(path, text, mode=0o644):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(path, mode)
 
 
 class GanetiHooksTest(DaemonTestCase):
@@ -55,9 +48,7 @@ class GanetiHooksTest(DaemonTestCase):
         os.makedirs(os.path.join(root, "root"), mode=0o700)
         image = os.path.join(self.workdir, "golden.img")
         subprocess.run(["mkfs.ext4", "-q", "-F", "-d", root, image, "16M"], check=True, capture_output=True)
-        with open(image, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        self.vm("image", "import", "golden", "file://" + image, "--sha256", digest)
+        self.vm("image", "import", "golden", "file://" + image, "--sha256", sha256_of(image))
         self.addCleanup(self.detach_all)
 
     def detach_all(self):
