@@ -439,8 +439,8 @@ grpc::Status VolumeServiceImpl::CustomizeVolume(grpc::ServerContext* ctx, const 
   XENCTL_ADMIT(caller, "VolumeService.CustomizeVolume", *req);
   const std::string target = volumeTarget(req->pool(), req->name());
   auto r = customizeVolumeRequest(*req);
-  if (!r.ok()) return answer("VolumeService.CustomizeVolume", target, caller, r.status(), out);
-  return answer("VolumeService.CustomizeVolume", target, caller,
+  if (!r.ok()) return answer(c_, "VolumeService.CustomizeVolume", target, caller, r.status(), out);
+  return answer(c_, "VolumeService.CustomizeVolume", target, caller,
                 c_.volume_customizer.customize(*std::move(r), caller), out);
 }
 

@@ -41,7 +41,7 @@ Result<core::OperationRecord> VolumeCustomizer::customize(Request req, const Cal
     return storage_.requireUnused(pool, req.name, step);
   };
   return ops_.startChecked(
-      {"customize-volume", target, caller.request_id, caller.uid, caller.key()}, precheck,
+      {"customize-volume", target, caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
       // A copy: the work is made (its captures evaluated) before precheck reads `c`.
       [this, pool, name = req.name, step, c](OperationContext& ctx) -> Status {
         ctx.phase("customize", 5,
