@@ -388,7 +388,10 @@ void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
 }
 
 void OperationRegistry::trimHistoryLocked() {
-  if (ops_.size() <= options_.history) return;
+  // In batches: a trim sorts the history and prunes the store (a DELETE
+  // over the table), too much for every start once the history is full.
+  const size_t slack = std::max<size_t>(1, options_.history / 10);
+  if (ops_.size() <= options_.history + slack) return;
   // Drop the oldest finished operations from memory; the store keeps its own bound.
   std::vector<std::pair<absl::Time, std::string>> finished;
   for (const auto& [id, e] : ops_)

@@ -65,7 +65,9 @@ class OperationRegistry {
  public:
   struct Options {
     size_t max_active = 16;  ///< operations running at once: the workers ([daemon] max_operations)
-    size_t history = 1000;   ///< finished operations kept
+    /// Finished operations kept, in memory and in the store; trimmed in
+    /// batches: up to a tenth more are kept between two trims.
+    size_t history = 1000;
     /// Operations one caller may have running at once ([daemon]
     /// max_operations_per_caller); 0: max_active. More of its operations
     /// wait in the queue while others' run.

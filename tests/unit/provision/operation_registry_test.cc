@@ -56,6 +56,25 @@ TEST_F(RegistryTest, RunsToSuccessAndFailure) {
   EXPECT_TRUE(core::isFinished(stored[0].state));
 }
 
+// The history is trimmed in batches, not at every start: up to a tenth more
+// are kept between two trims, then the store goes back to `history`.
+TEST_F(RegistryTest, HistoryIsTrimmedInBatches) {
+  OperationRegistry::Options o;
+  o.history = 20;
+  OperationRegistry reg(clock_, store_.get(), o);
+  const auto run = [&] {
+    clock_.advance(absl::Seconds(1));  // the store keeps the newest by created_at
+    auto r = reg.start({"k", "t", "", 0}, [](OperationContext&) { return absl::OkStatus(); });
+    ASSERT_TRUE(r.ok()) << r.status();
+    waitFinished(reg, r->id);
+  };
+  for (int i = 0; i < 22; ++i) run();
+  EXPECT_EQ(store_->listOperations(100)->size(), 22u);
+  run();
+  EXPECT_EQ(store_->listOperations(100)->size(), 20u);
+  EXPECT_EQ(reg.list("", false, 100).size(), 20u);
+}
+
 // The same request_id returns the same operation; work runs once.
 TEST_F(RegistryTest, RequestIdDeduplicates) {
   OperationRegistry reg(clock_, nullptr, {});
