@@ -30,9 +30,6 @@ namespace {
   [[maybe_unused]] const provision::Caller& caller = *caller##_admitted
 
 // A DiffDomain answer above this is refused: clients take 4 MiB by default.
-// How often a WaitOperation that holds its thread looks whether the caller
-// went away or xenctld is stopping.
-constexpr absl::Duration kWaitCheck = absl::Seconds(1);
 constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
 // A list answer is cut into pages of at most this (next_page_token): clients
 // take 4 MiB by default, and a list that outgrew it failed for every client.
@@ -346,24 +343,22 @@ grpc::Status OperationServiceImpl::CancelOperation(grpc::ServerContext* ctx, con
   return answer(c_, "OperationService.CancelOperation", req->id(), caller, c_.ops.cancel(req->id()), out);
 }
 
-grpc::Status OperationServiceImpl::WaitOperation(grpc::ServerContext* ctx, const v1::WaitOperationRequest* req,
-                                                 v1::Operation* out) {
-  XENCTL_ADMIT(caller, "OperationService.WaitOperation", *req);
+grpc::ServerUnaryReactor* OperationServiceImpl::WaitOperation(grpc::CallbackServerContext* ctx,
+                                                               const v1::WaitOperationRequest* req,
+                                                               v1::Operation* out) {
+  const auto refuse = [ctx](const grpc::Status& st) {
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    r->Finish(st);
+    return r;
+  };
+  auto caller = admit(c_, ctx, "OperationService.WaitOperation", *req);
+  if (!caller.ok()) return refuse(toGrpc(caller.status()));
   const absl::Duration timeout = absl::Seconds(req->timeout_seconds() ? req->timeout_seconds() : 30);
   // Answered a little before the call's deadline, so that the client gets
   // the operation as it is rather than DEADLINE_EXCEEDED.
   const absl::Time end =
       std::min(absl::Now() + timeout, absl::FromChrono(ctx->deadline()) - absl::Milliseconds(100));
-  uint64_t seen = 0;
-  for (;;) {
-    auto r = c_.ops.waitChange(req->id(), seen, std::min(end, absl::Now() + kWaitCheck));
-    if (!r.ok()) return toGrpc(r.status());
-    seen = r->version;
-    if (core::isFinished(r->state) || absl::Now() >= end || ctx->IsCancelled() || c_.stopping) {
-      toProto(*r, out);
-      return grpc::Status::OK;
-    }
-  }
+  return new WaitOperationReactor(c_, req->id(), end, out);
 }
 
 grpc::Status HostServiceImpl::GetHostInfo(grpc::ServerContext* ctx, const v1::GetHostInfoRequest* req,

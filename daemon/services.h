@@ -85,9 +85,11 @@ class DomainServiceImpl final
   ServiceContext& c_;
 };
 
-// WatchOperation is served on gRPC's callback API (daemon/stream_reactors.h).
+// WatchOperation and WaitOperation are served on gRPC's callback API
+// (daemon/stream_reactors.h): a waiting call holds no thread.
 class OperationServiceImpl final
-    : public v1::OperationService::WithCallbackMethod_WatchOperation<v1::OperationService::Service> {
+    : public v1::OperationService::WithCallbackMethod_WaitOperation<
+          v1::OperationService::WithCallbackMethod_WatchOperation<v1::OperationService::Service>> {
  public:
   explicit OperationServiceImpl(ServiceContext& c) : c_(c) {}
   grpc::Status GetOperation(grpc::ServerContext*, const v1::GetOperationRequest*, v1::Operation*) override;
@@ -96,7 +98,8 @@ class OperationServiceImpl final
   grpc::ServerWriteReactor<v1::Operation>* WatchOperation(grpc::CallbackServerContext*,
                                                           const v1::WatchOperationRequest*) override;
   grpc::Status CancelOperation(grpc::ServerContext*, const v1::CancelOperationRequest*, v1::Operation*) override;
-  grpc::Status WaitOperation(grpc::ServerContext*, const v1::WaitOperationRequest*, v1::Operation*) override;
+  grpc::ServerUnaryReactor* WaitOperation(grpc::CallbackServerContext*, const v1::WaitOperationRequest*,
+                                          v1::Operation*) override;
 
  private:
   ServiceContext& c_;

@@ -93,6 +93,64 @@ void WatchOperationReactor::OnDone() {
   delete this;
 }
 
+WaitOperationReactor::WaitOperationReactor(const ServiceContext& c, const std::string& id, absl::Time end,
+                                           v1::Operation* out)
+    : out_(out) {
+  // The listener hears the record now, then each change, under the
+  // registry's lock: it only keeps the record and answers once finished.
+  auto w = c.ops.watch(id, [this](const core::OperationRecord& r) {
+    std::lock_guard lock(mu_);
+    last_ = r;
+    if (core::isFinished(r.state)) answerLocked();
+  });
+  std::lock_guard lock(mu_);
+  if (!w.ok()) {
+    finished_ = true;
+    Finish(toGrpc(w.status()));
+    return;
+  }
+  watch_ = *std::move(w);
+  if (finished_) return;
+  timer_ = sys::UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  auto timer_watch = timer_ ? c.poller.watch(timer_.get(),
+                                             [this](uint32_t) {
+                                               std::lock_guard lock(mu_);
+                                               answerLocked();
+                                             })
+                            : Result<std::unique_ptr<sys::FdPoller::Watch>>(
+                                  errnoStatus(errno, "timerfd for WaitOperation"));
+  if (!timer_watch.ok()) {
+    finished_ = true;
+    Finish(toGrpc(timer_watch.status()));
+    return;
+  }
+  timer_watch_ = *std::move(timer_watch);
+  itimerspec at{};
+  at.it_value = absl::ToTimespec(std::max(end - absl::Now(), absl::Milliseconds(1)));
+  (void)::timerfd_settime(timer_.get(), 0, &at, nullptr);
+  (void)timer_watch_->arm(EPOLLIN);
+}
+
+void WaitOperationReactor::answerLocked() {
+  if (finished_ || !last_) return;
+  finished_ = true;
+  toProto(*last_, out_);
+  Finish(grpc::Status::OK);
+}
+
+void WaitOperationReactor::OnCancel() {
+  std::lock_guard lock(mu_);
+  if (finished_) return;
+  finished_ = true;
+  Finish(grpc::Status::CANCELLED);
+}
+
+void WaitOperationReactor::OnDone() {
+  watch_.reset();  // each waits for a call in progress; none comes after
+  timer_watch_.reset();
+  delete this;
+}
+
 ConsoleReactor::ConsoleReactor(const ServiceContext& c, grpc::CallbackServerContext* ctx,
                                provision::CallerSlots::Slot slot)
     : c_(c), ctx_(ctx), slot_(std::move(slot)), stopping_(c.events.subscribe()) {

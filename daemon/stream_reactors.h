@@ -107,6 +107,30 @@ class WatchOperationReactor final : public SlotStream<v1::Operation> {
   uint64_t sent_ = 0;
 };
 
+/// WaitOperation: answers with the operation once it has finished (a
+/// stopping xenctld cancels every operation first), or as it is at `end`;
+/// waits on the registry's watch() and a timerfd on the daemon's FdPoller,
+/// so a waiting call holds no thread. It takes no stream slot: vm-* wait
+/// with it while their caller may hold its streams.
+class WaitOperationReactor final : public grpc::ServerUnaryReactor {
+ public:
+  WaitOperationReactor(const ServiceContext& c, const std::string& id, absl::Time end, v1::Operation* out);
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  /// Answers with the newest record heard (at most once).
+  void answerLocked();
+
+  std::mutex mu_;
+  bool finished_ = false;
+  v1::Operation* out_;
+  std::optional<core::OperationRecord> last_;  // the newest record heard
+  sys::UniqueFd timer_;
+  std::unique_ptr<sys::FdPoller::Watch> timer_watch_;             // reset in OnDone
+  std::unique_ptr<provision::OperationRegistry::Watch> watch_;   // reset in OnDone
+};
+
 /// AttachConsole: the first message names the domain (and asks read-only
 /// or not); the session then carries what the guest writes out and
 /// keystrokes in, waiting on the pty through the daemon's FdPoller. It ends

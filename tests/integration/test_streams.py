@@ -119,3 +119,17 @@ class StreamsTest(DaemonTestCase):
         again = list(self.watch(self.msg("WatchOperationRequest")(id=op.id), timeout=60))
         self.assertEqual(len(again), 1)
         self.assertEqual(again[0].state, records[-1].state)
+
+    def test_wait_operation_answers_finished_or_not_found(self):
+        """WaitOperation (served on the callback API) answers a finished operation at once, and NOT_FOUND for an unknown id."""
+        wait = self.channel.unary_unary("/xenctl.v1.OperationService/WaitOperation",
+                                        request_serializer=lambda m: m.SerializeToString(),
+                                        response_deserializer=self.msg("Operation").FromString)
+        op = self.define("web1")
+        done = wait(self.msg("WaitOperationRequest")(id=op.id, timeout_seconds=30), timeout=60)
+        self.assertEqual(done.id, op.id)
+        self.assertEqual(self.pool.FindEnumTypeByName("xenctl.v1.OperationState").values_by_number[
+            done.state].name, "OPERATION_STATE_SUCCEEDED")
+        with self.assertRaises(grpc.RpcError) as err:
+            wait(self.msg("WaitOperationRequest")(id="op-0"), timeout=60)
+        self.assertEqual(err.exception.code(), grpc.StatusCode.NOT_FOUND)
