@@ -182,7 +182,7 @@ Status Server::serve(const Config& config, const std::string& version) {
   streams_ = std::make_unique<provision::CallerSlots>(config.max_streams_per_caller, "streams",
                                                       "[daemon] max_streams_per_caller");
   XENCTL_ASSIGN_OR_RETURN(poller_, sys::FdPoller::create());
-  context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, stopping_, *storage_, *images_,
+  context_.reset(new ServiceContext{*domains_, *ops_, *events_, *hv_, peers_, *storage_, *images_,
                                     *containers_, *provisioner_, *forker_, *differ_, *volume_customizer_,
                                     *access_, *streams_, *poller_});
   version_ = version;
@@ -334,7 +334,6 @@ void Server::acceptLoop(std::stop_token stop, int listen_fd, const std::string& 
 void Server::stop(absl::Duration grace) {
   if (stopped_) return;
   stopped_ = true;
-  stopping_ = true;
   if (wake_fd_ >= 0) {
     uint64_t one = 1;
     (void)::write(wake_fd_, &one, sizeof(one));

@@ -108,7 +108,6 @@ class Server {
   PeerRegistry peers_;
   std::unique_ptr<provision::CallerSlots> streams_;  // streams open per caller
   std::unique_ptr<sys::FdPoller> poller_;            // the consoles' ptys; outlives the services
-  std::atomic<bool> stopping_{false};
   std::unique_ptr<ServiceContext> context_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_;

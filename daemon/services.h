@@ -3,7 +3,6 @@
 // refusals (daemon/authz.h). No logic of their own.
 #pragma once
 
-#include <atomic>
 #include <string>
 
 #include "daemon/peers.h"
@@ -37,8 +36,6 @@ struct ServiceContext {
   provision::EventBus& events;
   core::Hypervisor& hv;
   const PeerRegistry& peers;
-  /// Set when the daemon is stopping: streams end.
-  const std::atomic<bool>& stopping;
   provision::StorageManager& storage;
   provision::ImageManager& images;
   provision::ContainerRunner& containers;
