@@ -105,23 +105,22 @@ WaitOperationReactor::WaitOperationReactor(const ServiceContext& c, const std::s
   });
   std::lock_guard lock(mu_);
   if (!w.ok()) {
-    finished_ = true;
-    Finish(toGrpc(w.status()));
+    finishLocked(toGrpc(w.status()));
     return;
   }
   watch_ = *std::move(w);
   if (finished_) return;
   timer_ = sys::UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  auto timer_watch = timer_ ? c.poller.watch(timer_.get(),
-                                             [this](uint32_t) {
-                                               std::lock_guard lock(mu_);
-                                               answerLocked();
-                                             })
-                            : Result<std::unique_ptr<sys::FdPoller::Watch>>(
-                                  errnoStatus(errno, "timerfd for WaitOperation"));
+  if (!timer_) {
+    finishLocked(toGrpc(errnoStatus(errno, "timerfd for WaitOperation")));
+    return;
+  }
+  auto timer_watch = c.poller.watch(timer_.get(), [this](uint32_t) {
+    std::lock_guard lock(mu_);
+    answerLocked();
+  });
   if (!timer_watch.ok()) {
-    finished_ = true;
-    Finish(toGrpc(timer_watch.status()));
+    finishLocked(toGrpc(timer_watch.status()));
     return;
   }
   timer_watch_ = *std::move(timer_watch);
@@ -133,16 +132,19 @@ WaitOperationReactor::WaitOperationReactor(const ServiceContext& c, const std::s
 
 void WaitOperationReactor::answerLocked() {
   if (finished_ || !last_) return;
-  finished_ = true;
   toProto(*last_, out_);
-  Finish(grpc::Status::OK);
+  finishLocked(grpc::Status::OK);
+}
+
+void WaitOperationReactor::finishLocked(grpc::Status status) {
+  if (finished_) return;
+  finished_ = true;
+  Finish(std::move(status));
 }
 
 void WaitOperationReactor::OnCancel() {
   std::lock_guard lock(mu_);
-  if (finished_) return;
-  finished_ = true;
-  Finish(grpc::Status::CANCELLED);
+  finishLocked(grpc::Status::CANCELLED);
 }
 
 void WaitOperationReactor::OnDone() {

@@ -121,6 +121,8 @@ class WaitOperationReactor final : public grpc::ServerUnaryReactor {
  private:
   /// Answers with the newest record heard (at most once).
   void answerLocked();
+  /// Ends the call with `status` unless it has ended.
+  void finishLocked(grpc::Status status);
 
   std::mutex mu_;
   bool finished_ = false;
