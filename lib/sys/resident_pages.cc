@@ -1,0 +1,80 @@
+#include "lib/sys/resident_pages.h"
+
+#include <malloc.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+
+namespace xenctl::sys {
+
+namespace {
+
+struct Mapping {
+  uintptr_t start = 0, end = 0;
+  std::string perms, path;
+  uint64_t rss_kib = 0, anon_kib = 0;
+};
+
+}  // namespace
+
+Result<Released> releaseIdlePages() {
+  std::ifstream f("/proc/self/smaps");
+  if (!f) return errnoStatus(errno, "reading /proc/self/smaps to release idle pages");
+  std::vector<Mapping> maps;
+  std::string line;
+  while (std::getline(f, line)) {
+    uintptr_t a = 0, b = 0;
+    char perms[8] = {};
+    int path_at = 0;
+    // "start-end perms offset dev inode [path]"; the fields' lines ("Rss:   4 kB") do not parse as one.
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %n", &a, &b, perms, &path_at) >= 3 &&
+        path_at > 0) {
+      maps.push_back({a, b, perms, line.substr(path_at), 0, 0});
+      continue;
+    }
+    if (maps.empty()) continue;
+    unsigned long long kib = 0;
+    if (std::sscanf(line.c_str(), "Rss: %llu kB", &kib) == 1) maps.back().rss_kib = kib;
+    else if (std::sscanf(line.c_str(), "Anonymous: %llu kB", &kib) == 1) maps.back().anon_kib = kib;
+  }
+  Released r;
+  for (const Mapping& m : maps) {
+    // Private, not writable, backed by a file ("/...", not [vdso]), no private copy of any page.
+    const bool readonly_private = m.perms == "r-xp" || m.perms == "r--p";
+    if (!readonly_private || m.path.empty() || m.path[0] != '/' || m.anon_kib != 0 || m.rss_kib == 0) continue;
+    if (::madvise(reinterpret_cast<void*>(m.start), m.end - m.start, MADV_DONTNEED) != 0)
+      return errnoStatus(errno, absl::StrFormat("releasing the idle pages of %s (madvise)", m.path));
+    r.file_bytes += m.rss_kib * 1024;
+    ++r.mappings;
+  }
+  ::malloc_trim(0);
+  return r;
+}
+
+bool IdlePolicy::periodEnded(absl::Duration cpu_time) {
+  const absl::Duration used = cpu_time - last_cpu_;
+  last_cpu_ = cpu_time;
+  if (used >= idle_cpu_) worked_ = true;
+  return used < idle_cpu_ && worked_;
+}
+
+void IdlePolicy::released(absl::Duration cpu_time) {
+  last_cpu_ = cpu_time;
+  worked_ = false;
+}
+
+absl::Duration processCpuTime() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return absl::DurationFromTimespec(ts);
+}
+
+}  // namespace xenctl::sys

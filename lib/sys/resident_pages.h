@@ -1,0 +1,54 @@
+// Giving back, while xenctld is idle, the resident pages it does not need:
+// file pages only start-up or the last burst of work touched, and malloc's
+// free memory (issue 17 part 5; README, Benchmarks).
+#pragma once
+
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "lib/core/status.h"
+
+namespace xenctl::sys {
+
+struct Released {
+  uint64_t file_bytes = 0;  ///< resident file pages whose mappings were dropped
+  int mappings = 0;         ///< mappings dropped
+};
+
+/// Drops this process's page-table entries (madvise MADV_DONTNEED) for every
+/// private file mapping that cannot be written (r-x text, r-- headers, symbol
+/// tables, rodata) and holds no private copy of a page (Anonymous: 0 in
+/// /proc/self/smaps: no relocated RELRO page, no text relocation), then
+/// gives malloc's free memory back (malloc_trim). Nothing is lost: such a
+/// page equals its file's, stays in the page cache, and one used again comes
+/// back with a minor fault (the kernel maps 64 KiB of cached file around it).
+/// What falls is RSS and PSS, and the pages become reclaimable without
+/// unmapping them first. Writable mappings are left alone (a thread could be
+/// writing). Errors name /proc/self/smaps or the mapping.
+Result<Released> releaseIdlePages();
+
+/// When to call releaseIdlePages: at the end of a period in which the
+/// process used less than `idle_cpu` of CPU time, once after each stretch of
+/// work (a period that used more), start-up included. Once per stretch, not
+/// at every idle period: even idle, gRPC's timers and pollers fault back a
+/// few MiB of text, and dropping them again each period would be churn.
+/// Pure: the caller feeds the process's CPU time at each period's end.
+class IdlePolicy {
+ public:
+  explicit IdlePolicy(absl::Duration idle_cpu) : idle_cpu_(idle_cpu) {}
+  /// At a period's end; true when to release.
+  bool periodEnded(absl::Duration cpu_time);
+  /// After a release, with the CPU time once it is done (a release's own CPU
+  /// time is not work).
+  void released(absl::Duration cpu_time);
+
+ private:
+  absl::Duration idle_cpu_;
+  absl::Duration last_cpu_ = absl::ZeroDuration();
+  bool worked_ = true;  // start-up
+};
+
+/// The CPU time this process has used (all threads).
+absl::Duration processCpuTime();
+
+}  // namespace xenctl::sys
