@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 
 namespace xenctl::sys {
@@ -21,7 +22,17 @@ struct Mapping {
   uintptr_t start = 0, end = 0;
   std::string perms, path;
   uint64_t rss_kib = 0, anon_kib = 0;
+  std::string flags;  // VmFlags: " rd ex mr mw me sd"
 };
+
+// Mappings madvise cannot drop or must not: device memory (io, pf: a foreign
+// domain's pages mapped through /dev/xen/privcmd do not fault back), locked
+// (lo) and huge TLB pages (ht).
+bool hasUndroppableFlag(const std::string& flags) {
+  for (const char* f : {" io", " pf", " lo", " ht"})
+    if (absl::StrContains(flags + " ", std::string(f) + " ")) return true;
+  return false;
+}
 
 }  // namespace
 
@@ -37,19 +48,22 @@ Result<Released> releaseIdlePages() {
     // "start-end perms offset dev inode [path]"; the fields' lines ("Rss:   4 kB") do not parse as one.
     if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %n", &a, &b, perms, &path_at) >= 3 &&
         path_at > 0) {
-      maps.push_back({a, b, perms, line.substr(path_at), 0, 0});
+      maps.push_back({a, b, perms, line.substr(path_at), 0, 0, ""});
       continue;
     }
     if (maps.empty()) continue;
     unsigned long long kib = 0;
     if (std::sscanf(line.c_str(), "Rss: %llu kB", &kib) == 1) maps.back().rss_kib = kib;
     else if (std::sscanf(line.c_str(), "Anonymous: %llu kB", &kib) == 1) maps.back().anon_kib = kib;
+    else if (line.rfind("VmFlags:", 0) == 0) maps.back().flags = line.substr(8);
   }
   Released r;
   for (const Mapping& m : maps) {
-    // Private, not writable, backed by a file ("/...", not [vdso]), no private copy of any page.
+    // Private, not writable, backed by a file ("/...", not [vdso], not a device), no private copy of any page.
     const bool readonly_private = m.perms == "r-xp" || m.perms == "r--p";
-    if (!readonly_private || m.path.empty() || m.path[0] != '/' || m.anon_kib != 0 || m.rss_kib == 0) continue;
+    if (!readonly_private || !m.path.starts_with('/') || m.path.starts_with("/dev/") || m.anon_kib != 0 ||
+        m.rss_kib == 0 || hasUndroppableFlag(m.flags))
+      continue;
     if (::madvise(reinterpret_cast<void*>(m.start), m.end - m.start, MADV_DONTNEED) != 0)
       return errnoStatus(errno, absl::StrFormat("releasing the idle pages of %s (madvise)", m.path));
     r.file_bytes += m.rss_kib * 1024;

@@ -18,7 +18,9 @@ struct Released {
 /// Drops this process's page-table entries (madvise MADV_DONTNEED) for every
 /// private file mapping that cannot be written (r-x text, r-- headers, symbol
 /// tables, rodata) and holds no private copy of a page (Anonymous: 0 in
-/// /proc/self/smaps: no relocated RELRO page, no text relocation), then
+/// /proc/self/smaps: no relocated RELRO page, no text relocation), that is
+/// not a device's (/dev/..., VM_IO or VM_PFNMAP: Xen's privcmd mappings of
+/// a domain's memory) and not locked, then
 /// gives malloc's free memory back (malloc_trim). Nothing is lost: such a
 /// page equals its file's, stays in the page cache, and one used again comes
 /// back with a minor fault (the kernel maps 64 KiB of cached file around it).
