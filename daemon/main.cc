@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
     spdlog::warn("XENCTLD_CRASH_AT={}: this xenctld aborts when it gets there (a test of recovery)", crash_at);
   }
 
+  // The unit binds xenctld's symbols at start (LD_BIND_NOW, see
+  // xenctld.service); its children (lvm, hotplug scripts, QEMU) bind as usual.
+  ::unsetenv("LD_BIND_NOW");
+
   // Two malloc arenas, not glibc's 8 per core: each thread that allocates
   // otherwise gets one of its own, and gRPC's and the operations' threads
   // kept about 1.5 MiB each resident after work (issue 17 part 5).

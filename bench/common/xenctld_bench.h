@@ -102,6 +102,7 @@ class XenctldProcess {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
+      ::setenv("LD_BIND_NOW", "1", 1);  // as xenctld.service runs it
       ::execv(binary.c_str(), argv.data());
       std::perror("exec xenctld");
       _exit(127);
