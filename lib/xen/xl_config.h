@@ -40,7 +40,8 @@ inline constexpr size_t kMaxXlConfigBytes = size_t{1} << 20;
 /// (vdevs, MACs) are normalizeSpec's job.
 ///
 /// INVALID_ARGUMENT, naming the file and, where known, the line: what
-/// readXlDomainConfig refuses (syntax errors with libxlutil's message, every
+/// readXlDomainConfig refuses (syntax errors with libxlutil's message, the
+/// line and the column and what xl expects there, every
 /// unknown key at once, the refused keys, wrong values naming the key and
 /// what it accepts), and an on_poweroff / on_reboot / on_crash of
 /// soft-reset, which xenctld's watcher does not perform.

@@ -22,18 +22,90 @@ ReportStream::~ReportStream() {
   std::free(buf_);
 }
 
-std::string ReportStream::take() {
+std::vector<std::string> ReportStream::takeLines() {
   std::fflush(f_);
   std::string text(buf_ + taken_, size_ - taken_);
   taken_ = size_;
+  return absl::StrSplit(text, '\n', absl::SkipWhitespace());
+}
+
+std::string ReportStream::take() {
   std::vector<std::string> lines;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+  for (const std::string& line : takeLines()) {
     std::string l = absl::StrReplaceAll(line, {{"warning:  ", ""}, {"warning: ", ""}});
     absl::StripAsciiWhitespace(&l);
     if (!l.empty()) lines.push_back(std::move(l));
   }
   return absl::StrJoin(lines, "; ");
 }
+
+namespace {
+
+// What to do about a syntax error, from libxlutil's words for it.
+const char* syntaxHint(const SyntaxError& e, absl::string_view said) {
+  if (e.lexical && said == "lexical error") {
+    if (!e.near.empty() && (e.near[0] == '\'' || e.near[0] == '"'))
+      return "a string ends on its line with the quote it starts with";
+    return "outside quotes xl reads lower-case keys, numbers, = += , ; [ ] and # comments; quote other text";
+  }
+  if (absl::StartsWith(said, "can't add")) return "+= adds a string to a string, a list to a list";
+  if (absl::EndsWith(said, "expecting += or '='")) return "a setting is KEY = VALUE";
+  if (absl::EndsWith(said, "expecting STRING or NUMBER or '['"))
+    return "a value is a number, a 'string' or a [ list ]";
+  if (absl::EndsWith(said, "expecting ']'")) return "list items are separated by commas and the list ends with ]";
+  if (absl::EndsWith(said, "expecting $end")) return "one setting a line, or settings separated by ;";
+  if (absl::StrContains(said, "expecting $end or IDENT")) return "a setting starts with its key";
+  return "";
+}
+
+// libxlutil's report of a syntax error, with the column it leaves out (and
+// the right line where it names the one before, for an error at a newline)
+// and what to do; each of its lines is matched with the errors
+// locateSyntaxErrors found. When they do not agree, its lines are kept as
+// they are.
+std::string syntaxReport(std::string_view text, const std::string& file, const std::vector<std::string>& lines) {
+  const std::vector<SyntaxError> found = locateSyntaxErrors(text);
+  std::vector<std::string> out, located;
+  bool python = false;
+  size_t next = 0;
+  bool agree = true;
+  for (const std::string& line : lines) {
+    if (absl::StrContains(line, "contains Python code")) python = true;
+    if (absl::StartsWith(line, "warning:")) continue;
+    out.push_back(line);
+    absl::string_view rest = line;
+    if (!absl::ConsumePrefix(&rest, absl::StrCat(file, ":"))) {
+      agree = false;
+      continue;
+    }
+    size_t digits = 0;
+    while (digits < rest.size() && absl::ascii_isdigit(static_cast<unsigned char>(rest[digits]))) ++digits;
+    const int reported = digits ? std::atoi(std::string(rest.substr(0, digits)).c_str()) : -1;
+    rest.remove_prefix(digits);
+    if (!absl::ConsumePrefix(&rest, ": config parsing error near ") || next >= found.size() ||
+        found[next].reported_line != reported) {
+      agree = false;
+      continue;
+    }
+    const SyntaxError& e = found[next++];
+    const std::string quoted = e.near == "<newline>" ? "<newline>: " : absl::StrCat("`", e.near, "': ");
+    if (!absl::ConsumePrefix(&rest, quoted) && !(e.at_end && absl::ConsumePrefix(&rest, ": "))) {
+      agree = false;
+      continue;
+    }
+    std::string where = e.at_end ? std::string("at the end of the file") : absl::StrCat("near ", quoted.substr(0, quoted.size() - 2));
+    std::string msg = absl::StrCat(file, ":", e.line, ":", e.column, ": config parsing error ", where, ": ", rest);
+    if (const char* hint = syntaxHint(e, rest); *hint) absl::StrAppend(&msg, " (", hint, ")");
+    located.push_back(std::move(msg));
+  }
+  if (agree && next == found.size() && !located.empty()) out = std::move(located);
+  if (python)
+    out.push_back("the file looks like Python, which xl no longer reads (see "
+                  "https://wiki.xen.org/wiki/PythonInXlConfig)");
+  return absl::StrJoin(out, "; ");
+}
+
+}  // namespace
 
 // libxlutil has no call that lists the settings it read, so the names are
 // found here, in text that libxlutil has already accepted. Its lexer
@@ -94,7 +166,7 @@ Result<std::unique_ptr<Parsed>> Parsed::parse(std::string_view text, std::string
   p->cfg_ = xlu_cfg_init(p->report_->get(), file.c_str());
   if (!p->cfg_) return absl::ResourceExhaustedError("reading an xl config: libxlutil is out of memory");
   if (int e = xlu_cfg_readdata(p->cfg_, text.data(), static_cast<int>(text.size())); e != 0) {
-    std::string said = p->report_->take();
+    std::string said = syntaxReport(text, file, p->report_->takeLines());
     if (said.empty()) said = absl::StrCat(file, ": ", std::strerror(e));
     return absl::InvalidArgumentError(absl::StrCat("xl config ", said, "; see xl.cfg(5) for the syntax"));
   }

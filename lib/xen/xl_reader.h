@@ -31,6 +31,8 @@ class ReportStream {
   // joined with "; ", without the "warning:" labels (here every warning
   // refuses the config).
   std::string take();
+  // The same, one entry a line, labels kept.
+  std::vector<std::string> takeLines();
 
  private:
   char* buf_ = nullptr;
@@ -48,12 +50,29 @@ struct Setting {
 // Every setting of `text`, which libxlutil has accepted, in order.
 std::vector<Setting> scanSettings(std::string_view text);
 
+// A syntax error libxlutil reports, located: libxlutil names the line
+// (`reported_line`; the line before, for an error at a newline) and the text
+// near it; `line` and `column` (1-based, in bytes) are where that text is.
+struct SyntaxError {
+  int line = 0;
+  int column = 0;
+  int reported_line = 0;
+  std::string near;     // as libxlutil prints it: the text, or "<newline>"
+  bool at_end = false;  // at the end of the text
+  bool lexical = false;  // a lexical error (libxlutil's lexer), not the grammar's
+};
+
+// The syntax errors libxlutil reports for `text`, in its order (xl_syntax.cc).
+std::vector<SyntaxError> locateSyntaxErrors(std::string_view text);
+
 // A parsed config: the text went through xlu_cfg_readdata. Everything the
 // getters say wrong names the file and the key's line.
 class Parsed {
  public:
   // INVALID_ARGUMENT for a text over kMaxXlConfigBytes, with a NUL byte or
-  // with a syntax error (libxlutil's message: file, line, column).
+  // with a syntax error: libxlutil's message for each, with the file, the
+  // line and the column (which locateSyntaxErrors adds) and what xl expects
+  // there.
   static Result<std::unique_ptr<Parsed>> parse(std::string_view text, std::string_view file_name);
   ~Parsed();
   Parsed(const Parsed&) = delete;

@@ -9,6 +9,10 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "lib/xen/libxl_c.h"
+#include "lib/xen/xl_reader.h"
 
 namespace xenctl::xen {
 namespace {
@@ -259,6 +263,128 @@ TEST(ReadXlConfig, SyntaxErrorsNameFileLineAndCause) {
 
   st = readError("name = 'a' memory = 5\n");
   EXPECT_THAT(st.message, AllOf(HasSubstr("guest.cfg:1"), HasSubstr("syntax error")));
+}
+
+// Each kind of syntax error names the file, the line and the column of the
+// token libxlutil stopped at (libxlutil gives no column, and for an error at
+// a newline it names the line before), keeps libxlutil's words and says
+// what xl expects there.
+TEST(ReadXlConfig, SyntaxErrorsNameLineAndColumn) {
+  struct Case {
+    const char* text;
+    const char* where;  // the start of the message
+    const char* hint;
+  } const cases[] = {
+      // An unterminated string.
+      {"name = 'a'\nkernel = \"/boot/vmlinuz\nmemory = 64\n",
+       "xl config g.cfg:2:10: config parsing error near `\"/boot/vmlinuz': lexical error", "ends on its line"},
+      // A missing =.
+      {"name = 'a'\nmemory 512\n", "xl config g.cfg:2:8: config parsing error near `512': syntax error",
+       "a setting is KEY = VALUE"},
+      // No value after = (libxlutil says line 1).
+      {"name = 'a'\nmemory =\nvcpus = 1\n", "xl config g.cfg:2:9: config parsing error near <newline>: syntax error",
+       "a value is a number"},
+      // Lists: a missing comma, a doubled one, one left open.
+      {"name = 'a'\ndisk = [ 'a' 'b' ]\n", "xl config g.cfg:2:14: config parsing error near `'b'': syntax error",
+       "separated by commas"},
+      {"name = 'a'\ndisk = [ 'a',, 'b' ]\n", "xl config g.cfg:2:14: config parsing error near `,': syntax error",
+       "separated by commas"},
+      {"name = 'a'\ndisk = [ 'a', 'b'\nmemory = 64\n",
+       "xl config g.cfg:3:1: config parsing error near `memory': syntax error", "the list ends with ]"},
+      {"name = 'a'\ndisk = [ 'a'", "xl config g.cfg:2:13: config parsing error at the end of the file: syntax error",
+       "the list ends with ]"},
+      // A unit after a number; an upper-case key; two values.
+      {"name = 'a'\n  memory = 512M\n", "xl config g.cfg:2:15: config parsing error near `M': lexical error",
+       "quote other text"},
+      {"name = 'a'\nNAME = 'b'\n", "xl config g.cfg:2:1: config parsing error near `NAME': lexical error",
+       "lower-case keys"},
+      {"name = 'a'\t memory = 5 6\n", "xl config g.cfg:1:13: config parsing error near `memory': syntax error",
+       "separated by ;"},
+      // A bad escape; += of a list to a string.
+      {"name = 'a'\nextra = 'x\\q'\n", "xl config g.cfg:2:9: config parsing error near `'x\\q'': invalid character", ""},
+      {"name = 'a'\nextra = 'x'\nextra += [ 'y' ]\n",
+       "xl config g.cfg:3:16: config parsing error near `]': can't add [list]", "a list to a list"},
+      // Python, which xl no longer reads.
+      {"name = 'a'\nmemory = int(512)\n", "xl config g.cfg:2:10: config parsing error near `int': syntax error",
+       "looks like Python"},
+  };
+  for (const Case& c : cases) {
+    Refusal st = readError(c.text, "g.cfg");
+    EXPECT_EQ(st.code, absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(st.message, AllOf(::testing::StartsWith(c.where), HasSubstr(c.hint), HasSubstr("xl.cfg(5)")))
+        << c.text;
+  }
+  // One message for each error libxlutil reports, each with its own place.
+  EXPECT_THAT(readError("a = 1\nb 2\nc = 3\nd 4\n", "g.cfg").message,
+              AllOf(HasSubstr("g.cfg:2:3: config parsing error near `2'"),
+                    HasSubstr("; g.cfg:4:3: config parsing error near `4'")));
+}
+
+// libxlutil's messages of a text it refuses: (the line it names, the text near).
+std::vector<std::pair<int, std::string>> libxlutilSyntaxErrors(const std::string& text, bool* refused) {
+  xlread::ReportStream report;
+  XLU_Config* cfg = xlu_cfg_init(report.get(), "f");
+  *refused = xlu_cfg_readdata(cfg, text.data(), static_cast<int>(text.size())) != 0;
+  xlu_cfg_destroy(cfg);
+  std::vector<std::pair<int, std::string>> out;
+  for (const std::string& line : report.takeLines()) {
+    std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    const std::string kNear = " config parsing error near ";
+    int n = 0;
+    if (parts.size() < 3 || parts[0] != "f" || !absl::SimpleAtoi(parts[1], &n) || !absl::StartsWith(parts[2], kNear))
+      continue;
+    std::string near = parts[2].substr(kNear.size());
+    if (absl::StartsWith(near, "<newline>")) {
+      near = "<newline>";
+    } else if (absl::StartsWith(near, "`")) {
+      near = near.substr(1, near.rfind("': ") - 1);  // no message holds "': "
+    }
+    out.emplace_back(n, near);
+  }
+  return out;
+}
+
+// The locator that adds the columns finds the errors libxlutil reports, on
+// the same (reported) lines and near the same text, for seeded random edits
+// of a config: where they agree, every message gets its column.
+TEST(ReadXlConfig, SyntaxLocatorAgreesWithLibxlutil) {
+  const std::string base = R"(# guest
+name = 'web1' # the name
+type = "pv"; memory = 0x200
+extra = 'a "b" #c \'d\' \\ \n'
+disk = [ 'phy:/dev/vg0/a,xvda,w',
+         "format=raw,vdev=xvdb,target=/srv/b.img", ]
+vnuma = [ [ 'pnode=0', 'size=512' ], [ ] ]
+cmdline += ""
+)";
+  constexpr std::string_view kAlphabet = "\n\t #'\"\\[],;=+.-_()abcxyzM0189";
+  std::mt19937 rng(20261207);
+  int refused = 0;
+  for (int round = 0; round < 30000; ++round) {
+    std::string text = base;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = rng() % (text.size() + 1);
+      switch (rng() % 3) {
+        case 0: text.insert(at, 1, kAlphabet[rng() % kAlphabet.size()]); break;
+        case 1:
+          if (at < text.size()) text.erase(at, 1);
+          break;
+        default:
+          if (at < text.size()) text[at] = kAlphabet[rng() % kAlphabet.size()];
+          break;
+      }
+    }
+    if (rng() % 4 == 0) text.resize(rng() % (text.size() + 1));  // cut short, as at an unfinished line
+    bool is_refused = false;
+    std::vector<std::pair<int, std::string>> said = libxlutilSyntaxErrors(text, &is_refused);
+    std::vector<std::pair<int, std::string>> found;
+    for (const xlread::SyntaxError& e : xlread::locateSyntaxErrors(text)) found.emplace_back(e.reported_line, e.near);
+    ASSERT_EQ(said, found) << "--- text\n" << text;
+    ASSERT_EQ(is_refused, !found.empty()) << "--- text\n" << text;
+    refused += is_refused ? 1 : 0;
+  }
+  EXPECT_GT(refused, 10000);
 }
 
 // Values of the wrong kind or out of range are refused with the key and line.
