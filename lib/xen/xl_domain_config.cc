@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lib/core/domain.h"
 #include "lib/xen/xl_reader.h"
 
 extern "C" {
@@ -197,13 +198,13 @@ class Builder {
   Status flag(const char* key, libxl_defbool* out) {
     if (!p_.has(key)) return absl::OkStatus();
     if (xlu_cfg_get_defbool(p_.cfg(), key, out, 0) != 0)
-      return p_.badFromReport(key, absl::StrCat(key, " must be 0 or 1"));
+      return p_.badFromReport(key, absl::StrCat(key, " takes 0 or 1", p_.valueAsGiven(key)));
     return absl::OkStatus();
   }
   Status text(const char* key, char** out) {
     if (!p_.has(key)) return absl::OkStatus();
     if (xlu_cfg_replace_string(p_.cfg(), key, out, 0) != 0)
-      return p_.badFromReport(key, absl::StrCat(key, " must be a string"));
+      return p_.badFromReport(key, absl::StrCat(key, " takes one value ('...' or a number), not a list"));
     return absl::OkStatus();
   }
   Result<std::optional<long>> num(const char* key, long min = LONG_MIN, long max = LONG_MAX) {
@@ -246,7 +247,7 @@ class Builder {
       *out = static_cast<E>(l);
       return absl::OkStatus();
     }
-    XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> s, p_.string(key));
+    XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> s, p_.string(key, std::string_view(names.data(), names.size())));
     if (from_string(s->c_str(), out) != 0)
       return bad(key, absl::StrCat(key, " '", *s, "' is not one of ", names));
     return absl::OkStatus();
@@ -322,7 +323,7 @@ Status Builder::identity() {
   // type= wins; the deprecated builder= must agree; neither means pv on x86.
   // xl matches a prefix of the name ("h" is hvm); so does xenctld.
   c().type = LIBXL_DOMAIN_TYPE_INVALID;
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> type, p_.string("type"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> type, p_.string("type", "pv, pvh or hvm"));
   auto prefixOf = [](const std::string& v, absl::string_view full) {
     return !v.empty() && v.size() <= full.size() && full.substr(0, v.size()) == v;
   };
@@ -333,7 +334,7 @@ Status Builder::identity() {
     else if (prefixOf(*type, "pvh")) c().type = LIBXL_DOMAIN_TYPE_PVH;
     else return bad("type", absl::StrCat("type '", *type, "' is not pv, pvh or hvm"));
   }
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> builder, p_.string("builder"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> builder, p_.string("builder", "hvm or generic"));
   if (builder) {
     libxl_domain_type bt;
     if (prefixOf(*builder, "hvm")) bt = LIBXL_DOMAIN_TYPE_HVM;
@@ -389,8 +390,10 @@ Status Builder::resources() {
   XENCTL_RETURN_IF_ERROR(numInto("slice", &b().sched_params.slice));
   XENCTL_RETURN_IF_ERROR(numInto("latency", &b().sched_params.latency));
   XENCTL_RETURN_IF_ERROR(numInto("extratime", &b().sched_params.extratime));
-  XENCTL_RETURN_IF_ERROR(numInto("memory", &b().target_memkb, 1024, 0, LONG_MAX / 1024));
-  XENCTL_RETURN_IF_ERROR(numInto("maxmem", &b().max_memkb, 1024, 0, LONG_MAX / 1024));
+  // In MiB, as DomainSpec takes them (xl takes any number; Xen no more).
+  constexpr long kMaxMib = static_cast<long>(core::kMaxMemoryMib);
+  XENCTL_RETURN_IF_ERROR(numInto("memory", &b().target_memkb, 1024, 1, kMaxMib));
+  XENCTL_RETURN_IF_ERROR(numInto("maxmem", &b().max_memkb, 1024, 1, kMaxMib));
   XENCTL_ASSIGN_OR_RETURN(std::optional<long> vcpus, num("vcpus", 1, INT_MAX));
   if (vcpus) {
     vcpus_ = *vcpus;
@@ -398,7 +401,7 @@ Status Builder::resources() {
     for (int i = 0; i < *vcpus; ++i) libxl_bitmap_set(&b().avail_vcpus, i);
   }
   XENCTL_RETURN_IF_ERROR(numInto("maxvcpus", &b().max_vcpus, 1, 1, INT_MAX));
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> vuart, p_.string("vuart"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> vuart, p_.string("vuart", "sbsa_uart"));
   if (vuart && libxl_vuart_type_from_string(vuart->c_str(), &b().arch_arm.vuart) != 0)
     return bad("vuart", absl::StrCat("vuart '", *vuart, "' is not sbsa_uart"));
   XENCTL_RETURN_IF_ERROR(vnuma());
@@ -476,6 +479,20 @@ Status Builder::affinity(const char* key, bool hard) {
     b().num_vcpu_soft_affinity = n;
   }
   for (int i = 0; i < n; ++i) allocBitmap(&maps[i], bits);
+  if (!is_list && n == 0) {
+    // No vcpus yet (vcpus= absent): xl parses the CPULIST all the same and
+    // refuses a wrong one.
+    libxl_bitmap scratch;
+    libxl_bitmap_init(&scratch);
+    allocBitmap(&scratch, bits);
+    Status st;
+    for (const std::string& item : commaItems(lists[0])) {
+      st = cpumapUpdate(key, item, &scratch);
+      if (!st.ok()) break;
+    }
+    libxl_bitmap_dispose(&scratch);
+    XENCTL_RETURN_IF_ERROR(st);
+  }
   for (int i = 0; i < n; ++i) {
     const std::string& cpulist = lists[is_list ? static_cast<size_t>(i) : 0];
     for (const std::string& item : commaItems(cpulist)) XENCTL_RETURN_IF_ERROR(cpumapUpdate(key, item, &maps[i]));
@@ -615,8 +632,10 @@ Status Builder::actions() {
       {"coredump-destroy", LIBXL_ACTION_ON_SHUTDOWN_COREDUMP_DESTROY},
       {"coredump-restart", LIBXL_ACTION_ON_SHUTDOWN_COREDUMP_RESTART},
       {"soft-reset", LIBXL_ACTION_ON_SHUTDOWN_SOFT_RESET}};
+  constexpr absl::string_view kAll =
+      "destroy, restart, rename-restart, preserve, coredump-destroy, coredump-restart or soft-reset";
   for (const auto& a : acts) {
-    XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> v, p_.string(a.key));
+    XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> v, p_.string(a.key, std::string_view(kAll.data(), kAll.size())));
     const std::string name = v.value_or(a.dflt);
     bool found = false;
     for (const auto& [n, action] : kNames)
@@ -625,9 +644,7 @@ Status Builder::actions() {
         found = true;
       }
     if (!found)
-      return bad(a.key, absl::StrCat(a.key, " '", name,
-                                     "' is not destroy, restart, rename-restart, preserve, coredump-destroy, "
-                                     "coredump-restart or soft-reset"));
+      return bad(a.key, absl::StrCat(a.key, " '", name, "' is not ", kAll));
   }
   if (pv()) XENCTL_RETURN_IF_ERROR(flag("e820_host", &b().u.pv.e820_host));
   return absl::OkStatus();
@@ -684,7 +701,7 @@ Status Builder::pci() {
     libxl_device_dtdev* dt = extend(d_->dtdevs, d_->num_dtdevs, libxl_device_dtdev_init);
     dt->path = dup(dtdevs[i]);
   }
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> passthrough, p_.string("passthrough"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> passthrough, p_.string("passthrough", "default, disabled, enabled, sync_pt or share_pt"));
   if (passthrough && libxl_passthrough_from_string(passthrough->c_str(), &c().passthrough) != 0)
     return bad("passthrough", absl::StrCat("passthrough '", *passthrough,
                                            "' is not default, disabled, enabled, sync_pt or share_pt"));
@@ -740,7 +757,7 @@ Status Builder::hvmOptions() {
   }
   XENCTL_RETURN_IF_ERROR(text("firmware_override", &b().u.hvm.firmware));
   XENCTL_RETURN_IF_ERROR(text("bios_path_override", &b().u.hvm.system_firmware));
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> bios, p_.string("bios"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> bios, p_.string("bios", "rombios, seabios or ovmf"));
   if (bios && libxl_bios_type_from_string(bios->c_str(), &b().u.hvm.bios) != 0)
     return bad("bios", absl::StrCat("bios '", *bios, "' is not rombios, seabios or ovmf"));
   for (auto [key, field] : {std::pair{"pae", &b().u.hvm.pae}, {"acpi_s3", &b().u.hvm.acpi_s3},
@@ -787,7 +804,7 @@ Status Builder::hvmOptions() {
   XENCTL_RETURN_IF_ERROR(flag("altp2mhvm", &b().u.hvm.altp2m));
   XENCTL_RETURN_IF_ERROR(text("smbios_firmware", &b().u.hvm.smbios_firmware));
   XENCTL_RETURN_IF_ERROR(text("acpi_firmware", &b().u.hvm.acpi_firmware));
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> genid, p_.string("ms_vm_genid"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> genid, p_.string("ms_vm_genid", "generate or none"));
   if (genid && *genid == "generate") {
     // xl draws a new one for every create (libxl_ms_vm_genid_generate);
     // 128 random bits, never all zero (zero means none).
@@ -1394,7 +1411,7 @@ Status Builder::cpuid() {
 
 Status Builder::deviceModel() {
   XENCTL_RETURN_IF_ERROR(text("device_model_override", &b().device_model));
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> version, p_.string("device_model_version"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> version, p_.string("device_model_version", "qemu-xen or qemu-xen-traditional"));
   if (version) {
     if (*version == "qemu-xen-traditional")
       b().device_model_version = LIBXL_DEVICE_MODEL_VERSION_QEMU_XEN_TRADITIONAL;
@@ -1467,7 +1484,7 @@ Status Builder::hvmDevices() {
   XENCTL_RETURN_IF_ERROR(flag("dm_restrict", &b().dm_restrict));
   if (!hvm()) return absl::OkStatus();
   auto& h = b().u.hvm;
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> vga, p_.string("vga"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> vga, p_.string("vga", "stdvga, cirrus, none or qxl"));
   if (vga) {
     if (*vga == "stdvga") h.vga.kind = LIBXL_VGA_INTERFACE_TYPE_STD;
     else if (*vga == "cirrus") h.vga.kind = LIBXL_VGA_INTERFACE_TYPE_CIRRUS;
@@ -1478,7 +1495,7 @@ Status Builder::hvmDevices() {
     XENCTL_ASSIGN_OR_RETURN(std::optional<long> stdvga, num("stdvga"));
     if (stdvga) h.vga.kind = *stdvga ? LIBXL_VGA_INTERFACE_TYPE_STD : LIBXL_VGA_INTERFACE_TYPE_CIRRUS;
   }
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> hdtype, p_.string("hdtype"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> hdtype, p_.string("hdtype", "ide or ahci"));
   if (hdtype && libxl_hdtype_from_string(hdtype->c_str(), &h.hdtype) != 0)
     return bad("hdtype", absl::StrCat("hdtype '", *hdtype, "' is not ide or ahci"));
   XENCTL_RETURN_IF_ERROR(text("keymap", &h.keymap));
@@ -1500,7 +1517,7 @@ Status Builder::hvmDevices() {
     if (xlu_cfg_get_long(p_.cfg(), "gfx_passthru", &l, 1) == 0) {
       libxl_defbool_set(&h.gfx_passthru, l != 0);
     } else {
-      XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> kind, p_.string("gfx_passthru"));
+      XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> kind, p_.string("gfx_passthru", "0, 1, default or igd"));
       if (libxl_gfx_passthru_kind_from_string(kind->c_str(), &h.gfx_passthru_kind) != 0)
         return bad("gfx_passthru", absl::StrCat("gfx_passthru '", *kind, "' is not 0, 1, default or igd"));
       libxl_defbool_set(&h.gfx_passthru, true);
@@ -1516,17 +1533,17 @@ Status Builder::hvmDevices() {
   XENCTL_RETURN_IF_ERROR(flag("xen_platform_pci", &h.xen_platform_pci));
   if (h.vnc.listen && h.vnc.display && std::strchr(h.vnc.listen, ':'))
     return bad("vncdisplay", "the display is given both in vnclisten (HOST:DISPLAY) and in vncdisplay; give one");
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> vendor, p_.string("vendor_device"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> vendor, p_.string("vendor_device", "none or xenserver"));
   if (vendor && libxl_vendor_device_from_string(vendor->c_str(), &h.vendor_device) != 0)
     return bad("vendor_device", absl::StrCat("vendor_device '", *vendor, "' is not none or xenserver"));
   return absl::OkStatus();
 }
 
 Status Builder::arch() {
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> gic, p_.string("gic_version"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> gic, p_.string("gic_version", "v2 or v3"));
   if (gic && libxl_gic_version_from_string(gic->c_str(), &b().arch_arm.gic_version) != 0)
     return bad("gic_version", absl::StrCat("gic_version '", *gic, "' is not v2 or v3"));
-  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> tee, p_.string("tee"));
+  XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> tee, p_.string("tee", "none or optee"));
   if (tee && libxl_tee_type_from_string(tee->c_str(), &b().tee) != 0)
     return bad("tee", absl::StrCat("tee '", *tee, "' is not none or optee"));
   return absl::OkStatus();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -196,11 +197,11 @@ Status Parsed::bad(const std::string& key, std::string_view why) const {
                                          : absl::StrCat("xl config ", file_, ": ", av(why)));
 }
 
-Status Parsed::badFromReport(const std::string& key, std::string_view fallback) {
+Status Parsed::badFromReport(const std::string& key, std::string_view accepts) {
   std::string said = takeReport();
-  if (said.empty()) return bad(key, fallback);
+  if (said.empty()) return bad(key, accepts);
   if (said.find(absl::StrCat("`", key, "'")) == std::string::npos) said = absl::StrCat(key, ": ", said);
-  return bad(key, said);
+  return bad(key, absl::StrCat(said, "; ", av(accepts)));
 }
 
 std::string Parsed::takeReport() {
@@ -214,20 +215,34 @@ std::string Parsed::takeReport() {
   return said.substr(i);
 }
 
-Result<std::optional<std::string>> Parsed::string(const char* key) {
+Result<std::optional<std::string>> Parsed::string(const char* key, std::string_view accepts) {
   const char* v = nullptr;
   int e = xlu_cfg_get_string(cfg_, key, &v, 0);
   if (e == ESRCH) return std::nullopt;
-  if (e) return badFromReport(key, absl::StrCat(key, " must be a single value"));
+  if (e)
+    return badFromReport(key, accepts.empty() ? absl::StrCat(key, " takes one value ('...' or a number), not a list")
+                                              : absl::StrCat(key, " takes ", av(accepts), ", not a list"));
   return std::string(v);
+}
+
+std::string numberRange(long min, long max) {
+  if (min == LONG_MIN && max == LONG_MAX) return "a whole number";
+  if (max == LONG_MAX) return absl::StrCat("a whole number from ", min, " up");
+  return absl::StrCat("a whole number from ", min, " to ", max);
 }
 
 Result<std::optional<long>> Parsed::number(const char* key, long min, long max) {
   long v = 0;
   int e = xlu_cfg_get_bounded_long(cfg_, key, min, max, &v, 0);
   if (e == ESRCH) return std::nullopt;
-  if (e) return badFromReport(key, absl::StrCat(key, " must be a number from ", min, " to ", max));
+  if (e) return badFromReport(key, absl::StrCat(key, " takes ", numberRange(min, max), valueAsGiven(key)));
   return v;
+}
+
+std::string Parsed::valueAsGiven(const char* key) const {
+  const char* v = nullptr;
+  if (xlu_cfg_get_string(cfg_, key, &v, 1) != 0) return ", not a list";
+  return absl::StrCat(", not '", v, "'");
 }
 
 Result<std::optional<std::vector<std::string>>> Parsed::list(const char* key, bool string_too) {
@@ -239,7 +254,7 @@ Result<std::optional<std::vector<std::string>>> Parsed::list(const char* key, bo
     XENCTL_ASSIGN_OR_RETURN(std::optional<std::string> s, string(key));
     return std::vector<std::string>(absl::StrSplit(*s, absl::ByAnyChar(" \t\n"), absl::SkipEmpty()));
   }
-  if (e) return badFromReport(key, absl::StrCat(key, " must be a list: [ '...', ... ]"));
+  if (e) return badFromReport(key, absl::StrCat(key, " takes a list: ", key, " = [ '...', ... ]"));
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) {
     const char* item = xlu_cfg_get_listitem(l, i);

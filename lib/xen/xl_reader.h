@@ -47,6 +47,9 @@ struct Setting {
   int line;
 };
 
+// "a whole number from MIN to MAX" (from MIN up; unbounded).
+std::string numberRange(long min, long max);
+
 // Every setting of `text`, which libxlutil has accepted, in order.
 std::vector<Setting> scanSettings(std::string_view text);
 
@@ -87,20 +90,23 @@ class Parsed {
   // "xl config FILE:LINE: WHY" (without the line when `key` is empty or absent).
   Status bad(const std::string& key, std::string_view why) const;
   // libxlutil's latest message about `key` (the key named when it does not
-  // name it), or `fallback` when it said nothing.
-  Status badFromReport(const std::string& key, std::string_view fallback);
+  // name it), then `accepts`: what the key takes ("KEY takes ...").
+  Status badFromReport(const std::string& key, std::string_view accepts);
   // libxlutil's latest message without its leading "FILE:LINE: ".
   std::string takeReport();
 
   // Typed getters: nullopt when the key is absent; a refusal naming the key
-  // when its value has another form.
-  Result<std::optional<std::string>> string(const char* key);
+  // and what it takes when its value has another form. `accepts`: what a
+  // string key takes ("pv, pvh or hvm"), for the message.
+  Result<std::optional<std::string>> string(const char* key, std::string_view accepts = {});
   Result<std::optional<long>> number(const char* key, long min, long max);
   // A list of strings. `string_too`: a single string is split at blanks
   // (bootloader_args, as xl still takes it).
   Result<std::optional<std::vector<std::string>>> list(const char* key, bool string_too = false);
   // The value's form without a warning: a list, or a single value (string or number).
   bool isList(const char* key) const;
+  // ", not 'VALUE'" (", not a list"), for a message about a wrong value.
+  std::string valueAsGiven(const char* key) const;
 
  private:
   Parsed() = default;

@@ -406,6 +406,67 @@ TEST(ReadXlConfig, BadValuesNameKeyAndLine) {
               AllOf(HasSubstr("guest.cfg:4"), HasSubstr("not both")));
 }
 
+// A wrong value names the file, the line, the key and what the key takes,
+// for each kind of key: names (enums), numbers, 0/1 flags, single values,
+// lists, and the disk= / vif= / pci= spec strings.
+TEST(ReadXlConfig, WrongValuesNameTheKeyAndWhatItTakes) {
+  const std::string pv = "name = 'a'\nkernel = '/k'\n";
+  const std::string hvm = "name = 'a'\ntype = 'hvm'\n";
+  struct Case {
+    std::string head;  // two lines
+    const char* setting;
+    const char* takes;  // what the message must say the key takes
+  } const cases[] = {
+      // Names.
+      {pv, "on_poweroff = 'reboot'", "on_poweroff 'reboot' is not destroy, restart, rename-restart, preserve"},
+      {pv, "on_reboot = 'again'", "on_reboot 'again' is not destroy, restart,"},
+      {pv, "on_crash = [ 'restart' ]", "on_crash takes destroy, restart, rename-restart,"},
+      {pv, "on_watchdog = 'bark'", "on_watchdog 'bark' is not destroy, restart,"},
+      {pv, "on_soft_reset = 'x'", "on_soft_reset 'x' is not destroy,"},
+      {"name = 'a'\n\n", "type = 'hvmx'", "type 'hvmx' is not pv, pvh or hvm"},
+      {"name = 'a'\n\n", "type = [ 'hvm' ]", "type takes pv, pvh or hvm, not a list"},
+      {"name = 'a'\n\n", "builder = 'linux'", "builder 'linux' is not hvm or generic"},
+      {hvm, "device_model_version = 'qemu'", "device_model_version 'qemu' is not qemu-xen or qemu-xen-traditional"},
+      {pv, "tsc_mode = 'fast'", "tsc_mode 'fast' is not one of default, always_emulate, native, native_paravirt"},
+      {pv, "tsc_mode = 9", "tsc_mode 9 is out of range; use one of default, always_emulate"},
+      {hvm, "timer_mode = 'fast'", "timer_mode 'fast' is not one of delay_for_missed_ticks,"},
+      {hvm, "altp2m = 'on'", "altp2m 'on' is not one of disabled, mixed, external, limited"},
+      {hvm, "vga = 'vesa'", "vga 'vesa' is not stdvga, cirrus, none or qxl"},
+      {hvm, "hdtype = 'scsi'", "hdtype 'scsi' is not ide or ahci"},
+      {hvm, "bios = 'uefi'", "bios 'uefi' is not rombios, seabios or ovmf"},
+      {pv, "passthrough = 'on'", "passthrough 'on' is not default, disabled, enabled, sync_pt or share_pt"},
+      {hvm, "vendor_device = 'qemu'", "vendor_device 'qemu' is not none or xenserver"},
+      // Numbers.
+      {pv, "memory = 'lots'", "memory takes a whole number from 1 to 16777216, not 'lots'"},
+      {pv, "maxmem = 0", "maxmem takes a whole number from 1 to 16777216, not '0'"},
+      {pv, "vcpus = [ 2 ]", "vcpus takes a whole number from 1 to 2147483647, not a list"},
+      {pv, "max_grant_frames = 'big'", "max_grant_frames takes a whole number from 0 to 2147483647, not 'big'"},
+      {pv, "cpu_weight = 'heavy'", "cpu_weight takes a whole number, not 'heavy'"},
+      {pv, "memory += 5", "can't use += with numbers"},
+      // Flags.
+      {hvm, "localtime = 'yes'", "localtime takes 0 or 1, not 'yes'"},
+      {hvm, "acpi = 'on'", "acpi takes 0 or 1, not 'on'"},
+      {hvm, "hpet = [ 1 ]", "hpet takes 0 or 1, not a list"},
+      {hvm, "vnc = 'yes'", "vnc takes 0 or 1, not 'yes'"},
+      // Single values and lists.
+      {pv, "cmdline = [ 'quiet' ]", "cmdline takes one value ('...' or a number), not a list"},
+      {pv, "disk = '/dev/vg0/a,xvda,w'", "disk takes a list: disk = [ '...', ... ]"},
+      {pv, "vif = 'bridge=xenbr0'", "vif takes a list: vif = [ '...', ... ]"},
+      // Spec strings.
+      {pv, "disk = [ '/srv/a.img,raw,xvda,rwx' ]", "unknown value for access: near `rwx'"},
+      {pv, "disk = [ 'a,b,c,d,e' ]", "unknown value for format: near `b'"},
+      {pv, "vif = [ 'mac=zz' ]", "mac 'zz' is not six hex octets XX:XX:XX:XX:XX:XX"},
+      {pv, "vif = [ 'rate=fast' ]", "invalid rate in `fast' (RATE/s[@INTERVAL]"},
+      {pv, "pci = [ 'zz' ]", "pci 0 'zz' is not a PCI_SPEC_STRING ([DDDD:]BB:DD.F"},
+      {pv, "cpus = 'x-y'", "cpus: 'x-y' is not a cpu range (N, N-M, ^N, nodes:N-M or all"},
+  };
+  for (const Case& c : cases) {
+    Refusal st = readError(c.head + c.setting + "\n", "g.cfg");
+    EXPECT_EQ(st.code, absl::StatusCode::kInvalidArgument) << c.setting;
+    EXPECT_THAT(st.message, AllOf(::testing::StartsWith("xl config g.cfg:3: "), HasSubstr(c.takes))) << c.setting;
+  }
+}
+
 // Every disk option is accepted: the typed disk keeps target, vdev, access
 // and format, and the text carries the rest. Disk syntax errors are named.
 TEST(ReadXlConfig, DiskOptionsAreCarried) {
