@@ -39,6 +39,8 @@ class CreateCommand : public Command {
              ->type_name("ACTION"));
     spec(app.add_option("--on-crash", f_.on_crash, "Action when the guest crashes (default: destroy)")
              ->type_name("ACTION"));
+    spec(app.add_option("--on-watchdog", f_.on_watchdog, "Action when the guest's watchdog fires (default: destroy)")
+             ->type_name("ACTION"));
     spec(app.add_option("--ip", f_.ip,
                         "Static address of the first vif, with its prefix (10.0.0.5/24); adds a vif on Xen's "
                         "default bridge when none is given")

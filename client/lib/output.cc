@@ -196,6 +196,7 @@ std::string domainDetails(const v1::Domain& d) {
   out.add("on_poweroff", std::string(core::toString(s.on_poweroff)));
   out.add("on_reboot", std::string(core::toString(s.on_reboot)));
   out.add("on_crash", std::string(core::toString(s.on_crash)));
+  out.add("on_watchdog", std::string(core::toString(s.on_watchdog)));
   out.add("foreign", d.foreign() ? "yes" : "no");
   out.add("created_at", ageOf(d.created_at()));
   if (d.owner_uid() >= 0) out.add("owner_uid", absl::StrCat(d.owner_uid()));

@@ -123,7 +123,8 @@ Result<v1::CreateDomainRequest> createArgsFromFlags(const CreateFlags& f, std::s
   const std::pair<std::string_view, std::pair<const std::string*, core::LifecycleAction*>> actions[] = {
       {"--on-poweroff", {&f.on_poweroff, &s.on_poweroff}},
       {"--on-reboot", {&f.on_reboot, &s.on_reboot}},
-      {"--on-crash", {&f.on_crash, &s.on_crash}}};
+      {"--on-crash", {&f.on_crash, &s.on_crash}},
+      {"--on-watchdog", {&f.on_watchdog, &s.on_watchdog}}};
   for (const auto& [flag, io] : actions) {
     if (io.first->empty()) continue;
     Result<core::LifecycleAction> act = core::parseLifecycleAction(*io.first);

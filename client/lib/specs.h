@@ -34,7 +34,7 @@ struct CreateFlags {
   std::string type;  ///< pv | pvh | hvm, or empty
   std::string kernel, ramdisk, cmdline;
   std::vector<std::string> disks, vifs;
-  std::string on_poweroff, on_reboot, on_crash;  ///< xl action names, or empty
+  std::string on_poweroff, on_reboot, on_crash, on_watchdog;  ///< xl action names, or empty
   bool define_only = false, paused = false;
   /// The first vif's address ("10.0.0.5/24"); makes a vif on the default
   /// bridge when none is given.

@@ -13,7 +13,7 @@ namespace xenctl::core {
 
 enum class DomainType { kPv, kPvh, kHvm };
 enum class DomainState { kStopped, kRunning, kBlocked, kPaused, kShutdown, kCrashed, kDying, kVanished };
-/// xl's on_poweroff / on_reboot / on_crash values.
+/// xl's on_poweroff / on_reboot / on_watchdog / on_crash values.
 enum class LifecycleAction { kDestroy, kRestart, kPreserve, kRenameRestart, kCoredumpDestroy, kCoredumpRestart };
 
 /// Names as xl writes them: "pv", "running", "rename-restart".
@@ -62,6 +62,9 @@ struct DomainSpec {
   LifecycleAction on_poweroff = LifecycleAction::kDestroy;
   LifecycleAction on_reboot = LifecycleAction::kRestart;
   LifecycleAction on_crash = LifecycleAction::kDestroy;
+  /// What follows when the guest's watchdog fires (xl's on_watchdog;
+  /// destroy by default, as in xl).
+  LifecycleAction on_watchdog = LifecycleAction::kDestroy;
   /// Defined from an xl config: the file's name (for messages) and its
   /// text, kept so that every start builds the domain from the same text
   /// through the same reader, key for key as xl would (the typed fields

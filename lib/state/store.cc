@@ -162,7 +162,8 @@ std::string encodeSpec(const core::DomainSpec& s) {
             {"vifs", vifs},
             {"on_poweroff", core::toString(s.on_poweroff)},
             {"on_reboot", core::toString(s.on_reboot)},
-            {"on_crash", core::toString(s.on_crash)}};
+            {"on_crash", core::toString(s.on_crash)},
+            {"on_watchdog", core::toString(s.on_watchdog)}};
   // An xl config's text is kept with its spec: starts rebuild from it.
   if (!s.xl_config_text.empty()) j["xl_config"] = {{"file", s.xl_config_file}, {"text", s.xl_config_text}};
   return j.dump();
@@ -191,6 +192,9 @@ Result<core::DomainSpec> decodeSpec(const std::string& text) {
     XENCTL_ASSIGN_OR_RETURN(s.on_poweroff, core::parseLifecycleAction(j.at("on_poweroff").get<std::string>()));
     XENCTL_ASSIGN_OR_RETURN(s.on_reboot, core::parseLifecycleAction(j.at("on_reboot").get<std::string>()));
     XENCTL_ASSIGN_OR_RETURN(s.on_crash, core::parseLifecycleAction(j.at("on_crash").get<std::string>()));
+    // Stored before on_watchdog was kept, a watchdog firing was a crash.
+    XENCTL_ASSIGN_OR_RETURN(s.on_watchdog, core::parseLifecycleAction(j.value(
+                                               "on_watchdog", std::string(core::toString(s.on_crash)))));
     if (j.contains("xl_config")) {
       s.xl_config_file = j.at("xl_config").value("file", "");
       s.xl_config_text = j.at("xl_config").at("text").get<std::string>();

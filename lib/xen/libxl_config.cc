@@ -121,6 +121,7 @@ Status buildFromXlConfig(const core::DomainSpec& spec, const HostCpus& host, lib
   if (spec.on_poweroff != base.on_poweroff) cfg->on_poweroff = libxlActionOf(spec.on_poweroff);
   if (spec.on_reboot != base.on_reboot) cfg->on_reboot = libxlActionOf(spec.on_reboot);
   if (spec.on_crash != base.on_crash) cfg->on_crash = libxlActionOf(spec.on_crash);
+  if (spec.on_watchdog != base.on_watchdog) cfg->on_watchdog = libxlActionOf(spec.on_watchdog);
 
   // Disks in the spec's order; one the text has under the same vdev keeps
   // all of its options.
@@ -288,12 +289,11 @@ Status buildDomainConfig(const core::DomainSpec& spec, libxl_domain_config* cfg,
 
   // libxl stores these with the domain (xl list -l shows them) but does not
   // act on them: the toolstack watching the domain does (xl's monitor, here
-  // LibxlHypervisor's event thread). The spec has no on_watchdog; a watchdog
-  // firing is a crash to xenctld.
+  // LibxlHypervisor's event thread).
   cfg->on_poweroff = libxlActionOf(spec.on_poweroff);
   cfg->on_reboot = libxlActionOf(spec.on_reboot);
   cfg->on_crash = libxlActionOf(spec.on_crash);
-  cfg->on_watchdog = libxlActionOf(spec.on_crash);
+  cfg->on_watchdog = libxlActionOf(spec.on_watchdog);
   return absl::OkStatus();
 }
 
@@ -340,10 +340,10 @@ ShutdownMeaning shutdownMeaningOf(int reason, const core::DomainSpec& spec) {
       m.action = spec.on_reboot;
       return m;
     case LIBXL_SHUTDOWN_REASON_CRASH:
-    case LIBXL_SHUTDOWN_REASON_WATCHDOG:
+    case LIBXL_SHUTDOWN_REASON_WATCHDOG:  // reported as a crash; its own action applies
       m.kind = Kind::kCrashed;
       m.state = DomainState::kCrashed;
-      m.action = spec.on_crash;
+      m.action = reason == LIBXL_SHUTDOWN_REASON_WATCHDOG ? spec.on_watchdog : spec.on_crash;
       return m;
     case LIBXL_SHUTDOWN_REASON_SUSPEND:
       return m;

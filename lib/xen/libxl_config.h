@@ -81,7 +81,7 @@ struct ShutdownMeaning {
   bool report_first = true;
   core::HypervisorEvent::Kind kind = core::HypervisorEvent::Kind::kShutdown;
   core::DomainState state = core::DomainState::kShutdown;
-  /// on_poweroff, on_reboot or on_crash; none (nullopt) for suspend, which
+  /// on_poweroff, on_reboot, on_crash or on_watchdog; none (nullopt) for suspend, which
   /// is a toolstack's save in progress and never ours to act on.
   std::optional<core::LifecycleAction> action;
 };

@@ -53,8 +53,8 @@ const char* actionKeyFor(int reason) {
   switch (reason) {
     case LIBXL_SHUTDOWN_REASON_REBOOT:
     case LIBXL_SHUTDOWN_REASON_SOFT_RESET: return "on_reboot";
-    case LIBXL_SHUTDOWN_REASON_CRASH:
-    case LIBXL_SHUTDOWN_REASON_WATCHDOG: return "on_crash";
+    case LIBXL_SHUTDOWN_REASON_CRASH: return "on_crash";
+    case LIBXL_SHUTDOWN_REASON_WATCHDOG: return "on_watchdog";
     default: return "on_poweroff";
   }
 }

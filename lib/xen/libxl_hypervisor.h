@@ -47,7 +47,7 @@ namespace xenctl::xen {
 /// list or lookup, so a guest shutting down, crashing or being destroyed
 /// behind xenctld's back (`xl destroy`) is reported to the sink.
 ///
-/// on_poweroff / on_reboot / on_crash. libxl stores these with the domain
+/// on_poweroff / on_reboot / on_crash / on_watchdog. libxl stores these with the domain
 /// but acts on none of them; xl's per-domain monitor process does. For the
 /// domains it created, xenctld is that monitor: the event thread applies the
 /// spec's action as xl does: destroy; restart (destroy, then create the same

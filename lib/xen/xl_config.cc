@@ -139,6 +139,7 @@ Status mapSpec(Reader& r, const libxl_domain_config& full, core::DomainSpec& s) 
   XENCTL_ASSIGN_OR_RETURN(s.on_poweroff, actionOf(r, "on_poweroff", full.on_poweroff));
   XENCTL_ASSIGN_OR_RETURN(s.on_reboot, actionOf(r, "on_reboot", full.on_reboot));
   XENCTL_ASSIGN_OR_RETURN(s.on_crash, actionOf(r, "on_crash", full.on_crash));
+  XENCTL_ASSIGN_OR_RETURN(s.on_watchdog, actionOf(r, "on_watchdog", full.on_watchdog));
   return absl::OkStatus();
 }
 

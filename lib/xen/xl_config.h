@@ -29,7 +29,8 @@ inline constexpr size_t kMaxXlConfigBytes = size_t{1} << 20;
 /// first start), then the typed fields are filled from it:
 ///  - absent keys take xl's defaults: type pv (or builder: hvm | generic),
 ///    memory 32 MiB (maxmem when only maxmem is given), vcpus 1 (maxvcpus
-///    when only maxvcpus is given), destroy / restart / destroy;
+///    when only maxvcpus is given), destroy / restart / destroy / destroy
+///    (on_poweroff / on_reboot / on_crash / on_watchdog);
 ///  - cmdline is cmdline, else "root=ROOT EXTRA" from root and extra;
 ///  - disks: target, vdev, access and format (phy, qcow2, "" for raw, or
 ///    qcow, vhd, qed, empty) from libxlutil's xl-disk-configuration(5)
@@ -43,7 +44,7 @@ inline constexpr size_t kMaxXlConfigBytes = size_t{1} << 20;
 /// readXlDomainConfig refuses (syntax errors with libxlutil's message, the
 /// line and the column and what xl expects there, every
 /// unknown key at once, the refused keys, wrong values naming the key and
-/// what it accepts), and an on_poweroff / on_reboot / on_crash of
+/// what it accepts), and an on_poweroff / on_reboot / on_crash / on_watchdog of
 /// soft-reset, which xenctld's watcher does not perform.
 Result<core::DomainSpec> readXlConfig(std::string_view text, std::string_view file_name, const HostCpus& host = {});
 

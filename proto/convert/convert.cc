@@ -76,6 +76,7 @@ Result<core::DomainSpec> fromProto(const v1::DomainSpec& p) {
   XENCTL_ASSIGN_OR_RETURN(s.on_poweroff, toCOr(kActions, p.on_poweroff(), s.on_poweroff, "on_poweroff"));
   XENCTL_ASSIGN_OR_RETURN(s.on_reboot, toCOr(kActions, p.on_reboot(), s.on_reboot, "on_reboot"));
   XENCTL_ASSIGN_OR_RETURN(s.on_crash, toCOr(kActions, p.on_crash(), s.on_crash, "on_crash"));
+  XENCTL_ASSIGN_OR_RETURN(s.on_watchdog, toCOr(kActions, p.on_watchdog(), s.on_watchdog, "on_watchdog"));
   s.xl_config_file = p.xl_config().file_name();
   s.xl_config_text = p.xl_config().text();
   return s;
@@ -110,6 +111,7 @@ void toProto(const core::DomainSpec& s, v1::DomainSpec* p) {
   p->set_on_poweroff(toP(kActions, s.on_poweroff));
   p->set_on_reboot(toP(kActions, s.on_reboot));
   p->set_on_crash(toP(kActions, s.on_crash));
+  p->set_on_watchdog(toP(kActions, s.on_watchdog));
   if (!s.xl_config_text.empty()) {
     p->mutable_xl_config()->set_file_name(s.xl_config_file);
     p->mutable_xl_config()->set_text(s.xl_config_text);

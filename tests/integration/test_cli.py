@@ -21,6 +21,7 @@ DOMAIN_KEYS = {
 SPEC_KEYS = {
     "name", "uuid", "type", "kernel", "ramdisk", "cmdline", "bootloader", "bootloader_args", "memory_mib",
     "maxmem_mib", "vcpus", "maxvcpus", "disks", "vifs", "on_poweroff", "on_reboot", "on_crash",
+    "on_watchdog",
 }
 TABLE_HEADER = ["Name", "ID", "Mem", "VCPUs", "State", "Time(s)", "UUID"]
 

@@ -487,6 +487,7 @@ TEST(OutputTest, DomainDetails) {
             "on_poweroff:    destroy\n"
             "on_reboot:      restart\n"
             "on_crash:       destroy\n"
+            "on_watchdog:    destroy\n"
             "foreign:        no\n"
             "created_at:     2023-11-14T22:13:20Z\n"
             "owner_uid:      0\n");

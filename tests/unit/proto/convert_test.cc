@@ -24,6 +24,7 @@ TEST(ProtoConvert, SpecRoundTrip) {
   s.on_poweroff = core::LifecycleAction::kPreserve;
   s.on_reboot = core::LifecycleAction::kRenameRestart;
   s.on_crash = core::LifecycleAction::kCoredumpRestart;
+  s.on_watchdog = core::LifecycleAction::kRestart;
   s.xl_config_file = "/etc/xen/web1.cfg";
   s.xl_config_text = "name = 'web1'\n";
   v1::DomainSpec p;
@@ -40,6 +41,7 @@ TEST(ProtoConvert, EnumsDefaultsAndUnknown) {
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->type, core::DomainType::kPvh);
   EXPECT_EQ(s->on_reboot, core::LifecycleAction::kRestart);
+  EXPECT_EQ(s->on_watchdog, core::LifecycleAction::kDestroy);
   p.set_on_crash(static_cast<v1::LifecycleAction>(42));
   auto bad = fromProto(p);
   ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 namespace xenctl::state {
 namespace {
@@ -55,11 +56,24 @@ TEST_F(StoreTest, SpecCodecRoundTrip) {
   r.spec.bootloader_args = {"-q"};
   r.spec.xl_config_file = "/etc/xen/web.cfg";
   r.spec.xl_config_text = "name = 'web'\nkernel = '/boot/vmlinuz' # \"quoted\"\nvnc = 1\n";
+  r.spec.on_watchdog = core::LifecycleAction::kCoredumpRestart;
   auto back = decodeSpec(encodeSpec(r.spec));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, r.spec);
   EXPECT_EQ(decodeSpec("{not json").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(decodeSpec(R"({"name":"x"})").status().code(), absl::StatusCode::kDataLoss);
+}
+
+// A definition stored before on_watchdog was kept acts as it did then: its
+// watchdog firing takes on_crash's action.
+TEST_F(StoreTest, SpecWithoutOnWatchdogTakesOnCrash) {
+  DomainRecord r = record("web1", "u1");
+  nlohmann::json j = nlohmann::json::parse(encodeSpec(r.spec));
+  ASSERT_TRUE(j.contains("on_watchdog"));
+  j.erase("on_watchdog");
+  auto back = decodeSpec(j.dump());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->on_watchdog, core::LifecycleAction::kPreserve);
 }
 
 // Definitions survive closing and reopening the database.

@@ -127,14 +127,16 @@ TEST(BuildDomainConfig, Nics) {
   EXPECT_EQ(str(b.ip), "10.0.0.5");
 }
 
-// on_poweroff/on_reboot/on_crash map one to one; on_watchdog follows on_crash.
+// on_poweroff/on_reboot/on_crash/on_watchdog map one to one.
 TEST(BuildDomainConfig, LifecycleActions) {
   DomainConfig cfg;
-  ASSERT_TRUE(buildDomainConfig(pvSpec(), cfg.get()).ok());
+  core::DomainSpec s = pvSpec();
+  s.on_watchdog = LifecycleAction::kCoredumpRestart;
+  ASSERT_TRUE(buildDomainConfig(s, cfg.get()).ok());
   EXPECT_EQ(cfg->on_poweroff, LIBXL_ACTION_ON_SHUTDOWN_DESTROY);
   EXPECT_EQ(cfg->on_reboot, LIBXL_ACTION_ON_SHUTDOWN_RESTART);
   EXPECT_EQ(cfg->on_crash, LIBXL_ACTION_ON_SHUTDOWN_PRESERVE);
-  EXPECT_EQ(cfg->on_watchdog, LIBXL_ACTION_ON_SHUTDOWN_PRESERVE);
+  EXPECT_EQ(cfg->on_watchdog, LIBXL_ACTION_ON_SHUTDOWN_COREDUMP_RESTART);
   EXPECT_EQ(libxlActionOf(LifecycleAction::kRenameRestart), LIBXL_ACTION_ON_SHUTDOWN_RESTART_RENAME);
   EXPECT_EQ(libxlActionOf(LifecycleAction::kCoredumpDestroy), LIBXL_ACTION_ON_SHUTDOWN_COREDUMP_DESTROY);
   EXPECT_EQ(libxlActionOf(LifecycleAction::kCoredumpRestart), LIBXL_ACTION_ON_SHUTDOWN_COREDUMP_RESTART);
@@ -287,8 +289,10 @@ TEST(BuildDomainConfig, XlConfigSpecChangesAreLaidOverTheText) {
   spec.name = "web-fork";
   spec.disks.insert(spec.disks.begin(), core::DiskSpec{"/dev/thin/web-fork-root", "xvda", "w", ""});
   spec.on_crash = LifecycleAction::kPreserve;
+  spec.on_watchdog = LifecycleAction::kRestart;
   const nlohmann::json j = jsonOf(spec);
   EXPECT_EQ(j["c_info"]["name"], "web-fork");
+  EXPECT_EQ(j["on_watchdog"], "restart");
   EXPECT_EQ(j["b_info"]["target_memkb"], 768 * 1024);
   EXPECT_EQ(j["b_info"]["max_memkb"], 1024 * 1024);
   EXPECT_EQ(j["b_info"]["max_vcpus"], 4);
@@ -298,6 +302,16 @@ TEST(BuildDomainConfig, XlConfigSpecChangesAreLaidOverTheText) {
   EXPECT_EQ(j["disks"][0]["pdev_path"], "/dev/thin/web-fork-root");
   EXPECT_EQ(j["disks"][1]["discard_enable"], "True");  // hda keeps its options
   EXPECT_EQ(j["b_info"]["type.hvm"]["vnc"]["enable"], "True");
+}
+
+// on_watchdog from the text is typed in the spec and built as xl builds it;
+// the stored spec (store JSON) rebuilds the same action after a restart.
+TEST(BuildDomainConfig, XlConfigOnWatchdogIsTypedAndRebuilt) {
+  core::DomainSpec spec = xlSpec("name = 'w'\nkernel = '/k'\non_watchdog = 'coredump-restart'\n");
+  EXPECT_EQ(spec.on_watchdog, LifecycleAction::kCoredumpRestart);
+  EXPECT_EQ(spec.on_crash, LifecycleAction::kDestroy);
+  EXPECT_EQ(jsonOf(spec)["on_watchdog"], "coredump_restart");
+  EXPECT_EQ(xlSpec("name = 'w'\nkernel = '/k'\n").on_watchdog, LifecycleAction::kDestroy);  // xl's default
 }
 
 // A managed volume that was not resolved is named, as for a typed spec.
@@ -393,6 +407,7 @@ TEST(ShutdownMeaningOf, Reasons) {
   s.on_poweroff = LifecycleAction::kPreserve;
   s.on_reboot = LifecycleAction::kRestart;
   s.on_crash = LifecycleAction::kCoredumpDestroy;
+  s.on_watchdog = LifecycleAction::kRestart;
 
   ShutdownMeaning off = shutdownMeaningOf(LIBXL_SHUTDOWN_REASON_POWEROFF, s);
   EXPECT_TRUE(off.report_first);
@@ -404,12 +419,14 @@ TEST(ShutdownMeaningOf, Reasons) {
   EXPECT_FALSE(reboot.report_first);
   EXPECT_EQ(reboot.action, LifecycleAction::kRestart);
 
+  // A watchdog firing is reported as a crash; on_watchdog's action follows it.
   for (int r : {LIBXL_SHUTDOWN_REASON_CRASH, LIBXL_SHUTDOWN_REASON_WATCHDOG}) {
     ShutdownMeaning crash = shutdownMeaningOf(r, s);
     EXPECT_TRUE(crash.report_first);
     EXPECT_EQ(crash.kind, Kind::kCrashed);
     EXPECT_EQ(crash.state, DomainState::kCrashed);
-    EXPECT_EQ(crash.action, LifecycleAction::kCoredumpDestroy);
+    EXPECT_EQ(crash.action, r == LIBXL_SHUTDOWN_REASON_WATCHDOG ? LifecycleAction::kRestart
+                                                                : LifecycleAction::kCoredumpDestroy);
   }
   EXPECT_FALSE(shutdownMeaningOf(LIBXL_SHUTDOWN_REASON_SUSPEND, s).action.has_value());
   EXPECT_EQ(shutdownMeaningOf(LIBXL_SHUTDOWN_REASON_UNKNOWN, s).action, LifecycleAction::kPreserve);

@@ -161,6 +161,7 @@ TEST(ReadXlConfig, XlDefaults) {
   EXPECT_EQ(s.on_poweroff, LifecycleAction::kDestroy);
   EXPECT_EQ(s.on_reboot, LifecycleAction::kRestart);
   EXPECT_EQ(s.on_crash, LifecycleAction::kDestroy);
+  EXPECT_EQ(s.on_watchdog, LifecycleAction::kDestroy);
   EXPECT_TRUE(s.disks.empty());
   EXPECT_TRUE(s.vifs.empty());
 }
@@ -401,6 +402,8 @@ TEST(ReadXlConfig, BadValuesNameKeyAndLine) {
               AllOf(HasSubstr("guest.cfg:2"), HasSubstr("'not-a-uuid' is not a uuid")));
   EXPECT_THAT(readError("name='a'\nkernel='/k'\non_crash='soft-reset'\n").message,
               AllOf(HasSubstr("guest.cfg:3"), HasSubstr("on_crash"), HasSubstr("soft-reset")));
+  EXPECT_THAT(readError("name='a'\nkernel='/k'\non_watchdog='soft-reset'\n").message,
+              AllOf(HasSubstr("guest.cfg:3"), HasSubstr("on_watchdog soft-reset"), HasSubstr("use restart")));
   EXPECT_THAT(readError("memory = 64\n").message, HasSubstr("name is missing"));
   EXPECT_THAT(readError("name='a'\nkernel='/k'\ncmdline='quiet'\nroot='/dev/xvda'\n").message,
               AllOf(HasSubstr("guest.cfg:4"), HasSubstr("not both")));
