@@ -48,9 +48,9 @@ class ImageCommand : public Command {
     Client& cl = **c;
     using Stub = v1::ImageService::Stub;
     if (list_->parsed()) {
-      auto resp = cl.call(&Stub::ListImages, {});
-      if (!resp.ok()) return s.fail(resp.status());
-      s.json() ? s.printJson(toJson(resp->images())) : s.print(imageTable(resp->images()));
+      auto all = cl.callPages(&Stub::ListImages, {}, &v1::ListImagesResponse::mutable_images);
+      if (!all.ok()) return s.fail(all.status());
+      s.json() ? s.printJson(toJson(*all)) : s.print(imageTable(*all));
       return kExitOk;
     }
     const std::string request_id = Session::requestId(m_);
@@ -68,9 +68,9 @@ class ImageCommand : public Command {
       return s.finishMutation(cl.call(&Stub::ImportImage, req), m_, [&s, name = name_](const v1::Operation&) -> int {
         Result<Client*> c = s.client();
         if (!c.ok()) return s.fail(c.status());
-        auto resp = (*c)->call(&Stub::ListImages, {});
-        if (!resp.ok()) return s.fail(resp.status());
-        for (const v1::Image& i : resp->images()) {
+        auto all = (*c)->callPages(&Stub::ListImages, {}, &v1::ListImagesResponse::mutable_images);
+        if (!all.ok()) return s.fail(all.status());
+        for (const v1::Image& i : *all) {
           if (i.name() != name) continue;
           s.json() ? s.printJson(toJson(i)) : s.print(imageTable(one(i)));
           return kExitOk;

@@ -113,9 +113,9 @@ class VolumeCommand : public Command {
     if (list_->parsed()) {
       v1::ListVolumesRequest req;
       req.set_pool(pool_);
-      auto resp = cl.call(&Stub::ListVolumes, req);
-      if (!resp.ok()) return s.fail(resp.status());
-      s.json() ? s.printJson(toJson(resp->volumes())) : s.print(volumeTable(resp->volumes()));
+      auto all = cl.callPages(&Stub::ListVolumes, req, &v1::ListVolumesResponse::mutable_volumes);
+      if (!all.ok()) return s.fail(all.status());
+      s.json() ? s.printJson(toJson(*all)) : s.print(volumeTable(*all));
       return kExitOk;
     }
     if (attach_->parsed()) {
@@ -234,9 +234,10 @@ class VolumeCommand : public Command {
       req.set_pool(done.target().substr(0, done.target().find('/')));
       Result<Client*> c = s.client();
       if (!c.ok()) return s.fail(c.status());
-      auto resp = (*c)->call(&v1::VolumeService::Stub::ListVolumes, req);
-      if (!resp.ok()) return s.fail(resp.status());
-      for (const v1::Volume& v : resp->volumes()) {
+      auto all = (*c)->callPages(&v1::VolumeService::Stub::ListVolumes, req,
+                                 &v1::ListVolumesResponse::mutable_volumes);
+      if (!all.ok()) return s.fail(all.status());
+      for (const v1::Volume& v : *all) {
         if (v.name() != name) continue;
         s.json() ? s.printJson(toJson(v)) : s.print(volumeTable(one(v)));
         return kExitOk;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "daemon/authz.h"
 #include "daemon/convert.h"
+#include "daemon/list_page.h"
 #include "daemon/stream_reactors.h"
 #include "lib/customize/container_parser.h"
 #include "lib/xen/xl_config.h"
@@ -34,8 +35,7 @@ constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
 // A list answer is cut into pages of at most this (next_page_token): clients
 // take 4 MiB by default, and a list that outgrew it failed for every client.
 constexpr size_t kMaxListAnswerBytes = (size_t{4} << 20) - (64 << 10);
-// What one more element adds to a list answer beyond its own size: its tag and length.
-constexpr size_t kElementOverhead = 16;
+constexpr size_t kElementOverhead = kListElementOverhead;
 
 // A stream holds buffers while it lives (no thread: daemon/stream_reactors.h):
 // at most [daemon] max_streams_per_caller per caller.
@@ -467,8 +467,14 @@ grpc::Status VolumeServiceImpl::ListVolumes(grpc::ServerContext* ctx, const v1::
   XENCTL_ADMIT(caller, "VolumeService.ListVolumes", *req);
   auto vols = c_.storage.list(req->pool());
   if (!vols.ok()) return toGrpc(vols.status());
-  for (const auto& v : *vols)
-    if (c_.access.maySeeVolume(caller, v.pool, v.name)) toProto(v, out->add_volumes());
+  // Pages continue after a key: "POOL/NAME".
+  std::vector<std::pair<std::string, v1::Volume>> keyed;
+  for (const auto& v : *vols) {
+    std::string k = absl::StrCat(v.pool, "/", v.name);
+    if (k <= req->page_token() || !c_.access.maySeeVolume(caller, v.pool, v.name)) continue;
+    toProto(v, &keyed.emplace_back(std::move(k), v1::Volume()).second);
+  }
+  out->set_next_page_token(fillPage(std::move(keyed), out->mutable_volumes(), kMaxListAnswerBytes));
   return grpc::Status::OK;
 }
 
@@ -522,7 +528,11 @@ grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext* ctx, const v1::Li
   XENCTL_ADMIT(caller, "ImageService.ListImages", *req);
   auto images = c_.images.list();
   if (!images.ok()) return toGrpc(images.status());
-  for (const auto& v : *images) toProto(v, out->add_images());
+  // Pages continue after a name.
+  std::vector<std::pair<std::string, v1::Image>> keyed;
+  for (const auto& v : *images)
+    if (v.record.name > req->page_token()) toProto(v, &keyed.emplace_back(v.record.name, v1::Image()).second);
+  out->set_next_page_token(fillPage(std::move(keyed), out->mutable_images(), kMaxListAnswerBytes));
   return grpc::Status::OK;
 }
 

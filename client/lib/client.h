@@ -58,7 +58,7 @@ class Client {
     return resp;
   }
 
-  /// A paged list call (ListDomains, ListOperations): asks again with each
+  /// A paged list call (ListDomains, ListOperations, ListVolumes, ListImages): asks again with each
   /// next_page_token until the last page and returns every page's items
   /// (`items` names the repeated field), in order.
   template <class Stub, class Req, class Resp, class Item>

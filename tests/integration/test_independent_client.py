@@ -156,6 +156,22 @@ class IndependentClientTest(DaemonTestCase):
         self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("needs a spec or an xl_config", e.exception.details())
 
+    def test_volumes_and_images_continue_after_a_page_token(self):
+        """ListVolumes and ListImages answer in key order ("POOL/NAME", name) and continue after a page_token;
+        the last page has no next_page_token."""
+        for name in ("vc", "va", "vb"):
+            self.vm("volume", "create", name, "4M")
+        first = self.unary("VolumeService", "ListVolumes", "ListVolumesRequest", "ListVolumesResponse")
+        self.assertEqual([v.name for v in first.volumes], ["va", "vb", "vc"])
+        self.assertEqual(first.next_page_token, "")
+        pool = first.volumes[0].pool
+        rest = self.unary("VolumeService", "ListVolumes", "ListVolumesRequest", "ListVolumesResponse",
+                          page_token=f"{pool}/va")
+        self.assertEqual([v.name for v in rest.volumes], ["vb", "vc"])
+        self.assertEqual([v["name"] for v in self.vm("volume", "list", "--json").json()], ["va", "vb", "vc"])
+        images = self.unary("ImageService", "ListImages", "ListImagesRequest", "ListImagesResponse", page_token="a")
+        self.assertEqual((len(images.images), images.next_page_token), (0, ""))
+
 
 if __name__ == "__main__":
     unittest.main()
