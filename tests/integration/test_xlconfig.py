@@ -25,6 +25,7 @@ PV_CONFIG = textwrap.dedent("""\
                     'format=raw, vdev=xvdb, access=ro, target=/srv/xen/web1-data.img' ]
     vif         = [ 'mac=00:16:3e:4a:1b:2c,bridge=xenbr0,ip=10.0.0.7' ]
     on_crash    = 'preserve'
+    on_watchdog = 'restart'
     """)
 
 HVM_WITH_UNKNOWN = textwrap.dedent("""\
@@ -63,8 +64,9 @@ class XlConfigTest(DaemonTestCase):
                                       {"target": "/srv/xen/web1-data.img", "vdev": "xvdb", "mode": "r",
                                        "format": ""}])
         self.assertEqual(d["vifs"], [{"bridge": "xenbr0", "mac": "00:16:3e:4a:1b:2c", "ip": "10.0.0.7"}])
-        self.assertEqual((d["on_poweroff"], d["on_reboot"], d["on_crash"]),
-                         ("LIFECYCLE_ACTION_DESTROY", "LIFECYCLE_ACTION_RESTART", "LIFECYCLE_ACTION_PRESERVE"))
+        self.assertEqual((d["on_poweroff"], d["on_reboot"], d["on_crash"], d["on_watchdog"]),
+                         ("LIFECYCLE_ACTION_DESTROY", "LIFECYCLE_ACTION_RESTART", "LIFECYCLE_ACTION_PRESERVE",
+                          "LIFECYCLE_ACTION_RESTART"))
 
     def test_xl_config_flag_with_define_only_and_human_output(self):
         """vm-create --xl-config FILE --define-only defines it; the table names the domain from the file."""
@@ -92,12 +94,35 @@ class XlConfigTest(DaemonTestCase):
         self.assertIn(f"{path}:3: vif 0 'bridge=xenbr0,modle=e1000': 'modle' is not an option of a vif", r.err)
         self.assert_nothing_stored()
 
-    def test_syntax_error_names_file_and_line(self):
-        """libxlutil's syntax error comes back with the file and line."""
+    def test_syntax_error_names_file_line_and_column(self):
+        """libxlutil's syntax error comes back (exit 2) with the file, line and column and what xl expects."""
         path = self.write("bad.cfg", "name = 'a'\n\nmemory = 512M\n")
         r = self.vm("create", path, expect=2)
-        self.assertEqual(r.err, f"vm-create: xl config {path}:3: config parsing error near `M': lexical error; "
+        self.assertEqual(r.err, f"vm-create: xl config {path}:3:13: config parsing error near `M': lexical error "
+                                "(outside quotes xl reads lower-case keys, numbers, = += , ; [ ] and # comments; "
+                                "quote other text); see xl.cfg(5) for the syntax\n")
+        path = self.write("open.cfg", "name = 'a'\nkernel = \"/boot/vmlinuz\nmemory = 64\n")
+        r = self.vmm("create", path, expect=2)
+        self.assertEqual(r.out, "")
+        self.assertEqual(r.err, f"vmm: xl config {path}:2:10: config parsing error near `\"/boot/vmlinuz': "
+                                "lexical error (a string ends on its line with the quote it starts with); "
                                 "see xl.cfg(5) for the syntax\n")
+        path = self.write("list.cfg", "name = 'a'\nkernel = '/k'\ndisk = [ 'a' 'b' ]\n")
+        r = self.vm("create", "--xl-config", path, expect=2)
+        self.assertIn(f"xl config {path}:3:14: config parsing error near `'b'': syntax error", r.err)
+        self.assertIn("(list items are separated by commas and the list ends with ])", r.err)
+        self.assert_nothing_stored()
+
+    def test_wrong_value_names_the_key_and_what_it_takes(self):
+        """A wrong value is refused (exit 2) naming the file, line, key and what the key takes."""
+        path = self.write("v.cfg", "name = 'a'\nkernel = '/k'\non_watchdog = 'bark'\n")
+        r = self.vmm("create", path, expect=2)
+        self.assertEqual(r.err, f"vmm: xl config {path}:3: on_watchdog 'bark' is not destroy, restart, "
+                                "rename-restart, preserve, coredump-destroy, coredump-restart or soft-reset\n")
+        path = self.write("m.cfg", "name = 'a'\nkernel = '/k'\nmemory = '2G'\n")
+        r = self.vm("create", "--xl-config", path, expect=2)
+        self.assertEqual(r.err, f"vm-create: xl config {path}:3: parameter `memory' is not a valid number; "
+                                "memory takes a whole number from 1 to 16777216, not '2G'\n")
         self.assert_nothing_stored()
 
     def test_spec_flags_cannot_be_combined_with_a_file(self):
