@@ -266,6 +266,36 @@ TEST(ReadXlConfig, SyntaxErrorsNameFileLineAndCause) {
   EXPECT_THAT(st.message, AllOf(HasSubstr("guest.cfg:1"), HasSubstr("syntax error")));
 }
 
+// A config the mutation tests edit at random.
+constexpr char kGuestToEdit[] = R"(# guest
+name = 'web1' # the name
+type = "pv"; memory = 0x200
+extra = 'a "b" #c \'d\''
+disk = [ 'phy:/dev/vg0/a,xvda,w',
+         "format=raw,vdev=xvdb,target=/srv/b.img", ]
+vif = [ 'bridge=xenbr0' ]
+cmdline += ""
+)";
+
+// `text` with 1 to `max_edits` seeded random edits: a character of
+// `alphabet` inserted or put in place of one, or one erased.
+std::string mutated(std::string text, std::mt19937& rng, std::string_view alphabet, int max_edits) {
+  const int edits = 1 + static_cast<int>(rng() % static_cast<unsigned>(max_edits));
+  for (int e = 0; e < edits; ++e) {
+    const size_t at = rng() % (text.size() + 1);
+    switch (rng() % 3) {
+      case 0: text.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+      case 1:
+        if (at < text.size()) text.erase(at, 1);
+        break;
+      default:
+        if (at < text.size()) text[at] = alphabet[rng() % alphabet.size()];
+        break;
+    }
+  }
+  return text;
+}
+
 // Each kind of syntax error names the file, the line and the column of the
 // token libxlutil stopped at (libxlutil gives no column, and for an error at
 // a newline it names the line before), keeps libxlutil's words and says
@@ -349,33 +379,12 @@ std::vector<std::pair<int, std::string>> libxlutilSyntaxErrors(const std::string
 // the same (reported) lines and near the same text, for seeded random edits
 // of a config: where they agree, every message gets its column.
 TEST(ReadXlConfig, SyntaxLocatorAgreesWithLibxlutil) {
-  const std::string base = R"(# guest
-name = 'web1' # the name
-type = "pv"; memory = 0x200
-extra = 'a "b" #c \'d\' \\ \n'
-disk = [ 'phy:/dev/vg0/a,xvda,w',
-         "format=raw,vdev=xvdb,target=/srv/b.img", ]
-vnuma = [ [ 'pnode=0', 'size=512' ], [ ] ]
-cmdline += ""
-)";
+  const std::string base = std::string(kGuestToEdit) + "extra += ' \\\\ \\n'\nvnuma = [ [ 'pnode=0' ], [ ] ]\n";
   constexpr std::string_view kAlphabet = "\n\t #'\"\\[],;=+.-_()abcxyzM0189";
   std::mt19937 rng(20261207);
   int refused = 0;
   for (int round = 0; round < 30000; ++round) {
-    std::string text = base;
-    const int edits = 1 + static_cast<int>(rng() % 4);
-    for (int e = 0; e < edits; ++e) {
-      const size_t at = rng() % (text.size() + 1);
-      switch (rng() % 3) {
-        case 0: text.insert(at, 1, kAlphabet[rng() % kAlphabet.size()]); break;
-        case 1:
-          if (at < text.size()) text.erase(at, 1);
-          break;
-        default:
-          if (at < text.size()) text[at] = kAlphabet[rng() % kAlphabet.size()];
-          break;
-      }
-    }
+    std::string text = mutated(base, rng, kAlphabet, 4);
     if (rng() % 4 == 0) text.resize(rng() % (text.size() + 1));  // cut short, as at an unfinished line
     bool is_refused = false;
     std::vector<std::pair<int, std::string>> said = libxlutilSyntaxErrors(text, &is_refused);
@@ -518,33 +527,12 @@ TEST(ReadXlConfig, NulByteIsRefusedNotAborted) {
 // seeded random edits of a real config never make the reader report its own
 // bug (INTERNAL), whatever libxlutil thinks of the edited text.
 TEST(ReadXlConfig, ScannerAgreesWithLibxlutilOnMutatedConfigs) {
-  const std::string base = R"(# guest
-name = 'web1' # the name
-type = "pv"; memory = 0x200
-extra = 'a "b" #c \'d\''
-disk = [ 'phy:/dev/vg0/a,xvda,w',
-         "format=raw,vdev=xvdb,target=/srv/b.img", ]
-vif = [ 'bridge=xenbr0' ]
-cmdline += ""
-)";
+  const std::string base = kGuestToEdit;
   constexpr std::string_view kAlphabet = "\n\t #'\"\\[],;=+.-_abcxyz0189";
   std::mt19937 rng(20261123);
   int accepted = 0;
   for (int round = 0; round < 20000; ++round) {
-    std::string text = base;
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits; ++e) {
-      const size_t at = rng() % (text.size() + 1);
-      switch (rng() % 3) {
-        case 0: text.insert(at, 1, kAlphabet[rng() % kAlphabet.size()]); break;
-        case 1:
-          if (at < text.size()) text.erase(at, 1);
-          break;
-        default:
-          if (at < text.size()) text[at] = kAlphabet[rng() % kAlphabet.size()];
-          break;
-      }
-    }
+    std::string text = mutated(base, rng, kAlphabet, 3);
     Result<core::DomainSpec> r = readXlConfig(text, "fuzz.cfg");
     ASSERT_NE(r.status().code(), absl::StatusCode::kInternal) << r.status() << "\n--- text\n" << text;
     // Accepted by libxlutil and by the mapping, or refused for a reason; both fine.
