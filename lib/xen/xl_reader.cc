@@ -94,7 +94,8 @@ std::string syntaxReport(std::string_view text, const std::string& file, const s
       agree = false;
       continue;
     }
-    std::string where = e.at_end ? std::string("at the end of the file") : absl::StrCat("near ", quoted.substr(0, quoted.size() - 2));
+    const std::string where =
+        e.at_end ? std::string("at the end of the file") : absl::StrCat("near ", quoted.substr(0, quoted.size() - 2));
     std::string msg = absl::StrCat(file, ":", e.line, ":", e.column, ": config parsing error ", where, ": ", rest);
     if (const char* hint = syntaxHint(e, rest); *hint) absl::StrAppend(&msg, " (", hint, ")");
     located.push_back(std::move(msg));

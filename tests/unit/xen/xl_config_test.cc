@@ -332,7 +332,8 @@ TEST(ReadXlConfig, SyntaxErrorsNameLineAndColumn) {
       {"name = 'a'\t memory = 5 6\n", "xl config g.cfg:1:13: config parsing error near `memory': syntax error",
        "separated by ;"},
       // A bad escape; += of a list to a string.
-      {"name = 'a'\nextra = 'x\\q'\n", "xl config g.cfg:2:9: config parsing error near `'x\\q'': invalid character", ""},
+      {"name = 'a'\nextra = 'x\\q'\n", "xl config g.cfg:2:9: config parsing error near `'x\\q'': invalid character",
+       ""},
       {"name = 'a'\nextra = 'x'\nextra += [ 'y' ]\n",
        "xl config g.cfg:3:16: config parsing error near `]': can't add [list]", "a list to a list"},
       // Python, which xl no longer reads.
