@@ -15,8 +15,11 @@
 #include <tuple>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "client/lib/exit_codes.h"
 #include "proto/convert/convert.h"
 
@@ -126,8 +129,22 @@ Client::Client(Target target, std::shared_ptr<grpc::Channel> channel, absl::Dura
 
 std::chrono::system_clock::time_point Client::deadline() const { return deadlineIn(call_timeout_); }
 
-Status Client::fromGrpc(const grpc::Status& s) const {
+std::optional<std::string> oversizeRequest(std::string_view grpc_message, size_t request_bytes) {
+  absl::string_view m(grpc_message.data(), grpc_message.size());
+  size_t n = 0, max = 0;
+  if (!absl::ConsumePrefix(&m, "Received message larger than max (") || !absl::ConsumeSuffix(&m, ")")) return std::nullopt;
+  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(m, absl::MaxSplits(" vs. ", 1));
+  if (!absl::SimpleAtoi(parts.first, &n) || !absl::SimpleAtoi(parts.second, &max) || n != request_bytes)
+    return std::nullopt;
+  return absl::StrCat("the request is ", n, " bytes, more than xenctld takes: ", max,
+                      " bytes ([daemon] max_request_size in its config); send less, or raise it");
+}
+
+Status Client::fromGrpc(const grpc::Status& s, size_t request_bytes) const {
   if (s.ok()) return absl::OkStatus();
+  if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && request_bytes)
+    if (std::optional<std::string> why = oversizeRequest(s.error_message(), request_bytes))
+      return absl::ResourceExhaustedError(*why);
   // A transport failure, not the server's answer: the daemon went away.
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE && channel_->GetState(false) != GRPC_CHANNEL_READY)
     return markConnectError(absl::UnavailableError(

@@ -54,7 +54,7 @@ class Client {
     grpc::ClientContext ctx;
     ctx.set_deadline(deadline());
     Resp resp;
-    XENCTL_RETURN_IF_ERROR(fromGrpc((stub.*method)(&ctx, req, &resp)));
+    XENCTL_RETURN_IF_ERROR(fromGrpc((stub.*method)(&ctx, req, &resp), req.ByteSizeLong()));
     return resp;
   }
 
@@ -99,13 +99,22 @@ class Client {
   Client(Target target, std::shared_ptr<grpc::Channel> channel, absl::Duration call_timeout);
   std::chrono::system_clock::time_point deadline() const;
   /// The call's result as a Status; UNAVAILABLE with the channel down is a
-  /// connect error naming the address.
-  Status fromGrpc(const grpc::Status& s) const;
+  /// connect error naming the address; gRPC's refusal of a request of
+  /// `request_bytes` names the daemon's setting (oversizeRequest).
+  Status fromGrpc(const grpc::Status& s, size_t request_bytes = 0) const;
 
   Target target_;
   std::shared_ptr<grpc::Channel> channel_;
   absl::Duration call_timeout_;
 };
+
+/// A request gRPC refused as over the daemon's limit, before xenctld saw
+/// it (RESOURCE_EXHAUSTED "Received message larger than max (N vs. M)",
+/// which the daemon cannot reword): that message naming `[daemon]
+/// max_request_size` and its value M, when N is `request_bytes`, the size
+/// of the request sent (so a reply too large for the client is not taken
+/// for it); nullopt otherwise.
+std::optional<std::string> oversizeRequest(std::string_view grpc_message, size_t request_bytes);
 
 /// Whether the operation has finished (succeeded, failed or cancelled).
 bool isFinished(const v1::Operation& op);

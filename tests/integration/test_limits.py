@@ -147,6 +147,11 @@ class LimitsTest(DaemonTestCase):
         r = self.vm("create", "web1", "--memory", "64M", "--vcpus", "1", "--define-only", "--kernel", "/boot/k",
                     "--cmdline", "x" * 5000, expect=2)
         self.assertIn("cmdline is 5000 bytes, more than the limit of 4096", r.err)
+        # Through the CLI, gRPC's refusal of a request past max_request_size (1M) names the setting.
+        path = self.write("big.cfg", "name = 'big'\n" + "#" * ((1 << 20) - 14) + "\n")  # 1 MiB: the client sends it
+        r = self.vmm("create", path, expect=1)
+        self.assertRegex(r.err, r"^vmm: the request is 1048\d\d\d bytes, more than xenctld takes: 1048576 bytes "
+                                r"\(\[daemon\] max_request_size in its config\); send less, or raise it\n$")
         self.assertEqual(self.vm("list", "--json").json(), [])
 
     def test_streams_per_caller_are_bounded(self):

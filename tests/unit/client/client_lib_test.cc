@@ -16,6 +16,17 @@ namespace xenctl::client {
 namespace {
 
 // The flag wins over the environment, which wins over the default socket.
+// gRPC's refusal of a request over the daemon's limit names [daemon]
+// max_request_size and its value, but only for the request that was sent.
+TEST(ClientTest, OversizeRequestNamesTheDaemonSetting) {
+  std::optional<std::string> why = oversizeRequest("Received message larger than max (1048700 vs. 1048576)", 1048700);
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(*why, "the request is 1048700 bytes, more than xenctld takes: 1048576 bytes ([daemon] max_request_size "
+                  "in its config); send less, or raise it");
+  EXPECT_FALSE(oversizeRequest("Received message larger than max (5000000 vs. 4194304)", 120));  // a reply
+  EXPECT_FALSE(oversizeRequest("too many operations", 1048700));
+}
+
 TEST(TargetTest, ResolvesFlagThenEnvThenDefault) {
   auto t = resolveTarget("unix:/tmp/a.sock", "unix:/tmp/b.sock");
   ASSERT_TRUE(t.ok()) << t.status();
