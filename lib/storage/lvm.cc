@@ -122,6 +122,21 @@ Result<VgRow> parseVgsReport(std::string_view text, const std::string& vg) {
   return absl::NotFoundError(absl::StrCat("volume group '", vg, "' is not in the vgs report"));
 }
 
+Result<std::vector<std::string>> parsePvsReport(std::string_view text, const std::string& vg) {
+  XENCTL_ASSIGN_OR_RETURN(auto pvs, rows(text, "pv"));
+  std::vector<std::string> out;
+  for (const auto& r : pvs) {
+    if (str(r, "vg_name") != vg) continue;
+    XENCTL_ASSIGN_OR_RETURN(uint64_t mdas, bytes(r, "pv_mda_count"));
+    if (mdas > 0 && !str(r, "pv_name").empty()) out.push_back(str(r, "pv_name"));
+  }
+  return out;
+}
+
+std::vector<std::string> pvsCommand() {
+  return {"pvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "pv_name,vg_name,pv_mda_count"};
+}
+
 std::vector<std::string> lvsCommand(const std::string& vg) { return reportCommand("lvs", kLvFields, vg); }
 std::vector<std::string> vgsCommand(const std::string& vg) { return reportCommand("vgs", kVgFields, vg); }
 
@@ -202,6 +217,13 @@ Result<VgRow> Lvm::vgs(const std::string& vg) const {
   XENCTL_ASSIGN_OR_RETURN(core::ProcessResult r, exec(argv, timeout_));
   if (r.exit_code != 0) return statusFromLvm(argv, r.exit_code, r.output);
   return parseVgsReport(r.stdout_text, vg);
+}
+
+Result<std::vector<std::string>> Lvm::pvs(const std::string& vg) const {
+  const auto argv = pvsCommand();
+  XENCTL_ASSIGN_OR_RETURN(core::ProcessResult r, exec(argv, timeout_));
+  if (r.exit_code != 0) return statusFromLvm(argv, r.exit_code, r.output);
+  return parsePvsReport(r.stdout_text, vg);
 }
 
 Status Lvm::run(const std::vector<std::string>& argv) const {

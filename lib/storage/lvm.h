@@ -73,9 +73,14 @@ Result<std::vector<LvRow>> parseLvsReport(std::string_view json);
 /// The same for `vgs`; NOT_FOUND when `vg` is not in it.
 Result<VgRow> parseVgsReport(std::string_view json, const std::string& vg);
 
+/// The PVs of `vg` that hold a metadata area, from `pvs --reportformat json
+/// -o pv_name,vg_name,pv_mda_count` (pvsCommand).
+Result<std::vector<std::string>> parsePvsReport(std::string_view json, const std::string& vg);
+
 /// Command lines, pure so that tests can check them.
 std::vector<std::string> lvsCommand(const std::string& vg);
 std::vector<std::string> vgsCommand(const std::string& vg);
+std::vector<std::string> pvsCommand();
 
 /// What the pools on one volume group share: its lock and its last report.
 ///
@@ -132,6 +137,8 @@ class Lvm {
   /// Every LV of `vg` (hidden ones left out).
   Result<std::vector<LvRow>> lvs(const std::string& vg) const;
   Result<VgRow> vgs(const std::string& vg) const;
+  /// The PVs of `vg` that hold a metadata area (parsePvsReport).
+  Result<std::vector<std::string>> pvs(const std::string& vg) const;
   /// Runs a changing command (lvcreate, lvremove ...). A failure is a Status
   /// with lvm's message and a code read from it (statusFromLvm).
   Status run(const std::vector<std::string>& argv) const;

@@ -90,6 +90,12 @@ Result<LvmVolumes::Reservation> LvmVolumes::reserve(const std::string& exclusive
 }
 
 Result<std::vector<LvRow>> LvmVolumes::reportLocked() {
+  if (common_.models) {
+    auto rows = common_.models->rows(vg_);
+    if (rows.ok()) return rows;
+    (void)warnOnce(absl::StrCat("models/", rows.status().message()),
+                   absl::StrCat("pool '", pool_, "': reading VG ", vg_, " with lvs: ", rows.status().message()));
+  }
   const absl::Time now = common_.clock->now();
   if (auto recent = common_.groups->recentReport(vg_, now)) return *std::move(recent);
   auto rows = lvm_.lvs(vg_);

@@ -57,6 +57,7 @@
 #include "lib/core/volume.h"
 #include "lib/storage/name_holds.h"
 #include "lib/storage/lvm.h"
+#include "lib/storage/lvm_metadata.h"
 
 namespace xenctl::storage {
 
@@ -71,6 +72,9 @@ struct LvmCommon {
   std::shared_ptr<core::ProcessRunner> runner;  ///< mkfs.ext4, e2fsck, resize2fs, blkdiscard
   std::shared_ptr<core::ProcessRunner> lvm;     ///< lvm2 commands (LvmShells); `runner` when null
   std::shared_ptr<VolumeGroups> groups;  ///< shared by the pools on one VG; made when null
+  /// Reads the VG from its PVs and device-mapper instead of running lvs
+  /// (lvm_metadata.h); lvs as before when null, or when it cannot model the VG.
+  std::shared_ptr<VgModels> models;
   WarnFn warn;                     ///< may be empty
   absl::Duration lvm_timeout = absl::Minutes(5);   ///< each lvm2 command
   absl::Duration tool_timeout = absl::Minutes(10); ///< mkfs.ext4, e2fsck, resize2fs, blkdiscard
