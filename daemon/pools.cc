@@ -20,6 +20,7 @@ Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& con
   lvm.runner = tools;
   lvm.lvm = std::make_shared<storage::LvmShells>();  // started on first use
   lvm.groups = std::make_shared<storage::VolumeGroups>();
+  lvm.models = storage::VgModels::onHost(lvm.lvm);  // VGs read from their PVs, lvs when it cannot
   lvm.warn = [](const std::string& message) { spdlog::warn("{}", message); };
   for (const PoolConfig& pc : effectivePools(config)) {
     if (pc.driver == "lvm-thin") {
