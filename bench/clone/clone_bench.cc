@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/storage/lvm_shell.h"
 #include "lib/sys/posix_process_runner.h"
 #include "xenctl/v1/operation.grpc.pb.h"
 #include "xenctl/v1/volume.grpc.pb.h"
@@ -37,7 +38,7 @@ double secs(Clock::duration d) { return std::chrono::duration<double>(d).count()
 struct Options {
   std::string connect = "unix:/run/xenctl/xenctld.sock", pool = "thin", vg = "vg0", base = "cb-base@gold";
   int fill = 200, samples = 20, concurrent = 10;
-  bool keep = false;
+  bool keep = false, variants = false;
 };
 
 class Xenctld {
@@ -160,10 +161,11 @@ Options parseOptions(int argc, char** argv) {
     else if (k == "--samples") o.samples = std::stoi(next());
     else if (k == "--concurrent") o.concurrent = std::stoi(next());
     else if (k == "--keep") o.keep = true;
+    else if (k == "--variants") o.variants = true;
     else {
       std::fprintf(stderr,
                    "usage: clone_bench [--connect TARGET] [--pool POOL] [--vg VG] [--base VOLUME] [--fill N] "
-                   "[--samples N] [--concurrent N] [--keep]\n"
+                   "[--samples N] [--concurrent N] [--keep] [--variants]\n"
                    "The base is a volume or snapshot (VOLUME@SNAP) of the lvm-thin pool POOL on VG.\n");
       std::exit(2);
     }
@@ -272,6 +274,53 @@ Many measureMany(const Options& o, Xenctld& x) {
   return {conc, serial};
 }
 
+// What lvcreate -s costs with settings that may spare it work, as a tool and
+// in a warm lvm shell (what xenctld uses), alternating, each LV removed
+// before the next sample: measured, not guessed (issue 17).
+void measureVariants(const Options& o) {
+  struct Variant {
+    const char* what;
+    std::vector<std::string> extra;
+  };
+  const std::vector<Variant> variants = {
+      {"as is", {}},
+      {"archive=0", {"--config", "backup {archive=0}"}},
+      {"archive=0 backup=0", {"--config", "backup {archive=0 backup=0}"}},
+      {"monitoring=0", {"--config", "activation {monitoring=0}"}},
+      {"--noudevsync", {"--noudevsync"}},
+      {"-an (no activation)", {"-an"}},
+  };
+  xenctl::storage::LvmShells shells({.max_shells = 1});
+  auto inShell = [&](const std::vector<std::string>& argv) -> std::string {
+    auto r = shells.run(argv, absl::Minutes(5));
+    if (!r.ok()) return std::string(r.status().message());
+    if (r->exit_code != 0) return absl::StrCat(argv[0], " exited ", r->exit_code, ": ", r->output);
+    return "";
+  };
+  check(inShell({"lvs", o.vg}), "warming the lvm shell");
+  const int n = std::max(3, o.samples / 2);
+  std::vector<std::vector<double>> tool(variants.size()), shell(variants.size());
+  for (int i = 0; i < n; ++i) {
+    for (size_t v = 0; v < variants.size(); ++v) {
+      const std::string name = absl::StrFormat("cb-v-%zu-%03d", v, i);
+      std::vector<std::string> argv = {"lvcreate", "-y", "-s", "-kn", "-ay", "-p", "rw", "-n", name};
+      if (variants[v].extra.size() == 1 && variants[v].extra[0] == "-an") argv[4] = "-an";
+      else argv.insert(argv.end(), variants[v].extra.begin(), variants[v].extra.end());
+      argv.push_back(baseLv(o));
+      std::string err;
+      tool[v].push_back(timed([&] { err = lvm(argv); }));
+      check(err, "lvcreate (" + std::string(variants[v].what) + ")");
+      check(rawRemove(o, name), "lvremove " + name);
+      shell[v].push_back(timed([&] { err = inShell(argv); }));
+      check(err, "lvcreate in a shell (" + std::string(variants[v].what) + ")");
+      check(inShell({"lvremove", "-y", o.vg + "/" + name}), "lvremove " + name);
+    }
+  }
+  for (size_t v = 0; v < variants.size(); ++v)
+    std::printf("  lvcreate -s %-20s n=%d  tool p50 %.3f s  warm shell p50 %.3f s\n", variants[v].what, n,
+                pct(tool[v], 0.5), pct(shell[v], 0.5));
+}
+
 void printRatios(const Options& o, const Samples& s, const Many& m) {
   const int n = o.concurrent;
   const double ratio = s.x50 / s.raw50, conc_ratio = m.conc / s.x50;
@@ -292,6 +341,7 @@ int main(int argc, char** argv) {
               o.vg.c_str(), o.base.c_str());
   fill(o, x);
   measureReports(o);
+  if (o.variants) measureVariants(o);
   const Samples one = measureOneClone(o, x);
   const Many many = measureMany(o, x);
   printRatios(o, one, many);
