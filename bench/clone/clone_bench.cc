@@ -298,7 +298,7 @@ void measureVariants(const Options& o) {
     return "";
   };
   check(inShell({"lvs", o.vg}), "warming the lvm shell");
-  const int n = std::max(3, o.samples / 2);
+  const int n = std::clamp(o.samples / 2, 3, 4);
   std::vector<std::vector<double>> tool(variants.size()), shell(variants.size());
   for (int i = 0; i < n; ++i) {
     for (size_t v = 0; v < variants.size(); ++v) {
