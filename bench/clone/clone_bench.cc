@@ -10,8 +10,8 @@
 // then 10 clones through xenctld at once against the same 10 one after the
 // other, and 10 raw lvcreates at once for reference. Every sample is deleted
 // before the next (untimed), so the VG holds the same LVs throughout.
-// Targets (issue 5): xenctld clone p50 <= 1.0x raw lvcreate -s; 10
-// concurrent clones in under 5x the time of one.
+// Targets (issue 17): xenctld clone p50 <= 0.8x raw lvcreate -s; 10
+// clones at once <= 0.8x 10 raw lvcreate -s at once.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -235,7 +235,7 @@ Samples measureOneClone(const Options& o, Xenctld& x) {
 }
 
 struct Many {
-  double conc, serial;
+  double conc, serial, raw_conc;
 };
 
 // n clones through xenctld at once and in a row, n raw lvcreates at once,
@@ -271,7 +271,7 @@ Many measureMany(const Options& o, Xenctld& x) {
   std::printf("  %d xenctld clones at once   %.2f s (%.2f s each)\n", n, conc, conc / n);
   std::printf("  %d xenctld clones in a row  %.2f s\n", n, serial);
   std::printf("  %d raw lvcreate -s at once  %.2f s\n", n, raw_conc);
-  return {conc, serial};
+  return {conc, serial, raw_conc};
 }
 
 // What lvcreate -s costs with settings that may spare it work, as a tool and
@@ -323,12 +323,12 @@ void measureVariants(const Options& o) {
 
 void printRatios(const Options& o, const Samples& s, const Many& m) {
   const int n = o.concurrent;
-  const double ratio = s.x50 / s.raw50, conc_ratio = m.conc / s.x50;
-  std::printf("RATIO clone p50 xenctld/raw lvcreate -s = %.2fx (target <= 1.0x: %s)\n", ratio,
-              ratio <= 1.0 ? "met" : "missed");
+  const double ratio = s.x50 / s.raw50, conc_ratio = m.conc / m.raw_conc;
+  std::printf("RATIO clone p50 xenctld/raw lvcreate -s = %.2fx (target <= 0.8x: %s)\n", ratio,
+              ratio <= 0.8 ? "met" : "missed");
   std::printf("RATIO clone p95 xenctld/raw lvcreate -s = %.2fx\n", s.x95 / s.raw95);
-  std::printf("RATIO %d concurrent / one clone (p50) = %.2fx (target < 5x: %s); %d in a row = %.2fx\n", n, conc_ratio,
-              conc_ratio < 5.0 ? "met" : "missed", n, m.serial / s.x50);
+  std::printf("RATIO %d clones at once xenctld/raw = %.2fx (target <= 0.8x: %s); %d in a row / one clone = %.2fx\n", n,
+              conc_ratio, conc_ratio <= 0.8 ? "met" : "missed", n, m.serial / s.x50);
 }
 
 }  // namespace
