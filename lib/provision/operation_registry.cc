@@ -302,7 +302,7 @@ void OperationRegistry::update(const std::string& id, const std::function<void(O
   {
     std::lock_guard lock(mu_);
     auto it = ops_.find(id);
-    if (it == ops_.end()) return;
+    if (it == ops_.end() || it->second.ending) return;  // the work has returned
     Entry& e = it->second;
     change(e.rec);
     const absl::Time now = clock_.now();
@@ -357,31 +357,39 @@ void OperationRegistry::save(const OperationRecord& snapshot) {
 }
 
 void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
-  OperationRecord snapshot;
+  // The end is stored first and then shown to everyone in one step under
+  // mu_: get(), list(), waitChange(), a new watch() and the listeners all see
+  // it at once, and only once it is in the history (a watcher that reads the
+  // history after the end must find it there). Meanwhile `ending` keeps the
+  // record as it was: no other change may take the end's version.
+  OperationRecord end;
   {
     std::lock_guard lock(mu_);
     Entry& e = ops_.at(id);
-    // Not the caller's any more once it is seen finished: a watcher may start the next at once.
-    if (auto c = active_by_caller_.find(e.rec.caller_key); ran && c != active_by_caller_.end() && --c->second == 0)
-      active_by_caller_.erase(c);
-    e.rec.state = status.ok()                 ? OperationState::kSucceeded
-                  : absl::IsCancelled(status) ? OperationState::kCancelled
-                                              : OperationState::kFailed;
-    if (status.ok()) e.rec.percent = 100;
-    e.rec.queue_position = 0;
-    e.rec.finished_at = e.rec.updated_at = clock_.now();
-    e.rec.status = cut(status);
-    ++e.rec.version;
-    snapshot = e.rec;
+    e.ending = true;
+    end = e.rec;
   }
-  // Persist before anyone can see the operation as finished: a watcher that
-  // reads the history after the end must find it there.
+  end.state = status.ok()                 ? OperationState::kSucceeded
+              : absl::IsCancelled(status) ? OperationState::kCancelled
+                                          : OperationState::kFailed;
+  if (status.ok()) end.percent = 100;
+  end.queue_position = 0;
+  end.finished_at = end.updated_at = clock_.now();
+  end.status = cut(status);
+  ++end.version;
   // Then the journal goes: the work has finished or undone itself. A crash
   // between the two leaves a finished operation whose journal the next
   // start only clears.
-  save(snapshot);
+  save(end);
   if (store_) (void)store_->clearJournal(id);
   std::lock_guard lock(mu_);
+  Entry& e = ops_.at(id);
+  // Not the caller's any more once it is seen finished: a watcher may start the next at once.
+  if (auto c = active_by_caller_.find(e.rec.caller_key); ran && c != active_by_caller_.end() && --c->second == 0)
+    active_by_caller_.erase(c);
+  e.rec = std::move(end);
+  e.ending = false;
+  e.dirty = false;
   --active_;
   changedLocked(id);
   work_ready_.notify_all();  // a per-caller slot is free
@@ -443,6 +451,9 @@ Result<OperationRecord> OperationRegistry::cancel(const std::string& id) {
     if (core::isFinished(e.rec.state))
       return absl::FailedPreconditionError(
           absl::StrCat("operation ", id, " has already ", av(core::toString(e.rec.state))));
+    if (e.ending)
+      return absl::FailedPreconditionError(absl::StrCat(
+          "operation ", id, " has already ended (its end is being stored); `vmm ops --all` shows how"));
     e.stop.request_stop();
     auto queued = std::find(queue_.begin(), queue_.end(), id);
     if (queued == queue_.end()) {

@@ -132,7 +132,8 @@ class OperationRegistry {
   /// Asks a running operation to stop. FAILED_PRECONDITION once finished.
   Result<core::OperationRecord> cancel(const std::string& id);
   /// Blocks until the operation's version passes `after_version` or
-  /// `deadline` comes, and returns it as it is then.
+  /// `deadline` comes, and returns it as it is then (which may be several
+  /// versions on; watch() hears each one).
   Result<core::OperationRecord> waitChange(const std::string& id, uint64_t after_version, absl::Time deadline) const;
 
   /// Hears of one operation's changes while it lives (watch()).
@@ -152,11 +153,21 @@ class OperationRegistry {
     const uint64_t token_;
   };
   using Listener = std::function<void(const core::OperationRecord&)>;
-  /// Calls `listener` with the operation's record now and after each change
-  /// that waitChange() would see (a new version), for as long as the Watch
-  /// lives: a watcher that holds no thread (a stream on gRPC's callback
-  /// API). It is called on the changing thread under the registry's lock,
-  /// so it must not call the registry; it should only hand the record on.
+  /// Calls `listener` with the operation's record now and then with each
+  /// new version, for as long as the Watch lives: a watcher that holds no
+  /// thread (a stream on gRPC's callback API). The contract:
+  ///  - the first call is the record current when watch() is called, which
+  ///    need not be the one start() returned (a worker may have taken it:
+  ///    RUNNING, a version later);
+  ///  - after it, every version is heard, each once, in increasing order;
+  ///    none is skipped (throttled progress makes no version: it is heard
+  ///    with the next one);
+  ///  - a version is heard no later than get(), list() or waitChange() can
+  ///    return it: each change and its calls happen under one hold of the
+  ///    registry's lock. The end is shown only once it is stored.
+  /// WaitOperation and WatchOperation rely on this. The listener is called
+  /// on the changing thread under the registry's lock, so it must not call
+  /// the registry; it should only hand the record on.
   /// NOT_FOUND for an unknown id.
   Result<std::unique_ptr<Watch>> watch(const std::string& id, Listener listener) const;
 
@@ -185,6 +196,7 @@ class OperationRegistry {
     absl::Time last_saved = absl::InfinitePast();  // progress reached the store
     uint64_t saved_version = 0;                    // under save_mu_ too
     bool dirty = false;                            // phase or progress not stored yet
+    bool ending = false;                           // finish() stores the end: no change until it shows it
     Work work;               // while queued
   };
   void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);

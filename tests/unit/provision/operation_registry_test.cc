@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <latch>
+#include <thread>
 
 #include "lib/core/limits.h"
 
@@ -343,16 +344,26 @@ TEST_F(RegistryTest, WaitChange) {
   EXPECT_EQ(reg.waitChange("op-nope", 0, absl::Now()).status().code(), absl::StatusCode::kNotFound);
 }
 
-// watch() hands a listener the record at once and each new version, in
-// order; an unknown id is NOT_FOUND.
+// watch() hands a listener the record current at the call and then every
+// later version once, in order, none skipped, each heard before waitChange()
+// returns it; an unknown id is NOT_FOUND.
 TEST_F(RegistryTest, WatchHearsEachVersion) {
-  OperationRegistry reg(clock_, nullptr, {});
-  std::latch go(1);
+  // One worker, held by another operation: ours stays PENDING (version 1)
+  // until the watch is in place. Without it a worker may take ours first,
+  // and the record at the call is RUNNING, version 2: both are the contract.
+  OperationRegistry reg(clock_, nullptr, {1, 100});
+  std::latch taken(1), hold(1);
+  auto blocker = reg.start({"k", "b", "", 0}, [&](OperationContext&) {
+    taken.count_down();
+    hold.wait();
+    return absl::OkStatus();
+  });
+  taken.wait();  // else ours may be queued second and renumbered: a version more
   auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
-    go.wait();
     ctx.phase("p", 50);
     return absl::OkStatus();
   });
+  ASSERT_TRUE(blocker.ok() && op.ok());
   std::mutex mu;
   std::vector<core::OperationRecord> heard;
   auto w = reg.watch(op->id, [&](const core::OperationRecord& r) {
@@ -360,18 +371,37 @@ TEST_F(RegistryTest, WatchHearsEachVersion) {
     heard.push_back(r);
   });
   ASSERT_TRUE(w.ok()) << w.status();
-  go.count_down();
+  hold.count_down();
   const auto last = waitFinished(reg, op->id);
   {
     std::lock_guard lock(mu);
-    ASSERT_GE(heard.size(), 3u);  // now, the phase, the end
-    EXPECT_EQ(heard.front().version, op->version);
+    // queued, taken by the worker, the phase, the end: versions 1..4.
+    ASSERT_EQ(heard.size(), 4u);
+    for (size_t i = 0; i < heard.size(); ++i) EXPECT_EQ(heard[i].version, op->version + i);
+    EXPECT_EQ(heard[0].state, OperationState::kPending);
+    EXPECT_EQ(heard[1].state, OperationState::kRunning);
+    EXPECT_EQ(heard[2].phase, "p");
     EXPECT_EQ(heard.back().version, last.version);
     EXPECT_EQ(heard.back().state, OperationState::kSucceeded);
-    for (size_t i = 1; i < heard.size(); ++i) EXPECT_GT(heard[i].version, heard[i - 1].version);
   }
   EXPECT_EQ(reg.watch("op-nope", [](const core::OperationRecord&) {}).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// The end is shown (get(), waitChange(), watchers) only once it is in the
+// store, so whoever saw it finished finds it in the history.
+TEST_F(RegistryTest, EndShownOnlyOnceStored) {
+  OperationRegistry reg(clock_, store_.get(), {});
+  for (int i = 0; i < 50; ++i) {
+    auto op = reg.start({"k", "t", "", 0}, [](OperationContext&) { return absl::OkStatus(); });
+    ASSERT_TRUE(op.ok()) << op.status();
+    core::OperationRecord r;
+    while (!core::isFinished((r = *reg.get(op->id)).state)) std::this_thread::yield();
+    auto stored = *store_->listOperations(1000);
+    auto it = std::find_if(stored.begin(), stored.end(), [&](const auto& s) { return s.id == op->id; });
+    ASSERT_NE(it, stored.end());
+    EXPECT_EQ(it->state, OperationState::kSucceeded) << "operation " << i << " seen finished before it was stored";
+  }
 }
 
 // Byte progress is throttled to one notification per 100 ms; phases are not.
