@@ -297,22 +297,30 @@ grpc::Status OperationServiceImpl::GetOperation(grpc::ServerContext* ctx, const 
 grpc::Status OperationServiceImpl::ListOperations(grpc::ServerContext* ctx, const v1::ListOperationsRequest* req,
                                                   v1::ListOperationsResponse* out) {
   XENCTL_ADMIT(caller, "OperationService.ListOperations", *req);
-  // Newest first; a page continues after the (created_at, id) its token names.
+  // Newest first; a page continues after the (created_at, id) its token
+  // names. `limit` counts over all pages what the caller may see, and the
+  // token carries how many the pages before gave: an operation started
+  // between two pages is newer than the token, so it neither shows up nor
+  // pushes the oldest ones out of the limit (it did when each page took the
+  // newest `limit` again before skipping to the token).
   auto key = [](const core::OperationRecord& r) {
     return std::make_pair(absl::ToUnixNanos(r.created_at), r.id);
   };
   std::optional<std::pair<int64_t, std::string>> after;
+  size_t given = 0;  // by the pages before
   if (!req->page_token().empty()) {
-    std::pair<std::string, std::string> parts = absl::StrSplit(req->page_token(), absl::MaxSplits(':', 1));
+    std::vector<std::string> parts = absl::StrSplit(req->page_token(), ':');
     int64_t nanos = 0;
-    if (!absl::SimpleAtoi(parts.first, &nanos))
-      return toGrpc(absl::InvalidArgumentError(
-          absl::StrCat("ListOperations: page_token '", req->page_token(), "' is not one xenctld gave")));
-    after.emplace(nanos, parts.second);
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &nanos) || !absl::SimpleAtoi(parts[2], &given))
+      return toGrpc(absl::InvalidArgumentError(absl::StrCat("ListOperations: page_token '", req->page_token(),
+                                                            "' is not one xenctld gave; list again without it")));
+    after.emplace(nanos, parts[1]);
   }
+  const size_t limit = req->limit() ? req->limit() : 100;
   size_t bytes = 0;
   std::string last;
-  for (const auto& r : c_.ops.list(req->target(), req->active_only(), req->limit() ? req->limit() : 100)) {
+  for (const auto& r : c_.ops.list(req->target(), req->active_only(), SIZE_MAX)) {
+    if (given >= limit) break;
     if ((after && key(r) >= *after) || !c_.access.maySeeOperation(caller, r)) continue;
     v1::Operation o;
     toProto(r, &o);
@@ -322,7 +330,7 @@ grpc::Status OperationServiceImpl::ListOperations(grpc::ServerContext* ctx, cons
       break;
     }
     bytes += n;
-    last = absl::StrCat(key(r).first, ":", r.id);
+    last = absl::StrCat(key(r).first, ":", r.id, ":", ++given);
     *out->add_operations() = std::move(o);
   }
   return grpc::Status::OK;

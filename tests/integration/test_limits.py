@@ -51,8 +51,11 @@ class LimitsTest(DaemonTestCase):
     def test_lists_larger_than_one_answer_are_paged(self):
         """Domains whose specs together pass 4 MiB are listed in pages; vm-list and vmm ops show them all."""
         names = [f"big{i:02d}" for i in range(20)]
-        for name in names:  # 64 disks of ~4000-byte paths: ~260 KB a domain, ~5 MB in all
-            self.create(name, [f"/srv/{name}/{i:02d}/" + "d" * 3980 for i in range(64)])
+        # 64 disks of ~4000-byte paths: ~260 KB a domain, ~5 MB in all. Each
+        # create is an operation a worker runs: listed before it ends, the
+        # domain may not be defined yet, so each is waited for.
+        created = [self.create(name, [f"/srv/{name}/{i:02d}/" + "d" * 3980 for i in range(64)]) for name in names]
+        self.assertEqual([self.wait(op).state for op in created], [3] * len(names), "every create succeeds")
         first = self.unary("DomainService", "ListDomains", self.msg("ListDomainsRequest")(), "ListDomainsResponse")
         self.assertTrue(first.next_page_token, "one answer of more than 4 MiB would fail every client")
         self.assertLess(first.ByteSize(), 4 << 20)
@@ -106,17 +109,8 @@ class LimitsTest(DaemonTestCase):
 
     def test_operation_history_larger_than_one_answer_is_paged(self):
         """560 failed imports whose messages are cut at 4 KiB each pass 4 MiB together: ListOperations pages them."""
-        uri = "file:///nonexistent/" + "u" * 4000
-        sha = "0" * 64
         for i in range(560):
-            req = self.msg("ImportImageRequest")(name=f"i{i}", uri=uri, sha256=sha)
-            while True:
-                try:
-                    self.unary("ImageService", "ImportImage", req, "Operation")
-                    break
-                except grpc.RpcError as err:  # past max_operations_per_caller: wait for one to finish
-                    self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, err.details())
-                    time.sleep(0.02)
+            self.import_failing(f"i{i}")
         deadline = time.monotonic() + 60
         while self.vmm("ops", "--json").json():
             self.assertLess(time.monotonic(), deadline)
@@ -130,6 +124,30 @@ class LimitsTest(DaemonTestCase):
         ops = self.vmm("ops", "--all", "--limit", "1000", "--json").json()
         self.assertEqual(len(ops), 560)
         self.assertEqual(len({o["id"] for o in ops}), 560, "no operation is listed twice across pages")
+        # The limit counts over all pages from the first: operations started
+        # between two pages neither show up nor push the oldest out.
+        page = self.unary("OperationService", "ListOperations", self.msg("ListOperationsRequest")(limit=540),
+                          "ListOperationsResponse")
+        self.assertTrue(page.next_page_token)
+        for i in range(3):
+            self.import_failing(f"late{i}")
+        ids = [o.id for o in page.operations]
+        while page.next_page_token:
+            page = self.unary("OperationService", "ListOperations",
+                              self.msg("ListOperationsRequest")(limit=540, page_token=page.next_page_token),
+                              "ListOperationsResponse")
+            ids += [o.id for o in page.operations]
+        self.assertEqual(ids, [o["id"] for o in ops[:540]])
+
+    def import_failing(self, name):
+        """Starts an import that fails at once, its message cut at 4 KiB; waits while the caller has too many."""
+        req = self.msg("ImportImageRequest")(name=name, uri="file:///nonexistent/" + "u" * 4000, sha256="0" * 64)
+        while True:
+            try:
+                return self.unary("ImageService", "ImportImage", req, "Operation")
+            except grpc.RpcError as err:  # past max_operations_per_caller: wait for one to finish
+                self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, err.details())
+                time.sleep(0.02)
 
     def test_oversized_fields_refused_by_name(self):
         """A 1.1 MB request_id, a 100 KB one, 65 disks and a request past max_request_size are refused; vm-list keeps working."""
