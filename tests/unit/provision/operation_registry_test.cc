@@ -29,6 +29,19 @@ class RegistryTest : public ::testing::Test {
     EXPECT_TRUE(store_->putOperation(rec).ok());
     return rec;
   }
+  /// Starts an operation that holds a worker until `release` counts down;
+  /// returns once it runs.
+  static core::OperationRecord holdWorker(OperationRegistry& reg, std::latch& release) {
+    auto running = std::make_shared<std::latch>(1);  // the work may still be in count_down() when wait() returns
+    auto op = reg.start({"k", "hold", "", 0}, [running, &release](OperationContext&) {
+      running->count_down();
+      release.wait();
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(op.ok()) << op.status();
+    running->wait();
+    return *op;
+  }
   fakes::FakeClock clock_;
   std::unique_ptr<state::Store> store_ = *state::Store::open(":memory:");
 };
@@ -191,13 +204,8 @@ TEST_F(RegistryTest, BoundsOperationsPerCaller) {
 // A queued operation cancelled ends CANCELLED at once without running.
 TEST_F(RegistryTest, CancelWhileQueued) {
   OperationRegistry reg(clock_, nullptr, {1, 100});
-  std::latch release(1), running(1);
-  auto a = reg.start({"k", "a", "", 0}, [&](OperationContext&) {
-    running.count_down();
-    release.wait();
-    return absl::OkStatus();
-  });
-  running.wait();
+  std::latch release(1);
+  const core::OperationRecord a = holdWorker(reg, release);
   bool ran = false;
   auto b = reg.start({"k", "b", "", 0}, [&](OperationContext&) {
     ran = true;
@@ -209,7 +217,7 @@ TEST_F(RegistryTest, CancelWhileQueued) {
   EXPECT_EQ(cancelled->state, OperationState::kCancelled);
   EXPECT_EQ(reg.queued(), 0u);
   release.count_down();
-  waitFinished(reg, a->id);
+  waitFinished(reg, a.id);
   EXPECT_FALSE(ran);
 }
 
@@ -352,18 +360,13 @@ TEST_F(RegistryTest, WatchHearsEachVersion) {
   // until the watch is in place. Without it a worker may take ours first,
   // and the record at the call is RUNNING, version 2: both are the contract.
   OperationRegistry reg(clock_, nullptr, {1, 100});
-  std::latch taken(1), hold(1);
-  auto blocker = reg.start({"k", "b", "", 0}, [&](OperationContext&) {
-    taken.count_down();
-    hold.wait();
-    return absl::OkStatus();
-  });
-  taken.wait();  // else ours may be queued second and renumbered: a version more
+  std::latch hold(1);
+  holdWorker(reg, hold);  // running: else ours may be queued second and renumbered, a version more
   auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
     ctx.phase("p", 50);
     return absl::OkStatus();
   });
-  ASSERT_TRUE(blocker.ok() && op.ok());
+  ASSERT_TRUE(op.ok()) << op.status();
   std::mutex mu;
   std::vector<core::OperationRecord> heard;
   auto w = reg.watch(op->id, [&](const core::OperationRecord& r) {
