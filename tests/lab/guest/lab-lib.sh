@@ -11,6 +11,8 @@
 #   LAB_GUEST_DIR vmlinux + initrd.img of the test PV guest
 #   LAB_GOLDEN_DIR the golden Debian 12 image (debian-12.tar.zst, its
 #                 .minisig, golden.pub, vmlinux, initrd.img, identity.txt)
+#   LAB_GANETI_HOOKS  the repository's ganeti/ (ExtStorage provider, OS
+#                 definition, lib.sh), for the ganeti scenario
 #   LAB_HOST_BUILD_DIR  the host build dir the binaries came from (for messages)
 # Everything under TCG is slow (an lvcreate takes seconds): every wait here is
 # bounded, and the bounds are generous.
