@@ -62,6 +62,9 @@ mkdir -p /usr/share/ganeti/extstorage /usr/share/ganeti/os /usr/share/xenctl/gan
 cp -r "$LAB_GANETI_HOOKS/extstorage/xenctl" /usr/share/ganeti/extstorage/
 cp -r "$LAB_GANETI_HOOKS/os/xenctl" /usr/share/ganeti/os/
 cp "$LAB_GANETI_HOOKS/lib.sh" /usr/share/xenctl/ganeti/lib.sh
+# Ganeti refuses to run an ExtStorage script without its log directory
+# ("Cannot find log directory"), which Debian's package does not create.
+mkdir -p /var/log/ganeti/extstorage /var/log/ganeti/os
 
 lab_thin_pool
 lab_thin_pool_config "$LAB_OUT/xenctld.toml"
