@@ -157,12 +157,13 @@ EOF
   printf '%s\n' "$cfg"
 }
 
-# lab_guest_wait NAME PATTERN SECS: waits until the guest's console log has a
-# line matching PATTERN (grep -E). Fails early when the guest reports an error
-# or disappears, and then shows its console.
+# lab_guest_wait NAME PATTERN SECS [LOG]: waits until the guest's console log
+# (or LOG, e.g. an HVM guest's serial port written to a file) has a line
+# matching PATTERN (grep -E). Fails early when the guest reports an error or
+# disappears, and then shows its console.
 lab_guest_wait() {
-  local name=$1 pattern=$2 limit=$3 log deadline why= n=0
-  log=$(lab_guest_log "$name")
+  local name=$1 pattern=$2 limit=$3 log=${4:-} deadline why="" n=0
+  [[ -n $log ]] || log=$(lab_guest_log "$name")
   deadline=$(($(date +%s) + limit))
   # The console every 2 s, and xl every 10 s: under TCG an `xl domid`
   # costs Dom0 most of a second of CPU and every other exec tens of

@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab-timeout: 900
+# lab-timeout: 1800
 # xlboot: the xl configs that need more than a PV kernel boot through
 # xenctld on libxl (`vmm create FILE`, as an administrator starts a domain):
 # a PVH guest with two vcpus pinned by cpus= (xl vcpu-list shows each
@@ -30,12 +30,13 @@ grep -E 'SVM|VMX|HAP|HVM:' "$LAB_OUT/xl-dmesg.txt" | sed 's/^/    | /'
 [[ " $caps " == *" hvm "* && " $caps " == *" hap "* ]] ||
   lab_fail "Xen offers no HVM with HAP (virt_caps: $caps); HVM and PVH guests cannot start (xl dmesg above). The lab's CPU needs SVM with NPT: tests/lab/run -cpu qemu64,+npt"
 
-# boot NAME CFG SECS: vmm create CFG through xenctld, then waits up to SECS
-# for the guest's marker; sets domid and prints the time from the create
-# to the marker (and the guest's own uptime then).
+# boot NAME CFG SECS [LOG]: vmm create CFG through xenctld, then waits up to
+# SECS for the guest's marker on its console (or in LOG); sets domid and
+# prints the time from the create to the marker (and the guest's own uptime
+# then).
 boot() {
-  local name=$1 cfg=$2 limit=$3 t0 log
-  log=$(lab_guest_log "$name")
+  local name=$1 cfg=$2 limit=$3 log=${4:-} t0
+  [[ -n $log ]] || log=$(lab_guest_log "$name")
   rm -f "$log"
   lab_say "xl config $cfg:"
   sed 's/^/    | /' "$cfg"
@@ -47,8 +48,8 @@ boot() {
   domid=$(jq -r .domid "$LAB_OUT/create-$name.out")
   [[ $(xl domid "$name" 2>/dev/null) == "$domid" ]] ||
     lab_fail "xl does not see $name as domid $domid: $(xl list 2>&1 | tr '\n' ' ')"
-  lab_guest_wait "$name" "^LAB-GUEST-MARKER ${markers[$name]}" "$limit"
-  lab_guest_wait "$name" "^LAB-GUEST-READY" 60
+  lab_guest_wait "$name" "^LAB-GUEST-MARKER ${markers[$name]}" "$limit" "$log"
+  lab_guest_wait "$name" "^LAB-GUEST-READY" 60 "$log"
   lab_say "BOOT $name (domid $domid): marker after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')s from vmm create; guest: $(grep -a '^LAB-GUEST-READY' "$log" | tr -d '\r')"
 }
 
@@ -56,7 +57,7 @@ boot() {
 xs_state() { [[ $(xenstore-read "$1/state" 2>/dev/null) == "$2" ]]; }
 
 # dm_of DOMID: the device model process serving DOMID, if any.
-dm_of() { ps -eo pid=,args= | grep -E "[x]en-qemu-system-i386 .*-xen-domid $1( |$)"; }
+dm_of() { pgrep -af "xen-qemu-system-i386 .*-xen-domid $1( |$)"; }
 
 declare -A markers
 for g in "$pvh" "$pv" "$hvm"; do markers[$g]="xlboot-${g#lab-xlb-}-$(date +%s)-$RANDOM"; done
@@ -92,6 +93,8 @@ lab_cli destroy-pvh vm-destroy "$pvh" --json
 
 # PV with a VNC framebuffer and a second virtual keyboard: qemu serves both
 # from Dom0 (xenpv machine); the guest's fbfront and kbdfront are built in.
+# A vkb item must name its backend-type: xl refuses vkb = [ '' ] ("backend-type
+# should be set in vkb spec"), and so does xenctld.
 cat >"$LAB_OUT/$pv.cfg" <<EOF
 name        = "$pv"
 type        = "pv"
@@ -102,12 +105,12 @@ memory      = 128
 vcpus       = 1
 disk        = [ 'phy:/dev/$LAB_VG/xb-pv,xvda,w' ]
 vfb         = [ 'vnc=1,vnclisten=127.0.0.1,vncdisplay=$vncdisplay' ]
-vkb         = [ '' ]
+vkb         = [ 'backend-type=qemu' ]
 on_poweroff = "destroy"
 on_crash    = "destroy"
 EOF
 boot "$pv" "$LAB_OUT/$pv.cfg" 300
-dm_of "$domid" | sed 's/^/    | /' || lab_fail "no xen-qemu-system-i386 -xen-domid $domid serves $pv's vfb and vkb: $(ps -eo args= | grep '[q]emu')"
+dm_of "$domid" | sed 's/^/    | /' || lab_fail "no xen-qemu-system-i386 -xen-domid $domid serves $pv's vfb and vkb: $(pgrep -af qemu)"
 for dev in vfb/0 vkbd/0 vkbd/1; do
   lab_wait_for 60 "$pv's $dev connected (backend and frontend state 4)" \
     eval "xs_state /local/domain/0/backend/${dev%/*}/$domid/${dev#*/} 4 && xs_state /local/domain/$domid/device/$dev 4"
@@ -120,27 +123,33 @@ lab_say "PV $pv: vfb/0, vkbd/0 and vkbd/1 connected; VNC on 127.0.0.1:$port answ
 lab_cli destroy-pv vm-destroy "$pv" --json
 
 # HVM on qemu-xen: hvmloader and SeaBIOS, then the Dom0's own kernel
-# (a bzImage, which qemu's -kernel loads through fw_cfg) with the guest's
-# initramfs; the disk is emulated at first, then unplugged for blkfront.
+# (a bzImage, which qemu's -kernel hands SeaBIOS's linuxboot ROM through
+# fw_cfg) with the guest's initramfs; the disk is emulated (SeaBIOS sees an
+# ATA disk) until Linux unplugs it for blkfront. The console is the
+# emulated serial port, which qemu writes to a file: xenconsoled logs only
+# an HVM guest's PV console. Slow under TCG: SVM and its nested paging are
+# emulated too.
 kernel=/boot/vmlinuz-$(uname -r)
 [[ -f $kernel ]] || lab_fail "no $kernel in Dom0 for the HVM guest"
+serial=/var/log/xen/console/serial-$hvm.log
 cat >"$LAB_OUT/$hvm.cfg" <<EOF
 name                 = "$hvm"
 type                 = "hvm"
 device_model_version = "qemu-xen"
 kernel               = "$kernel"
 ramdisk              = "$LAB_GUEST_DIR/initrd.img"
-extra                = "console=ttyS0 rdinit=/init"
+extra                = "console=ttyS0 rdinit=/init quiet"
 memory               = 256
 vcpus                = 1
 disk                 = [ 'phy:/dev/$LAB_VG/xb-hvm,xvda,w' ]
-serial               = "pty"
+serial               = "file:$serial"
 vnc                  = 0
 vga                  = "none"
 on_poweroff          = "destroy"
 on_crash             = "destroy"
 EOF
-boot "$hvm" "$LAB_OUT/$hvm.cfg" 600
+boot "$hvm" "$LAB_OUT/$hvm.cfg" 1200 "$serial"
+cp "$serial" "$LAB_OUT/"
 dm_of "$domid" | sed 's/^/    | /' || lab_fail "no xen-qemu-system-i386 -xen-domid $domid runs as $hvm's device model"
 lab_json_has "$LAB_OUT/create-$hvm.out" '.spec.type == "DOMAIN_TYPE_HVM"' "vmm create of $hvm does not report an HVM spec"
 lab_say "HVM $hvm runs on its qemu-xen device model and read its disk"
