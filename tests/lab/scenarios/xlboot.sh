@@ -68,20 +68,11 @@ lab_root_volume xb-hvm "${markers[$hvm]}"
 lab_xenctld_start libxl
 
 # PVH, two vcpus pinned each to its own CPU: vcpu 0 on CPU 1, vcpu 1 on CPU 0.
-cat >"$LAB_OUT/$pvh.cfg" <<EOF
-name        = "$pvh"
-type        = "pvh"
-kernel      = "$LAB_GUEST_DIR/vmlinux"
-ramdisk     = "$LAB_GUEST_DIR/initrd.img"
-extra       = "console=hvc0 rdinit=/init quiet"
-memory      = 128
-vcpus       = 2
-cpus        = [ "1", "0" ]
-disk        = [ 'phy:/dev/$LAB_VG/xb-pvh,xvda,w' ]
-on_poweroff = "destroy"
-on_crash    = "destroy"
-EOF
-boot "$pvh" "$LAB_OUT/$pvh.cfg" 300
+# lab_guest_cfg's PV config made PVH.
+cfg=$(lab_guest_cfg "$pvh" "/dev/$LAB_VG/xb-pvh")
+sed -i -e 's/^type .*/type        = "pvh"/' -e 's/^vcpus .*/vcpus       = 2/' "$cfg"
+echo 'cpus        = [ "1", "0" ]' >>"$cfg"
+boot "$pvh" "$cfg" 300
 lab_run -o "$LAB_OUT/vcpu-list.txt" xl vcpu-list "$pvh" || lab_fail "xl vcpu-list $pvh failed"
 # Name ID VCPU CPU State Time(s) Affinity (Hard / Soft): hard is 3rd from the end.
 hard=$(awk -v n="$pvh" '$1 == n { printf "%s=%s ", $3, $(NF - 2) }' "$LAB_OUT/vcpu-list.txt")
@@ -95,21 +86,10 @@ lab_cli destroy-pvh vm-destroy "$pvh" --json
 # from Dom0 (xenpv machine); the guest's fbfront and kbdfront are built in.
 # A vkb item must name its backend-type: xl refuses vkb = [ '' ] ("backend-type
 # should be set in vkb spec"), and so does xenctld.
-cat >"$LAB_OUT/$pv.cfg" <<EOF
-name        = "$pv"
-type        = "pv"
-kernel      = "$LAB_GUEST_DIR/vmlinux"
-ramdisk     = "$LAB_GUEST_DIR/initrd.img"
-extra       = "console=hvc0 rdinit=/init quiet"
-memory      = 128
-vcpus       = 1
-disk        = [ 'phy:/dev/$LAB_VG/xb-pv,xvda,w' ]
-vfb         = [ 'vnc=1,vnclisten=127.0.0.1,vncdisplay=$vncdisplay' ]
-vkb         = [ 'backend-type=qemu' ]
-on_poweroff = "destroy"
-on_crash    = "destroy"
-EOF
-boot "$pv" "$LAB_OUT/$pv.cfg" 300
+cfg=$(lab_guest_cfg "$pv" "/dev/$LAB_VG/xb-pv")
+printf '%s\n' "vfb         = [ 'vnc=1,vnclisten=127.0.0.1,vncdisplay=$vncdisplay' ]" \
+  "vkb         = [ 'backend-type=qemu' ]" >>"$cfg"
+boot "$pv" "$cfg" 300
 dm_of "$domid" | sed 's/^/    | /' || lab_fail "no xen-qemu-system-i386 -xen-domid $domid serves $pv's vfb and vkb: $(pgrep -af qemu)"
 for dev in vfb/0 vkbd/0 vkbd/1; do
   lab_wait_for 60 "$pv's $dev connected (backend and frontend state 4)" \
