@@ -58,6 +58,7 @@ xs_state() { [[ $(xenstore-read "$1/state" 2>/dev/null) == "$2" ]]; }
 
 # dm_of DOMID: the device model process serving DOMID, if any.
 dm_of() { pgrep -af "xen-qemu-system-i386 .*-xen-domid $1( |$)"; }
+dm_gone() { ! dm_of "$1" >/dev/null; }
 
 declare -A markers
 for g in "$pvh" "$pv" "$hvm"; do markers[$g]="xlboot-${g#lab-xlb-}-$(date +%s)-$RANDOM"; done
@@ -134,7 +135,8 @@ dm_of "$domid" | sed 's/^/    | /' || lab_fail "no xen-qemu-system-i386 -xen-dom
 lab_json_has "$LAB_OUT/create-$hvm.out" '.spec.type == "DOMAIN_TYPE_HVM"' "vmm create of $hvm does not report an HVM spec"
 lab_say "HVM $hvm runs on its qemu-xen device model and read its disk"
 lab_cli destroy-hvm vm-destroy "$hvm" --json
-dm_of "$domid" >/dev/null && lab_fail "$hvm's device model still runs after vm-destroy"
+# libxl kills the device model and reaps it after the destroy returns.
+lab_wait_for 30 "$hvm's device model (domid $domid) gone after vm-destroy" dm_gone "$domid"
 
 lab_xenctld_stop
 lab_say "xlboot passed"
