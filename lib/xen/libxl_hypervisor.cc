@@ -1,6 +1,7 @@
 #include "lib/xen/libxl_hypervisor.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -59,6 +60,21 @@ const char* actionKeyFor(int reason) {
   }
 }
 
+// libxl's fork (fork_replacement): the child starts with no signal blocked.
+// A forked child keeps the mask through exec, xenctld blocks SIGTERM, SIGINT
+// and SIGHUP in every thread (sigwait), and libxl stops a device model with
+// SIGHUP: a QEMU that inherited the mask outlived its destroyed domain
+// (lab scenario xlboot, HVM and PV vfb).
+pid_t forkWithSignalsUnblocked(void*) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  }
+  return pid;
+}
+
 }  // namespace
 
 LibxlHypervisor::LibxlHypervisor(Options options)
@@ -89,7 +105,8 @@ Status LibxlHypervisor::start() {
   ctx_ = ctx;
 
   // See the class comment. Both structs must outlive the context.
-  static const libxl_childproc_hooks kChildHooks = {libxl_sigchld_owner_libxl_always_selective_reap, nullptr,
+  static const libxl_childproc_hooks kChildHooks = {libxl_sigchld_owner_libxl_always_selective_reap,
+                                                     &forkWithSignalsUnblocked,
                                                      nullptr};
   libxl_childproc_setmode(ctx_, &kChildHooks, nullptr);
   static const libxl_event_hooks kEventHooks = {

@@ -68,7 +68,9 @@ namespace xenctl::xen {
 /// keeps a SIGCHLD handler installed and reaps only its own children, and
 /// the rest of xenctld reaps its own children synchronously with waitpid
 /// (and must not install a SIGCHLD handler). At least one thread must leave
-/// SIGCHLD unblocked; xenctld blocks only SIGTERM and SIGINT.
+/// SIGCHLD unblocked; xenctld blocks only SIGTERM, SIGINT and SIGHUP, and
+/// libxl's children start with nothing blocked (libxl stops a device model
+/// with SIGHUP).
 ///
 /// Dom0 is not listed: it is the host (hostInfo), not a guest to manage.
 /// The host's cpus and NUMA nodes as libxl reports them, for the xl config
