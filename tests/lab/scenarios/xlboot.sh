@@ -102,6 +102,7 @@ banner=$(timeout 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && head -c 12 <&3"
 [[ $banner == RFB\ 00* ]] || lab_fail "VNC port $port of $pv does not answer RFB (got '$banner')"
 lab_say "PV $pv: vfb/0, vkbd/0 and vkbd/1 connected; VNC on 127.0.0.1:$port answers '$banner'"
 lab_cli destroy-pv vm-destroy "$pv" --json
+lab_wait_for 30 "$pv's vfb/vkb backend (domid $domid) gone after vm-destroy" dm_gone "$domid"
 
 # HVM on qemu-xen: hvmloader and SeaBIOS, then the Dom0's own kernel
 # (a bzImage, which qemu's -kernel hands SeaBIOS's linuxboot ROM through
@@ -135,7 +136,7 @@ dm_of "$domid" | sed 's/^/    | /' || lab_fail "no xen-qemu-system-i386 -xen-dom
 lab_json_has "$LAB_OUT/create-$hvm.out" '.spec.type == "DOMAIN_TYPE_HVM"' "vmm create of $hvm does not report an HVM spec"
 lab_say "HVM $hvm runs on its qemu-xen device model and read its disk"
 lab_cli destroy-hvm vm-destroy "$hvm" --json
-# libxl kills the device model and reaps it after the destroy returns.
+# libxl stops the device model with SIGHUP during the destroy; it exits soon after.
 lab_wait_for 30 "$hvm's device model (domid $domid) gone after vm-destroy" dm_gone "$domid"
 
 lab_xenctld_stop
