@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <unordered_map>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -92,11 +94,42 @@ static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 int64_t toMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 absl::Time fromMicros(int64_t us) { return absl::FromUnixMicros(us); }
 
-// A prepared statement that finalizes itself.
+}  // namespace
+
+// Statements prepared once and kept for the life of the connection, by
+// their text: parsing one costs as much as a small write.
+struct StatementCache {
+  std::unordered_map<std::string, sqlite3_stmt*> by_sql;
+  ~StatementCache() {
+    for (auto& [sql, st] : by_sql) sqlite3_finalize(st);
+  }
+};
+
+namespace {
+
+// A cached prepared statement in use: reset, bindings cleared, when it goes.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
-  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(sqlite3* db, StatementCache& cache, const char* sql) : db_(db) {
+    auto [it, fresh] = cache.by_sql.try_emplace(sql, nullptr);
+    if (fresh) {
+      rc_ = sqlite3_prepare_v2(db, sql, -1, &it->second, nullptr);
+      if (rc_ != SQLITE_OK) {
+        sqlite3_finalize(it->second);
+        cache.by_sql.erase(it);
+        return;
+      }
+    }
+    st_ = it->second;
+    rc_ = SQLITE_OK;
+  }
+  ~Stmt() {
+    if (!st_) return;
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
   bool ok() const { return rc_ == SQLITE_OK; }
   Stmt& bind(int i, const std::string& v) {
     sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -111,7 +144,7 @@ class Stmt {
     return *this;
   }
   /// SQLITE_ROW, SQLITE_DONE or an error code.
-  int step() { return rc_ = sqlite3_step(st_); }
+  int step() { return rc_ = st_ ? sqlite3_step(st_) : rc_; }
   std::string text(int col) const {
     auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st_, col));
     return p ? std::string(p, sqlite3_column_bytes(st_, col)) : std::string();
@@ -222,7 +255,12 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   return store;
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::Store(sqlite3* db) : db_(db), stmts_(std::make_unique<StatementCache>()) {}
+
+Store::~Store() {
+  stmts_.reset();  // finalized before the connection closes
+  sqlite3_close(db_);
+}
 
 Status Store::exec(const std::string& sql) {
   char* err = nullptr;
@@ -236,14 +274,14 @@ Status Store::exec(const std::string& sql) {
 
 int Store::schemaVersion() {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "PRAGMA user_version");
+  Stmt st(db_, *stmts_, "PRAGMA user_version");
   return st.step() == SQLITE_ROW ? static_cast<int>(st.integer(0)) : -1;
 }
 
 Status Store::migrate() {
   int version;
   {
-    Stmt st(db_, "PRAGMA user_version");
+    Stmt st(db_, *stmts_, "PRAGMA user_version");
     if (st.step() != SQLITE_ROW) return st.error("reading schema version");
     version = static_cast<int>(st.integer(0));
   }
@@ -260,7 +298,7 @@ Status Store::migrate() {
 
 Status Store::insertDomain(const DomainRecord& r) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
+  Stmt st(db_, *stmts_,
           "INSERT INTO domains(name, uuid, spec, created_at, updated_at, owner_uid, running_expected, owner, grants, "
           "stop_reason) VALUES(?,?,?,?,?,?,?,?,?,?)");
   st.bind(1, r.spec.name).bind(2, r.spec.uuid).bind(3, encodeSpec(r.spec)).bind(4, toMicros(r.created_at));
@@ -274,7 +312,7 @@ Status Store::insertDomain(const DomainRecord& r) {
 
 Status Store::updateDomain(const DomainRecord& r) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
+  Stmt st(db_, *stmts_,
           "UPDATE domains SET spec=?, updated_at=?, running_expected=?, owner=?, grants=?, stop_reason=? WHERE name=?");
   st.bind(1, encodeSpec(r.spec)).bind(2, toMicros(r.updated_at)).bind(3, int64_t{r.running_expected});
   st.bind(4, r.owner).bind(5, json(r.grants).dump()).bind(6, r.stop_reason).bind(7, r.spec.name);
@@ -285,7 +323,7 @@ Status Store::updateDomain(const DomainRecord& r) {
 
 Status Store::deleteDomain(const std::string& name) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "DELETE FROM domains WHERE name=?");
+  Stmt st(db_, *stmts_, "DELETE FROM domains WHERE name=?");
   st.bind(1, name);
   XENCTL_RETURN_IF_ERROR(expectDone(st, absl::StrCat("deleting domain '", name, "'")));
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("domain '", name, "' not found"));
@@ -294,7 +332,7 @@ Status Store::deleteDomain(const std::string& name) {
 
 Result<std::vector<DomainRecord>> Store::listDomains() {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
+  Stmt st(db_, *stmts_,
           "SELECT spec, created_at, updated_at, owner_uid, running_expected, owner, grants, stop_reason FROM domains "
           "ORDER BY name");
   std::vector<DomainRecord> out;
@@ -321,7 +359,11 @@ Result<std::vector<DomainRecord>> Store::listDomains() {
 
 Status Store::putOperation(const core::OperationRecord& op) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
+  return putOperationLocked(op);
+}
+
+Status Store::putOperationLocked(const core::OperationRecord& op) {
+  Stmt st(db_, *stmts_,
           "INSERT OR REPLACE INTO operations(id, kind, target, request_id, state, phase, percent, message, "
           "created_at, updated_at, finished_at, status_code, status_message, caller_uid, caller_key, request_digest) "
           "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -337,9 +379,45 @@ Status Store::putOperation(const core::OperationRecord& op) {
   return expectDone(st, absl::StrCat("storing operation ", op.id));
 }
 
+Status Store::transaction(Durability durability, const std::function<Status()>& body) {
+  std::lock_guard lock(mu_);
+  // FULL makes this commit fsync the write-ahead log (and with it every
+  // commit before it); NORMAL, the default, leaves that to sync().
+  const bool synced = durability == Durability::kSynced;
+  auto run = [&](const char* sql) {
+    Stmt st(db_, *stmts_, sql);
+    return expectDone(st, sql);
+  };
+  if (synced) XENCTL_RETURN_IF_ERROR(run("PRAGMA synchronous=FULL"));
+  Status st = run("BEGIN IMMEDIATE");
+  if (st.ok()) {
+    st = body();
+    st = st.ok() ? run("COMMIT") : st;
+    if (!st.ok()) (void)run("ROLLBACK");
+  }
+  if (synced) {
+    Status back = run("PRAGMA synchronous=NORMAL");
+    if (st.ok()) st = back;
+  }
+  return st;
+}
+
+Status Store::sync() {
+  std::lock_guard lock(mu_);
+  const int64_t changes = sqlite3_total_changes64(db_);
+  if (changes == synced_changes_) return absl::OkStatus();
+  // A checkpoint fsyncs the log before it copies it into the database
+  // (synchronous=NORMAL in WAL mode), then the database.
+  int log = 0, done = 0;
+  if (int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done); rc != SQLITE_OK)
+    return absl::InternalError(absl::StrCat("syncing the state database: ", sqlite3_errmsg(db_)));
+  synced_changes_ = changes;
+  return absl::OkStatus();
+}
+
 Result<std::vector<core::OperationRecord>> Store::listOperations(size_t limit) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
+  Stmt st(db_, *stmts_,
           "SELECT id, kind, target, request_id, state, phase, percent, message, created_at, updated_at, "
           "finished_at, status_code, status_message, caller_uid, caller_key, request_digest FROM operations "
           "ORDER BY created_at DESC, id DESC LIMIT ?");
@@ -371,35 +449,30 @@ Result<std::vector<core::OperationRecord>> Store::listOperations(size_t limit) {
 
 Status Store::pruneOperations(size_t keep) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
+  Stmt st(db_, *stmts_,
           "DELETE FROM operations WHERE finished_at IS NOT NULL AND id NOT IN "
           "(SELECT id FROM operations ORDER BY created_at DESC, id DESC LIMIT ?)");
   st.bind(1, static_cast<int64_t>(keep));
   return expectDone(st, "pruning operations");
 }
 
-Status Store::putJournalStep(const JournalStep& j) {
-  std::lock_guard lock(mu_);
-  // A journal entry must outlive a power loss too, not only a crash of the
-  // process (which synchronous=NORMAL in WAL mode already survives): the
-  // step it announces may change the disk the moment this returns.
-  XENCTL_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL"));
-  Status written;
-  {
-    Stmt st(db_,
+Status Store::putJournalStep(const JournalStep& j, Durability durability, const core::OperationRecord* op) {
+  // A step that changes what outlives a power cut (a volume) must find its
+  // entry on disk after one; others need only outlive a crash of xenctld.
+  return transaction(durability, [&]() -> Status {
+    if (op) XENCTL_RETURN_IF_ERROR(putOperationLocked(*op));
+    Stmt st(db_, *stmts_,
             "INSERT INTO journal(op_id, seq, kind, step, record, done) VALUES(?,?,?,?,?,?) "
             "ON CONFLICT(op_id, seq) DO UPDATE SET step=excluded.step, record=excluded.record, done=excluded.done");
     st.bind(1, j.op_id).bind(2, j.seq).bind(3, j.kind).bind(4, j.step).bind(5, json(j.record).dump());
     st.bind(6, int64_t{j.done});
-    written = expectDone(st, absl::StrCat("journaling step ", j.step, " of operation ", j.op_id));
-  }
-  XENCTL_RETURN_IF_ERROR(exec("PRAGMA synchronous=NORMAL"));
-  return written;
+    return expectDone(st, absl::StrCat("journaling step ", j.step, " of operation ", j.op_id));
+  });
 }
 
 Result<std::vector<JournalStep>> Store::listJournal() {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "SELECT op_id, seq, kind, step, record, done FROM journal ORDER BY op_id, seq");
+  Stmt st(db_, *stmts_, "SELECT op_id, seq, kind, step, record, done FROM journal ORDER BY op_id, seq");
   std::vector<JournalStep> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
@@ -423,14 +496,25 @@ Result<std::vector<JournalStep>> Store::listJournal() {
 
 Status Store::clearJournal(const std::string& op_id) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "DELETE FROM journal WHERE op_id=?");
+  return clearJournalLocked(op_id);
+}
+
+Status Store::clearJournalLocked(const std::string& op_id) {
+  Stmt st(db_, *stmts_, "DELETE FROM journal WHERE op_id=?");
   st.bind(1, op_id);
   return expectDone(st, absl::StrCat("clearing the journal of operation ", op_id));
 }
 
+Status Store::finishOperation(const core::OperationRecord& op) {
+  return transaction(Durability::kCommitted, [&]() -> Status {
+    XENCTL_RETURN_IF_ERROR(putOperationLocked(op));
+    return clearJournalLocked(op.id);
+  });
+}
+
 Status Store::insertImage(const ImageRecord& r) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
+  Stmt st(db_, *stmts_,
           "INSERT INTO images(name, uri, sha256, signed_by, kind, pool, volume, size_bytes, imported_at) "
           "VALUES(?,?,?,?,?,?,?,?,?)");
   st.bind(1, r.name).bind(2, r.uri).bind(3, r.sha256).bind(4, r.signed_by).bind(5, r.kind).bind(6, r.pool);
@@ -442,7 +526,7 @@ Status Store::insertImage(const ImageRecord& r) {
 
 Status Store::deleteImage(const std::string& name) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "DELETE FROM images WHERE name=?");
+  Stmt st(db_, *stmts_, "DELETE FROM images WHERE name=?");
   st.bind(1, name);
   XENCTL_RETURN_IF_ERROR(expectDone(st, absl::StrCat("deleting image '", name, "'")));
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("image '", name, "' not found"));
@@ -451,7 +535,7 @@ Status Store::deleteImage(const std::string& name) {
 
 Result<std::vector<ImageRecord>> Store::listImages() {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
+  Stmt st(db_, *stmts_,
           "SELECT name, uri, sha256, signed_by, kind, pool, volume, size_bytes, imported_at FROM images "
           "ORDER BY name");
   std::vector<ImageRecord> out;

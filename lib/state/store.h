@@ -1,9 +1,13 @@
 // The durable store: SQLite in WAL mode under the state directory, with a
 // versioned schema migrated forward on open. It keeps what must survive a
 // daemon restart: domain definitions, the image catalog and the history of
-// operations.
+// operations. Every write survives a crash of xenctld (kill -9) once its
+// call returns; a power cut can lose the writes after the last synced one
+// (Durability), a suffix and never a write from the middle, which sync()
+// bounds to about a second.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +22,8 @@
 struct sqlite3;
 
 namespace xenctl::state {
+
+struct StatementCache;
 
 /// A domain as xenctld defined it.
 struct DomainRecord {
@@ -95,13 +101,32 @@ class Store {
   /// Deletes finished operations beyond the newest `keep`.
   Status pruneOperations(size_t keep);
 
-  /// Writes (or rewrites, by op_id and seq) a journal step, durably: it is
-  /// on disk when this returns.
-  Status putJournalStep(const JournalStep& step);
+  /// How far a write must have gone when the call returns. Every write
+  /// survives a crash of the process (kill -9) once it returns: SQLite has
+  /// handed it to the kernel. kSynced also survives a power cut: the
+  /// write-ahead log is fsynced before the call returns, and with it every
+  /// write before it. A kCommitted write reaches the disk at the next synced
+  /// write or sync(), in order: a power cut loses a suffix of them, never a
+  /// write from the middle.
+  enum class Durability { kCommitted, kSynced };
+
+  /// Writes (or rewrites, by op_id and seq) a journal step, and with it
+  /// `op` when given (the operation's first record in the store, so that a
+  /// restart finds the operation the journal names), in one transaction.
+  /// kSynced is for a step that changes what outlives a power cut (volumes,
+  /// files): its entry must be on disk before the change.
+  Status putJournalStep(const JournalStep& step, Durability durability = Durability::kSynced,
+                        const core::OperationRecord* op = nullptr);
   /// Every journaled step, by operation, in step order.
   Result<std::vector<JournalStep>> listJournal();
   /// Forgets an operation's journal (it has finished, or been recovered).
   Status clearJournal(const std::string& op_id);
+  /// Stores a finished operation and forgets its journal, in one transaction.
+  Status finishOperation(const core::OperationRecord& op);
+  /// Makes every write so far survive a power cut (a checkpoint of the
+  /// write-ahead log, which fsyncs it). A no-op when nothing was written
+  /// since the last sync. The operation registry calls it each second.
+  Status sync();
 
   /// ALREADY_EXISTS when the name is taken.
   Status insertImage(const ImageRecord& rec);
@@ -111,12 +136,19 @@ class Store {
   Result<std::vector<ImageRecord>> listImages();
 
  private:
-  explicit Store(sqlite3* db) : db_(db) {}
+  explicit Store(sqlite3* db);
   Status exec(const std::string& sql);
   Status migrate();
+  Status putOperationLocked(const core::OperationRecord& op);
+  Status clearJournalLocked(const std::string& op_id);
+  /// Runs `body` in one transaction (BEGIN IMMEDIATE ... COMMIT, rolled back
+  /// when it fails), synced per `durability`. Holds mu_.
+  Status transaction(Durability durability, const std::function<Status()>& body);
 
   std::mutex mu_;
   sqlite3* db_;
+  std::unique_ptr<StatementCache> stmts_;
+  int64_t synced_changes_ = 0;  // sqlite3_total_changes64 at the last sync()
 };
 
 /// The spec as stored: JSON with xl's key names. Exposed for tests.

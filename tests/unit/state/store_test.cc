@@ -315,6 +315,66 @@ TEST_F(StoreTest, Journal) {
   EXPECT_EQ((*all)[0].op_id, "op-b");
 }
 
+// A journal step carries its operation's first record in the same write: both are there, or neither.
+TEST_F(StoreTest, JournalStepWithItsOperation) {
+  auto s = *Store::open(path_);
+  core::OperationRecord op;
+  op.id = "op-c";
+  op.kind = "create-domain";
+  op.target = "web1";
+  op.state = core::OperationState::kRunning;
+  ASSERT_TRUE(s->putJournalStep({"op-c", 0, "create-domain", "define", {{"domain", "web1"}}, false},
+                                Store::Durability::kCommitted, &op)
+                  .ok());
+  auto ops = *s->listOperations(10);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].id, "op-c");
+  EXPECT_EQ(ops[0].state, core::OperationState::kRunning);
+  ASSERT_EQ(s->listJournal()->size(), 1u);
+  // A step that fails to go in (its table is gone) takes its operation's record with it.
+  execRaw("DROP TABLE journal");
+  core::OperationRecord other = op;
+  other.id = "op-d";
+  EXPECT_FALSE(s->putJournalStep({"op-d", 0, "create-domain", "define", {}, false}, Store::Durability::kSynced, &other)
+                   .ok());
+  EXPECT_EQ(s->listOperations(10)->size(), 1u);
+}
+
+// Finishing an operation stores its end and forgets its journal, in one write.
+TEST_F(StoreTest, FinishOperationClearsItsJournal) {
+  auto s = *Store::open(path_);
+  ASSERT_TRUE(s->putJournalStep({"op-e", 0, "delete-domain", "delete", {{"domain", "web1"}}, true}).ok());
+  ASSERT_TRUE(s->putJournalStep({"op-f", 0, "delete-domain", "delete", {{"domain", "web2"}}, false}).ok());
+  core::OperationRecord op;
+  op.id = "op-e";
+  op.kind = "delete-domain";
+  op.target = "web1";
+  op.state = core::OperationState::kSucceeded;
+  op.finished_at = absl::FromUnixSeconds(1'800'000'000);
+  ASSERT_TRUE(s->finishOperation(op).ok());
+  auto ops = *s->listOperations(10);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].state, core::OperationState::kSucceeded);
+  auto journal = *s->listJournal();
+  ASSERT_EQ(journal.size(), 1u);
+  EXPECT_EQ(journal[0].op_id, "op-f");
+}
+
+// sync() puts every write so far in the database file itself (the log is
+// checkpointed, and fsynced first): a copy of the file alone has them.
+TEST_F(StoreTest, SyncCheckpointsTheLog) {
+  auto s = *Store::open(path_);
+  ASSERT_TRUE(s->insertDomain(record("web1", "11111111-2222-3333-4444-555555555555")).ok());
+  ASSERT_TRUE(s->sync().ok());
+  ASSERT_TRUE(s->sync().ok());  // nothing new: a no-op
+  const std::string copy = (dir_ / "copy.db").string();
+  std::filesystem::copy_file(path_, copy);
+  auto c = *Store::open(copy);
+  auto domains = *c->listDomains();
+  ASSERT_EQ(domains.size(), 1u);
+  EXPECT_EQ(domains[0].spec.name, "web1");
+}
+
 // A version-1 database (before the catalog) is migrated forward, its domains kept.
 TEST_F(StoreTest, MigratesVersionOne) {
   {
