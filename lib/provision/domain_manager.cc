@@ -453,16 +453,18 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                              CreateRequest checked = req;
                              checked.spec = *spec;
                              // One journaled step, as the provisioning saga's "define" (recovery.h).
+                             // It changes the store and the hypervisor, nothing a power cut leaves.
                              const std::map<std::string, std::string> intent{
                                  {"domain", spec->name}, {"uuid", spec->uuid}, {"define_only", req.define_only ? "1" : "0"}};
-                             XENCTL_RETURN_IF_ERROR(ctx.journal(0, "define", intent, false));
+                             constexpr auto kDurability = state::Store::Durability::kCommitted;
+                             XENCTL_RETURN_IF_ERROR(ctx.journal(0, "define", intent, false, kDurability));
                              Phases phases = phasesOf(ctx);
                              phases.phase = [&ctx](const std::string& name, uint32_t percent, const std::string& message) {
                                if (name == "create") ctx.crashPoint("define:stored");
                                ctx.phase(name, percent, message);
                              };
                              XENCTL_RETURN_IF_ERROR(createNow(checked, owner, phases).status());
-                             return ctx.journal(0, "define", intent, true);
+                             return ctx.journal(0, "define", intent, true, kDurability);
                            });
 }
 
@@ -603,21 +605,24 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
   return runVerb("delete-domain", name, caller, precheck,
                  [this, delete_volumes](OperationContext& ctx, state::DomainRecord& rec) -> Status {
                    // Journaled with the volumes it will delete: once begun, recovery finishes it.
+                   // Synced (surviving a power cut) only when it deletes volumes.
                    std::map<std::string, std::string> intent{{"domain", rec.spec.name}, {"uuid", rec.spec.uuid}};
+                   auto durability = state::Store::Durability::kCommitted;
                    if (delete_volumes) {
                      XENCTL_ASSIGN_OR_RETURN(auto volumes, deletableVolumes(rec));
                      std::vector<std::string> targets;
                      for (const auto& v : volumes) targets.push_back(v.target());
                      intent["volumes"] = absl::StrJoin(targets, ",");
+                     if (!volumes.empty()) durability = state::Store::Durability::kSynced;
                    }
-                   XENCTL_RETURN_IF_ERROR(ctx.journal(0, "delete", intent, false));
+                   XENCTL_RETURN_IF_ERROR(ctx.journal(0, "delete", intent, false, durability));
                    Phases phases = phasesOf(ctx);
                    phases.phase = [&ctx](const std::string& name, uint32_t percent, const std::string& message) {
                      if (name == "delete-volumes") ctx.crashPoint("delete:undefined");
                      ctx.phase(name, percent, message);
                    };
                    XENCTL_RETURN_IF_ERROR(removeLocked(rec, delete_volumes, phases));
-                   return ctx.journal(0, "delete", intent, true);
+                   return ctx.journal(0, "delete", intent, true, durability);
                  });
 }
 

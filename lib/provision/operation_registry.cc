@@ -69,16 +69,41 @@ void OperationContext::progress(uint32_t percent, uint64_t bytes_done, uint64_t 
 }
 
 Status OperationContext::journal(int64_t seq, const std::string& step,
-                                  const std::map<std::string, std::string>& record, bool done) {
+                                  const std::map<std::string, std::string>& record, bool done,
+                                  state::Store::Durability durability) {
   if (done) crashPoint(step + ":done");
-  if (registry_.store_)
-    XENCTL_RETURN_IF_ERROR(registry_.store_->putJournalStep({id_, seq, kind_, step, record, done}));
+  if (registry_.store_) XENCTL_RETURN_IF_ERROR(registry_.journal({id_, seq, kind_, step, record, done}, durability));
   if (!done) crashPoint(step);
   return absl::OkStatus();
 }
 
 void OperationContext::crashPoint(const std::string& point) const {
   provision::crashPoint(absl::StrCat(kind_, "/", point));
+}
+
+Status OperationRegistry::journal(const state::JournalStep& step, state::Store::Durability durability) {
+  // The operation's first record goes in the journal's transaction: a
+  // restart must find the operation that a journal names (load()).
+  bool first_write;
+  {
+    std::lock_guard lock(mu_);
+    auto it = ops_.find(step.op_id);
+    first_write = it != ops_.end() && it->second.saved_version == 0;
+  }
+  if (!first_write) return store_->putJournalStep(step, durability);
+  std::lock_guard order(save_mu_);
+  std::optional<OperationRecord> first;
+  {
+    std::lock_guard lock(mu_);
+    Entry& e = ops_.at(step.op_id);
+    if (e.saved_version == 0) {
+      first = e.rec;
+      e.saved_version = e.rec.version;
+      e.last_saved = clock_.now();
+      e.dirty = false;
+    }
+  }
+  return store_->putJournalStep(step, durability, first ? &*first : nullptr);
 }
 
 OperationRegistry::OperationRegistry(const core::Clock& clock, state::Store* store, Options options)
@@ -142,10 +167,7 @@ Status OperationRegistry::conclude(const std::string& id, Status status, const s
     interrupted_.erase(id);
     changedLocked(id);
   }
-  // The record first: a crash between the two leaves a finished operation
-  // with a stale journal, which the next recovery only clears.
-  XENCTL_RETURN_IF_ERROR(store_->putOperation(snapshot));
-  return store_->clearJournal(id);
+  return store_->finishOperation(snapshot);
 }
 
 std::string OperationRegistry::newId() {
@@ -192,7 +214,6 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   rec.state = OperationState::kPending;
   rec.created_at = rec.updated_at = clock_.now();
   rec.version = 1;
-  if (store_) XENCTL_RETURN_IF_ERROR(store_->putOperation(rec));
   if (store_ && options_.flusher && !flusher_.joinable())
     flusher_ = std::jthread([this](std::stop_token st) {
       std::mutex m;
@@ -203,13 +224,19 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
         if (st.stop_requested()) return;
         l.unlock();
         flushProgress();
+        // What was committed reaches the disk within about a second.
+        (void)store_->sync();
       }
     });
   rec.queue_position = static_cast<uint32_t>(queue_.size() + 1);
   Entry& e = ops_[rec.id];
   e.rec = rec;
   e.work = std::move(work);
-  e.last_saved = rec.created_at;  // the PENDING row: an operation of a millisecond writes only it and its end
+  // Not stored yet: an operation of a millisecond writes only its end (and
+  // its journal, which carries its first record). One still unfinished a
+  // second from now is stored by the flusher, so that a restart finds it.
+  e.last_saved = rec.created_at;
+  e.dirty = true;
   if (!rec.request_id.empty()) by_request_[requestKey(rec.caller_key, rec.request_id)] = rec.id;
   ++active_;
   queue_.push_back(rec.id);
@@ -217,7 +244,6 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   if (queue_.size() > idle_workers_ && workers_.size() < options_.max_active)
     workers_.emplace_back([this] { workerLoop(); });
   work_ready_.notify_all();
-  trimHistoryLocked();
   return rec;
 }
 
@@ -352,8 +378,13 @@ void OperationRegistry::save(const OperationRecord& snapshot) {
       return;
     }
   }
-  // The in-memory record stays authoritative when the store fails.
-  (void)store_->putOperation(snapshot);
+  // The in-memory record stays authoritative when the store fails. A
+  // finished operation's journal goes in the same transaction: the work
+  // has finished or undone itself.
+  if (core::isFinished(snapshot.state))
+    (void)store_->finishOperation(snapshot);
+  else
+    (void)store_->putOperation(snapshot);
 }
 
 void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
@@ -377,11 +408,10 @@ void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
   end.finished_at = end.updated_at = clock_.now();
   end.status = cut(status);
   ++end.version;
-  // Then the journal goes: the work has finished or undone itself. A crash
-  // between the two leaves a finished operation whose journal the next
-  // start only clears.
+  // Stored, with its journal's clearing in the same transaction (the work
+  // has finished or undone itself), before anyone can see the end: a
+  // watcher that reads the history after the end must find it there.
   save(end);
-  if (store_) (void)store_->clearJournal(id);
   std::lock_guard lock(mu_);
   Entry& e = ops_.at(id);
   // Not the caller's any more once it is seen finished: a watcher may start the next at once.
@@ -393,6 +423,8 @@ void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
   --active_;
   changedLocked(id);
   work_ready_.notify_all();  // a per-caller slot is free
+  // Here rather than at a start: the store then holds what memory keeps.
+  trimHistoryLocked();
 }
 
 void OperationRegistry::trimHistoryLocked() {

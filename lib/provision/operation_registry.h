@@ -2,7 +2,10 @@
 // threads (up to max_active, started as needed and kept), queues what does
 // not fit yet (PENDING, with its place in the queue), tracks phase and
 // progress, lets clients watch and cancel them, deduplicates retries by the
-// caller's request_id, and keeps a history in the store.
+// caller's request_id, and keeps a history in the store. An operation is
+// stored with its first journal step, when it is still unfinished a second
+// after its start (the flusher), and at its end (one transaction with the
+// clearing of its journal): one of a millisecond costs one write.
 #pragma once
 
 #include <condition_variable>
@@ -46,8 +49,14 @@ class OperationContext {
   /// Recovery (recovery.h) reads it at the next start when the daemon
   /// stopped meanwhile. Passes the crash points "KIND/STEP" (after the entry
   /// that begins a step) and "KIND/STEP:done" (before the one that ends it).
-  /// OK without a store.
-  Status journal(int64_t seq, const std::string& step, const std::map<std::string, std::string>& record, bool done);
+  /// OK without a store. `durability`: kSynced (on disk when this returns,
+  /// surviving a power cut) for a step that changes what outlives one (a
+  /// volume, a file); kCommitted for one that changes only the store and
+  /// the hypervisor, whose domains a power cut ends anyway: it survives a
+  /// crash of xenctld, and a power cut loses at most the last second of
+  /// such steps, in order (state::Store::Durability).
+  Status journal(int64_t seq, const std::string& step, const std::map<std::string, std::string>& record, bool done,
+                 state::Store::Durability durability = state::Store::Durability::kSynced);
   /// The crash point "KIND/POINT" (crash_points.h), inside a step.
   void crashPoint(const std::string& point) const;
 
@@ -75,7 +84,8 @@ class OperationRegistry {
     /// Operations waiting for a worker, at most ([daemon] max_queued_operations).
     size_t max_queued = 256;
     /// A thread that stores, each second, the phase and progress not yet
-    /// stored (false in tests that call flushProgress() themselves).
+    /// stored, and syncs the store (false in tests that call
+    /// flushProgress() themselves).
     bool flusher = true;
   };
   struct Request {
@@ -94,7 +104,8 @@ class OperationRegistry {
   ~OperationRegistry();
 
   /// Loads the history from the store. Operations that were running when
-  /// the daemon stopped are marked failed (ABORTED) and say so, except those
+  /// the daemon stopped (stored: see the top) are marked failed (ABORTED)
+  /// and say so, except those
   /// with a journal: they stay unfinished, listed by interrupted(), for
   /// Recovery to finish or undo and then conclude().
   Status load();
@@ -200,6 +211,8 @@ class OperationRegistry {
     Work work;               // while queued
   };
   void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);
+  /// Writes a journal step, with the operation's record when it is not stored yet.
+  Status journal(const state::JournalStep& step, state::Store::Durability durability);
   /// `ran`: it held a per-caller slot (not cancelled in the queue).
   void finish(const std::string& id, Status status, bool ran);
   void run(std::string id, std::string kind, Work work, std::stop_token stop);

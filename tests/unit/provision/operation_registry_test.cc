@@ -469,6 +469,61 @@ TEST_F(RegistryTest, LoadLeavesJournaledOperationsToRecovery) {
   EXPECT_FALSE(ran);
 }
 
+// An operation reaches the store with its first journal step (a restart must find it), and at its end.
+TEST_F(RegistryTest, StoredWithItsFirstJournalStep) {
+  OperationRegistry::Options options;
+  options.flusher = false;
+  OperationRegistry reg(clock_, store_.get(), options);
+  std::latch journaled(1), release(1);
+  size_t stored_before = 99, stored_after = 99;
+  auto op = reg.start({"t", "x", "", 0}, [&](OperationContext& ctx) -> Status {
+    stored_before = store_->listOperations(10)->size();
+    XENCTL_RETURN_IF_ERROR(ctx.journal(0, "make", {{"thing", "x"}}, false, state::Store::Durability::kCommitted));
+    stored_after = store_->listOperations(10)->size();
+    journaled.count_down();
+    release.wait();
+    return ctx.journal(0, "make", {{"thing", "x"}}, true, state::Store::Durability::kCommitted);
+  });
+  ASSERT_TRUE(op.ok());
+  journaled.wait();
+  EXPECT_EQ(stored_before, 0u);
+  EXPECT_EQ(stored_after, 1u);
+  auto stored = *store_->listOperations(1);
+  EXPECT_EQ(stored[0].id, op->id);
+  EXPECT_FALSE(core::isFinished(stored[0].state));
+  release.count_down();
+  waitFinished(reg, op->id);
+  stored = *store_->listOperations(1);
+  EXPECT_EQ(stored[0].state, OperationState::kSucceeded);
+  EXPECT_TRUE(store_->listJournal()->empty());
+}
+
+// One still unfinished a second after its start is stored by the flusher, as
+// queued or running, so that a restart shows it interrupted.
+TEST_F(RegistryTest, LongOperationStoredBeforeItsEnd) {
+  OperationRegistry::Options options;
+  options.flusher = false;
+  OperationRegistry reg(clock_, store_.get(), options);
+  std::latch running(1), release(1);
+  auto op = reg.start({"t", "x", "", 0}, [&](OperationContext&) {
+    running.count_down();
+    release.wait();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(op.ok());
+  running.wait();
+  reg.flushProgress();
+  EXPECT_TRUE(store_->listOperations(10)->empty());  // younger than a second: not yet
+  clock_.advance(absl::Seconds(1));
+  reg.flushProgress();
+  auto stored = *store_->listOperations(10);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_FALSE(core::isFinished(stored[0].state));
+  release.count_down();
+  waitFinished(reg, op->id);
+  EXPECT_EQ((*store_->listOperations(1))[0].state, OperationState::kSucceeded);
+}
+
 // A journaled step is in the store while it runs; the journal is gone once the operation has finished.
 TEST_F(RegistryTest, JournalLivesAsLongAsItsOperation) {
   OperationRegistry reg(clock_, store_.get(), {});
