@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -43,8 +44,14 @@ Result<provision::CallerSlots::Slot> streamSlot(const ServiceContext& c, grpc::S
   return c.streams.acquire(callerOf(c, ctx, "").key());
 }
 
-// Answers a mutating call with its operation as it is now (finished, when
-// a worker was quicker than this reply), and audits it once.
+// How long a mutating call's answer waits for its operation to end: one
+// that ends sooner (a change of the store and the hypervisor takes well
+// under a millisecond) is answered finished, and its client needs no
+// second call to learn the result (operation.proto).
+constexpr absl::Duration kAnswerWait = absl::Milliseconds(50);
+
+// Answers a mutating call with its operation, finished when it ended
+// within kAnswerWait, and audits it once.
 grpc::Status answer(const ServiceContext& c, const char* call, const std::string& target,
                     const provision::Caller& caller, const Result<core::OperationRecord>& r, v1::Operation* out) {
   if (!r.ok()) {
@@ -52,7 +59,10 @@ grpc::Status answer(const ServiceContext& c, const char* call, const std::string
     return toGrpc(r.status());
   }
   audit(caller, call, target, absl::StrCat("operation ", r->id));
+  const absl::Time deadline = absl::Now() + kAnswerWait;
   auto now = c.ops.get(r->id);
+  while (now.ok() && !core::isFinished(now->state) && absl::Now() < deadline)
+    now = c.ops.waitChange(r->id, now->version, deadline);
   toProto(now.ok() ? *now : *r, out);
   return grpc::Status::OK;
 }
@@ -122,37 +132,52 @@ grpc::Status DomainServiceImpl::ListDomains(grpc::ServerContext* ctx, const v1::
   XENCTL_ADMIT(caller, "DomainService.ListDomains", *req);
   auto views = c_.domains.list(req->include_foreign());
   if (!views.ok()) return toGrpc(views.status());
-  // Pages continue after a key: ours by name, then the foreign ones by name.
-  auto key = [](const provision::DomainView& v) { return absl::StrCat(v.foreign ? "1:" : "0:", v.spec.name); };
-  std::vector<std::pair<std::string, const provision::DomainView*>> order;
+  // Pages continue after a key "0:NAME" (ours by name) or "1:NAME" (then the
+  // foreign ones by name), compared without building a key per domain.
+  auto before = [](const provision::DomainView* a, const provision::DomainView* b) {
+    return a->foreign != b->foreign ? b->foreign : a->spec.name < b->spec.name;
+  };
+  const std::string& token = req->page_token();
+  const bool token_foreign = absl::StartsWith(token, "1:");
+  const std::string_view token_name =
+      token.size() >= 2 ? std::string_view(token).substr(2) : std::string_view();
+  auto afterToken = [&](const provision::DomainView& v) {
+    if (token.empty()) return true;
+    if (v.foreign != token_foreign) return v.foreign;
+    return std::string_view(v.spec.name) > token_name;
+  };
+  std::vector<const provision::DomainView*> order;
   order.reserve(views->size());
   for (const auto& v : *views)
-    if (std::string k = key(v); k > req->page_token() && c_.access.maySeeDomain(caller, v.spec.name))
-      order.emplace_back(std::move(k), &v);
-  std::sort(order.begin(), order.end());
+    if (afterToken(v) && c_.access.maySeeDomain(caller, v.spec.name)) order.push_back(&v);
+  // list() gives ours by name, then the foreign ones: sorted already but for those.
+  if (!std::is_sorted(order.begin(), order.end(), before)) std::sort(order.begin(), order.end(), before);
+  out->mutable_domains()->Reserve(static_cast<int>(order.size()));
   size_t bytes = 0;
-  std::string last;
-  for (const auto& [k, v] : order) {
-    v1::Domain d;
-    toProto(*v, &d);
-    if (d.ByteSizeLong() > kMaxListAnswerBytes / 4) {
+  const provision::DomainView* last = nullptr;
+  for (const provision::DomainView* v : order) {
+    v1::Domain* d = out->add_domains();
+    toProto(*v, d);
+    size_t size = d->ByteSizeLong();
+    if (size > kMaxListAnswerBytes / 4) {
       // Stored before the limits on a spec existed: shown without its lists.
       spdlog::warn("domain '{}': its spec is {} bytes, too large to list; shown without disks, vifs, cmdline",
-                   v->spec.name, d.ByteSizeLong());
-      d.mutable_spec()->clear_disks();
-      d.mutable_spec()->clear_vifs();
-      d.mutable_spec()->clear_bootloader_args();
-      d.mutable_spec()->clear_cmdline();
-      d.set_state_reason("its spec is too large to list; delete the domain and define it again within the limits");
+                   v->spec.name, size);
+      d->mutable_spec()->clear_disks();
+      d->mutable_spec()->clear_vifs();
+      d->mutable_spec()->clear_bootloader_args();
+      d->mutable_spec()->clear_cmdline();
+      d->set_state_reason("its spec is too large to list; delete the domain and define it again within the limits");
+      size = d->ByteSizeLong();
     }
-    const size_t n = d.ByteSizeLong() + kElementOverhead;
-    if (bytes + n > kMaxListAnswerBytes && out->domains_size() > 0) {
-      out->set_next_page_token(last);
+    const size_t n = size + kElementOverhead;
+    if (bytes + n > kMaxListAnswerBytes && out->domains_size() > 1) {
+      out->mutable_domains()->RemoveLast();
+      out->set_next_page_token(absl::StrCat(last->foreign ? "1:" : "0:", last->spec.name));
       break;
     }
     bytes += n;
-    last = k;
-    *out->add_domains() = std::move(d);
+    last = v;
   }
   return grpc::Status::OK;
 }
