@@ -14,7 +14,6 @@
 #include "absl/strings/str_split.h"
 #include "daemon/services.h"
 #include "lib/sys/journal.h"
-#include "lib/sys/user_groups.h"
 
 namespace xenctl::daemon {
 namespace {
@@ -159,13 +158,14 @@ std::vector<std::string> apiMethods() {
 provision::Caller callerOf(const ServiceContext& c, grpc::ServerContextBase* ctx, const std::string& request_id) {
   provision::Caller caller;
   caller.request_id = request_id;
-  sys::PeerCredentials peer = c.peers.lookup(ctx->peer());
+  const std::string peer_name = ctx->peer();
+  sys::PeerCredentials peer = c.peers.lookup(peer_name);
   caller.uid = static_cast<int64_t>(static_cast<int32_t>(peer.uid));
   if (caller.uid >= 0) {
     caller.identity.kind = core::Identity::Kind::kUnix;
     caller.identity.uid = caller.uid;
     caller.identity.gid = static_cast<int64_t>(static_cast<int32_t>(peer.gid));
-    caller.identity.groups = sys::groupsOfUser(peer.uid, peer.gid);
+    caller.identity.groups = c.peers.groups(peer_name, peer);
   } else if (auto cert = certificateIdentity(*ctx->auth_context())) {
     caller.identity = *std::move(cert);
   }

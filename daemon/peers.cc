@@ -9,22 +9,48 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "lib/sys/user_groups.h"
 
 namespace xenctl::daemon {
 
+namespace {
+// The fd of a local connection's gRPC peer string ("fd:N"), or -1.
+int peerFd(const std::string& grpc_peer) {
+  absl::string_view p = grpc_peer;
+  int fd;
+  if (!absl::ConsumePrefix(&p, "fd:") || !absl::SimpleAtoi(p, &fd)) return -1;
+  return fd;
+}
+}  // namespace
+
 void PeerRegistry::add(int fd, const sys::PeerCredentials& creds) {
   std::lock_guard lock(mu_);
-  by_fd_[fd] = creds;
+  by_fd_[fd] = Peer{creds, std::nullopt};
 }
 
 sys::PeerCredentials PeerRegistry::lookup(const std::string& grpc_peer) const {
   sys::PeerCredentials unknown{0, static_cast<uid_t>(-1), static_cast<gid_t>(-1)};
-  absl::string_view p = grpc_peer;
-  int fd;
-  if (!absl::ConsumePrefix(&p, "fd:") || !absl::SimpleAtoi(p, &fd)) return unknown;
+  const int fd = peerFd(grpc_peer);
   std::lock_guard lock(mu_);
   auto it = by_fd_.find(fd);
-  return it == by_fd_.end() ? unknown : it->second;
+  return it == by_fd_.end() ? unknown : it->second.creds;
+}
+
+std::vector<int64_t> PeerRegistry::groups(const std::string& grpc_peer, const sys::PeerCredentials& creds) const {
+  const int fd = peerFd(grpc_peer);
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_fd_.find(fd);
+    if (it != by_fd_.end() && it->second.groups && it->second.creds.uid == creds.uid &&
+        it->second.creds.gid == creds.gid)
+      return *it->second.groups;
+  }
+  std::vector<int64_t> groups = sys::groupsOfUser(creds.uid, creds.gid);
+  std::lock_guard lock(mu_);
+  auto it = by_fd_.find(fd);
+  if (it != by_fd_.end() && it->second.creds.uid == creds.uid && it->second.creds.gid == creds.gid)
+    it->second.groups = groups;
+  return groups;
 }
 
 std::optional<core::Identity> certificateIdentity(const grpc::AuthContext& auth) {
