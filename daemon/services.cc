@@ -92,7 +92,81 @@ Result<core::DomainSpec> requestedSpec(const v1::CreateDomainRequest& req) {
 
 }  // namespace
 
-grpc::Status DomainServiceImpl::CreateDomain(grpc::ServerContext* ctx, const v1::CreateDomainRequest* req,
+HandlerPool::~HandlerPool() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    threads.swap(threads_);
+  }
+  ready_.notify_all();
+  for (auto& t : threads) t.join();
+}
+
+void HandlerPool::run(std::function<void()> task) {
+  std::lock_guard lock(mu_);
+  tasks_.push_back(std::move(task));
+  if (tasks_.size() > idle_ && threads_.size() < kMaxThreads)
+    threads_.emplace_back([this] { loop(); });
+  else
+    ready_.notify_one();
+}
+
+void HandlerPool::loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (tasks_.empty()) {
+      if (stopping_) return;
+      ++idle_;
+      ready_.wait(lock);
+      --idle_;
+      continue;
+    }
+    std::function<void()> task = std::move(tasks_.front());
+    tasks_.pop_front();
+    lock.unlock();
+    task();
+    lock.lock();
+  }
+}
+
+grpc::ServerUnaryReactor* DomainServiceImpl::offload(grpc::CallbackServerContext* ctx,
+                                                     std::function<grpc::Status()> body) {
+  // The request and the answer live until Finish has been called and done.
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  pool_.run([r, body = std::move(body)] { r->Finish(body()); });
+  return r;
+}
+
+grpc::ServerUnaryReactor* DomainServiceImpl::CreateDomain(grpc::CallbackServerContext* ctx,
+                                                          const v1::CreateDomainRequest* req, v1::Operation* out) {
+  return offload(ctx, [this, ctx, req, out] { return createDomain(ctx, req, out); });
+}
+
+grpc::ServerUnaryReactor* DomainServiceImpl::StartDomain(grpc::CallbackServerContext* ctx,
+                                                         const v1::StartDomainRequest* req, v1::Operation* out) {
+  return offload(ctx, [this, ctx, req, out] { return startDomain(ctx, req, out); });
+}
+
+grpc::ServerUnaryReactor* DomainServiceImpl::DestroyDomain(grpc::CallbackServerContext* ctx,
+                                                           const v1::DestroyDomainRequest* req, v1::Operation* out) {
+  return offload(ctx, [this, ctx, req, out] { return destroyDomain(ctx, req, out); });
+}
+
+grpc::ServerUnaryReactor* DomainServiceImpl::DeleteDomain(grpc::CallbackServerContext* ctx,
+                                                          const v1::DeleteDomainRequest* req, v1::Operation* out) {
+  return offload(ctx, [this, ctx, req, out] { return deleteDomain(ctx, req, out); });
+}
+
+grpc::ServerUnaryReactor* DomainServiceImpl::ListDomains(grpc::CallbackServerContext* ctx,
+                                                         const v1::ListDomainsRequest* req,
+                                                         v1::ListDomainsResponse* out) {
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  r->Finish(listDomains(ctx, req, out));
+  return r;
+}
+
+grpc::Status DomainServiceImpl::createDomain(grpc::ServerContextBase* ctx, const v1::CreateDomainRequest* req,
                                              v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.CreateDomain", *req);
   auto spec = requestedSpec(*req);
@@ -127,7 +201,7 @@ grpc::Status DomainServiceImpl::GetDomain(grpc::ServerContext* ctx, const v1::Ge
   return grpc::Status::OK;
 }
 
-grpc::Status DomainServiceImpl::ListDomains(grpc::ServerContext* ctx, const v1::ListDomainsRequest* req,
+grpc::Status DomainServiceImpl::listDomains(grpc::ServerContextBase* ctx, const v1::ListDomainsRequest* req,
                                             v1::ListDomainsResponse* out) {
   XENCTL_ADMIT(caller, "DomainService.ListDomains", *req);
   auto views = c_.domains.list(req->include_foreign());
@@ -182,7 +256,7 @@ grpc::Status DomainServiceImpl::ListDomains(grpc::ServerContext* ctx, const v1::
   return grpc::Status::OK;
 }
 
-grpc::Status DomainServiceImpl::StartDomain(grpc::ServerContext* ctx, const v1::StartDomainRequest* req,
+grpc::Status DomainServiceImpl::startDomain(grpc::ServerContextBase* ctx, const v1::StartDomainRequest* req,
                                             v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.StartDomain", *req);
   return answer(c_, "DomainService.StartDomain", req->name(), caller,
@@ -204,13 +278,13 @@ grpc::Status DomainServiceImpl::RebootDomain(grpc::ServerContext* ctx, const v1:
   return answer(c_, "DomainService.RebootDomain", req->name(), caller, c_.domains.reboot(req->name(), caller), out);
 }
 
-grpc::Status DomainServiceImpl::DestroyDomain(grpc::ServerContext* ctx, const v1::DestroyDomainRequest* req,
+grpc::Status DomainServiceImpl::destroyDomain(grpc::ServerContextBase* ctx, const v1::DestroyDomainRequest* req,
                                               v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.DestroyDomain", *req);
   return answer(c_, "DomainService.DestroyDomain", req->name(), caller, c_.domains.destroy(req->name(), caller), out);
 }
 
-grpc::Status DomainServiceImpl::DeleteDomain(grpc::ServerContext* ctx, const v1::DeleteDomainRequest* req,
+grpc::Status DomainServiceImpl::deleteDomain(grpc::ServerContextBase* ctx, const v1::DeleteDomainRequest* req,
                                              v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.DeleteDomain", *req);
   return answer(c_, "DomainService.DeleteDomain", req->name(), caller,
