@@ -155,6 +155,8 @@ Status Server::openHypervisor(const Config& config, const std::string& version) 
 void Server::startEventLog() {
   // Guests' lives in the log, one line per event (a crash, an on_* restart,
   // a domain destroyed outside xenctld), from before the domains are adopted.
+  // At a level that drops them, no thread is woken for each event.
+  if (!spdlog::should_log(spdlog::level::info)) return;
   event_log_ = std::jthread([sub = std::shared_ptr(events_->subscribe())](std::stop_token st) {
     while (!st.stop_requested()) {
       auto e = sub->next(absl::Now() + absl::Milliseconds(500));
