@@ -59,10 +59,7 @@ grpc::Status answer(const ServiceContext& c, const char* call, const std::string
     return toGrpc(r.status());
   }
   audit(caller, call, target, absl::StrCat("operation ", r->id));
-  const absl::Time deadline = absl::Now() + kAnswerWait;
-  auto now = c.ops.get(r->id);
-  while (now.ok() && !core::isFinished(now->state) && absl::Now() < deadline)
-    now = c.ops.waitChange(r->id, now->version, deadline);
+  auto now = c.ops.waitFinished(r->id, absl::Now() + kAnswerWait);
   toProto(now.ok() ? *now : *r, out);
   return grpc::Status::OK;
 }

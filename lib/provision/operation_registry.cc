@@ -166,6 +166,7 @@ Status OperationRegistry::conclude(const std::string& id, Status status, const s
     snapshot = e.rec;
     interrupted_.erase(id);
     changedLocked(id);
+    finished_.notify_all();
   }
   return store_->finishOperation(snapshot);
 }
@@ -422,6 +423,7 @@ void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
   e.dirty = false;
   --active_;
   changedLocked(id);
+  finished_.notify_all();
   work_ready_.notify_all();  // a per-caller slot is free
   // Here rather than at a start: the store then holds what memory keeps.
   trimHistoryLocked();
@@ -513,6 +515,21 @@ Result<OperationRecord> OperationRegistry::waitChange(const std::string& id, uin
   changed_.wait_until(lock, absl::ToChronoTime(deadline), [&] {
     const Entry* e = find();
     return !e || e->rec.version > after_version;
+  });
+  const Entry* e = find();
+  if (!e) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));
+  return e->rec;
+}
+
+Result<OperationRecord> OperationRegistry::waitFinished(const std::string& id, absl::Time deadline) const {
+  std::unique_lock lock(mu_);
+  auto find = [&]() -> const Entry* {
+    auto it = ops_.find(id);
+    return it == ops_.end() ? nullptr : &it->second;
+  };
+  finished_.wait_until(lock, absl::ToChronoTime(deadline), [&] {
+    const Entry* e = find();
+    return !e || core::isFinished(e->rec.state);
   });
   const Entry* e = find();
   if (!e) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));

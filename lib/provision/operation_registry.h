@@ -147,6 +147,10 @@ class OperationRegistry {
   /// versions on; watch() hears each one).
   Result<core::OperationRecord> waitChange(const std::string& id, uint64_t after_version, absl::Time deadline) const;
 
+  /// Blocks until the operation has finished or `deadline` comes, and
+  /// returns it as it is then. Woken by its end only, not by each phase.
+  Result<core::OperationRecord> waitFinished(const std::string& id, absl::Time deadline) const;
+
   /// Hears of one operation's changes while it lives (watch()).
   class Watch {
    public:
@@ -236,6 +240,7 @@ class OperationRegistry {
   const Options options_;
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
+  mutable std::condition_variable finished_;  // an operation finished
   std::map<std::string, Entry> ops_;
   std::map<std::string, std::string> by_request_;  // requestKey(caller, request_id) -> op id
   std::deque<std::string> queue_;                  // PENDING, oldest first

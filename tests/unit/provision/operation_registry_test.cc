@@ -524,6 +524,29 @@ TEST_F(RegistryTest, LongOperationStoredBeforeItsEnd) {
   EXPECT_EQ((*store_->listOperations(1))[0].state, OperationState::kSucceeded);
 }
 
+// waitFinished() returns at the operation's end, not at a phase before it, and at the deadline when it has not ended.
+TEST_F(RegistryTest, WaitFinished) {
+  OperationRegistry reg(clock_, nullptr, {});
+  std::latch in_phase(1), release(1);
+  auto op = reg.start({"k", "t", "", 0}, [&](OperationContext& ctx) {
+    ctx.phase("one", 10);
+    in_phase.count_down();
+    release.wait();
+    ctx.phase("two", 50);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(op.ok());
+  in_phase.wait();
+  auto early = reg.waitFinished(op->id, absl::Now());  // the deadline has come: as it is
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(early->state, OperationState::kRunning);
+  release.count_down();
+  auto done = reg.waitFinished(op->id, absl::InfiniteFuture());
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, OperationState::kSucceeded);
+  EXPECT_EQ(reg.waitFinished("op-none", absl::InfiniteFuture()).status().code(), absl::StatusCode::kNotFound);
+}
+
 // A journaled step is in the store while it runs; the journal is gone once the operation has finished.
 TEST_F(RegistryTest, JournalLivesAsLongAsItsOperation) {
   OperationRegistry reg(clock_, store_.get(), {});
