@@ -249,6 +249,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
         absl::StrCat("opening state database ", path, ": ", msg, "; check --state-dir and its permissions"));
   }
   std::unique_ptr<Store> store(new Store(db));
+  store->path_ = path;
   sqlite3_busy_timeout(db, 5000);
   XENCTL_RETURN_IF_ERROR(store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
   XENCTL_RETURN_IF_ERROR(annotate(store->migrate(), absl::StrCat("state database ", path)));
@@ -259,6 +260,7 @@ Store::Store(sqlite3* db) : db_(db), stmts_(std::make_unique<StatementCache>()) 
 
 Store::~Store() {
   stmts_.reset();  // finalized before the connection closes
+  if (sync_db_) sqlite3_close(sync_db_);
   sqlite3_close(db_);
 }
 
@@ -403,14 +405,36 @@ Status Store::transaction(Durability durability, const std::function<Status()>& 
 }
 
 Status Store::sync() {
-  std::lock_guard lock(mu_);
-  const int64_t changes = sqlite3_total_changes64(db_);
-  if (changes == synced_changes_) return absl::OkStatus();
-  // A checkpoint fsyncs the log before it copies it into the database
-  // (synchronous=NORMAL in WAL mode), then the database.
+  int64_t changes;
+  {
+    std::lock_guard lock(mu_);
+    changes = sqlite3_total_changes64(db_);
+  }
+  std::lock_guard lock(sync_mu_);
+  if (changes == synced_changes_ || path_ == ":memory:") return absl::OkStatus();
+  // On a connection of its own: writers go on while the disk syncs (a
+  // checkpoint only takes SQLite's checkpoint lock). It fsyncs the log
+  // before it copies it into the database, then the database, and covers
+  // every commit made before it began.
+  if (!sync_db_) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+      sqlite3_close(db);
+      return absl::InternalError(absl::StrCat("opening the state database to sync it: ", msg));
+    }
+    sqlite3_busy_timeout(db, 5000);
+    // A connection knows the database is in WAL mode once it has read it.
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      std::string msg = sqlite3_errmsg(db);
+      sqlite3_close(db);
+      return absl::InternalError(absl::StrCat("opening the state database to sync it: ", msg));
+    }
+    sync_db_ = db;
+  }
   int log = 0, done = 0;
-  if (int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done); rc != SQLITE_OK)
-    return absl::InternalError(absl::StrCat("syncing the state database: ", sqlite3_errmsg(db_)));
+  if (sqlite3_wal_checkpoint_v2(sync_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done) != SQLITE_OK)
+    return absl::InternalError(absl::StrCat("syncing the state database: ", sqlite3_errmsg(sync_db_)));
   synced_changes_ = changes;
   return absl::OkStatus();
 }

@@ -148,7 +148,10 @@ class Store {
   std::mutex mu_;
   sqlite3* db_;
   std::unique_ptr<StatementCache> stmts_;
-  int64_t synced_changes_ = 0;  // sqlite3_total_changes64 at the last sync()
+  std::string path_;
+  std::mutex sync_mu_;             // sync(): the members below
+  sqlite3* sync_db_ = nullptr;     // sync()'s own connection, opened at its first need
+  int64_t synced_changes_ = 0;     // db_'s sqlite3_total_changes64 at the last sync()
 };
 
 /// The spec as stored: JSON with xl's key names. Exposed for tests.
