@@ -53,13 +53,14 @@ constexpr absl::Duration kAnswerWait = absl::Milliseconds(50);
 // Answers a mutating call with its operation, finished when it ended
 // within kAnswerWait, and audits it once.
 grpc::Status answer(const ServiceContext& c, const char* call, const std::string& target,
-                    const provision::Caller& caller, const Result<core::OperationRecord>& r, v1::Operation* out) {
+                    const provision::Caller& caller, const Result<core::OperationRecord>& r, v1::Operation* out,
+                    absl::Duration wait = kAnswerWait) {
   if (!r.ok()) {
     audit(caller, call, target, absl::StrCat("failed: ", r.status().ToString()));
     return toGrpc(r.status());
   }
   audit(caller, call, target, absl::StrCat("operation ", r->id));
-  auto now = c.ops.waitFinished(r->id, absl::Now() + kAnswerWait);
+  auto now = c.ops.waitFinished(r->id, absl::Now() + wait);
   toProto(now.ok() ? *now : *r, out);
   return grpc::Status::OK;
 }
@@ -127,32 +128,55 @@ void HandlerPool::loop() {
   }
 }
 
-grpc::ServerUnaryReactor* DomainServiceImpl::offload(grpc::CallbackServerContext* ctx,
-                                                     std::function<grpc::Status()> body) {
+grpc::ServerUnaryReactor* DomainServiceImpl::mutation(grpc::CallbackServerContext* ctx, v1::Operation* out,
+                                                      bool may_block, std::function<grpc::Status()> body) {
+  auto finished = [out] {
+    return out->state() == v1::OPERATION_STATE_SUCCEEDED || out->state() == v1::OPERATION_STATE_FAILED ||
+           out->state() == v1::OPERATION_STATE_CANCELLED;
+  };
+  if (!may_block) {
+    // On gRPC's thread, which must not block: then the operation's end (or
+    // kAnswerWait) answers from the thread that ends it.
+    grpc::Status st = body();
+    if (st.ok() && !finished()) return new WaitOperationReactor(c_, out->id(), absl::Now() + kAnswerWait, out);
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    r->Finish(st);
+    return r;
+  }
   // The request and the answer live until Finish has been called and done.
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  pool_.run([r, body = std::move(body)] { r->Finish(body()); });
+  pool_.run([this, r, out, finished, body = std::move(body)] {
+    grpc::Status st = body();
+    if (st.ok() && !finished())
+      if (auto now = c_.ops.waitFinished(out->id(), absl::Now() + kAnswerWait); now.ok()) toProto(*now, out);
+    r->Finish(st);
+  });
   return r;
 }
 
 grpc::ServerUnaryReactor* DomainServiceImpl::CreateDomain(grpc::CallbackServerContext* ctx,
                                                           const v1::CreateDomainRequest* req, v1::Operation* out) {
-  return offload(ctx, [this, ctx, req, out] { return createDomain(ctx, req, out); });
+  // Only a volume (or an image's root) makes the checks read a storage
+  // backend, LVM's maybe; the rest reads memory and the hypervisor.
+  bool may_block = req->has_root() || !req->has_spec();
+  for (const auto& d : req->spec().disks()) may_block = may_block || core::isVolumeTarget(d.target());
+  return mutation(ctx, out, may_block, [this, ctx, req, out] { return createDomain(ctx, req, out); });
 }
 
 grpc::ServerUnaryReactor* DomainServiceImpl::StartDomain(grpc::CallbackServerContext* ctx,
                                                          const v1::StartDomainRequest* req, v1::Operation* out) {
-  return offload(ctx, [this, ctx, req, out] { return startDomain(ctx, req, out); });
+  // Its checks resolve the definition's volumes.
+  return mutation(ctx, out, true, [this, ctx, req, out] { return startDomain(ctx, req, out); });
 }
 
 grpc::ServerUnaryReactor* DomainServiceImpl::DestroyDomain(grpc::CallbackServerContext* ctx,
                                                            const v1::DestroyDomainRequest* req, v1::Operation* out) {
-  return offload(ctx, [this, ctx, req, out] { return destroyDomain(ctx, req, out); });
+  return mutation(ctx, out, false, [this, ctx, req, out] { return destroyDomain(ctx, req, out); });
 }
 
 grpc::ServerUnaryReactor* DomainServiceImpl::DeleteDomain(grpc::CallbackServerContext* ctx,
                                                           const v1::DeleteDomainRequest* req, v1::Operation* out) {
-  return offload(ctx, [this, ctx, req, out] { return deleteDomain(ctx, req, out); });
+  return mutation(ctx, out, req->delete_volumes(), [this, ctx, req, out] { return deleteDomain(ctx, req, out); });
 }
 
 grpc::ServerUnaryReactor* DomainServiceImpl::ListDomains(grpc::CallbackServerContext* ctx,
@@ -169,7 +193,7 @@ grpc::Status DomainServiceImpl::createDomain(grpc::ServerContextBase* ctx, const
   auto spec = requestedSpec(*req);
   if (!spec.ok())
     return answer(c_, "DomainService.CreateDomain",
-                  req->has_xl_config() ? req->xl_config().file_name() : req->spec().name(), caller, spec.status(), out);
+                  req->has_xl_config() ? req->xl_config().file_name() : req->spec().name(), caller, spec.status(), out, absl::ZeroDuration());
   const std::string name = spec->name;
   if (Status st = c_.access.authorizeSpec(caller, *spec); !st.ok()) {
     audit(caller, "DomainService.CreateDomain", name, absl::StrCat("denied: ", st.message()));
@@ -177,8 +201,8 @@ grpc::Status DomainServiceImpl::createDomain(grpc::ServerContextBase* ctx, const
   }
   if (req->has_root()) {
     auto pr = provisionRequest(*req, *std::move(spec));
-    if (!pr.ok()) return answer(c_, "DomainService.CreateDomain", name, caller, pr.status(), out);
-    return answer(c_, "DomainService.CreateDomain", name, caller, c_.provisioner.create(*std::move(pr), caller), out);
+    if (!pr.ok()) return answer(c_, "DomainService.CreateDomain", name, caller, pr.status(), out, absl::ZeroDuration());
+    return answer(c_, "DomainService.CreateDomain", name, caller, c_.provisioner.create(*std::move(pr), caller), out, absl::ZeroDuration());
   }
   if (req->customizations_size() > 0 || req->keep_identity())
     return answer(c_, "DomainService.CreateDomain", name, caller,
@@ -187,7 +211,7 @@ grpc::Status DomainServiceImpl::createDomain(grpc::ServerContextBase* ctx, const
                                                           "cloned from an image; give a root image (--image)")),
                   out);
   provision::DomainManager::CreateRequest cr{*std::move(spec), req->define_only(), req->paused()};
-  return answer(c_, "DomainService.CreateDomain", name, caller, c_.domains.create(std::move(cr), caller), out);
+  return answer(c_, "DomainService.CreateDomain", name, caller, c_.domains.create(std::move(cr), caller), out, absl::ZeroDuration());
 }
 
 grpc::Status DomainServiceImpl::GetDomain(grpc::ServerContext* ctx, const v1::GetDomainRequest* req, v1::Domain* out) {
@@ -257,7 +281,7 @@ grpc::Status DomainServiceImpl::startDomain(grpc::ServerContextBase* ctx, const 
                                             v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.StartDomain", *req);
   return answer(c_, "DomainService.StartDomain", req->name(), caller,
-                c_.domains.start(req->name(), req->paused(), caller), out);
+                c_.domains.start(req->name(), req->paused(), caller), out, absl::ZeroDuration());
 }
 
 grpc::Status DomainServiceImpl::ShutdownDomain(grpc::ServerContext* ctx, const v1::ShutdownDomainRequest* req,
@@ -278,14 +302,14 @@ grpc::Status DomainServiceImpl::RebootDomain(grpc::ServerContext* ctx, const v1:
 grpc::Status DomainServiceImpl::destroyDomain(grpc::ServerContextBase* ctx, const v1::DestroyDomainRequest* req,
                                               v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.DestroyDomain", *req);
-  return answer(c_, "DomainService.DestroyDomain", req->name(), caller, c_.domains.destroy(req->name(), caller), out);
+  return answer(c_, "DomainService.DestroyDomain", req->name(), caller, c_.domains.destroy(req->name(), caller), out, absl::ZeroDuration());
 }
 
 grpc::Status DomainServiceImpl::deleteDomain(grpc::ServerContextBase* ctx, const v1::DeleteDomainRequest* req,
                                              v1::Operation* out) {
   XENCTL_ADMIT(caller, "DomainService.DeleteDomain", *req);
   return answer(c_, "DomainService.DeleteDomain", req->name(), caller,
-                c_.domains.remove(req->name(), req->force(), req->delete_volumes(), caller), out);
+                c_.domains.remove(req->name(), req->force(), req->delete_volumes(), caller), out, absl::ZeroDuration());
 }
 
 grpc::Status DomainServiceImpl::PauseDomain(grpc::ServerContext* ctx, const v1::PauseDomainRequest* req,

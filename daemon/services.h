@@ -86,7 +86,8 @@ class HandlerPool {
 // lifecycle's mutations and ListDomains: a small call on the callback API
 // costs about a quarter of one on the synchronous API's threads (README,
 // Benchmarks). ListDomains runs on gRPC's thread (it reads memory and the
-// hypervisor's list); a mutation's checks and start on the HandlerPool.
+// hypervisor's list), and so do a mutation's checks and start unless they
+// may read a storage backend (then on the HandlerPool).
 using DomainServiceBase = v1::DomainService::WithCallbackMethod_CreateDomain<
     v1::DomainService::WithCallbackMethod_StartDomain<v1::DomainService::WithCallbackMethod_DestroyDomain<
         v1::DomainService::WithCallbackMethod_DeleteDomain<v1::DomainService::WithCallbackMethod_ListDomains<
@@ -127,8 +128,13 @@ class DomainServiceImpl final : public DomainServiceBase {
   grpc::Status startDomain(grpc::ServerContextBase*, const v1::StartDomainRequest*, v1::Operation*);
   grpc::Status destroyDomain(grpc::ServerContextBase*, const v1::DestroyDomainRequest*, v1::Operation*);
   grpc::Status deleteDomain(grpc::ServerContextBase*, const v1::DeleteDomainRequest*, v1::Operation*);
-  /// Runs `body` on pool_ and ends the call with its status.
-  grpc::ServerUnaryReactor* offload(grpc::CallbackServerContext* ctx, std::function<grpc::Status()> body);
+  /// A mutation's call: `body` admits, checks and starts it, and answers
+  /// with its operation as it is then; the call is answered once the
+  /// operation has finished, or as it is after kAnswerWait (services.cc).
+  /// `body` runs on gRPC's thread unless it `may_block` (a check may read
+  /// a storage backend), then on pool_.
+  grpc::ServerUnaryReactor* mutation(grpc::CallbackServerContext* ctx, v1::Operation* out, bool may_block,
+                                     std::function<grpc::Status()> body);
 
   ServiceContext& c_;
   HandlerPool pool_;
