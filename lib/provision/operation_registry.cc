@@ -505,35 +505,30 @@ Result<OperationRecord> OperationRegistry::cancel(const std::string& id) {
   return get(id);
 }
 
-Result<OperationRecord> OperationRegistry::waitChange(const std::string& id, uint64_t after_version,
-                                                      absl::Time deadline) const {
+Result<OperationRecord> OperationRegistry::waitFor(std::condition_variable& cv, const std::string& id,
+                                                  absl::Time deadline,
+                                                  const std::function<bool(const OperationRecord&)>& done) const {
   std::unique_lock lock(mu_);
   auto find = [&]() -> const Entry* {
     auto it = ops_.find(id);
     return it == ops_.end() ? nullptr : &it->second;
   };
-  changed_.wait_until(lock, absl::ToChronoTime(deadline), [&] {
+  cv.wait_until(lock, absl::ToChronoTime(deadline), [&] {
     const Entry* e = find();
-    return !e || e->rec.version > after_version;
+    return !e || done(e->rec);
   });
   const Entry* e = find();
   if (!e) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));
   return e->rec;
 }
 
+Result<OperationRecord> OperationRegistry::waitChange(const std::string& id, uint64_t after_version,
+                                                      absl::Time deadline) const {
+  return waitFor(changed_, id, deadline, [&](const OperationRecord& r) { return r.version > after_version; });
+}
+
 Result<OperationRecord> OperationRegistry::waitFinished(const std::string& id, absl::Time deadline) const {
-  std::unique_lock lock(mu_);
-  auto find = [&]() -> const Entry* {
-    auto it = ops_.find(id);
-    return it == ops_.end() ? nullptr : &it->second;
-  };
-  finished_.wait_until(lock, absl::ToChronoTime(deadline), [&] {
-    const Entry* e = find();
-    return !e || core::isFinished(e->rec.state);
-  });
-  const Entry* e = find();
-  if (!e) return absl::NotFoundError(absl::StrCat("operation '", id, "' not found"));
-  return e->rec;
+  return waitFor(finished_, id, deadline, [](const OperationRecord& r) { return core::isFinished(r.state); });
 }
 
 void OperationRegistry::changedLocked(const std::string& id) const {

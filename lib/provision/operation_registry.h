@@ -220,6 +220,9 @@ class OperationRegistry {
   /// `ran`: it held a per-caller slot (not cancelled in the queue).
   void finish(const std::string& id, Status status, bool ran);
   void run(std::string id, std::string kind, Work work, std::stop_token stop);
+  /// Blocks on `cv` until `done` holds for the operation (or it is gone) or `deadline` comes.
+  Result<core::OperationRecord> waitFor(std::condition_variable& cv, const std::string& id, absl::Time deadline,
+                                        const std::function<bool(const core::OperationRecord&)>& done) const;
   /// Wakes waitChange() and calls the listeners of `id` (watch()).
   void changedLocked(const std::string& id) const;
   void workerLoop();

@@ -28,6 +28,14 @@ class StoreTest : public ::testing::Test {
     sqlite3_close(db);
   }
 
+  static core::OperationRecord operation(const std::string& id, core::OperationState state) {
+    core::OperationRecord op;
+    op.id = id;
+    op.kind = "create-domain";
+    op.target = "web1";
+    op.state = state;
+    return op;
+  }
   static DomainRecord record(const std::string& name, const std::string& uuid) {
     DomainRecord r;
     r.spec.name = name;
@@ -318,11 +326,7 @@ TEST_F(StoreTest, Journal) {
 // A journal step carries its operation's first record in the same write: both are there, or neither.
 TEST_F(StoreTest, JournalStepWithItsOperation) {
   auto s = *Store::open(path_);
-  core::OperationRecord op;
-  op.id = "op-c";
-  op.kind = "create-domain";
-  op.target = "web1";
-  op.state = core::OperationState::kRunning;
+  const core::OperationRecord op = operation("op-c", core::OperationState::kRunning);
   ASSERT_TRUE(s->putJournalStep({"op-c", 0, "create-domain", "define", {{"domain", "web1"}}, false},
                                 Store::Durability::kCommitted, &op)
                   .ok());
@@ -345,11 +349,7 @@ TEST_F(StoreTest, FinishOperationClearsItsJournal) {
   auto s = *Store::open(path_);
   ASSERT_TRUE(s->putJournalStep({"op-e", 0, "delete-domain", "delete", {{"domain", "web1"}}, true}).ok());
   ASSERT_TRUE(s->putJournalStep({"op-f", 0, "delete-domain", "delete", {{"domain", "web2"}}, false}).ok());
-  core::OperationRecord op;
-  op.id = "op-e";
-  op.kind = "delete-domain";
-  op.target = "web1";
-  op.state = core::OperationState::kSucceeded;
+  core::OperationRecord op = operation("op-e", core::OperationState::kSucceeded);
   op.finished_at = absl::FromUnixSeconds(1'800'000'000);
   ASSERT_TRUE(s->finishOperation(op).ok());
   auto ops = *s->listOperations(10);
