@@ -142,8 +142,16 @@ class Caller:
 
     def close(self):
         self.proc.stdin.close()
-        self.proc.wait(timeout=30)
-        self.proc.stdout.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # A worker left behind holds ctest's output pipe open: ctest
+            # would wait for it after the test ends.
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the worker of {self.name} did not exit 30 s after its input ended")
+        finally:
+            self.proc.stdout.close()
 
 
 @unittest.skipUnless(os.geteuid() == 0, "being other uids needs root")
