@@ -36,7 +36,6 @@ constexpr size_t kMaxDiffAnswerBytes = (size_t{4} << 20) - 4096;
 // A list answer is cut into pages of at most this (next_page_token): clients
 // take 4 MiB by default, and a list that outgrew it failed for every client.
 constexpr size_t kMaxListAnswerBytes = (size_t{4} << 20) - (64 << 10);
-constexpr size_t kElementOverhead = kListElementOverhead;
 
 // A stream holds buffers while it lives (no thread: daemon/stream_reactors.h):
 // at most [daemon] max_streams_per_caller per caller.
@@ -265,7 +264,7 @@ grpc::Status DomainServiceImpl::listDomains(grpc::ServerContextBase* ctx, const 
       d->set_state_reason("its spec is too large to list; delete the domain and define it again within the limits");
       size = d->ByteSizeLong();
     }
-    const size_t n = size + kElementOverhead;
+    const size_t n = size + kListElementOverhead;
     if (bytes + n > kMaxListAnswerBytes && out->domains_size() > 1) {
       out->mutable_domains()->RemoveLast();
       out->set_next_page_token(absl::StrCat(last->foreign ? "1:" : "0:", last->spec.name));
@@ -444,7 +443,7 @@ grpc::Status OperationServiceImpl::ListOperations(grpc::ServerContext* ctx, cons
     if ((after && key(r) >= *after) || !c_.access.maySeeOperation(caller, r)) continue;
     v1::Operation o;
     toProto(r, &o);
-    const size_t n = o.ByteSizeLong() + kElementOverhead;
+    const size_t n = o.ByteSizeLong() + kListElementOverhead;
     if (bytes + n > kMaxListAnswerBytes && out->operations_size() > 0) {
       out->set_next_page_token(last);
       break;
