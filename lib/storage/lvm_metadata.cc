@@ -59,17 +59,15 @@ Status readText(const ReadAt& read, const MdaCommit& c, uint64_t from, size_t le
 
 // ---------------------------------------------------------- the config syntax
 
+struct Member;
+
 struct Value {
   enum Kind { kString, kNumber, kList, kSection } kind = kString;
   std::string text;  // a string's value or a number's digits
   std::vector<Value> items;
-  std::vector<std::pair<std::string, Value>> members;
+  std::vector<Member> members;  // a section's, in the text's order
 
-  const Value* get(std::string_view key) const {
-    for (const auto& [k, v] : members)
-      if (k == key) return &v;
-    return nullptr;
-  }
+  const Value* get(std::string_view key) const;
   std::string str(std::string_view key) const {
     const Value* v = get(key);
     return v && v->kind != kSection && v->kind != kList ? v->text : "";
@@ -87,6 +85,19 @@ struct Value {
     return out;
   }
 };
+
+// Not a std::pair: pair<string, Value> inside Value needs Value complete,
+// which clang with libstdc++ 12 checks where g++ does not.
+struct Member {
+  std::string key;
+  Value value;
+};
+
+const Value* Value::get(std::string_view key) const {
+  for (const auto& m : members)
+    if (m.key == key) return &m.value;
+  return nullptr;
+}
 
 class Parser {
  public:
@@ -110,12 +121,12 @@ class Parser {
         ++at_;
         Value v;
         XENCTL_RETURN_IF_ERROR(members(v, false));
-        section.members.emplace_back(std::move(key), std::move(v));
+        section.members.push_back({std::move(key), std::move(v)});
       } else if (at_ < t_.size() && t_[at_] == '=') {
         ++at_;
         Value v;
         XENCTL_RETURN_IF_ERROR(value(v));
-        section.members.emplace_back(std::move(key), std::move(v));
+        section.members.push_back({std::move(key), std::move(v)});
       } else {
         return error(absl::StrCat("'", key, "' is followed by neither '=' nor '{'"));
       }
@@ -314,16 +325,16 @@ const LvMetadata* VgMetadata::find(std::string_view lv) const {
 Result<VgMetadata> parseVgMetadata(std::string_view text) {
   Value top;
   XENCTL_RETURN_IF_ERROR(Parser(text).members(top, true));
-  const std::pair<std::string, Value>* vg = nullptr;
+  const Member* vg = nullptr;
   for (const auto& m : top.members)
-    if (m.second.kind == Value::kSection) {
+    if (m.value.kind == Value::kSection) {
       vg = &m;
       break;
     }
   if (!vg) return absl::InvalidArgumentError("LVM metadata has no volume group section");
-  const Value& v = vg->second;
+  const Value& v = vg->value;
   VgMetadata md;
-  md.name = vg->first;
+  md.name = vg->key;
   md.id = v.str("id");
   md.seqno = static_cast<uint64_t>(v.num("seqno"));
   md.extent_size = static_cast<uint64_t>(v.num("extent_size"));
