@@ -74,7 +74,7 @@ Status DomainManager::load() {
     std::lock_guard lock(mu_);
     for (auto& r : records) {
       names_by_uuid_[r.spec.uuid] = r.spec.name;
-      defs_[r.spec.name] = std::move(r);
+      putLocked(std::move(r));
     }
   }
   hv_.setEventSink([this](const core::HypervisorEvent& e) { onHypervisorEvent(e); });
@@ -85,7 +85,7 @@ Status DomainManager::load() {
     std::lock_guard lock(mu_);
     for (const auto& info : present)
       if (auto n = names_by_uuid_.find(info.uuid); n != names_by_uuid_.end())
-        ours.emplace_back(defs_.at(n->second).spec, info.domid);
+        ours.emplace_back(defs_.at(n->second).rec.spec, info.domid);
   }
   for (const auto& [spec, domid] : ours) {
     recordRun(spec, domid);
@@ -224,9 +224,9 @@ Result<std::vector<core::VolumeRef>> DomainManager::deletableVolumes(const state
                                                         " are cloned from it; delete them first", instead));
     {
       std::lock_guard lock(mu_);
-      for (const auto& [other, orec] : defs_) {
+      for (const auto& [other, odef] : defs_) {
         if (other == name) continue;
-        for (const auto& od : orec.spec.disks)
+        for (const auto& od : odef.rec.spec.disks)
           if (od.target == d.target)
             return absl::FailedPreconditionError(absl::StrCat(who, ": domain '", other, "' also has it as disk ",
                                                               od.vdev, instead));
@@ -247,7 +247,8 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
     std::lock_guard lock(mu_);
     ++hv_event_count_;
     auto n = names_by_uuid_.find(e.uuid);
-    state::DomainRecord* rec = n != names_by_uuid_.end() ? &defs_.at(n->second) : nullptr;
+    Definition* def = n != names_by_uuid_.end() ? &defs_.at(n->second) : nullptr;
+    state::DomainRecord* rec = def ? &def->rec : nullptr;
     bool changed = false;
     if (rec && e.kind == core::HypervisorEvent::Kind::kStarted) {
       unresolved_.erase(e.uuid);  // built anew, from resolved disks
@@ -258,7 +259,7 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
     // domid), an end frees the volumes (unless a later run holds them).
     if (n != names_by_uuid_.end() &&
         (e.kind == core::HypervisorEvent::Kind::kStarted || e.kind == core::HypervisorEvent::Kind::kRebooted))
-      usage_.record(defs_.at(n->second).spec, e.domid);
+      usage_.record(defs_.at(n->second).rec.spec, e.domid);
     if (n != names_by_uuid_.end() && e.kind == core::HypervisorEvent::Kind::kDestroyed)
       usage_.release(n->second, e.domid);
     if (rec && e.kind == core::HypervisorEvent::Kind::kDestroyed) {
@@ -283,6 +284,7 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
     }
     if (changed) {
       rec->updated_at = clock_.now();
+      def->version = ++last_version_;
       (void)store_.updateDomain(*rec);  // on failure the next save fixes it; state comes from the hypervisor
     }
   }
@@ -301,7 +303,7 @@ Result<state::DomainRecord> DomainManager::definition(const std::string& name) {
   {
     std::lock_guard lock(mu_);
     auto it = defs_.find(name);
-    if (it != defs_.end()) return it->second;
+    if (it != defs_.end()) return it->second.rec;
   }
   XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
   for (const auto& d : present)
@@ -317,9 +319,9 @@ Status DomainManager::saveDefinition(const state::DomainRecord& rec) {
   updated.updated_at = clock_.now();
   // The stop reason is the hypervisor events' to write: a copy of the
   // definition taken before an event must not bring back an older one.
-  if (auto it = defs_.find(rec.spec.name); it != defs_.end()) updated.stop_reason = it->second.stop_reason;
+  if (auto it = defs_.find(rec.spec.name); it != defs_.end()) updated.stop_reason = it->second.rec.stop_reason;
   XENCTL_RETURN_IF_ERROR(store_.updateDomain(updated));
-  defs_[rec.spec.name] = std::move(updated);
+  putLocked(std::move(updated));
   return absl::OkStatus();
 }
 
@@ -334,15 +336,36 @@ Result<core::DomainInfo> DomainManager::presentInfo(const state::DomainRecord& r
   return hv_.domainInfo(rec.spec.uuid);
 }
 
-DomainView DomainManager::viewOf(const state::DomainRecord& rec, const core::DomainInfo* live) const {
-  DomainView v;
-  v.spec = rec.spec;
-  v.created_at = rec.created_at;
-  v.owner_uid = rec.owner_uid;
-  v.owner = rec.owner;
-  v.grants = rec.grants;
+void DomainManager::putLocked(state::DomainRecord rec) {
+  Definition& def = defs_[rec.spec.name];
+  def.rec = std::move(rec);
+  def.version = ++last_version_;
+}
+
+void DomainManager::viewOf(const Definition& def, const core::DomainInfo* live, bool with_definition,
+                           DomainView& v) const {
+  const state::DomainRecord& rec = def.rec;
+  v.version = def.version;
+  if (with_definition) {
+    v.spec = rec.spec;
+    v.created_at = rec.created_at;
+    v.owner_uid = rec.owner_uid;
+    v.owner = rec.owner;
+    v.grants = rec.grants;
+  } else {
+    v.spec.name = rec.spec.name;
+  }
   if (live) {
-    v.live = *live;
+    if (with_definition) {
+      v.live = *live;
+    } else {  // its numbers: the strings are the definition's
+      v.live.domid = live->domid;
+      v.live.state = live->state;
+      v.live.vcpus_online = live->vcpus_online;
+      v.live.memory_mib = live->memory_mib;
+      v.live.cpu_time_seconds = live->cpu_time_seconds;
+      v.live.type = live->type;
+    }
     v.state = live->state;
     if (auto u = unresolved_.find(rec.spec.uuid); u != unresolved_.end())
       v.state_reason = absl::StrCat("running since before xenctld's restart with a disk that cannot be resolved: ",
@@ -355,7 +378,6 @@ DomainView DomainManager::viewOf(const state::DomainRecord& rec, const core::Dom
       v.state_reason = rec.stop_reason;
     }
   }
-  return v;
 }
 
 DomainView DomainManager::foreignView(const core::DomainInfo& info) {
@@ -375,8 +397,10 @@ Result<DomainView> DomainManager::get(const std::string& name) {
     std::lock_guard lock(mu_);
     if (auto it = defs_.find(name); it != defs_.end()) {
       const auto live = std::find_if(present.begin(), present.end(),
-                                     [&](const core::DomainInfo& i) { return i.uuid == it->second.spec.uuid; });
-      return viewOf(it->second, live == present.end() ? nullptr : &*live);
+                                     [&](const core::DomainInfo& i) { return i.uuid == it->second.rec.spec.uuid; });
+      DomainView v;
+      viewOf(it->second, live == present.end() ? nullptr : &*live, true, v);
+      return v;
     }
   }
   for (const auto& info : present)
@@ -385,18 +409,23 @@ Result<DomainView> DomainManager::get(const std::string& name) {
 }
 
 Result<std::vector<DomainView>> DomainManager::list(bool include_foreign) {
+  return list(include_foreign, [](const std::string&, uint64_t) { return false; });
+}
+
+Result<std::vector<DomainView>> DomainManager::list(bool include_foreign,
+                                                    absl::FunctionRef<bool(const std::string&, uint64_t)> known) {
   XENCTL_ASSIGN_OR_RETURN(auto present, hv_.listDomains());
   absl::flat_hash_map<std::string_view, const core::DomainInfo*> by_uuid;
   by_uuid.reserve(present.size());
   for (const auto& info : present) by_uuid[info.uuid] = &info;
   std::vector<DomainView> out;
   {
-    // Views are built straight from the cache: one copy of each spec, no hypervisor call under the lock.
+    // Views are built straight from the cache: at most one copy of each spec, no hypervisor call under the lock.
     std::lock_guard lock(mu_);
     out.reserve(defs_.size() + (include_foreign ? present.size() : 0));
-    for (const auto& [name, r] : defs_) {
-      auto it = by_uuid.find(r.spec.uuid);
-      out.push_back(viewOf(r, it == by_uuid.end() ? nullptr : it->second));
+    for (const auto& [name, def] : defs_) {
+      auto it = by_uuid.find(def.rec.spec.uuid);
+      viewOf(def, it == by_uuid.end() ? nullptr : it->second, !known(name, def.version), out.emplace_back());
       if (it != by_uuid.end()) by_uuid.erase(it);
     }
   }
@@ -486,7 +515,7 @@ Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner
     // Under mu_, which a deletion of volumes takes after marking them (removeLocked).
     XENCTL_RETURN_IF_ERROR(checkNotDeleting(spec));
     XENCTL_RETURN_IF_ERROR(store_.insertDomain(rec));
-    defs_[spec.name] = rec;
+    putLocked(rec);
     names_by_uuid_[spec.uuid] = spec.name;
   }
   publish(core::DomainEventKind::kDefined, spec, -1, DomainState::kStopped);
@@ -672,8 +701,8 @@ Status DomainManager::removeLocked(const state::DomainRecord& rec, bool delete_v
                               usage_.holdForDelete(ref.target(), absl::StrCat("deleting ", ref.target())));
       {
         std::lock_guard lock(mu_);
-        for (const auto& [other, orec] : defs_)
-          for (const auto& od : orec.spec.disks)
+        for (const auto& [other, odef] : defs_)
+          for (const auto& od : odef.rec.spec.disks)
             if (od.target == ref.target())
               return absl::FailedPreconditionError(absl::StrCat("domain '", other, "' was defined with it as disk ",
                                                                 od.vdev, " meanwhile, so it was kept"));
@@ -716,7 +745,7 @@ Result<DomainAccess> DomainManager::access(const std::string& name) {
   std::lock_guard lock(mu_);
   auto it = defs_.find(name);
   if (it == defs_.end()) return absl::NotFoundError(absl::StrCat(quoted(name), " not found"));
-  return DomainAccess{it->second.owner, it->second.grants};
+  return DomainAccess{it->second.rec.owner, it->second.rec.grants};
 }
 
 Result<DomainView> DomainManager::changeAccess(const std::string& name, const AccessChange& change) {

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "lib/core/clock.h"
 #include "lib/core/hypervisor.h"
 #include "lib/provision/caller.h"
@@ -54,6 +55,13 @@ struct DomainView {
   /// Who owns it and who was granted operator rights on it (state::DomainRecord).
   std::string owner;
   std::vector<std::string> grants;
+  /// Of one of ours: a number that its definition (spec, created_at,
+  /// owner, grants, what it ran and why it stopped) takes anew at each
+  /// change, from one sequence for all domains, so a version is never seen
+  /// twice, not even for a domain deleted and defined again under its name.
+  /// 0 for a foreign one. What the hypervisor reports (state, live) is not
+  /// covered: it is read anew for each view.
+  uint64_t version = 0;
 };
 
 /// Who may act on a domain besides admins.
@@ -131,6 +139,16 @@ class DomainManager {
   Result<DomainView> get(const std::string& name);
   /// Ours by name; foreign ones after them when asked for.
   Result<std::vector<DomainView>> list(bool include_foreign);
+  /// As list(), for a caller that keeps what it made of each definition by
+  /// its version (the daemon's encoded listing): `known(name, version)` is
+  /// asked once for each of ours, in the order of the answer, under the
+  /// manager's lock (it must not call back into the manager). The view of
+  /// one it says it knows carries of the definition only spec.name: no rest
+  /// of the spec, created_at, owner_uid, owner or grants, and of `live`
+  /// only the numbers. Its state, state_reason, live numbers and version
+  /// are current, as in every view.
+  Result<std::vector<DomainView>> list(bool include_foreign,
+                                       absl::FunctionRef<bool(const std::string& name, uint64_t version)> known);
   Result<core::OperationRecord> start(const std::string& name, bool paused, const Caller& caller);
   Result<core::OperationRecord> shutdown(const std::string& name, ShutdownRequest req, const Caller& caller);
   Result<core::OperationRecord> reboot(const std::string& name, const Caller& caller);
@@ -213,10 +231,19 @@ class DomainManager {
   Status locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work);
   static Phases phasesOf(OperationContext& ctx);
   Status removeLocked(const state::DomainRecord& rec, bool delete_volumes, const Phases& phases);
+  /// A definition as kept here, with its version (DomainView::version).
+  struct Definition {
+    state::DomainRecord rec;
+    uint64_t version = 0;
+  };
+  /// Keeps `rec` as its name's definition, with a new version. Under mu_.
+  void putLocked(state::DomainRecord rec);
   Result<state::DomainRecord> definition(const std::string& name);
   Status saveDefinition(const state::DomainRecord& rec);
-  /// The API's view of one of ours; `live` is null when it is not in the hypervisor.
-  DomainView viewOf(const state::DomainRecord& rec, const core::DomainInfo* live) const;
+  /// Fills `v` (new) as the API's view of one of ours; `live` is null when
+  /// it is not in the hypervisor. Without `with_definition`, as list()'s
+  /// `known` describes. An out parameter: list() builds its views in place.
+  void viewOf(const Definition& def, const core::DomainInfo* live, bool with_definition, DomainView& v) const;
   static DomainView foreignView(const core::DomainInfo& info);
   /// NOT_FOUND for an unknown name, FAILED_PRECONDITION unless present in the hypervisor.
   Status requirePresent(const std::string& name);
@@ -259,7 +286,8 @@ class DomainManager {
 
   std::mutex mu_;                                     // guards the maps below
   std::condition_variable hv_changed_;                // any hypervisor event
-  std::map<std::string, state::DomainRecord> defs_;   // by name
+  std::map<std::string, Definition> defs_;            // by name
+  uint64_t last_version_ = 0;                         // the last Definition::version given
   std::map<std::string, std::string> names_by_uuid_;  // uuid -> name
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;  // one change at a time per domain
   // Adopted domains (by uuid) whose disks could not be resolved at load

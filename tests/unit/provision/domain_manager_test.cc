@@ -599,5 +599,45 @@ TEST_F(DomainManagerTest, ImageBaseAttachedReadOnlyOnly) {
   EXPECT_TRUE(pool_->get("golden").ok());
 }
 
+// A definition's version changes with each change of it and never comes
+// back (not for a name defined again); list()'s `known` views carry the
+// name and the current state but not the definition.
+TEST_F(DomainManagerTest, VersionsFollowTheDefinition) {
+  auto versionOf = [&](const std::string& name) { return domains_->get(name)->version; };
+  done(domains_->create({spec("web1"), true, false}, caller_));
+  const uint64_t defined = versionOf("web1");
+  EXPECT_GT(defined, 0u);
+  done(domains_->start("web1", false, caller_));
+  const uint64_t started = versionOf("web1");  // running_expected is stored
+  EXPECT_GT(started, defined);
+  done(domains_->pause("web1", caller_));
+  EXPECT_EQ(versionOf("web1"), started) << "the hypervisor's state is not the definition's";
+  done(domains_->setResources("web1", {2, 0}, caller_));
+  EXPECT_GT(versionOf("web1"), started);
+  const uint64_t before_access = versionOf("web1");
+  ASSERT_TRUE(domains_->changeAccess("web1", {std::string("uid:7"), {}, {}}).ok());
+  EXPECT_GT(versionOf("web1"), before_access);
+
+  std::vector<std::pair<std::string, uint64_t>> asked;
+  auto views = domains_->list(false, [&](const std::string& name, uint64_t version) {
+    asked.emplace_back(name, version);
+    return true;
+  });
+  ASSERT_TRUE(views.ok()) << views.status();
+  ASSERT_EQ(views->size(), 1u);
+  EXPECT_EQ(asked, (std::vector<std::pair<std::string, uint64_t>>{{"web1", versionOf("web1")}}));
+  const DomainView& known = views->front();
+  EXPECT_EQ(known.spec.name, "web1");
+  EXPECT_EQ(known.spec.uuid, "");
+  EXPECT_EQ(known.owner, "");
+  EXPECT_EQ(known.state, DomainState::kPaused);
+  EXPECT_GE(known.live.domid, 0);
+
+  const uint64_t last = versionOf("web1");
+  done(domains_->remove("web1", true, false, caller_));
+  done(domains_->create({spec("web1"), true, false}, caller_));
+  EXPECT_GT(versionOf("web1"), last);
+}
+
 }  // namespace
 }  // namespace xenctl::provision
