@@ -178,9 +178,11 @@ grpc::ServerUnaryReactor* DomainServiceImpl::DeleteDomain(grpc::CallbackServerCo
   return mutation(ctx, out, req->delete_volumes(), [this, ctx, req, out] { return deleteDomain(ctx, req, out); });
 }
 
+DomainServiceImpl::DomainServiceImpl(ServiceContext& c)
+    : c_(c), lister_(c.domains, c.access, kMaxListAnswerBytes) {}
+
 grpc::ServerUnaryReactor* DomainServiceImpl::ListDomains(grpc::CallbackServerContext* ctx,
-                                                         const v1::ListDomainsRequest* req,
-                                                         v1::ListDomainsResponse* out) {
+                                                         const grpc::ByteBuffer* req, grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
   r->Finish(listDomains(ctx, req, out));
   return r;
@@ -221,58 +223,21 @@ grpc::Status DomainServiceImpl::GetDomain(grpc::ServerContext* ctx, const v1::Ge
   return grpc::Status::OK;
 }
 
-grpc::Status DomainServiceImpl::listDomains(grpc::ServerContextBase* ctx, const v1::ListDomainsRequest* req,
-                                            v1::ListDomainsResponse* out) {
-  XENCTL_ADMIT(caller, "DomainService.ListDomains", *req);
-  auto views = c_.domains.list(req->include_foreign());
-  if (!views.ok()) return toGrpc(views.status());
-  // Pages continue after a key "0:NAME" (ours by name) or "1:NAME" (then the
-  // foreign ones by name), compared without building a key per domain.
-  auto before = [](const provision::DomainView* a, const provision::DomainView* b) {
-    return a->foreign != b->foreign ? b->foreign : a->spec.name < b->spec.name;
-  };
-  const std::string& token = req->page_token();
-  const bool token_foreign = absl::StartsWith(token, "1:");
-  const std::string_view token_name =
-      token.size() >= 2 ? std::string_view(token).substr(2) : std::string_view();
-  auto afterToken = [&](const provision::DomainView& v) {
-    if (token.empty()) return true;
-    if (v.foreign != token_foreign) return v.foreign;
-    return std::string_view(v.spec.name) > token_name;
-  };
-  std::vector<const provision::DomainView*> order;
-  order.reserve(views->size());
-  for (const auto& v : *views)
-    if (afterToken(v) && c_.access.maySeeDomain(caller, v.spec.name)) order.push_back(&v);
-  // list() gives ours by name, then the foreign ones: sorted already but for those.
-  if (!std::is_sorted(order.begin(), order.end(), before)) std::sort(order.begin(), order.end(), before);
-  out->mutable_domains()->Reserve(static_cast<int>(order.size()));
-  size_t bytes = 0;
-  const provision::DomainView* last = nullptr;
-  for (const provision::DomainView* v : order) {
-    v1::Domain* d = out->add_domains();
-    toProto(*v, d);
-    size_t size = d->ByteSizeLong();
-    if (size > kMaxListAnswerBytes / 4) {
-      // Stored before the limits on a spec existed: shown without its lists.
-      spdlog::warn("domain '{}': its spec is {} bytes, too large to list; shown without disks, vifs, cmdline",
-                   v->spec.name, size);
-      d->mutable_spec()->clear_disks();
-      d->mutable_spec()->clear_vifs();
-      d->mutable_spec()->clear_bootloader_args();
-      d->mutable_spec()->clear_cmdline();
-      d->set_state_reason("its spec is too large to list; delete the domain and define it again within the limits");
-      size = d->ByteSizeLong();
-    }
-    const size_t n = size + kListElementOverhead;
-    if (bytes + n > kMaxListAnswerBytes && out->domains_size() > 1) {
-      out->mutable_domains()->RemoveLast();
-      out->set_next_page_token(absl::StrCat(last->foreign ? "1:" : "0:", last->spec.name));
-      break;
-    }
-    bytes += n;
-    last = v;
-  }
+grpc::Status DomainServiceImpl::listDomains(grpc::ServerContextBase* ctx, const grpc::ByteBuffer* raw,
+                                            grpc::ByteBuffer* out) {
+  v1::ListDomainsRequest request;
+  grpc::ByteBuffer in(*raw);  // shares the slices; Deserialize consumes its buffer
+  if (!grpc::SerializationTraits<v1::ListDomainsRequest>::Deserialize(&in, &request).ok())
+    return toGrpc(absl::InvalidArgumentError(
+        "ListDomains: the request is not a xenctl.v1.ListDomainsRequest (it does not decode); send one"));
+  XENCTL_ADMIT(caller, "DomainService.ListDomains", request);
+  auto answer = lister_.list(caller, request);
+  if (!answer.ok()) return toGrpc(answer.status());
+  // The answer's bytes become the slice's, without a copy.
+  auto* bytes = new std::string(*std::move(answer));
+  grpc::Slice slice(bytes->data(), bytes->size(), [](void* p) { delete static_cast<std::string*>(p); }, bytes);
+  grpc::ByteBuffer buffer(&slice, 1);
+  out->Swap(&buffer);
   return grpc::Status::OK;
 }
 
