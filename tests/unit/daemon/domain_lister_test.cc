@@ -91,15 +91,7 @@ class DomainListerTest : public provision::ManagersFixture {
     c.role = access_->roleOf(c.identity);
     return c;
   }
-  core::DomainSpec spec(const std::string& name, uint64_t mem = 64) {
-    core::DomainSpec s;
-    s.name = name;
-    s.memory_mib = mem;
-    s.vcpus = 1;
-    s.maxvcpus = 4;
-    s.maxmem_mib = 1024;
-    return s;
-  }
+  core::DomainSpec spec(const std::string& name, uint64_t mem = 64) { return provision::smallSpec(name, mem); }
   // A stopped domain of ours with these disks, owned by uid 1000.
   void defineDomain(const std::string& name, std::vector<core::DiskSpec> disks) {
     core::DomainSpec s = spec(name);

@@ -20,15 +20,7 @@ namespace {
 using core::DomainState;
 using core::OperationState;
 
-core::DomainSpec spec(const std::string& name, uint64_t mem = 512) {
-  core::DomainSpec s;
-  s.name = name;
-  s.memory_mib = mem;
-  s.vcpus = 1;
-  s.maxvcpus = 4;
-  s.maxmem_mib = 2048;
-  return s;
-}
+core::DomainSpec spec(const std::string& name, uint64_t mem = 512) { return smallSpec(name, mem); }
 
 // A daemon's worth of parts over one store and one pool "main" (in memory);
 // `restart()` builds new ones over the same store and pool, with

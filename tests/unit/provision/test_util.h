@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lib/core/domain.h"
 #include "lib/provision/caller.h"
 #include "lib/provision/operation_registry.h"
 
@@ -10,6 +11,17 @@ inline Caller adminCaller(std::string request_id = "", int64_t uid = 0) {
   Caller c(std::move(request_id), uid);
   c.role = core::Role::kAdmin;
   return c;
+}
+
+/// A spec of `mem` MiB and one vcpu that may grow to 4 vcpus and 2 GiB.
+inline core::DomainSpec smallSpec(const std::string& name, uint64_t mem) {
+  core::DomainSpec s;
+  s.name = name;
+  s.memory_mib = mem;
+  s.vcpus = 1;
+  s.maxvcpus = 4;
+  s.maxmem_mib = 2048;
+  return s;
 }
 
 /// Waits (bounded) for an operation to finish and returns its final record.
