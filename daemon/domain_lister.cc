@@ -163,6 +163,7 @@ DomainLister::Usage DomainLister::usage() const {
   std::shared_lock lock(mu_);
   Usage u;
   u.domains = encodings_.size();
+  u.bytes = encodings_.capacity() * (sizeof(decltype(encodings_)::value_type) + 1);  // slots and control bytes
   for (const auto& [name, e] : encodings_) {
     u.bytes += name.capacity() + sizeof(Encoded) + e->bytes.capacity();
     if (e->trimmed) u.bytes += sizeof(Encoded) + e->trimmed->bytes.capacity();

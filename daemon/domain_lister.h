@@ -49,7 +49,8 @@ class DomainLister {
   /// Errors are DomainManager::list's.
   Result<std::string> list(const provision::Caller& caller, const v1::ListDomainsRequest& req);
 
-  /// How many encodings are kept, and their bytes (figures, tests).
+  /// How many encodings are kept, and about the memory they take: their
+  /// bytes and the table's (figures, tests).
   struct Usage {
     size_t domains = 0;
     size_t bytes = 0;
