@@ -59,6 +59,11 @@ grpc::Status answer(const ServiceContext& c, const char* call, const std::string
     return toGrpc(r.status());
   }
   audit(caller, call, target, absl::StrCat("operation ", r->id));
+  // One run on this thread (Request::run_inline) comes back finished.
+  if (core::isFinished(r->state) || wait <= absl::ZeroDuration()) {
+    toProto(*r, out);
+    return grpc::Status::OK;
+  }
   auto now = c.ops.waitFinished(r->id, absl::Now() + wait);
   toProto(now.ok() ? *now : *r, out);
   return grpc::Status::OK;

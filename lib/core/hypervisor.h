@@ -80,6 +80,11 @@ class Hypervisor {
   /// thread or from inside the call that caused the event, never under a
   /// lock the sink could need.
   virtual void setEventSink(EventSink sink) = 0;
+  /// True when every call above changes only memory and returns within
+  /// microseconds, never waiting on a guest, a device or a disk (the test
+  /// hypervisor): an operation made of such calls may then run on the
+  /// thread that asked for it (OperationRegistry::Request::run_inline).
+  virtual bool callsReturnAtOnce() const { return false; }
 };
 
 }  // namespace xenctl::core

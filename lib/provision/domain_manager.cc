@@ -62,7 +62,8 @@ DomainManager::DomainManager(core::Hypervisor& hv, StorageManager& storage, Volu
       ops_(ops),
       events_(events),
       clock_(clock),
-      host_paths_(std::move(host_paths)) {}
+      host_paths_(std::move(host_paths)),
+      hv_quick_(hv.callsReturnAtOnce()) {}
 
 DomainManager::~DomainManager() { hv_.setEventSink(nullptr); }
 
@@ -476,8 +477,13 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
     XENCTL_RETURN_IF_ERROR(checkVolumesFree(*spec));
     return resolveDisks(*spec).status();
   };
-  return ops_.startChecked({"create-domain", spec->name,
-                            caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck_volumes,
+  // Without volumes its work is the store's and the hypervisor's only.
+  const bool quick = std::none_of(spec->disks.begin(), spec->disks.end(),
+                                  [](const core::DiskSpec& d) { return core::isVolumeTarget(d.target); });
+  std::unique_lock<std::mutex> held = inlineLock(spec->name, quick);
+  return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid, caller.key(),
+                            caller.request_digest, held.owns_lock()},
+                           precheck_volumes,
                            [this, spec, req, owner = Owner(caller.uid, ownerOf(caller))](OperationContext& ctx) -> Status {
                              CreateRequest checked = req;
                              checked.spec = *spec;
@@ -492,16 +498,23 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                                if (name == "create") ctx.crashPoint("define:stored");
                                ctx.phase(name, percent, message);
                              };
-                             XENCTL_RETURN_IF_ERROR(createNow(checked, owner, phases).status());
+                             // Run inline, the calling thread holds the domain's lock (inlineLock).
+                             XENCTL_RETURN_IF_ERROR(
+                                 createNow(checked, owner, phases, /*lock=*/!ctx.onStartingThread()).status());
                              return ctx.journal(0, "define", intent, true, kDurability);
                            });
 }
 
-Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner& owner, const Phases& phases) {
+Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner& owner, const Phases& phases,
+                                                  bool lock) {
   if (req.spec.uuid.empty()) req.spec.uuid = core::newUuid();
   XENCTL_ASSIGN_OR_RETURN(core::DomainSpec spec, core::normalizeSpec(std::move(req.spec)));
-  auto guard = domainLock(spec.name);
-  std::lock_guard op_lock(*guard);
+  std::shared_ptr<std::mutex> guard;
+  std::unique_lock<std::mutex> op_lock;
+  if (lock) {
+    guard = domainLock(spec.name);
+    op_lock = std::unique_lock(*guard);
+  }
   phases.enter("define", 5, "storing the definition");
   const absl::Time now = clock_.now();
   state::DomainRecord rec{spec, now, now, owner.uid, owner.principal, {}, false, ""};
@@ -552,13 +565,20 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
     XENCTL_RETURN_IF_ERROR(checkVolumesFree(rec.spec));
     return resolveDisks(rec.spec).status();
   };
-  return runVerb("start-domain", name, caller, precheck,
-                 [this, name, paused](OperationContext& ctx, state::DomainRecord& rec) -> Status {
-    ctx.phase("create", 10, "creating the domain in the hypervisor");
-    auto info = startInHypervisor(rec.spec, paused);
-    XENCTL_RETURN_IF_ERROR(annotate(info.status(), absl::StrCat("starting ", quoted(name))));
-    return setRunningExpected(name, true);
-  });
+  // Without volumes its work is the store's and the hypervisor's only.
+  bool quick = false;
+  if (auto def = definition(name); def.ok())
+    quick = std::none_of(def->spec.disks.begin(), def->spec.disks.end(),
+                         [](const core::DiskSpec& d) { return core::isVolumeTarget(d.target); });
+  return runVerb(
+      "start-domain", name, caller, precheck,
+      [this, name, paused](OperationContext& ctx, state::DomainRecord& rec) -> Status {
+        ctx.phase("create", 10, "creating the domain in the hypervisor");
+        auto info = startInHypervisor(rec.spec, paused);
+        XENCTL_RETURN_IF_ERROR(annotate(info.status(), absl::StrCat("starting ", quoted(name))));
+        return setRunningExpected(name, true);
+      },
+      quick);
 }
 
 Result<OperationRecord> DomainManager::shutdown(const std::string& name, ShutdownRequest req, const Caller& caller) {
@@ -613,12 +633,14 @@ Result<OperationRecord> DomainManager::reboot(const std::string& name, const Cal
 
 Result<OperationRecord> DomainManager::destroy(const std::string& name, const Caller& caller) {
   auto precheck = [&] { return requirePresent(name); };
-  return runVerb("destroy-domain", name, caller, precheck,
-                 [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
-    ctx.phase("destroy", 10, "destroying the domain");
-    XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
-    return setRunningExpected(name, false);
-  });
+  return runVerb(
+      "destroy-domain", name, caller, precheck,
+      [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
+        ctx.phase("destroy", 10, "destroying the domain");
+        XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
+        return setRunningExpected(name, false);
+      },
+      /*quick=*/true);
 }
 
 Result<OperationRecord> DomainManager::remove(const std::string& name, bool force, bool delete_volumes,
@@ -652,7 +674,8 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
                    };
                    XENCTL_RETURN_IF_ERROR(removeLocked(rec, delete_volumes, phases));
                    return ctx.journal(0, "delete", intent, true, durability);
-                 });
+                 },
+                 /*quick=*/!delete_volumes);
 }
 
 Status DomainManager::completeCreate(const std::string& name) {
@@ -727,11 +750,24 @@ DomainManager::Phases DomainManager::phasesOf(OperationContext& ctx) {
 }
 
 Result<OperationRecord> DomainManager::runVerb(const std::string& kind, const std::string& name, const Caller& caller,
-                                               const std::function<Status()>& precheck, VerbWork work) {
-  return ops_.startChecked({kind, name, caller.request_id, caller.uid, caller.key(), caller.request_digest}, precheck,
-                           [this, name, work = std::move(work)](OperationContext& ctx) -> Status {
-                             return locked(name, [&](state::DomainRecord& rec) { return work(ctx, rec); });
-                           });
+                                               const std::function<Status()>& precheck, VerbWork work, bool quick) {
+  std::unique_lock<std::mutex> held = inlineLock(name, quick);
+  return ops_.startChecked(
+      {kind, name, caller.request_id, caller.uid, caller.key(), caller.request_digest, held.owns_lock()}, precheck,
+      [this, name, work = std::move(work)](OperationContext& ctx) -> Status {
+        if (ctx.onStartingThread()) {  // which holds the domain's lock (inlineLock)
+          XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+          return work(ctx, rec);
+        }
+        return locked(name, [&](state::DomainRecord& rec) { return work(ctx, rec); });
+      });
+}
+
+std::unique_lock<std::mutex> DomainManager::inlineLock(const std::string& name, bool quick) {
+  if (!quick || !hv_quick_) return {};
+  // Kept alive by op_locks_, which never drops an entry.
+  std::shared_ptr<std::mutex> m = domainLock(name);
+  return std::unique_lock(*m, std::try_to_lock);
 }
 
 Status DomainManager::locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work) {
@@ -777,7 +813,7 @@ Result<OperationRecord> DomainManager::pause(const std::string& name, const Call
                  [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("pause", 10);
     return annotate(hv_.pauseDomain(rec.spec.uuid), absl::StrCat("pausing ", quoted(name)));
-  });
+  }, /*quick=*/true);
 }
 
 Result<OperationRecord> DomainManager::unpause(const std::string& name, const Caller& caller) {
@@ -786,7 +822,7 @@ Result<OperationRecord> DomainManager::unpause(const std::string& name, const Ca
                  [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
     ctx.phase("unpause", 10);
     return annotate(hv_.unpauseDomain(rec.spec.uuid), absl::StrCat("unpausing ", quoted(name)));
-  });
+  }, /*quick=*/true);
 }
 
 Result<OperationRecord> DomainManager::setResources(const std::string& name, Resources r, const Caller& caller) {
@@ -815,7 +851,7 @@ Result<OperationRecord> DomainManager::setResources(const std::string& name, Res
     if (r.vcpus) rec.spec.vcpus = r.vcpus;
     if (r.memory_mib) rec.spec.memory_mib = r.memory_mib;
     return saveDefinition(rec);
-  });
+  }, /*quick=*/true);
 }
 
 }  // namespace xenctl::provision

@@ -186,7 +186,9 @@ class DomainManager {
   /// Returns the spec as defined. INVALID_ARGUMENT for a bad spec,
   /// ALREADY_EXISTS for a taken name or uuid, FAILED_PRECONDITION for
   /// volumes that cannot be used (see the top of this file).
-  Result<core::DomainSpec> createNow(CreateRequest req, const Owner& owner, const Phases& phases = {});
+  /// `lock`: false when the caller holds the domain's lock already.
+  Result<core::DomainSpec> createNow(CreateRequest req, const Owner& owner, const Phases& phases = {},
+                                     bool lock = true);
   /// Destroys the domain when present, removes its definition and, with
   /// `delete_volumes`, its volumes, as remove() does. NOT_FOUND for an
   /// unknown name.
@@ -223,9 +225,17 @@ class DomainManager {
   /// once (its error is the call's, and no operation is made), then an
   /// operation `kind` on `name` takes the domain's lock, loads the
   /// definition (the domain may be gone by then) and runs `work`. A verb
-  /// built on it cannot forget the lock.
+  /// built on it cannot forget the lock. `quick`: `work` calls only the
+  /// hypervisor and the store (no storage backend, no waiting on a guest):
+  /// see inlineLock.
   Result<core::OperationRecord> runVerb(const std::string& kind, const std::string& name, const Caller& caller,
-                                        const std::function<Status()>& precheck, VerbWork work);
+                                        const std::function<Status()>& precheck, VerbWork work, bool quick = false);
+  /// For an operation on `name` whose work is quick (see runVerb): when the
+  /// hypervisor's calls return at once and no other operation holds the
+  /// domain's lock, that lock, taken; the operation may then run on the
+  /// calling thread (Request::run_inline), which never waits for a lock
+  /// there. Else an empty lock: a worker runs it, taking the lock itself.
+  std::unique_lock<std::mutex> inlineLock(const std::string& name, bool quick);
   /// Runs `work` holding `name`'s lock, with its definition loaded: the
   /// frame under runVerb and the *Now methods.
   Status locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work);
@@ -284,6 +294,7 @@ class DomainManager {
   const HostPaths host_paths_;
   std::string hv_name_;
 
+  const bool hv_quick_;  // hv_.callsReturnAtOnce()
   std::mutex mu_;                                     // guards the maps below
   std::condition_variable hv_changed_;                // any hypervisor event
   std::map<std::string, Definition> defs_;            // by name

@@ -239,6 +239,17 @@ Result<OperationRecord> OperationRegistry::start(Request req, Work work) {
   e.last_saved = rec.created_at;
   e.dirty = true;
   if (!rec.request_id.empty()) by_request_[requestKey(rec.caller_key, rec.request_id)] = rec.id;
+  const size_t per_caller = options_.max_per_caller ? options_.max_per_caller : options_.max_active;
+  auto caller_running = active_by_caller_.find(rec.caller_key);
+  if (req.run_inline && queue_.empty() && active_ < options_.max_active &&
+      (caller_running == active_by_caller_.end() || caller_running->second < per_caller)) {
+    // A worker's place is free: this thread is its worker (nothing queued
+    // is passed over, and the limits count it as running).
+    ++active_;
+    Taken taken = takeLocked(rec.id);
+    lock.unlock();
+    return run(rec.id, std::move(taken), /*on_inline=*/true);
+  }
   ++active_;
   queue_.push_back(rec.id);
   // A worker for each waiting operation, up to max_active; they stay for the next.
@@ -262,6 +273,8 @@ Result<OperationRecord> OperationRegistry::startChecked(Request req, const std::
 
 std::deque<std::string>::iterator OperationRegistry::nextRunnableLocked() {
   const size_t per_caller = options_.max_per_caller ? options_.max_per_caller : options_.max_active;
+  // Operations run inline (Request::run_inline) hold places too.
+  if (!shutting_down_ && active_ - queue_.size() >= options_.max_active) return queue_.end();
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     if (shutting_down_) return it;  // each ends at once, cancelled
     auto c = active_by_caller_.find(ops_.at(*it).rec.caller_key);
@@ -295,32 +308,35 @@ void OperationRegistry::workerLoop() {
     }
     const std::string id = *it;
     queue_.erase(it);
-    Entry& e = ops_.at(id);
-    ++active_by_caller_[e.rec.caller_key];
-    e.rec.queue_position = 0;
-    e.rec.state = OperationState::kRunning;
-    e.rec.updated_at = clock_.now();
-    ++e.rec.version;
-    Work work = std::move(e.work);
-    e.work = nullptr;
-    std::string kind = e.rec.kind;
-    std::stop_token token = e.stop.get_token();
     renumberQueueLocked();
-    changedLocked(id);
+    Taken taken = takeLocked(id);
     lock.unlock();
-    run(id, std::move(kind), std::move(work), std::move(token));
+    run(id, std::move(taken), /*on_inline=*/false);
     lock.lock();
   }
 }
 
-void OperationRegistry::run(std::string id, std::string kind, Work work, std::stop_token stop) {
-  OperationContext ctx(*this, id, std::move(kind), std::move(stop));
+OperationRegistry::Taken OperationRegistry::takeLocked(const std::string& id) {
+  Entry& e = ops_.at(id);
+  ++active_by_caller_[e.rec.caller_key];
+  e.rec.queue_position = 0;
+  e.rec.state = OperationState::kRunning;
+  e.rec.updated_at = clock_.now();
+  ++e.rec.version;
+  Taken taken{std::move(e.work), e.rec.kind, e.stop.get_token()};
+  e.work = nullptr;
+  changedLocked(id);
+  return taken;
+}
+
+OperationRecord OperationRegistry::run(std::string id, Taken taken, bool on_inline) {
+  OperationContext ctx(*this, id, std::move(taken.kind), std::move(taken.stop), on_inline);
   Status st;
   if (ctx.cancelled())
     st = absl::CancelledError("cancelled before it started");
   else
-    st = work(ctx);
-  finish(id, std::move(st), /*ran=*/true);
+    st = taken.work(ctx);
+  return finish(id, std::move(st), /*ran=*/true);
 }
 
 void OperationRegistry::update(const std::string& id, const std::function<void(OperationRecord&)>& change,
@@ -388,7 +404,7 @@ void OperationRegistry::save(const OperationRecord& snapshot) {
     (void)store_->putOperation(snapshot);
 }
 
-void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
+OperationRecord OperationRegistry::finish(const std::string& id, Status status, bool ran) {
   // The end is stored first and then shown to everyone in one step under
   // mu_: get(), list(), waitChange(), a new watch() and the listeners all see
   // it at once, and only once it is in the history (a watcher that reads the
@@ -418,7 +434,7 @@ void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
   // Not the caller's any more once it is seen finished: a watcher may start the next at once.
   if (auto c = active_by_caller_.find(e.rec.caller_key); ran && c != active_by_caller_.end() && --c->second == 0)
     active_by_caller_.erase(c);
-  e.rec = std::move(end);
+  e.rec = end;
   e.ending = false;
   e.dirty = false;
   --active_;
@@ -427,6 +443,7 @@ void OperationRegistry::finish(const std::string& id, Status status, bool ran) {
   work_ready_.notify_all();  // a per-caller slot is free
   // Here rather than at a start: the store then holds what memory keeps.
   trimHistoryLocked();
+  return end;
 }
 
 void OperationRegistry::trimHistoryLocked() {

@@ -42,6 +42,9 @@ class OperationContext {
   std::stop_token stopToken() const { return stop_; }
   const std::string& id() const { return id_; }
   const std::string& kind() const { return kind_; }
+  /// True when the work runs on the thread that started it (Request::run_inline),
+  /// before start() returns: what that thread holds, the work holds.
+  bool onStartingThread() const { return inline_; }
 
   /// Writes step `seq` ("clone", with what undoing or finishing it needs)
   /// to the operation's journal in the store: with `done` false before the
@@ -62,12 +65,13 @@ class OperationContext {
 
  private:
   friend class OperationRegistry;
-  OperationContext(OperationRegistry& r, std::string id, std::string kind, std::stop_token stop)
-      : registry_(r), id_(std::move(id)), kind_(std::move(kind)), stop_(std::move(stop)) {}
+  OperationContext(OperationRegistry& r, std::string id, std::string kind, std::stop_token stop, bool on_inline)
+      : registry_(r), id_(std::move(id)), kind_(std::move(kind)), stop_(std::move(stop)), inline_(on_inline) {}
   OperationRegistry& registry_;
   std::string id_;
   std::string kind_;
   std::stop_token stop_;
+  bool inline_;
 };
 
 class OperationRegistry {
@@ -94,6 +98,15 @@ class OperationRegistry {
     std::string caller_key = {};  ///< Caller::key(); "" = "uid:CALLER_UID"
     /// Caller::request_digest: what a repeat of request_id must ask again.
     std::string request_digest = {};
+    /// For work that ends without waiting (memory and kCommitted store
+    /// writes only, no lock another operation holds for long): when a
+    /// worker's place is free at once (nothing queued, fewer than
+    /// max_active running, its caller under max_per_caller), start() runs
+    /// it on the calling thread and returns its finished record, with no
+    /// hand-off to a worker and back. Its record, versions, watchers, store
+    /// writes and limits are those of a worker's run. Otherwise it is
+    /// queued as any other.
+    bool run_inline = false;
   };
   /// The work of an operation. Return CANCELLED after undoing, when
   /// ctx.cancelled() stopped it.
@@ -217,9 +230,17 @@ class OperationRegistry {
   void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);
   /// Writes a journal step, with the operation's record when it is not stored yet.
   Status journal(const state::JournalStep& step, state::Store::Durability durability);
-  /// `ran`: it held a per-caller slot (not cancelled in the queue).
-  void finish(const std::string& id, Status status, bool ran);
-  void run(std::string id, std::string kind, Work work, std::stop_token stop);
+  /// `ran`: it held a per-caller slot (not cancelled in the queue). Returns the end.
+  core::OperationRecord finish(const std::string& id, Status status, bool ran);
+  /// Takes queued or new `id` as running (a worker's or the starting thread's) and
+  /// returns what run() needs; under mu_.
+  struct Taken {
+    Work work;
+    std::string kind;
+    std::stop_token stop;
+  };
+  Taken takeLocked(const std::string& id);
+  core::OperationRecord run(std::string id, Taken taken, bool on_inline);
   /// Blocks on `cv` until `done` holds for the operation (or it is gone) or `deadline` comes.
   Result<core::OperationRecord> waitFor(std::condition_variable& cv, const std::string& id, absl::Time deadline,
                                         const std::function<bool(const core::OperationRecord&)>& done) const;

@@ -42,6 +42,8 @@ class TestHypervisor final : public core::Hypervisor {
   /// then sees it close, as with Xen). Nothing reads what is typed into it.
   Result<std::string> consolePath(const std::string& uuid) override;
   void setEventSink(EventSink sink) override;
+  /// Its domains are in memory only.
+  bool callsReturnAtOnce() const override { return true; }
 
   /// Makes the guest crash, as a kernel panic would; on_crash decides what follows.
   Status crashDomain(const std::string& uuid);

@@ -201,6 +201,64 @@ TEST_F(RegistryTest, BoundsOperationsPerCaller) {
   EXPECT_EQ(reg.activeOf("uid:1000"), 0u);
 }
 
+// run_inline with a place free: the work runs on the starting thread before
+// start() returns, which returns its end; watchers hear its versions as from
+// a worker, and the end is stored.
+TEST_F(RegistryTest, RunInlineEndsBeforeStartReturns) {
+  OperationRegistry reg(clock_, store_.get(), {});
+  const std::thread::id caller = std::this_thread::get_id();
+  std::thread::id ran_on;
+  bool inlined = false;
+  OperationRegistry::Request req{"k", "t", "", 7};
+  req.run_inline = true;
+  auto op = reg.start(req, [&](OperationContext& ctx) {
+    ran_on = std::this_thread::get_id();
+    inlined = ctx.onStartingThread();
+    ctx.phase("one", 40);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(op.ok()) << op.status();
+  EXPECT_EQ(ran_on, caller);
+  EXPECT_TRUE(inlined);
+  EXPECT_EQ(op->state, OperationState::kSucceeded);
+  EXPECT_EQ(op->phase, "one");
+  EXPECT_EQ(op->version, 4u);  // pending, running, phase, end
+  EXPECT_EQ(reg.active(), 0u);
+  EXPECT_EQ(reg.activeOf("uid:7"), 0u);
+  auto stored = *store_->listOperations(10);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].state, OperationState::kSucceeded);
+  // A failing one ends FAILED the same way.
+  auto bad = reg.start(req, [](OperationContext&) { return absl::NotFoundError("no t"); });
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->state, OperationState::kFailed);
+}
+
+// run_inline is queued as any other when no place is free at once: all
+// max_active running, its caller at max_per_caller, or others queued before it.
+TEST_F(RegistryTest, RunInlineQueuesWhenNoPlaceIsFree) {
+  OperationRegistry reg(clock_, nullptr, {2, 100, 1});
+  std::latch release(1);
+  const core::OperationRecord held = holdWorker(reg, release);  // uid:0's one place
+  auto quick = [](OperationContext& ctx) {
+    EXPECT_FALSE(ctx.onStartingThread());
+    return absl::OkStatus();
+  };
+  OperationRegistry::Request same_caller{"k", "a", "", 0};
+  same_caller.run_inline = true;
+  auto a = reg.start(same_caller, quick);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->state, OperationState::kPending);  // its caller runs max_per_caller
+  OperationRegistry::Request other{"k", "b", "", 1};
+  other.run_inline = true;
+  auto b = reg.start(other, quick);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->state, OperationState::kPending);  // a waits before it
+  release.count_down();
+  for (const auto& op : {held, *a, *b}) EXPECT_EQ(waitFinished(reg, op.id).state, OperationState::kSucceeded);
+  EXPECT_EQ(reg.active(), 0u);
+}
+
 // A queued operation cancelled ends CANCELLED at once without running.
 TEST_F(RegistryTest, CancelWhileQueued) {
   OperationRegistry reg(clock_, nullptr, {1, 100});
