@@ -473,10 +473,27 @@ Result<std::vector<core::OperationRecord>> Store::listOperations(size_t limit) {
 
 Status Store::pruneOperations(size_t keep) {
   std::lock_guard lock(mu_);
+  // The newest kept one, found through operations_by_time; the delete then
+  // reads only the rows older than it (a NOT IN over the newest `keep`
+  // scanned and sorted the whole table at each prune).
+  int64_t created_at;
+  std::string id;
+  {
+    Stmt last(db_, *stmts_, "SELECT created_at, id FROM operations ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?");
+    if (keep == 0) {
+      created_at = INT64_MAX;
+    } else {
+      last.bind(1, static_cast<int64_t>(keep - 1));
+      const int rc = last.step();
+      if (rc == SQLITE_DONE) return absl::OkStatus();  // no more than `keep`
+      if (rc != SQLITE_ROW) return last.error("pruning operations");
+      created_at = last.integer(0);
+      id = last.text(1);
+    }
+  }
   Stmt st(db_, *stmts_,
-          "DELETE FROM operations WHERE finished_at IS NOT NULL AND id NOT IN "
-          "(SELECT id FROM operations ORDER BY created_at DESC, id DESC LIMIT ?)");
-  st.bind(1, static_cast<int64_t>(keep));
+          "DELETE FROM operations WHERE finished_at IS NOT NULL AND (created_at < ?1 OR (created_at = ?1 AND id < ?2))");
+  st.bind(1, created_at).bind(2, id);
   return expectDone(st, "pruning operations");
 }
 

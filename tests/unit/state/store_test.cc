@@ -262,6 +262,23 @@ TEST_F(StoreTest, OperationsHistory) {
   ops = *s->listOperations(10);
   ASSERT_EQ(ops.size(), 2u);
   EXPECT_EQ(ops[1].id, "op-3");
+  // Started in the same microsecond: the larger id is the newer, as listOperations orders them.
+  for (const char* id : {"op-5a", "op-5b", "op-5c"}) {
+    core::OperationRecord op = ops[1];
+    op.id = id;
+    op.created_at = absl::FromUnixSeconds(2000);
+    ASSERT_TRUE(s->putOperation(op).ok());
+  }
+  ASSERT_TRUE(s->pruneOperations(2).ok());
+  ops = *s->listOperations(10);
+  ASSERT_EQ(ops.size(), 3u);  // the running one is kept beyond the bound
+  EXPECT_EQ(ops[0].id, "op-5c");
+  EXPECT_EQ(ops[1].id, "op-5b");
+  EXPECT_EQ(ops[2].id, "op-4");
+  ASSERT_TRUE(s->pruneOperations(0).ok());
+  ops = *s->listOperations(10);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].id, "op-4");
 }
 
 // The image catalog survives a reopen; a taken name is ALREADY_EXISTS; delete of a missing one NOT_FOUND.
