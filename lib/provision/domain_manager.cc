@@ -326,11 +326,33 @@ Status DomainManager::saveDefinition(const state::DomainRecord& rec) {
   return absl::OkStatus();
 }
 
-Status DomainManager::setRunningExpected(const std::string& name, bool running) {
+Status DomainManager::setRunningExpected(const std::string& name, bool running, OperationContext* ctx) {
   XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
   if (rec.running_expected == running) return absl::OkStatus();
+  if (writeWithEnd(ctx, name)) {
+    std::lock_guard lock(mu_);
+    if (auto it = defs_.find(name); it != defs_.end()) {
+      state::DomainRecord updated = it->second.rec;
+      updated.running_expected = running;
+      updated.updated_at = clock_.now();
+      putLocked(std::move(updated));
+    }
+    return absl::OkStatus();
+  }
   rec.running_expected = running;
   return saveDefinition(rec);
+}
+
+bool DomainManager::writeWithEnd(OperationContext* ctx, const std::string& name) {
+  if (!ctx || !ctx->onStartingThread()) return false;
+  ctx->storeEndWith([this, name](const OperationRecord& end) {
+    // Under mu_, as every write of a definition: the row is the cache's newest.
+    std::lock_guard lock(mu_);
+    state::Store::DomainChange change{name, std::nullopt};
+    if (auto it = defs_.find(name); it != defs_.end()) change.rec = it->second.rec;
+    return store_.finishOperation(end, change);
+  });
+  return true;
 }
 
 Result<core::DomainInfo> DomainManager::presentInfo(const state::DomainRecord& rec) {
@@ -500,13 +522,13 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
                              };
                              // Run inline, the calling thread holds the domain's lock (inlineLock).
                              XENCTL_RETURN_IF_ERROR(
-                                 createNow(checked, owner, phases, /*lock=*/!ctx.onStartingThread()).status());
-                             return ctx.journal(0, "define", intent, true, kDurability);
+                                 createNow(checked, owner, phases, /*lock=*/!ctx.onStartingThread(), &ctx).status());
+                             return ctx.journalLastDone(0, "define", intent, kDurability);
                            });
 }
 
 Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner& owner, const Phases& phases,
-                                                  bool lock) {
+                                                  bool lock, OperationContext* ctx) {
   if (req.spec.uuid.empty()) req.spec.uuid = core::newUuid();
   XENCTL_ASSIGN_OR_RETURN(core::DomainSpec spec, core::normalizeSpec(std::move(req.spec)));
   std::shared_ptr<std::mutex> guard;
@@ -553,7 +575,7 @@ Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner
     return why;
   }
   phases.enter("finalize", 90, absl::StrCat("running as domid ", info->domid));
-  XENCTL_RETURN_IF_ERROR(setRunningExpected(spec.name, true));
+  XENCTL_RETURN_IF_ERROR(setRunningExpected(spec.name, true, ctx));
   return spec;
 }
 
@@ -576,7 +598,7 @@ Result<OperationRecord> DomainManager::start(const std::string& name, bool pause
         ctx.phase("create", 10, "creating the domain in the hypervisor");
         auto info = startInHypervisor(rec.spec, paused);
         XENCTL_RETURN_IF_ERROR(annotate(info.status(), absl::StrCat("starting ", quoted(name))));
-        return setRunningExpected(name, true);
+        return setRunningExpected(name, true, &ctx);
       },
       quick);
 }
@@ -638,7 +660,7 @@ Result<OperationRecord> DomainManager::destroy(const std::string& name, const Ca
       [this, name](OperationContext& ctx, state::DomainRecord& rec) -> Status {
         ctx.phase("destroy", 10, "destroying the domain");
         XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
-        return setRunningExpected(name, false);
+        return setRunningExpected(name, false, &ctx);
       },
       /*quick=*/true);
 }
@@ -672,8 +694,8 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
                      if (name == "delete-volumes") ctx.crashPoint("delete:undefined");
                      ctx.phase(name, percent, message);
                    };
-                   XENCTL_RETURN_IF_ERROR(removeLocked(rec, delete_volumes, phases));
-                   return ctx.journal(0, "delete", intent, true, durability);
+                   XENCTL_RETURN_IF_ERROR(removeLocked(rec, delete_volumes, phases, &ctx));
+                   return ctx.journalLastDone(0, "delete", intent, durability);
                  },
                  /*quick=*/!delete_volumes);
 }
@@ -688,7 +710,8 @@ Status DomainManager::removeNow(const std::string& name, bool delete_volumes, co
   return locked(name, [&](state::DomainRecord& rec) { return removeLocked(rec, delete_volumes, phases); });
 }
 
-Status DomainManager::removeLocked(const state::DomainRecord& rec, bool delete_volumes, const Phases& phases) {
+Status DomainManager::removeLocked(const state::DomainRecord& rec, bool delete_volumes, const Phases& phases,
+                                   OperationContext* ctx) {
   const std::string& name = rec.spec.name;
   // Checked again before anything changes: a clone or snapshot may have
   // been made since the call.
@@ -701,9 +724,11 @@ Status DomainManager::removeLocked(const state::DomainRecord& rec, bool delete_v
     XENCTL_RETURN_IF_ERROR(destroyInHypervisor(rec));
   }
   phases.enter("undefine", 40, "removing the definition");
+  // With no volume to delete after it, the row goes with the operation's end.
+  const bool with_end = volumes.empty() && writeWithEnd(ctx, name);
   {
     std::lock_guard lock(mu_);
-    XENCTL_RETURN_IF_ERROR(store_.deleteDomain(name));
+    if (!with_end) XENCTL_RETURN_IF_ERROR(store_.deleteDomain(name));
     defs_.erase(name);
     names_by_uuid_.erase(rec.spec.uuid);
     unresolved_.erase(rec.spec.uuid);

@@ -186,9 +186,10 @@ class DomainManager {
   /// Returns the spec as defined. INVALID_ARGUMENT for a bad spec,
   /// ALREADY_EXISTS for a taken name or uuid, FAILED_PRECONDITION for
   /// volumes that cannot be used (see the top of this file).
-  /// `lock`: false when the caller holds the domain's lock already.
+  /// `lock`: false when the caller holds the domain's lock already; `ctx`:
+  /// the operation doing it (its end may carry the last write).
   Result<core::DomainSpec> createNow(CreateRequest req, const Owner& owner, const Phases& phases = {},
-                                     bool lock = true);
+                                     bool lock = true, OperationContext* ctx = nullptr);
   /// Destroys the domain when present, removes its definition and, with
   /// `delete_volumes`, its volumes, as remove() does. NOT_FOUND for an
   /// unknown name.
@@ -240,7 +241,8 @@ class DomainManager {
   /// frame under runVerb and the *Now methods.
   Status locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work);
   static Phases phasesOf(OperationContext& ctx);
-  Status removeLocked(const state::DomainRecord& rec, bool delete_volumes, const Phases& phases);
+  Status removeLocked(const state::DomainRecord& rec, bool delete_volumes, const Phases& phases,
+                      OperationContext* ctx = nullptr);
   /// A definition as kept here, with its version (DomainView::version).
   struct Definition {
     state::DomainRecord rec;
@@ -258,7 +260,14 @@ class DomainManager {
   /// NOT_FOUND for an unknown name, FAILED_PRECONDITION unless present in the hypervisor.
   Status requirePresent(const std::string& name);
   Result<core::DomainInfo> presentInfo(const state::DomainRecord& rec);  // NOT_FOUND if not present
-  Status setRunningExpected(const std::string& name, bool running);
+  /// `ctx`: the operation doing it, whose end may carry the write (writeWithEnd).
+  Status setRunningExpected(const std::string& name, bool running, OperationContext* ctx = nullptr);
+  /// When `ctx` runs on its starting thread (which holds `name`'s lock
+  /// until the end is stored: inlineLock): makes the operation's end write
+  /// `name`'s row as the cache then has it (or delete it, gone from the
+  /// cache), in the end's transaction, and returns true; the caller then
+  /// changes the cache only. Else false: the caller writes now.
+  bool writeWithEnd(OperationContext* ctx, const std::string& name);
   void onHypervisorEvent(const core::HypervisorEvent& e);
   void publish(core::DomainEventKind kind, const core::DomainSpec& spec, int64_t domid, core::DomainState state,
                std::string message = "");

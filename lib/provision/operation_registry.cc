@@ -77,8 +77,21 @@ Status OperationContext::journal(int64_t seq, const std::string& step,
   return absl::OkStatus();
 }
 
+Status OperationContext::journalLastDone(int64_t seq, const std::string& step,
+                                         const std::map<std::string, std::string>& record,
+                                         state::Store::Durability durability) {
+  if (durability == state::Store::Durability::kSynced) return journal(seq, step, record, true, durability);
+  crashPoint(step + ":done");
+  return absl::OkStatus();
+}
+
 void OperationContext::crashPoint(const std::string& point) const {
   provision::crashPoint(absl::StrCat(kind_, "/", point));
+}
+
+void OperationContext::storeEndWith(EndWriter writer) {
+  std::lock_guard lock(registry_.mu_);
+  if (auto it = registry_.ops_.find(id_); it != registry_.ops_.end()) it->second.end_writer = std::move(writer);
 }
 
 Status OperationRegistry::journal(const state::JournalStep& step, state::Store::Durability durability) {
@@ -381,8 +394,8 @@ void OperationRegistry::flushProgress() {
   for (const auto& rec : due) save(rec);
 }
 
-void OperationRegistry::save(const OperationRecord& snapshot) {
-  if (!store_) return;
+void OperationRegistry::save(const OperationRecord& snapshot, const OperationContext::EndWriter& end_writer) {
+  if (!store_ && !end_writer) return;
   std::lock_guard order(save_mu_);
   {
     std::lock_guard lock(mu_);
@@ -398,7 +411,11 @@ void OperationRegistry::save(const OperationRecord& snapshot) {
   // The in-memory record stays authoritative when the store fails. A
   // finished operation's journal goes in the same transaction: the work
   // has finished or undone itself.
-  if (core::isFinished(snapshot.state))
+  if (core::isFinished(snapshot.state) && end_writer)
+    (void)end_writer(snapshot);
+  else if (!store_)
+    return;
+  else if (core::isFinished(snapshot.state))
     (void)store_->finishOperation(snapshot);
   else
     (void)store_->putOperation(snapshot);
@@ -411,11 +428,14 @@ OperationRecord OperationRegistry::finish(const std::string& id, Status status, 
   // history after the end must find it there). Meanwhile `ending` keeps the
   // record as it was: no other change may take the end's version.
   OperationRecord end;
+  OperationContext::EndWriter end_writer;
   {
     std::lock_guard lock(mu_);
     Entry& e = ops_.at(id);
     e.ending = true;
     end = e.rec;
+    end_writer = std::move(e.end_writer);
+    e.end_writer = nullptr;
   }
   end.state = status.ok()                 ? OperationState::kSucceeded
               : absl::IsCancelled(status) ? OperationState::kCancelled
@@ -428,7 +448,7 @@ OperationRecord OperationRegistry::finish(const std::string& id, Status status, 
   // Stored, with its journal's clearing in the same transaction (the work
   // has finished or undone itself), before anyone can see the end: a
   // watcher that reads the history after the end must find it there.
-  save(end);
+  save(end, end_writer);
   std::lock_guard lock(mu_);
   Entry& e = ops_.at(id);
   // Not the caller's any more once it is seen finished: a watcher may start the next at once.

@@ -60,8 +60,24 @@ class OperationContext {
   /// such steps, in order (state::Store::Durability).
   Status journal(int64_t seq, const std::string& step, const std::map<std::string, std::string>& record, bool done,
                  state::Store::Durability durability = state::Store::Durability::kSynced);
+  /// journal(seq, step, record, true, durability) for the step whose
+  /// completion is the work's last act (it returns right after): a
+  /// kCommitted one's end is not written on its own, the operation's end
+  /// clears the journal in its transaction (OperationRegistry::finish), so
+  /// a crash before that leaves the state the crash point "KIND/STEP:done"
+  /// (passed here) tests, and one after finds the operation ended. kSynced
+  /// is written as journal() does.
+  Status journalLastDone(int64_t seq, const std::string& step, const std::map<std::string, std::string>& record,
+                         state::Store::Durability durability);
   /// The crash point "KIND/POINT" (crash_points.h), inside a step.
   void crashPoint(const std::string& point) const;
+  /// Stores the operation's end through `writer` (called once, when the
+  /// work has returned, before anyone sees the end; even without the
+  /// registry's store) instead of Store::finishOperation, which `writer`
+  /// calls with what it adds to the end's transaction: a definition change
+  /// the work leaves to its end, one commit instead of two.
+  using EndWriter = std::function<Status(const core::OperationRecord& end)>;
+  void storeEndWith(EndWriter writer);
 
  private:
   friend class OperationRegistry;
@@ -226,6 +242,7 @@ class OperationRegistry {
     bool dirty = false;                            // phase or progress not stored yet
     bool ending = false;                           // finish() stores the end: no change until it shows it
     Work work;               // while queued
+    OperationContext::EndWriter end_writer;        // OperationContext::storeEndWith
   };
   void update(const std::string& id, const std::function<void(core::OperationRecord&)>& change, bool throttle);
   /// Writes a journal step, with the operation's record when it is not stored yet.
@@ -251,8 +268,9 @@ class OperationRegistry {
   std::deque<std::string>::iterator nextRunnableLocked();
   /// Renumbers the queued operations' queue_position after the queue changed.
   void renumberQueueLocked();
-  /// Writes `snapshot` to the store unless a newer version of it was written.
-  void save(const core::OperationRecord& snapshot);
+  /// Writes `snapshot` to the store unless a newer version of it was
+  /// written; a finished one through `end_writer` when given.
+  void save(const core::OperationRecord& snapshot, const OperationContext::EndWriter& end_writer = nullptr);
   void trimHistoryLocked();
   std::string newId();
   static std::string requestKey(const std::string& caller_key, const std::string& request_id) {

@@ -314,6 +314,10 @@ Status Store::insertDomain(const DomainRecord& r) {
 
 Status Store::updateDomain(const DomainRecord& r) {
   std::lock_guard lock(mu_);
+  return updateDomainLocked(r);
+}
+
+Status Store::updateDomainLocked(const DomainRecord& r) {
   Stmt st(db_, *stmts_,
           "UPDATE domains SET spec=?, updated_at=?, running_expected=?, owner=?, grants=?, stop_reason=? WHERE name=?");
   st.bind(1, encodeSpec(r.spec)).bind(2, toMicros(r.updated_at)).bind(3, int64_t{r.running_expected});
@@ -325,6 +329,10 @@ Status Store::updateDomain(const DomainRecord& r) {
 
 Status Store::deleteDomain(const std::string& name) {
   std::lock_guard lock(mu_);
+  return deleteDomainLocked(name);
+}
+
+Status Store::deleteDomainLocked(const std::string& name) {
   Stmt st(db_, *stmts_, "DELETE FROM domains WHERE name=?");
   st.bind(1, name);
   XENCTL_RETURN_IF_ERROR(expectDone(st, absl::StrCat("deleting domain '", name, "'")));
@@ -546,8 +554,13 @@ Status Store::clearJournalLocked(const std::string& op_id) {
   return expectDone(st, absl::StrCat("clearing the journal of operation ", op_id));
 }
 
-Status Store::finishOperation(const core::OperationRecord& op) {
+Status Store::finishOperation(const core::OperationRecord& op, const std::optional<DomainChange>& also) {
   return transaction(Durability::kCommitted, [&]() -> Status {
+    if (also && also->rec) XENCTL_RETURN_IF_ERROR(updateDomainLocked(*also->rec));
+    if (also && !also->rec) {
+      Status st = deleteDomainLocked(also->name);
+      if (!st.ok() && !absl::IsNotFound(st)) return st;
+    }
     XENCTL_RETURN_IF_ERROR(putOperationLocked(op));
     return clearJournalLocked(op.id);
   });

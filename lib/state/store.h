@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -121,8 +122,16 @@ class Store {
   Result<std::vector<JournalStep>> listJournal();
   /// Forgets an operation's journal (it has finished, or been recovered).
   Status clearJournal(const std::string& op_id);
-  /// Stores a finished operation and forgets its journal, in one transaction.
-  Status finishOperation(const core::OperationRecord& op);
+  /// A domain's row as an operation leaves it: `rec` written (its row must
+  /// exist), or the row of `name` deleted when `rec` is empty (none is fine).
+  struct DomainChange {
+    std::string name;
+    std::optional<DomainRecord> rec;
+  };
+  /// Stores a finished operation and forgets its journal, in one
+  /// transaction, with `also` when given (the definition change the
+  /// operation's work left to its end: one commit instead of two).
+  Status finishOperation(const core::OperationRecord& op, const std::optional<DomainChange>& also = std::nullopt);
   /// Makes every write so far survive a power cut (a checkpoint of the
   /// write-ahead log, which fsyncs it). A no-op when nothing was written
   /// since the last sync. The operation registry calls it each second.
@@ -140,6 +149,8 @@ class Store {
   Status exec(const std::string& sql);
   Status migrate();
   Status putOperationLocked(const core::OperationRecord& op);
+  Status updateDomainLocked(const DomainRecord& rec);
+  Status deleteDomainLocked(const std::string& name);
   Status clearJournalLocked(const std::string& op_id);
   /// Runs `body` in one transaction (BEGIN IMMEDIATE ... COMMIT, rolled back
   /// when it fails), synced per `durability`. Holds mu_.

@@ -104,6 +104,33 @@ TEST_F(DomainManagerTest, CreateRuns) {
   EXPECT_EQ(store_->listDomains()->size(), 1u);
 }
 
+// On the test hypervisor create, destroy and delete run on the calling
+// thread and come back finished; each leaves the store as a worker's run
+// does (the definition's last change written with the operation's end).
+TEST_F(DomainManagerTest, QuickVerbsRunInlineAndStoreTheirEnd) {
+  auto created = domains_->create({spec("web1"), false, false}, caller_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->state, OperationState::kSucceeded) << created->status;
+  auto stored = *store_->listDomains();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_TRUE(stored[0].running_expected);
+  EXPECT_TRUE(store_->listJournal()->empty());
+  auto destroyed = domains_->destroy("web1", caller_);
+  ASSERT_TRUE(destroyed.ok());
+  EXPECT_EQ(destroyed->state, OperationState::kSucceeded) << destroyed->status;
+  EXPECT_FALSE((*store_->listDomains())[0].running_expected);
+  auto deleted = domains_->remove("web1", false, false, caller_);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(deleted->state, OperationState::kSucceeded) << deleted->status;
+  EXPECT_TRUE(store_->listDomains()->empty());
+  auto ops = *store_->listOperations(10);
+  ASSERT_EQ(ops.size(), 3u);
+  for (const auto& op : ops) EXPECT_EQ(op.state, OperationState::kSucceeded) << op.kind;
+  // A restart reads the same.
+  restart();
+  EXPECT_TRUE(domains_->list(false)->empty());
+}
+
 // define_only stores it without starting; paused starts it paused.
 TEST_F(DomainManagerTest, DefineOnlyAndPaused) {
   done(domains_->create({spec("a"), true, false}, caller_));

@@ -623,5 +623,30 @@ TEST_F(RegistryTest, JournalLivesAsLongAsItsOperation) {
   EXPECT_TRUE(store_->listJournal()->empty());
 }
 
+// A last step's kCommitted end is not written on its own: the begun entry
+// stays until the operation's end clears it (what a crash at "STEP:done"
+// leaves); a kSynced one is written at once.
+TEST_F(RegistryTest, LastCommittedStepEndsWithTheOperation) {
+  OperationRegistry reg(clock_, store_.get(), {});
+  std::vector<state::JournalStep> committed, synced;
+  auto op = reg.start({"t", "x", "", 0}, [&](OperationContext& ctx) -> Status {
+    XENCTL_RETURN_IF_ERROR(ctx.journal(0, "make", {{"thing", "x"}}, false, state::Store::Durability::kCommitted));
+    XENCTL_RETURN_IF_ERROR(
+        ctx.journalLastDone(0, "make", {{"thing", "x"}}, state::Store::Durability::kCommitted));
+    committed = *store_->listJournal();
+    XENCTL_RETURN_IF_ERROR(ctx.journal(1, "wipe", {{"thing", "x"}}, false));
+    XENCTL_RETURN_IF_ERROR(ctx.journalLastDone(1, "wipe", {{"thing", "x"}}, state::Store::Durability::kSynced));
+    synced = *store_->listJournal();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ(waitFinished(reg, op->id).state, OperationState::kSucceeded);
+  ASSERT_EQ(committed.size(), 1u);
+  EXPECT_FALSE(committed[0].done);
+  ASSERT_EQ(synced.size(), 2u);
+  EXPECT_TRUE(synced[1].done);
+  EXPECT_TRUE(store_->listJournal()->empty());
+}
+
 }  // namespace
 }  // namespace xenctl::provision
