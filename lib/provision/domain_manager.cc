@@ -50,6 +50,19 @@ core::DomainEventKind eventKindFor(core::HypervisorEvent::Kind k) {
   return D::kResourcesChanged;
 }
 
+// The domain whose row the operation running inline on this thread writes
+// with its end (DomainManager::writeWithEnd): what the hypervisor reports
+// from inside that operation's calls changes the cache only meanwhile.
+thread_local const std::string* t_row_with_end = nullptr;
+
+class RowWithEnd {
+ public:
+  explicit RowWithEnd(const std::string& name) { t_row_with_end = &name; }
+  ~RowWithEnd() { t_row_with_end = nullptr; }
+  RowWithEnd(const RowWithEnd&) = delete;
+  RowWithEnd& operator=(const RowWithEnd&) = delete;
+};
+
 }  // namespace
 
 DomainManager::DomainManager(core::Hypervisor& hv, StorageManager& storage, VolumeUsage& usage,
@@ -286,7 +299,8 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
     if (changed) {
       rec->updated_at = clock_.now();
       def->version = ++last_version_;
-      (void)store_.updateDomain(*rec);  // on failure the next save fixes it; state comes from the hypervisor
+      // On failure the next save fixes it; state comes from the hypervisor.
+      if (!t_row_with_end || *t_row_with_end != rec->spec.name) (void)store_.updateDomain(*rec);
     }
   }
   hv_changed_.notify_all();
@@ -782,6 +796,8 @@ Result<OperationRecord> DomainManager::runVerb(const std::string& kind, const st
       [this, name, work = std::move(work)](OperationContext& ctx) -> Status {
         if (ctx.onStartingThread()) {  // which holds the domain's lock (inlineLock)
           XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
+          writeWithEnd(&ctx, name);
+          RowWithEnd with_end(name);
           return work(ctx, rec);
         }
         return locked(name, [&](state::DomainRecord& rec) { return work(ctx, rec); });
