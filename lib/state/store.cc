@@ -374,9 +374,17 @@ Status Store::putOperation(const core::OperationRecord& op) {
 
 Status Store::putOperationLocked(const core::OperationRecord& op) {
   Stmt st(db_, *stmts_,
-          "INSERT OR REPLACE INTO operations(id, kind, target, request_id, state, phase, percent, message, "
+          // An upsert changes the row where it is: OR REPLACE deleted it and
+          // inserted it again under a new rowid, rewriting the table's and
+          // both indexes' pages at each save of a running operation.
+          "INSERT INTO operations(id, kind, target, request_id, state, phase, percent, message, "
           "created_at, updated_at, finished_at, status_code, status_message, caller_uid, caller_key, request_digest) "
-          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, "
+          "target=excluded.target, request_id=excluded.request_id, state=excluded.state, phase=excluded.phase, "
+          "percent=excluded.percent, message=excluded.message, created_at=excluded.created_at, "
+          "updated_at=excluded.updated_at, finished_at=excluded.finished_at, status_code=excluded.status_code, "
+          "status_message=excluded.status_message, caller_uid=excluded.caller_uid, caller_key=excluded.caller_key, "
+          "request_digest=excluded.request_digest");
   st.bind(1, op.id).bind(2, op.kind).bind(3, op.target).bind(4, op.request_id);
   st.bind(5, std::string(core::toString(op.state))).bind(6, op.phase).bind(7, int64_t{op.percent});
   st.bind(8, op.message).bind(9, toMicros(op.created_at)).bind(10, toMicros(op.updated_at));
