@@ -42,10 +42,17 @@ void TestHypervisor::setEventSink(EventSink sink) {
   sink_ = std::move(sink);
 }
 
-uint64_t TestHypervisor::usedMemoryMib() const {
-  uint64_t used = 0;
-  for (const auto& [uuid, d] : domains_) used += d.info.memory_mib;
-  return used;
+uint64_t TestHypervisor::usedMemoryMib() const { return used_mib_; }
+
+void TestHypervisor::setMemoryLocked(Dom& d, uint64_t memory_mib) {
+  used_mib_ = used_mib_ - d.info.memory_mib + memory_mib;
+  d.info.memory_mib = memory_mib;
+}
+
+void TestHypervisor::eraseLocked(Dom& d) {
+  used_mib_ -= d.info.memory_mib;
+  names_.erase(d.spec.name);
+  domains_.erase(d.spec.uuid);
 }
 
 Result<TestHypervisor::Dom*> TestHypervisor::find(const std::string& uuid) {
@@ -67,9 +74,8 @@ Result<core::DomainInfo> TestHypervisor::createDomain(const core::DomainSpec& sp
   core::DomainInfo info;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [uuid, d] : domains_)
-      if (uuid == spec.uuid || d.spec.name == spec.name)
-        return absl::AlreadyExistsError(absl::StrCat(who(spec), " is already present in the hypervisor"));
+    if (domains_.count(spec.uuid) || names_.count(spec.name))
+      return absl::AlreadyExistsError(absl::StrCat(who(spec), " is already present in the hypervisor"));
     const uint64_t free = options_.memory_mib - usedMemoryMib();
     if (spec.memory_mib > free)
       return absl::ResourceExhaustedError(absl::StrCat("creating ", who(spec), ": it needs ", spec.memory_mib,
@@ -80,6 +86,8 @@ Result<core::DomainInfo> TestHypervisor::createDomain(const core::DomainSpec& sp
     events.push_back(eventFor(d, Kind::kStarted));
     info = d.info;
     domains_.emplace(spec.uuid, std::move(d));
+    names_.insert(spec.name);
+    used_mib_ += spec.memory_mib;
   }
   emit(events);
   return info;
@@ -107,7 +115,7 @@ void TestHypervisor::applyAction(Dom& d, core::LifecycleAction action, Kind why,
       d.info.state = DomainState::kDying;
       events.push_back(eventFor(d, Kind::kDestroyed));
       events.back().state = DomainState::kStopped;
-      domains_.erase(d.spec.uuid);  // d is gone from here on
+      eraseLocked(d);  // d is gone from here on
       return;
     case LifecycleAction::kRestart:
     case LifecycleAction::kRenameRestart:
@@ -120,14 +128,14 @@ void TestHypervisor::applyAction(Dom& d, core::LifecycleAction action, Kind why,
         events.push_back(eventFor(d, Kind::kDestroyed));
         events.back().state = DomainState::kStopped;
         events.back().message = absl::StrCat("restart failed: ", st.message());
-        domains_.erase(d.spec.uuid);  // d is gone from here on
+        eraseLocked(d);  // d is gone from here on
         return;
       }
       d.info.domid = next_domid_++;
       d.info.state = DomainState::kRunning;
       d.console.reset();  // the old domain's console closes with it
       d.info.vcpus_online = d.spec.vcpus;
-      d.info.memory_mib = d.spec.memory_mib;
+      setMemoryLocked(d, d.spec.memory_mib);
       events.push_back(eventFor(d, Kind::kRebooted));
       return;
     case LifecycleAction::kPreserve:
@@ -290,7 +298,7 @@ Status TestHypervisor::setMemory(const std::string& uuid, uint64_t memory_mib) {
     if (memory_mib > d->info.memory_mib && memory_mib - d->info.memory_mib > free)
       return absl::ResourceExhaustedError(absl::StrCat(who(d->spec), ": growing to ", memory_mib,
                                                        " MiB needs more than the host's ", free, " MiB free"));
-    d->info.memory_mib = memory_mib;
+    setMemoryLocked(*d, memory_mib);
     events.push_back(eventFor(*d, Kind::kResourcesChanged));
   }
   emit(events);

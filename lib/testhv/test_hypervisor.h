@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,12 +70,20 @@ class TestHypervisor final : public core::Hypervisor {
   void applyAction(Dom& d, core::LifecycleAction action, core::HypervisorEvent::Kind why, Events& events);
   Result<Dom*> find(const std::string& uuid);
   uint64_t usedMemoryMib() const;
+  /// The one way a present domain's memory changes, and the one way it
+  /// goes: used_mib_ and names_ follow.
+  void setMemoryLocked(Dom& d, uint64_t memory_mib);
+  void eraseLocked(Dom& d);
   void emit(const Events& events);
   static core::HypervisorEvent eventFor(const Dom& d, core::HypervisorEvent::Kind kind);
 
   const Options options_;
   std::mutex mu_;
   std::map<std::string, Dom> domains_;  // by uuid
+  // Of domains_: their names, and their memory's sum (a create checks both
+  // without a walk over every domain).
+  std::set<std::string> names_;
+  uint64_t used_mib_ = 0;
   int64_t next_domid_ = 1;
   EventSink sink_;
 };

@@ -132,6 +132,25 @@ TEST_F(TestHypervisorTest, MemoryExhaustion) {
   EXPECT_NE(r.status().message().find("96 MiB free"), absl::string_view::npos) << r.status();
 }
 
+// A domain gone frees its name and its memory; a live change of memory and a
+// restart's reset count as the host's free memory says.
+TEST_F(TestHypervisorTest, NamesAndMemoryFollowTheDomains) {
+  auto a = hv_.createDomain(spec("a", 4000), false);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(hv_.destroyDomain(a->uuid).ok());
+  EXPECT_EQ(hv_.hostInfo()->memory_free_mib, 4096u);
+  core::DomainSpec b = spec("a", 1024);
+  b.maxmem_mib = 2048;
+  b.on_reboot = core::LifecycleAction::kRestart;
+  auto again = hv_.createDomain(b, false);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(hv_.setMemory(again->uuid, 2048).ok());
+  EXPECT_EQ(hv_.hostInfo()->memory_free_mib, 2048u);
+  ASSERT_TRUE(hv_.rebootDomain(again->uuid).ok());  // built again with the spec's 1024
+  EXPECT_EQ(hv_.hostInfo()->memory_free_mib, 3072u);
+  EXPECT_EQ(hv_.createDomain(spec("a"), false).status().code(), absl::StatusCode::kAlreadyExists);
+}
+
 // Pause/unpause only from the right states.
 TEST_F(TestHypervisorTest, PauseUnpause) {
   auto a = *hv_.createDomain(spec("a"), false);
