@@ -88,6 +88,23 @@ const char* const kMigrations[] = {
     ALTER TABLE operations ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
     UPDATE operations SET caller_key = 'uid:' || caller_uid WHERE caller_uid >= 0;
     )sql",
+    // 6 -> 7: the journal keyed by its primary key alone (WITHOUT ROWID): a
+    // step written or cleared changes one b-tree, not a table and its index
+    // (two write-ahead log pages less per journaled operation).
+    R"sql(
+    CREATE TABLE journal_keyed (
+      op_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      step TEXT NOT NULL,
+      record TEXT NOT NULL,
+      done INTEGER NOT NULL,
+      PRIMARY KEY(op_id, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO journal_keyed SELECT op_id, seq, kind, step, record, done FROM journal;
+    DROP TABLE journal;
+    ALTER TABLE journal_keyed RENAME TO journal;
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 

@@ -84,7 +84,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
   int schemaVersion();
 
   /// ALREADY_EXISTS when the name or uuid is taken.

@@ -187,6 +187,37 @@ TEST_F(StoreTest, MigrationGivesOldOperationsTheirCallerKey) {
   EXPECT_EQ(ops[0].request_id, "r1");
 }
 
+// Schema 7 keys the journal by (op_id, seq) alone: a journal written before
+// it is read back whole after the migration, and steps upsert as before.
+TEST_F(StoreTest, MigrationKeepsTheJournal) {
+  {
+    auto s = *Store::open(path_);
+    core::OperationRecord op;
+    op.id = "op-1";
+    ASSERT_TRUE(s->putJournalStep({"op-1", 0, "create-domain", "define", {{"domain", "web1"}}, false},
+                                  Store::Durability::kCommitted, &op)
+                    .ok());
+    ASSERT_TRUE(s->putJournalStep({"op-1", 1, "create-domain", "start", {}, true}).ok());
+  }
+  // The journal as schema 6 had it: a rowid table with its key as an index.
+  execRaw("CREATE TABLE j6 (op_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, step TEXT NOT NULL, "
+          "record TEXT NOT NULL, done INTEGER NOT NULL, PRIMARY KEY(op_id, seq)); "
+          "INSERT INTO j6 SELECT * FROM journal; DROP TABLE journal; ALTER TABLE j6 RENAME TO journal; "
+          "PRAGMA user_version = 6;");
+  auto s = *Store::open(path_);
+  EXPECT_EQ(s->schemaVersion(), Store::kSchemaVersion);
+  auto steps = *s->listJournal();
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[0].step, "define");
+  EXPECT_EQ(steps[0].record.at("domain"), "web1");
+  EXPECT_FALSE(steps[0].done);
+  EXPECT_TRUE(steps[1].done);
+  ASSERT_TRUE(s->putJournalStep({"op-1", 0, "create-domain", "define", {{"domain", "web1"}}, true}).ok());
+  EXPECT_TRUE((*s->listJournal())[0].done);
+  ASSERT_TRUE(s->clearJournal("op-1").ok());
+  EXPECT_TRUE(s->listJournal()->empty());
+}
+
 // A taken name or uuid is ALREADY_EXISTS and changes nothing.
 TEST_F(StoreTest, DuplicatesRefused) {
   auto s = *Store::open(":memory:");
