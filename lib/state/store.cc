@@ -13,6 +13,11 @@ namespace {
 
 using nlohmann::json;
 
+// The journal's columns and key, as schema 4 made them (schema 7 keeps them).
+#define XENCTL_JOURNAL_COLUMNS                                                                              \
+  "op_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, step TEXT NOT NULL, record TEXT NOT NULL, " \
+  "done INTEGER NOT NULL, PRIMARY KEY(op_id, seq)"
+
 // Each entry moves the schema from version i to i+1. Append only.
 const char* const kMigrations[] = {
     // 0 -> 1
@@ -66,17 +71,7 @@ const char* const kMigrations[] = {
     UPDATE domains SET owner = 'uid:' || owner_uid WHERE owner_uid >= 0;
     )sql",
     // 3 -> 4: the journal of multi-step operations (JournalStep).
-    R"sql(
-    CREATE TABLE journal (
-      op_id TEXT NOT NULL,
-      seq INTEGER NOT NULL,
-      kind TEXT NOT NULL,
-      step TEXT NOT NULL,
-      record TEXT NOT NULL,
-      done INTEGER NOT NULL,
-      PRIMARY KEY(op_id, seq)
-    );
-    )sql",
+    "CREATE TABLE journal (" XENCTL_JOURNAL_COLUMNS ");",
     // 4 -> 5: why each domain last stopped (DomainRecord::stop_reason), kept across restarts.
     R"sql(
     ALTER TABLE domains ADD COLUMN stop_reason TEXT NOT NULL DEFAULT '';
@@ -91,22 +86,15 @@ const char* const kMigrations[] = {
     // 6 -> 7: the journal keyed by its primary key alone (WITHOUT ROWID): a
     // step written or cleared changes one b-tree, not a table and its index
     // (two write-ahead log pages less per journaled operation).
+    "CREATE TABLE journal_keyed (" XENCTL_JOURNAL_COLUMNS ") WITHOUT ROWID;"
     R"sql(
-    CREATE TABLE journal_keyed (
-      op_id TEXT NOT NULL,
-      seq INTEGER NOT NULL,
-      kind TEXT NOT NULL,
-      step TEXT NOT NULL,
-      record TEXT NOT NULL,
-      done INTEGER NOT NULL,
-      PRIMARY KEY(op_id, seq)
-    ) WITHOUT ROWID;
     INSERT INTO journal_keyed SELECT op_id, seq, kind, step, record, done FROM journal;
     DROP TABLE journal;
     ALTER TABLE journal_keyed RENAME TO journal;
     )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
+#undef XENCTL_JOURNAL_COLUMNS
 
 int64_t toMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 absl::Time fromMicros(int64_t us) { return absl::FromUnixMicros(us); }
