@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/storage/dir_volumes.h"
+#include "lib/storage/file_ops.h"
 #include "lib/storage/lvm_shell.h"
 #include "lib/storage/lvm_volumes.h"
 #include "lib/sys/posix_process_runner.h"
@@ -22,6 +23,7 @@ Result<std::unique_ptr<provision::StorageManager>> openStorage(const Config& con
   lvm.groups = std::make_shared<storage::VolumeGroups>();
   lvm.models = storage::VgModels::onHost(lvm.lvm);  // VGs read from their PVs, lvs when it cannot
   lvm.warn = [](const std::string& message) { spdlog::warn("{}", message); };
+  lvm.await_device = storage::awaitBlockDevice;  // clones wait for udev outside the VG lock
   for (const PoolConfig& pc : effectivePools(config)) {
     if (pc.driver == "lvm-thin") {
       XENCTL_ASSIGN_OR_RETURN(

@@ -12,9 +12,16 @@
 // before the next (untimed), so the VG holds the same LVs throughout.
 // Targets (issue 17): xenctld clone p50 <= 0.8x raw lvcreate -s; 10
 // clones at once <= 0.8x 10 raw lvcreate -s at once.
+// Every clone xenctld makes is checked the moment its operation has ended:
+// /dev/VG/NAME must be a block device and its first 4 KiB readable (the
+// bench fails otherwise, and prints the count).
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -119,6 +126,31 @@ void check(const std::string& err, const std::string& what) {
   std::exit(1);
 }
 
+std::atomic<int> nodes_checked{0};
+// Empty when /dev/VG/NAME is a block device whose first 4 KiB read, else what is wrong.
+std::string usable(const Options& o, const std::string& name) {
+  const std::string path = "/dev/" + o.vg + "/" + name;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return path + " does not exist when the clone has ended";
+  if (!S_ISBLK(st.st_mode)) return path + " is not a block device when the clone has ended";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return path + " cannot be opened when the clone has ended";
+  char buf[4096];
+  const ssize_t got = ::pread(fd, buf, sizeof(buf), 0);
+  ::close(fd);
+  if (got != static_cast<ssize_t>(sizeof(buf))) return path + " cannot be read when the clone has ended";
+  ++nodes_checked;
+  return "";
+}
+// A CloneVolume to the end of its operation, then usable(): the time of the first only.
+std::string cloneChecked(const Options& o, Xenctld& x, const std::string& name, double* seconds = nullptr) {
+  std::string err;
+  const auto t0 = Clock::now();
+  err = x.clone(o.pool, o.base, name);
+  if (seconds) *seconds = secs(Clock::now() - t0);
+  return err.empty() ? usable(o, name) : err;
+}
+
 double pct(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5));
@@ -181,7 +213,7 @@ void fill(const Options& o, Xenctld& x) {
     for (int i = 0; i < o.fill; ++i) {
       const std::string n = absl::StrFormat("cb-fill-%03d", i);
       if (std::find(have.begin(), have.end(), n) != have.end()) continue;
-      check(x.clone(o.pool, o.base, n), "filling with " + n);
+      check(cloneChecked(o, x, n), "filling with " + n);
       if (++made % 50 == 0) std::fprintf(stderr, "clone_bench: %d clones made\n", made);
     }
   });
@@ -223,7 +255,9 @@ Samples measureOneClone(const Options& o, Xenctld& x) {
     std::string err;
     raw.push_back(timed([&] { err = rawClone(o, rn); }));
     check(err, "lvcreate -s " + rn);
-    ours.push_back(timed([&] { err = x.clone(o.pool, o.base, xn); }));
+    double t = 0;
+    err = cloneChecked(o, x, xn, &t);
+    ours.push_back(t);
     check(err, "xenctld clone " + xn);
     check(rawRemove(o, rn), "lvremove " + rn);
     check(x.remove(o.pool, xn), "xenctld delete " + xn);
@@ -243,11 +277,12 @@ struct Many {
 Many measureMany(const Options& o, Xenctld& x) {
   const int n = o.concurrent;
   std::vector<std::string> errs(n);
-  const double conc = together(n, [&](int i) { errs[i] = x.clone(o.pool, o.base, absl::StrFormat("cb-c-%03d", i)); });
+  // Each thread checks its clone's node as soon as its own operation ends.
+  const double conc = together(n, [&](int i) { errs[i] = cloneChecked(o, x, absl::StrFormat("cb-c-%03d", i)); });
   for (int i = 0; i < n; ++i) check(errs[i], absl::StrFormat("concurrent clone cb-c-%03d", i));
   for (int i = 0; i < n; ++i) check(x.remove(o.pool, absl::StrFormat("cb-c-%03d", i)), "delete");
   const double serial = timed([&] {
-    for (int i = 0; i < n; ++i) check(x.clone(o.pool, o.base, absl::StrFormat("cb-s-%03d", i)), "serial clone");
+    for (int i = 0; i < n; ++i) check(cloneChecked(o, x, absl::StrFormat("cb-s-%03d", i)), "serial clone");
   });
   for (int i = 0; i < n; ++i) check(x.remove(o.pool, absl::StrFormat("cb-s-%03d", i)), "delete");
   const double raw_conc = together(n, [&](int i) { errs[i] = rawClone(o, absl::StrFormat("cb-rc-%03d", i)); });
@@ -345,6 +380,9 @@ int main(int argc, char** argv) {
   const Samples one = measureOneClone(o, x);
   const Many many = measureMany(o, x);
   printRatios(o, one, many);
+  std::printf("NODES every one of %d xenctld clones was a readable block device at /dev/%s/NAME when its operation "
+              "ended\n",
+              nodes_checked.load(), o.vg.c_str());
   if (!o.keep) {
     const double gone = timed([&] {
       for (int i = 0; i < o.fill; ++i) check(x.remove(o.pool, absl::StrFormat("cb-fill-%03d", i)), "delete fill");

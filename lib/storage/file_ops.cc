@@ -10,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -255,6 +256,21 @@ Result<FsSpace> fsSpace(const std::string& dir) {
   s.free = uint64_t{vfs.f_bfree} * unit;
   s.used = s.size - s.free;
   return s;
+}
+
+Status awaitBlockDevice(const std::string& path, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Duration pause = absl::Milliseconds(2);
+  for (;;) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) return absl::OkStatus();
+    if (absl::Now() >= deadline)
+      return absl::DeadlineExceededError(
+          absl::StrCat(path, " is not a block device ", absl::FormatDuration(timeout),
+                       " after its activation; udev makes it: is systemd-udevd running (`udevadm control --ping`)?"));
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Milliseconds(20));
+  }
 }
 
 Result<bool> hasExtSuperblock(const std::string& path) {

@@ -56,6 +56,11 @@ struct FsSpace {
 };
 Result<FsSpace> fsSpace(const std::string& dir);
 
+/// Waits until `path` (a link is followed) is a block device, checking at
+/// growing intervals of 2 to 20 ms: OK, or DEADLINE_EXCEEDED naming the path
+/// after `timeout`. For the /dev/VG/LV link udev makes after an activation.
+Status awaitBlockDevice(const std::string& path, absl::Duration timeout);
+
 /// Whether the image at `path` starts with an ext2/3/4 superblock (magic 0xEF53).
 Result<bool> hasExtSuperblock(const std::string& path);
 

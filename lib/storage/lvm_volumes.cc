@@ -469,9 +469,15 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
   // -kn: a clone is an ordinary volume (a snapshot gets the activation-skip
   // flag by default and would have no device node); -ay: Xen needs its node.
   // The base is not activated: a thin snapshot needs only the pool.
-  XENCTL_RETURN_IF_ERROR(annotate(change({"lvcreate", "-y", "-s", "-kn", "-ay", "-p", "rw", "-n", name, "--addtag",
-                                           tagArg(kOriginTag, lvName(base)), vgLv(lvName(base))}),
-                                 step));
+  // --noudevsync: lvm2 returns once the LV is active (its table loaded and
+  // resumed: whole) instead of waiting, under its VG lock and ours, for udev
+  // to process the activation (about half of an lvcreate in the lab: 3.29 s
+  // against 1.58 s, docs/lab.md); the link udev makes is awaited below, with
+  // both locks released, so that concurrent clones overlap there.
+  std::vector<std::string> argv = {"lvcreate", "-y", "-s", "-kn", "-ay", "-p", "rw", "-n", name, "--addtag",
+                                   tagArg(kOriginTag, lvName(base)), vgLv(lvName(base))};
+  if (common_.await_device) argv.insert(argv.begin() + 2, "--noudevsync");
+  XENCTL_RETURN_IF_ERROR(annotate(change(argv), step));
   if (size > b.size_bytes) {
     Status st = change({"lvextend", "-L", bytesArg(size), vgLv(name)});
     if (!st.ok()) {
@@ -499,7 +505,17 @@ Result<core::Volume> LvmThinVolumes::clone(const std::string& base, const std::s
   made.size = size;
   m.rows.push_back(std::move(made));
   common_.groups->amend(vg_, m.rows, common_.clock->now());
-  return volumeOf(m.rows, name);
+  XENCTL_ASSIGN_OR_RETURN(core::Volume made_volume, volumeOf(m.rows, name));
+  if (!common_.await_device) return made_volume;
+  // The clone is returned only once its path is a block device. The name
+  // stays reserved (m.names) while udev works: no call of ours sees or
+  // removes it before it is usable.
+  m.vg.unlock();
+  Status node = common_.await_device(made_volume.path, common_.lvm_timeout);
+  if (node.ok()) return made_volume;
+  m.vg.lock();
+  (void)change({"lvremove", "-y", vgLv(name)});
+  return annotate(node, step);
 }
 
 Result<core::Volume> LvmThinVolumes::snapshot(const std::string& volume, const std::string& snapshot,

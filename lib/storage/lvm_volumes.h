@@ -22,6 +22,13 @@
 // cannot be snapshotted, so on lvm-snapshot a clone or a snapshot is made
 // from a plain volume only (FAILED_PRECONDITION otherwise, saying so).
 //
+// Clones and udev (lvm-thin, with LvmCommon::await_device): the lvcreate
+// runs with --noudevsync and the clone waits for its /dev/VG/LV link after
+// releasing the VG lock, the name still reserved, so a clone is returned
+// usable at its path and udev's work on it does not hold up the next one.
+// A link that does not come within lvm_timeout fails the clone, whose LV is
+// removed.
+//
 // Rollback. lvm-thin: a writable thin snapshot of the snapshot is made as
 // NAME++new, then NAME is renamed NAME++old, NAME++new renamed NAME and
 // NAME++old removed, all under the VG lock and the volume's reservation, so
@@ -76,6 +83,13 @@ struct LvmCommon {
   /// (lvm_metadata.h); lvs as before when null, or when it cannot model the VG.
   std::shared_ptr<VgModels> models;
   WarnFn warn;                     ///< may be empty
+  /// Waits until a path is a block device (storage::awaitBlockDevice): OK or
+  /// DEADLINE_EXCEEDED. When set, a thin clone runs `lvcreate --noudevsync`
+  /// and waits for its /dev/VG/LV link with this after it has released the
+  /// VG lock, so that udev's work on one clone overlaps the next clone's
+  /// lvcreate; when empty, lvcreate itself waits for udev under the lock, as
+  /// lvm2 does by default.
+  std::function<Status(const std::string& path, absl::Duration timeout)> await_device;
   absl::Duration lvm_timeout = absl::Minutes(5);   ///< each lvm2 command
   absl::Duration tool_timeout = absl::Minutes(10); ///< mkfs.ext4, e2fsck, resize2fs, blkdiscard
 };

@@ -358,6 +358,20 @@ TEST_F(DirVolumesTest, Ext4CreateAndGrow) {
   EXPECT_TRUE((*pool)->resize("raw", 32 * kMiB).ok());
 }
 
+// awaitBlockDevice gives up at its deadline on what is not a block device
+// (a file, a missing path), naming the path and udev; a zero timeout checks once.
+TEST(AwaitBlockDevice, RefusesWhatIsNotABlockDevice) {
+  testing::TempDir tmp;
+  const std::string file = tmp.path() + "/file";
+  ASSERT_TRUE(createSparseFile(file, 4096).ok());
+  for (const std::string& path : {file, tmp.path() + "/missing"}) {
+    Status st = awaitBlockDevice(path, absl::ZeroDuration());
+    EXPECT_EQ(st.code(), absl::StatusCode::kDeadlineExceeded) << path;
+    EXPECT_THAT(st.message(), HasSubstr(path + " is not a block device"));
+    EXPECT_THAT(st.message(), HasSubstr("udev"));
+  }
+}
+
 // A relative pool path is refused.
 TEST(DirVolumesOpen, RelativePath) {
   fakes::FakeClock clock;

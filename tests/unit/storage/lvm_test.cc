@@ -357,6 +357,58 @@ TEST(LvmReuse, ReportsExpire) {
   EXPECT_FALSE(groups.recentReport("vg0", t0 + absl::Seconds(10)).has_value());
 }
 
+// With a device waiter, a thin clone runs lvcreate without udev sync and
+// waits for its /dev/VG/LV node only after releasing the VG lock (another
+// clone's lvcreate may run meanwhile), with the lvm timeout, and returns
+// the volume at that path.
+TEST_F(LvmThinTest, CloneAwaitsItsNodeOutsideTheVgLock) {
+  const std::string before = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB)});
+  runner_->queue("lvs", before);
+  runner_->queue("lvs", before);
+  LvmCommon c = common(runner_, nullptr, absl::Seconds(42));
+  std::vector<std::string> awaited;
+  bool vg_lock_free = false;
+  std::shared_ptr<VolumeGroups> groups = c.groups;
+  c.await_device = [&](const std::string& path, absl::Duration timeout) {
+    awaited.push_back(absl::StrCat(path, " ", absl::FormatDuration(timeout)));
+    std::shared_mutex& vg = groups->lockOf("vg0");
+    vg_lock_free = vg.try_lock();
+    if (vg_lock_free) vg.unlock();
+    return absl::OkStatus();
+  };
+  auto p = LvmThinVolumes::open("thin", thinOptions(), c);
+  ASSERT_TRUE(p.ok()) << p.status();
+  runner_->queue("lvs", before);
+  auto v = (*p)->clone("base", "web1", 0, {});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_THAT(runner_->commandsOf("lvcreate"),
+              ElementsAre("lvcreate -y --noudevsync -s -kn -ay -p rw -n web1 --addtag xenctl.origin=base vg0/base"));
+  EXPECT_THAT(awaited, ElementsAre("/dev/vg0/web1 42s"));
+  EXPECT_TRUE(vg_lock_free) << "the VG lock was held while waiting for udev";
+  EXPECT_EQ(v->path, "/dev/vg0/web1");
+  EXPECT_EQ(v->host_device, "/dev/vg0/web1");
+}
+
+// A clone whose node never appears fails saying so, and its LV is removed:
+// no volume is left that its caller was told does not exist.
+TEST_F(LvmThinTest, CloneWithoutItsNodeIsRemoved) {
+  const std::string before = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB)});
+  runner_->queue("lvs", before);
+  runner_->queue("lvs", before);
+  LvmCommon c = common(runner_);
+  c.await_device = [](const std::string& path, absl::Duration) {
+    return absl::DeadlineExceededError(absl::StrCat(path, " is not a block device"));
+  };
+  auto p = LvmThinVolumes::open("thin", thinOptions(), c);
+  ASSERT_TRUE(p.ok()) << p.status();
+  runner_->queue("lvs", before);
+  auto v = (*p)->clone("base", "web1", 0, {});
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(v.status().message(), HasSubstr("cloning volume 'thin/base' to 'web1'"));
+  EXPECT_THAT(v.status().message(), HasSubstr("/dev/vg0/web1 is not a block device"));
+  EXPECT_THAT(runner_->commandsOf("lvremove"), ElementsAre("lvremove -y vg0/web1"));
+}
+
 // A larger clone is extended after the snapshot; a smaller one is refused.
 TEST_F(LvmThinTest, CloneGrows) {
   const std::string before = lvsJson({thinPool(kGiB, "10.00", "5.00"), thin("base", 64 * kMiB)});
