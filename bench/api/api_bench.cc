@@ -10,6 +10,12 @@
 // "after the first call" ones 300 ms after it.
 // --smaps PREFIX keeps copies of /proc/PID/smaps at the idle and the full
 // point (PREFIX.idle, PREFIX.full) for bench/api/rss_by_library.
+// --connect ADDRESS --pid PID measures a xenctld already running (the lab's
+// `memory` scenario: xenctld on libxl in Dom0) instead of starting one;
+// --define-only makes the N domains defined and stopped (a domain that
+// runs needs a kernel, and the lab's TCG cannot run 1000 guests); --cycles 0
+// leaves the cycles out. After the N domains it also waits kIdle and reads
+// RSS again ("with N domains, idle": after the daemon's idle release).
 #include <cstdio>
 #include <fstream>
 #include <initializer_list>
@@ -56,19 +62,39 @@ Rss rss(pid_t pid) {
 
 int main(int argc, char** argv) {
   std::string xenctld = "build/daemon/xenctld";
-  std::string smaps;
+  std::string smaps, connect;
   int n = 1000, lists = 1000, cycles = 300;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  pid_t running = 0;
+  bool define_only = false;
+  for (int i = 1; i < argc; ++i) {
     std::string k = argv[i];
-    if (k == "--xenctld") xenctld = argv[i + 1];
-    else if (k == "--domains") n = std::stoi(argv[i + 1]);
-    else if (k == "--lists") lists = std::stoi(argv[i + 1]);
-    else if (k == "--cycles") cycles = std::stoi(argv[i + 1]);
-    else if (k == "--smaps") smaps = argv[i + 1];
+    if (k == "--define-only") {
+      define_only = true;
+      continue;
+    }
+    if (i + 1 >= argc) die(k, "needs a value");
+    const std::string v = argv[++i];
+    if (k == "--xenctld") xenctld = v;
+    else if (k == "--domains") n = std::stoi(v);
+    else if (k == "--lists") lists = std::stoi(v);
+    else if (k == "--cycles") cycles = std::stoi(v);
+    else if (k == "--smaps") smaps = v;
+    else if (k == "--connect") connect = v;
+    else if (k == "--pid") running = std::stoi(v);
+    else die(k, "unknown option");
   }
-  XenctldProcess daemon(xenctld);
-  const pid_t pid = daemon.pid();
-  ApiClient c(daemon.address());
+  if (connect.empty() != (running == 0)) die("--connect", "goes with --pid (the running xenctld's)");
+  if (lists < 1) die("--lists", "must be at least 1");
+  std::unique_ptr<XenctldProcess> daemon;
+  if (connect.empty()) {
+    daemon = std::make_unique<XenctldProcess>(xenctld);
+    connect = daemon->address();
+    xenctld += ", test hypervisor, Unix socket";
+  } else {
+    xenctld = "pid " + std::to_string(running) + " at " + connect;
+  }
+  const pid_t pid = daemon ? daemon->pid() : running;
+  ApiClient c(connect);
   c.list();  // connects, and warms the channel
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const Rss rss_first = rss(pid);
@@ -78,10 +104,13 @@ int main(int argc, char** argv) {
   keepSmaps(pid, smaps, "idle");
 
   auto t0 = Clock::now();
-  for (int i = 0; i < n; ++i) c.create(absl::StrFormat("bench%04d", i));
+  for (int i = 0; i < n; ++i) c.create(absl::StrFormat("bench%04d", i), define_only);
   const double create_s = ms(Clock::now() - t0) / 1000;
   const Rss rss_full = rss(pid);
   keepSmaps(pid, smaps, "full");
+  std::this_thread::sleep_for(kIdle);
+  const Rss rss_full_idle = rss(pid);
+  keepSmaps(pid, smaps, "full-idle");
 
   const size_t seen = c.list();
   const std::vector<double> lat = c.timeLists(lists);
@@ -96,12 +125,12 @@ int main(int argc, char** argv) {
   }
   const double cycle_s = ms(Clock::now() - t0) / 1000;
   const Rss rss_end = rss(pid);
-  std::this_thread::sleep_for(kIdle);
+  if (cycles > 0) std::this_thread::sleep_for(kIdle);
   const Rss rss_end_idle = rss(pid);
-  keepSmaps(pid, smaps, "end-idle");
+  if (cycles > 0) keepSmaps(pid, smaps, "end-idle");
 
-  const int status = daemon.stop();
-  std::printf("bench/api  xenctld %s, test hypervisor, Unix socket\n", xenctld.c_str());
+  const int status = daemon ? daemon->stop() : 0;
+  std::printf("bench/api  xenctld %s\n", xenctld.c_str());
   std::printf("  RSS after the first call      %8.1f MiB   (anon %.1f, file %.1f)\n", rss_first.total, rss_first.anon,
               rss_first.file);
   std::printf("  PSS after the first call      %8.1f MiB   (private %.1f)\n", rss_first.pss, rss_first.priv);
@@ -112,15 +141,21 @@ int main(int argc, char** argv) {
   std::printf("  RSS with %zu domains         %8.1f MiB   (anon %.1f, file %.1f; target <= 40 MiB: %.2fx of target)\n",
               seen, rss_full.total, rss_full.anon, rss_full.file, rss_full.total / 40);
   std::printf("  PSS with %zu domains         %8.1f MiB   (private %.1f)\n", seen, rss_full.pss, rss_full.priv);
+  std::printf("  RSS with %zu domains, idle   %8.1f MiB   (anon %.1f, file %.1f; target <= 40 MiB: %.2fx of target)\n",
+              seen, rss_full_idle.total, rss_full_idle.anon, rss_full_idle.file, rss_full_idle.total / 40);
+  std::printf("  PSS with %zu domains, idle   %8.1f MiB   (private %.1f)\n", seen, rss_full_idle.pss,
+              rss_full_idle.priv);
   std::printf("  ListDomains (%zu domains)    p50 %.2f ms  p99 %.2f ms  max %.2f ms over %d calls "
               "(target p99 <= 5 ms: %.2fx of target)\n",
               seen, p.p50, p.p99, p.max, lists, p.p99 / 5);
-  std::printf("  create+destroy+delete         %8.1f cycles/s over %d cycles\n", cycles / cycle_s, cycles);
-  std::printf("  RSS at the end                %8.1f MiB   (anon %.1f, file %.1f)\n", rss_end.total, rss_end.anon,
-              rss_end.file);
-  std::printf("  RSS idle at the end           %8.1f MiB   (anon %.1f, file %.1f)\n", rss_end_idle.total,
-              rss_end_idle.anon, rss_end_idle.file);
-  std::printf("  PSS idle at the end           %8.1f MiB   (private %.1f)\n", rss_end_idle.pss, rss_end_idle.priv);
-  std::printf("  xenctld exit status           %d\n", status);
+  if (cycles > 0) {
+    std::printf("  create+destroy+delete         %8.1f cycles/s over %d cycles\n", cycles / cycle_s, cycles);
+    std::printf("  RSS at the end                %8.1f MiB   (anon %.1f, file %.1f)\n", rss_end.total, rss_end.anon,
+                rss_end.file);
+    std::printf("  RSS idle at the end           %8.1f MiB   (anon %.1f, file %.1f)\n", rss_end_idle.total,
+                rss_end_idle.anon, rss_end_idle.file);
+    std::printf("  PSS idle at the end           %8.1f MiB   (private %.1f)\n", rss_end_idle.pss, rss_end_idle.priv);
+  }
+  if (daemon) std::printf("  xenctld exit status           %d\n", status);
   return 0;
 }

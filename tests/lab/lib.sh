@@ -66,9 +66,9 @@ lab_abs_build_dir() {
 }
 
 # The binaries the lab shares into Dom0, relative to the build dir.
-LAB_BINARIES=(daemon/xenctld daemon/xenctl-fetch client/vmm bench/lvm2cmd/lvm2cmd_latency bench/clone/clone_bench daemon/xenctl-xl-json)
+LAB_BINARIES=(daemon/xenctld daemon/xenctl-fetch client/vmm bench/lvm2cmd/lvm2cmd_latency bench/clone/clone_bench daemon/xenctl-xl-json bench/api/api_bench)
 # Scripts shared beside them, relative to the source tree (no build needed).
-LAB_SCRIPTS=(bench/provision/provision_bench.sh)
+LAB_SCRIPTS=(bench/provision/provision_bench.sh bench/api/rss_by_library)
 
 # lab_runtime_packages BUILD_DIR prints, sorted, the Debian packages that own
 # the shared libraries the built binaries load (ldd -> dpkg -S). Prints nothing
