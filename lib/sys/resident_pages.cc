@@ -1,5 +1,7 @@
 #include "lib/sys/resident_pages.h"
 
+#include <algorithm>
+
 #include <malloc.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -76,12 +78,16 @@ Result<Released> releaseIdlePages() {
 bool IdlePolicy::periodEnded(absl::Duration cpu_time) {
   const absl::Duration used = cpu_time - last_cpu_;
   last_cpu_ = cpu_time;
-  if (used >= idle_cpu_) worked_ = true;
-  return used < idle_cpu_ && worked_;
+  last_used_ = used;
+  const absl::Duration idle = floor_ == absl::InfiniteDuration() ? idle_cpu_ : std::max(idle_cpu_, kFloorFactor * floor_);
+  floor_ = std::min(floor_, used);
+  if (used >= idle || (!worked_ && used * kFloorFactor < released_after_)) worked_ = true;
+  return used < idle && worked_;
 }
 
 void IdlePolicy::released(absl::Duration cpu_time) {
   last_cpu_ = cpu_time;
+  released_after_ = last_used_;
   worked_ = false;
 }
 

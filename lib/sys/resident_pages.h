@@ -29,14 +29,25 @@ struct Released {
 /// writing). Errors name /proc/self/smaps or the mapping.
 Result<Released> releaseIdlePages();
 
-/// When to call releaseIdlePages: at the end of a period in which the
-/// process used less than `idle_cpu` of CPU time, once after each stretch of
-/// work (a period that used more), start-up included. Once per stretch, not
-/// at every idle period: even idle, gRPC's timers and pollers fault back a
-/// few MiB of text, and dropping them again each period would be churn.
+/// When to call releaseIdlePages: at the end of an idle period, once after
+/// each stretch of work, start-up included. Once per stretch, not at every
+/// idle period: even idle, gRPC's timers and pollers fault back a few MiB of
+/// text, and dropping them again each period would be churn.
+///
+/// A period is idle when it used less CPU time than the larger of
+/// `idle_cpu` and kFloorFactor times the least any earlier period used (the
+/// floor: what idle costs on this machine), and work otherwise. The floor is
+/// what makes it hold on a slow machine: idle xenctld uses about 0.04% of a
+/// CPU natively, under the lab's TCG ten times and more, past any fixed
+/// bound that still tells a call from idleness natively. Early on the floor
+/// may still be a busy period's; a release made then is undone (as if work
+/// followed it) by a later period that uses less than its period did over
+/// kFloorFactor, so the release is made again once the process is idle.
 /// Pure: the caller feeds the process's CPU time at each period's end.
 class IdlePolicy {
  public:
+  static constexpr int kFloorFactor = 3;
+
   explicit IdlePolicy(absl::Duration idle_cpu) : idle_cpu_(idle_cpu) {}
   /// At a period's end; true when to release.
   bool periodEnded(absl::Duration cpu_time);
@@ -47,6 +58,9 @@ class IdlePolicy {
  private:
   absl::Duration idle_cpu_;
   absl::Duration last_cpu_ = absl::ZeroDuration();
+  absl::Duration floor_ = absl::InfiniteDuration();  // the least an ended period used
+  absl::Duration last_used_ = absl::ZeroDuration();  // what the last ended period used
+  absl::Duration released_after_ = absl::ZeroDuration();  // what the period before the last release used
   bool worked_ = true;  // start-up
 };
 

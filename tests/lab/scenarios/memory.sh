@@ -27,18 +27,24 @@ trap 'lab_cleanup "${guests[@]}" -- "${roots[@]}"; rm -rf "$LAB_XENCTLD_STATE"' 
 
 [[ -x $LAB_BIN/api_bench ]] || lab_fail "no api_bench binary; build it (cmake --build build --target api_bench)"
 
-# point NAME: xenctld's memory now, as a MEMORY line, and its smaps kept.
+# cpu_ms: xenctld's CPU time so far (user + system), in ms.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / hz) }' "/proc/$LAB_XENCTLD_PID/stat"; }
+# point NAME: xenctld's memory now, as a MEMORY line with the CPU time it
+# used since the last point, and its smaps kept.
+last_cpu=0
 point() {
-  local pid=$LAB_XENCTLD_PID
+  local pid=$LAB_XENCTLD_PID cpu
+  cpu=$(cpu_ms)
   cp "/proc/$pid/smaps" "$LAB_OUT/smaps.$1"
   awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" >"$LAB_OUT/rss.$1"
-  lab_say "$(awk -v name="$1" '
+  lab_say "$(awk -v name="$1" -v cpu=$((cpu - last_cpu)) '
     FNR == NR { v[$1] = $2; next }
     /^Pss:/ { pss = $2 }
     END {
-      printf "MEMORY %-22s RSS %6.1f MiB (anon %.1f, file %.1f)  PSS %6.1f MiB  threads %d", name,
-        v["VmRSS:"] / 1024, v["RssAnon:"] / 1024, v["RssFile:"] / 1024, pss / 1024, v["Threads:"]
+      printf "MEMORY %-24s RSS %6.1f MiB (anon %.1f, file %.1f, shmem %.1f)  PSS %6.1f MiB  threads %d  cpu %d ms since the last point", name,
+        v["VmRSS:"] / 1024, v["RssAnon:"] / 1024, v["RssFile:"] / 1024, v["RssShmem:"] / 1024, pss / 1024, v["Threads:"], cpu
     }' "/proc/$pid/status" "/proc/$pid/smaps_rollup")"
+  last_cpu=$cpu
 }
 # by_library NAME: rss_by_library of smaps.NAME, kept and printed.
 by_library() {
@@ -56,6 +62,8 @@ sleep 1
 point after-first-call
 sleep 16
 point idle
+sleep 10
+point idle-10s-later  # the CPU of two idle periods
 by_library idle
 
 for ((i = 0; i < running; i++)); do
@@ -80,7 +88,7 @@ by_library "with-$domains-idle"
 by_library "with-$domains-after-lists"
 lab_cli list vm-list --all --json
 n=$(jq length "$LAB_OUT/list.out")
-lab_say "vm-list --all: $n domains ($(jq '[.[] | select(.state == "DOMAIN_STATE_RUNNING")] | length' "$LAB_OUT/list.out") running)"
+lab_say "vm-list --all: $n domains ($(jq '[.[] | select(.domid != null and (.domid | tonumber) > 0)] | length' "$LAB_OUT/list.out") with a domid)"
 
 lab_xenctld_stop
 missed=()
