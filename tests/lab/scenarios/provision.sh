@@ -60,7 +60,9 @@ wait_ready() {
   local name=$1 t0=$2
   lab_guest_wait "$name" "LAB-GUEST-READY" "$BOOT_LIMIT"
   lab_say "BOOT $name: console ready $(($(date +%s) - t0)) s after vm-create returned"
-  tr -d '\r' <"$(lab_guest_log "$name")" >"$LAB_OUT/console-$name.log"
+  # The guest's getty shares the console with lab-report: its "HOST login: "
+  # prompt can land at the start of a report line (run 20261207-105931).
+  tr -d '\r' <"$(lab_guest_log "$name")" | sed -E 's/^[^ ]+ login: (LAB-GOLDEN )/\1/' >"$LAB_OUT/console-$name.log"
   grep '^LAB-GOLDEN ' "$LAB_OUT/console-$name.log" | sed 's/^/    | /'
 }
 
