@@ -79,8 +79,10 @@ bool IdlePolicy::periodEnded(absl::Duration cpu_time) {
   const absl::Duration used = cpu_time - last_cpu_;
   last_cpu_ = cpu_time;
   last_used_ = used;
-  const absl::Duration idle = floor_ == absl::InfiniteDuration() ? idle_cpu_ : std::max(idle_cpu_, kFloorFactor * floor_);
-  floor_ = std::min(floor_, used);
+  const absl::Duration idle =
+      recent_.empty() ? idle_cpu_ : std::max(idle_cpu_, kFloorFactor * *std::min_element(recent_.begin(), recent_.end()));
+  recent_.push_back(used);
+  if (recent_.size() > kFloorPeriods) recent_.pop_front();
   if (used >= idle || (!worked_ && used * kFloorFactor < released_after_)) worked_ = true;
   return used < idle && worked_;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 
 #include "absl/time/time.h"
 #include "lib/core/status.h"
@@ -35,18 +36,22 @@ Result<Released> releaseIdlePages();
 /// text, and dropping them again each period would be churn.
 ///
 /// A period is idle when it used less CPU time than the larger of
-/// `idle_cpu` and kFloorFactor times the least any earlier period used (the
-/// floor: what idle costs on this machine), and work otherwise. The floor is
-/// what makes it hold on a slow machine: idle xenctld uses about 0.04% of a
-/// CPU natively, under the lab's TCG ten times and more, past any fixed
-/// bound that still tells a call from idleness natively. Early on the floor
-/// may still be a busy period's; a release made then is undone (as if work
-/// followed it) by a later period that uses less than its period did over
-/// kFloorFactor, so the release is made again once the process is idle.
+/// `idle_cpu` and kFloorFactor times the least any of the kFloorPeriods
+/// periods before it used (the floor: what idle costs on this machine now),
+/// and work otherwise. The floor is what makes it hold on a slow machine:
+/// idle xenctld uses about 0.04% of a CPU natively, under the lab's TCG ten
+/// times and more (and more again when the host is loaded: 40 ms a period
+/// at load 2, 130 ms at load 7), past any fixed bound that still tells a
+/// call from idleness natively; it is taken over recent periods so that it
+/// follows such a change within kFloorPeriods. The floor may be a busy
+/// period's (early on, or after long work); a release made then is undone
+/// (as if work followed it) by a later period that uses less than its
+/// period did over kFloorFactor, so the release is made again once idle.
 /// Pure: the caller feeds the process's CPU time at each period's end.
 class IdlePolicy {
  public:
   static constexpr int kFloorFactor = 3;
+  static constexpr size_t kFloorPeriods = 12;
 
   explicit IdlePolicy(absl::Duration idle_cpu) : idle_cpu_(idle_cpu) {}
   /// At a period's end; true when to release.
@@ -58,7 +63,7 @@ class IdlePolicy {
  private:
   absl::Duration idle_cpu_;
   absl::Duration last_cpu_ = absl::ZeroDuration();
-  absl::Duration floor_ = absl::InfiniteDuration();  // the least an ended period used
+  std::deque<absl::Duration> recent_;  // what the last kFloorPeriods ended periods used, oldest first
   absl::Duration last_used_ = absl::ZeroDuration();  // what the last ended period used
   absl::Duration released_after_ = absl::ZeroDuration();  // what the period before the last release used
   bool worked_ = true;  // start-up

@@ -136,5 +136,23 @@ TEST(IdlePolicy, IdleIsMeasuredAgainstTheLeastAPeriodUsed) {
   EXPECT_FALSE(busy(60));
 }
 
+// The floor follows what idle costs now: when idle becomes dearer (a
+// loaded host slows the lab's TCG), work followed by idle at the new cost
+// is released within kFloorPeriods, not never.
+TEST(IdlePolicy, TheFloorFollowsADearerIdle) {
+  IdlePolicy idle(absl::Milliseconds(5));
+  absl::Duration cpu = absl::ZeroDuration();
+  auto period = [&](int ms) { return idle.periodEnded(cpu += absl::Milliseconds(ms)); };
+  EXPECT_FALSE(period(2000));  // start-up
+  EXPECT_TRUE(period(40));     // quiet host: idle at 40 ms
+  idle.released(cpu);
+  EXPECT_FALSE(period(40));
+  EXPECT_FALSE(period(3000));  // work
+  int released_after = 0;
+  for (int i = 1; i <= static_cast<int>(IdlePolicy::kFloorPeriods) && released_after == 0; ++i)
+    if (period(130)) released_after = i;  // idle on a loaded host: 130 ms, over 3x 40
+  EXPECT_GT(released_after, 0) << "no release within kFloorPeriods of idle at the new cost";
+}
+
 }  // namespace
 }  // namespace xenctl::sys
