@@ -477,6 +477,7 @@ DomainManager::Counts DomainManager::counts() {
   {
     std::lock_guard lock(mu_);
     c.defined = defs_.size();
+    c.locks = op_locks_.size();
   }
   if (auto present = hv_.listDomains(); present.ok()) c.present = present->size();
   return c;
@@ -516,7 +517,7 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
   // Without volumes its work is the store's and the hypervisor's only.
   const bool quick = std::none_of(spec->disks.begin(), spec->disks.end(),
                                   [](const core::DiskSpec& d) { return core::isVolumeTarget(d.target); });
-  std::unique_lock<std::mutex> held = inlineLock(spec->name, quick);
+  std::unique_lock<std::mutex> held = inlineLock(spec->name, quick, /*defines=*/true);
   return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid, caller.key(),
                             caller.request_digest, held.owns_lock()},
                            precheck_volumes,
@@ -804,8 +805,15 @@ Result<OperationRecord> DomainManager::runVerb(const std::string& kind, const st
       });
 }
 
-std::unique_lock<std::mutex> DomainManager::inlineLock(const std::string& name, bool quick) {
+std::unique_lock<std::mutex> DomainManager::inlineLock(const std::string& name, bool quick, bool defines) {
   if (!quick || !hv_quick_) return {};
+  if (defines && !core::validateDomainName(name).ok()) return {};
+  {
+    // Only a name an operation may act on gets a lock: one for any name
+    // asked about would stay in op_locks_ after the checks refused it.
+    std::lock_guard lock(mu_);
+    if (defs_.count(name) == (defines ? 1u : 0u)) return {};
+  }
   // Kept alive by op_locks_, which never drops an entry.
   std::shared_ptr<std::mutex> m = domainLock(name);
   return std::unique_lock(*m, std::try_to_lock);

@@ -102,6 +102,7 @@ class DomainManager {
   };
   struct Counts {
     size_t defined = 0, present = 0;
+    size_t locks = 0;  ///< names with a per-domain lock kept (op_locks_; tests)
   };
 
   /// `usage` is where this manager records which volumes its present and
@@ -236,7 +237,10 @@ class DomainManager {
   /// domain's lock, that lock, taken; the operation may then run on the
   /// calling thread (Request::run_inline), which never waits for a lock
   /// there. Else an empty lock: a worker runs it, taking the lock itself.
-  std::unique_lock<std::mutex> inlineLock(const std::string& name, bool quick);
+  /// `defines`: for a create, whose name is valid and not defined yet;
+  /// else the domain must be defined (a request its checks refuse leaves
+  /// no lock behind: op_locks_ never drops one).
+  std::unique_lock<std::mutex> inlineLock(const std::string& name, bool quick, bool defines = false);
   /// Runs `work` holding `name`'s lock, with its definition loaded: the
   /// frame under runVerb and the *Now methods.
   Status locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work);

@@ -131,6 +131,24 @@ TEST_F(DomainManagerTest, QuickVerbsRunInlineAndStoreTheirEnd) {
   EXPECT_TRUE(domains_->list(false)->empty());
 }
 
+// A quick request its checks refuse (an unknown domain, a bad name) leaves
+// no per-domain lock behind: those are never dropped, so one per name
+// asked about would grow without bound.
+TEST_F(DomainManagerTest, RefusedQuickRequestsKeepNoLock) {
+  done(domains_->create({spec("web1"), false, false}, caller_));
+  const size_t locks = domains_->counts().locks;
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = absl::StrCat("nosuch", i);
+    EXPECT_TRUE(absl::IsNotFound(domains_->destroy(name, caller_).status()));
+    EXPECT_TRUE(absl::IsNotFound(domains_->pause(name, caller_).status()));
+    EXPECT_TRUE(absl::IsNotFound(domains_->remove(name, true, false, caller_).status()));
+    EXPECT_FALSE(domains_->create({spec(absl::StrCat("bad name/", i)), false, false}, caller_).ok());
+  }
+  EXPECT_EQ(domains_->counts().locks, locks);
+  // The quick verbs still run inline on a defined domain.
+  EXPECT_EQ(domains_->destroy("web1", caller_)->state, OperationState::kSucceeded);
+}
+
 // define_only stores it without starting; paused starts it paused.
 TEST_F(DomainManagerTest, DefineOnlyAndPaused) {
   done(domains_->create({spec("a"), true, false}, caller_));
