@@ -307,11 +307,37 @@ void DomainManager::onHypervisorEvent(const core::HypervisorEvent& e) {
   events_.publish({eventKindFor(e.kind), e.name, e.uuid, e.domid, e.state, clock_.now(), e.message});
 }
 
-std::shared_ptr<std::mutex> DomainManager::domainLock(const std::string& name) {
-  std::lock_guard lock(mu_);
-  auto& m = op_locks_[name];
-  if (!m) m = std::make_shared<std::mutex>();
-  return m;
+DomainManager::DomainLock DomainManager::domainLock(const std::string& name) {
+  std::map<std::string, OpLock>::iterator it;
+  {
+    std::lock_guard lock(mu_);
+    it = op_locks_.try_emplace(name).first;
+    ++it->second.users;  // a waiter: the entry stays until it is done
+  }
+  it->second.m.lock();  // not under mu_: the domain's lock comes first
+  return DomainLock(this, it);
+}
+
+DomainManager::DomainLock DomainManager::tryDomainLock(const std::string& name) {
+  std::map<std::string, OpLock>::iterator it;
+  {
+    std::lock_guard lock(mu_);
+    it = op_locks_.try_emplace(name).first;
+    if (!it->second.m.try_lock()) {  // held: by a user, unless the try failed spuriously
+      if (it->second.users == 0) op_locks_.erase(it);
+      return {};
+    }
+    ++it->second.users;
+  }
+  return DomainLock(this, it);
+}
+
+void DomainManager::DomainLock::release() {
+  if (!mgr_) return;
+  it_->second.m.unlock();
+  std::lock_guard lock(mgr_->mu_);
+  if (--it_->second.users == 0) mgr_->op_locks_.erase(it_);
+  mgr_ = nullptr;
 }
 
 Result<state::DomainRecord> DomainManager::definition(const std::string& name) {
@@ -517,7 +543,7 @@ Result<OperationRecord> DomainManager::create(CreateRequest req, const Caller& c
   // Without volumes its work is the store's and the hypervisor's only.
   const bool quick = std::none_of(spec->disks.begin(), spec->disks.end(),
                                   [](const core::DiskSpec& d) { return core::isVolumeTarget(d.target); });
-  std::unique_lock<std::mutex> held = inlineLock(spec->name, quick, /*defines=*/true);
+  DomainLock held = inlineLock(spec->name, quick);
   return ops_.startChecked({"create-domain", spec->name, caller.request_id, caller.uid, caller.key(),
                             caller.request_digest, held.owns_lock()},
                            precheck_volumes,
@@ -546,12 +572,8 @@ Result<core::DomainSpec> DomainManager::createNow(CreateRequest req, const Owner
                                                   bool lock, OperationContext* ctx) {
   if (req.spec.uuid.empty()) req.spec.uuid = core::newUuid();
   XENCTL_ASSIGN_OR_RETURN(core::DomainSpec spec, core::normalizeSpec(std::move(req.spec)));
-  std::shared_ptr<std::mutex> guard;
-  std::unique_lock<std::mutex> op_lock;
-  if (lock) {
-    guard = domainLock(spec.name);
-    op_lock = std::unique_lock(*guard);
-  }
+  DomainLock held;
+  if (lock) held = domainLock(spec.name);
   phases.enter("define", 5, "storing the definition");
   const absl::Time now = clock_.now();
   state::DomainRecord rec{spec, now, now, owner.uid, owner.principal, {}, false, ""};
@@ -716,8 +738,7 @@ Result<OperationRecord> DomainManager::remove(const std::string& name, bool forc
 }
 
 Status DomainManager::completeCreate(const std::string& name) {
-  auto guard = domainLock(name);
-  std::lock_guard op_lock(*guard);
+  DomainLock held = domainLock(name);
   return setRunningExpected(name, true);
 }
 
@@ -791,7 +812,7 @@ DomainManager::Phases DomainManager::phasesOf(OperationContext& ctx) {
 
 Result<OperationRecord> DomainManager::runVerb(const std::string& kind, const std::string& name, const Caller& caller,
                                                const std::function<Status()>& precheck, VerbWork work, bool quick) {
-  std::unique_lock<std::mutex> held = inlineLock(name, quick);
+  DomainLock held = inlineLock(name, quick);
   return ops_.startChecked(
       {kind, name, caller.request_id, caller.uid, caller.key(), caller.request_digest, held.owns_lock()}, precheck,
       [this, name, work = std::move(work)](OperationContext& ctx) -> Status {
@@ -805,23 +826,13 @@ Result<OperationRecord> DomainManager::runVerb(const std::string& kind, const st
       });
 }
 
-std::unique_lock<std::mutex> DomainManager::inlineLock(const std::string& name, bool quick, bool defines) {
+DomainManager::DomainLock DomainManager::inlineLock(const std::string& name, bool quick) {
   if (!quick || !hv_quick_) return {};
-  if (defines && !core::validateDomainName(name).ok()) return {};
-  {
-    // Only a name an operation may act on gets a lock: one for any name
-    // asked about would stay in op_locks_ after the checks refused it.
-    std::lock_guard lock(mu_);
-    if (defs_.count(name) == (defines ? 1u : 0u)) return {};
-  }
-  // Kept alive by op_locks_, which never drops an entry.
-  std::shared_ptr<std::mutex> m = domainLock(name);
-  return std::unique_lock(*m, std::try_to_lock);
+  return tryDomainLock(name);
 }
 
 Status DomainManager::locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work) {
-  auto guard = domainLock(name);
-  std::lock_guard op_lock(*guard);
+  DomainLock held = domainLock(name);
   XENCTL_ASSIGN_OR_RETURN(state::DomainRecord rec, definition(name));
   return work(rec);
 }

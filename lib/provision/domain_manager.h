@@ -28,6 +28,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -102,7 +103,7 @@ class DomainManager {
   };
   struct Counts {
     size_t defined = 0, present = 0;
-    size_t locks = 0;  ///< names with a per-domain lock kept (op_locks_; tests)
+    size_t locks = 0;  ///< names whose per-domain lock is held or waited for (op_locks_; tests)
   };
 
   /// `usage` is where this manager records which volumes its present and
@@ -220,6 +221,40 @@ class DomainManager {
   Result<DomainView> changeAccess(const std::string& name, const AccessChange& change);
 
  private:
+  /// A domain's lock. Its entry in op_locks_ lives while a thread holds
+  /// or waits for it (`users`, counted under mu_ before the wait and after
+  /// the release): the map keeps only names in use, and every thread
+  /// asking for a name while another holds or waits for it finds the same
+  /// mutex.
+  struct OpLock {
+    std::mutex m;
+    size_t users = 0;
+  };
+  /// A hold of a domain's lock (domainLock, tryDomainLock), or an empty
+  /// one. Releasing it drops the name's entry when no one else holds or
+  /// waits for it.
+  class DomainLock {
+   public:
+    DomainLock() = default;
+    DomainLock(DomainLock&& o) noexcept : mgr_(std::exchange(o.mgr_, nullptr)), it_(o.it_) {}
+    DomainLock& operator=(DomainLock&& o) noexcept {
+      if (this != &o) {
+        release();
+        mgr_ = std::exchange(o.mgr_, nullptr);
+        it_ = o.it_;
+      }
+      return *this;
+    }
+    ~DomainLock() { release(); }
+    bool owns_lock() const { return mgr_ != nullptr; }
+
+   private:
+    friend class DomainManager;
+    DomainLock(DomainManager* mgr, std::map<std::string, OpLock>::iterator it) : mgr_(mgr), it_(it) {}
+    void release();
+    DomainManager* mgr_ = nullptr;  // null: nothing held
+    std::map<std::string, OpLock>::iterator it_;
+  };
   /// What a verb does to an existing domain of ours once its operation
   /// runs: it holds the domain's lock and has its definition as stored.
   using VerbWork = std::function<Status(OperationContext& ctx, state::DomainRecord& rec)>;
@@ -237,10 +272,7 @@ class DomainManager {
   /// domain's lock, that lock, taken; the operation may then run on the
   /// calling thread (Request::run_inline), which never waits for a lock
   /// there. Else an empty lock: a worker runs it, taking the lock itself.
-  /// `defines`: for a create, whose name is valid and not defined yet;
-  /// else the domain must be defined (a request its checks refuse leaves
-  /// no lock behind: op_locks_ never drops one).
-  std::unique_lock<std::mutex> inlineLock(const std::string& name, bool quick, bool defines = false);
+  DomainLock inlineLock(const std::string& name, bool quick);
   /// Runs `work` holding `name`'s lock, with its definition loaded: the
   /// frame under runVerb and the *Now methods.
   Status locked(const std::string& name, const std::function<Status(state::DomainRecord&)>& work);
@@ -275,7 +307,11 @@ class DomainManager {
   void onHypervisorEvent(const core::HypervisorEvent& e);
   void publish(core::DomainEventKind kind, const core::DomainSpec& spec, int64_t domid, core::DomainState state,
                std::string message = "");
-  std::shared_ptr<std::mutex> domainLock(const std::string& name);
+  /// `name`'s lock, held: one change at a time per domain. Taken before
+  /// the registry's mutex, save_mu_, mu_ and the store.
+  DomainLock domainLock(const std::string& name);
+  /// As domainLock, or an empty lock when another holds it.
+  DomainLock tryDomainLock(const std::string& name);
   std::string vanishedReason() const;
   /// The spec with each vol: disk replaced by its volume's host path.
   Result<core::DomainSpec> resolveDisks(const core::DomainSpec& spec);
@@ -313,7 +349,7 @@ class DomainManager {
   std::map<std::string, Definition> defs_;            // by name
   uint64_t last_version_ = 0;                         // the last Definition::version given
   std::map<std::string, std::string> names_by_uuid_;  // uuid -> name
-  std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;  // one change at a time per domain
+  std::map<std::string, OpLock> op_locks_;  // one change at a time per domain: see OpLock
   // Adopted domains (by uuid) whose disks could not be resolved at load
   // (their pool left the config, say): why, shown in their view while they
   // run and in their stop reason when the hypervisor refuses their on_*
