@@ -385,14 +385,35 @@ Status DomainManager::setRunningExpected(const std::string& name, bool running, 
 
 bool DomainManager::writeWithEnd(OperationContext* ctx, const std::string& name) {
   if (!ctx || !ctx->onStartingThread()) return false;
-  ctx->storeEndWith([this, name](const OperationRecord& end) {
+  ctx->storeEndWith([this, name](const OperationRecord& end) -> Status {
     // Under mu_, as every write of a definition: the row is the cache's newest.
     std::lock_guard lock(mu_);
     state::Store::DomainChange change{name, std::nullopt};
     if (auto it = defs_.find(name); it != defs_.end()) change.rec = it->second.rec;
-    return store_.finishOperation(end, change);
+    Status st = store_.finishOperation(end, change);
+    if (st.ok()) return st;
+    // The operation fails (OperationRegistry::finish), so the cache goes
+    // back to the row as stored, as when a worker's write in the work fails.
+    restoreStoredLocked(name);
+    return Status(st.code(), absl::StrCat("storing the definition of ", quoted(name), " with the end of operation ",
+                                          end.id, ": ", st.message(),
+                                          "; the definition stays as it was: check the state database, then retry"));
   });
   return true;
+}
+
+void DomainManager::restoreStoredLocked(const std::string& name) {
+  auto rows = store_.listDomains();
+  if (!rows.ok()) return;  // the store fails to read too: a restart reads it again
+  auto row = std::find_if(rows->begin(), rows->end(), [&](const state::DomainRecord& r) { return r.spec.name == name; });
+  if (auto it = defs_.find(name); it != defs_.end() && (row == rows->end() || row->spec.uuid != it->second.rec.spec.uuid))
+    names_by_uuid_.erase(it->second.rec.spec.uuid);
+  if (row == rows->end()) {
+    defs_.erase(name);
+    return;
+  }
+  names_by_uuid_[row->spec.uuid] = name;
+  putLocked(std::move(*row));
 }
 
 Result<core::DomainInfo> DomainManager::presentInfo(const state::DomainRecord& rec) {

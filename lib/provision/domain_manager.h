@@ -303,7 +303,12 @@ class DomainManager {
   /// `name`'s row as the cache then has it (or delete it, gone from the
   /// cache), in the end's transaction, and returns true; the caller then
   /// changes the cache only. Else false: the caller writes now.
+  /// When that write fails, the operation fails with its error and the
+  /// cache takes `name`'s row back as stored (restoreStoredLocked).
   bool writeWithEnd(OperationContext* ctx, const std::string& name);
+  /// Puts `name`'s row as the store has it (or its absence) back in the
+  /// cache. Under mu_.
+  void restoreStoredLocked(const std::string& name);
   void onHypervisorEvent(const core::HypervisorEvent& e);
   void publish(core::DomainEventKind kind, const core::DomainSpec& spec, int64_t domid, core::DomainState state,
                std::string message = "");

@@ -375,7 +375,7 @@ void OperationRegistry::update(const std::string& id, const std::function<void(O
       snapshot = e.rec;
     }
   }
-  if (snapshot) save(*snapshot);
+  if (snapshot) (void)save(*snapshot);
 }
 
 void OperationRegistry::flushProgress() {
@@ -391,34 +391,35 @@ void OperationRegistry::flushProgress() {
       due.push_back(e.rec);
     }
   }
-  for (const auto& rec : due) save(rec);
+  for (const auto& rec : due) (void)save(rec);
 }
 
-void OperationRegistry::save(const OperationRecord& snapshot, const OperationContext::EndWriter& end_writer) {
-  if (!store_ && !end_writer) return;
+Status OperationRegistry::save(const OperationRecord& snapshot, const OperationContext::EndWriter& end_writer) {
+  if (!store_ && !end_writer) return absl::OkStatus();
   std::lock_guard order(save_mu_);
   {
     std::lock_guard lock(mu_);
     auto it = ops_.find(snapshot.id);
     if (it != ops_.end()) {
       // A newer state (the end, from another thread) is stored already.
-      if (it->second.saved_version > snapshot.version) return;
+      if (it->second.saved_version > snapshot.version) return absl::OkStatus();
       it->second.saved_version = snapshot.version;
     } else if (!core::isFinished(snapshot.state)) {
-      return;
+      return absl::OkStatus();
     }
   }
   // The in-memory record stays authoritative when the store fails. A
   // finished operation's journal goes in the same transaction: the work
   // has finished or undone itself.
   if (core::isFinished(snapshot.state) && end_writer)
-    (void)end_writer(snapshot);
+    return end_writer(snapshot);
   else if (!store_)
-    return;
+    return absl::OkStatus();
   else if (core::isFinished(snapshot.state))
     (void)store_->finishOperation(snapshot);
   else
     (void)store_->putOperation(snapshot);
+  return absl::OkStatus();
 }
 
 OperationRecord OperationRegistry::finish(const std::string& id, Status status, bool ran) {
@@ -427,28 +428,40 @@ OperationRecord OperationRegistry::finish(const std::string& id, Status status, 
   // it at once, and only once it is in the history (a watcher that reads the
   // history after the end must find it there). Meanwhile `ending` keeps the
   // record as it was: no other change may take the end's version.
-  OperationRecord end;
+  OperationRecord last;
   OperationContext::EndWriter end_writer;
   {
     std::lock_guard lock(mu_);
     Entry& e = ops_.at(id);
     e.ending = true;
-    end = e.rec;
+    last = e.rec;
     end_writer = std::move(e.end_writer);
     e.end_writer = nullptr;
   }
-  end.state = status.ok()                 ? OperationState::kSucceeded
-              : absl::IsCancelled(status) ? OperationState::kCancelled
-                                          : OperationState::kFailed;
-  if (status.ok()) end.percent = 100;
-  end.queue_position = 0;
-  end.finished_at = end.updated_at = clock_.now();
-  end.status = cut(status);
-  ++end.version;
+  auto endWith = [&](const Status& st) {
+    OperationRecord end = last;
+    end.state = st.ok()                 ? OperationState::kSucceeded
+                : absl::IsCancelled(st) ? OperationState::kCancelled
+                                        : OperationState::kFailed;
+    if (st.ok()) end.percent = 100;
+    end.queue_position = 0;
+    end.finished_at = end.updated_at = clock_.now();
+    end.status = cut(st);
+    ++end.version;
+    return end;
+  };
+  OperationRecord end = endWith(status);
   // Stored, with its journal's clearing in the same transaction (the work
   // has finished or undone itself), before anyone can see the end: a
   // watcher that reads the history after the end must find it there.
-  save(end, end_writer);
+  if (Status stored = save(end, end_writer); !stored.ok()) {
+    // The writer's change (the work's last write, left to the end) is not
+    // stored: the operation fails with the store's error, as a worker's
+    // run does when that write fails in its work, and its end is stored
+    // without it.
+    if (status.ok()) end = endWith(stored);
+    (void)save(end);
+  }
   std::lock_guard lock(mu_);
   Entry& e = ops_.at(id);
   // Not the caller's any more once it is seen finished: a watcher may start the next at once.

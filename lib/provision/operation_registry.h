@@ -75,7 +75,11 @@ class OperationContext {
   /// work has returned, before anyone sees the end; even without the
   /// registry's store) instead of Store::finishOperation, which `writer`
   /// calls with what it adds to the end's transaction: a definition change
-  /// the work leaves to its end, one commit instead of two.
+  /// the work leaves to its end, one commit instead of two. When `writer`
+  /// fails (its transaction is rolled back), the operation fails with its
+  /// error, as one whose work's last write failed (unless the work failed
+  /// already: its own error stays), and its end is stored without what
+  /// `writer` adds; `writer` puts back what it had changed in memory.
   using EndWriter = std::function<Status(const core::OperationRecord& end)>;
   void storeEndWith(EndWriter writer);
 
@@ -269,8 +273,10 @@ class OperationRegistry {
   /// Renumbers the queued operations' queue_position after the queue changed.
   void renumberQueueLocked();
   /// Writes `snapshot` to the store unless a newer version of it was
-  /// written; a finished one through `end_writer` when given.
-  void save(const core::OperationRecord& snapshot, const OperationContext::EndWriter& end_writer = nullptr);
+  /// written; a finished one through `end_writer` when given, whose error
+  /// is returned (the store's own errors are not: the in-memory record
+  /// stays authoritative).
+  Status save(const core::OperationRecord& snapshot, const OperationContext::EndWriter& end_writer = nullptr);
   void trimHistoryLocked();
   std::string newId();
   static std::string requestKey(const std::string& caller_key, const std::string& request_id) {

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
@@ -210,6 +211,79 @@ TEST_F(DomainManagerTest, DomainLockExcludesUnderRaces) {
   auto access = *domains_->access("web1");
   EXPECT_EQ(access.grants.size(), static_cast<size_t>(kThreads * kGrants));
   EXPECT_EQ(store_->listDomains()->at(0).grants.size(), static_cast<size_t>(kThreads * kGrants));
+  EXPECT_EQ(domains_->counts().locks, 0u);
+}
+
+// An inline operation whose end cannot be stored with its definition's
+// last change fails, as a worker's run does when that write fails in its
+// work: the caller hears the store's error, the definition (cache and
+// store) stays as it was, and the failed end is stored without it.
+TEST_F(DomainManagerTest, InlineEndStoreFailureFailsTheOperation) {
+  const std::string path = tmp_.path() + "/state.db";
+  store_ = *state::Store::open(path);
+  restart();
+  // Makes the store's writes of domain rows fail ("" lets them through again),
+  // behind its back through a second connection.
+  auto failRows = [&](const std::string& on) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    std::string sql = "DROP TRIGGER IF EXISTS fail_rows;";
+    if (!on.empty())
+      sql += absl::StrCat("CREATE TRIGGER fail_rows BEFORE ", on,
+                          " ON domains BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  auto storedRow = [&](const std::string& name) -> std::optional<state::DomainRecord> {
+    auto rows = store_->listDomains();
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    if (rows.ok())
+      for (auto& r : *rows)
+        if (r.spec.name == name) return r;
+    return std::nullopt;
+  };
+  auto lastStoredOp = [&] { return store_->listOperations(1)->at(0); };
+
+  // create: the row is inserted in the work; running_expected goes with the end.
+  failRows("UPDATE");
+  auto created = domains_->create({spec("web1"), false, false}, caller_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->state, OperationState::kFailed);
+  EXPECT_THAT(created->status.message(), ::testing::HasSubstr("injected failure"));
+  EXPECT_THAT(created->status.message(), ::testing::HasSubstr("domain 'web1'"));
+  ASSERT_TRUE(storedRow("web1"));
+  EXPECT_FALSE(storedRow("web1")->running_expected);
+  EXPECT_EQ(lastStoredOp().state, OperationState::kFailed);
+  EXPECT_TRUE(store_->listJournal()->empty());
+  failRows("");
+  ASSERT_TRUE(domains_->completeCreate("web1").ok());  // as recovery would
+  EXPECT_TRUE(storedRow("web1")->running_expected);
+
+  // destroy: the domain is gone; its definition still expects it to run.
+  failRows("UPDATE");
+  auto destroyed = domains_->destroy("web1", caller_);
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(destroyed->state, OperationState::kFailed);
+  EXPECT_THAT(destroyed->status.message(), ::testing::HasSubstr("injected failure"));
+  EXPECT_TRUE(storedRow("web1")->running_expected);
+  EXPECT_EQ(stateOf("web1"), DomainState::kVanished);  // the cache says what the store says
+  EXPECT_EQ(lastStoredOp().state, OperationState::kFailed);
+  failRows("");
+
+  // delete: the row stays, and so does the domain.
+  failRows("DELETE");
+  auto deleted = domains_->remove("web1", false, false, caller_);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->state, OperationState::kFailed);
+  EXPECT_THAT(deleted->status.message(), ::testing::HasSubstr("injected failure"));
+  EXPECT_TRUE(storedRow("web1"));
+  EXPECT_TRUE(domains_->get("web1").ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(domains_->create({spec("web1"), true, false}, caller_).status()));
+  EXPECT_EQ(lastStoredOp().state, OperationState::kFailed);
+  failRows("");
+  EXPECT_EQ(domains_->remove("web1", false, false, caller_)->state, OperationState::kSucceeded);
+  EXPECT_FALSE(storedRow("web1"));
+  EXPECT_TRUE(absl::IsNotFound(domains_->get("web1").status()));
   EXPECT_EQ(domains_->counts().locks, 0u);
 }
 

@@ -234,6 +234,42 @@ TEST_F(RegistryTest, RunInlineEndsBeforeStartReturns) {
   EXPECT_EQ(bad->state, OperationState::kFailed);
 }
 
+// An end writer that fails fails the operation with its error (a work
+// already failed keeps its own), start() returns that end, and the end is
+// stored without the writer's change, journal cleared.
+TEST_F(RegistryTest, FailedEndWriterFailsTheOperation) {
+  OperationRegistry reg(clock_, store_.get(), {});
+  OperationRegistry::Request req{"k", "t", "", 7};
+  req.run_inline = true;
+  int writes = 0;
+  auto failing = [&](const core::OperationRecord&) {
+    ++writes;
+    return absl::UnavailableError("disk full");
+  };
+  auto op = reg.start(req, [&](OperationContext& ctx) {
+    EXPECT_TRUE(ctx.journal(0, "step", {{"a", "b"}}, false, state::Store::Durability::kCommitted).ok());
+    ctx.storeEndWith(failing);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(op.ok()) << op.status();
+  EXPECT_EQ(writes, 1);
+  EXPECT_EQ(op->state, OperationState::kFailed);
+  EXPECT_TRUE(absl::IsUnavailable(op->status)) << op->status;
+  EXPECT_EQ(op->status.message(), "disk full");
+  EXPECT_EQ(reg.get(op->id)->state, OperationState::kFailed);
+  auto stored = *store_->listOperations(10);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].state, OperationState::kFailed);
+  EXPECT_TRUE(store_->listJournal()->empty());
+  auto bad = reg.start(req, [&](OperationContext& ctx) {
+    ctx.storeEndWith(failing);
+    return absl::NotFoundError("no t");
+  });
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->state, OperationState::kFailed);
+  EXPECT_TRUE(absl::IsNotFound(bad->status)) << bad->status;
+}
+
 // run_inline is queued as any other when no place is free at once: all
 // max_active running, its caller at max_per_caller, or others queued before it.
 TEST_F(RegistryTest, RunInlineQueuesWhenNoPlaceIsFree) {
