@@ -132,6 +132,17 @@ class IndependentClientTest(DaemonTestCase):
         self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
         self.assertIn("'nosuch'", e.exception.details())
 
+        # ListDomains reads its request's bytes itself (a raw method): bytes
+        # that are no ListDomainsRequest (a field 3 whose length runs past
+        # the end) are refused by name, and the next call is answered.
+        raw = self.channel.unary_unary("/xenctl.v1.DomainService/ListDomains")
+        with self.assertRaises(grpc.RpcError) as e:
+            raw(b"\x1a\xff\x01abc", timeout=30)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("xenctl.v1.ListDomainsRequest", e.exception.details())
+        listed = self.unary("DomainService", "ListDomains", "ListDomainsRequest", "ListDomainsResponse")
+        self.assertEqual(len(listed.domains), 0)
+
     def test_create_from_xl_config_text(self):
         """CreateDomain takes an xl config's text (no file on the daemon's side); a key that is not
         xl.cfg(5)'s is INVALID_ARGUMENT naming it; a request with neither spec nor xl_config is INVALID_ARGUMENT."""
